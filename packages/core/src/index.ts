@@ -1,0 +1,3 @@
+export * from './dtype.js';
+export * from './backend.js';
+export * from './random/philox.js';
