@@ -1,3 +1,11 @@
 export * from './dtype.js';
 export * from './backend.js';
-export * from './random/philox.js';
+export { Tensor, Storage, tensor, fromRaw, toBackend, full, zeros, ones, scalar, shapeSize, formatShape, type CreateOptions } from './tensor.js';
+export { tidy, keep, dispose, memoryInfo, type MemoryInfo } from './memory.js';
+export { backward, noGrad, enableGrad, isGradEnabled, clearTape, tapeLength } from './autograd/tape.js';
+export { checkpoint } from './autograd/checkpoint.js';
+export * as ops from './ops/index.js';
+export * from './ops/index.js';
+export * from './nn/index.js';
+export { Generator, defaultGenerator, manualSeed, type GeneratorState } from './random/generator.js';
+export { philox4x32, philoxUniform, philoxNormal, philoxWords, philoxBlocks } from './random/philox.js';

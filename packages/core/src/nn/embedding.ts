@@ -1,0 +1,30 @@
+import { embedding } from '../ops/embedding.js';
+import type { Tensor } from '../tensor.js';
+import { type ParamOptions, constantParam, normalParam } from './init.js';
+import { Module } from './module.js';
+
+export interface EmbeddingOptions extends ParamOptions {
+  /** 'default' is PyTorch's N(0, 1); 'zeros' skips the random draw. */
+  init?: 'default' | 'zeros';
+}
+
+/** A lookup table [numEmbeddings, embeddingDim] like torch.nn.Embedding. */
+export class Embedding extends Module {
+  constructor(
+    readonly numEmbeddings: number,
+    readonly embeddingDim: number,
+    opts: EmbeddingOptions,
+  ) {
+    super();
+    const shape = [numEmbeddings, embeddingDim];
+    this.registerParameter('weight', opts.init === 'zeros' ? constantParam(shape, 0, opts) : normalParam(shape, 1, opts));
+  }
+
+  get weight(): Tensor {
+    return this.getParameter('weight');
+  }
+
+  forward(ids: Tensor): Tensor {
+    return embedding(this.weight, ids);
+  }
+}
