@@ -33,7 +33,7 @@ describe('autograd', () => {
     expect(await loss.item()).toBeCloseTo(1.96 + 7.29 + 10.89 + 0.81 + 2.805625 + 0.04, 4);
     backward(loss);
     const db = await b.grad!.data();
-    [-4.6, 2.05, 6.2].forEach((v, i) => expect(db[i]).toBeCloseTo(v, 4));
+    for (const [i, v] of [-4.6, 2.05, 6.2].entries()) expect(db[i]).toBeCloseTo(v, 4);
     const dW = await w.grad!.data();
     const y = [
       [-1.4, 2.7, 3.3],

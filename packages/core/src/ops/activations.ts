@@ -1,6 +1,6 @@
 import { needsGrad, record, save } from '../autograd/tape.js';
 import type { Tensor } from '../tensor.js';
-import { alloc, backendOf, promote, requireFloat, requireShape } from './util.js';
+import { alloc, backendOf, promote, requireFloat, requireShape, wanted } from './util.js';
 
 /** GELU; `approximate` uses the tanh form (`gelu_new`, `gelu_pytorch_tanh`). */
 export function gelu(x: Tensor, approximate = false): Tensor {
@@ -35,7 +35,7 @@ export function siluMul(gate: Tensor, up: Tensor): Tensor {
       const dGate = alloc(backend, gate.shape, gate.dtype, op);
       const dUp = alloc(backend, up.shape, up.dtype, op);
       if (y.size > 0) backend.siluMulBackward(dGate.buffer(), dUp.buffer(), g!.buffer(op), gs.buffer(op), us.buffer(op));
-      return [gate.requiresGrad ? dGate : (dGate.dispose(), null), up.requiresGrad ? dUp : (dUp.dispose(), null)];
+      return [wanted(dGate, gate.requiresGrad), wanted(dUp, up.requiresGrad)];
     });
   }
   return y;

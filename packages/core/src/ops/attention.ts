@@ -1,7 +1,7 @@
 import { needsGrad, own, record, save } from '../autograd/tape.js';
 import type { AttentionParams } from '../backend.js';
 import type { Tensor } from '../tensor.js';
-import { alloc, backendOf, requireFloat, requireInt, requireShape } from './util.js';
+import { alloc, backendOf, requireFloat, requireInt, requireShape, wanted } from './util.js';
 
 export interface AttentionOptions {
   causal?: boolean;
@@ -49,8 +49,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null, 
       } else {
         for (const t of [dq, dk, dv]) if (t.size > 0) backend.fill(t.buffer(), 0);
       }
-      const keepIf = (t: Tensor, want: boolean): Tensor | null => (want ? t : (t.dispose(), null));
-      return [keepIf(dq, q.requiresGrad), keepIf(dk, k.requiresGrad), keepIf(dv, v.requiresGrad)];
+      return [wanted(dq, q.requiresGrad), wanted(dk, k.requiresGrad), wanted(dv, v.requiresGrad)];
     });
   } else {
     lse.dispose();

@@ -2,7 +2,6 @@ import { needsGrad, own, record, save } from '../autograd/tape.js';
 import type { CrossEntropyParams } from '../backend.js';
 import { type Tensor, tensor } from '../tensor.js';
 import { affine } from './elementwise.js';
-import { sum } from './reduce.js';
 import { expand, reshape } from './shape.js';
 import { alloc, backendOf, requireFloat, requireInt } from './util.js';
 

@@ -1,6 +1,6 @@
 import { needsGrad, own, record, save } from '../autograd/tape.js';
 import type { Tensor } from '../tensor.js';
-import { alloc, backendOf, requireFloat, requireShape } from './util.js';
+import { alloc, backendOf, requireFloat, requireShape, wanted } from './util.js';
 
 function rowsOf(op: string, x: Tensor): { rows: number; dim: number } {
   requireFloat(op, x);
@@ -31,7 +31,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
       if (dx.size > 0) {
         backend.layerNormBackward(dx.buffer(), dw?.buffer() ?? null, db?.buffer() ?? null, g!.buffer(op), xs.buffer(op), ws?.buffer(op) ?? null, mean.buffer(op), rstd.buffer(op), p);
       }
-      return [x.requiresGrad ? dx : (dx.dispose(), null), dw, db];
+      return [wanted(dx, x.requiresGrad), dw, db];
     });
   } else {
     mean.dispose();
@@ -57,7 +57,7 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps: number): Tensor {
       const dx = alloc(backend, x.shape, g!.dtype, op);
       const dw = weight?.requiresGrad ? alloc(backend, [dim], 'float32', op) : null;
       if (dx.size > 0) backend.rmsNormBackward(dx.buffer(), dw?.buffer() ?? null, g!.buffer(op), xs.buffer(op), ws?.buffer(op) ?? null, rstd.buffer(op), p);
-      return [x.requiresGrad ? dx : (dx.dispose(), null), dw];
+      return [wanted(dx, x.requiresGrad), dw];
     });
   } else {
     rstd.dispose();

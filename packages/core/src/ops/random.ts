@@ -1,7 +1,7 @@
 import { needsGrad, record } from '../autograd/tape.js';
 import type { DType } from '../dtype.js';
 import type { Backend } from '../backend.js';
-import { Generator, defaultGenerator } from '../random/generator.js';
+import { type Generator, defaultGenerator } from '../random/generator.js';
 import type { Tensor } from '../tensor.js';
 import { alloc, backendOf, requireFloat } from './util.js';
 

@@ -95,3 +95,10 @@ export function broadcastView(shape: readonly number[], outShape: readonly numbe
 export function alloc(backend: Backend, shape: readonly number[], dtype: DType, op: string): Tensor {
   return empty(backend, shape, dtype, op);
 }
+
+/** Returns `t` when its gradient is wanted, else disposes it and returns null. */
+export function wanted(t: Tensor, want: boolean): Tensor | null {
+  if (want) return t;
+  t.dispose();
+  return null;
+}
