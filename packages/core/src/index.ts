@@ -9,3 +9,4 @@ export * from './ops/index.js';
 export * from './nn/index.js';
 export { Generator, defaultGenerator, manualSeed, type GeneratorState } from './random/generator.js';
 export { philox4x32, philoxUniform, philoxNormal, philoxWords, philoxBlocks } from './random/philox.js';
+export * from './safetensors/index.js';

@@ -54,8 +54,10 @@ export class Tensor {
   readonly backend: Backend;
   /** Gradients flow to this tensor in `backward`. Leaves that require grad get `.grad`. */
   requiresGrad = false;
-  /** Accumulated gradient of a leaf after `backward` (null before). Owned by this tensor. */
+  /** Accumulated gradient of a leaf (or of a tensor with `retainGrad`) after `backward`. Owned by this tensor. */
   grad: Tensor | null = null;
+  /** Keep this non-leaf tensor's gradient in `.grad` during backward (PyTorch's `retain_grad()`). */
+  retainGrad = false;
   /** Optional label shown in error messages (parameters carry their dotted name). */
   name: string | undefined;
   /** @internal the tape node that produced this tensor, if it was recorded. */

@@ -145,6 +145,10 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
           const node = current.nodes[i]!;
           const gradOuts = node.outputs.map((o) => grads.get(o.id) ?? null);
           if (gradOuts.every((g) => g === null)) continue;
+          node.outputs.forEach((o, j) => {
+            const g = gradOuts[j];
+            if (o.retainGrad && g && !o.isDisposed) o.grad = keep(addGrad(o.grad ?? undefined, g.share(), add));
+          });
           for (const o of node.outputs) grads.delete(o.id);
           if (node.opaque || node.inputs.some((t) => t !== null)) {
             const gradIns = node.backward(gradOuts);

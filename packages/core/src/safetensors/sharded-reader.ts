@@ -1,0 +1,249 @@
+import type { ByteSource } from './byte-source.js';
+import { blobSource, bytesSource } from './byte-source.js';
+import type { SafetensorsTensorInfo } from './header.js';
+import type { LoadedTensor, ReadTensorOptions, SafetensorsFile, TensorReader } from './reader.js';
+import { openSafetensors } from './reader.js';
+
+/** Opens files by name: a directory on disk (`nodeDirReader`), a browser FileList, files in memory. */
+export interface FileOpener {
+  /** Shown in error messages: a directory path, "FileList", ... */
+  readonly name: string;
+  open(fileName: string): Promise<ByteSource>;
+  list?(): Promise<string[]>;
+}
+
+/** A reader over files held in memory, keyed by file name. */
+export function bytesReader(files: Record<string, Uint8Array> | Map<string, Uint8Array>, name = 'memory'): FileOpener {
+  const map = files instanceof Map ? files : new Map(Object.entries(files));
+  return {
+    name,
+    async open(fileName) {
+      const bytes = map.get(fileName);
+      if (!bytes) throw new Error(`${name}: no file ${JSON.stringify(fileName)}; files are ${[...map.keys()].join(', ')}`);
+      return bytesSource(bytes, fileName);
+    },
+    async list() {
+      return [...map.keys()];
+    },
+  };
+}
+
+/**
+ * A reader over browser files (an `<input type="file" multiple>` FileList, a drop, or `File[]`),
+ * keyed by base name: pick a model folder's files and open its index by name.
+ */
+export function filesReader(files: Iterable<File> | ArrayLike<File>, name = 'selected files'): FileOpener {
+  const map = new Map<string, File>();
+  for (const file of Array.from(files as ArrayLike<File>)) {
+    if (map.has(file.name)) throw new Error(`${name}: two files are named ${JSON.stringify(file.name)}: pick one folder's files`);
+    map.set(file.name, file);
+  }
+  return {
+    name,
+    async open(fileName) {
+      const file = map.get(fileName);
+      if (!file) throw new Error(`${name}: no file ${JSON.stringify(fileName)}; files are ${[...map.keys()].join(', ')}`);
+      return blobSource(file, fileName);
+    },
+    async list() {
+      return [...map.keys()];
+    },
+  };
+}
+
+export interface ShardedOptions {
+  /**
+   * Open shards when first needed instead of all at once. Each shard is still validated against
+   * the index when it opens; eager opening (the default) reports every problem up front.
+   */
+  lazy?: boolean;
+  /** A tensor present in a shard but not mapped to it in weight_map: 'warn' (default), 'error' or 'ignore'. */
+  unmapped?: 'warn' | 'error' | 'ignore';
+  /** Receives warnings; defaults to console.warn. */
+  warn?: (message: string) => void;
+}
+
+/** The tensor's info plus the shard file holding it. */
+export interface ShardedTensorInfo extends SafetensorsTensorInfo {
+  file: string;
+}
+
+/** A checkpoint split over several safetensors files and described by an index JSON. */
+export class ShardedSafetensors implements TensorReader {
+  readonly reader: FileOpener;
+  readonly indexFileName: string;
+  /** The index's "metadata" object (transformers writes {"total_size": N}). */
+  readonly metadata: Record<string, unknown>;
+  private readonly weightMap: Map<string, string>;
+  private readonly opened = new Map<string, Promise<SafetensorsFile>>();
+  private readonly options: ShardedOptions;
+
+  constructor(
+    reader: FileOpener,
+    indexFileName: string,
+    index: { metadata: Record<string, unknown>; weightMap: Map<string, string> },
+    options: ShardedOptions,
+  ) {
+    this.reader = reader;
+    this.indexFileName = indexFileName;
+    this.metadata = index.metadata;
+    this.weightMap = index.weightMap;
+    this.options = options;
+  }
+
+  names(): string[] {
+    return [...this.weightMap.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.weightMap.has(name);
+  }
+
+  /** Shard file names in the order the index first mentions them. */
+  shardFiles(): string[] {
+    return [...new Set(this.weightMap.values())];
+  }
+
+  /** The shard file holding a tensor (from the index alone, without opening anything). */
+  shardOf(name: string): string {
+    const file = this.weightMap.get(name);
+    if (file === undefined) {
+      throw new Error(
+        `${this.indexFileName}: no tensor ${JSON.stringify(name)} in weight_map (${this.weightMap.size} tensors over ${this.shardFiles().length} shards)`,
+      );
+    }
+    return file;
+  }
+
+  /** Opens (once) and validates one shard against the index. */
+  shard(fileName: string): Promise<SafetensorsFile> {
+    let promise = this.opened.get(fileName);
+    if (!promise) {
+      promise = this.openShard(fileName);
+      this.opened.set(fileName, promise);
+    }
+    return promise;
+  }
+
+  async info(name: string): Promise<ShardedTensorInfo> {
+    const file = this.shardOf(name);
+    return { ...(await this.shard(file)).info(name), file };
+  }
+
+  async readRaw(name: string): Promise<Uint8Array> {
+    return (await this.shard(this.shardOf(name))).readRaw(name);
+  }
+
+  async readTensor(name: string, options?: ReadTensorOptions): Promise<LoadedTensor> {
+    return (await this.shard(this.shardOf(name))).readTensor(name, options);
+  }
+
+  /** Opens and validates every shard not opened yet. */
+  async validate(): Promise<void> {
+    await Promise.all(this.shardFiles().map((f) => this.shard(f)));
+  }
+
+  async close(): Promise<void> {
+    const shards = [...this.opened.values()];
+    this.opened.clear();
+    const results = await Promise.allSettled(shards);
+    await Promise.all(results.map((r) => (r.status === 'fulfilled' ? r.value.close() : undefined)));
+  }
+
+  private async openShard(fileName: string): Promise<SafetensorsFile> {
+    const expected = [...this.weightMap].filter(([, f]) => f === fileName).map(([n]) => n);
+    let source: ByteSource;
+    try {
+      source = await this.reader.open(fileName);
+    } catch (error) {
+      throw new Error(
+        `${this.indexFileName}: weight_map puts ${expected.length} tensors (${JSON.stringify(expected[0])}${expected.length > 1 ? ', ...' : ''}) in shard ${JSON.stringify(fileName)}, which cannot be opened: ${(error as Error).message}`,
+      );
+    }
+    let file: SafetensorsFile;
+    try {
+      file = await openSafetensors(source);
+      const missing = expected.filter((n) => !file.has(n));
+      if (missing.length > 0) {
+        throw new Error(
+          `${fileName}: tensor ${JSON.stringify(missing[0])}${missing.length > 1 ? ` and ${missing.length - 1} more` : ''} listed in ${this.indexFileName} weight_map for this shard is not in it (the shard has ${file.names().length} tensors)`,
+        );
+      }
+      const policy = this.options.unmapped ?? 'warn';
+      const extra = file.names().filter((n) => this.weightMap.get(n) !== fileName);
+      if (extra.length > 0 && policy !== 'ignore') {
+        const first = extra[0]!;
+        const more = extra.length > 1 ? ` (and ${extra.length - 1} more)` : '';
+        const mapped = this.weightMap.get(first);
+        const message = mapped
+          ? `${fileName}: tensor ${JSON.stringify(first)}${more} is in this shard but ${this.indexFileName} maps it to ${JSON.stringify(mapped)}: it will be read from there`
+          : `${fileName}: tensor ${JSON.stringify(first)}${more} is in this shard but not in ${this.indexFileName} weight_map: it will not be loaded`;
+        if (policy === 'error') throw new Error(message);
+        (this.options.warn ?? console.warn)(message);
+      }
+    } catch (error) {
+      await source.close?.();
+      throw error;
+    }
+    return file;
+  }
+}
+
+/**
+ * Opens a sharded checkpoint from its index JSON ({"metadata": {...}, "weight_map": {tensor: shard}}).
+ * Reads only the index and the shards' headers; by default every shard is opened and checked now.
+ */
+export async function openShardedSafetensors(
+  reader: FileOpener,
+  indexFileName = 'model.safetensors.index.json',
+  options: ShardedOptions = {},
+): Promise<ShardedSafetensors> {
+  const index = parseIndex(await readText(reader, indexFileName), indexFileName);
+  const sharded = new ShardedSafetensors(reader, indexFileName, index, options);
+  if (!options.lazy) {
+    try {
+      await sharded.validate();
+    } catch (error) {
+      await sharded.close();
+      throw error;
+    }
+  }
+  return sharded;
+}
+
+async function readText(reader: FileOpener, fileName: string): Promise<string> {
+  const source = await reader.open(fileName);
+  try {
+    return new TextDecoder().decode(await source.read(0, source.size));
+  } finally {
+    await source.close?.();
+  }
+}
+
+function parseIndex(text: string, fileName: string): { metadata: Record<string, unknown>; weightMap: Map<string, string> } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${fileName}: not valid JSON (${(error as Error).message})`);
+  }
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(json)) throw new Error(`${fileName}: must be a JSON object with "weight_map", got ${JSON.stringify(json)?.slice(0, 60)}`);
+  const { metadata = {}, weight_map: weightMap } = json;
+  if (!isObject(metadata)) throw new Error(`${fileName}: "metadata" must be an object, got ${JSON.stringify(metadata)}`);
+  if (!isObject(weightMap)) {
+    throw new Error(
+      `${fileName}: "weight_map" must be an object {tensor name: shard file}, got ${JSON.stringify(weightMap)?.slice(0, 60)}`,
+    );
+  }
+  const map = new Map<string, string>();
+  for (const [name, file] of Object.entries(weightMap)) {
+    if (typeof file !== 'string' || file === '') {
+      throw new Error(
+        `${fileName}: weight_map entry for tensor ${JSON.stringify(name)} must be a shard file name, got ${JSON.stringify(file)}`,
+      );
+    }
+    map.set(name, file);
+  }
+  return { metadata, weightMap: map };
+}
