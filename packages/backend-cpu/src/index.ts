@@ -1,0 +1,3 @@
+export { CpuBackend, type CpuBackendOptions, createCpuBackend } from './backend.js';
+export { CpuBuffer } from './buffer.js';
+export { createSgemm } from './gemm/index.js';

@@ -1,0 +1,69 @@
+import { bf16ToFloat, f16ToFloat, floatToBf16, floatToF16 } from '@peft/core';
+import { describe, expect, it } from 'vitest';
+import { decodeTable, roundInto } from './storage.js';
+
+function roundOne(value: number, dtype: 'float16' | 'bfloat16'): number {
+  const out = new Uint16Array(1);
+  roundInto(out, dtype, 0, new Float32Array([value]));
+  return out[0];
+}
+
+describe('float16 / bfloat16 storage conversions', () => {
+  it('rounds known values to the expected bit patterns', () => {
+    expect(roundOne(1 / 3, 'bfloat16')).toBe(0x3eab);
+    expect(roundOne(1, 'bfloat16')).toBe(0x3f80);
+    expect(roundOne(-2, 'bfloat16')).toBe(0xc000);
+    // 1 + 2^-8 is halfway between bf16 1 and 1 + 2^-7: ties to even (1).
+    expect(roundOne(1 + 2 ** -8, 'bfloat16')).toBe(0x3f80);
+    expect(roundOne(1 + 3 * 2 ** -8, 'bfloat16')).toBe(0x3f82);
+    expect(roundOne(Number.NaN, 'bfloat16') & 0x7fc0).toBe(0x7fc0);
+
+    expect(roundOne(1, 'float16')).toBe(0x3c00);
+    expect(roundOne(1 / 3, 'float16')).toBe(0x3555);
+    expect(roundOne(65504, 'float16')).toBe(0x7bff);
+    expect(roundOne(65519, 'float16')).toBe(0x7bff);
+    expect(roundOne(65520, 'float16')).toBe(0x7c00); // halfway to 2^16 rounds to even: Inf
+    expect(roundOne(-1e6, 'float16')).toBe(0xfc00);
+    expect(roundOne(2 ** -24, 'float16')).toBe(0x0001); // smallest subnormal
+    expect(roundOne(2 ** -25, 'float16')).toBe(0x0000); // tie → even (0)
+    expect(roundOne(1.5 * 2 ** -25, 'float16')).toBe(0x0001);
+    expect(roundOne(3 * 2 ** -25, 'float16')).toBe(0x0002); // 1.5 ulp ties to even 2
+    expect(roundOne(2 ** -14 - 2 ** -25, 'float16')).toBe(0x0400); // rounds up into the normals
+    expect(roundOne(-0, 'float16')).toBe(0x8000);
+    expect(roundOne(Number.POSITIVE_INFINITY, 'float16')).toBe(0x7c00);
+    expect(roundOne(Number.NaN, 'float16') & 0x7e00).toBe(0x7e00);
+  });
+
+  it('matches core floatToF16 / floatToBf16 on a million random bit patterns', () => {
+    const n = 1 << 20;
+    const bits = new Uint32Array(n);
+    let s = 12345;
+    for (let i = 0; i < n; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      // Bias toward the float16 range (exponents 100..150) half the time.
+      bits[i] = i & 1 ? s : (s & 0x807fffff) | ((100 + (s % 51)) << 23);
+    }
+    const values = new Float32Array(bits.buffer);
+    const f16 = new Uint16Array(n);
+    const bf16 = new Uint16Array(n);
+    roundInto(f16, 'float16', 0, values);
+    roundInto(bf16, 'bfloat16', 0, values);
+    for (let i = 0; i < n; i++) {
+      if (f16[i] !== floatToF16(values[i])) throw new Error(`f16 of bits 0x${bits[i].toString(16)}: ${f16[i]} vs ${floatToF16(values[i])}`);
+      if (bf16[i] !== floatToBf16(values[i]))
+        throw new Error(`bf16 of bits 0x${bits[i].toString(16)}: ${bf16[i]} vs ${floatToBf16(values[i])}`);
+    }
+  });
+
+  it('decode tables agree with core for every 16-bit pattern', () => {
+    const f16 = decodeTable('float16');
+    const bf16 = decodeTable('bfloat16');
+    const same = (a: number, b: number) => Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b));
+    for (let i = 0; i < 65536; i++) {
+      if (!same(f16[i], f16ToFloat(i))) throw new Error(`f16 0x${i.toString(16)}: ${f16[i]} vs ${f16ToFloat(i)}`);
+      if (!same(bf16[i], bf16ToFloat(i))) throw new Error(`bf16 0x${i.toString(16)}: ${bf16[i]} vs ${bf16ToFloat(i)}`);
+    }
+    expect(f16[0x0001]).toBe(2 ** -24);
+    expect(f16[0x7c00]).toBe(Number.POSITIVE_INFINITY);
+  });
+});
