@@ -45,6 +45,7 @@ export interface MatmulParams {
   /** Elements between consecutive batch matrices; 0 broadcasts one matrix over the batch. */
   strideA: number;
   strideB: number;
+  /** Normally m·n. 0 with batch > 1 sums the batch's products into one matrix (+ out when accumulate). */
   strideOut: number;
   /** out = alpha · op(a) · op(b) (+ out when accumulate). */
   alpha: number;
@@ -152,6 +153,7 @@ export interface Backend {
   addInto(dst: DeviceBuffer, src: DeviceBuffer, view: View): void;
 
   // --- elementwise ---------------------------------------------------------------------------
+  // Operands of unary, affine and the *Backward elementwise kernels have exactly out.size elements.
   unary(op: UnaryOp, out: DeviceBuffer, x: DeviceBuffer): void;
   /** out[i] = x[i]·alpha + beta. */
   affine(out: DeviceBuffer, x: DeviceBuffer, alpha: number, beta: number): void;
@@ -229,6 +231,11 @@ export interface Backend {
     mask: DeviceBuffer | null,
     p: AttentionParams,
   ): void;
+  /**
+   * Gradients of attention. The reference recomputes P from q, k and lse and takes
+   * D_i = Σ_j P_ij·dP_ij (equal to Σ dO_i·O_i in exact arithmetic, but not amplified by the
+   * rounding of a stored low-precision `out`); a backend may use `out` for D_i only.
+   */
   attentionBackward(
     dq: DeviceBuffer,
     dk: DeviceBuffer,
