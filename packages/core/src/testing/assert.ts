@@ -85,7 +85,8 @@ export function assertClose(actual: number | ArrayLike<number>, expected: number
 
 /** Elementwise equality (int32 outputs, raw bits). */
 export function assertEqual(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, shape?: readonly number[]): void {
-  if (actual.length !== expected.length) throw new Error(`${what}: length mismatch: actual has ${actual.length} elements, expected ${expected.length}`);
+  if (actual.length !== expected.length)
+    throw new Error(`${what}: length mismatch: actual has ${actual.length} elements, expected ${expected.length}`);
   let failures = 0;
   let first = -1;
   for (let i = 0; i < expected.length; i++) {

@@ -187,11 +187,13 @@ function memoryCases(add: Add): void {
         const part = data.subarray(0, size) as RawArray;
         const buf = backend.alloc(dtype, size);
         try {
-          if (buf.dtype !== dtype || buf.size !== size) throw new Error(`${name}: alloc(${dtype}, ${size}) returned dtype ${buf.dtype}, size ${buf.size}`);
+          if (buf.dtype !== dtype || buf.size !== size)
+            throw new Error(`${name}: alloc(${dtype}, ${size}) returned dtype ${buf.dtype}, size ${buf.size}`);
           backend.write(buf, part);
           const back = await backend.read(buf);
           const type = dtype === 'float32' ? Float32Array : dtype === 'int32' ? Int32Array : Uint16Array;
-          if (!(back instanceof type)) throw new Error(`${name}: read of a ${dtype} buffer returned ${back.constructor.name}, expected ${type.name}`);
+          if (!(back instanceof type))
+            throw new Error(`${name}: read of a ${dtype} buffer returned ${back.constructor.name}, expected ${type.name}`);
           assertEqual(rawBits(back), rawBits(part), `${name} (size ${size}): raw bits`);
         } finally {
           backend.free(buf);
@@ -200,7 +202,10 @@ function memoryCases(add: Add): void {
     });
     add(`memory ${dtype} write at an offset leaves the rest`, [dtype], async ({ backend, name }) => {
       const size = 11;
-      const base = encode(Array.from({ length: size }, (_, i) => i + 1), dtype);
+      const base = encode(
+        Array.from({ length: size }, (_, i) => i + 1),
+        dtype,
+      );
       const patch = encode([-5, -6, -7], dtype);
       const buf = backend.alloc(dtype, size);
       try {
@@ -227,19 +232,24 @@ function memoryCases(add: Add): void {
     backend.free(buf);
     const after = inUse();
     const fail = (msg: string) => {
-      throw new Error(`${name}: ${msg} (before ${JSON.stringify(before)}, with the buffer ${JSON.stringify(during)}, after free ${JSON.stringify(after)})`);
+      throw new Error(
+        `${name}: ${msg} (before ${JSON.stringify(before)}, with the buffer ${JSON.stringify(during)}, after free ${JSON.stringify(after)})`,
+      );
     };
     if (during.buffers !== before.buffers + 1) fail(`alloc should add 1 to buffers`);
     if (during.used - before.used < bytes) fail(`alloc of ${bytes} bytes should add at least that to bytes − pooledBytes`);
     if (during.peakBytes < during.bytes) fail('peakBytes below bytes');
-    if (after.buffers > during.buffers - 1 && after.pooledBytes <= during.pooledBytes) fail('free should take 1 from buffers (or hand the buffer to the pool)');
+    if (after.buffers > during.buffers - 1 && after.pooledBytes <= during.pooledBytes)
+      fail('free should take 1 from buffers (or hand the buffer to the pool)');
     if (during.used - after.used < bytes) fail(`free of ${bytes} bytes should take at least that from bytes − pooledBytes`);
     backend.resetPeak();
     const reset = backend.memory();
-    if (reset.peakBytes < reset.bytes || reset.peakBytes > during.peakBytes) fail(`after resetPeak, peakBytes ${reset.peakBytes} should be between bytes ${reset.bytes} and the old peak`);
+    if (reset.peakBytes < reset.bytes || reset.peakBytes > during.peakBytes)
+      fail(`after resetPeak, peakBytes ${reset.peakBytes} should be between bytes ${reset.bytes} and the old peak`);
     const big = backend.alloc('float32', size);
     backend.free(big);
-    if (backend.memory().peakBytes < reset.bytes + bytes - reset.pooledBytes) fail('peakBytes should count a buffer allocated after resetPeak');
+    if (backend.memory().peakBytes < reset.bytes + bytes - reset.pooledBytes)
+      fail('peakBytes should count a buffer allocated after resetPeak');
   });
 
   add('errors: using a freed buffer throws', ['float32'], async ({ backend }) => {
@@ -267,8 +277,22 @@ function memoryCases(add: Add): void {
     try {
       const four = alloc(4);
       await expectFailure(backend, 'write of 5 values into a buffer of size 4', () => backend.write(four, new Float32Array(5)));
-      await expectFailure(backend, 'write of 3 values at offset 2 into a buffer of size 4', () => backend.write(four, new Float32Array(3), 2));
-      const p: MatmulParams = { batch: 1, m: 2, n: 3, k: 4, transA: false, transB: false, strideA: 8, strideB: 12, strideOut: 6, alpha: 1, accumulate: false };
+      await expectFailure(backend, 'write of 3 values at offset 2 into a buffer of size 4', () =>
+        backend.write(four, new Float32Array(3), 2),
+      );
+      const p: MatmulParams = {
+        batch: 1,
+        m: 2,
+        n: 3,
+        k: 4,
+        transA: false,
+        transB: false,
+        strideA: 8,
+        strideB: 12,
+        strideOut: 6,
+        alpha: 1,
+        accumulate: false,
+      };
       const a = alloc(8);
       const b = alloc(12);
       await expectFailure(backend, 'matmul [2,4]·[4,3] into an output of size 5 (needs 6)', () => backend.matmul(alloc(5), a, b, p));
@@ -299,7 +323,11 @@ function viewCases(): ViewCase[] {
     { label: 'slice [1:4, 2:7] of [6,9]', source: 54, view: { shape: [3, 5], strides: [9, 1], offset: 11 } },
     { label: 'every other column of [4,10] from offset 1', source: 40, view: { shape: [4, 5], strides: [10, 2], offset: 1 } },
     { label: 'size-1 dims [1,3,1,5] of [3,5]', source: 15, view: { shape: [1, 3, 1, 5], strides: [0, 5, 0, 1], offset: 0 } },
-    { label: 'rows longer than a workgroup: [2,1500] transposed [1500,2]', source: 3000, view: { shape: [1500, 2], strides: [1, 1500], offset: 0 } },
+    {
+      label: 'rows longer than a workgroup: [2,1500] transposed [1500,2]',
+      source: 3000,
+      view: { shape: [1500, 2], strides: [1, 1500], offset: 0 },
+    },
   ];
 }
 
@@ -314,7 +342,12 @@ function dataMovementCases(add: Add, D: DType, dtypes: readonly DType[]): void {
       [1031, -3.25],
       [2049, 1 / 3],
     ] as const) {
-      await check({ sub: `size ${size}, value ${value}`, inputs: {}, outputs: { out: { dtype: D, size, expected: ref.fill(size, value) } }, call: (b, o) => b.fill(o.out, value) });
+      await check({
+        sub: `size ${size}, value ${value}`,
+        inputs: {},
+        outputs: { out: { dtype: D, size, expected: ref.fill(size, value) } },
+        call: (b, o) => b.fill(o.out, value),
+      });
     }
   });
 
@@ -326,7 +359,12 @@ function dataMovementCases(add: Add, D: DType, dtypes: readonly DType[]): void {
     for (const v of [...viewCases(), ...broadcastViews]) {
       const x = t(D, rng.normal(v.source, 0, 3));
       const size = prod(v.view.shape);
-      await check({ sub: v.label, inputs: { x }, outputs: { out: { dtype: D, size, expected: ref.copy(x.values, v.view), shape: v.view.shape } }, call: (b, o) => b.copy(o.out, o.x, v.view) });
+      await check({
+        sub: v.label,
+        inputs: { x },
+        outputs: { out: { dtype: D, size, expected: ref.copy(x.values, v.view), shape: v.view.shape } },
+        call: (b, o) => b.copy(o.out, o.x, v.view),
+      });
     }
   });
   for (const E of dtypes) {
@@ -335,24 +373,31 @@ function dataMovementCases(add: Add, D: DType, dtypes: readonly DType[]): void {
       for (const v of [viewCases()[0]!, viewCases()[2]!]) {
         const x = t(D, rng.normal(v.source, 0, 3));
         const size = prod(v.view.shape);
-        await check({ sub: v.label, inputs: { x }, outputs: { out: { dtype: E, size, expected: ref.copy(x.values, v.view) } }, call: (b, o) => b.copy(o.out, o.x, v.view) });
+        await check({
+          sub: v.label,
+          inputs: { x },
+          outputs: { out: { dtype: E, size, expected: ref.copy(x.values, v.view) } },
+          call: (b, o) => b.copy(o.out, o.x, v.view),
+        });
       }
     });
   }
 
-  const addIntoCase = (dst: DType) => async ({ check, rng }: Ctx) => {
-    for (const v of injectiveViewCases()) {
-      const size = prod(v.view.shape);
-      const init = t(dst, rng.normal(v.source));
-      const src = t(D, rng.normal(size));
-      await check({
-        sub: v.label,
-        inputs: { src },
-        outputs: { dst: { dtype: dst, size: v.source, init, expected: ref.addInto(init.values, src.values, v.view) } },
-        call: (b, o) => b.addInto(o.dst, o.src, v.view),
-      });
-    }
-  };
+  const addIntoCase =
+    (dst: DType) =>
+    async ({ check, rng }: Ctx) => {
+      for (const v of injectiveViewCases()) {
+        const size = prod(v.view.shape);
+        const init = t(dst, rng.normal(v.source));
+        const src = t(D, rng.normal(size));
+        await check({
+          sub: v.label,
+          inputs: { src },
+          outputs: { dst: { dtype: dst, size: v.source, init, expected: ref.addInto(init.values, src.values, v.view) } },
+          call: (b, o) => b.addInto(o.dst, o.src, v.view),
+        });
+      }
+    };
   add(`addInto ${D}`, [D], addIntoCase(D));
   if (D !== 'float32') add(`addInto ${D} into a float32 dst`, [D], addIntoCase('float32'), ['float32']);
 }
@@ -375,7 +420,12 @@ function elementwiseCases(add: Add, D: DType, mixed: DType[]): void {
     add(`unary ${op} ${D}`, [D], async ({ check, rng }) => {
       for (const n of SIZES) {
         const x = t(D, unaryInput(op, rng, n));
-        await check({ sub: `n=${n}`, inputs: { x }, outputs: { out: { dtype: D, size: n, expected: ref.unary(op, x.values) } }, call: (b, o) => b.unary(op, o.out, o.x) });
+        await check({
+          sub: `n=${n}`,
+          inputs: { x },
+          outputs: { out: { dtype: D, size: n, expected: ref.unary(op, x.values) } },
+          call: (b, o) => b.unary(op, o.out, o.x),
+        });
       }
     });
     add(`unaryBackward ${op} ${D}`, [D], async ({ check, rng }) => {
@@ -413,7 +463,12 @@ function elementwiseCases(add: Add, D: DType, mixed: DType[]): void {
   const binaryViews = (): { label: string; shape: number[]; a: ViewCase; b: ViewCase }[] => {
     const c = ref.contiguousView;
     return [
-      { label: 'same shape [3,1027]', shape: [3, 1027], a: { label: '', source: 3081, view: c([3, 1027]) }, b: { label: '', source: 3081, view: c([3, 1027]) } },
+      {
+        label: 'same shape [3,1027]',
+        shape: [3, 1027],
+        a: { label: '', source: 3081, view: c([3, 1027]) },
+        b: { label: '', source: 3081, view: c([3, 1027]) },
+      },
       { label: 'size 1', shape: [1], a: { label: '', source: 1, view: c([1]) }, b: { label: '', source: 1, view: c([1]) } },
       {
         label: 'b a row broadcast over [4,7]',
@@ -435,18 +490,28 @@ function elementwiseCases(add: Add, D: DType, mixed: DType[]): void {
       },
     ];
   };
-  const binaryCase = (op: BinaryOp, bDtype: DType, outDtype: DType) => async ({ check, rng }: Ctx) => {
-    for (const v of binaryViews()) {
-      const a = t(D, rng.normal(v.a.source, 0, 2));
-      const bv = t(bDtype, op === 'div' ? rng.awayFromZero(v.b.source, 0.5) : rng.normal(v.b.source, 0, 2));
-      await check({
-        sub: v.label,
-        inputs: { a, b: bv },
-        outputs: { out: { dtype: outDtype, size: prod(v.shape), expected: ref.binary(op, a.values, v.a.view, bv.values, v.b.view), shape: v.shape, scale: 2 } },
-        call: (b, o) => b.binary(op, o.out, o.a, v.a.view, o.b, v.b.view),
-      });
-    }
-  };
+  const binaryCase =
+    (op: BinaryOp, bDtype: DType, outDtype: DType) =>
+    async ({ check, rng }: Ctx) => {
+      for (const v of binaryViews()) {
+        const a = t(D, rng.normal(v.a.source, 0, 2));
+        const bv = t(bDtype, op === 'div' ? rng.awayFromZero(v.b.source, 0.5) : rng.normal(v.b.source, 0, 2));
+        await check({
+          sub: v.label,
+          inputs: { a, b: bv },
+          outputs: {
+            out: {
+              dtype: outDtype,
+              size: prod(v.shape),
+              expected: ref.binary(op, a.values, v.a.view, bv.values, v.b.view),
+              shape: v.shape,
+              scale: 2,
+            },
+          },
+          call: (b, o) => b.binary(op, o.out, o.a, v.a.view, o.b, v.b.view),
+        });
+      }
+    };
   for (const op of BINARY_OPS) {
     add(`binary ${op} ${D}`, [D], binaryCase(op, D, D));
     for (const M of mixed) add(`binary ${op} ${D} with ${M} b and ${M} out`, [D], binaryCase(op, M, M), [M]);
@@ -466,7 +531,15 @@ function elementwiseCases(add: Add, D: DType, mixed: DType[]): void {
         await check({
           sub: `[outer ${outer}, reduce ${len}, inner ${inner}]`,
           inputs: { x },
-          outputs: { out: { dtype: D, size: outer * inner, expected: ref.reduce(op, x.values, outer, len, inner), shape: [outer, inner], scale: op === 'sum' ? sqrtLen(len) : 1 } },
+          outputs: {
+            out: {
+              dtype: D,
+              size: outer * inner,
+              expected: ref.reduce(op, x.values, outer, len, inner),
+              shape: [outer, inner],
+              scale: op === 'sum' ? sqrtLen(len) : 1,
+            },
+          },
           call: (b, o) => b.reduce(op, o.out, o.x, outer, len, inner),
         });
       }
@@ -503,9 +576,22 @@ interface MatmulCase {
 
 function matmulCaseList(): MatmulCase[] {
   const mk = (label: string, q: Partial<MatmulParams> & Pick<MatmulParams, 'm' | 'n' | 'k'>): MatmulCase => {
-    const p: MatmulParams = { batch: 1, transA: false, transB: false, strideA: q.m * q.k, strideB: q.k * q.n, strideOut: q.m * q.n, alpha: 1, accumulate: false, ...q };
+    const p: MatmulParams = {
+      batch: 1,
+      transA: false,
+      transB: false,
+      strideA: q.m * q.k,
+      strideB: q.k * q.n,
+      strideOut: q.m * q.n,
+      alpha: 1,
+      accumulate: false,
+      ...q,
+    };
     const flags = `${p.transA ? 'Aᵀ' : 'A'}·${p.transB ? 'Bᵀ' : 'B'}`;
-    return { label: `${label}: ${flags} batch=${p.batch} m=${p.m} n=${p.n} k=${p.k} strides=${p.strideA}/${p.strideB}/${p.strideOut} alpha=${p.alpha}${p.accumulate ? ' accumulate' : ''}`, p };
+    return {
+      label: `${label}: ${flags} batch=${p.batch} m=${p.m} n=${p.n} k=${p.k} strides=${p.strideA}/${p.strideB}/${p.strideOut} alpha=${p.alpha}${p.accumulate ? ' accumulate' : ''}`,
+      p,
+    };
   };
   const list: MatmulCase[] = [mk('1×1×1', { m: 1, n: 1, k: 1 })];
   for (const transA of [false, true]) for (const transB of [false, true]) list.push(mk('small odd', { m: 7, n: 5, k: 3, transA, transB }));
@@ -526,21 +612,31 @@ function matmulCaseList(): MatmulCase[] {
 }
 
 function matmulCases(add: Add, D: DType, mixed: DType[]): void {
-  const run = (aDtype: DType, bDtype: DType, outDtype: DType, filter?: (c: MatmulCase) => boolean) => async ({ check, rng }: Ctx) => {
-    for (const c of matmulCaseList().filter(filter ?? (() => true))) {
-      const { p } = c;
-      const a = t(aDtype, rng.normal(ref.matmulSpan(p.batch, p.strideA, p.m * p.k)));
-      const b = t(bDtype, rng.normal(ref.matmulSpan(p.batch, p.strideB, p.k * p.n)));
-      const outSize = ref.matmulSpan(p.batch, p.strideOut, p.m * p.n);
-      const init = p.accumulate ? t(outDtype, rng.normal(outSize)) : undefined;
-      await check({
-        sub: c.label,
-        inputs: { a, b },
-        outputs: { out: { dtype: outDtype, size: outSize, init, expected: ref.matmul(a.values, b.values, p, init?.values), scale: sqrtLen(p.k) * Math.abs(p.alpha) + 1 } },
-        call: (bk, o) => bk.matmul(o.out, o.a, o.b, p),
-      });
-    }
-  };
+  const run =
+    (aDtype: DType, bDtype: DType, outDtype: DType, filter?: (c: MatmulCase) => boolean) =>
+    async ({ check, rng }: Ctx) => {
+      for (const c of matmulCaseList().filter(filter ?? (() => true))) {
+        const { p } = c;
+        const a = t(aDtype, rng.normal(ref.matmulSpan(p.batch, p.strideA, p.m * p.k)));
+        const b = t(bDtype, rng.normal(ref.matmulSpan(p.batch, p.strideB, p.k * p.n)));
+        const outSize = ref.matmulSpan(p.batch, p.strideOut, p.m * p.n);
+        const init = p.accumulate ? t(outDtype, rng.normal(outSize)) : undefined;
+        await check({
+          sub: c.label,
+          inputs: { a, b },
+          outputs: {
+            out: {
+              dtype: outDtype,
+              size: outSize,
+              init,
+              expected: ref.matmul(a.values, b.values, p, init?.values),
+              scale: sqrtLen(p.k) * Math.abs(p.alpha) + 1,
+            },
+          },
+          call: (bk, o) => bk.matmul(o.out, o.a, o.b, p),
+        });
+      }
+    };
   add(`matmul ${D}`, [D], run(D, D, D));
   const few = (c: MatmulCase) => c.p.k > 1 && c.p.batch === 1 && !c.p.accumulate;
   for (const M of mixed) {
@@ -571,19 +667,29 @@ function embeddingCases(add: Add, D: DType, mixed: DType[]): void {
       });
     }
   });
-  const backward = (outDtype: DType) => async ({ check, rng }: Ctx) => {
-    for (const [rows, dim, n] of shapes) {
-      const dOut = t(D, rng.normal(n * dim));
-      // Repeated ids (n > rows in some shapes) must add up.
-      const ids = t('int32', rng.int(n, 0, rows));
-      await check({
-        sub: `weight [${rows}, ${dim}], n=${n}`,
-        inputs: { dOut, ids },
-        outputs: { dWeight: { dtype: outDtype, size: rows * dim, expected: ref.embeddingBackward(dOut.values, ids.values, n, dim, rows), shape: [rows, dim], scale: sqrtLen(n) } },
-        call: (b, o) => b.embeddingBackward(o.dWeight, o.dOut, o.ids, n, dim),
-      });
-    }
-  };
+  const backward =
+    (outDtype: DType) =>
+    async ({ check, rng }: Ctx) => {
+      for (const [rows, dim, n] of shapes) {
+        const dOut = t(D, rng.normal(n * dim));
+        // Repeated ids (n > rows in some shapes) must add up.
+        const ids = t('int32', rng.int(n, 0, rows));
+        await check({
+          sub: `weight [${rows}, ${dim}], n=${n}`,
+          inputs: { dOut, ids },
+          outputs: {
+            dWeight: {
+              dtype: outDtype,
+              size: rows * dim,
+              expected: ref.embeddingBackward(dOut.values, ids.values, n, dim, rows),
+              shape: [rows, dim],
+              scale: sqrtLen(n),
+            },
+          },
+          call: (b, o) => b.embeddingBackward(o.dWeight, o.dOut, o.ids, n, dim),
+        });
+      }
+    };
   add(`embeddingBackward ${D}`, [D], backward(D));
   for (const M of mixed) add(`embeddingBackward ${D} dOut into ${M} dWeight`, [D], backward(M), [M]);
 }
@@ -690,12 +796,29 @@ interface RotaryCase {
 }
 
 function rotaryCaseList(): RotaryCase[] {
-  const arange = (batch: number, seq: number, start: (b: number) => number) => Int32Array.from({ length: batch * seq }, (_, i) => start(Math.floor(i / seq)) + (i % seq));
+  const arange = (batch: number, seq: number, start: (b: number) => number) =>
+    Int32Array.from({ length: batch * seq }, (_, i) => start(Math.floor(i / seq)) + (i % seq));
   return [
-    { label: 'one pair', p: { batch: 1, seq: 1, heads: 1, headDim: 2, rotaryDim: 2, base: 10000, positionScale: 1 }, positions: () => Int32Array.of(5) },
-    { label: 'full rotation, offset positions (KV cache)', p: { batch: 2, seq: 5, heads: 3, headDim: 8, rotaryDim: 8, base: 10000, positionScale: 1 }, positions: () => arange(2, 5, (b) => 3 * b) },
-    { label: 'rotaryDim < headDim (rotary_pct)', p: { batch: 1, seq: 7, heads: 2, headDim: 16, rotaryDim: 8, base: 10000, positionScale: 1 }, positions: () => arange(1, 7, () => 0) },
-    { label: 'rotaryDim 4 of headDim 6', p: { batch: 2, seq: 2, heads: 1, headDim: 6, rotaryDim: 4, base: 10000, positionScale: 1 }, positions: () => Int32Array.of(0, 1, 9, 4) },
+    {
+      label: 'one pair',
+      p: { batch: 1, seq: 1, heads: 1, headDim: 2, rotaryDim: 2, base: 10000, positionScale: 1 },
+      positions: () => Int32Array.of(5),
+    },
+    {
+      label: 'full rotation, offset positions (KV cache)',
+      p: { batch: 2, seq: 5, heads: 3, headDim: 8, rotaryDim: 8, base: 10000, positionScale: 1 },
+      positions: () => arange(2, 5, (b) => 3 * b),
+    },
+    {
+      label: 'rotaryDim < headDim (rotary_pct)',
+      p: { batch: 1, seq: 7, heads: 2, headDim: 16, rotaryDim: 8, base: 10000, positionScale: 1 },
+      positions: () => arange(1, 7, () => 0),
+    },
+    {
+      label: 'rotaryDim 4 of headDim 6',
+      p: { batch: 2, seq: 2, heads: 1, headDim: 6, rotaryDim: 4, base: 10000, positionScale: 1 },
+      positions: () => Int32Array.of(0, 1, 9, 4),
+    },
     {
       label: 'Llama-3 base, linear scaling 2, random positions',
       p: { batch: 2, seq: 3, heads: 4, headDim: 64, rotaryDim: 64, base: 500000, positionScale: 2 },
@@ -750,13 +873,29 @@ function attentionCaseList(): AttentionCase[] {
   return [
     a('one query, one key', { batch: 1, seqQ: 1, seqK: 1, heads: 1, kvHeads: 1, headDim: 1, causal: false, scale: 1 }),
     a('causal self-attention', { batch: 2, seqQ: 5, seqK: 5, heads: 4, kvHeads: 4, headDim: 8, causal: true }),
-    a('KV cache seqQ < seqK, GQA 2:1, left padding', { batch: 2, seqQ: 3, seqK: 7, heads: 4, kvHeads: 2, headDim: 16, causal: true }, () => [1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1]),
-    a('padding mask, one sequence all padding (rows see no key)', { batch: 2, seqQ: 6, seqK: 6, heads: 6, kvHeads: 2, headDim: 8, causal: false }, () => [1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
-    a('causal with left padding: first rows see no key, MQA', { batch: 1, seqQ: 4, seqK: 4, heads: 2, kvHeads: 1, headDim: 8, causal: true }, () => [0, 0, 1, 1]),
+    a(
+      'KV cache seqQ < seqK, GQA 2:1, left padding',
+      { batch: 2, seqQ: 3, seqK: 7, heads: 4, kvHeads: 2, headDim: 16, causal: true },
+      () => [1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1],
+    ),
+    a(
+      'padding mask, one sequence all padding (rows see no key)',
+      { batch: 2, seqQ: 6, seqK: 6, heads: 6, kvHeads: 2, headDim: 8, causal: false },
+      () => [1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+    ),
+    a(
+      'causal with left padding: first rows see no key, MQA',
+      { batch: 1, seqQ: 4, seqK: 4, heads: 2, kvHeads: 1, headDim: 8, causal: true },
+      () => [0, 0, 1, 1],
+    ),
     a('causal seqQ > seqK: first rows see no key', { batch: 1, seqQ: 4, seqK: 2, heads: 2, kvHeads: 2, headDim: 4, causal: true }),
     a('large scores (scale 1)', { batch: 1, seqQ: 8, seqK: 8, heads: 2, kvHeads: 2, headDim: 64, causal: false, scale: 1 }),
     a('longer than a 128 tile, MQA', { batch: 1, seqQ: 130, seqK: 130, heads: 2, kvHeads: 1, headDim: 64, causal: true }),
-    a('decode over a long cache, random padding', { batch: 1, seqQ: 2, seqK: 1030, heads: 4, kvHeads: 2, headDim: 32, causal: true }, (rng) => Array.from(rng.uniform(1030), (u) => (u < 0.1 ? 0 : 1))),
+    a(
+      'decode over a long cache, random padding',
+      { batch: 1, seqQ: 2, seqK: 1030, heads: 4, kvHeads: 2, headDim: 32, causal: true },
+      (rng) => Array.from(rng.uniform(1030), (u) => (u < 0.1 ? 0 : 1)),
+    ),
   ];
 }
 
@@ -814,7 +953,12 @@ function activationCases(add: Add, D: DType): void {
     add(`gelu ${kind} ${D}`, [D], async ({ check, rng }) => {
       for (const values of inputs(rng)) {
         const x = t(D, values);
-        await check({ sub: `n=${values.length}`, inputs: { x }, outputs: { out: { dtype: D, size: values.length, expected: ref.gelu(x.values, approximate), scale: 2 } }, call: (b, o) => b.gelu(o.out, o.x, approximate) });
+        await check({
+          sub: `n=${values.length}`,
+          inputs: { x },
+          outputs: { out: { dtype: D, size: values.length, expected: ref.gelu(x.values, approximate), scale: 2 } },
+          call: (b, o) => b.gelu(o.out, o.x, approximate),
+        });
       }
     });
     add(`geluBackward ${kind} ${D}`, [D], async ({ check, rng }) => {
@@ -834,7 +978,12 @@ function activationCases(add: Add, D: DType): void {
     for (const values of inputs(rng)) {
       const gate = t(D, values);
       const up = t(D, rng.normal(values.length));
-      await check({ sub: `n=${values.length}`, inputs: { gate, up }, outputs: { out: { dtype: D, size: values.length, expected: ref.siluMul(gate.values, up.values), scale: 2 } }, call: (b, o) => b.siluMul(o.out, o.gate, o.up) });
+      await check({
+        sub: `n=${values.length}`,
+        inputs: { gate, up },
+        outputs: { out: { dtype: D, size: values.length, expected: ref.siluMul(gate.values, up.values), scale: 2 } },
+        call: (b, o) => b.siluMul(o.out, o.gate, o.up),
+      });
     }
   });
   add(`siluMulBackward ${D}`, [D], async ({ check, rng }) => {
@@ -882,7 +1031,8 @@ function lossCases(add: Add, D: DType): void {
     for (const r of c.ignored) targets[r] = c.ignoreIndex;
     return { logits, targets: t('int32', targets) };
   };
-  const label = (c: LossCase) => `[${c.rows}, ${c.classes}] ignoreIndex ${c.ignoreIndex}${c.ignored.length ? ` on rows ${c.ignored.join(',')}` : ''}${c.shift ? ` logits shifted by ${c.shift}` : ''}`;
+  const label = (c: LossCase) =>
+    `[${c.rows}, ${c.classes}] ignoreIndex ${c.ignoreIndex}${c.ignored.length ? ` on rows ${c.ignored.join(',')}` : ''}${c.shift ? ` logits shifted by ${c.shift}` : ''}`;
   add(`crossEntropy ${D}`, [D], async ({ check, rng }) => {
     for (const c of list) {
       const p = { rows: c.rows, classes: c.classes, ignoreIndex: c.ignoreIndex };
@@ -909,7 +1059,15 @@ function lossCases(add: Add, D: DType): void {
       await check({
         sub: label(c),
         inputs: { ...x, dLoss, lse },
-        outputs: { dLogits: { dtype: D, size: c.rows * c.classes, expected: ref.crossEntropyBackward(dLoss.values, x.logits.values, x.targets.values, p), shape: [c.rows, c.classes], scale: 2 } },
+        outputs: {
+          dLogits: {
+            dtype: D,
+            size: c.rows * c.classes,
+            expected: ref.crossEntropyBackward(dLoss.values, x.logits.values, x.targets.values, p),
+            shape: [c.rows, c.classes],
+            scale: 2,
+          },
+        },
         call: (b, o) => b.crossEntropyBackward(o.dLogits, o.dLoss, o.logits, o.targets, o.lse, p),
       });
     }
@@ -928,7 +1086,8 @@ function randomCases(add: Add, D: DType): void {
   for (const distribution of ['uniform', 'normal'] as const) {
     add(`random ${distribution} ${D}`, [D], async ({ check }) => {
       for (const { n, seed, offset } of list) {
-        const p = distribution === 'uniform' ? { seed, offset, distribution, low: -2, high: 3 } : { seed, offset, distribution, low: 0.5, high: 2 };
+        const p =
+          distribution === 'uniform' ? { seed, offset, distribution, low: -2, high: 3 } : { seed, offset, distribution, low: 0.5, high: 2 };
         await check({
           sub: `n=${n} seed=${seed} offset=${offset}`,
           inputs: {},
@@ -952,7 +1111,9 @@ function randomCases(add: Add, D: DType): void {
         await check({
           sub: `n=${n} p=${prob} seed=${seed} offset=${offset}`,
           inputs: { x },
-          outputs: { out: { dtype: D, size: n, expected: backward ? ref.dropoutBackward(x.values, p) : ref.dropout(x.values, p), scale: 2 } },
+          outputs: {
+            out: { dtype: D, size: n, expected: backward ? ref.dropoutBackward(x.values, p) : ref.dropout(x.values, p), scale: 2 },
+          },
           call: (b, o) => (backward ? b.dropoutBackward(o.out, o.x, p) : b.dropout(o.out, o.x, p)),
         });
       }
@@ -989,4 +1150,3 @@ function adamwCases(add: Add, D: DType): void {
     }
   });
 }
-

@@ -61,7 +61,8 @@ export async function execute(
     }
     for (const [name, o] of Object.entries(outputs)) {
       const buf = alloc(name, o.dtype, o.size);
-      if (o.init && o.init.values.length !== o.size) throw new Error(`conformance suite bug: init of ${name} has ${o.init.values.length} elements, size is ${o.size}`);
+      if (o.init && o.init.values.length !== o.size)
+        throw new Error(`conformance suite bug: init of ${name} has ${o.init.values.length} elements, size is ${o.size}`);
       // Without an initial content, outputs start as garbage (NaN, or -7 for int32): kernels must overwrite them.
       const init = o.init?.values ?? new Float64Array(o.size).fill(o.dtype === 'int32' ? -7 : Number.NaN);
       backend.write(buf, encode(init, o.dtype));

@@ -108,7 +108,7 @@ export function unaryScalar(op: UnaryOp, x: number): number {
     case 'tanh':
       return Math.tanh(x);
     case 'relu':
-      return x > 0 ? x : 0;
+      return Math.max(x, 0);
   }
 }
 
@@ -355,12 +355,7 @@ export function rmsNorm(x: Values, weight: Values | null, p: NormParams): { out:
 }
 
 /** Through the explicit Jacobian ∂y_i/∂x_j = w_i·(rstd·δ_ij − rstd³·x_i·x_j/D). */
-export function rmsNormBackward(
-  dy: Values,
-  x: Values,
-  weight: Values | null,
-  p: NormParams,
-): { dx: Float64Array; dWeight: Float64Array } {
+export function rmsNormBackward(dy: Values, x: Values, weight: Values | null, p: NormParams): { dx: Float64Array; dWeight: Float64Array } {
   const { rows, dim, eps } = p;
   const dx = new Float64Array(rows * dim);
   const dWeight = new Float64Array(dim);
@@ -435,7 +430,8 @@ function attentionRow(q: Values, k: Values, mask: Values | null, p: AttentionPar
     if (causal && j > i + seqK - seqQ) continue;
     if (mask && mask[b * seqK + j] === 0) continue;
     let s = 0;
-    for (let d = 0; d < headDim; d++) s += q[((b * seqQ + i) * heads + h) * headDim + d]! * k[((b * seqK + j) * kvHeads + kvh) * headDim + d]!;
+    for (let d = 0; d < headDim; d++)
+      s += q[((b * seqQ + i) * heads + h) * headDim + d]! * k[((b * seqK + j) * kvHeads + kvh) * headDim + d]!;
     keys.push(j);
     scores.push(s * scale);
   }
@@ -608,7 +604,8 @@ export function crossEntropyBackward(dLoss: Values, logits: Values, targets: Val
 // --- randomness ----------------------------------------------------------------------------------
 
 export function random(n: number, p: RandomParams): Float64Array {
-  const values = p.distribution === 'uniform' ? philoxUniform(p.seed, p.offset, n, p.low, p.high) : philoxNormal(p.seed, p.offset, n, p.low, p.high);
+  const values =
+    p.distribution === 'uniform' ? philoxUniform(p.seed, p.offset, n, p.low, p.high) : philoxNormal(p.seed, p.offset, n, p.low, p.high);
   return Float64Array.from(values);
 }
 

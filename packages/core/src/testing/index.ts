@@ -1,0 +1,13 @@
+export { type AssertCloseOptions, assertClose, assertEqual, formatIndex, type Tolerance } from './assert.js';
+export {
+  type ConformanceCase,
+  type ConformanceOptions,
+  conformanceCases,
+  DEFAULT_TOLERANCES,
+  FLOAT_DTYPES,
+} from './conformance.js';
+export { finiteDifference, GRADCHECK_KERNELS, type GradcheckOptions, gradcheckCases } from './gradcheck.js';
+export { type HostTensor, hostTensor } from './harness.js';
+export { createOracleBackend } from './oracle-backend.js';
+export * as reference from './reference.js';
+export { hashSeed, TestRng } from './rng.js';
