@@ -11,3 +11,4 @@ export { attention, type AttentionOptions } from './attention.js';
 export { gelu, siluMul } from './activations.js';
 export { crossEntropy, type CrossEntropyOptions } from './loss.js';
 export { rand, randn, dropout, type RandomOptions } from './random.js';
+export { adamwStep } from './optim.js';

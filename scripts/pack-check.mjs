@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// Packs every package under packages/ with pnpm, installs each tarball into an empty project with
+// plain npm (with the tarballs of the @peft packages it depends on, nothing else from the
+// workspace) and runs the first ```js snippet of the package's README there.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const work = mkdtempSync(join(tmpdir(), 'peft-pack-'));
+const only = process.argv.slice(2);
+
+const packages = readdirSync(join(root, 'packages'))
+  .filter((d) => existsSync(join(root, 'packages', d, 'package.json')))
+  .map((d) => {
+    const dir = join(root, 'packages', d);
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+    return { dir, pkg };
+  })
+  .filter(({ pkg }) => !pkg.private && (only.length === 0 || only.includes(pkg.name)));
+
+const tarballs = new Map();
+for (const { dir, pkg } of packages) {
+  const out = execFileSync('pnpm', ['pack', '--pack-destination', work], { cwd: dir, encoding: 'utf8' }).trim().split('\n').pop();
+  tarballs.set(pkg.name, out.startsWith('/') ? out : join(work, out));
+}
+
+function peftDeps(name, seen = new Set()) {
+  const entry = packages.find((p) => p.pkg.name === name);
+  for (const dep of Object.keys(entry?.pkg.dependencies ?? {})) {
+    if (dep.startsWith('@peft/') && !seen.has(dep)) {
+      seen.add(dep);
+      peftDeps(dep, seen);
+    }
+  }
+  return seen;
+}
+
+let failures = 0;
+for (const { dir, pkg } of packages) {
+  const project = mkdtempSync(join(work, 'project-'));
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'pack-check', private: true, type: 'module' }));
+  const deps = [pkg.name, ...peftDeps(pkg.name)];
+  const missing = deps.filter((d) => !tarballs.has(d));
+  if (missing.length > 0) throw new Error(`${pkg.name}: no tarball for ${missing.join(', ')}`);
+  const readme = readFileSync(join(dir, 'README.md'), 'utf8');
+  const snippet = readme.match(/```js\n([\s\S]*?)```/)?.[1];
+  try {
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...deps.map((d) => tarballs.get(d))], { cwd: project, stdio: 'inherit' });
+    if (!snippet) throw new Error(`${pkg.name}: README.md has no \`\`\`js snippet to run`);
+    writeFileSync(join(project, 'snippet.mjs'), snippet);
+    const out = execFileSync('node', ['snippet.mjs'], { cwd: project, encoding: 'utf8' });
+    console.log(`ok   ${pkg.name}: installed alone with ${deps.length - 1} @peft dependencies; README snippet printed:\n${out.trimEnd().replace(/^/gm, '       ')}`);
+  } catch (error) {
+    failures++;
+    console.error(`FAIL ${pkg.name}: ${error.message}`);
+  }
+}
+rmSync(work, { recursive: true, force: true });
+if (failures > 0) process.exit(1);
