@@ -22,10 +22,10 @@ export async function fileSource(path: string, name = path): Promise<ByteSource>
   return {
     name,
     size,
-    async read(offset, length) {
+    async read(offset, length, into) {
       checkRange({ name, size }, offset, length);
       if (closed) throw new Error(`${name}: cannot read: the file was closed`);
-      const out = new Uint8Array(length);
+      const out = into && into.byteLength >= length ? into.subarray(0, length) : new Uint8Array(length);
       let done = 0;
       while (done < length) {
         const want = Math.min(length - done, MAX_READ_BYTES);

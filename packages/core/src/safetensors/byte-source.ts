@@ -10,8 +10,10 @@ export interface ByteSource {
   /**
    * Exactly `length` bytes starting at `offset`; rejects when the range is outside the source.
    * The result may be a view into memory the source shares (see `bytesSource`); do not write to it.
+   * With `into` (at least `length` bytes), a source may read into it and return a view of it, so a
+   * caller streaming a large file reuses one buffer; sources that cannot ignore it.
    */
-  read(offset: number, length: number): Promise<Uint8Array>;
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   /** Releases what the source holds open (a file handle). */
   close?(): Promise<void>;
 }

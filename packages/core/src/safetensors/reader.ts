@@ -87,6 +87,24 @@ export class SafetensorsFile implements TensorReader {
   }
 
   /**
+   * Streams a tensor's bytes in pieces of at most `staging.byteLength` bytes read into `staging`
+   * (reused: `onChunk` must consume each piece before returning). Loading a model this way holds
+   * one small buffer instead of a copy of each tensor.
+   */
+  async streamRaw(name: string, staging: Uint8Array, onChunk: (bytes: Uint8Array, byteOffset: number) => void): Promise<void> {
+    const info = this.info(name);
+    for (let done = 0; done < info.byteLength; ) {
+      const length = Math.min(staging.byteLength, info.byteLength - done);
+      const bytes = await this.source.read(info.byteOffset + done, length, staging);
+      if (bytes.byteLength !== length) {
+        throw new Error(`${this.name}: reading tensor ${JSON.stringify(name)} gave ${bytes.byteLength} bytes, expected ${length}: the file changed or is truncated`);
+      }
+      onChunk(bytes, done);
+      done += length;
+    }
+  }
+
+  /**
    * Reads one tensor and converts it to a core dtype (see `ReadTensorOptions`). When no conversion
    * is needed and the bytes are aligned, `data` is a view of what the source returned (for a
    * `bytesSource`, of its buffer) rather than a copy.

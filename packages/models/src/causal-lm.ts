@@ -1,0 +1,114 @@
+import { type Backend, type DType, type Generator, Linear, Module, type Tensor, keep, tidy } from '@peft/core';
+import type { ModelConfig } from './config.js';
+import { type BuildOptions, type ForwardInput, type LayerContext, checkVocab, prepareInput } from './models/common.js';
+import { GPTNeoXModel } from './models/gpt-neox.js';
+import { LlamaModel } from './models/llama.js';
+
+/** The decoder without its LM head: token ids → last hidden states [batch, seq, hidden]. */
+export interface BaseModel extends Module {
+  gradientCheckpointing: boolean;
+  forward(ids: Tensor, ctx: LayerContext): Tensor;
+}
+
+export interface CausalLMOutput {
+  /** [batch, seq, vocab]. */
+  logits: Tensor;
+  /** Final hidden states [batch, seq, hidden], when asked for. */
+  hiddenStates?: Tensor;
+}
+
+export interface CreateModelOptions {
+  backend: Backend;
+  /** Storage dtype of the weights; default float32. */
+  dtype?: DType;
+  /** 'random' draws weights as the architectures' init does (for tests); 'zeros' before loading. */
+  init?: 'random' | 'zeros';
+  generator?: Generator;
+}
+
+/**
+ * A decoder LM with Hugging Face's module tree and parameter names: `gpt_neox.*` + `embed_out`
+ * for GPT-NeoX, `model.*` + `lm_head` for Llama.
+ */
+export class CausalLM extends Module {
+  readonly baseName: 'gpt_neox' | 'model';
+  readonly headName: 'embed_out' | 'lm_head';
+  readonly backend: Backend;
+  readonly dtype: DType;
+
+  constructor(
+    readonly config: ModelConfig,
+    opts: CreateModelOptions,
+  ) {
+    super();
+    this.backend = opts.backend;
+    this.dtype = opts.dtype ?? 'float32';
+    const build: BuildOptions = { backend: opts.backend, dtype: this.dtype, init: opts.init ?? 'random', generator: opts.generator };
+    const neox = config.modelType === 'gpt_neox';
+    this.baseName = neox ? 'gpt_neox' : 'model';
+    this.headName = neox ? 'embed_out' : 'lm_head';
+    const base = neox ? new GPTNeoXModel(config, build) : new LlamaModel(config, build);
+    this.registerModule(this.baseName, base);
+    const head = this.registerModule(
+      this.headName,
+      new Linear(config.hiddenSize, config.vocabSize, { backend: opts.backend, dtype: this.dtype, bias: false, init: build.init === 'zeros' ? 'zeros' : 'default', generator: opts.generator }),
+    );
+    if (config.tieWordEmbeddings) {
+      const untied = head.weight;
+      head.registerParameter('weight', base.getParameter(neox ? 'embed_in.weight' : 'embed_tokens.weight'));
+      untied.dispose();
+    }
+  }
+
+  /** The base model (heads pool its hidden states). */
+  get base(): BaseModel {
+    return this.getSubmodule(this.baseName) as unknown as BaseModel;
+  }
+
+  get lmHead(): Linear {
+    return this.getSubmodule(this.headName) as Linear;
+  }
+
+  /** Recompute each layer's forward in backward instead of keeping its activations. */
+  get gradientCheckpointing(): boolean {
+    return this.base.gradientCheckpointing;
+  }
+
+  set gradientCheckpointing(on: boolean) {
+    this.base.gradientCheckpointing = on;
+  }
+
+  /** Final hidden states [batch, seq, hidden]. */
+  hiddenStates(input: ForwardInput): Tensor {
+    checkVocab(this.config, input.inputIds);
+    return tidy(() => {
+      const p = prepareInput(this.backend, this.config, input);
+      return this.base.forward(p.ids, p.ctx);
+    });
+  }
+
+  forward(input: ForwardInput, opts: { outputHiddenStates?: boolean } = {}): CausalLMOutput {
+    checkVocab(this.config, input.inputIds);
+    return tidy(() => {
+      const p = prepareInput(this.backend, this.config, input);
+      const hidden = this.base.forward(p.ids, p.ctx);
+      const logits = this.lmHead.forward(hidden);
+      return opts.outputHiddenStates ? { logits, hiddenStates: hidden } : { logits };
+    });
+  }
+
+  /** Parameter counts (tied weights once). */
+  parameterCount(): { total: number; trainable: number } {
+    let total = 0;
+    let trainable = 0;
+    for (const t of this.parameters()) {
+      total += t.size;
+      if (t.requiresGrad) trainable += t.size;
+    }
+    return { total, trainable };
+  }
+}
+
+export function createModel(config: ModelConfig, opts: CreateModelOptions): CausalLM {
+  return keep(new CausalLM(config, opts));
+}
