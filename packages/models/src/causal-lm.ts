@@ -1,6 +1,6 @@
 import { type Backend, type DType, type Generator, Linear, Module, type Tensor, keep, tidy } from '@peft/core';
 import type { ModelConfig } from './config.js';
-import { type BuildOptions, type ForwardInput, type LayerContext, checkVocab, prepareInput } from './models/common.js';
+import { type BuildOptions, type ForwardInput, type KVCache, type LayerContext, checkVocab, prepareInput } from './models/common.js';
 import { GPTNeoXModel } from './models/gpt-neox.js';
 import { LlamaModel } from './models/llama.js';
 
@@ -82,15 +82,20 @@ export class CausalLM extends Module {
   hiddenStates(input: ForwardInput): Tensor {
     checkVocab(this.config, input.inputIds);
     return tidy(() => {
-      const p = prepareInput(this.backend, this.config, input);
+      const p = prepareInput(this.backend, input);
       return this.base.forward(p.ids, p.ctx);
     });
   }
 
-  forward(input: ForwardInput, opts: { outputHiddenStates?: boolean } = {}): CausalLMOutput {
+  /**
+   * Logits [batch, seq, vocab]. With `cache`, only the new tokens are given (their mask covers
+   * cached + new tokens) and the cache grows by them.
+   */
+  forward(input: ForwardInput, opts: { outputHiddenStates?: boolean; cache?: KVCache } = {}): CausalLMOutput {
     checkVocab(this.config, input.inputIds);
     return tidy(() => {
-      const p = prepareInput(this.backend, this.config, input);
+      const p = prepareInput(this.backend, input, opts.cache?.length ?? 0);
+      if (opts.cache) p.ctx.cache = opts.cache;
       const hidden = this.base.forward(p.ids, p.ctx);
       const logits = this.lmHead.forward(hidden);
       return opts.outputHiddenStates ? { logits, hiddenStates: hidden } : { logits };

@@ -1,6 +1,6 @@
 export { type ModelConfig, parseConfig, SUPPORTED_MODEL_TYPES } from './config.js';
 export { CausalLM, createModel, type BaseModel, type CausalLMOutput, type CreateModelOptions } from './causal-lm.js';
-export { type ForwardInput, type LayerContext, prepareInput } from './models/common.js';
+export { type ForwardInput, KVCache, type LayerContext, prepareInput } from './models/common.js';
 export { GPTNeoXAttention, GPTNeoXLayer, GPTNeoXMLP, GPTNeoXModel } from './models/gpt-neox.js';
 export { LlamaAttention, LlamaDecoderLayer, LlamaMLP, LlamaModel } from './models/llama.js';
 export {

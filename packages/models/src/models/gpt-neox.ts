@@ -1,6 +1,6 @@
-import { Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, type Tensor, add, checkpoint, reshape } from '@peft/core';
+import { Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, type Tensor, add, reshape } from '@peft/core';
 import type { ModelConfig } from '../config.js';
-import { type BuildOptions, type LayerContext, activation, headPart, linearOptions, rotaryAttention } from './common.js';
+import { type BuildOptions, type LayerContext, activation, runLayers, headPart, linearOptions, rotaryAttention } from './common.js';
 
 /** GPTNeoXAttention: one fused query_key_value projection laid out per head as [heads, 3, headDim]. */
 export class GPTNeoXAttention extends Module {
@@ -112,11 +112,7 @@ export class GPTNeoXModel extends Module {
   /** Last hidden states [batch, seq, hidden] after the final layer norm. */
   forward(ids: Tensor, ctx: LayerContext): Tensor {
     let h = this.emb_dropout.forward((this.getSubmodule('embed_in') as Embedding).forward(ids));
-    for (const layer of this.layers) {
-      h = this.gradientCheckpointing
-        ? checkpoint((x, positions, mask) => layer.forward(x!, { positions: positions!, mask: ctx.mask ? mask! : null }), [h, ctx.positions, ...(ctx.mask ? [ctx.mask] : [])])
-        : layer.forward(h, ctx);
-    }
+    h = runLayers(this.layers, h, ctx, this.gradientCheckpointing);
     return this.final_layer_norm.forward(h);
   }
 }

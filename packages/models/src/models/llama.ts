@@ -1,6 +1,6 @@
-import { Embedding, Linear, Module, ModuleList, RMSNorm, type Tensor, add, checkpoint, mul, reshape, siluMul } from '@peft/core';
+import { Embedding, Linear, Module, ModuleList, RMSNorm, type Tensor, add, mul, reshape, siluMul } from '@peft/core';
 import type { ModelConfig } from '../config.js';
-import { type BuildOptions, type LayerContext, activation, linearOptions, rotaryAttention } from './common.js';
+import { type BuildOptions, type LayerContext, activation, runLayers, linearOptions, rotaryAttention } from './common.js';
 
 export class LlamaAttention extends Module {
   constructor(
@@ -92,11 +92,7 @@ export class LlamaModel extends Module {
 
   forward(ids: Tensor, ctx: LayerContext): Tensor {
     let h = (this.getSubmodule('embed_tokens') as Embedding).forward(ids);
-    for (const layer of this.layers) {
-      h = this.gradientCheckpointing
-        ? checkpoint((x, positions, mask) => layer.forward(x!, { positions: positions!, mask: ctx.mask ? mask! : null }), [h, ctx.positions, ...(ctx.mask ? [ctx.mask] : [])])
-        : layer.forward(h, ctx);
-    }
+    h = runLayers(this.layers, h, ctx, this.gradientCheckpointing);
     return this.norm.forward(h);
   }
 }
