@@ -3,7 +3,7 @@
 // plain npm (with the tarballs of the @peft packages it depends on, nothing else from the
 // workspace) and runs the first ```js snippet of the package's README there.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,11 +48,16 @@ for (const { dir, pkg } of packages) {
   const readme = readFileSync(join(dir, 'README.md'), 'utf8');
   const snippet = readme.match(/```js\n([\s\S]*?)```/)?.[1];
   try {
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...deps.map((d) => tarballs.get(d))], { cwd: project, stdio: 'inherit' });
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...deps.map((d) => tarballs.get(d))], {
+      cwd: project,
+      stdio: 'inherit',
+    });
     if (!snippet) throw new Error(`${pkg.name}: README.md has no \`\`\`js snippet to run`);
     writeFileSync(join(project, 'snippet.mjs'), snippet);
     const out = execFileSync('node', ['snippet.mjs'], { cwd: project, encoding: 'utf8' });
-    console.log(`ok   ${pkg.name}: installed alone with ${deps.length - 1} @peft dependencies; README snippet printed:\n${out.trimEnd().replace(/^/gm, '       ')}`);
+    console.log(
+      `ok   ${pkg.name}: installed alone with ${deps.length - 1} @peft dependencies; README snippet printed:\n${out.trimEnd().replace(/^/gm, '       ')}`,
+    );
   } catch (error) {
     failures++;
     console.error(`FAIL ${pkg.name}: ${error.message}`);

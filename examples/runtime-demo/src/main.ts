@@ -3,24 +3,24 @@
 // study), trained with AdamW. It prints the loss, held-out accuracy and live memory.
 import { createCpuBackend } from '@peft/backend-cpu';
 import {
-  Embedding,
-  Generator,
-  LayerNorm,
-  Linear,
-  Module,
-  type Tensor,
   adamwStep,
   add,
   attention,
   backward,
   crossEntropy,
+  Embedding,
+  Generator,
   gatherRows,
+  LayerNorm,
+  Linear,
+  Module,
   memoryInfo,
   noGrad,
   philoxUniform,
   reshape,
   rotary,
   slice,
+  type Tensor,
   tensor,
   tidy,
   zeros,
@@ -130,7 +130,9 @@ async function main(): Promise<void> {
   const test = makeData(256, 2);
   const batchSize = 16;
   const steps = 160;
-  console.log(`runtime demo: ${params.reduce((n, p) => n + p.size, 0)} parameters, backend ${backend.name}, ${train.length} train / ${test.length} test sequences`);
+  console.log(
+    `runtime demo: ${params.reduce((n, p) => n + p.size, 0)} parameters, backend ${backend.name}, ${train.length} train / ${test.length} test sequences`,
+  );
   console.log(`step 0: held-out accuracy ${(100 * (await accuracy(model, test))).toFixed(1)}%`);
   let memoryAtStep10 = memoryInfo(backend);
   for (let step = 1; step <= steps; step++) {
@@ -139,7 +141,15 @@ async function main(): Promise<void> {
     const loss = tidy(() => crossEntropy(model.forward(t.ids, t.mask, t.positions, t.last), t.labels));
     backward(loss);
     params.forEach((p, i) => {
-      adamwStep(p, p.grad!, moments[i]![0], moments[i]![1], { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step, gradScale: 1 });
+      adamwStep(p, p.grad!, moments[i]![0], moments[i]![1], {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weightDecay: 0.01,
+        step,
+        gradScale: 1,
+      });
       p.grad!.dispose();
       p.grad = null;
     });
@@ -150,7 +160,9 @@ async function main(): Promise<void> {
   const acc = await accuracy(model, test);
   const mem = memoryInfo(backend);
   console.log(`step ${steps}: held-out accuracy ${(100 * acc).toFixed(1)}%`);
-  console.log(`live tensors: ${mem.tensors} (${mem.bytes} bytes), the same as at step 10: ${mem.tensors === memoryAtStep10.tensors && mem.bytes === memoryAtStep10.bytes}`);
+  console.log(
+    `live tensors: ${mem.tensors} (${mem.bytes} bytes), the same as at step 10: ${mem.tensors === memoryAtStep10.tensors && mem.bytes === memoryAtStep10.bytes}`,
+  );
   console.log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   model.dispose();
   for (const [m, v] of moments) {

@@ -65,12 +65,12 @@ export function floatToF16(value: number): number {
     const half = 1 << (shift - 1);
     const rest = mant & ((1 << shift) - 1);
     let m = mant >>> shift;
-    if (rest > half || (rest === half && (m & 1))) m += 1;
+    if (rest > half || (rest === half && m & 1)) m += 1;
     return sign | m;
   }
   const rest = mant & 0x1fff;
   mant >>>= 13;
-  if (rest > 0x1000 || (rest === 0x1000 && (mant & 1))) {
+  if (rest > 0x1000 || (rest === 0x1000 && mant & 1)) {
     mant += 1;
     if (mant === 0x400) {
       mant = 0;

@@ -1,12 +1,25 @@
-export * from './dtype.js';
-export * from './backend.js';
-export { Tensor, Storage, tensor, fromRaw, toBackend, full, zeros, ones, scalar, shapeSize, formatShape, type CreateOptions } from './tensor.js';
-export { tidy, keep, dispose, memoryInfo, type MemoryInfo } from './memory.js';
-export { backward, noGrad, enableGrad, isGradEnabled, clearTape, tapeLength } from './autograd/tape.js';
 export { checkpoint } from './autograd/checkpoint.js';
+export { backward, clearTape, enableGrad, isGradEnabled, noGrad, tapeLength } from './autograd/tape.js';
+export * from './backend.js';
+export * from './dtype.js';
+export { dispose, keep, type MemoryInfo, memoryInfo, tidy } from './memory.js';
+export * from './nn/index.js';
 export * as ops from './ops/index.js';
 export * from './ops/index.js';
-export * from './nn/index.js';
-export { Generator, defaultGenerator, manualSeed, type GeneratorState } from './random/generator.js';
-export { philox4x32, philoxUniform, philoxNormal, philoxWords, philoxBlocks } from './random/philox.js';
+export { defaultGenerator, Generator, type GeneratorState, manualSeed } from './random/generator.js';
+export { philox4x32, philoxBlocks, philoxNormal, philoxUniform, philoxWords } from './random/philox.js';
 export * from './safetensors/index.js';
+export {
+  type CreateOptions,
+  formatShape,
+  fromRaw,
+  full,
+  ones,
+  Storage,
+  scalar,
+  shapeSize,
+  Tensor,
+  tensor,
+  toBackend,
+  zeros,
+} from './tensor.js';

@@ -37,7 +37,9 @@ describe('Tensor', () => {
   it('refuses values that do not fill the shape, and non-integers in int32', () => {
     expect(() => tensor([1, 2, 3], [2, 2], { backend })).toThrow('tensor: 3 values do not fill shape [2, 2] (4 elements)');
     expect(() => tensor([1.5], [1], { backend, dtype: 'int32' })).toThrow('value 1.5 at index 0 is not an integer');
-    expect(() => fromRaw(new Float32Array(2), [2], { backend, dtype: 'bfloat16' })).toThrow('bfloat16 storage needs a Uint16Array, got Float32Array');
+    expect(() => fromRaw(new Float32Array(2), [2], { backend, dtype: 'bfloat16' })).toThrow(
+      'bfloat16 storage needs a Uint16Array, got Float32Array',
+    );
   });
 
   it('names the op and the tensor when used after dispose', () => {
@@ -64,7 +66,9 @@ describe('Tensor', () => {
     const other = createCpuBackend();
     const a = ones([2], { backend });
     const b = ones([2], { backend: other });
-    expect(() => add(a, b)).toThrow(/add: tensor #\d+ \[2\] float32 is on backend "cpu" but tensor #\d+ \[2\] float32 is on another "cpu" backend instance/);
+    expect(() => add(a, b)).toThrow(
+      /add: tensor #\d+ \[2\] float32 is on backend "cpu" but tensor #\d+ \[2\] float32 is on another "cpu" backend instance/,
+    );
     a.dispose();
     b.dispose();
     other.destroy();

@@ -1,7 +1,7 @@
-import type { Backend, DeviceBuffer } from './backend.js';
-import { type DType, type RawArray, type ValueArray, bytesPerElement, decode, encode } from './dtype.js';
-import { trackCreated, trackDisposed } from './memory.js';
 import type { TapeNode } from './autograd/tape.js';
+import type { Backend, DeviceBuffer } from './backend.js';
+import { bytesPerElement, type DType, decode, encode, type RawArray, type ValueArray } from './dtype.js';
+import { trackCreated, trackDisposed } from './memory.js';
 
 let nextTensorId = 1;
 
@@ -39,7 +39,8 @@ export function formatShape(shape: readonly number[]): string {
 
 export function checkShape(shape: readonly number[], where: string): void {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`${where}: shape ${formatShape(shape)} has ${d}: dimensions must be non-negative integers`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new Error(`${where}: shape ${formatShape(shape)} has ${d}: dimensions must be non-negative integers`);
   }
 }
 

@@ -1,6 +1,6 @@
-import { type Backend, type DType, type Generator, Linear, Module, type Tensor, keep, tidy } from '@peft/core';
+import { type Backend, type DType, type Generator, keep, Linear, Module, type Tensor, tidy } from '@peft/core';
 import type { ModelConfig } from './config.js';
-import { type BuildOptions, type ForwardInput, type KVCache, type LayerContext, checkVocab, prepareInput } from './models/common.js';
+import { type BuildOptions, checkVocab, type ForwardInput, type KVCache, type LayerContext, prepareInput } from './models/common.js';
 import { GPTNeoXModel } from './models/gpt-neox.js';
 import { LlamaModel } from './models/llama.js';
 
@@ -51,7 +51,13 @@ export class CausalLM extends Module {
     this.registerModule(this.baseName, base);
     const head = this.registerModule(
       this.headName,
-      new Linear(config.hiddenSize, config.vocabSize, { backend: opts.backend, dtype: this.dtype, bias: false, init: build.init === 'zeros' ? 'zeros' : 'default', generator: opts.generator }),
+      new Linear(config.hiddenSize, config.vocabSize, {
+        backend: opts.backend,
+        dtype: this.dtype,
+        bias: false,
+        init: build.init === 'zeros' ? 'zeros' : 'default',
+        generator: opts.generator,
+      }),
     );
     if (config.tieWordEmbeddings) {
       const untied = head.weight;

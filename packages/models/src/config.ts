@@ -112,7 +112,8 @@ export function parseConfig(raw: Record<string, unknown>, file = 'config.json'):
     const rotaryPct = field(raw, file, 'rotary_pct', isNum, 'a number in (0, 1]', 1);
     if (!(rotaryPct > 0 && rotaryPct <= 1)) throw new Error(`${file}: rotary_pct ${rotaryPct} must be in (0, 1]`);
     const rotaryDim = Math.floor(headDim * rotaryPct);
-    if (rotaryDim % 2 !== 0 || rotaryDim === 0) throw new Error(`${file}: rotary_pct ${rotaryPct} gives ${rotaryDim} rotary features per head: must be even and > 0`);
+    if (rotaryDim % 2 !== 0 || rotaryDim === 0)
+      throw new Error(`${file}: rotary_pct ${rotaryPct} gives ${rotaryDim} rotary features per head: must be even and > 0`);
     return {
       ...common,
       numKvHeads: numHeads,
@@ -126,7 +127,8 @@ export function parseConfig(raw: Record<string, unknown>, file = 'config.json'):
     };
   }
   const numKvHeads = field(raw, file, 'num_key_value_heads', isPosInt, 'a positive integer', numHeads);
-  if (numHeads % numKvHeads !== 0) throw new Error(`${file}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  if (numHeads % numKvHeads !== 0)
+    throw new Error(`${file}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
   return {
     ...common,
     numKvHeads,

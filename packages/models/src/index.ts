@@ -1,16 +1,16 @@
+export { type BaseModel, CausalLM, type CausalLMOutput, type CreateModelOptions, createModel } from './causal-lm.js';
 export { type ModelConfig, parseConfig, SUPPORTED_MODEL_TYPES } from './config.js';
-export { CausalLM, createModel, type BaseModel, type CausalLMOutput, type CreateModelOptions } from './causal-lm.js';
-export { type ForwardInput, KVCache, type LayerContext, prepareInput } from './models/common.js';
-export { GPTNeoXAttention, GPTNeoXLayer, GPTNeoXMLP, GPTNeoXModel } from './models/gpt-neox.js';
-export { LlamaAttention, LlamaDecoderLayer, LlamaMLP, LlamaModel } from './models/llama.js';
 export {
-  type LoadOptions,
-  type WeightFormat,
-  type WeightReader,
-  SAFETENSORS_FORMAT,
   chooseDtype,
+  type LoadOptions,
   loadModelFrom,
   openWeights,
   readConfig,
   registerWeightFormat,
+  SAFETENSORS_FORMAT,
+  type WeightFormat,
+  type WeightReader,
 } from './load.js';
+export { type ForwardInput, KVCache, type LayerContext, prepareInput } from './models/common.js';
+export { GPTNeoXAttention, GPTNeoXLayer, GPTNeoXMLP, GPTNeoXModel } from './models/gpt-neox.js';
+export { LlamaAttention, LlamaDecoderLayer, LlamaMLP, LlamaModel } from './models/llama.js';

@@ -5,7 +5,9 @@ import { createCpuBackend } from '@peft/backend-cpu';
 import { loadModel } from './node/index.js';
 
 function peakRss(): number {
-  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'))!;
+  const line = readFileSync('/proc/self/status', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmHWM:'))!;
   return Number(line.split(/\s+/)[1]) * 1024;
 }
 

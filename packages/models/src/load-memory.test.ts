@@ -2,11 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createCpuBackend } from '@peft/backend-cpu';
 import { saveSafetensors } from '@peft/core/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createModel } from './causal-lm.js';
 import { parseConfig } from './config.js';
-import { createCpuBackend } from '@peft/backend-cpu';
 
 const MiB = 1024 * 1024;
 const dir = mkdtempSync(join(tmpdir(), 'peft-big-'));
@@ -45,7 +45,9 @@ describe.skipIf(!existsSync('/proc/self/status'))('loading memory', () => {
     const { before, after, bytes } = JSON.parse(out.trim().split('\n').at(-1)!);
     expect(bytes).toBeGreaterThan(300 * MiB);
     const extra = after - before - fileBytes;
-    console.log(`checkpoint ${(fileBytes / MiB).toFixed(0)} MiB, peak RSS grew ${((after - before) / MiB).toFixed(0)} MiB while loading: ${(extra / MiB).toFixed(0)} MiB beyond the checkpoint`);
+    console.log(
+      `checkpoint ${(fileBytes / MiB).toFixed(0)} MiB, peak RSS grew ${((after - before) / MiB).toFixed(0)} MiB while loading: ${(extra / MiB).toFixed(0)} MiB beyond the checkpoint`,
+    );
     expect(extra).toBeLessThan(16 * MiB);
   }, 120_000);
 });

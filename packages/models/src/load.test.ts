@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
@@ -88,7 +88,7 @@ describe('loadModel reads a Hugging Face folder', () => {
       grads.push(await Promise.all(model.parameters().map(async (p) => (await p.grad!.data()) as Float32Array)));
       model.dispose();
     }
-    grads[0]!.forEach((a, i) => expect(Array.from(grads[1]![i]!)).toEqual(Array.from(a)));
+    for (const [i, a] of grads[0]!.entries()) expect(Array.from(grads[1]![i]!)).toEqual(Array.from(a));
   });
 });
 
@@ -152,6 +152,8 @@ describe('loadModel names the file, the tensor and the value when input is bad',
     const dir = copyOf('tiny-llama');
     rmSync(join(dir, 'model.safetensors'));
     rmSync(join(dir, 'bin'), { recursive: true });
-    await expect(loadModel(dir, { backend })).rejects.toThrow(`${dir}: no weights found: looked for model.safetensors.index.json, model.safetensors`);
+    await expect(loadModel(dir, { backend })).rejects.toThrow(
+      `${dir}: no weights found: looked for model.safetensors.index.json, model.safetensors`,
+    );
   });
 });

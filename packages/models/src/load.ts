@@ -1,15 +1,15 @@
 import {
   type Backend,
+  bytesPerElement,
   type DType,
   type FileOpener,
-  type LoadedTensor,
-  type RawArray,
-  bytesPerElement,
-  type ShardedSafetensors,
-  type SafetensorsFile,
   keep,
+  type LoadedTensor,
   openSafetensors,
   openShardedSafetensors,
+  type RawArray,
+  type SafetensorsFile,
+  type ShardedSafetensors,
 } from '@peft/core';
 import { CausalLM } from './causal-lm.js';
 import { type ModelConfig, parseConfig } from './config.js';
@@ -153,7 +153,9 @@ async function readText(opener: FileOpener, file: string): Promise<string> {
   try {
     source = await opener.open(file);
   } catch (error) {
-    throw new Error(`${opener.name}: ${file} not found: a Hugging Face model folder has config.json beside its weights (${(error as Error).message})`);
+    throw new Error(
+      `${opener.name}: ${file} not found: a Hugging Face model folder has config.json beside its weights (${(error as Error).message})`,
+    );
   }
   const bytes = await source.read(0, source.size);
   await source.close?.();
@@ -204,7 +206,9 @@ export async function loadModelFrom(opener: FileOpener, opts: LoadOptions): Prom
     for (const [name, param] of params) {
       const info = await weights.info(name);
       if (info.shape.join() !== param.shape.join()) {
-        throw new Error(`${opener.name}/${info.file}: tensor "${name}" has shape [${info.shape.join(', ')}], config.json gives [${param.shape.join(', ')}]`);
+        throw new Error(
+          `${opener.name}/${info.file}: tensor "${name}" has shape [${info.shape.join(', ')}], config.json gives [${param.shape.join(', ')}]`,
+        );
       }
       const buffer = param.buffer('loadModel');
       const streamed = await weights.stream?.(name, param.dtype, staging, (data, offset) => opts.backend.write(buffer, data, offset));

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
-import { Linear, type Tensor, backward, crossEntropy, keep, reshape, tidy } from '@peft/core';
+import { backward, crossEntropy, keep, Linear, reshape, type Tensor, tidy } from '@peft/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CausalLM } from './causal-lm.js';
 import { loadModel } from './node/index.js';
@@ -101,7 +101,7 @@ describe('gradients at the input of every linear layer equal the PyTorch goldens
         let scale = 0;
         for (const v of want) scale = Math.max(scale, Math.abs(v));
         let worst = 0;
-        want.forEach((v, i) => (worst = Math.max(worst, Math.abs(got[i]! - v))));
+        for (const [i, v] of want.entries()) worst = Math.max(worst, Math.abs(got[i]! - v));
         // Relative to the largest gradient entry of that input.
         expect(worst / scale, `${path}: max |Δ| ${worst} over max |g| ${scale}`).toBeLessThan(1e-4);
       }
@@ -121,9 +121,7 @@ describe('bfloat16 and float16 storage', () => {
   for (const name of ['tiny-gpt-neox', 'tiny-llama']) {
     it(`${name} against the float32 goldens`, async () => {
       const g = golden(name);
-      const rms = Math.sqrt(
-        g.right.logits.flat(2).reduce((s, v) => s + v * v, 0) / g.right.logits.flat(2).length,
-      );
+      const rms = Math.sqrt(g.right.logits.flat(2).reduce((s, v) => s + v * v, 0) / g.right.logits.flat(2).length);
       for (const [dtype, bound] of [
         ['bfloat16', 0.1],
         ['float16', 0.02],

@@ -1,9 +1,9 @@
 import { createCpuBackend } from '@peft/backend-cpu';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend, MatmulParams } from '../backend.js';
-import { Generator } from '../random/generator.js';
 import { memoryInfo, tidy } from '../memory.js';
 import { add, dropout, linear, matmul, mul, square, sum, tanh } from '../ops/index.js';
+import { Generator } from '../random/generator.js';
 import { type Tensor, tensor } from '../tensor.js';
 import { checkpoint } from './checkpoint.js';
 import { backward, noGrad, tapeLength } from './tape.js';
@@ -43,23 +43,41 @@ describe('autograd', () => {
       [1, 2],
       [-1, 0.5],
     ];
-    for (let o = 0; o < 3; o++) for (let i = 0; i < 2; i++) expect(dW[o * 2 + i]).toBeCloseTo(2 * (y[0]![o]! * xs[0]![i]! + y[1]![o]! * xs[1]![i]!), 4);
+    for (let o = 0; o < 3; o++)
+      for (let i = 0; i < 2; i++) expect(dW[o * 2 + i]).toBeCloseTo(2 * (y[0]![o]! * xs[0]![i]! + y[1]![o]! * xs[1]![i]!), 4);
     const dx = await x.grad!.data();
     const W = [
       [0.5, -1],
       [2, 0.25],
       [1, 1],
     ];
-    for (let r = 0; r < 2; r++) for (let i = 0; i < 2; i++) expect(dx[r * 2 + i]).toBeCloseTo(2 * y[r]!.reduce((s, v, o) => s + v * W[o]![i]!, 0), 4);
+    for (let r = 0; r < 2; r++)
+      for (let i = 0; i < 2; i++) expect(dx[r * 2 + i]).toBeCloseTo(2 * y[r]!.reduce((s, v, o) => s + v * W[o]![i]!, 0), 4);
     for (const t of [x, w, b, loss]) t.dispose();
   });
 
   it('never runs weight-gradient GEMMs for frozen weights (LoRA costs three backward GEMMs, not four)', () => {
     const gen = new Generator(1);
-    const x = tensor(Array.from({ length: 8 * 16 }, (_, i) => Math.sin(i)), [8, 16], { backend });
-    const W = tensor(Array.from({ length: 16 * 16 }, (_, i) => Math.cos(i)), [16, 16], { backend }); // frozen
-    const A = tensor(Array.from({ length: 4 * 16 }, (_, i) => Math.sin(3 * i)), [4, 16], { backend, requiresGrad: true });
-    const B = tensor(Array.from({ length: 16 * 4 }, (_, i) => Math.cos(5 * i)), [16, 4], { backend, requiresGrad: true });
+    const x = tensor(
+      Array.from({ length: 8 * 16 }, (_, i) => Math.sin(i)),
+      [8, 16],
+      { backend },
+    );
+    const W = tensor(
+      Array.from({ length: 16 * 16 }, (_, i) => Math.cos(i)),
+      [16, 16],
+      { backend },
+    ); // frozen
+    const A = tensor(
+      Array.from({ length: 4 * 16 }, (_, i) => Math.sin(3 * i)),
+      [4, 16],
+      { backend, requiresGrad: true },
+    );
+    const B = tensor(
+      Array.from({ length: 16 * 4 }, (_, i) => Math.cos(5 * i)),
+      [16, 4],
+      { backend, requiresGrad: true },
+    );
     const spy = countingMatmul(backend);
     const loss = tidy(() => sum(tanh(add(linear(x, W), linear(linear(dropout(x, 0.1, gen), A), B)))));
     expect(spy.count()).toBe(3);
@@ -102,8 +120,16 @@ describe('autograd', () => {
   });
 
   it('keeps the memory flat over 50 training-like steps', () => {
-    const w = tensor(Array.from({ length: 32 * 32 }, (_, i) => Math.sin(i) / 8), [32, 32], { backend, requiresGrad: true });
-    const x = tensor(Array.from({ length: 4 * 32 }, (_, i) => Math.cos(i)), [4, 32], { backend });
+    const w = tensor(
+      Array.from({ length: 32 * 32 }, (_, i) => Math.sin(i) / 8),
+      [32, 32],
+      { backend, requiresGrad: true },
+    );
+    const x = tensor(
+      Array.from({ length: 4 * 32 }, (_, i) => Math.cos(i)),
+      [4, 32],
+      { backend },
+    );
     // One step to create w.grad, then measure.
     const step = () => {
       const loss = tidy(() => sum(square(tanh(matmul(x, w, { transB: true })))));
@@ -123,9 +149,21 @@ describe('autograd', () => {
 
   it('gradient checkpointing gives the same gradients, dropout included', async () => {
     const gen = new Generator(7);
-    const w1 = tensor(Array.from({ length: 36 }, (_, i) => Math.sin(i + 1)), [6, 6], { backend, requiresGrad: true });
-    const w2 = tensor(Array.from({ length: 36 }, (_, i) => Math.cos(i + 2)), [6, 6], { backend, requiresGrad: true });
-    const x = tensor(Array.from({ length: 18 }, (_, i) => Math.sin(2 * i)), [3, 6], { backend, requiresGrad: true });
+    const w1 = tensor(
+      Array.from({ length: 36 }, (_, i) => Math.sin(i + 1)),
+      [6, 6],
+      { backend, requiresGrad: true },
+    );
+    const w2 = tensor(
+      Array.from({ length: 36 }, (_, i) => Math.cos(i + 2)),
+      [6, 6],
+      { backend, requiresGrad: true },
+    );
+    const x = tensor(
+      Array.from({ length: 18 }, (_, i) => Math.sin(2 * i)),
+      [3, 6],
+      { backend, requiresGrad: true },
+    );
     const block = (h: Tensor): Tensor => tanh(linear(dropout(tanh(linear(h, w1)), 0.3, gen), w2));
     const run = async (useCheckpoint: boolean): Promise<Float32Array[]> => {
       gen.manualSeed(7);

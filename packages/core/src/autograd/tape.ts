@@ -1,6 +1,6 @@
 import { keep, tidy } from '../memory.js';
 import { add, onesLike } from '../ops/elementwise.js';
-import { type Tensor, formatShape } from '../tensor.js';
+import { formatShape, type Tensor } from '../tensor.js';
 
 /**
  * One recorded op: which inputs want a gradient, and how to compute those gradients from the

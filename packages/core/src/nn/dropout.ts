@@ -1,6 +1,6 @@
 import { dropout } from '../ops/random.js';
 import { reshape } from '../ops/shape.js';
-import { type Generator, defaultGenerator } from '../random/generator.js';
+import { defaultGenerator, type Generator } from '../random/generator.js';
 import type { Tensor } from '../tensor.js';
 import { Module } from './module.js';
 

@@ -1,6 +1,6 @@
 import { embedding } from '../ops/embedding.js';
 import type { Tensor } from '../tensor.js';
-import { type ParamOptions, constantParam, normalParam } from './init.js';
+import { constantParam, normalParam, type ParamOptions } from './init.js';
 import { Module } from './module.js';
 
 export interface EmbeddingOptions extends ParamOptions {

@@ -1,8 +1,8 @@
+import { noGrad } from '../autograd/tape.js';
 import type { Backend } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { rand, randn } from '../ops/random.js';
 import { cast } from '../ops/shape.js';
-import { noGrad } from '../autograd/tape.js';
 import type { Generator } from '../random/generator.js';
 import { type Tensor, zeros } from '../tensor.js';
 

@@ -1,6 +1,6 @@
 import { layerNorm } from '../ops/norms.js';
 import type { Tensor } from '../tensor.js';
-import { type ParamOptions, constantParam } from './init.js';
+import { constantParam, type ParamOptions } from './init.js';
 import { Module } from './module.js';
 
 export interface LayerNormOptions extends ParamOptions {

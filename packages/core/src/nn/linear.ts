@@ -1,6 +1,6 @@
 import { linear } from '../ops/matmul.js';
 import type { Tensor } from '../tensor.js';
-import { type ParamOptions, constantParam, uniformParam } from './init.js';
+import { constantParam, type ParamOptions, uniformParam } from './init.js';
 import { Module } from './module.js';
 
 export interface LinearOptions extends ParamOptions {
@@ -20,8 +20,14 @@ export class Linear extends Module {
     this.outFeatures = outFeatures;
     const bound = 1 / Math.sqrt(inFeatures);
     const zero = opts.init === 'zeros';
-    this.registerParameter('weight', zero ? constantParam([outFeatures, inFeatures], 0, opts) : uniformParam([outFeatures, inFeatures], bound, opts));
-    this.registerParameter('bias', opts.bias === false ? null : zero ? constantParam([outFeatures], 0, opts) : uniformParam([outFeatures], bound, opts));
+    this.registerParameter(
+      'weight',
+      zero ? constantParam([outFeatures, inFeatures], 0, opts) : uniformParam([outFeatures, inFeatures], bound, opts),
+    );
+    this.registerParameter(
+      'bias',
+      opts.bias === false ? null : zero ? constantParam([outFeatures], 0, opts) : uniformParam([outFeatures], bound, opts),
+    );
   }
 
   get weight(): Tensor {
@@ -35,7 +41,8 @@ export class Linear extends Module {
 
   forward(x: Tensor): Tensor {
     const last = x.shape[x.rank - 1];
-    if (last !== this.inFeatures) throw new Error(`Linear(${this.inFeatures} → ${this.outFeatures}): input ${x.describe()} has ${last} features`);
+    if (last !== this.inFeatures)
+      throw new Error(`Linear(${this.inFeatures} → ${this.outFeatures}): input ${x.describe()} has ${last} features`);
     return linear(x, this.weight, this.bias);
   }
 }

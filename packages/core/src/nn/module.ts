@@ -96,7 +96,10 @@ export class Module {
     let m: Module = this;
     for (const part of path.split('.')) {
       const next = m.#modules.get(part);
-      if (!next) throw new Error(`getSubmodule: "${path}" has no part "${part}" (under ${m.constructor.name}: ${[...m.#modules.keys()].join(', ') || 'no children'})`);
+      if (!next)
+        throw new Error(
+          `getSubmodule: "${path}" has no part "${part}" (under ${m.constructor.name}: ${[...m.#modules.keys()].join(', ') || 'no children'})`,
+        );
       m = next;
     }
     return m;

@@ -62,7 +62,9 @@ describe('Module', () => {
     const net = new Net(11, 8, 2, false, new Generator(0));
     const qkv = net.getSubmodule('layers.1.attention.query_key_value');
     expect(qkv).toBeInstanceOf(Linear);
-    expect(() => net.getSubmodule('layers.2.attention')).toThrow('getSubmodule: "layers.2.attention" has no part "2" (under ModuleList: 0, 1)');
+    expect(() => net.getSubmodule('layers.2.attention')).toThrow(
+      'getSubmodule: "layers.2.attention" has no part "2" (under ModuleList: 0, 1)',
+    );
     const replacement = new Linear(8, 24, { backend, bias: false });
     net.setSubmodule('layers.1.attention.query_key_value', replacement);
     expect(net.getSubmodule('layers.1.attention.query_key_value')).toBe(replacement);
@@ -90,7 +92,7 @@ describe('Module', () => {
     const y = ln.forward(x);
     const s = Math.sqrt(1.25);
     const expected = [-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s, -1, -1, 1, 1];
-    (await y.data()).forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 5));
+    for (const [i, v] of (await y.data()).entries()) expect(v).toBeCloseTo(expected[i]!, 5);
     for (const t of [x, y]) t.dispose();
     ln.dispose();
   });

@@ -1,6 +1,6 @@
 import { rmsNorm } from '../ops/norms.js';
 import type { Tensor } from '../tensor.js';
-import { type ParamOptions, constantParam } from './init.js';
+import { constantParam, type ParamOptions } from './init.js';
 import { Module } from './module.js';
 
 export interface RMSNormOptions extends ParamOptions {

@@ -25,13 +25,21 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null, 
   const [, seqK, kvHeads] = k.shape as [number, number, number, number];
   requireShape(op, k, [batch, seqK, kvHeads, headDim], 'k');
   requireShape(op, v, [batch, seqK, kvHeads, headDim], 'v');
-  if (kvHeads === 0 || heads % kvHeads !== 0) throw new Error(`${op}: ${heads} query heads are not a multiple of ${kvHeads} key/value heads`);
+  if (kvHeads === 0 || heads % kvHeads !== 0)
+    throw new Error(`${op}: ${heads} query heads are not a multiple of ${kvHeads} key/value heads`);
   if (mask) {
     requireInt(op, mask, 'mask');
     requireShape(op, mask, [batch, seqK], 'mask');
   }
   const p: AttentionParams = {
-    batch, seqQ, seqK, heads, kvHeads, headDim, scale: opts.scale ?? 1 / Math.sqrt(headDim), causal: opts.causal ?? true,
+    batch,
+    seqQ,
+    seqK,
+    heads,
+    kvHeads,
+    headDim,
+    scale: opts.scale ?? 1 / Math.sqrt(headDim),
+    causal: opts.causal ?? true,
   };
   const dtype = q.dtype === k.dtype && k.dtype === v.dtype ? q.dtype : 'float32';
   const y = alloc(backend, q.shape, dtype, op);
@@ -45,7 +53,19 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null, 
       const dk = alloc(backend, k.shape, k.dtype, op);
       const dv = alloc(backend, v.shape, v.dtype, op);
       if (y.size > 0) {
-        backend.attentionBackward(dq.buffer(), dk.buffer(), dv.buffer(), g!.buffer(op), qs.buffer(op), ks.buffer(op), vs.buffer(op), ys.buffer(op), lse.buffer(op), ms?.buffer(op) ?? null, p);
+        backend.attentionBackward(
+          dq.buffer(),
+          dk.buffer(),
+          dv.buffer(),
+          g!.buffer(op),
+          qs.buffer(op),
+          ks.buffer(op),
+          vs.buffer(op),
+          ys.buffer(op),
+          lse.buffer(op),
+          ms?.buffer(op) ?? null,
+          p,
+        );
       } else {
         for (const t of [dq, dk, dv]) if (t.size > 0) backend.fill(t.buffer(), 0);
       }

@@ -1,6 +1,6 @@
 import { needsGrad, record, save } from '../autograd/tape.js';
 import type { BinaryOp, UnaryOp } from '../backend.js';
-import { type Tensor, full } from '../tensor.js';
+import { full, type Tensor } from '../tensor.js';
 import { sumTo } from './shape.js';
 import { alloc, backendOf, broadcastShapes, broadcastView, promote, requireFloat } from './util.js';
 
@@ -45,15 +45,21 @@ export function mul(a: Tensor, b: Tensor): Tensor {
   if (needsGrad([a, b])) {
     const as = b.requiresGrad ? save(a) : null;
     const bs = a.requiresGrad ? save(b) : null;
-    record('mul', [a, b], [y], [as, bs].filter((t) => t !== null), ([g]) => {
-      const grad = (other: Tensor, shape: readonly number[]): Tensor => {
-        const prod = binary('mul', g!, other);
-        const r = sumTo(prod, shape);
-        prod.dispose();
-        return r;
-      };
-      return [bs ? grad(bs, a.shape) : null, as ? grad(as, b.shape) : null];
-    });
+    record(
+      'mul',
+      [a, b],
+      [y],
+      [as, bs].filter((t) => t !== null),
+      ([g]) => {
+        const grad = (other: Tensor, shape: readonly number[]): Tensor => {
+          const prod = binary('mul', g!, other);
+          const r = sumTo(prod, shape);
+          prod.dispose();
+          return r;
+        };
+        return [bs ? grad(bs, a.shape) : null, as ? grad(as, b.shape) : null];
+      },
+    );
   }
   return y;
 }

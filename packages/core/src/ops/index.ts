@@ -1,14 +1,34 @@
-export { reshape, permute, transpose, slice, split, concat, expand, sumTo, cast, clone, detach } from './shape.js';
-export {
-  add, sub, mul, div, maximum, minimum, affine, scale, neg, unary, exp, log, sqrt, rsqrt, square, abs, silu, sigmoid, tanh, relu, onesLike,
-} from './elementwise.js';
-export { sum, mean, max, argmax } from './reduce.js';
-export { matmul, linear, type MatmulOptions } from './matmul.js';
-export { embedding, gatherRows } from './embedding.js';
-export { layerNorm, rmsNorm } from './norms.js';
-export { rotary, type RotaryOptions } from './rotary.js';
-export { attention, type AttentionOptions } from './attention.js';
 export { gelu, siluMul } from './activations.js';
-export { crossEntropy, type CrossEntropyOptions } from './loss.js';
-export { rand, randn, dropout, type RandomOptions } from './random.js';
+export { type AttentionOptions, attention } from './attention.js';
+export {
+  abs,
+  add,
+  affine,
+  div,
+  exp,
+  log,
+  maximum,
+  minimum,
+  mul,
+  neg,
+  onesLike,
+  relu,
+  rsqrt,
+  scale,
+  sigmoid,
+  silu,
+  sqrt,
+  square,
+  sub,
+  tanh,
+  unary,
+} from './elementwise.js';
+export { embedding, gatherRows } from './embedding.js';
+export { type CrossEntropyOptions, crossEntropy } from './loss.js';
+export { linear, type MatmulOptions, matmul } from './matmul.js';
+export { layerNorm, rmsNorm } from './norms.js';
 export { adamwStep } from './optim.js';
+export { dropout, type RandomOptions, rand, randn } from './random.js';
+export { argmax, max, mean, sum } from './reduce.js';
+export { type RotaryOptions, rotary } from './rotary.js';
+export { cast, clone, concat, detach, expand, permute, reshape, slice, split, sumTo, transpose } from './shape.js';

@@ -47,7 +47,9 @@ export function crossEntropy(logits: Tensor, targets: Tensor | ArrayLike<number>
   const backend = backendOf(op, [logits, t]);
   if (t.size !== rows) throw new Error(`${op}: targets ${t.describe()} do not match the ${rows} rows of logits ${logits.describe()}`);
   if (reduction === 'mean' && count === undefined) {
-    throw new Error(`${op}: reduction 'mean' with device targets needs opts.count (the number of non-ignored targets); or pass host targets`);
+    throw new Error(
+      `${op}: reduction 'mean' with device targets needs opts.count (the number of non-ignored targets); or pass host targets`,
+    );
   }
   const p: CrossEntropyParams = { rows, classes, ignoreIndex };
   const perRow = alloc(backend, logits.shape.slice(0, -1), 'float32', op);
@@ -104,4 +106,3 @@ function affineRaw(x: Tensor, alpha: number): Tensor {
   x.backend.affine(y.buffer(), x.buffer('crossEntropy'), alpha, 0);
   return y;
 }
-

@@ -1,5 +1,5 @@
 import { needsGrad, record, save } from '../autograd/tape.js';
-import { type Tensor, formatShape, shapeSize } from '../tensor.js';
+import { formatShape, shapeSize, type Tensor } from '../tensor.js';
 import { add } from './elementwise.js';
 import { alloc, backendOf, promote, requireFloat } from './util.js';
 
@@ -34,7 +34,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   const batchShape = a.shape.slice(0, -2);
   if (b.rank > 2 && (b.rank !== a.rank || b.shape.slice(0, -2).some((d, i) => d !== batchShape[i]))) {
-    throw new Error(`${op}: batch dimensions of ${a.describe()} and ${b.describe()} differ; b must be rank 2 or share a's batch dimensions`);
+    throw new Error(
+      `${op}: batch dimensions of ${a.describe()} and ${b.describe()} differ; b must be rank 2 or share a's batch dimensions`,
+    );
   }
   const batch = shapeSize(batchShape);
   const y = alloc(backend, [...batchShape, m, n], promote(op, a, b), op);
@@ -43,30 +45,56 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     else if (b.rank === 2 && !transA) {
       // Fold the batch into the rows: one [batch·m, k] × [k, n] GEMM.
       backend.matmul(y.buffer(), a.buffer(op), b.buffer(op), {
-        batch: 1, m: batch * m, n, k, transA, transB, strideA: 0, strideB: 0, strideOut: 0, alpha: 1, accumulate: false,
+        batch: 1,
+        m: batch * m,
+        n,
+        k,
+        transA,
+        transB,
+        strideA: 0,
+        strideB: 0,
+        strideOut: 0,
+        alpha: 1,
+        accumulate: false,
       });
     } else {
       backend.matmul(y.buffer(), a.buffer(op), b.buffer(op), {
-        batch, m, n, k, transA, transB, strideA: m * k, strideB: b.rank === 2 ? 0 : k * n, strideOut: m * n, alpha: 1, accumulate: false,
+        batch,
+        m,
+        n,
+        k,
+        transA,
+        transB,
+        strideA: m * k,
+        strideB: b.rank === 2 ? 0 : k * n,
+        strideOut: m * n,
+        alpha: 1,
+        accumulate: false,
       });
     }
   }
   if (needsGrad([a, b])) {
     const as = b.requiresGrad ? save(a) : null;
     const bs = a.requiresGrad ? save(b) : null;
-    record(op, [a, b], [y], [as, bs].filter((t) => t !== null), ([g]) => {
-      let da: Tensor | null = null;
-      let db: Tensor | null = null;
-      if (bs) {
-        // op(a) = g · op(b)ᵀ
-        da = transA ? matmulNoGrad(bs, g!, transB, true, a.shape) : matmulNoGrad(g!, bs, false, !transB, a.shape);
-      }
-      if (as) {
-        // op(b) = op(a)ᵀ · g; for a shared rank-2 b this sums over the batch in one GEMM.
-        db = transB ? matmulNoGrad(g!, as, true, transA, b.shape) : matmulNoGrad(as, g!, !transA, false, b.shape);
-      }
-      return [da, db];
-    });
+    record(
+      op,
+      [a, b],
+      [y],
+      [as, bs].filter((t) => t !== null),
+      ([g]) => {
+        let da: Tensor | null = null;
+        let db: Tensor | null = null;
+        if (bs) {
+          // op(a) = g · op(b)ᵀ
+          da = transA ? matmulNoGrad(bs, g!, transB, true, a.shape) : matmulNoGrad(g!, bs, false, !transB, a.shape);
+        }
+        if (as) {
+          // op(b) = op(a)ᵀ · g; for a shared rank-2 b this sums over the batch in one GEMM.
+          db = transB ? matmulNoGrad(g!, as, true, transA, b.shape) : matmulNoGrad(as, g!, !transA, false, b.shape);
+        }
+        return [da, db];
+      },
+    );
   }
   return y;
 }
@@ -90,7 +118,17 @@ function matmulNoGrad(a: Tensor, b: Tensor, transA: boolean, transB: boolean, ou
     if (!aFolded && a.rank > 2) throw new Error(`${op}: unsupported layout for ${a.describe()}`);
     if (!bFolded && b.rank > 2) throw new Error(`${op}: unsupported layout for ${b.describe()}`);
     backend.matmul(y.buffer(), a.buffer(op), b.buffer(op), {
-      batch: 1, m, n, k, transA, transB, strideA: 0, strideB: 0, strideOut: 0, alpha: 1, accumulate: false,
+      batch: 1,
+      m,
+      n,
+      k,
+      transA,
+      transB,
+      strideA: 0,
+      strideB: 0,
+      strideOut: 0,
+      alpha: 1,
+      accumulate: false,
     });
     return y;
   }
@@ -98,11 +136,31 @@ function matmulNoGrad(a: Tensor, b: Tensor, transA: boolean, transB: boolean, ou
   const k = transA ? a.shape[a.rank - 2]! : a.shape[a.rank - 1]!;
   if (b.rank === 2 && !transA && a.rank > 2) {
     backend.matmul(y.buffer(), a.buffer(op), b.buffer(op), {
-      batch: 1, m: batch * m, n, k, transA, transB, strideA: 0, strideB: 0, strideOut: 0, alpha: 1, accumulate: false,
+      batch: 1,
+      m: batch * m,
+      n,
+      k,
+      transA,
+      transB,
+      strideA: 0,
+      strideB: 0,
+      strideOut: 0,
+      alpha: 1,
+      accumulate: false,
     });
   } else {
     backend.matmul(y.buffer(), a.buffer(op), b.buffer(op), {
-      batch, m, n, k, transA, transB, strideA: a.rank > 2 ? m * k : 0, strideB: b.rank > 2 ? k * n : 0, strideOut: m * n, alpha: 1, accumulate: false,
+      batch,
+      m,
+      n,
+      k,
+      transA,
+      transB,
+      strideA: a.rank > 2 ? m * k : 0,
+      strideB: b.rank > 2 ? k * n : 0,
+      strideOut: m * n,
+      alpha: 1,
+      accumulate: false,
     });
   }
   return y;

@@ -20,7 +20,8 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   const mean = alloc(backend, [rows], 'float32', op);
   const rstd = alloc(backend, [rows], 'float32', op);
   const p = { rows, dim, eps };
-  if (y.size > 0) backend.layerNorm(y.buffer(), mean.buffer(), rstd.buffer(), x.buffer(op), weight?.buffer(op) ?? null, bias?.buffer(op) ?? null, p);
+  if (y.size > 0)
+    backend.layerNorm(y.buffer(), mean.buffer(), rstd.buffer(), x.buffer(op), weight?.buffer(op) ?? null, bias?.buffer(op) ?? null, p);
   if (needsGrad([x, weight, bias])) {
     const xs = save(x);
     const ws = weight ? save(weight) : null;
@@ -29,7 +30,17 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
       const dw = weight?.requiresGrad ? alloc(backend, [dim], 'float32', op) : null;
       const db = bias?.requiresGrad ? alloc(backend, [dim], 'float32', op) : null;
       if (dx.size > 0) {
-        backend.layerNormBackward(dx.buffer(), dw?.buffer() ?? null, db?.buffer() ?? null, g!.buffer(op), xs.buffer(op), ws?.buffer(op) ?? null, mean.buffer(op), rstd.buffer(op), p);
+        backend.layerNormBackward(
+          dx.buffer(),
+          dw?.buffer() ?? null,
+          db?.buffer() ?? null,
+          g!.buffer(op),
+          xs.buffer(op),
+          ws?.buffer(op) ?? null,
+          mean.buffer(op),
+          rstd.buffer(op),
+          p,
+        );
       }
       return [wanted(dx, x.requiresGrad), dw, db];
     });
@@ -56,7 +67,16 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps: number): Tensor {
     record(op, [x, weight], [y], [xs, own(rstd), ...(ws ? [ws] : [])], ([g]) => {
       const dx = alloc(backend, x.shape, g!.dtype, op);
       const dw = weight?.requiresGrad ? alloc(backend, [dim], 'float32', op) : null;
-      if (dx.size > 0) backend.rmsNormBackward(dx.buffer(), dw?.buffer() ?? null, g!.buffer(op), xs.buffer(op), ws?.buffer(op) ?? null, rstd.buffer(op), p);
+      if (dx.size > 0)
+        backend.rmsNormBackward(
+          dx.buffer(),
+          dw?.buffer() ?? null,
+          g!.buffer(op),
+          xs.buffer(op),
+          ws?.buffer(op) ?? null,
+          rstd.buffer(op),
+          p,
+        );
       return [wanted(dx, x.requiresGrad), dw];
     });
   } else {

@@ -33,7 +33,13 @@ async function gradcheck(inputs: Input[], f: (...xs: Tensor[]) => Tensor, opts: 
   const tol = opts.tol ?? 1e-2;
   const values = inputs.map((inp) => inp.values ?? uniform(inp.shape.reduce((a, b) => a * b, 1)));
   const make = (vals: number[][], grad: boolean) =>
-    inputs.map((inp, i) => tensor(vals[i]!, inp.shape, { backend, dtype: inp.dtype ?? 'float32', requiresGrad: grad && inp.dtype !== 'int32' && inp.grad !== false }));
+    inputs.map((inp, i) =>
+      tensor(vals[i]!, inp.shape, {
+        backend,
+        dtype: inp.dtype ?? 'float32',
+        requiresGrad: grad && inp.dtype !== 'int32' && inp.grad !== false,
+      }),
+    );
   // Fixed projection R.
   const probe = noGrad(() => tidy(() => f(...make(values, false))));
   const r = uniform(probe.size);
@@ -140,7 +146,9 @@ describe('gradients agree with finite differences', () => {
     await gradcheck([{ shape: [2, 4, 2, 3] }, { shape: [2, 4, 1, 3] }, { shape: [2, 4, 1, 3] }, mask], (q, k, v, m) =>
       ops.attention(q, k, v, m, { causal: true }),
     );
-    await gradcheck([{ shape: [1, 2, 2, 3] }, { shape: [1, 5, 2, 3] }, { shape: [1, 5, 2, 3] }], (q, k, v) => ops.attention(q, k, v, null, { causal: true }));
+    await gradcheck([{ shape: [1, 2, 2, 3] }, { shape: [1, 5, 2, 3] }, { shape: [1, 5, 2, 3] }], (q, k, v) =>
+      ops.attention(q, k, v, null, { causal: true }),
+    );
   });
 
   it('activations', async () => {

@@ -1,7 +1,7 @@
 import { needsGrad, record } from '../autograd/tape.js';
-import type { DType } from '../dtype.js';
 import type { Backend } from '../backend.js';
-import { type Generator, defaultGenerator } from '../random/generator.js';
+import type { DType } from '../dtype.js';
+import { defaultGenerator, type Generator } from '../random/generator.js';
 import type { Tensor } from '../tensor.js';
 import { alloc, backendOf, requireFloat } from './util.js';
 
@@ -16,7 +16,8 @@ export function rand(shape: readonly number[], opts: RandomOptions & { low?: num
   const gen = opts.generator ?? defaultGenerator;
   const y = alloc(opts.backend, shape, opts.dtype ?? 'float32', 'rand');
   const offset = gen.next(y.size);
-  if (y.size > 0) opts.backend.random(y.buffer(), { seed: gen.seed, offset, distribution: 'uniform', low: opts.low ?? 0, high: opts.high ?? 1 });
+  if (y.size > 0)
+    opts.backend.random(y.buffer(), { seed: gen.seed, offset, distribution: 'uniform', low: opts.low ?? 0, high: opts.high ?? 1 });
   return y;
 }
 
@@ -25,7 +26,8 @@ export function randn(shape: readonly number[], opts: RandomOptions & { mean?: n
   const gen = opts.generator ?? defaultGenerator;
   const y = alloc(opts.backend, shape, opts.dtype ?? 'float32', 'randn');
   const offset = gen.next(y.size);
-  if (y.size > 0) opts.backend.random(y.buffer(), { seed: gen.seed, offset, distribution: 'normal', low: opts.mean ?? 0, high: opts.std ?? 1 });
+  if (y.size > 0)
+    opts.backend.random(y.buffer(), { seed: gen.seed, offset, distribution: 'normal', low: opts.mean ?? 0, high: opts.std ?? 1 });
   return y;
 }
 

@@ -1,6 +1,6 @@
 import { needsGrad, record } from '../autograd/tape.js';
 import type { ReduceOp } from '../backend.js';
-import { type Tensor, shapeSize } from '../tensor.js';
+import { shapeSize, type Tensor } from '../tensor.js';
 import { affine } from './elementwise.js';
 import { expand, reshape } from './shape.js';
 import { alloc, axisOf, backendOf, requireFloat } from './util.js';

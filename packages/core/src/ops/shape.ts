@@ -1,6 +1,6 @@
 import { needsGrad, record } from '../autograd/tape.js';
 import type { DType } from '../dtype.js';
-import { type Tensor, formatShape, shapeSize } from '../tensor.js';
+import { formatShape, shapeSize, type Tensor } from '../tensor.js';
 import { alloc, axisOf, backendOf, broadcastView, contiguousView, stridesOf } from './util.js';
 
 /** Resolves one −1 in `shape` against `size`. */
@@ -87,7 +87,8 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
 export function split(x: Tensor, axis: number, sizes: readonly number[]): Tensor[] {
   const ax = axisOf('split', axis, x.rank);
   const total = sizes.reduce((a, b) => a + b, 0);
-  if (total !== x.shape[ax]) throw new Error(`split: sizes [${sizes.join(', ')}] add up to ${total}, axis ${ax} of ${x.describe()} has ${x.shape[ax]}`);
+  if (total !== x.shape[ax])
+    throw new Error(`split: sizes [${sizes.join(', ')}] add up to ${total}, axis ${ax} of ${x.describe()} has ${x.shape[ax]}`);
   let start = 0;
   return sizes.map((s) => {
     const piece = slice(x, ax, start, start + s);

@@ -1,6 +1,6 @@
 import type { Backend, View } from '../backend.js';
 import type { DType } from '../dtype.js';
-import { type Tensor, empty, formatShape } from '../tensor.js';
+import { empty, formatShape, type Tensor } from '../tensor.js';
 
 /** The one backend all `tensors` live on; an error naming the op if they differ or one was disposed. */
 export function backendOf(op: string, tensors: readonly (Tensor | null | undefined)[]): Backend {
@@ -14,7 +14,9 @@ export function backendOf(op: string, tensors: readonly (Tensor | null | undefin
       first = t;
     } else if (t.backend !== backend) {
       const where = t.backend.name === backend.name ? `another "${t.backend.name}" backend instance` : `"${t.backend.name}"`;
-      throw new Error(`${op}: ${first!.describe()} is on backend "${backend.name}" but ${t.describe()} is on ${where}: copy one over with toBackend()`);
+      throw new Error(
+        `${op}: ${first!.describe()} is on backend "${backend.name}" but ${t.describe()} is on ${where}: copy one over with toBackend()`,
+      );
     }
   }
   if (!backend) throw new Error(`${op}: no tensor input`);
@@ -72,7 +74,9 @@ export function broadcastShapes(op: string, a: readonly number[], b: readonly nu
     const da = a[a.length - rank + i] ?? 1;
     const db = b[b.length - rank + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1) {
-      throw new Error(`${op}: shapes ${formatShape(a)} and ${formatShape(b)} cannot be broadcast together (dimension ${i}: ${da} vs ${db})`);
+      throw new Error(
+        `${op}: shapes ${formatShape(a)} and ${formatShape(b)} cannot be broadcast together (dimension ${i}: ${da} vs ${db})`,
+      );
     }
     out[i] = da === 1 ? db : da;
   }

@@ -35,7 +35,8 @@ export class Generator {
   next(n: number): number {
     if (replaying) {
       const draw = replaying.draws[replaying.next++];
-      if (!draw || draw.generator !== this) throw new Error('Generator: a recomputed block drew random numbers in a different order than its first run');
+      if (!draw || draw.generator !== this)
+        throw new Error('Generator: a recomputed block drew random numbers in a different order than its first run');
       return draw.offset;
     }
     const offset = this.#offset;
@@ -57,7 +58,8 @@ export class Generator {
 
   setState(state: GeneratorState): this {
     splitKey(state.seed);
-    if (!Number.isSafeInteger(state.offset) || state.offset < 0) throw new Error(`Generator.setState: offset ${state.offset} is not a non-negative integer`);
+    if (!Number.isSafeInteger(state.offset) || state.offset < 0)
+      throw new Error(`Generator.setState: offset ${state.offset} is not a non-negative integer`);
     this.#seed = state.seed;
     this.#offset = state.offset;
     return this;

@@ -58,7 +58,7 @@ export function philox4x32(c0: number, c1: number, c2: number, c3: number, k0: n
 
 export function splitKey(seed: number): [number, number] {
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`random seed must be a non-negative safe integer, got ${seed}`);
-  return [seed % TWO32 >>> 0, Math.floor(seed / TWO32) >>> 0];
+  return [(seed % TWO32) >>> 0, Math.floor(seed / TWO32) >>> 0];
 }
 
 /** Raw Philox words for elements [0, n) of the stream (seed, offset). */

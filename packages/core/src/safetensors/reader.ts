@@ -97,7 +97,9 @@ export class SafetensorsFile implements TensorReader {
       const length = Math.min(staging.byteLength, info.byteLength - done);
       const bytes = await this.source.read(info.byteOffset + done, length, staging);
       if (bytes.byteLength !== length) {
-        throw new Error(`${this.name}: reading tensor ${JSON.stringify(name)} gave ${bytes.byteLength} bytes, expected ${length}: the file changed or is truncated`);
+        throw new Error(
+          `${this.name}: reading tensor ${JSON.stringify(name)} gave ${bytes.byteLength} bytes, expected ${length}: the file changed or is truncated`,
+        );
       }
       onChunk(bytes, done);
       done += length;

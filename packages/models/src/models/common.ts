@@ -1,16 +1,16 @@
 import {
-  type Backend,
-  type DType,
-  type Generator,
-  type Tensor,
   attention,
+  type Backend,
   checkpoint,
   concat,
+  type DType,
+  type Generator,
   gelu,
   keep,
   reshape,
   rotary,
   slice,
+  type Tensor,
   tensor,
   unary,
 } from '@peft/core';
@@ -26,7 +26,13 @@ export interface BuildOptions {
 }
 
 export function linearOptions(opts: BuildOptions, bias: boolean) {
-  return { backend: opts.backend, dtype: opts.dtype, bias, init: opts.init === 'zeros' ? ('zeros' as const) : ('default' as const), generator: opts.generator };
+  return {
+    backend: opts.backend,
+    dtype: opts.dtype,
+    bias,
+    init: opts.init === 'zeros' ? ('zeros' as const) : ('default' as const),
+    generator: opts.generator,
+  };
 }
 
 /** Tensors every layer of one forward pass shares. */
@@ -76,13 +82,21 @@ export class KVCache {
 }
 
 /** Runs decoder layers in order, with gradient checkpointing when asked. */
-export function runLayers(layers: Iterable<{ forward(x: Tensor, ctx: LayerContext): Tensor }>, h: Tensor, ctx: LayerContext, checkpointing: boolean): Tensor {
+export function runLayers(
+  layers: Iterable<{ forward(x: Tensor, ctx: LayerContext): Tensor }>,
+  h: Tensor,
+  ctx: LayerContext,
+  checkpointing: boolean,
+): Tensor {
   let i = 0;
   for (const layer of layers) {
     const layerCtx = { ...ctx, layer: i++ };
     if (checkpointing && !ctx.cache) {
       const inputs = [h, ctx.positions, ...(ctx.mask ? [ctx.mask] : [])];
-      h = checkpoint((x, positions, mask) => layer.forward(x!, { ...layerCtx, positions: positions!, mask: ctx.mask ? mask! : null }), inputs);
+      h = checkpoint(
+        (x, positions, mask) => layer.forward(x!, { ...layerCtx, positions: positions!, mask: ctx.mask ? mask! : null }),
+        inputs,
+      );
     } else {
       h = layer.forward(h, layerCtx);
     }
@@ -164,7 +178,9 @@ export function prepareInput(backend: Backend, input: ForwardInput, pastLength =
   if (input.attentionMask) {
     mask = hostMask ? toInt(backend, hostMask, 'attentionMask') : (input.attentionMask as Tensor);
     if (mask.rank !== 2 || mask.shape[0] !== batch || mask.shape[1] !== total) {
-      throw new Error(`attentionMask ${mask.describe()} must be [${batch}, ${total}] (batch, ${pastLength ? 'cached + new tokens' : 'tokens'})`);
+      throw new Error(
+        `attentionMask ${mask.describe()} must be [${batch}, ${total}] (batch, ${pastLength ? 'cached + new tokens' : 'tokens'})`,
+      );
     }
   } else if (pastLength > 0) {
     throw new Error('forward: with a KV cache, pass the attentionMask of all tokens so far');
@@ -172,9 +188,12 @@ export function prepareInput(backend: Backend, input: ForwardInput, pastLength =
   let positions: Tensor;
   if (input.positionIds) {
     positions = isTensor(input.positionIds) ? input.positionIds : toInt(backend, input.positionIds, 'positionIds');
-    if (positions.shape[0] !== batch || positions.shape[1] !== seq) throw new Error(`positionIds ${positions.describe()} do not match inputIds ${ids.describe()}`);
+    if (positions.shape[0] !== batch || positions.shape[1] !== seq)
+      throw new Error(`positionIds ${positions.describe()} do not match inputIds ${ids.describe()}`);
   } else if (mask && !hostMask) {
-    throw new Error('forward: an attentionMask tensor needs positionIds too (or pass the mask as arrays and positions are derived from it)');
+    throw new Error(
+      'forward: an attentionMask tensor needs positionIds too (or pass the mask as arrays and positions are derived from it)',
+    );
   } else {
     const rows: number[][] = [];
     for (let b = 0; b < batch; b++) {
@@ -198,11 +217,11 @@ export function isTensor(v: unknown): v is Tensor {
 
 export function checkVocab(config: ModelConfig, rows: ForwardInput['inputIds']): void {
   if (isTensor(rows)) return;
-  rows.forEach((r, i) =>
-    r.forEach((id, j) => {
+  for (const [i, r] of rows.entries()) {
+    for (const [j, id] of r.entries()) {
       if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) {
         throw new Error(`inputIds[${i}][${j}] = ${id} is outside the vocabulary [0, ${config.vocabSize})`);
       }
-    }),
-  );
+    }
+  }
 }

@@ -1,6 +1,6 @@
-import { Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, type Tensor, add, reshape } from '@peft/core';
+import { add, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, reshape, type Tensor } from '@peft/core';
 import type { ModelConfig } from '../config.js';
-import { type BuildOptions, type LayerContext, activation, runLayers, headPart, linearOptions, rotaryAttention } from './common.js';
+import { activation, type BuildOptions, headPart, type LayerContext, linearOptions, rotaryAttention, runLayers } from './common.js';
 
 /** GPTNeoXAttention: one fused query_key_value projection laid out per head as [heads, 3, headDim]. */
 export class GPTNeoXAttention extends Module {
@@ -99,10 +99,18 @@ export class GPTNeoXModel extends Module {
     const hiddenDropout = Number(config.raw.hidden_dropout ?? 0);
     this.embed_in = this.registerModule(
       'embed_in',
-      new Embedding(config.vocabSize, config.hiddenSize, { backend: opts.backend, dtype: opts.dtype, init: opts.init === 'zeros' ? 'zeros' : 'default', generator: opts.generator }),
+      new Embedding(config.vocabSize, config.hiddenSize, {
+        backend: opts.backend,
+        dtype: opts.dtype,
+        init: opts.init === 'zeros' ? 'zeros' : 'default',
+        generator: opts.generator,
+      }),
     );
     this.emb_dropout = this.registerModule('emb_dropout', new Dropout(hiddenDropout, opts.generator));
-    this.layers = this.registerModule('layers', new ModuleList(Array.from({ length: config.numLayers }, () => new GPTNeoXLayer(config, opts, hiddenDropout))));
+    this.layers = this.registerModule(
+      'layers',
+      new ModuleList(Array.from({ length: config.numLayers }, () => new GPTNeoXLayer(config, opts, hiddenDropout))),
+    );
     this.final_layer_norm = this.registerModule(
       'final_layer_norm',
       new LayerNorm(config.hiddenSize, { backend: opts.backend, dtype: opts.dtype, eps: config.normEps }),

@@ -1,6 +1,6 @@
-import { Embedding, Linear, Module, ModuleList, RMSNorm, type Tensor, add, mul, reshape, siluMul } from '@peft/core';
+import { add, Embedding, Linear, Module, ModuleList, mul, RMSNorm, reshape, siluMul, type Tensor } from '@peft/core';
 import type { ModelConfig } from '../config.js';
-import { type BuildOptions, type LayerContext, activation, runLayers, linearOptions, rotaryAttention } from './common.js';
+import { activation, type BuildOptions, type LayerContext, linearOptions, rotaryAttention, runLayers } from './common.js';
 
 export class LlamaAttention extends Module {
   constructor(
@@ -84,10 +84,21 @@ export class LlamaModel extends Module {
     super();
     this.registerModule(
       'embed_tokens',
-      new Embedding(config.vocabSize, config.hiddenSize, { backend: opts.backend, dtype: opts.dtype, init: opts.init === 'zeros' ? 'zeros' : 'default', generator: opts.generator }),
+      new Embedding(config.vocabSize, config.hiddenSize, {
+        backend: opts.backend,
+        dtype: opts.dtype,
+        init: opts.init === 'zeros' ? 'zeros' : 'default',
+        generator: opts.generator,
+      }),
     );
-    this.layers = this.registerModule('layers', new ModuleList(Array.from({ length: config.numLayers }, () => new LlamaDecoderLayer(config, opts))));
-    this.norm = this.registerModule('norm', new RMSNorm(config.hiddenSize, { backend: opts.backend, dtype: opts.dtype, eps: config.normEps }));
+    this.layers = this.registerModule(
+      'layers',
+      new ModuleList(Array.from({ length: config.numLayers }, () => new LlamaDecoderLayer(config, opts))),
+    );
+    this.norm = this.registerModule(
+      'norm',
+      new RMSNorm(config.hiddenSize, { backend: opts.backend, dtype: opts.dtype, eps: config.normEps }),
+    );
   }
 
   forward(ids: Tensor, ctx: LayerContext): Tensor {

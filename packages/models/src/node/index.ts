@@ -1,8 +1,8 @@
 import type { Backend, DType } from '@peft/core';
 import { nodeDirReader } from '@peft/core/node';
 import type { CausalLM } from '../causal-lm.js';
-import { type LoadOptions, loadModelFrom, readConfig } from '../load.js';
 import type { ModelConfig } from '../config.js';
+import { type LoadOptions, loadModelFrom, readConfig } from '../load.js';
 
 export type { LoadOptions };
 
