@@ -148,12 +148,18 @@ describe('loadModel names the file, the tensor and the value when input is bad',
     await expect(loadModel(dir, { backend })).rejects.toThrow(/model-00002-of-00002\.safetensors/);
   });
 
+  it('a pytorch_model.bin whose pickle names a global that is not a tensor or dict', async () => {
+    const dir = copyOf('tiny-llama-bias');
+    cpSync(join(import.meta.dirname, 'weights', 'fixtures', 'torch-bin', 'malicious-os-system.bin'), join(dir, 'pytorch_model.bin'));
+    await expect(loadModel(dir, { backend })).rejects.toThrow('pytorch_model.bin: pickle global "os.system" is not allowed: only tensors and dicts are read');
+  });
+
   it('weights that are not there at all', async () => {
     const dir = copyOf('tiny-llama');
     rmSync(join(dir, 'model.safetensors'));
     rmSync(join(dir, 'bin'), { recursive: true });
     await expect(loadModel(dir, { backend })).rejects.toThrow(
-      `${dir}: no weights found: looked for model.safetensors.index.json, model.safetensors`,
+      `${dir}: no weights found: looked for model.safetensors.index.json, model.safetensors, pytorch_model.bin.index.json, pytorch_model.bin`,
     );
   });
 });

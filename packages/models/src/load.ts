@@ -13,6 +13,7 @@ import {
 } from '@peft/core';
 import { CausalLM } from './causal-lm.js';
 import { type ModelConfig, parseConfig } from './config.js';
+import { TORCH_BIN_FORMAT } from './weights/torch-bin-format.js';
 
 /** One checkpoint's tensors, whatever the file format: names, shapes and lazy per-tensor reads. */
 export interface WeightReader {
@@ -99,7 +100,7 @@ export const SAFETENSORS_FORMAT: WeightFormat = {
   },
 };
 
-const formats: WeightFormat[] = [SAFETENSORS_FORMAT];
+const formats: WeightFormat[] = [SAFETENSORS_FORMAT, TORCH_BIN_FORMAT];
 
 /** Adds a checkpoint format after the built-in ones (pytorch_model.bin registers itself this way). */
 export function registerWeightFormat(format: WeightFormat): void {
