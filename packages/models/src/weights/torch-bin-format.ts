@@ -1,6 +1,6 @@
 import type { WeightFormat, WeightReader } from '../load.js';
-import { TORCH_BIN_FILE, TORCH_BIN_INDEX_FILE, openShardedTorchBin } from './torch-bin-sharded.js';
 import { openTorchBin } from './torch-bin.js';
+import { openShardedTorchBin, TORCH_BIN_FILE, TORCH_BIN_INDEX_FILE } from './torch-bin-sharded.js';
 
 /** `pytorch_model.bin` (PyTorch's zip format, read without running pickle code), sharded or not. */
 export const TORCH_BIN_FORMAT: WeightFormat = {
