@@ -7,7 +7,7 @@ export * from './nn/index.js';
 export * as ops from './ops/index.js';
 export * from './ops/index.js';
 export { defaultGenerator, Generator, type GeneratorState, manualSeed } from './random/generator.js';
-export { philox4x32, philoxBlocks, philoxNormal, philoxUniform, philoxWords } from './random/philox.js';
+export { philox4x32, philoxBlocks, philoxNormal, philoxUniform, philoxWords, splitKey } from './random/philox.js';
 export * from './safetensors/index.js';
 export {
   type CreateOptions,
@@ -23,3 +23,4 @@ export {
   toBackend,
   zeros,
 } from './tensor.js';
+export * from './adapters/index.js';

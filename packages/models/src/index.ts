@@ -14,6 +14,7 @@ export {
 export { type ForwardInput, KVCache, type LayerContext, prepareInput } from './models/common.js';
 export { GPTNeoXAttention, GPTNeoXLayer, GPTNeoXMLP, GPTNeoXModel } from './models/gpt-neox.js';
 export { LlamaAttention, LlamaDecoderLayer, LlamaMLP, LlamaModel } from './models/llama.js';
+export * from './tokenizer/index.js';
 export { openTorchBin, TorchBinFile, type TorchBinTensorInfo, type TorchDType } from './weights/torch-bin.js';
 export { TORCH_BIN_FORMAT } from './weights/torch-bin-format.js';
 export { openShardedTorchBin, openTorchBinCheckpoint, ShardedTorchBin } from './weights/torch-bin-sharded.js';

@@ -151,7 +151,9 @@ describe('loadModel names the file, the tensor and the value when input is bad',
   it('a pytorch_model.bin whose pickle names a global that is not a tensor or dict', async () => {
     const dir = copyOf('tiny-llama-bias');
     cpSync(join(import.meta.dirname, 'weights', 'fixtures', 'torch-bin', 'malicious-os-system.bin'), join(dir, 'pytorch_model.bin'));
-    await expect(loadModel(dir, { backend })).rejects.toThrow('pytorch_model.bin: pickle global "os.system" is not allowed: only tensors and dicts are read');
+    await expect(loadModel(dir, { backend })).rejects.toThrow(
+      'pytorch_model.bin: pickle global "os.system" is not allowed: only tensors and dicts are read',
+    );
   });
 
   it('weights that are not there at all', async () => {

@@ -15,3 +15,4 @@ export async function loadModel(dir: string, opts: { backend: Backend; dtype?: D
 export async function loadConfig(dir: string): Promise<ModelConfig> {
   return readConfig(nodeDirReader(dir));
 }
+export { loadTokenizer, readTokenizerFiles } from '../tokenizer/node.js';
