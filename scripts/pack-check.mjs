@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Packs every package under packages/ with pnpm, installs each tarball into an empty project with
 // plain npm (with the tarballs of the @peft packages it depends on, nothing else from the
-// workspace) and runs the first ```js snippet of the package's README there.
+// workspace) and runs the first ```js snippet of the package's README there. A snippet may also
+// use the @peft packages listed as devDependencies (the backend a user would pick).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,12 +28,17 @@ for (const { dir, pkg } of packages) {
   tarballs.set(pkg.name, out.startsWith('/') ? out : join(work, out));
 }
 
-function peftDeps(name, seen = new Set()) {
+/**
+ * The @peft packages installed with `name`: its dependencies (recursively) and, for the README
+ * snippet only, the @peft packages it lists as devDependencies (a backend the user picks).
+ */
+function peftDeps(name, seen = new Set(), top = true) {
   const entry = packages.find((p) => p.pkg.name === name);
-  for (const dep of Object.keys(entry?.pkg.dependencies ?? {})) {
+  const direct = { ...(entry?.pkg.dependencies ?? {}), ...(top ? (entry?.pkg.devDependencies ?? {}) : {}) };
+  for (const dep of Object.keys(direct)) {
     if (dep.startsWith('@peft/') && !seen.has(dep)) {
       seen.add(dep);
-      peftDeps(dep, seen);
+      peftDeps(dep, seen, false);
     }
   }
   return seen;

@@ -1,0 +1,104 @@
+import { crossEntropy, gatherRows, type Linear, Module, reshape, type Tensor, tensor, tidy } from '@peft/core';
+import type { BaseModel, CausalLM } from '@peft/models';
+import { baseHidden, batchShape, checkIds, type HeadBatch, type Rows } from './batch.js';
+import { type GenerateOptions, greedyGenerate, type Prompts } from './generate.js';
+
+export interface CausalLMBatch extends HeadBatch {
+  /**
+   * Targets aligned with inputIds (not shifted): the token ids of the answer, −100 on the prompt
+   * and the padding. The loss shifts them by one, as transformers does.
+   */
+  labels: Rows;
+}
+
+/**
+ * Study B's head: the causal LM itself, trained with the loss only on the answer tokens, and
+ * batched greedy generation with a KV cache. Parameter names are those of
+ * `GPTNeoXForCausalLM` / `LlamaForCausalLM` (`gpt_neox.*` + `embed_out`, `model.*` + `lm_head`).
+ * The model's modules are shared, not copied.
+ */
+export class CausalLMHead extends Module {
+  constructor(readonly model: CausalLM) {
+    super();
+    this.registerModule(model.baseName, model.base);
+    this.registerModule(model.headName, model.lmHead);
+  }
+
+  get base(): BaseModel {
+    return this.getSubmodule(this.model.baseName) as unknown as BaseModel;
+  }
+
+  get lmHead(): Linear {
+    return this.getSubmodule(this.model.headName) as Linear;
+  }
+
+  /** Logits [batch, seq, vocab]. */
+  forward(batch: HeadBatch): Tensor {
+    batchShape('CausalLMHead', batch);
+    checkIds('CausalLMHead', batch.inputIds, this.model.config.vocabSize);
+    return tidy(() => this.lmHead.forward(baseHidden(this.base, this.model, batch)));
+  }
+
+  /**
+   * Mean cross-entropy of the logits at position t against labels[t + 1], over the targets that
+   * are not −100. Only the positions that have a target go through the LM head, so a long prompt
+   * costs no [seq, vocab] logits.
+   */
+  loss(batch: CausalLMBatch): Tensor {
+    const where = 'CausalLMHead.loss';
+    const [b, t] = batchShape(where, batch);
+    checkIds(where, batch.inputIds, this.model.config.vocabSize);
+    const { labels } = batch;
+    const vocab = this.model.config.vocabSize;
+    if (labels.length !== b || labels.some((r) => r.length !== t)) {
+      throw new Error(
+        `${where}: labels must be [${b}, ${t}] like inputIds; got ${labels.length} rows of ${labels.map((r) => r.length).join(', ')}`,
+      );
+    }
+    const rows: number[] = [];
+    const targets: number[] = [];
+    labels.forEach((row, i) => {
+      row.forEach((label, j) => {
+        if (label === -100) return;
+        if (!Number.isInteger(label) || label < 0 || label >= vocab) {
+          throw new Error(
+            `${where}: labels[${i}][${j}] = ${label} is outside the vocabulary [0, ${vocab}) and is not the ignore index −100`,
+          );
+        }
+        // The logits at j − 1 predict the token at j; a label at position 0 has no predictor.
+        if (j > 0) {
+          rows.push(i * t + j - 1);
+          targets.push(label);
+        }
+      });
+    });
+    if (rows.length === 0) {
+      // No target in the batch: a zero loss that still reaches the graph (zero gradients).
+      rows.push(0);
+      targets.push(-100);
+    }
+    return tidy(() => {
+      const hidden = baseHidden(this.base, this.model, batch);
+      const flat = reshape(hidden, [b * t, hidden.shape[2]!]);
+      const index = tensor(rows, [rows.length], { backend: this.model.backend, dtype: 'int32' });
+      const logits = this.lmHead.forward(gatherRows(flat, index));
+      return crossEntropy(logits, targets, { ignoreIndex: -100 });
+    });
+  }
+
+  /**
+   * Greedy continuation of each prompt, batched with left padding and a KV cache: the new token ids
+   * of each row, without the EOS and cut before a stop string.
+   */
+  async generate(prompts: Prompts, opts: GenerateOptions): Promise<number[][]> {
+    return (await greedyGenerate(this, prompts, opts)).tokens;
+  }
+
+  /** As `generate`, decoded with `opts.tokenizer` and cut exactly before the first stop string. */
+  async generateText(
+    prompts: Prompts,
+    opts: GenerateOptions & { tokenizer: NonNullable<GenerateOptions['tokenizer']> },
+  ): Promise<string[]> {
+    return (await greedyGenerate(this, prompts, opts)).texts!;
+  }
+}

@@ -1,0 +1,114 @@
+import {
+  argmax,
+  crossEntropy,
+  Dropout,
+  type DType,
+  defaultGenerator,
+  type Generator,
+  Linear,
+  Module,
+  noGrad,
+  type Tensor,
+  tidy,
+} from '@peft/core';
+import type { BaseModel, CausalLM, ModelConfig } from '@peft/models';
+import { baseHidden, batchShape, checkCount, checkIds, type HeadBatch, inEvalMode, type Rows } from './batch.js';
+
+export interface TokenClassifierOptions {
+  numLabels: number;
+  /** Dropout before the classifier; default as transformers: config `classifier_dropout`, else 0.1. */
+  dropout?: number;
+  /** Draws the classifier's initial weights and the dropout masks. */
+  generator?: Generator;
+  /** Storage dtype of the classifier; default float32. */
+  dtype?: DType;
+}
+
+/** transformers' default classifier dropout for the architecture. */
+function classifierDropout(config: ModelConfig): number {
+  const raw = config.raw;
+  const p = raw.classifier_dropout ?? (config.modelType === 'llama' ? raw.hidden_dropout : undefined);
+  return typeof p === 'number' ? p : 0.1;
+}
+
+/**
+ * A label per token from the decoder's final hidden states: dropout, then a Linear(hidden,
+ * numLabels) with bias. Names follow transformers: `GPTNeoXForTokenClassification` has
+ * `gpt_neox.*`, `dropout`, `classifier`; `LlamaForTokenClassification` has `model.*`, `dropout`,
+ * `score` (see `classifierName`). Labels −100 are ignored by the loss.
+ */
+export class TokenClassifier extends Module {
+  readonly numLabels: number;
+  /** `classifier` (GPT-NeoX) or `score` (Llama): the head layer, for `modulesToSave`. */
+  readonly classifierName: 'classifier' | 'score';
+
+  constructor(
+    readonly model: CausalLM,
+    opts: TokenClassifierOptions,
+  ) {
+    super();
+    checkCount('TokenClassifier', 'numLabels', opts.numLabels);
+    this.numLabels = opts.numLabels;
+    this.classifierName = model.config.modelType === 'gpt_neox' ? 'classifier' : 'score';
+    this.registerModule(model.baseName, model.base);
+    this.registerModule('dropout', new Dropout(opts.dropout ?? classifierDropout(model.config), opts.generator ?? defaultGenerator));
+    this.registerModule(
+      this.classifierName,
+      new Linear(model.config.hiddenSize, opts.numLabels, {
+        backend: model.backend,
+        dtype: opts.dtype ?? 'float32',
+        generator: opts.generator,
+      }),
+    );
+  }
+
+  get base(): BaseModel {
+    return this.getSubmodule(this.model.baseName) as unknown as BaseModel;
+  }
+
+  get classifier(): Linear {
+    return this.getSubmodule(this.classifierName) as Linear;
+  }
+
+  /** Logits [batch, seq, numLabels]. */
+  forward(batch: HeadBatch): Tensor {
+    batchShape('TokenClassifier', batch);
+    checkIds('TokenClassifier', batch.inputIds, this.model.config.vocabSize);
+    return tidy(() => {
+      const hidden = baseHidden(this.base, this.model, batch);
+      return this.classifier.forward((this.getSubmodule('dropout') as Dropout).forward(hidden));
+    });
+  }
+
+  /** Mean cross-entropy over the tokens whose label is not −100 (label padding and sub-word tails −100). */
+  loss(batch: HeadBatch, labels: Rows): Tensor {
+    const [b, t] = batchShape('TokenClassifier.loss', batch);
+    if (labels.length !== b || labels.some((r) => r.length !== t)) {
+      throw new Error(
+        `TokenClassifier.loss: labels must be [${b}, ${t}] like inputIds; got ${labels.length} rows of ${labels.map((r) => r.length).join(', ')}`,
+      );
+    }
+    labels.forEach((row, i) => {
+      row.forEach((label, j) => {
+        if (label !== -100 && (!Number.isInteger(label) || label < 0 || label >= this.numLabels)) {
+          throw new Error(
+            `TokenClassifier.loss: labels[${i}][${j}] = ${label} is outside [0, ${this.numLabels}) and is not the ignore index −100`,
+          );
+        }
+      });
+    });
+    return tidy(() => crossEntropy(this.forward(batch), labels.flat(), { ignoreIndex: -100 }));
+  }
+
+  /** The argmax label of every position [batch][seq] (padding positions included), in eval mode. */
+  async predict(batch: HeadBatch): Promise<number[][]> {
+    const [, t] = batchShape('TokenClassifier', batch);
+    const ids = await inEvalMode(this, () => noGrad(() => tidy(() => argmax(this.forward(batch)))));
+    try {
+      const flat = Array.from(await ids.data());
+      return Array.from({ length: flat.length / t }, (_, i) => flat.slice(i * t, (i + 1) * t));
+    } finally {
+      ids.dispose();
+    }
+  }
+}
