@@ -1,3 +1,7 @@
+import { WasmSgemm, type WasmSgemmOptions, wasmSimdSupported } from './wasm-engine.js';
+
+export type { WasmSgemmOptions } from './wasm-engine.js';
+
 /**
  * Single-precision GEMM on row-major float32 arrays: C = alpha · op(A) · op(B) (+ C).
  * op(A) is [m, k]: A is stored [m, k] (lda = k) or, with transA, [k, m] (lda = m).
@@ -48,6 +52,34 @@ export function sgemmReference(args: SgemmArgs): void {
   }
 }
 
-export function createSgemm(_opts: { threads?: number } = {}): SgemmEngine {
-  return { sgemm: sgemmReference, destroy() {}, description: 'js' };
+/** Below this many multiply-adds (m·n·k) the plain loop beats copying into WebAssembly memory. */
+const TINY_MACS = 16 * 16 * 16;
+
+export interface CreateSgemmOptions extends WasmSgemmOptions {
+  /** Threads in all, the calling thread included (default: hardware concurrency, at most 8). */
+  threads?: number;
+  /** Force the plain TypeScript engine. */
+  js?: boolean;
+}
+
+/**
+ * The fast GEMM: WebAssembly SIMD micro-kernel on worker threads sharing one memory (Node:
+ * worker_threads; browsers: Web Workers from a Blob URL, needs cross-origin isolation for
+ * SharedArrayBuffer, otherwise single-threaded). Falls back to `sgemmReference` where
+ * WebAssembly SIMD is missing. Tiny products run `sgemmReference` directly; small ones run on the
+ * calling thread only. Call `destroy()` to end the workers (they never keep Node alive).
+ */
+export function createSgemm(opts: CreateSgemmOptions = {}): SgemmEngine {
+  if (opts.js || !wasmSimdSupported()) return { sgemm: sgemmReference, destroy() {}, description: 'js' };
+  const engine = new WasmSgemm(opts);
+  return {
+    sgemm(args: SgemmArgs): void {
+      if (args.m * args.n * args.k < TINY_MACS) sgemmReference(args);
+      else engine.sgemm(args);
+    },
+    destroy(): void {
+      engine.destroy();
+    },
+    description: engine.description,
+  };
 }

@@ -1,0 +1,140 @@
+/**
+ * f32 GEMM benchmark: @peft/backend-cpu's WebAssembly SIMD engine (1 thread and all threads)
+ * against tfjs-core's `cpu` and `wasm` backends, square n³ products, median GFLOP/s.
+ *
+ *   pnpm bench                      full run: 256³, 1024³, 2048³ → benchmarks/results/gemm-<date>.json
+ *   pnpm bench --short              CI: 64³, 128³, 256³, few reps → benchmarks/results/gemm-<date>.short.json
+ *   pnpm bench --backend cpu        only @peft/backend-cpu engines (also: tfjs, tfjs-cpu, tfjs-wasm, "peft x1")
+ *   pnpm bench --sizes 512,1024     custom sizes
+ *   pnpm bench --out latest         results file name suffix instead of the date
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { type GemmEngine, type Measurement, measureInterleaved, peftEngine, type TfjsWasmInfo, tfjsEngine } from './src/gemm.js';
+
+function parseArgs(argv: string[]) {
+  const opts = { short: false, backends: [] as string[], sizes: undefined as number[] | undefined, out: undefined as string | undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--short') opts.short = true;
+    else if (a.startsWith('--backend')) opts.backends.push(...value().split(','));
+    else if (a.startsWith('--sizes')) opts.sizes = value().split(',').map(Number);
+    else if (a.startsWith('--out')) opts.out = value();
+    else if (a === '--help' || a === '-h') {
+      console.log('usage: pnpm bench [--short] [--backend cpu|tfjs|tfjs-cpu|tfjs-wasm] [--sizes 256,1024] [--out latest]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  return opts;
+}
+
+const selected = (backends: string[], id: string, backend: string) =>
+  backends.length === 0 || backends.some((b) => b === backend || b === id || id.replace(' ', '') === b.replace(' ', ''));
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const sizes = opts.sizes ?? (opts.short ? [64, 128, 256] : [256, 1024, 2048]);
+  const timing = opts.short
+    ? { maxReps: 15, budgetMs: 600, slowMs: 1000, warmMs: 50 }
+    : { maxReps: 21, budgetMs: 6000, slowMs: 4000, warmMs: 300 };
+  const hw = os.availableParallelism?.() ?? os.cpus().length;
+
+  const makers: { id: string; backend: string; make: () => Promise<GemmEngine & { wasmInfo?: TfjsWasmInfo }> }[] = [
+    { id: 'peft x1', backend: 'cpu', make: async () => peftEngine(1) },
+  ];
+  if (hw > 1) makers.push({ id: `peft x${Math.min(hw, 8)}`, backend: 'cpu', make: async () => peftEngine(undefined) });
+  makers.push({ id: 'tfjs-cpu', backend: 'tfjs', make: () => tfjsEngine('cpu') });
+  makers.push({ id: 'tfjs-wasm', backend: 'tfjs', make: () => tfjsEngine('wasm') });
+
+  const results: Measurement[] = [];
+  const engines: { id: string; description: string }[] = [];
+  let tfjsWasm: TfjsWasmInfo | undefined;
+  console.log(
+    `f32 GEMM, n³, median of reps; ${os.cpus()[0]?.model ?? 'cpu'} x${hw}, node ${process.version}${opts.short ? ' (short)' : ''}`,
+  );
+  const report = (m: Measurement) =>
+    console.log(
+      `  ${m.engine.padEnd(10)} ${String(m.size).padStart(5)}³ ${m.gflops.toFixed(2).padStart(8)} GFLOP/s  (${m.medianMs.toFixed(2)} ms, ${m.reps} reps)`,
+    );
+
+  // tfjs-cpu runs alone (it is ~30x slower, and tfjs can only have one active backend); the others
+  // run interleaved, round by round, so that load from other processes hits them alike.
+  const wanted = makers.filter((mk) => selected(opts.backends, mk.id, mk.backend));
+  const alone = wanted.filter((mk) => mk.id === 'tfjs-cpu');
+  const together = wanted.filter((mk) => mk.id !== 'tfjs-cpu');
+  for (const group of [alone, together]) {
+    if (group.length === 0) continue;
+    const live: GemmEngine[] = [];
+    for (const maker of group) {
+      const engine = await maker.make();
+      if (engine.wasmInfo) tfjsWasm = engine.wasmInfo;
+      engines.push({ id: engine.id, description: engine.description });
+      live.push(engine);
+    }
+    // Let worker threads start before timing (they start asynchronously; the engine works without them).
+    await new Promise((r) => setTimeout(r, 100));
+    for (const size of sizes) {
+      for (const m of await measureInterleaved(live, size, timing)) {
+        results.push(m);
+        report(m);
+      }
+    }
+    for (const engine of live) engine.dispose();
+  }
+  engines.sort((a, b) => makers.findIndex((m) => m.id === a.id) - makers.findIndex((m) => m.id === b.id));
+
+  // Table: rows = sizes, columns = engines, plus ours (best) / tfjs-wasm.
+  const ids = engines.map((e) => e.id);
+  const get = (id: string, size: number) => results.find((r) => r.engine === id && r.size === size);
+  const ratios: { size: number; engine: string; ratio: number }[] = [];
+  const header = ['size', ...ids.map((id) => `${id} GFLOP/s`)];
+  const haveRatio = ids.includes('tfjs-wasm') && ids.some((id) => id.startsWith('peft'));
+  if (haveRatio) header.push('best peft / tfjs-wasm');
+  const rows = sizes.map((size) => {
+    const row = [`${size}³`, ...ids.map((id) => get(id, size)?.gflops.toFixed(2) ?? '-')];
+    if (haveRatio) {
+      const wasm = get('tfjs-wasm', size)!;
+      const best = ids
+        .filter((id) => id.startsWith('peft'))
+        .map((id) => get(id, size)!)
+        .reduce((a, b) => (b.gflops > a.gflops ? b : a));
+      const ratio = best.gflops / wasm.gflops;
+      ratios.push({ size, engine: best.engine, ratio });
+      row.push(`${ratio.toFixed(2)}x (${best.engine})`);
+    }
+    return row;
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
+  console.log();
+  for (const e of engines) console.log(`${e.id}: ${e.description}`);
+  console.log();
+  console.log(line(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(r));
+
+  const date = new Date().toISOString().slice(0, 10);
+  const name = `gemm-${opts.out ?? date}${opts.short ? '.short' : ''}.json`;
+  const dir = fileURLToPath(new URL('./results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  const json = {
+    benchmark: 'f32 gemm n^3',
+    date: new Date().toISOString(),
+    short: opts.short,
+    machine: { cpu: os.cpus()[0]?.model, cores: hw, platform: `${process.platform}-${process.arch}`, node: process.version },
+    engines,
+    tfjsWasm,
+    results,
+    ratiosVsTfjsWasm: ratios,
+  };
+  writeFileSync(dir + name, `${JSON.stringify(json, null, 2)}\n`);
+  console.log(`\nwrote benchmarks/results/${name}`);
+}
+
+await main();
