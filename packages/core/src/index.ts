@@ -1,3 +1,4 @@
+export * from './adapters/index.js';
 export { checkpoint } from './autograd/checkpoint.js';
 export { backward, clearTape, enableGrad, isGradEnabled, noGrad, tapeLength } from './autograd/tape.js';
 export * from './backend.js';
@@ -23,4 +24,3 @@ export {
   toBackend,
   zeros,
 } from './tensor.js';
-export * from './adapters/index.js';

@@ -1,3 +1,4 @@
+export { loadAdapter, nodeDirSink, saveAdapter, saveMerged } from './adapters.js';
 export type { AtomicWriteData } from './atomic-write.js';
 export { writeFileAtomic } from './atomic-write.js';
 export { nodeDirReader } from './dir-reader.js';

@@ -1,0 +1,348 @@
+import { pythonJsonDumps } from '../python-json.js';
+
+/** The PEFT release whose `adapter_config.json` field set and defaults we write (and whose semantics we follow). */
+export const PEFT_VERSION = '0.18.1';
+
+export type LoraBias = 'none' | 'all' | 'lora_only';
+/** `true`: PEFT's default (Kaiming-uniform A, zero B; for Embedding zero A, normal B); 'gaussian': A ~ N(0, 1/r²); false: no LoRA init (random A and B). */
+export type InitLoraWeights = boolean | 'gaussian';
+export type TaskType = 'SEQ_CLS' | 'SEQ_2_SEQ_LM' | 'CAUSAL_LM' | 'TOKEN_CLS' | 'QUESTION_ANS' | 'FEATURE_EXTRACTION';
+
+/**
+ * LoRA settings with PEFT's `LoraConfig` fields in camelCase. Every field is optional; defaults are PEFT's.
+ */
+export interface LoraConfigInput {
+  /** Rank. Default 8. */
+  r?: number;
+  /** Scaling numerator: the update is scaled by loraAlpha / r (or loraAlpha / √r with useRslora). Default 8. */
+  loraAlpha?: number;
+  /** Dropout on the adapter's input (Linear targets). Default 0. */
+  loraDropout?: number;
+  /**
+   * Modules to adapt: a list of names (a module matches when its dotted path equals an entry or
+   * ends with "." + entry), a regular expression (a string; must match the whole path), or
+   * "all-linear" (every Linear except the output head). Default: PEFT's defaults for the model type.
+   */
+  targetModules?: readonly string[] | string | null;
+  /** Modules never adapted: names/suffixes like targetModules, or a regex string. */
+  excludeModules?: readonly string[] | string | null;
+  /** Which biases train: 'none', 'all' (every bias in the model), 'lora_only' (biases of adapted layers). */
+  bias?: LoraBias;
+  /** Rank-stabilised scaling loraAlpha / √r. */
+  useRslora?: boolean;
+  initLoraWeights?: InitLoraWeights;
+  /** Per-module rank: keys are regexes matched against the end of the module path. */
+  rankPattern?: Record<string, number>;
+  /** Per-module alpha, keys as in rankPattern. */
+  alphaPattern?: Record<string, number>;
+  /** Only adapt layers with these indices (the number after the layers' ModuleList name). */
+  layersToTransform?: readonly number[] | number | null;
+  /** Name(s) of the ModuleList that holds the layers (e.g. "layers"); default any. */
+  layersPattern?: readonly string[] | string | null;
+  /** Modules trained fully and saved with the adapter (a classification head such as "score"). */
+  modulesToSave?: readonly string[] | null;
+  /** Weight-decomposed LoRA (DoRA): a trainable magnitude per output row (Linear) or per feature (Embedding). */
+  useDora?: boolean;
+  /** PEFT's task type; SEQ_CLS and TOKEN_CLS add "classifier" and "score" to modulesToSave as PEFT does. */
+  taskType?: TaskType | null;
+  baseModelNameOrPath?: string | null;
+  revision?: string | null;
+  /** Adapter weights frozen (loading for inference). */
+  inferenceMode?: boolean;
+  /** Only false is supported (PEFT's default). */
+  fanInFanOut?: boolean;
+  /** Only false is supported (PEFT's default). */
+  loraBias?: boolean;
+}
+
+/** A validated config with every field filled. */
+export interface LoraConfig {
+  readonly peftType: 'LORA';
+  r: number;
+  loraAlpha: number;
+  loraDropout: number;
+  targetModules: string[] | string | null;
+  excludeModules: string[] | string | null;
+  bias: LoraBias;
+  useRslora: boolean;
+  initLoraWeights: InitLoraWeights;
+  rankPattern: Record<string, number>;
+  alphaPattern: Record<string, number>;
+  layersToTransform: number[] | number | null;
+  layersPattern: string[] | string | null;
+  modulesToSave: string[] | null;
+  useDora: boolean;
+  taskType: TaskType | null;
+  baseModelNameOrPath: string | null;
+  revision: string | null;
+  inferenceMode: boolean;
+  fanInFanOut: false;
+  loraBias: false;
+}
+
+const TASK_TYPES: readonly TaskType[] = ['SEQ_CLS', 'SEQ_2_SEQ_LM', 'CAUSAL_LM', 'TOKEN_CLS', 'QUESTION_ANS', 'FEATURE_EXTRACTION'];
+
+function fail(field: string, value: unknown, expected: string): never {
+  throw new Error(`LoraConfig: ${field} is ${JSON.stringify(value)}: ${expected}`);
+}
+
+function positiveInt(field: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(field, v, 'expected a positive integer (r must be at least 1)');
+  return v;
+}
+
+function finite(field: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) fail(field, v, 'expected a finite number');
+  return v;
+}
+
+function stringsOrString(field: string, v: unknown): string[] | string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'string') {
+    if (v === '') fail(field, v, 'expected a non-empty regex, a list of names, or null');
+    checkRegex(field, v);
+    return v;
+  }
+  if (Array.isArray(v) && v.every((s) => typeof s === 'string' && s !== '')) return [...new Set(v as string[])];
+  fail(field, v, 'expected a list of non-empty module names, a regex string, or null');
+}
+
+function checkRegex(field: string, pattern: string): void {
+  try {
+    new RegExp(pattern);
+  } catch (error) {
+    throw new Error(`LoraConfig: ${field} ${JSON.stringify(pattern)} is not a valid regular expression: ${(error as Error).message}`);
+  }
+}
+
+function pattern(field: string, v: unknown, check: (f: string, x: unknown) => number): Record<string, number> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) fail(field, v, 'expected an object mapping module-name patterns to numbers');
+  const out: Record<string, number> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    checkRegex(`${field} key`, k);
+    out[k] = check(`${field}[${JSON.stringify(k)}]`, x);
+  }
+  return out;
+}
+
+/** Fills PEFT's defaults and validates; errors name the field, the value and what is expected. */
+export function loraConfig(input: LoraConfigInput = {}): LoraConfig {
+  const known = new Set([
+    'r',
+    'loraAlpha',
+    'loraDropout',
+    'targetModules',
+    'excludeModules',
+    'bias',
+    'useRslora',
+    'initLoraWeights',
+    'rankPattern',
+    'alphaPattern',
+    'layersToTransform',
+    'layersPattern',
+    'modulesToSave',
+    'useDora',
+    'taskType',
+    'baseModelNameOrPath',
+    'revision',
+    'inferenceMode',
+    'fanInFanOut',
+    'loraBias',
+    'peftType',
+  ]);
+  for (const k of Object.keys(input)) {
+    if (!known.has(k))
+      throw new Error(`LoraConfig: unknown field "${k}"; fields are camelCase versions of PEFT's (e.g. loraAlpha for lora_alpha)`);
+  }
+  const r = positiveInt('r', input.r ?? 8);
+  const loraAlpha = finite('loraAlpha', input.loraAlpha ?? 8);
+  const loraDropout = finite('loraDropout', input.loraDropout ?? 0);
+  if (loraDropout < 0 || loraDropout >= 1) fail('loraDropout', loraDropout, 'expected a probability in [0, 1)');
+  const bias = input.bias ?? 'none';
+  if (bias !== 'none' && bias !== 'all' && bias !== 'lora_only') fail('bias', bias, 'expected "none", "all" or "lora_only"');
+  const init = input.initLoraWeights ?? true;
+  if (init !== true && init !== false && init !== 'gaussian') {
+    fail(
+      'initLoraWeights',
+      init,
+      'expected true (Kaiming-uniform A, zero B), "gaussian" or false; other PEFT inits (pissa, olora, loftq, eva, corda) are not supported',
+    );
+  }
+  const targetModules = stringsOrString('targetModules', input.targetModules);
+  let layersToTransform: number[] | number | null = null;
+  const ltt = input.layersToTransform;
+  if (ltt !== undefined && ltt !== null) {
+    if (typeof ltt === 'number') layersToTransform = ltt;
+    else if (Array.isArray(ltt) && ltt.every((i) => Number.isInteger(i) && i >= 0)) layersToTransform = [...ltt];
+    if (
+      layersToTransform === null ||
+      (typeof layersToTransform === 'number' && !(Number.isInteger(layersToTransform) && layersToTransform >= 0))
+    ) {
+      fail('layersToTransform', ltt, 'expected a non-negative layer index or a list of them');
+    }
+  }
+  const lp = input.layersPattern;
+  let layersPattern: string[] | string | null = null;
+  if (lp !== undefined && lp !== null) {
+    if (typeof lp === 'string' || (Array.isArray(lp) && lp.every((s) => typeof s === 'string')))
+      layersPattern = typeof lp === 'string' ? lp : [...lp];
+    else fail('layersPattern', lp, 'expected a string or a list of strings');
+  }
+  if (typeof targetModules === 'string' && targetModules.toLowerCase() !== 'all-linear') {
+    if (layersToTransform !== null) fail('layersToTransform', ltt, 'cannot be used when targetModules is a regex string (as in PEFT)');
+    if (layersPattern !== null) fail('layersPattern', lp, 'cannot be used when targetModules is a regex string (as in PEFT)');
+  }
+  if (layersPattern !== null && (layersToTransform === null || (Array.isArray(layersToTransform) && layersToTransform.length === 0))) {
+    fail('layersPattern', lp, 'needs layersToTransform too (as in PEFT)');
+  }
+  const mts = input.modulesToSave;
+  if (mts !== undefined && mts !== null && !(Array.isArray(mts) && mts.every((s) => typeof s === 'string' && s !== ''))) {
+    fail('modulesToSave', mts, 'expected a list of module names or null');
+  }
+  const taskType = input.taskType ?? null;
+  if (taskType !== null && !TASK_TYPES.includes(taskType)) fail('taskType', taskType, `expected one of ${TASK_TYPES.join(', ')} or null`);
+  if (input.fanInFanOut) fail('fanInFanOut', true, 'only false is supported (weights are stored [out, in] as torch.nn.Linear)');
+  if (input.loraBias) fail('loraBias', true, 'only false is supported');
+  for (const f of ['useRslora', 'useDora', 'inferenceMode'] as const) {
+    if (input[f] !== undefined && typeof input[f] !== 'boolean') fail(f, input[f], 'expected true or false');
+  }
+  return {
+    peftType: 'LORA',
+    r,
+    loraAlpha,
+    loraDropout,
+    targetModules,
+    excludeModules: stringsOrString('excludeModules', input.excludeModules),
+    bias,
+    useRslora: input.useRslora ?? false,
+    initLoraWeights: init,
+    rankPattern: pattern('rankPattern', input.rankPattern, positiveInt),
+    alphaPattern: pattern('alphaPattern', input.alphaPattern, finite),
+    layersToTransform,
+    layersPattern,
+    modulesToSave: mts ? [...mts] : null,
+    useDora: input.useDora ?? false,
+    taskType,
+    baseModelNameOrPath: input.baseModelNameOrPath ?? null,
+    revision: input.revision ?? null,
+    inferenceMode: input.inferenceMode ?? false,
+    fanInFanOut: false,
+    loraBias: false,
+  };
+}
+
+/** A copy that shares no arrays or objects with `c`. */
+export function cloneConfig(c: LoraConfig): LoraConfig {
+  return structuredClone(c);
+}
+
+/** Scaling of the LoRA update for rank r and alpha: alpha / r, or alpha / √r with rsLoRA (PEFT's update_layer). */
+export function loraScaling(alpha: number, r: number, useRslora: boolean): number {
+  return useRslora ? alpha / Math.sqrt(r) : alpha / r;
+}
+
+/**
+ * The dictionary PEFT 0.18.1 writes to adapter_config.json for a LoraConfig (`asdict` minus
+ * runtime_config): every field, defaults included, snake_case.
+ */
+export function toPeftConfigDict(c: LoraConfig, extra: { autoMapping?: Record<string, string> | null } = {}): Record<string, unknown> {
+  return {
+    alora_invocation_tokens: null,
+    alpha_pattern: { ...c.alphaPattern },
+    arrow_config: null,
+    auto_mapping: extra.autoMapping ?? null,
+    base_model_name_or_path: c.baseModelNameOrPath,
+    bias: c.bias,
+    corda_config: null,
+    ensure_weight_tying: false,
+    eva_config: null,
+    exclude_modules: c.excludeModules,
+    fan_in_fan_out: false,
+    inference_mode: c.inferenceMode,
+    init_lora_weights: c.initLoraWeights,
+    layer_replication: null,
+    layers_pattern: c.layersPattern,
+    layers_to_transform: c.layersToTransform,
+    loftq_config: {},
+    lora_alpha: c.loraAlpha,
+    lora_bias: false,
+    lora_dropout: c.loraDropout,
+    megatron_config: null,
+    megatron_core: 'megatron.core',
+    modules_to_save: c.modulesToSave,
+    peft_type: 'LORA',
+    peft_version: PEFT_VERSION,
+    qalora_group_size: 16,
+    r: c.r,
+    rank_pattern: { ...c.rankPattern },
+    revision: c.revision,
+    target_modules: c.targetModules,
+    target_parameters: null,
+    task_type: c.taskType,
+    trainable_token_indices: null,
+    use_dora: c.useDora,
+    use_qalora: false,
+    use_rslora: c.useRslora,
+  };
+}
+
+/** adapter_config.json text, byte for byte as PEFT writes it (json.dumps(indent=2, sort_keys=True)). */
+export function toPeftConfigJson(c: LoraConfig, extra: { autoMapping?: Record<string, string> | null } = {}): string {
+  return pythonJsonDumps(toPeftConfigDict(c, extra), new Set(['lora_dropout']));
+}
+
+/** Fields PEFT writes that we accept only at their inactive value; anything else is an error naming the field. */
+const INACTIVE: Record<string, (v: unknown) => boolean> = {
+  alora_invocation_tokens: (v) => v === null || v === undefined,
+  arrow_config: (v) => v === null || v === undefined,
+  corda_config: (v) => v === null || v === undefined,
+  eva_config: (v) => v === null || v === undefined,
+  layer_replication: (v) => v === null || v === undefined,
+  megatron_config: (v) => v === null || v === undefined,
+  target_parameters: (v) => v === null || v === undefined || (Array.isArray(v) && v.length === 0),
+  trainable_token_indices: (v) => v === null || v === undefined,
+  use_qalora: (v) => !v,
+  lora_bias: (v) => !v,
+  fan_in_fan_out: (v) => !v,
+  use_bdlora: (v) => v === null || v === undefined,
+  velora_config: (v) => v === null || v === undefined,
+  monteclora_config: (v) => v === null || v === undefined,
+  kasa_config: (v) => v === null || v === undefined,
+  lora_ga_config: (v) => v === null || v === undefined,
+};
+
+/** Reads an adapter_config.json object written by Python PEFT (any recent version) or by us. */
+export function fromPeftConfigDict(raw: Record<string, unknown>, file = 'adapter_config.json'): LoraConfig {
+  if (raw.peft_type !== 'LORA') {
+    throw new Error(`${file} has peft_type ${JSON.stringify(raw.peft_type)}: only "LORA" adapters are supported`);
+  }
+  for (const [k, inactive] of Object.entries(INACTIVE)) {
+    if (k in raw && !inactive(raw[k])) throw new Error(`${file}: ${k} is ${JSON.stringify(raw[k])}: not supported (only its default is)`);
+  }
+  const init = raw.init_lora_weights;
+  try {
+    return loraConfig({
+      r: raw.r as number,
+      loraAlpha: raw.lora_alpha as number,
+      loraDropout: raw.lora_dropout as number,
+      targetModules: raw.target_modules as string[] | string | null,
+      excludeModules: raw.exclude_modules as string[] | string | null,
+      bias: raw.bias as LoraBias,
+      useRslora: (raw.use_rslora as boolean) ?? false,
+      initLoraWeights: (typeof init === 'string' && init !== 'gaussian' ? init : (init ?? true)) as InitLoraWeights,
+      rankPattern: (raw.rank_pattern as Record<string, number>) ?? {},
+      alphaPattern: (raw.alpha_pattern as Record<string, number>) ?? {},
+      layersToTransform: raw.layers_to_transform as number[] | number | null,
+      layersPattern: raw.layers_pattern as string[] | string | null,
+      modulesToSave: raw.modules_to_save as string[] | null,
+      useDora: (raw.use_dora as boolean) ?? false,
+      taskType: (raw.task_type as TaskType | null) ?? null,
+      baseModelNameOrPath: (raw.base_model_name_or_path as string | null) ?? null,
+      revision: (raw.revision as string | null) ?? null,
+      inferenceMode: (raw.inference_mode as boolean) ?? false,
+    });
+  } catch (error) {
+    throw new Error(`${file}: ${(error as Error).message}`);
+  }
+}
