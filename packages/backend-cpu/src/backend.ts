@@ -101,6 +101,8 @@ export class CpuBackend implements Backend, CpuContext {
   }
 
   free(buf: DeviceBuffer): void {
+    // destroy() released everything; handles that outlive the backend let go without error.
+    if (this.destroyed && buf instanceof CpuBuffer && buf.owner === this) return;
     if (buf instanceof CpuBuffer && buf.owner === this && buf.freed) throw new Error('free: this buffer was already freed');
     const b = arg(this, 'free', 'buf', buf, 0, 'any');
     b.freed = true;

@@ -142,7 +142,7 @@ export interface Backend {
   resetPeak(): void;
   /** Resolves when all enqueued work has finished. */
   sync(): Promise<void>;
-  /** Frees everything the backend holds (pools, workers, device). */
+  /** Frees everything the backend holds (pools, workers, device); freeing one of its buffers afterwards does nothing. */
   destroy(): void;
 
   // --- data movement -------------------------------------------------------------------------

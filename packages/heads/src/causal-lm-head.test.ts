@@ -29,7 +29,7 @@ describe('CausalLMHead.loss', () => {
   for (const name of TINY_MODELS) {
     it(`${name}: equals PyTorch's loss on the golden batch`, async () => {
       const g = JSON.parse(readFileSync(join(FIXTURES, name, 'golden.json'), 'utf8'));
-      const model = await loadTiny(name, backend);
+      const model = (await loadTiny(name, backend)).unfreeze();
       const head = new CausalLMHead(model);
       const { inputIds, attentionMask } = g.right as { inputIds: number[][]; attentionMask: number[][] };
       const labels = answerLabels(
@@ -45,7 +45,7 @@ describe('CausalLMHead.loss', () => {
 
     for (const side of ['right', 'left'] as const) {
       it(`${name}, ${side} padding: loss only after the prompt equals cross-entropy on hand-shifted targets`, async () => {
-        const model = await loadTiny(name, backend);
+        const model = (await loadTiny(name, backend)).unfreeze();
         const head = new CausalLMHead(model);
         const batch = pad(tokenRows([7, 4, 9], model.config.vocabSize, 13), side, 0);
         const labels = answerLabels(batch, [4, 2, 6]);
@@ -75,7 +75,7 @@ describe('CausalLMHead.loss', () => {
   }
 
   it('no target left in the batch gives a zero loss with zero gradients', async () => {
-    const model = await loadTiny('tiny-llama', backend);
+    const model = (await loadTiny('tiny-llama', backend)).unfreeze();
     const head = new CausalLMHead(model);
     const batch = pad(tokenRows([3, 2], model.config.vocabSize), 'right');
     const loss = head.loss({
@@ -93,7 +93,7 @@ describe('CausalLMHead.loss', () => {
   });
 
   it('parameter names are the causal LM names; errors name the offending label', async () => {
-    const model = await loadTiny('tiny-gpt-neox', backend);
+    const model = (await loadTiny('tiny-gpt-neox', backend)).unfreeze();
     const head = new CausalLMHead(model);
     expect([...head.namedParameters()].map(([n]) => n)).toEqual([...model.namedParameters()].map(([n]) => n));
     expect([...head.namedParameters()].map(([n]) => n).at(-1)).toBe('embed_out.weight');

@@ -77,7 +77,7 @@ describe('loadModel reads a Hugging Face folder', () => {
     const g = JSON.parse(readFileSync(join(FIXTURES, 'tiny-llama', 'golden.json'), 'utf8'));
     const grads: Float32Array[][] = [];
     for (const ckpt of [false, true]) {
-      const model = await loadModel(join(FIXTURES, 'tiny-llama'), { backend });
+      const model = (await loadModel(join(FIXTURES, 'tiny-llama'), { backend })).unfreeze();
       model.gradientCheckpointing = ckpt;
       const loss = tidy(() => {
         const { logits } = model.forward({ inputIds: g.right.inputIds, attentionMask: g.right.attentionMask });
@@ -163,5 +163,17 @@ describe('loadModel names the file, the tensor and the value when input is bad',
     await expect(loadModel(dir, { backend })).rejects.toThrow(
       `${dir}: no weights found: looked for model.safetensors.index.json, model.safetensors, pytorch_model.bin.index.json, pytorch_model.bin`,
     );
+  });
+});
+
+describe('a loaded model is frozen', () => {
+  it('records nothing for autograd in a plain forward pass', async () => {
+    const { tapeLength } = await import('@peft/core');
+    const model = await loadModel(join(FIXTURES, 'tiny-llama'), { backend });
+    expect(model.parameters().some((p) => p.requiresGrad)).toBe(false);
+    const before = tapeLength();
+    model.forward({ inputIds: [[5, 6, 7]] }).logits.dispose();
+    expect(tapeLength()).toBe(before);
+    model.dispose();
   });
 });

@@ -179,7 +179,8 @@ export async function readConfig(opener: FileOpener): Promise<ModelConfig> {
  * Loads a Hugging Face model folder: config.json and the checkpoint, one tensor at a time straight
  * into the backend's memory (never a second full copy on the host). Every parameter the model
  * has must be in the checkpoint with its shape; tensors the model does not have are an error
- * (except non-parameter buffers older checkpoints carry).
+ * (except non-parameter buffers older checkpoints carry). The parameters come back frozen
+ * (`requiresGrad` false), so inference records nothing; adapters add what trains.
  */
 export async function loadModelFrom(opener: FileOpener, opts: LoadOptions): Promise<CausalLM> {
   const config = await readConfig(opener);
@@ -225,5 +226,8 @@ export async function loadModelFrom(opener: FileOpener, opts: LoadOptions): Prom
   } finally {
     await weights.close();
   }
+  // A pretrained base is frozen, as parameter-efficient tuning wants it: a plain forward pass
+  // records nothing for autograd. Set requiresGrad on the parameters to train them all.
+  model.freeze();
   return model;
 }

@@ -130,6 +130,12 @@ export class Module {
     return this;
   }
 
+  /** Marks every parameter trainable (requiresGrad = true). */
+  unfreeze(): this {
+    for (const t of this.parameters()) t.requiresGrad = true;
+    return this;
+  }
+
   /** Parameters and buffers by dotted name (the tensors themselves, not copies). */
   stateDict(): Map<string, Tensor> {
     const out = new Map<string, Tensor>();

@@ -1,0 +1,117 @@
+/**
+ * Softmax cross-entropy over rows of logits [rows, classes] with int32 targets [rows]: one
+ * workgroup per row (max, then Σ exp, as trees). A target that is neither ignoreIndex nor a class
+ * gives a NaN loss and NaN gradients (a GPU kernel cannot throw).
+ */
+import type { CrossEntropyParams, DeviceBuffer } from '@peft/core';
+import { arg, counts } from '../buffer.js';
+import { type Ctx, map, WG } from './common.js';
+
+export function crossEntropy(
+  ctx: Ctx,
+  loss: DeviceBuffer,
+  lse: DeviceBuffer,
+  logits: DeviceBuffer,
+  targets: DeviceBuffer,
+  p: CrossEntropyParams,
+): void {
+  const K = 'crossEntropy';
+  const { rows, classes } = p;
+  counts(K, { rows, classes });
+  if (!Number.isSafeInteger(p.ignoreIndex)) throw new Error(`${K}: ignoreIndex must be an integer, got ${p.ignoreIndex}`);
+  ctx.rt.launch({
+    kernel: K,
+    params: [
+      ['rows', 'u32', rows],
+      ['classes', 'u32', classes],
+      ['ignore', 'i32', p.ignoreIndex | 0],
+    ],
+    bindings: [
+      { name: 'loss', buf: arg(ctx.owner, K, 'loss', loss, rows, 'float32'), access: 'write' },
+      { name: 'lse', buf: arg(ctx.owner, K, 'lse', lse, rows, 'float32'), access: 'write' },
+      { name: 'x', buf: arg(ctx.owner, K, 'logits', logits, rows * classes, 'float'), access: 'read' },
+      { name: 't', buf: arg(ctx.owner, K, 'targets', targets, rows, 'int32'), access: 'read' },
+    ],
+    code: `var<workgroup> red: array<f32, ${WG}>;
+fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
+  if (group >= P.rows) { return; }
+  let base = group * P.classes;
+  var m = neg_inf();
+  for (var c = lid; c < P.classes; c = c + ${WG}u) {
+    let v = ld_x(base + c);
+    m = select(max(m, v), v + m, is_nan(v) || is_nan(m));
+  }
+  red[lid] = m;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { let a = red[lid]; let b = red[lid + s]; red[lid] = select(max(a, b), a + b, is_nan(a) || is_nan(b)); }
+    workgroupBarrier();
+  }
+  let mx = red[0];
+  workgroupBarrier();
+  var sum = 0.0;
+  if (mx > neg_inf()) {
+    for (var c = lid; c < P.classes; c = c + ${WG}u) { sum = sum + exp(ld_x(base + c) - mx); }
+  }
+  red[lid] = sum;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    let l = select(mx, mx + log(red[0]), mx > neg_inf());
+    st_lse(group, l);
+    let t = ld_t(group);
+    if (t == P.ignore) {
+      st_loss(group, 0.0);
+    } else if (t < 0 || u32(t) >= P.classes) {
+      st_loss(group, nan_f());
+    } else {
+      st_loss(group, l - ld_x(base + u32(t)));
+    }
+  }
+}`,
+    groups: rows,
+  });
+}
+
+/** dLogits[r] = (softmax(logits[r]) − onehot(target[r])) · dLoss[r], softmax = exp(logits − lse); 0 for ignored rows. */
+export function crossEntropyBackward(
+  ctx: Ctx,
+  dLogits: DeviceBuffer,
+  dLoss: DeviceBuffer,
+  logits: DeviceBuffer,
+  targets: DeviceBuffer,
+  lse: DeviceBuffer,
+  p: CrossEntropyParams,
+): void {
+  const K = 'crossEntropyBackward';
+  const { rows, classes } = p;
+  counts(K, { rows, classes });
+  map(
+    ctx,
+    K,
+    rows * classes,
+    [
+      { name: 'd', buf: arg(ctx.owner, K, 'dLogits', dLogits, rows * classes, 'float'), access: 'write' },
+      { name: 'g', buf: arg(ctx.owner, K, 'dLoss', dLoss, rows, 'float'), access: 'read' },
+      { name: 'x', buf: arg(ctx.owner, K, 'logits', logits, rows * classes, 'float'), access: 'read' },
+      { name: 't', buf: arg(ctx.owner, K, 'targets', targets, rows, 'int32'), access: 'read' },
+      { name: 'lse', buf: arg(ctx.owner, K, 'lse', lse, rows, 'float32'), access: 'read' },
+    ],
+    `let r = i / P.classes;
+  let c = i % P.classes;
+  let t = ld_t(r);
+  if (t == P.ignore) { st_d(i, 0.0); return; }
+  if (t < 0 || u32(t) >= P.classes) { st_d(i, nan_f()); return; }
+  let g = ld_g(r);
+  var v = exp(ld_x(i) - ld_lse(r)) * g;
+  if (u32(t) == c) { v = v - g; }
+  st_d(i, v);`,
+    [
+      ['classes', 'u32', classes],
+      ['ignore', 'i32', p.ignoreIndex | 0],
+    ],
+  );
+}

@@ -1,0 +1,117 @@
+/**
+ * Philox4x32-10 random numbers and dropout, bit for bit core's `philoxUniform` (the uniform draw
+ * u = (word >>> 8)·2⁻²⁴ is exact in float32, so dropout masks match every other backend); normal
+ * numbers are Box–Muller on lane pairs in float32.
+ */
+import type { DeviceBuffer, DropoutParams, RandomParams } from '@peft/core';
+import { arg, finite, same } from '../buffer.js';
+import { type Ctx, map } from './common.js';
+import { SINCOS } from './math.js';
+
+const PHILOX = /* wgsl */ `
+fn mulhilo(a: u32, b: u32) -> vec2<u32> {
+  let aL = a & 0xffffu; let aH = a >> 16u; let bL = b & 0xffffu; let bH = b >> 16u;
+  let lolo = aL * bL; let lohi = aL * bH; let hilo = aH * bL; let hihi = aH * bH;
+  let cross = (lolo >> 16u) + (lohi & 0xffffu) + (hilo & 0xffffu);
+  return vec2<u32>(hihi + (lohi >> 16u) + (hilo >> 16u) + (cross >> 16u), a * b);
+}
+// The 4 words of block (offset + blk) of the stream with key (k0, k1).
+fn philox_block(blk: u32) -> vec4<u32> {
+  let c0 = P.off0 + blk;
+  let c1 = P.off1 + select(0u, 1u, c0 < P.off0);
+  var x = vec4<u32>(c0, c1, 0u, 0u);
+  var k0 = P.k0;
+  var k1 = P.k1;
+  for (var r = 0u; r < 10u; r++) {
+    let p0 = mulhilo(0xd2511f53u, x.x);
+    let p1 = mulhilo(0xcd9e8d57u, x.z);
+    x = vec4<u32>(p1.x ^ x.y ^ k0, p1.y, p0.x ^ x.w ^ k1, p0.y);
+    k0 = k0 + 0x9e3779b9u;
+    k1 = k1 + 0xbb67ae85u;
+  }
+  return x;
+}
+fn uniform01(w: u32) -> f32 { return f32(w >> 8u) * 5.9604644775390625e-8; }
+`;
+
+function streamParams(K: string, seed: number, offset: number): [string, 'u32', number][] {
+  if (!Number.isSafeInteger(offset) || offset < 0)
+    throw new Error(`${K}: random offset must be a non-negative safe integer, got ${offset}`);
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`${K}: random seed must be a non-negative safe integer, got ${seed}`);
+  const k0 = seed % 2 ** 32;
+  const k1 = Math.floor(seed / 2 ** 32);
+  return [
+    ['k0', 'u32', k0],
+    ['k1', 'u32', k1],
+    ['off0', 'u32', offset % 2 ** 32],
+    ['off1', 'u32', Math.floor(offset / 2 ** 32)],
+  ];
+}
+
+export function random(ctx: Ctx, out: DeviceBuffer, p: RandomParams): void {
+  const o = arg(ctx.owner, 'random', 'out', out, 0, 'float');
+  finite('random', 'low', p.low);
+  finite('random', 'high', p.high);
+  if (p.distribution !== 'uniform' && p.distribution !== 'normal') {
+    throw new Error(`random: distribution ${JSON.stringify(p.distribution)} is not supported: use uniform or normal`);
+  }
+  const body =
+    p.distribution === 'uniform'
+      ? 'let w = philox_block(i / 4u)[i % 4u]; st_out(i, P.low + P.scale * uniform01(w));'
+      : `let words = philox_block(i / 4u);
+  let lane = i % 4u;
+  let pair = lane & 2u;
+  let w1 = words[pair];
+  let w2 = words[pair + 1u];
+  // u1 = 1 − e ∈ (0, 1]; log(1 − e) by its series when e is small (log loses digits near 1).
+  let e = f32(0xffffffu - (w1 >> 8u)) * 5.9604644775390625e-8;
+  var lg = log(1.0 - e);
+  if (e < 0.01) { lg = -e * (1.0 + e * (0.5 + e * (0.3333333333 + e * 0.25))); }
+  let rad = sqrt(-2.0 * lg);
+  // 2π·u2 shifted to [−π, π): cos and sin change sign.
+  let sc = sincos(6.283185307179586 * (uniform01(w2) - 0.5));
+  let z = select(-rad * sc.y, -rad * sc.x, (lane & 1u) == 1u);
+  st_out(i, P.low + P.scale * z);`;
+  map(
+    ctx,
+    'random',
+    o.size,
+    [{ name: 'out', buf: o, access: 'write' }],
+    body,
+    [
+      ...streamParams('random', p.seed, p.offset),
+      ['low', 'f32', p.low],
+      ['scale', 'f32', p.distribution === 'uniform' ? p.high - p.low : p.high],
+    ],
+    PHILOX + SINCOS,
+  );
+}
+
+/** out = x · mask / (1 − p), mask[i] = uniform(seed, offset)[i] ≥ p (p compared in float32). */
+export function dropout(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
+  applyMask(ctx, 'dropout', ['out', 'x'], out, x, p);
+}
+
+/** dx = dy · mask / (1 − p), the mask regenerated from (seed, offset). */
+export function dropoutBackward(ctx: Ctx, dx: DeviceBuffer, dy: DeviceBuffer, p: DropoutParams): void {
+  applyMask(ctx, 'dropoutBackward', ['dx', 'dy'], dx, dy, p);
+}
+
+function applyMask(ctx: Ctx, K: string, names: [string, string], out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
+  finite(K, 'p', p.p);
+  if (p.p < 0 || p.p > 1) throw new Error(`${K}: p must be in [0, 1], got ${p.p}`);
+  const o = arg(ctx.owner, K, names[0], out, 0, 'float');
+  const xb = same(ctx.owner, K, names[1], x, o.size, 'float');
+  map(
+    ctx,
+    K,
+    o.size,
+    [
+      { name: 'out', buf: o, access: 'write' },
+      { name: 'x', buf: xb, access: 'read' },
+    ],
+    'let u = uniform01(philox_block(i / 4u)[i % 4u]); st_out(i, select(0.0, ld_x(i) * P.scale, u >= P.p));',
+    [...streamParams(K, p.seed, p.offset), ['p', 'f32', p.p], ['scale', 'f32', p.p < 1 ? 1 / (1 - p.p) : 0]],
+    PHILOX,
+  );
+}

@@ -1,0 +1,92 @@
+/** Reductions over the middle axis of [outer, reduce, inner] and row argmax: one workgroup per output, a tree in workgroup memory. */
+import type { DeviceBuffer, ReduceOp } from '@peft/core';
+import { arg, counts } from '../buffer.js';
+import { type Ctx, WG } from './common.js';
+
+/** out[o, i] = sum or max over r of x[o, r, i], in float32; max propagates NaN; an empty reduction gives 0 or −Infinity. */
+export function reduce(ctx: Ctx, op: ReduceOp, out: DeviceBuffer, x: DeviceBuffer, outer: number, len: number, inner: number): void {
+  const K = `reduce(${op})`;
+  counts(K, { outer, reduce: len, inner });
+  if (op !== 'sum' && op !== 'max') throw new Error(`reduce: unknown op ${JSON.stringify(op)}`);
+  const o = arg(ctx.owner, K, 'out', out, outer * inner, 'float');
+  const xb = arg(ctx.owner, K, 'x', x, outer * len * inner, 'float');
+  const combine = op === 'sum' ? 'a + b' : 'select(max(a, b), a + b, is_nan(a) || is_nan(b))';
+  ctx.rt.launch({
+    kernel: K,
+    params: [
+      ['outputs', 'u32', outer * inner],
+      ['len', 'u32', len],
+      ['inner', 'u32', inner],
+    ],
+    bindings: [
+      { name: 'out', buf: o, access: 'write' },
+      { name: 'x', buf: xb, access: 'read' },
+    ],
+    code: `var<workgroup> sh: array<f32, ${WG}>;
+fn combine(a: f32, b: f32) -> f32 { return ${combine}; }
+fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
+  if (group >= P.outputs) { return; }
+  let base = (group / P.inner) * P.len * P.inner + group % P.inner;
+  var acc = ${op === 'sum' ? '0.0' : 'neg_inf()'};
+  for (var r = lid; r < P.len; r = r + ${WG}u) { acc = combine(acc, ld_x(base + r * P.inner)); }
+  sh[lid] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { sh[lid] = combine(sh[lid], sh[lid + s]); }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { st_out(group, sh[0]); }
+}`,
+    groups: outer * inner,
+  });
+}
+
+/** out int32 [rows] = index of the largest value of each row; the first one on ties; a NaN counts as the largest (first NaN wins). */
+export function argmax(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, rows: number, cols: number): void {
+  counts('argmax', { rows, cols });
+  if (cols === 0 && rows > 0) throw new Error('argmax: cols is 0, so the rows have no largest element');
+  const o = arg(ctx.owner, 'argmax', 'out', out, rows, 'int32');
+  const xb = arg(ctx.owner, 'argmax', 'x', x, rows * cols, 'float');
+  ctx.rt.launch({
+    kernel: 'argmax',
+    params: [
+      ['rows', 'u32', rows],
+      ['cols', 'u32', cols],
+    ],
+    bindings: [
+      { name: 'out', buf: o, access: 'write' },
+      { name: 'x', buf: xb, access: 'read' },
+    ],
+    code: `var<workgroup> sv: array<f32, ${WG}>;
+var<workgroup> si: array<u32, ${WG}>;
+// Whether (a, ia) beats (b, ib): NaN first, then the larger value, then the smaller index.
+fn beats(a: f32, ia: u32, b: f32, ib: u32) -> bool {
+  let an = is_nan(a);
+  let bn = is_nan(b);
+  if (an || bn) { return an && (!bn || ia < ib); }
+  return a > b || (a == b && ia < ib);
+}
+fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
+  if (group >= P.rows) { return; }
+  let base = group * P.cols;
+  var bv = neg_inf();
+  var bi = 0xffffffffu;
+  for (var c = lid; c < P.cols; c = c + ${WG}u) {
+    let v = ld_x(base + c);
+    if (bi == 0xffffffffu || beats(v, c, bv, bi)) { bv = v; bi = c; }
+  }
+  sv[lid] = bv;
+  si[lid] = bi;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s && si[lid + s] != 0xffffffffu && (si[lid] == 0xffffffffu || beats(sv[lid + s], si[lid + s], sv[lid], si[lid]))) {
+      sv[lid] = sv[lid + s];
+      si[lid] = si[lid + s];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { st_out(group, i32(si[0])); }
+}`,
+    groups: rows,
+  });
+}

@@ -1,0 +1,112 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCpuBackend } from '@peft/backend-cpu';
+import { loadModel } from '@peft/models/node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { benchTraining } from './commands/bench.js';
+import { main } from './main.js';
+
+const ROOT = join(import.meta.dirname, '..', '..', '..');
+const temps: string[] = [];
+afterAll(() => {
+  for (const t of temps) rmSync(t, { recursive: true, force: true });
+});
+
+async function run(argv: string[]): Promise<{ code: number; out: string }> {
+  const lines: string[] = [];
+  const code = await main(argv, (s) => lines.push(s));
+  return { code, out: lines.join('\n') };
+}
+
+describe('peft info', () => {
+  const llama7b = join(ROOT, 'fixtures', 'configs', 'llama-2-7b');
+  const all = 'q_proj,k_proj,v_proj,o_proj,up_proj,down_proj,gate_proj,embed_tokens,lm_head';
+
+  it("prints Study B's trainable parameters for LoRA on all layers at r = 128 on Llama-2-7B", async () => {
+    const { code, out } = await run(['info', llama7b, '--r', '128', '--alpha', '256', '--target-modules', all]);
+    expect(code).toBe(0);
+    expect(out).toContain('llama, 32 layers, hidden 4096, MLP 11008, heads 32, head dim 128, vocabulary 32000');
+    expect(out).toContain('parameters: 6,738,415,616');
+    expect(out).toContain('trainable params: 329,056,256 || all params: 7,067,471,872 || trainable%: 4.6559');
+  });
+
+  it('counts every layer set and rank of the study grid', async () => {
+    // LoRA adds r·(in + out) per linear layer and r·(vocab + hidden) per embedding.
+    const h = 4096;
+    const m = 11008;
+    const v = 32000;
+    const perLayer: Record<string, number> = {
+      q_proj: 2 * h,
+      k_proj: 2 * h,
+      v_proj: 2 * h,
+      o_proj: 2 * h,
+      up_proj: h + m,
+      down_proj: h + m,
+      gate_proj: h + m,
+    };
+    const sets: Record<string, string[]> = {
+      q: ['q_proj'],
+      qk: ['q_proj', 'k_proj'],
+      qkv: ['q_proj', 'k_proj', 'v_proj'],
+      qkvo: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+      all: all.split(','),
+    };
+    for (const [setName, modules] of Object.entries(sets)) {
+      for (const r of [2, 4, 8, 64, 128]) {
+        const expected = modules.reduce((n, mod) => n + (perLayer[mod] ? 32 * r * perLayer[mod]! : r * (v + h)), 0);
+        const { out } = await run(['info', llama7b, '--r', String(r), '--target-modules', modules.join(',')]);
+        expect(out, `${setName} r=${r}`).toContain(`trainable params: ${expected.toLocaleString('en-US')} ||`);
+      }
+    }
+  });
+
+  it('names a missing folder', async () => {
+    const { code } = await run(['info', join(ROOT, 'does-not-exist')]);
+    expect(code).toBe(1);
+  });
+});
+
+describe('peft merge', () => {
+  it('writes a folder that loadModel reads and that gives the adapted logits', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'peft-merge-'));
+    temps.push(out);
+    const adapter = join(ROOT, 'fixtures', 'adapters', 'tiny-llama-all');
+    const model = join(ROOT, 'fixtures', 'models', 'tiny-llama');
+    const { code, out: printed } = await run(['merge', '--model', model, '--adapter', adapter, '--out', out]);
+    expect(code).toBe(0);
+    expect(printed).toContain(`wrote ${out}`);
+    const backend = createCpuBackend();
+    const merged = await loadModel(out, { backend });
+    const ids = [[3, 17, 42, 99, 5]];
+    const a = await merged.forward({ inputIds: ids }).logits.data();
+    const { loadAdapter } = await import('@peft/core/node');
+    const base = await loadModel(model, { backend });
+    await loadAdapter(base, adapter);
+    const b = await base.forward({ inputIds: ids }).logits.data();
+    let worst = 0;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+    expect(worst).toBeLessThan(1e-4);
+    backend.destroy();
+  });
+});
+
+describe('peft bench', () => {
+  it('times LoRA training steps and leaks nothing', async () => {
+    const backend = createCpuBackend();
+    const r = await benchTraining(backend, { config: 'tiny', batch: 2, seq: 16, steps: 2 });
+    expect(r.tokensPerSecond).toBeGreaterThan(0);
+    expect(r.trainable).toBe(2 * 8 * (64 + 192));
+    backend.destroy();
+  });
+});
+
+describe('peft', () => {
+  it('prints usage, and an error for an unknown command or option', async () => {
+    const { code, out } = await run(['--help']);
+    expect(code).toBe(0);
+    expect(out).toContain('Usage: peft <command> [options]');
+    expect((await run(['nope'])).code).toBe(1);
+    expect((await run(['info', '--bogus'])).code).toBe(2);
+  });
+});

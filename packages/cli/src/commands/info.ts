@@ -1,0 +1,111 @@
+import { bytesPerElement, countLoraParameters, type DType, loraConfig } from '@peft/core';
+import { describeParameters, type ModelConfig } from '@peft/models';
+import { loadConfig } from '@peft/models/node';
+import { int, list, num, parse } from '../args.js';
+
+export const INFO_HELP = `peft info <model dir> [options]
+
+Architecture, parameter counts, the trainable parameters of a LoRA config and a memory estimate,
+from config.json alone (no weights are read).
+
+Options:
+  --r <n>                LoRA rank (default 8)
+  --alpha <n>            lora_alpha (default 8)
+  --target-modules <a,b> targets: names, suffixes, or all-linear (default: PEFT's for the model type)
+  --dtype <d>            weights' storage dtype for the estimate (default: config.json's torch_dtype)
+  --batch <n>            batch size for the activation estimate (default 8)
+  --seq <n>              sequence length for the activation estimate (default 512)
+`;
+
+export interface InfoReport {
+  config: ModelConfig;
+  baseParams: number;
+  lora: ReturnType<typeof countLoraParameters>;
+  memory: { weights: number; adapterAndOptimizer: number; activations: number; total: number };
+}
+
+/** Counts and memory from a config (see INFO_HELP). */
+export function infoReport(
+  config: ModelConfig,
+  opts: { r?: number; alpha?: number; targetModules?: string[] | string; dtype?: DType; batch?: number; seq?: number } = {},
+): InfoReport {
+  const shapes = describeParameters(config);
+  const cfg = loraConfig({
+    r: opts.r ?? 8,
+    loraAlpha: opts.alpha ?? 8,
+    ...(opts.targetModules ? { targetModules: opts.targetModules } : {}),
+  });
+  const lora = countLoraParameters(shapes, cfg, { modelType: config.modelType });
+  const dtype = opts.dtype ?? config.torchDtype ?? 'float32';
+  const weights = lora.base * bytesPerElement(dtype);
+  // Trainable tensors in float32: weight, gradient, two AdamW moments.
+  const adapterAndOptimizer = lora.trainable * 16;
+  // Gradient checkpointing keeps each layer's input; one layer is recomputed at a time. A layer's
+  // recomputed activations are about 16 hidden-sized tensors plus the MLP's 3 intermediate ones
+  // per token, and the logits of the LM head in float32.
+  const b = opts.batch ?? 8;
+  const t = opts.seq ?? 512;
+  const act = bytesPerElement(dtype);
+  const activations =
+    b *
+    t *
+    (config.numLayers * config.hiddenSize * act + (16 * config.hiddenSize + 3 * config.intermediateSize) * act + config.vocabSize * 4);
+  return {
+    config,
+    baseParams: lora.base,
+    lora,
+    memory: { weights, adapterAndOptimizer, activations, total: weights + adapterAndOptimizer + activations },
+  };
+}
+
+const GiB = 1024 ** 3;
+
+export function formatInfo(r: InfoReport, dir: string): string {
+  const c = r.config;
+  const lines = [
+    `${dir}: ${c.modelType}, ${c.numLayers} layers, hidden ${c.hiddenSize}, MLP ${c.intermediateSize}, heads ${c.numHeads}` +
+      (c.numKvHeads !== c.numHeads ? ` (${c.numKvHeads} key/value)` : '') +
+      `, head dim ${c.headDim}, vocabulary ${c.vocabSize}`,
+    `  rotary: ${c.rotaryDim} of ${c.headDim} features, base ${c.ropeTheta}${c.ropeScale !== 1 ? `, linear scaling ${c.ropeScale}` : ''}; ` +
+      `${c.modelType === 'gpt_neox' ? (c.parallelResidual ? 'parallel' : 'sequential') + ' residual; ' : ''}${c.hiddenAct}; ` +
+      `tied embeddings: ${c.tieWordEmbeddings ? 'yes' : 'no'}; torch_dtype ${c.torchDtype ?? 'unset'}`,
+    `  parameters: ${r.baseParams.toLocaleString('en-US')}`,
+    `  LoRA r=${r.lora.config.r} alpha=${r.lora.config.loraAlpha} on ${r.lora.targets.length} modules (${summariseTargets(r.lora.targets.map((t) => t.name))})`,
+    `  ${r.lora.line}`,
+    `  memory estimate: weights ${(r.memory.weights / GiB).toFixed(2)} GiB + LoRA with gradients and AdamW ${(r.memory.adapterAndOptimizer / GiB).toFixed(2)} GiB` +
+      ` + activations ${(r.memory.activations / GiB).toFixed(2)} GiB (checkpointed) = ${(r.memory.total / GiB).toFixed(2)} GiB`,
+  ];
+  return lines.join('\n');
+}
+
+function summariseTargets(names: string[]): string {
+  const suffixes = [...new Set(names.map((n) => n.split('.').at(-1)!))];
+  return suffixes.join(', ');
+}
+
+export async function infoCommand(argv: string[], out: (s: string) => void): Promise<void> {
+  const { values, positionals } = parse('info', argv, {
+    r: { type: 'string' },
+    alpha: { type: 'string' },
+    'target-modules': { type: 'string' },
+    dtype: { type: 'string' },
+    batch: { type: 'string' },
+    seq: { type: 'string' },
+  });
+  if (values.help || positionals.length !== 1) {
+    out(INFO_HELP);
+    return;
+  }
+  const dir = positionals[0]!;
+  const config = await loadConfig(dir);
+  const targets = list(values['target-modules']);
+  const report = infoReport(config, {
+    r: int(values.r, 'r', 8),
+    alpha: num(values.alpha, 'alpha', 8),
+    targetModules: targets?.length === 1 && targets[0] === 'all-linear' ? 'all-linear' : targets,
+    dtype: values.dtype as DType | undefined,
+    batch: int(values.batch, 'batch', 8),
+    seq: int(values.seq, 'seq', 512),
+  });
+  out(formatInfo(report, dir));
+}

@@ -1,0 +1,50 @@
+import { UsageError } from './args.js';
+import { BENCH_HELP, benchCommand } from './commands/bench.js';
+import { INFO_HELP, infoCommand } from './commands/info.js';
+import { MERGE_HELP, mergeCommand } from './commands/merge.js';
+
+type Command = { help: string; run: (argv: string[], out: (s: string) => void) => Promise<void> };
+
+export const COMMANDS: Record<string, Command> = {
+  info: { help: INFO_HELP, run: infoCommand },
+  merge: { help: MERGE_HELP, run: mergeCommand },
+  bench: { help: BENCH_HELP, run: benchCommand },
+};
+
+export function usage(): string {
+  const first = (help: string) => help.split('\n')[0];
+  return `peft: LoRA fine-tuning of Hugging Face decoder models in TypeScript
+
+Usage: peft <command> [options]      (peft <command> --help for its options)
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(8)} ${first(c.help)}`)
+  .join('\n')}
+
+Models are local Hugging Face folders (config.json, *.safetensors or pytorch_model.bin, tokenizer
+files); nothing is downloaded. --backend picks cpu (default), webgpu or cuda.
+`;
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    out(usage());
+    return name ? 0 : 1;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`peft: unknown command ${JSON.stringify(name)}: commands are ${Object.keys(COMMANDS).join(', ')}\n`);
+    return 1;
+  }
+  try {
+    await command.run(rest, out);
+    return 0;
+  } catch (error) {
+    process.stderr.write(`peft ${name}: ${(error as Error).message}\n`);
+    if (!(error instanceof UsageError) && process.env.PEFT_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
+    return error instanceof UsageError ? 2 : 1;
+  }
+}
