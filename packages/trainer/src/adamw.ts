@@ -1,0 +1,182 @@
+import { adamwStep, keep, noGrad, type RawArray, type Tensor, zeros } from '@peft/core';
+
+/** Decides which parameters get no weight decay, by name. */
+export type NoDecayRule = (name: string) => boolean;
+
+// transformers' Trainer.get_decay_parameter_names: these patterns, searched in the lower-cased
+// dotted name. It also exempts every parameter of a LayerNorm module by type; the trainer sees
+// names only, so GPT-2 style LayerNorm names (ln_1, ln_f) are matched by name instead.
+const NO_DECAY_PATTERNS = [/bias/, /layernorm/, /rmsnorm/, /(?:^|\.)norm(?:$|\.)/, /_norm(?:$|\.)/, /(?:^|\.)ln(?:_[a-z0-9]+)?\./];
+
+/**
+ * The Hugging Face Trainer's rule, which Study A's training used: no weight decay for biases and
+ * for normalization weights (`…bias`, `…layernorm…`, `…rmsnorm…`, `norm.weight`, `…_norm.weight`,
+ * `ln_f.weight`); every other parameter (LoRA A/B, a classifier head's weight) decays.
+ */
+export function hfNoDecay(name: string): boolean {
+  const lower = name.toLowerCase();
+  return NO_DECAY_PATTERNS.some((p) => p.test(lower));
+}
+
+export interface AdamWOptions {
+  /** Default [0.9, 0.999]. */
+  betas?: readonly [number, number];
+  /** Default 1e-8. */
+  eps?: number;
+  /** Decoupled weight decay for parameters the rule does not exempt. Default 0.01 (torch.optim.AdamW, Study A). */
+  weightDecay?: number;
+  /** Parameters this returns true for get weight decay 0. Default `hfNoDecay`. */
+  noDecay?: NoDecayRule;
+}
+
+export interface AdamWParam {
+  readonly name: string;
+  readonly tensor: Tensor;
+  readonly weightDecay: number;
+}
+
+/** Host copy of the optimizer: per-parameter update counts and float32 moments. */
+export interface AdamWState {
+  steps: Record<string, number>;
+  /** `<name>.exp_avg` and `<name>.exp_avg_sq` (PyTorch's state keys) for parameters that were updated. */
+  moments: Map<string, Float32Array>;
+}
+
+/**
+ * AdamW over named tensors with PyTorch's semantics (torch.optim.AdamW, foreach off): float32 moments
+ * per parameter, created at its first update; a parameter without a gradient is skipped and its
+ * step count does not advance. The update itself is the backend's `adamw` kernel.
+ */
+export class AdamW {
+  readonly params: readonly AdamWParam[];
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly #m = new Map<string, Tensor>();
+  readonly #v = new Map<string, Tensor>();
+  readonly #steps = new Map<string, number>();
+
+  constructor(params: Iterable<readonly [string, Tensor]>, opts: AdamWOptions = {}) {
+    const [beta1, beta2] = opts.betas ?? [0.9, 0.999];
+    const eps = opts.eps ?? 1e-8;
+    const wd = opts.weightDecay ?? 0.01;
+    for (const [k, v] of [
+      ['beta1', beta1],
+      ['beta2', beta2],
+    ] as const) {
+      if (!(v >= 0 && v < 1)) throw new Error(`AdamW: ${k} ${v} must be in [0, 1)`);
+    }
+    if (!(eps >= 0)) throw new Error(`AdamW: eps ${eps} must be >= 0`);
+    if (!(wd >= 0)) throw new Error(`AdamW: weightDecay ${wd} must be >= 0`);
+    const rule = opts.noDecay ?? hfNoDecay;
+    const list: AdamWParam[] = [];
+    const seen = new Set<string>();
+    for (const [name, tensor] of params) {
+      if (seen.has(name)) throw new Error(`AdamW: parameter name "${name}" appears twice: names must be unique`);
+      seen.add(name);
+      if (tensor.dtype === 'int32') throw new Error(`AdamW: ${tensor.describe()} is int32: only float tensors can be trained`);
+      list.push({ name, tensor, weightDecay: rule(name) ? 0 : wd });
+    }
+    this.params = list;
+    this.beta1 = beta1;
+    this.beta2 = beta2;
+    this.eps = eps;
+  }
+
+  /**
+   * One update of every parameter that has a gradient, with learning rate `lr`; each gradient is
+   * multiplied by `gradScale` first (clipping), inside the kernel.
+   */
+  step(lr: number, gradScale = 1): void {
+    if (!Number.isFinite(lr) || lr < 0) throw new Error(`AdamW.step: learning rate ${lr} must be a finite number >= 0`);
+    if (!Number.isFinite(gradScale)) throw new Error(`AdamW.step: gradScale ${gradScale} must be finite`);
+    noGrad(() => {
+      for (const p of this.params) {
+        const grad = p.tensor.grad;
+        if (!grad) continue;
+        const m = this.#moment(this.#m, p);
+        const v = this.#moment(this.#v, p);
+        const step = (this.#steps.get(p.name) ?? 0) + 1;
+        this.#steps.set(p.name, step);
+        adamwStep(p.tensor, grad, m, v, {
+          lr,
+          beta1: this.beta1,
+          beta2: this.beta2,
+          eps: this.eps,
+          weightDecay: p.weightDecay,
+          step,
+          gradScale,
+        });
+      }
+    });
+  }
+
+  #moment(map: Map<string, Tensor>, p: AdamWParam): Tensor {
+    let t = map.get(p.name);
+    if (!t) {
+      t = keep(zeros(p.tensor.shape, { backend: p.tensor.backend, dtype: 'float32' }));
+      map.set(p.name, t);
+    }
+    return t;
+  }
+
+  /** Drops every parameter's gradient (PyTorch's `zero_grad(set_to_none=True)`): memory is freed until the next backward. */
+  zeroGrad(): void {
+    for (const p of this.params) {
+      p.tensor.grad?.dispose();
+      p.tensor.grad = null;
+    }
+  }
+
+  /** Reads the moments back to the host, for a checkpoint. */
+  async state(): Promise<AdamWState> {
+    const moments = new Map<string, Float32Array>();
+    for (const p of this.params) {
+      const m = this.#m.get(p.name);
+      const v = this.#v.get(p.name);
+      if (!m || !v) continue;
+      moments.set(`${p.name}.exp_avg`, (await m.raw()) as Float32Array);
+      moments.set(`${p.name}.exp_avg_sq`, (await v.raw()) as Float32Array);
+    }
+    return { steps: Object.fromEntries(this.#steps), moments };
+  }
+
+  /** Restores a state read by `state()`; names and sizes must match this optimizer's parameters. */
+  setState(state: { steps: Record<string, number>; moments: Map<string, RawArray> }): void {
+    const known = new Map(this.params.map((p) => [p.name, p]));
+    for (const name of Object.keys(state.steps)) {
+      if (!known.has(name)) throw new Error(`AdamW.setState: the state has parameter "${name}", which this optimizer does not train`);
+    }
+    this.#clear();
+    for (const p of this.params) {
+      const steps = state.steps[p.name];
+      if (steps === undefined) continue;
+      const m = state.moments.get(`${p.name}.exp_avg`);
+      const v = state.moments.get(`${p.name}.exp_avg_sq`);
+      if (!(m instanceof Float32Array) || !(v instanceof Float32Array) || m.length !== p.tensor.size || v.length !== p.tensor.size) {
+        throw new Error(`AdamW.setState: moments of "${p.name}" are missing or do not have ${p.tensor.size} float32 values`);
+      }
+      this.#steps.set(p.name, steps);
+      this.#moment(this.#m, p).backend.write(this.#m.get(p.name)!.buffer('AdamW.setState'), m);
+      this.#moment(this.#v, p).backend.write(this.#v.get(p.name)!.buffer('AdamW.setState'), v);
+    }
+  }
+
+  /** Updates applied to a parameter so far. */
+  stepsOf(name: string): number {
+    return this.#steps.get(name) ?? 0;
+  }
+
+  #clear(): void {
+    for (const t of this.#m.values()) t.dispose();
+    for (const t of this.#v.values()) t.dispose();
+    this.#m.clear();
+    this.#v.clear();
+    this.#steps.clear();
+  }
+
+  /** Frees the moments. */
+  dispose(): void {
+    this.#clear();
+  }
+}

@@ -1,0 +1,1 @@
+export { nodeRunStore } from './store.js';

@@ -1,0 +1,29 @@
+// Runs the README's first ```js block as it is written there (only '@peft/trainer' is pointed at
+// this source folder), and checks what it prints.
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, it, vi } from 'vitest';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+it('runs the README snippet', async () => {
+  const readme = readFileSync(join(here, '..', 'README.md'), 'utf8');
+  const snippet = readme.match(/```js\n([\s\S]*?)```/)![1]!;
+  const file = join(here, `.readme-snippet-${process.pid}.mjs`);
+  writeFileSync(file, snippet.replace("from '@peft/trainer'", "from './index.ts'"));
+  const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+  try {
+    await import(/* @vite-ignore */ file);
+    const lines = log.mock.calls.map((args) => args.join(' '));
+    expect(lines).toHaveLength(3);
+    const scores = lines[0]!.replace('validation macro-F1 by epoch: ', '').split(' → ').map(Number);
+    expect(scores).toHaveLength(5);
+    expect(Math.max(...scores.slice(1))).toBeGreaterThan(scores[0]! + 0.2);
+    expect(lines[1]).toMatch(/^best epoch [1-4] \| test \{"accuracy":0\.\d+,"f1":0\.\d+\}$/);
+    expect(lines[2]).toBe('run folder: adapter/trainable.safetensors, config.json, log.csv, test-metrics.json, val-metrics.json');
+  } finally {
+    log.mockRestore();
+    rmSync(file, { force: true });
+  }
+});
