@@ -2,13 +2,30 @@ import { parseArgs } from 'node:util';
 
 export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; default?: string | boolean; multiple?: boolean }>;
 
+export interface Parsed {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
 /** Parses argv for one command; unknown options are an error that names them and points at --help. */
-export function parse(command: string, argv: string[], options: OptionSpec) {
+export function parse(command: string, argv: string[], options: OptionSpec): Parsed {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as Parsed['values'], positionals };
   } catch (error) {
     throw new UsageError(`peft ${command}: ${(error as Error).message}. Run \`peft ${command} --help\`.`);
   }
+}
+
+/** A string option's value (undefined when absent). */
+export function str(values: Parsed['values'], name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
 }
 
 export class UsageError extends Error {}

@@ -1,5 +1,12 @@
+export { UsageError } from './args.js';
 export { BACKENDS, type BackendName, createBackend } from './backends.js';
+export * from './commands/bc5cdr.js';
 export { type BenchResult, benchTraining } from './commands/bench.js';
 export { formatInfo, type InfoReport, infoReport } from './commands/info.js';
+export * from './commands/livedoor.js';
 export { mergeAdapter } from './commands/merge.js';
 export { COMMANDS, main, usage } from './main.js';
+export * from './recipes/bc5cdr.js';
+export * from './recipes/livedoor.js';
+export * from './tasks/classification.js';
+export * from './tasks/ner.js';

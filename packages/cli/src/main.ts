@@ -1,11 +1,17 @@
 import { UsageError } from './args.js';
 import { BENCH_HELP, benchCommand } from './commands/bench.js';
+import { EVAL_HELP, evalCommand } from './commands/evaluate.js';
 import { INFO_HELP, infoCommand } from './commands/info.js';
 import { MERGE_HELP, mergeCommand } from './commands/merge.js';
+import { PREDICT_HELP, predictCommand } from './commands/predict.js';
+import { TRAIN_HELP, trainCommand } from './commands/train.js';
 
-type Command = { help: string; run: (argv: string[], out: (s: string) => void) => Promise<void> };
+type Command = { help: string; run: (argv: string[], out: (s: string) => void, signal?: AbortSignal) => Promise<void> };
 
 export const COMMANDS: Record<string, Command> = {
+  train: { help: TRAIN_HELP, run: trainCommand },
+  eval: { help: EVAL_HELP, run: evalCommand },
+  predict: { help: PREDICT_HELP, run: predictCommand },
   info: { help: INFO_HELP, run: infoCommand },
   merge: { help: MERGE_HELP, run: mergeCommand },
   bench: { help: BENCH_HELP, run: benchCommand },
@@ -28,7 +34,11 @@ files); nothing is downloaded. --backend picks cpu (default), webgpu or cuda.
 }
 
 /** Runs the CLI; returns the exit code. */
-export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
+export async function main(
+  argv: string[],
+  out: (s: string) => void = (s) => process.stdout.write(`${s}\n`),
+  signal?: AbortSignal,
+): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     out(usage());
@@ -40,7 +50,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
     return 1;
   }
   try {
-    await command.run(rest, out);
+    await command.run(rest, out, signal);
     return 0;
   } catch (error) {
     process.stderr.write(`peft ${name}: ${(error as Error).message}\n`);

@@ -1,6 +1,6 @@
 import { type Backend, backward, crossEntropy, Generator, getPeftModel, loraConfig, memoryInfo, reshape, tidy } from '@peft/core';
 import { createModel, parseConfig } from '@peft/models';
-import { int, parse } from '../args.js';
+import { int, parse, str } from '../args.js';
 import { createBackend } from '../backends.js';
 
 export const BENCH_HELP = `peft bench [--backend cpu] [--config tiny|small] [--batch n] [--seq n] [--steps n]
@@ -106,13 +106,13 @@ export async function benchCommand(argv: string[], out: (s: string) => void): Pr
     out(BENCH_HELP);
     return;
   }
-  const backend = await createBackend(values.backend as string);
+  const backend = await createBackend(str(values, 'backend')!);
   try {
     const r = await benchTraining(backend, {
-      config: values.config as string,
-      batch: int(values.batch, 'batch', 4),
-      seq: int(values.seq, 'seq', 128),
-      steps: int(values.steps, 'steps', 5),
+      config: str(values, 'config')!,
+      batch: int(str(values, 'batch'), 'batch', 4),
+      seq: int(str(values, 'seq'), 'seq', 128),
+      steps: int(str(values, 'steps'), 'steps', 5),
     });
     out(
       `LoRA training step, ${r.config} config (${r.total.toLocaleString('en-US')} parameters, ${r.trainable.toLocaleString('en-US')} trainable) on ${r.backend}: ` +

@@ -1,7 +1,7 @@
 import { bytesPerElement, countLoraParameters, type DType, loraConfig } from '@peft/core';
 import { describeParameters, type ModelConfig } from '@peft/models';
 import { loadConfig } from '@peft/models/node';
-import { int, list, num, parse } from '../args.js';
+import { int, list, num, parse, str } from '../args.js';
 
 export const INFO_HELP = `peft info <model dir> [options]
 
@@ -67,7 +67,7 @@ export function formatInfo(r: InfoReport, dir: string): string {
       (c.numKvHeads !== c.numHeads ? ` (${c.numKvHeads} key/value)` : '') +
       `, head dim ${c.headDim}, vocabulary ${c.vocabSize}`,
     `  rotary: ${c.rotaryDim} of ${c.headDim} features, base ${c.ropeTheta}${c.ropeScale !== 1 ? `, linear scaling ${c.ropeScale}` : ''}; ` +
-      `${c.modelType === 'gpt_neox' ? (c.parallelResidual ? 'parallel' : 'sequential') + ' residual; ' : ''}${c.hiddenAct}; ` +
+      `${c.modelType === 'gpt_neox' ? `${c.parallelResidual ? 'parallel' : 'sequential'} residual; ` : ''}${c.hiddenAct}; ` +
       `tied embeddings: ${c.tieWordEmbeddings ? 'yes' : 'no'}; torch_dtype ${c.torchDtype ?? 'unset'}`,
     `  parameters: ${r.baseParams.toLocaleString('en-US')}`,
     `  LoRA r=${r.lora.config.r} alpha=${r.lora.config.loraAlpha} on ${r.lora.targets.length} modules (${summariseTargets(r.lora.targets.map((t) => t.name))})`,
@@ -98,14 +98,14 @@ export async function infoCommand(argv: string[], out: (s: string) => void): Pro
   }
   const dir = positionals[0]!;
   const config = await loadConfig(dir);
-  const targets = list(values['target-modules']);
+  const targets = list(str(values, 'target-modules'));
   const report = infoReport(config, {
-    r: int(values.r, 'r', 8),
-    alpha: num(values.alpha, 'alpha', 8),
+    r: int(str(values, 'r'), 'r', 8),
+    alpha: num(str(values, 'alpha'), 'alpha', 8),
     targetModules: targets?.length === 1 && targets[0] === 'all-linear' ? 'all-linear' : targets,
-    dtype: values.dtype as DType | undefined,
-    batch: int(values.batch, 'batch', 8),
-    seq: int(values.seq, 'seq', 512),
+    dtype: str(values, 'dtype') as DType | undefined,
+    batch: int(str(values, 'batch'), 'batch', 8),
+    seq: int(str(values, 'seq'), 'seq', 512),
   });
   out(formatInfo(report, dir));
 }

@@ -1,7 +1,7 @@
 import type { Backend } from '@peft/core';
 import { loadAdapter, saveMerged } from '@peft/core/node';
 import { loadModel } from '@peft/models/node';
-import { parse } from '../args.js';
+import { parse, str } from '../args.js';
 import { createBackend } from '../backends.js';
 
 export const MERGE_HELP = `peft merge --model <dir> --adapter <dir> --out <dir> [--backend cpu]
@@ -28,14 +28,17 @@ export async function mergeCommand(argv: string[], out: (s: string) => void): Pr
     out: { type: 'string' },
     backend: { type: 'string', default: 'cpu' },
   });
-  if (values.help || !values.model || !values.adapter || !values.out) {
+  const model = str(values, 'model');
+  const adapter = str(values, 'adapter');
+  const dir = str(values, 'out');
+  if (values.help || !model || !adapter || !dir) {
     out(MERGE_HELP);
     return;
   }
-  const backend = await createBackend(values.backend as string);
+  const backend = await createBackend(str(values, 'backend')!);
   try {
-    await mergeAdapter({ model: values.model, adapter: values.adapter, out: values.out, backend });
-    out(`merged ${values.adapter} into ${values.model}: wrote ${values.out}`);
+    await mergeAdapter({ model, adapter, out: dir, backend });
+    out(`merged ${adapter} into ${model}: wrote ${dir}`);
   } finally {
     backend.destroy();
   }

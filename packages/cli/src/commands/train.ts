@@ -1,0 +1,30 @@
+import { bc5cdrMain } from './bc5cdr.js';
+import { livedoorMain } from './livedoor.js';
+
+export const TRAIN_HELP = `peft train <livedoor|bc5cdr> --model <dir> --data <path> [options]
+
+LoRA-trains a local Hugging Face model on one of the two studies' tasks, keeps the epoch with the
+best validation score, evaluates the test split and writes a run folder (log.csv, val-metrics.json,
+test-metrics.json, config.json, checkpoints/, the adapter in PEFT format).
+
+  livedoor   Study A: livedoor news classification (9 categories), LoRA + last-token head;
+             --data is ldcc-20140209.tar.gz or its text/ folder; --sweep runs the lr × template grid
+  bc5cdr     Study B: BC5CDR NER by generation; --data is the folder with CDR_*Set.PubTator.txt
+             (or BioC XML, or the BIO files); tagging or extraction, per-label or all labels
+
+\`peft train livedoor --help\` and \`peft train bc5cdr --help\` list every option.
+Ctrl-C stops at the next step after writing a checkpoint; --resume continues the run.
+`;
+
+/** Runs a study recipe from the command line; a signal (Ctrl-C) stops it at a step boundary with a checkpoint. */
+export async function trainCommand(argv: string[], out: (s: string) => void, signal?: AbortSignal): Promise<void> {
+  const [recipe, ...rest] = argv;
+  const log = (line: string) => out(line);
+  if (recipe === 'livedoor') {
+    await livedoorMain(rest, { usage: 'peft train livedoor --model <dir> --data <path> [options]' }, { log, signal });
+  } else if (recipe === 'bc5cdr') {
+    await bc5cdrMain(rest, { usage: 'peft train bc5cdr --model <dir> --data <dir> [options]' }, { log, signal });
+  } else {
+    out(TRAIN_HELP);
+  }
+}

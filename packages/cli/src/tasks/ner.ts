@@ -1,0 +1,440 @@
+import { type FileSink, type Generator, type PeftModel, saveAdapterTo, type Tensor } from '@peft/core';
+import {
+  BC5CDR_LABELS,
+  collateCausalLM,
+  type NerMethod,
+  nerExample,
+  type PromptAnswer,
+  type Sentence,
+  type TextTokenizer,
+} from '@peft/datasets';
+import { CausalLMHead, type CausalLMBatch as HeadCausalLMBatch } from '@peft/heads';
+import { mergeByPriority, type ParseResult, parseExtraction, parseTagged, type Span, spanScores } from '@peft/metrics';
+import type { CausalLM, Tokenizer } from '@peft/models';
+import type { Evaluation, Split, TrainTask } from '@peft/trainer';
+
+/** Study B's priority when per-label runs disagree on a token: Disease first, then Chemical. */
+export const BC5CDR_PRIORITY: readonly string[] = ['Disease', 'Chemical'];
+
+export interface NerData {
+  train: readonly Sentence[];
+  validation: readonly Sentence[];
+  test: readonly Sentence[];
+}
+
+export interface GenerativeNerTaskOptions {
+  /** The causal LM with its LoRA adapter injected (`getPeftModel(model, config)`); its trainable tensors are the adapter's. */
+  peft: PeftModel<CausalLM>;
+  tokenizer: Tokenizer;
+  data: NerData;
+  /** `tagging` rewrites the sentence with entity markers, `extraction` lists the entities. */
+  method: NerMethod;
+  /** Entity types this task handles. Default BC5CDR's: Disease, Chemical. */
+  labels?: readonly string[];
+  /**
+   * One output per sentence and label (`@@…##` markers, or one label's list) instead of one output
+   * with every label (`[Chemical]…[/Chemical]`, `Disease: …; Chemical: …`). With several labels this
+   * needs the instruction, which names the label; Study B trains one run per label instead.
+   */
+  perLabel: boolean;
+  /** Instruction before `Input:`: true for Study B's wording (per-label tagging; our own wording for the other formats), a string for your own. */
+  instruction?: boolean | string;
+  /** Longest training sequence in tokens (longer ones lose the end of their answer). */
+  maxLength: number;
+  /** Sentences per generation batch. Default 16. */
+  evalBatchSize?: number;
+  /** Tokens generated beyond the longest expected answer of the split. Default 8. */
+  maxNewTokensMargin?: number;
+  /** Merge order when spans overlap. Default Disease > Chemical. */
+  priority?: readonly string[];
+  /** The generator that draws the LoRA dropout masks (the one given to getPeftModel): checkpointed, so a resumed run draws the same masks. */
+  generator?: Generator;
+  /** Recorded in config.json. */
+  describe?: Record<string, unknown>;
+}
+
+/** One sentence's result: the gold spans, the parsed (and merged) predicted spans, and the raw generations. */
+export interface NerPrediction {
+  id: string;
+  tokens: string[];
+  gold: Span[];
+  pred: Span[];
+  /** Generated text per query: the label's name for per-label outputs, `all` for an all-labels output. */
+  outputs: Record<string, string>;
+  /** Entities the outputs named that could not be placed on the input tokens. */
+  unaligned: number;
+}
+
+export interface NerScoreRow {
+  precision: number;
+  recall: number;
+  f1: number;
+  /** Gold entities. */
+  support: number;
+  /** Predicted entities. */
+  predicted: number;
+  /** Exact matches (span and type). */
+  tp: number;
+}
+
+/** Entity-level scores (exact span and type): micro over all types, and per type. */
+export interface NerScores {
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+  predicted: number;
+  tp: number;
+  perType: Record<string, NerScoreRow>;
+  /** Outputs' entities not found in the input. */
+  unaligned: number;
+  sentences: number;
+}
+
+const ALL = 'all';
+
+/** The instruction of a format: Study B's for per-label tagging, ours (same style) for the formats the study gives none for. */
+export function nerInstructionText(method: NerMethod, label: string | undefined, labels: readonly string[]): string | true {
+  if (method === 'tagging' && label !== undefined) return true;
+  const types = label ?? labels.join(' and ');
+  if (method === 'tagging') {
+    return `The task is to identify ${types} entities in the input. Please rewrite the input text and surround each entity with [Type] and [/Type], where Type is its entity type (${labels.join(', ')}).`;
+  }
+  if (label !== undefined) {
+    return `The task is to identify ${label} entities in the input. Please list the ${label} entities of the input, separated by commas, or None if there are none.`;
+  }
+  return `The task is to identify ${types} entities in the input. Please list them by type as "${labels.map((l) => `${l}: …`).join('; ')}", with None for a type without entities.`;
+}
+
+/** Parses one generation back into spans on the sentence's tokens (never throws). */
+export function parseNerOutput(
+  output: string,
+  tokens: readonly string[],
+  method: NerMethod,
+  label: string | undefined,
+  labels: readonly string[],
+): ParseResult {
+  if (method === 'tagging') {
+    return label !== undefined
+      ? parseTagged(output, tokens, { format: 'markers', label })
+      : parseTagged(output, tokens, { format: 'xml', labels });
+  }
+  return label !== undefined ? parseExtraction(output, tokens, { label }) : parseExtraction(output, tokens, { allLabels: true, labels });
+}
+
+function row(r: { precision: number; recall: number; f1: number; support: number; predicted?: number; tp?: number }): NerScoreRow {
+  return { precision: r.precision, recall: r.recall, f1: r.f1, support: r.support, predicted: r.predicted ?? 0, tp: r.tp ?? 0 };
+}
+
+/** Entity-level micro P/R/F1 (exact span and type) over `labels`, with per-type rows; zero division counts as 0. */
+export function scoreNer(predictions: readonly NerPrediction[], labels: readonly string[]): NerScores {
+  const s = spanScores(
+    predictions.map((p) => p.gold.filter((g) => labels.includes(g.type))),
+    predictions.map((p) => p.pred),
+    { types: labels, zeroDivision: 0 },
+  );
+  const micro = row(s.micro);
+  return {
+    ...micro,
+    perType: Object.fromEntries(labels.map((l) => [l, row(s.perType[l]!)])),
+    unaligned: predictions.reduce((n, p) => n + p.unaligned, 0),
+    sentences: predictions.length,
+  };
+}
+
+/**
+ * Merges the predictions of per-label runs on the same sentences (one list per run, same order):
+ * each sentence's spans are pooled and merged by priority, so each token keeps one label (Study B:
+ * Disease > Chemical). Gold spans are the union of the runs' gold spans.
+ */
+export function mergeNerPredictions(
+  runs: readonly (readonly NerPrediction[])[],
+  priority: readonly string[] = BC5CDR_PRIORITY,
+): NerPrediction[] {
+  if (runs.length === 0) return [];
+  const n = runs[0]!.length;
+  for (const r of runs) {
+    if (r.length !== n)
+      throw new Error(`mergeNerPredictions: the runs have different sentence counts (${runs.map((x) => x.length).join(', ')})`);
+  }
+  return runs[0]!.map((first, i) => {
+    const all = runs.map((r) => r[i]!);
+    for (const p of all) {
+      if (p.id !== first.id) throw new Error(`mergeNerPredictions: sentence ${i} is ${first.id} in one run and ${p.id} in another`);
+    }
+    const seen = new Set<string>();
+    const gold = all
+      .flatMap((p) => p.gold)
+      .filter((g) => {
+        const k = `${g.type}:${g.start}:${g.end}`;
+        if (seen.has(k)) return false;
+        seen.add(k);
+        return true;
+      })
+      .sort((a, b) => a.start - b.start || a.end - b.end);
+    return {
+      id: first.id,
+      tokens: first.tokens,
+      gold,
+      pred: mergeByPriority(
+        all.flatMap((p) => p.pred),
+        priority,
+      ),
+      outputs: Object.assign({}, ...all.map((p) => p.outputs)),
+      unaligned: all.reduce((s, p) => s + p.unaligned, 0),
+    };
+  });
+}
+
+/** Rounded to 4 decimals for JSON. */
+function r4(x: number): number {
+  return Math.round(x * 1e4) / 1e4;
+}
+
+/** What `evaluate` records: the scores, and a few generations to look at. */
+function evaluationMetrics(scores: NerScores, predictions: readonly NerPrediction[]): Record<string, unknown> {
+  return {
+    precision: r4(scores.precision),
+    recall: r4(scores.recall),
+    f1: r4(scores.f1),
+    ...Object.fromEntries(Object.entries(scores.perType).map(([t, r]) => [`${t} f1`, r4(r.f1)])),
+    unaligned: scores.unaligned,
+    sentences: scores.sentences,
+    perType: scores.perType,
+    samples: predictions.slice(0, 3).map((p) => ({ id: p.id, outputs: p.outputs, gold: p.gold, pred: p.pred })),
+  };
+}
+
+/** A training micro-batch: ids, mask and answer-only labels (as CausalLMHead.loss takes them), and its real-token count. */
+export interface NerBatch extends HeadCausalLMBatch {
+  inputIds: number[][];
+  attentionMask: number[][];
+  labels: number[][];
+  tokens: number;
+}
+
+interface Query {
+  sentence: Sentence;
+  label: string | undefined;
+  example: PromptAnswer;
+}
+
+/**
+ * Study B's task: NER by generation with a LoRA-tuned causal LM. Each example is
+ * `[instruction\n]Input: {sentence}\nAnswer: {output}` with the loss on the answer only (and its
+ * EOS); evaluation generates greedily (left padding, stopping at EOS or a newline), parses the
+ * outputs back to token spans, merges overlapping spans by priority and scores entity-level
+ * micro P/R/F1 (exact span and type). The artifacts are the PEFT adapter folder.
+ */
+export class GenerativeNerTask implements TrainTask<NerBatch> {
+  readonly head: CausalLMHead;
+  readonly peft: PeftModel<CausalLM>;
+  readonly tokenizer: Tokenizer;
+  readonly method: NerMethod;
+  readonly labels: readonly string[];
+  readonly perLabel: boolean;
+  readonly priority: readonly string[];
+  /** The most recent predictions per split (what the last `evaluate(split)` scored). */
+  readonly lastPredictions = new Map<Split, NerPrediction[]>();
+  readonly #data: NerData;
+  readonly #instruction: boolean | string;
+  readonly #maxLength: number;
+  readonly #evalBatchSize: number;
+  readonly #margin: number;
+  readonly #train: PromptAnswer[];
+  readonly #collateTokenizer: TextTokenizer;
+  readonly #generator: Generator | undefined;
+  readonly #describe: Record<string, unknown>;
+
+  constructor(options: GenerativeNerTaskOptions) {
+    const labels = options.labels ?? BC5CDR_LABELS;
+    if (labels.length === 0)
+      throw new Error('GenerativeNerTask: labels is empty: give the entity types to learn, e.g. ["Disease", "Chemical"]');
+    if (options.method !== 'tagging' && options.method !== 'extraction') {
+      throw new Error(`GenerativeNerTask: method ${JSON.stringify(options.method)} is unknown: use "tagging" or "extraction"`);
+    }
+    if (options.perLabel && labels.length > 1 && !options.instruction) {
+      throw new Error(
+        `GenerativeNerTask: per-label outputs for several labels (${labels.join(', ')}) look alike without an instruction naming the label: ` +
+          'train one task per label (as Study B does, then mergeNerPredictions), or set instruction',
+      );
+    }
+    if (!Number.isInteger(options.maxLength) || options.maxLength < 8) {
+      throw new Error(`GenerativeNerTask: maxLength must be an integer >= 8, got ${options.maxLength}`);
+    }
+    if (options.data.train.length === 0) throw new Error('GenerativeNerTask: the training split has no sentences');
+    this.peft = options.peft;
+    this.head = new CausalLMHead(options.peft.model);
+    this.tokenizer = options.tokenizer;
+    this.method = options.method;
+    this.labels = [...labels];
+    this.perLabel = options.perLabel;
+    this.priority = options.priority ?? BC5CDR_PRIORITY;
+    this.#data = options.data;
+    this.#instruction = options.instruction ?? false;
+    this.#maxLength = options.maxLength;
+    this.#evalBatchSize = options.evalBatchSize ?? 16;
+    this.#margin = options.maxNewTokensMargin ?? 8;
+    this.#generator = options.generator;
+    this.#describe = options.describe ?? {};
+    const tok = options.tokenizer;
+    const pad = tok.padTokenId ?? tok.eosTokenId ?? 0;
+    this.#collateTokenizer = {
+      encode: (text, o) => tok.encode(text, o),
+      padTokenId: pad,
+      ...(tok.eosTokenId === null ? {} : { eosTokenId: tok.eosTokenId }),
+    };
+    this.#train = this.#queries(options.data.train).map((q) => q.example);
+  }
+
+  /** The labels asked one at a time (per-label), or [undefined] for one all-labels output. */
+  get #queryLabels(): (string | undefined)[] {
+    return this.perLabel ? [...this.labels] : [undefined];
+  }
+
+  #example(sentence: Sentence, label: string | undefined): PromptAnswer {
+    let instruction: boolean | string = false;
+    if (this.#instruction === true) instruction = nerInstructionText(this.method, label, this.labels);
+    else if (typeof this.#instruction === 'string') instruction = this.#instruction;
+    const onlyOurs = label === undefined ? sentence : { ...sentence, spans: sentence.spans.filter((s) => this.labels.includes(s.type)) };
+    return nerExample(onlyOurs, { method: this.method, label, labels: this.labels, instruction });
+  }
+
+  #queries(sentences: readonly Sentence[]): Query[] {
+    return sentences.flatMap((sentence) =>
+      this.#queryLabels.map((label) => ({ sentence, label, example: this.#example(sentence, label) })),
+    );
+  }
+
+  /** The training examples as prompt / answer pairs (sentences × labels when per-label). */
+  get trainExamples(): readonly PromptAnswer[] {
+    return this.#train;
+  }
+
+  get trainSize(): number {
+    return this.#train.length;
+  }
+
+  *trainable(): Iterable<readonly [string, Tensor]> {
+    for (const [name, t] of this.peft.namedParameters()) if (t.requiresGrad) yield [name, t];
+  }
+
+  batch(indices: readonly number[]): NerBatch {
+    const b = collateCausalLM(
+      indices.map((i) => this.#train[i]!),
+      { tokenizer: this.#collateTokenizer, maxLength: this.#maxLength },
+    );
+    return {
+      inputIds: b.inputIds,
+      attentionMask: b.attentionMask,
+      labels: b.labels,
+      tokens: b.attentionMask.reduce((n, r) => n + r.reduce((a, x) => a + x, 0), 0),
+    };
+  }
+
+  loss(batch: NerBatch): Tensor {
+    return this.head.loss(batch);
+  }
+
+  tokens(batch: NerBatch): number {
+    return batch.tokens;
+  }
+
+  setTraining(training: boolean): void {
+    this.peft.train(training);
+  }
+
+  generators(): Record<string, Generator> {
+    return this.#generator ? { lora: this.#generator } : {};
+  }
+
+  /** Greedy generations for prompts, batched (shortest first, so that a batch's rows are of similar length). */
+  async generate(prompts: readonly string[], maxNewTokens: number): Promise<string[]> {
+    const tok = this.tokenizer;
+    const ids = prompts.map((p) => tok.encode(p));
+    const order = ids.map((_, i) => i).sort((a, b) => ids[a]!.length - ids[b]!.length || a - b);
+    const out = new Array<string>(prompts.length);
+    for (let at = 0; at < order.length; at += this.#evalBatchSize) {
+      const chunk = order.slice(at, at + this.#evalBatchSize);
+      const texts = await this.head.generateText(
+        chunk.map((i) => ids[i]!),
+        {
+          maxNewTokens,
+          eosTokenId: tok.eosTokenId ?? undefined,
+          padTokenId: tok.padTokenId ?? tok.eosTokenId ?? 0,
+          stopStrings: ['\n'],
+          tokenizer: tok,
+        },
+      );
+      chunk.forEach((i, k) => {
+        out[i] = texts[k]!;
+      });
+    }
+    return out;
+  }
+
+  /** maxNewTokens for a split's expected answers: the longest (with its EOS) plus the margin. */
+  maxNewTokensFor(answers: readonly string[]): number {
+    let longest = 0;
+    for (const a of answers) longest = Math.max(longest, this.tokenizer.encode(a, { addSpecialTokens: false }).length + 1);
+    return longest + this.#margin;
+  }
+
+  /** Generates for every sentence of a split (per label when per-label), parses and merges. */
+  async predict(split: Split | 'train'): Promise<NerPrediction[]> {
+    const sentences = split === 'train' ? this.#data.train : this.#data[split];
+    const queries = this.#queries(sentences);
+    if (queries.length === 0) return [];
+    const texts = await this.generate(
+      queries.map((q) => q.example.prompt),
+      this.maxNewTokensFor(queries.map((q) => q.example.answer)),
+    );
+    const perSentence = this.#queryLabels.length;
+    return sentences.map((sentence, i) => {
+      const outputs: Record<string, string> = {};
+      const spans: Span[] = [];
+      let unaligned = 0;
+      for (let k = 0; k < perSentence; k++) {
+        const q = queries[i * perSentence + k]!;
+        const text = texts[i * perSentence + k]!;
+        outputs[q.label ?? ALL] = text;
+        const parsed = parseNerOutput(text, sentence.tokens, this.method, q.label, this.labels);
+        unaligned += parsed.unaligned;
+        spans.push(...parsed.spans.filter((s) => this.labels.includes(s.type)));
+      }
+      return {
+        id: sentence.id,
+        tokens: sentence.tokens,
+        gold: sentence.spans.filter((s) => this.labels.includes(s.type)).map((s) => ({ type: s.type, start: s.start, end: s.end })),
+        pred: mergeByPriority(spans, this.priority),
+        outputs,
+        unaligned,
+      };
+    });
+  }
+
+  async evaluate(split: Split): Promise<Evaluation> {
+    const predictions = await this.predict(split);
+    this.lastPredictions.set(split, predictions);
+    const scores = scoreNer(predictions, this.labels);
+    return { score: scores.f1, metrics: evaluationMetrics(scores, predictions) };
+  }
+
+  /** The PEFT adapter folder (adapter_config.json + adapter_model.safetensors). */
+  async saveArtifacts(sink: FileSink): Promise<void> {
+    await saveAdapterTo(this.peft, sink);
+  }
+
+  describe(): Record<string, unknown> {
+    return {
+      task: 'bc5cdr-ner-generation',
+      method: this.method,
+      labels: this.labels,
+      perLabel: this.perLabel,
+      instruction: this.#instruction,
+      maxLength: this.#maxLength,
+      trainingText: this.#train[0] ? this.#train[0].prompt + this.#train[0].answer : null,
+      ...this.#describe,
+    };
+  }
+}
