@@ -61,6 +61,10 @@ for (const { dir, pkg } of packages) {
     if (!snippet) throw new Error(`${pkg.name}: README.md has no \`\`\`js snippet to run`);
     writeFileSync(join(project, 'snippet.mjs'), snippet);
     const out = execFileSync('node', ['snippet.mjs'], { cwd: project, encoding: 'utf8' });
+    for (const bin of Object.keys(pkg.bin ?? {})) {
+      const help = execFileSync(join(project, 'node_modules', '.bin', bin), ['--help'], { cwd: project, encoding: 'utf8' });
+      console.log(`ok   ${pkg.name}: \`${bin} --help\` runs from the installed package (${help.split('\n').length} lines)`);
+    }
     console.log(
       `ok   ${pkg.name}: installed alone with ${deps.length - 1} @peft dependencies; README snippet printed:\n${out.trimEnd().replace(/^/gm, '       ')}`,
     );
