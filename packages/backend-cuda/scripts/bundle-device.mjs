@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// Bundles scripts/device-check.ts (with @peft/core, @peft/core/testing and @peft/backend-cpu, from
+// source) into .device/peft/dist/device-check.mjs at the repository root, copies the fatbins
+// beside it (.device/peft/fatbin, where the bundle looks for them), then packs Node and koffi
+// (with its linux-x64 binary package) with shared/tools/pack-node.sh. See GPU.md.
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'tsup';
+
+const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(pkg, '..', '..');
+const dest = join(root, '.device');
+const peft = join(dest, 'peft');
+
+execFileSync('node', [join(pkg, 'scripts', 'build-kernels.mjs')], { stdio: 'inherit' });
+rmSync(peft, { recursive: true, force: true });
+await build({
+  entry: { 'device-check': join(pkg, 'scripts', 'device-check.ts') },
+  outDir: join(peft, 'dist'),
+  format: ['esm'],
+  platform: 'node',
+  target: 'node20',
+  bundle: true,
+  noExternal: [/^@peft\//],
+  external: ['koffi'],
+  splitting: false,
+  outExtension: () => ({ js: '.mjs' }),
+  clean: true,
+  silent: true,
+  esbuildOptions(options) {
+    options.conditions = ['@peft/source'];
+  },
+});
+cpSync(join(pkg, 'fatbin'), join(peft, 'fatbin'), { recursive: true });
+
+const shared = [join(root, '..', 'shared', 'tools', 'pack-node.sh'), join(root, 'shared', 'tools', 'pack-node.sh')].find(existsSync);
+if (!shared) throw new Error('shared/tools/pack-node.sh not found next to the repository');
+execFileSync('bash', [shared, 'packages/backend-cuda/node_modules/koffi'], { cwd: root, stdio: 'inherit' });
+// koffi finds its native addon in the sibling package @koromix/koffi-<platform>-<arch>.
+const pnpmDir = join(root, 'node_modules', '.pnpm');
+const platformPkg = readdirSync(pnpmDir).find((d) => d.startsWith('@koromix+koffi-linux-x64@'));
+if (!platformPkg) throw new Error('@koromix/koffi-linux-x64 is not installed (pnpm install)');
+mkdirSync(join(dest, 'node_modules', '@koromix'), { recursive: true });
+cpSync(
+  join(pnpmDir, platformPkg, 'node_modules', '@koromix', 'koffi-linux-x64'),
+  join(dest, 'node_modules', '@koromix', 'koffi-linux-x64'),
+  {
+    recursive: true,
+    dereference: true,
+  },
+);
+console.log(`bundle-device: ${join(peft, 'dist', 'device-check.mjs')} + fatbins + node + koffi in ${dest}`);

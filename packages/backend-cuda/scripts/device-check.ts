@@ -1,0 +1,151 @@
+/**
+ * The GPU machine's test run, bundled into one file with its dependencies (but koffi) by
+ * scripts/bundle-device.mjs, because that machine has Node (packed) but no package registry:
+ * the conformance suite and the gradient checks of @peft/core/testing against the CPU backend,
+ * then kernel timings. Prints one line per failure and a summary; writes JSON to $OUT if set.
+ *
+ *   node device-check.mjs [--only NAME] [--no-bench]
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createCpuBackend } from '@peft/backend-cpu';
+import type { MatmulParams } from '@peft/core';
+import { conformanceCases, gradcheckCases } from '@peft/core/testing';
+import { type CudaBackend, createCudaBackend, isAvailable } from '../src/index.js';
+
+const args = process.argv.slice(2);
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+
+async function runCases(title: string, cases: { name: string; run: () => Promise<void> }[]) {
+  let passed = 0;
+  const failures: { name: string; error: string }[] = [];
+  const started = Date.now();
+  for (const c of cases) {
+    if (only && !c.name.includes(only) && !c.name.startsWith('destroy')) continue;
+    try {
+      await c.run();
+      passed++;
+    } catch (err) {
+      failures.push({ name: c.name, error: (err as Error).message });
+      console.log(`FAIL ${title} › ${c.name}\n  ${(err as Error).message.split('\n').join('\n  ')}`);
+    }
+  }
+  console.log(`${title}: ${passed} passed, ${failures.length} failed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return { title, passed, failures };
+}
+
+async function timeIt(backend: CudaBackend, fn: () => void, reps = 20): Promise<number> {
+  fn();
+  await backend.sync();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) fn();
+  await backend.sync();
+  return (performance.now() - t0) / reps;
+}
+
+async function bench(): Promise<Record<string, number>> {
+  const b = createCudaBackend();
+  const out: Record<string, number> = {};
+  const mm = (m: number, n: number, k: number, dt: 'bfloat16' | 'float32') => {
+    const a = b.alloc(dt, m * k);
+    const w = b.alloc(dt, n * k);
+    const o = b.alloc(dt, m * n);
+    b.fill(a, 0.01);
+    b.fill(w, 0.01);
+    const p: MatmulParams = {
+      batch: 1,
+      m,
+      n,
+      k,
+      transA: false,
+      transB: true,
+      strideA: 0,
+      strideB: 0,
+      strideOut: 0,
+      alpha: 1,
+      accumulate: false,
+    };
+    return {
+      run: () => b.matmul(o, a, w, p),
+      free: () => {
+        for (const x of [a, w, o]) b.free(x);
+      },
+    };
+  };
+  for (const [m, n, k] of [
+    [4096, 4096, 4096],
+    [8192, 4096, 11008],
+  ]) {
+    const g = mm(m, n, k, 'bfloat16');
+    const ms = await timeIt(b, g.run);
+    out[`gemm bf16 ${m}x${n}x${k} TFLOP/s`] = (2 * m * n * k) / ms / 1e9;
+    g.free();
+  }
+  const [B, S, H, D] = [4, 1024, 32, 128];
+  const q = b.alloc('bfloat16', B * S * H * D);
+  const o = b.alloc('bfloat16', B * S * H * D);
+  const lse = b.alloc('float32', B * H * S);
+  const dq = b.alloc('bfloat16', B * S * H * D);
+  const dk = b.alloc('bfloat16', B * S * H * D);
+  const dv = b.alloc('bfloat16', B * S * H * D);
+  b.random(q, { seed: 1, offset: 0, distribution: 'normal', low: 0, high: 1 });
+  const ap = { batch: B, seqQ: S, seqK: S, heads: H, kvHeads: H, headDim: D, scale: 1 / Math.sqrt(D), causal: true };
+  const fwd = await timeIt(b, () => b.attention(o, lse, q, q, q, null, ap), 5);
+  const bwd = await timeIt(b, () => b.attentionBackward(dq, dk, dv, o, q, q, q, o, lse, null, ap), 5);
+  const flops = (4 * B * H * S * S * D) / 2; // causal
+  out[`attention fwd causal ${B}x${S}x${H}x${D} ms`] = fwd;
+  out['attention fwd TFLOP/s'] = flops / fwd / 1e9;
+  out[`attention bwd ms`] = bwd;
+  out['attention bwd TFLOP/s'] = (2.5 * flops) / bwd / 1e9;
+  const logits = b.alloc('bfloat16', 8192 * 32000);
+  const targets = b.alloc('int32', 8192);
+  b.fill(logits, 0.5);
+  b.fill(targets, 3);
+  const loss = b.alloc('float32', 8192);
+  const l2 = b.alloc('float32', 8192);
+  out['crossEntropy 8192x32000 bf16 ms'] = await timeIt(b, () =>
+    b.crossEntropy(loss, l2, logits, targets, { rows: 8192, classes: 32000, ignoreIndex: -100 }),
+  );
+  out['crossEntropy GB/s'] = (8192 * 32000 * 2) / out['crossEntropy 8192x32000 bf16 ms'] / 1e6;
+  console.log(JSON.stringify({ gemm: b.gemmLibrary, memory: b.memoryStats() }));
+  b.destroy();
+  return out;
+}
+
+async function main() {
+  const a = isAvailable();
+  console.log(`isAvailable: ${JSON.stringify(a)}`);
+  if (!a.available) process.exit(2);
+  const results = [];
+  results.push(
+    await runCases(
+      'conformance',
+      conformanceCases({
+        create: () => createCudaBackend(),
+        dtypes: ['float32', 'float16', 'bfloat16'],
+        reference: () => createCpuBackend(),
+      }),
+    ),
+  );
+  results.push(
+    await runCases(
+      'conformance (tiled GEMM)',
+      conformanceCases({ create: () => createCudaBackend({ cublas: false }), dtypes: ['float32', 'bfloat16'] }).filter(
+        (c) => c.name.startsWith('matmul') || c.name.startsWith('destroy'),
+      ),
+    ),
+  );
+  results.push(await runCases('gradcheck', gradcheckCases({ create: () => createCudaBackend() })));
+  const timings = args.includes('--no-bench') ? {} : await bench();
+  for (const [k, v] of Object.entries(timings)) console.log(`${k}: ${v.toFixed(2)}`);
+  const failed = results.reduce((s, r) => s + r.failures.length, 0);
+  if (process.env.OUT)
+    writeFileSync(join(process.env.OUT, 'device-check.json'), JSON.stringify({ availability: a, results, timings }, null, 2));
+  console.log(`device-check: ${results.reduce((s, r) => s + r.passed, 0)} passed, ${failed} failed`);
+  process.exit(failed > 0 ? 1 : 0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

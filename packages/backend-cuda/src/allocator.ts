@@ -1,0 +1,191 @@
+/**
+ * A caching allocator over cuMemAlloc, for one stream. A request is rounded up to its size class
+ * (four classes per power of two from 512 bytes: at most 25% waste, and every block 256-byte
+ * aligned as cuBLASLt likes); a freed block waits in its class's free list and the next request of
+ * that class takes it. Reuse is safe without events because all work runs on one stream: a kernel
+ * enqueued after the free runs after every kernel that used the block before it.
+ *
+ * Blocks allocated while a CUDA graph is captured belong to that graph's private pool: freed
+ * during capture they go back to that pool only (the graph will write them again on every
+ * replay), and they are released when the graph is destroyed.
+ *
+ * The allocator never frees device memory by itself except when an allocation fails: then it
+ * calls `beforeRelease` (the backend synchronizes its stream), releases the pooled blocks and
+ * tries once more.
+ */
+
+export interface RawAllocator {
+  /** Device memory of exactly `bytes`; throws on failure (out of memory). */
+  alloc(bytes: number): number;
+  free(ptr: number): void;
+}
+
+export interface Block {
+  readonly ptr: number;
+  /** Class size in bytes (what the block occupies). */
+  readonly size: number;
+  /** The private pool (graph) it belongs to, or 0. */
+  readonly pool: number;
+}
+
+export interface AllocatorStats {
+  /** Bytes of blocks handed out now (class sizes). */
+  current: number;
+  /** Largest `current` since creation or resetPeak(). */
+  peak: number;
+  /** Bytes of device memory held: handed out + pooled (free lists, graph pools included). */
+  reserved: number;
+  /** Largest `reserved` since creation or resetPeak(). */
+  peakReserved: number;
+  /** Bytes held in free lists, not handed out. */
+  pooled: number;
+  /** Blocks handed out now. */
+  blocks: number;
+  /** cuMemAlloc calls so far (a training loop that reuses its buffers stops making them). */
+  deviceAllocs: number;
+}
+
+const MIN_CLASS = 512;
+
+export class CachingAllocator {
+  private readonly free = new Map<number, Map<number, number[]>>(); // pool → class size → ptrs
+  private readonly privateHeld = new Map<number, number[]>(); // pool → every ptr it owns (to release)
+  private readonly sizes = new Map<number, number>(); // ptr → class size of every block we hold
+  private current = 0;
+  private peak = 0;
+  private reserved = 0;
+  private peakReserved = 0;
+  private pooled = 0;
+  private blocks = 0;
+  private deviceAllocs = 0;
+  /** The pool new blocks go to (a graph being captured), 0 = the shared pool. */
+  activePool = 0;
+
+  constructor(
+    private readonly raw: RawAllocator,
+    private readonly beforeRelease: () => void = () => {},
+  ) {}
+
+  /** The byte size of the class that holds `bytes`. */
+  static sizeClass(bytes: number): number {
+    if (bytes <= MIN_CLASS) return MIN_CLASS;
+    const p = 2 ** Math.floor(Math.log2(bytes - 1));
+    const step = p / 4;
+    return Math.ceil(bytes / step) * step;
+  }
+
+  alloc(bytes: number): Block {
+    const size = CachingAllocator.sizeClass(bytes);
+    const pool = this.activePool;
+    const list = this.free.get(pool)?.get(size);
+    let ptr = list?.pop();
+    if (ptr !== undefined) {
+      this.pooled -= size;
+    } else {
+      ptr = this.allocDevice(size);
+      if (pool !== 0) {
+        let held = this.privateHeld.get(pool);
+        if (!held) this.privateHeld.set(pool, (held = []));
+        held.push(ptr);
+      }
+    }
+    this.blocks++;
+    this.current += size;
+    if (this.current > this.peak) this.peak = this.current;
+    return { ptr, size, pool };
+  }
+
+  release(block: Block): void {
+    if (block.pool !== 0 && !this.privateHeld.has(block.pool)) return; // its graph was destroyed: already freed
+    let classes = this.free.get(block.pool);
+    if (!classes) this.free.set(block.pool, (classes = new Map()));
+    let list = classes.get(block.size);
+    if (!list) classes.set(block.size, (list = []));
+    list.push(block.ptr);
+    this.blocks--;
+    this.current -= block.size;
+    this.pooled += block.size;
+  }
+
+  /** Releases the shared pool's free blocks to the device (call with the stream idle). */
+  trim(): void {
+    const classes = this.free.get(0);
+    if (!classes) return;
+    for (const [size, list] of classes) {
+      for (const ptr of list) this.freeDevice(ptr, size);
+      this.pooled -= size * list.length;
+    }
+    classes.clear();
+  }
+
+  /**
+   * Releases every block of a private (graph) pool. Blocks of it still handed out are the
+   * caller's: they are released now too (the graph that wrote them is gone).
+   */
+  releasePool(pool: number): void {
+    const held = this.privateHeld.get(pool) ?? [];
+    const free = this.free.get(pool);
+    const freePtrs = new Set(free ? [...free.values()].flat() : []);
+    for (const ptr of held) {
+      const size = this.sizes.get(ptr) ?? 0;
+      if (freePtrs.has(ptr)) {
+        this.pooled -= size;
+      } else {
+        // Still handed out: it no longer counts as handed out; a later release() of it is ignored.
+        this.current -= size;
+        this.blocks--;
+      }
+      this.freeDevice(ptr, size);
+    }
+    this.free.delete(pool);
+    this.privateHeld.delete(pool);
+  }
+
+  /** Releases everything (the backend is being destroyed; the stream must be idle). */
+  releaseAll(): void {
+    for (const [ptr, size] of [...this.sizes]) this.freeDevice(ptr, size);
+    this.free.clear();
+    this.privateHeld.clear();
+    this.current = this.pooled = this.blocks = 0;
+  }
+
+  resetPeak(): void {
+    this.peak = this.current;
+    this.peakReserved = this.reserved;
+  }
+
+  stats(): AllocatorStats {
+    return {
+      current: this.current,
+      peak: this.peak,
+      reserved: this.reserved,
+      peakReserved: this.peakReserved,
+      pooled: this.pooled,
+      blocks: this.blocks,
+      deviceAllocs: this.deviceAllocs,
+    };
+  }
+
+  private allocDevice(size: number): number {
+    let ptr: number;
+    try {
+      ptr = this.raw.alloc(size);
+    } catch (err) {
+      if (this.pooled === 0) throw err;
+      this.beforeRelease();
+      this.trim();
+      ptr = this.raw.alloc(size);
+    }
+    this.deviceAllocs++;
+    this.sizes.set(ptr, size);
+    this.reserved += size;
+    if (this.reserved > this.peakReserved) this.peakReserved = this.reserved;
+    return ptr;
+  }
+
+  private freeDevice(ptr: number, size: number): void {
+    this.raw.free(ptr);
+    this.sizes.delete(ptr);
+    this.reserved -= size;
+  }
+}

@@ -1,0 +1,192 @@
+// The FFI plumbing without a GPU: the driver declarations, context/stream setup, the caching
+// allocator on "device" memory, pinned uploads, event-polled reads, fatbin loading, launch
+// argument packing and graph capture, against test/mock-libcuda.c (device memory is host memory,
+// kernels are recorded, not run). Needs a C compiler; skips visibly without one.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { conformanceCases } from '@peft/core/testing';
+import { describe, expect, it } from 'vitest';
+import { KERNELS } from './kernels.js';
+
+function buildMock(): string | null {
+  const src = fileURLToPath(new URL('../test/mock-libcuda.c', import.meta.url));
+  const out = join(mkdtempSync(join(tmpdir(), 'peft-mock-cuda-')), 'libcuda-mock.so');
+  for (const cc of [process.env.CC, 'cc', 'gcc', 'clang']) {
+    if (!cc) continue;
+    try {
+      execFileSync(cc, ['-shared', '-fPIC', '-O1', '-o', out, src], { stdio: 'ignore' });
+      return out;
+    } catch {
+      // next compiler
+    }
+  }
+  return null;
+}
+
+/**
+ * Stand-in fatbins (the magic number is all the mock checks) and a manifest, so these tests do
+ * not depend on nvcc or on fatbin.test.ts having built the real ones.
+ */
+function fakeFatbins(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'peft-mock-fatbin-'));
+  const families: Record<string, { hash: string; kernels: Record<string, string[]>; bytes: number }> = {};
+  for (const [name, k] of Object.entries(KERNELS)) {
+    families[k.family] ??= { hash: 'mock', kernels: {}, bytes: 16 };
+    families[k.family].kernels[name] = [];
+  }
+  const header = new Uint8Array(16);
+  new DataView(header.buffer).setUint32(0, 0xba55ed50, true);
+  for (const family of Object.keys(families)) writeFileSync(join(dir, `${family}.fatbin`), header);
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ nvcc: 'mock', archs: ['sm_90'], ptx: 'compute_90', totalBytes: 0, families }));
+  return dir;
+}
+
+const mock = buildMock();
+if (!mock) console.warn('[backend-cuda] no C compiler (cc/gcc/clang): skipping the mock-driver tests');
+if (mock) {
+  process.env.PEFT_CUDA_DRIVER_PATH = mock;
+  process.env.PEFT_CUDA_FATBIN_DIR = fakeFatbins();
+}
+
+describe.skipIf(!mock)('the driver plumbing, on a stand-in libcuda', async () => {
+  const { createCudaBackend, isAvailable } = await import('./index.js');
+  const koffi = createRequire(import.meta.url)('koffi');
+  const lib = koffi.load(mock);
+  const lastLaunch = lib.func('int mock_last_launch(_Out_ char *name, uint8_t *args, uint32_t *dims)');
+  const launches = lib.func('int mock_launches()');
+  const graphLaunches = lib.func('int mock_graph_launches()');
+
+  it('isAvailable() reports the device', () => {
+    const a = isAvailable();
+    expect(a.available).toBe(true);
+    expect(a.reason).toMatch(/GPU 0: Mock GPU \(sm_90, 1\.0 GiB\), driver 13\.0/);
+    expect(isAvailable({ deviceIndex: 1 })).toMatchObject({ available: false });
+  });
+
+  it('uploads and reads back raw bits of every dtype, and fills with memset', async () => {
+    const b = createCudaBackend({ cublas: false });
+    expect(b.device).toMatchObject({ name: 'Mock GPU', computeCapability: [9, 0], multiprocessors: 4 });
+    const f = b.alloc('float32', 5);
+    b.write(f, new Float32Array([1, -2, 3.5, Number.NaN, -0]));
+    expect([...((await b.read(f)) as Float32Array)]).toEqual([1, -2, 3.5, Number.NaN, -0]);
+    const h = b.alloc('bfloat16', 3);
+    b.write(h, new Uint16Array([0x3f80, 0xc000, 0x7fc1]));
+    expect([...((await b.read(h)) as Uint16Array)]).toEqual([0x3f80, 0xc000, 0x7fc1]);
+    b.fill(h, 1.5);
+    expect([...((await b.read(h)) as Uint16Array)]).toEqual([0x3fc0, 0x3fc0, 0x3fc0]);
+    const i = b.alloc('int32', 4);
+    b.fill(i, -7);
+    b.write(i, new Int32Array([9]), 2);
+    expect([...((await b.read(i)) as Int32Array)]).toEqual([-7, -7, 9, -7]);
+    const g = b.alloc('float32', 3);
+    b.copy(g, f, { shape: [3], strides: [1], offset: 1 }); // contiguous, same dtype: a device-to-device copy
+    expect([...((await b.read(g)) as Float32Array)]).toEqual([-2, 3.5, Number.NaN]);
+    b.destroy();
+  });
+
+  it('packs launch arguments the driver receives: unary exp over 1031 bfloat16 elements into float32', async () => {
+    const b = createCudaBackend({ cublas: false });
+    const x = b.alloc('bfloat16', 1031);
+    const out = b.alloc('float32', 1031);
+    const before = launches();
+    b.unary('exp', out, x);
+    expect(launches()).toBe(before + 1);
+    const name = Buffer.alloc(128);
+    const args = new Uint8Array(4096);
+    const dims = new Uint32Array(7);
+    const size = lastLaunch(name, args, dims);
+    expect(name.toString('utf8', 0, name.indexOf(0))).toBe('unary');
+    expect(size).toBe(48);
+    const v = new DataView(args.buffer);
+    expect(v.getInt32(0, true)).toBe(1); // U_EXP
+    expect(Number(v.getBigUint64(8, true))).toBe((out as unknown as { ptr: number }).ptr);
+    expect(v.getInt32(16, true)).toBe(0); // float32
+    expect(Number(v.getBigUint64(24, true))).toBe((x as unknown as { ptr: number }).ptr);
+    expect(v.getInt32(32, true)).toBe(2); // bfloat16
+    expect(v.getBigInt64(40, true)).toBe(1031n);
+    expect([...dims]).toEqual([5, 1, 1, 256, 1, 1, 0]);
+    b.destroy();
+  });
+
+  it('launches attention with its dynamic shared memory and the tiled GEMM without cuBLASLt', () => {
+    const b = createCudaBackend({ cublas: false });
+    const q = b.alloc('bfloat16', 2 * 40 * 4 * 128);
+    const lse = b.alloc('float32', 2 * 4 * 40);
+    const o = b.alloc('bfloat16', 2 * 40 * 4 * 128);
+    b.attention(o, lse, q, q, q, null, { batch: 2, seqQ: 40, seqK: 40, heads: 4, kvHeads: 4, headDim: 128, scale: 0.1, causal: true });
+    const name = Buffer.alloc(128);
+    const dims = new Uint32Array(7);
+    lastLaunch(name, new Uint8Array(4096), dims);
+    expect(name.toString('utf8', 0, name.indexOf(0))).toBe('attention_fwd_4');
+    expect([...dims]).toEqual([3, 4, 2, 128, 1, 1, (16 * 128 + 32 * 129 + 32 * 128) * 4]);
+    const a = b.alloc('float32', 6);
+    b.matmul(o, a, a, {
+      batch: 1,
+      m: 2,
+      n: 2,
+      k: 3,
+      transA: false,
+      transB: true,
+      strideA: 0,
+      strideB: 0,
+      strideOut: 0,
+      alpha: 1,
+      accumulate: false,
+    });
+    lastLaunch(name, new Uint8Array(4096), dims);
+    expect(name.toString('utf8', 0, name.indexOf(0))).toBe('gemm_tiled');
+    expect(b.gemmCounts).toEqual({ cublasLt: 0, tiled: 1 });
+    b.destroy();
+  });
+
+  it('keeps memory() and memoryStats() in step with alloc/free, and reuses freed blocks', () => {
+    const b = createCudaBackend({ cublas: false });
+    const x = b.alloc('float32', 1000);
+    const s1 = b.memoryStats();
+    expect(b.memory()).toMatchObject({ buffers: 1, pooledBytes: 0 });
+    b.free(x);
+    expect(b.memory()).toMatchObject({ buffers: 0, pooledBytes: 4096 });
+    const y = b.alloc('float16', 2000);
+    expect(b.memoryStats().deviceAllocs).toBe(s1.deviceAllocs);
+    expect(() => b.free(x)).toThrow(/already freed/);
+    b.free(y);
+    b.trimPool();
+    expect(b.memory()).toMatchObject({ bytes: 0, pooledBytes: 0 });
+    expect(b.memoryStats()).toMatchObject({ deviceTotal: 2 ** 30, deviceFree: 2 ** 29 });
+    b.destroy();
+  });
+
+  it('captures a graph (relaxed mode), replays it, and refuses writes during capture', () => {
+    const b = createCudaBackend({ cublas: false });
+    const x = b.alloc('float32', 4);
+    const g = b.captureGraph(() => {
+      const t = b.alloc('float32', 4);
+      b.affine(t, x, 2, 1);
+      expect(() => b.write(x, new Float32Array(4))).toThrow(/graph is being captured/);
+      b.free(t);
+    });
+    g.launch();
+    g.launch();
+    expect(graphLaunches()).toBe(2);
+    g.destroy();
+    expect(() => g.launch()).toThrow(/destroyed/);
+    b.destroy();
+  });
+
+  it('finds no cuBLASLt here and says which GEMM it uses', () => {
+    const b = createCudaBackend();
+    expect(b.gemmLibrary).toMatch(/cuBLASLt|tiled kernel: no cuBLASLt found/);
+    b.destroy();
+  });
+
+  it('passes the memory and error cases of the conformance suite', async () => {
+    const cases = conformanceCases({ create: () => createCudaBackend({ cublas: false }), dtypes: ['float32', 'float16', 'bfloat16'] });
+    const picked = cases.filter((c) => /^memory|^errors|^destroy/.test(c.name));
+    expect(picked.length).toBeGreaterThan(5);
+    for (const c of picked) await c.run();
+  });
+});
