@@ -1,10 +1,14 @@
 /**
  * f32 GEMM benchmark: @peft/backend-cpu's WebAssembly SIMD engine (1 thread and all threads)
- * against tfjs-core's `cpu` and `wasm` backends, square n³ products, median GFLOP/s.
+ * against tfjs-core's `cpu` and `wasm` backends, square n³ products, median GFLOP/s; then the
+ * WebGPU section (benchmarks/src/webgpu-suite.ts): @peft/backend-webgpu's GEMM beside tfjs-webgpu
+ * and gpu.js on the same adapter, and LoRA training-step tokens/s.
  *
- *   pnpm bench                      full run: 256³, 1024³, 2048³ → benchmarks/results/gemm-<date>.json
- *   pnpm bench --short              CI: 64³, 128³, 256³, few reps → benchmarks/results/gemm-<date>.short.json
+ *   pnpm bench                      full run: 256³, 1024³, 2048³ → benchmarks/results/gemm-<date>.json,
+ *                                   WebGPU → benchmarks/results/webgpu-<date>.json
+ *   pnpm bench --short              CI: 64³, 128³, 256³, few reps → benchmarks/results/*-<date>.short.json
  *   pnpm bench --backend cpu        only @peft/backend-cpu engines (also: tfjs, tfjs-cpu, tfjs-wasm, "peft x1")
+ *   pnpm bench --backend webgpu     only the WebGPU section (skipped, with the reason, without an adapter)
  *   pnpm bench --sizes 512,1024     custom sizes
  *   pnpm bench --out latest         results file name suffix instead of the date
  */
@@ -12,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { type GemmEngine, type Measurement, measureInterleaved, peftEngine, type TfjsWasmInfo, tfjsEngine } from './src/gemm.js';
+import { runWebGpuSuite } from './src/webgpu-suite.js';
 
 function parseArgs(argv: string[]) {
   const opts = { short: false, backends: [] as string[], sizes: undefined as number[] | undefined, out: undefined as string | undefined };
@@ -27,7 +32,7 @@ function parseArgs(argv: string[]) {
     else if (a.startsWith('--sizes')) opts.sizes = value().split(',').map(Number);
     else if (a.startsWith('--out')) opts.out = value();
     else if (a === '--help' || a === '-h') {
-      console.log('usage: pnpm bench [--short] [--backend cpu|tfjs|tfjs-cpu|tfjs-wasm] [--sizes 256,1024] [--out latest]');
+      console.log('usage: pnpm bench [--short] [--backend cpu|tfjs|tfjs-cpu|tfjs-wasm|webgpu] [--sizes 256,1024] [--out latest]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -39,6 +44,18 @@ const selected = (backends: string[], id: string, backend: string) =>
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  const webgpuOnly = opts.backends.length > 0 && opts.backends.every((b) => WEBGPU_IDS.includes(b));
+  if (!webgpuOnly) await cpuGemm(opts);
+  if (opts.backends.length === 0 || opts.backends.some((b) => WEBGPU_IDS.includes(b))) {
+    if (!webgpuOnly) console.log();
+    await runWebGpuSuite({ short: opts.short, sizes: opts.sizes, out: opts.out, engines: opts.backends.filter((b) => b !== 'webgpu') });
+  }
+}
+
+/** --backend values that select the WebGPU section (all of it, or one GEMM engine of it). */
+const WEBGPU_IDS = ['webgpu', 'ours', 'tfjs-webgpu', 'gpu.js-webgpu', 'gpu.js'];
+
+async function cpuGemm(opts: ReturnType<typeof parseArgs>) {
   const sizes = opts.sizes ?? (opts.short ? [64, 128, 256] : [256, 1024, 2048]);
   const timing = opts.short
     ? { maxReps: 15, budgetMs: 600, slowMs: 1000, warmMs: 50 }
@@ -65,7 +82,8 @@ async function main() {
 
   // tfjs-cpu runs alone (it is ~30x slower, and tfjs can only have one active backend); the others
   // run interleaved, round by round, so that load from other processes hits them alike.
-  const wanted = makers.filter((mk) => selected(opts.backends, mk.id, mk.backend));
+  const cpuBackends = opts.backends.filter((b) => !WEBGPU_IDS.includes(b));
+  const wanted = makers.filter((mk) => selected(cpuBackends, mk.id, mk.backend));
   const alone = wanted.filter((mk) => mk.id === 'tfjs-cpu');
   const together = wanted.filter((mk) => mk.id !== 'tfjs-cpu');
   for (const group of [alone, together]) {

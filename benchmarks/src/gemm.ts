@@ -7,8 +7,8 @@ import { createSgemm } from '@peft/backend-cpu';
 export interface GemmEngine {
   /** Short id used in tables and JSON, e.g. "peft x2", "tfjs-wasm". */
   id: string;
-  /** Group for --backend filtering: "cpu" (@peft/backend-cpu) or "tfjs". */
-  backend: 'cpu' | 'tfjs';
+  /** Group for --backend filtering: "cpu" (@peft/backend-cpu), "tfjs", or "webgpu" (every engine on the WebGPU adapter). */
+  backend: 'cpu' | 'tfjs' | 'webgpu';
   /** How it runs, as reported by the engine. */
   description: string;
   /** Prepares operands of size n (random), returns a function computing one product. */

@@ -34,7 +34,7 @@ import { addInto, copy, fill } from './kernels/copy.js';
 import { affine, binary, unary, unaryBackward } from './kernels/elementwise.js';
 import { embedding, embeddingBackward } from './kernels/embedding.js';
 import { crossEntropy, crossEntropyBackward } from './kernels/loss.js';
-import { matmul } from './kernels/matmul.js';
+import { type GemmKind, matmul } from './kernels/matmul.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from './kernels/norms.js';
 import { dropout, dropoutBackward, random } from './kernels/random.js';
 import { argmax, reduce } from './kernels/reduce.js';
@@ -46,6 +46,18 @@ export interface WebGpuBackendOptions extends DeviceRequest {
   device?: GPUDevice;
   /** Dispatches recorded before a batch is submitted without anyone waiting (default 64). */
   maxBatch?: number;
+  /**
+   * The GEMM kernel (see kernels/matmul.ts): `tiled` (workgroup memory, for GPUs) or `registers`
+   * (no barriers, for adapters that run on the CPU). Default: `registers` on a fallback adapter
+   * (SwiftShader and the like), else `tiled`.
+   */
+  gemm?: GemmKind;
+}
+
+/** Whether the device runs on the CPU (a fallback adapter such as SwiftShader): barriers are emulated there. */
+export function isCpuAdapter(device: GPUDevice): boolean {
+  const info = (device as { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
+  return info?.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe|warp/i.test(`${info?.architecture} ${info?.description}`);
 }
 
 const RAW_TYPE: Record<DType, string> = {
@@ -59,6 +71,10 @@ export class WebGpuBackend implements Backend, Ctx {
   readonly name = 'webgpu';
   readonly dtypes: readonly DType[] = DTYPES;
   readonly rt: GpuRuntime;
+  /** Which GEMM kernel runs (see WebGpuBackendOptions.gemm). */
+  readonly gemm: GemmKind;
+  /** Threads per workgroup of the one-row reductions (see Ctx.rowThreads). */
+  readonly rowThreads: number;
   private readonly live = new Set<WebGpuBuffer>();
   private peakBytes = 0;
   private destroyed = false;
@@ -67,9 +83,15 @@ export class WebGpuBackend implements Backend, Ctx {
     readonly device: GPUDevice,
     /** Whether destroy() also destroys the device (true when the backend requested it). */
     private readonly ownsDevice: boolean,
-    opts: { maxBatch?: number } = {},
+    opts: { maxBatch?: number; gemm?: GemmKind } = {},
   ) {
     this.rt = new GpuRuntime(device, opts.maxBatch);
+    if (opts.gemm !== undefined && opts.gemm !== 'tiled' && opts.gemm !== 'registers') {
+      throw new Error(`createWebGpuBackend: gemm must be 'tiled' or 'registers', got ${JSON.stringify(opts.gemm)}`);
+    }
+    const cpu = isCpuAdapter(device);
+    this.gemm = opts.gemm ?? (cpu ? 'registers' : 'tiled');
+    this.rowThreads = cpu ? 4 : 256;
   }
 
   get owner(): object {
@@ -345,5 +367,5 @@ export class WebGpuBackend implements Backend, Ctx {
  */
 export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
   const device = opts.device ?? (await requestDevice(opts));
-  return new WebGpuBackend(device, opts.device === undefined, { maxBatch: opts.maxBatch });
+  return new WebGpuBackend(device, opts.device === undefined, { maxBatch: opts.maxBatch, gemm: opts.gemm });
 }

@@ -25,3 +25,24 @@ describe.skipIf(!gpu.available)('webgpu backend gradient checks (@peft/core/test
     it(c.name, c.run);
   }
 });
+
+// Both GEMM kernels are checked wherever the suite runs: the matmul cases again on the form this
+// adapter does not pick by default (on SwiftShader in CI the default is \`registers\`).
+const otherGemm = gpu.available
+  ? await (async () => {
+      const b = await createWebGpuBackend();
+      const kind = b.gemm === 'registers' ? 'tiled' : 'registers';
+      b.destroy();
+      return kind;
+    })()
+  : 'tiled';
+
+describe.skipIf(!gpu.available)(`webgpu backend conformance, matmul on the ${otherGemm} GEMM kernel`, () => {
+  for (const c of conformanceCases({
+    create: () => createWebGpuBackend({ gemm: otherGemm }),
+    dtypes: ['float32', 'float16', 'bfloat16'],
+    reference: () => createCpuBackend(),
+  })) {
+    if (c.name.includes('matmul')) it(`[gemm ${otherGemm}] ${c.name}`, c.run);
+  }
+});

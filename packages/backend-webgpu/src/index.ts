@@ -1,4 +1,5 @@
 /// <reference types="@webgpu/types" />
-export { createWebGpuBackend, WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
+export { createWebGpuBackend, isCpuAdapter, WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 export { WebGpuBuffer } from './buffer.js';
 export { webGpuAvailable } from './device.js';
+export type { GemmKind } from './kernels/matmul.js';

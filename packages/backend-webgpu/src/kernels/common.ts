@@ -7,6 +7,12 @@ export interface Ctx {
   /** The backend: owner of every buffer it allocated. */
   readonly owner: object;
   readonly rt: GpuRuntime;
+  /**
+   * Threads of the one-row-per-workgroup reductions (norms, cross-entropy, reduce, argmax): 256 on
+   * a GPU; 4 (one SIMD group) on a CPU-backed adapter, where every barrier of a workgroup tree
+   * costs a switch between all of its emulated threads.
+   */
+  readonly rowThreads: number;
 }
 
 export const WG = 256;

@@ -5,7 +5,7 @@
  */
 import type { CrossEntropyParams, DeviceBuffer } from '@peft/core';
 import { arg, counts } from '../buffer.js';
-import { type Ctx, map, WG } from './common.js';
+import { type Ctx, map } from './common.js';
 
 export function crossEntropy(
   ctx: Ctx,
@@ -19,6 +19,7 @@ export function crossEntropy(
   const { rows, classes } = p;
   counts(K, { rows, classes });
   if (!Number.isSafeInteger(p.ignoreIndex)) throw new Error(`${K}: ignoreIndex must be an integer, got ${p.ignoreIndex}`);
+  const t = ctx.rowThreads;
   ctx.rt.launch({
     kernel: K,
     params: [
@@ -32,18 +33,18 @@ export function crossEntropy(
       { name: 'x', buf: arg(ctx.owner, K, 'logits', logits, rows * classes, 'float'), access: 'read' },
       { name: 't', buf: arg(ctx.owner, K, 'targets', targets, rows, 'int32'), access: 'read' },
     ],
-    code: `var<workgroup> red: array<f32, ${WG}>;
+    code: `var<workgroup> red: array<f32, ${t}>;
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   if (group >= P.rows) { return; }
   let base = group * P.classes;
   var m = neg_inf();
-  for (var c = lid; c < P.classes; c = c + ${WG}u) {
+  for (var c = lid; c < P.classes; c = c + ${t}u) {
     let v = ld_x(base + c);
     m = select(max(m, v), v + m, is_nan(v) || is_nan(m));
   }
   red[lid] = m;
   workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+  for (var s = ${t / 2}u; s > 0u; s = s >> 1u) {
     if (lid < s) { let a = red[lid]; let b = red[lid + s]; red[lid] = select(max(a, b), a + b, is_nan(a) || is_nan(b)); }
     workgroupBarrier();
   }
@@ -51,11 +52,11 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   workgroupBarrier();
   var sum = 0.0;
   if (mx > neg_inf()) {
-    for (var c = lid; c < P.classes; c = c + ${WG}u) { sum = sum + exp(ld_x(base + c) - mx); }
+    for (var c = lid; c < P.classes; c = c + ${t}u) { sum = sum + exp(ld_x(base + c) - mx); }
   }
   red[lid] = sum;
   workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+  for (var s = ${t / 2}u; s > 0u; s = s >> 1u) {
     if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
     workgroupBarrier();
   }
@@ -72,6 +73,7 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
     }
   }
 }`,
+    workgroupSize: t,
     groups: rows,
   });
 }

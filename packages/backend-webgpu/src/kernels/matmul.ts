@@ -1,7 +1,14 @@
 /**
- * Batched GEMM, tiled in workgroup memory: a 64×64 output tile per workgroup of 256 threads, each
- * thread 4×4 outputs, k in steps of 16. Operands of any float dtype are unpacked to float32 as
- * they are loaded into the tiles; the float32 sum is rounded once into `out`.
+ * Batched GEMM in two forms; both unpack operands of any float dtype to float32 as they load them
+ * and round the float32 sum once into `out`.
+ *
+ * - `tiled` (GPUs): a 64×64 output tile per workgroup of 256 threads, A and B staged through
+ *   workgroup memory 16 k at a time, each thread 4×4 outputs kept in four vec4 accumulators.
+ * - `registers` (CPU-backed adapters such as SwiftShader): no workgroup memory and no barriers;
+ *   each thread reads its 4 rows of A and 4 columns of B straight from storage and keeps a 4×4
+ *   block in registers. A CPU implementation emulates barriers by switching between the threads
+ *   of a workgroup and has caches where a GPU has shared memory, so staging costs there and
+ *   buys nothing; on SwiftShader this form is 2–5× faster than `tiled`.
  *
  * strideOut = 0 with batch > 1 sums the batch's products into one matrix (the backward of a
  * broadcast operand): one workgroup then loops over the batch.
@@ -10,10 +17,12 @@ import type { DeviceBuffer, MatmulParams } from '@peft/core';
 import { arg, counts, finite } from '../buffer.js';
 import type { Ctx } from './common.js';
 
+export type GemmKind = 'tiled' | 'registers';
+
 const TM = 64;
 const TK = 16;
 
-export function matmul(ctx: Ctx, out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, p: MatmulParams): void {
+export function matmul(ctx: Ctx & { readonly gemm: GemmKind }, out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, p: MatmulParams): void {
   const { batch, m, n, k, strideA, strideB, strideOut, alpha, accumulate, transA, transB } = p;
   counts('matmul', { batch, m, n, k, strideA, strideB, strideOut });
   finite('matmul', 'alpha', alpha);
@@ -24,14 +33,7 @@ export function matmul(ctx: Ctx, out: DeviceBuffer, a: DeviceBuffer, b: DeviceBu
   if (ob === ab || ob === bb) throw new Error('matmul: out must not be the same buffer as a or b');
   if (batch === 0 || m === 0 || n === 0) return;
   const sum = strideOut === 0 && batch > 1;
-  // Tile loads: each of the 256 threads loads 4 elements of A (64×16) and of B (16×64), walking
-  // the stored matrix along its contiguous dimension.
-  const loadA = transA
-    ? 'let kk = e / 64u; let r = e % 64u; let gr = m0 + r; let gk = k0 + kk; var v = 0.0; if (gr < P.m && gk < P.k) { v = ld_a(oa + gk * P.m + gr); } As[kk * 64u + r] = v;'
-    : 'let r = e / 16u; let kk = e % 16u; let gr = m0 + r; let gk = k0 + kk; var v = 0.0; if (gr < P.m && gk < P.k) { v = ld_a(oa + gr * P.k + gk); } As[kk * 64u + r] = v;';
-  const loadB = transB
-    ? 'let c = e / 16u; let kk = e % 16u; let gc = n0 + c; let gk = k0 + kk; var v = 0.0; if (gc < P.n && gk < P.k) { v = ld_b(ob + gc * P.k + gk); } Bs[kk * 64u + c] = v;'
-    : 'let kk = e / 64u; let c = e % 64u; let gc = n0 + c; let gk = k0 + kk; var v = 0.0; if (gc < P.n && gk < P.k) { v = ld_b(ob + gk * P.n + gc); } Bs[kk * 64u + c] = v;';
+  const code = ctx.gemm === 'registers' ? registersCode(transA, transB, sum, accumulate) : tiledCode(transA, transB, sum, accumulate);
   ctx.rt.launch({
     kernel: 'matmul',
     params: [
@@ -49,47 +51,102 @@ export function matmul(ctx: Ctx, out: DeviceBuffer, a: DeviceBuffer, b: DeviceBu
       { name: 'a', buf: ab, access: 'read' },
       { name: 'b', buf: bb, access: 'read' },
     ],
-    code: `var<workgroup> As: array<f32, ${TM * TK}>;
-var<workgroup> Bs: array<f32, ${TM * TK}>;
+    code,
+    groups: [Math.ceil(n / TM), Math.ceil(m / TM), sum ? 1 : batch],
+  });
+}
+
+/** Stores the 4×4 block acc0…acc3 (rows r0…r0+3, columns c0…c0+3), skipping what lies outside m × n. */
+function storeBlock(sum: boolean, accumulate: boolean): string {
+  const put = (i: number) => `if (r0 + ${i}u < P.m) {
+    let row = oo + (r0 + ${i}u) * P.n;
+    for (var j = 0u; j < 4u; j++) {
+      if (c0 + j < P.n) { ${accumulate ? `st_out(row + c0 + j, P.alpha * acc${i}[j] + ld_out(row + c0 + j));` : `st_out(row + c0 + j, P.alpha * acc${i}[j]);`} }
+    }
+  }`;
+  return `let oo = ${sum ? '0u' : 'wid.z * P.strideOut'};
+  ${[0, 1, 2, 3].map(put).join('\n  ')}`;
+}
+
+const batchRange = (sum: boolean) => (sum ? 'let b0 = 0u; let b1 = P.batch;' : 'let b0 = wid.z; let b1 = wid.z + 1u;');
+
+function tiledCode(transA: boolean, transB: boolean, sum: boolean, accumulate: boolean): string {
+  // Tile loads: each of the 256 threads loads 4 elements of A (64×16) and of B (16×64), walking
+  // the stored matrix along its contiguous dimension. Tiles hold vec4s of 4 rows (A) or 4 columns (B).
+  const loadA = transA
+    ? 'let kk = e / 64u; let r = e % 64u; let gr = m0 + r; let gk = k0 + kk; var v = 0.0; if (gr < P.m && gk < P.k) { v = ld_a(oa + gk * P.m + gr); } As[kk * 16u + r / 4u][r % 4u] = v;'
+    : 'let r = e / 16u; let kk = e % 16u; let gr = m0 + r; let gk = k0 + kk; var v = 0.0; if (gr < P.m && gk < P.k) { v = ld_a(oa + gr * P.k + gk); } As[kk * 16u + r / 4u][r % 4u] = v;';
+  const loadB = transB
+    ? 'let c = e / 16u; let kk = e % 16u; let gc = n0 + c; let gk = k0 + kk; var v = 0.0; if (gc < P.n && gk < P.k) { v = ld_b(ob + gc * P.k + gk); } Bs[kk * 16u + c / 4u][c % 4u] = v;'
+    : 'let kk = e / 64u; let c = e % 64u; let gc = n0 + c; let gk = k0 + kk; var v = 0.0; if (gc < P.n && gk < P.k) { v = ld_b(ob + gk * P.n + gc); } Bs[kk * 16u + c / 4u][c % 4u] = v;';
+  return `var<workgroup> As: array<vec4<f32>, ${(TM / 4) * TK}>;
+var<workgroup> Bs: array<vec4<f32>, ${(TM / 4) * TK}>;
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   let n0 = wid.x * 64u;
   let m0 = wid.y * 64u;
   let tx = lid % 16u;
   let ty = lid / 16u;
-  var acc: array<array<f32, 4>, 4>;
-  for (var ii = 0u; ii < 4u; ii++) { for (var jj = 0u; jj < 4u; jj++) { acc[ii][jj] = 0.0; } }
-  ${sum ? 'let b0 = 0u; let b1 = P.batch;' : 'let b0 = wid.z; let b1 = wid.z + 1u;'}
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  ${batchRange(sum)}
   for (var bt = b0; bt < b1; bt++) {
     let oa = bt * P.strideA;
     let ob = bt * P.strideB;
     for (var k0 = 0u; k0 < P.k; k0 = k0 + ${TK}u) {
-      for (var l = 0u; l < 4u; l++) {
+      for (var l = 0u; l < ${(TM * TK) / 256}u; l++) {
         let e = lid + l * 256u;
         { ${loadA} }
         { ${loadB} }
       }
       workgroupBarrier();
       for (var kk = 0u; kk < ${TK}u; kk++) {
-        var av: array<f32, 4>;
-        var bv: array<f32, 4>;
-        for (var q = 0u; q < 4u; q++) { av[q] = As[kk * 64u + ty + 16u * q]; bv[q] = Bs[kk * 64u + tx + 16u * q]; }
-        for (var ii = 0u; ii < 4u; ii++) { for (var jj = 0u; jj < 4u; jj++) { acc[ii][jj] = fma(av[ii], bv[jj], acc[ii][jj]); } }
+        let a = As[kk * 16u + ty];
+        let b = Bs[kk * 16u + tx];
+        acc0 = fma(vec4<f32>(a.x), b, acc0);
+        acc1 = fma(vec4<f32>(a.y), b, acc1);
+        acc2 = fma(vec4<f32>(a.z), b, acc2);
+        acc3 = fma(vec4<f32>(a.w), b, acc3);
       }
       workgroupBarrier();
     }
   }
-  let oo = ${sum ? '0u' : 'wid.z * P.strideOut'};
-  for (var ii = 0u; ii < 4u; ii++) {
-    let r = m0 + ty + 16u * ii;
-    if (r >= P.m) { continue; }
-    for (var jj = 0u; jj < 4u; jj++) {
-      let c = n0 + tx + 16u * jj;
-      if (c >= P.n) { continue; }
-      let idx = oo + r * P.n + c;
-      ${accumulate ? 'st_out(idx, P.alpha * acc[ii][jj] + ld_out(idx));' : 'st_out(idx, P.alpha * acc[ii][jj]);'}
+  let r0 = m0 + ty * 4u;
+  let c0 = n0 + tx * 4u;
+  ${storeBlock(sum, accumulate)}
+}`;
+}
+
+function registersCode(transA: boolean, transB: boolean, sum: boolean, accumulate: boolean): string {
+  // Element (r, k) of A is at oa + r·rowA + k·stepA; element (k, c) of B at ob + c·colB + k·stepB.
+  const [rowA, stepA] = transA ? ['1u', 'P.m'] : ['P.k', '1u'];
+  const [colB, stepB] = transB ? ['P.k', '1u'] : ['1u', 'P.n'];
+  return `fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
+  let r0 = wid.y * 64u + (lid / 16u) * 4u;
+  let c0 = wid.x * 64u + (lid % 16u) * 4u;
+  if (r0 >= P.m || c0 >= P.n) { return; }
+  // Rows and columns past the edge read the last one (a valid address); their sums are never stored.
+  let rows = min(vec4<u32>(r0, r0 + 1u, r0 + 2u, r0 + 3u), vec4<u32>(P.m - 1u));
+  let cols = min(vec4<u32>(c0, c0 + 1u, c0 + 2u, c0 + 3u), vec4<u32>(P.n - 1u));
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  ${batchRange(sum)}
+  for (var bt = b0; bt < b1; bt++) {
+    var ia = vec4<u32>(bt * P.strideA) + rows * ${rowA};
+    var ib = vec4<u32>(bt * P.strideB) + cols * ${colB};
+    for (var kk = 0u; kk < P.k; kk++) {
+      let b = vec4<f32>(ld_b(ib.x), ld_b(ib.y), ld_b(ib.z), ld_b(ib.w));
+      acc0 = fma(vec4<f32>(ld_a(ia.x)), b, acc0);
+      acc1 = fma(vec4<f32>(ld_a(ia.y)), b, acc1);
+      acc2 = fma(vec4<f32>(ld_a(ia.z)), b, acc2);
+      acc3 = fma(vec4<f32>(ld_a(ia.w)), b, acc3);
+      ia = ia + vec4<u32>(${stepA});
+      ib = ib + vec4<u32>(${stepB});
     }
   }
-}`,
-    groups: [Math.ceil(n / TM), Math.ceil(m / TM), sum ? 1 : batch],
-  });
+  ${storeBlock(sum, accumulate)}
+}`;
 }

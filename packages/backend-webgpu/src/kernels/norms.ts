@@ -14,11 +14,11 @@ function checkParams(kernel: string, p: NormParams): void {
   if (p.eps < 0) throw new Error(`${kernel}: eps must be non-negative, got ${p.eps}`);
 }
 
-const WG_SUM = /* wgsl */ `var<workgroup> red: array<f32, ${WG}>;
+const wgSum = (t: number) => /* wgsl */ `var<workgroup> red: array<f32, ${t}>;
 fn wg_sum(v: f32, lid: u32) -> f32 {
   red[lid] = v;
   workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+  for (var s = ${t / 2}u; s > 0u; s = s >> 1u) {
     if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
     workgroupBarrier();
   }
@@ -47,6 +47,7 @@ export function layerNorm(
   const xb = arg(ctx.owner, K, 'x', x, rows * dim, 'float');
   const w = weight === null ? null : arg(ctx.owner, K, 'weight', weight, dim, 'float');
   const b = bias === null ? null : arg(ctx.owner, K, 'bias', bias, dim, 'float');
+  const t = ctx.rowThreads;
   ctx.rt.launch({
     kernel: K,
     params: [
@@ -62,24 +63,25 @@ export function layerNorm(
       { name: 'w', buf: w, access: 'read' },
       { name: 'b', buf: b, access: 'read' },
     ],
-    code: `${WG_SUM}
+    code: `${wgSum(t)}
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   if (group >= P.rows) { return; }
   let base = group * P.dim;
   var s = 0.0;
-  for (var j = lid; j < P.dim; j = j + ${WG}u) { s = s + ld_x(base + j); }
+  for (var j = lid; j < P.dim; j = j + ${t}u) { s = s + ld_x(base + j); }
   let mu = wg_sum(s, lid) / f32(P.dim);
   var q = 0.0;
-  for (var j = lid; j < P.dim; j = j + ${WG}u) { let d = ld_x(base + j) - mu; q = q + d * d; }
+  for (var j = lid; j < P.dim; j = j + ${t}u) { let d = ld_x(base + j) - mu; q = q + d * d; }
   let rs = 1.0 / sqrt(wg_sum(q, lid) / f32(P.dim) + P.eps);
   if (lid == 0u) { st_mean(group, mu); st_rstd(group, rs); }
-  for (var j = lid; j < P.dim; j = j + ${WG}u) {
+  for (var j = lid; j < P.dim; j = j + ${t}u) {
     var y = (ld_x(base + j) - mu) * rs;
     ${w ? 'y = y * ld_w(j);' : ''}
     ${b ? 'y = y + ld_b(j);' : ''}
     st_out(base + j, y);
   }
 }`,
+    workgroupSize: t,
     groups: rows,
   });
 }
@@ -165,6 +167,7 @@ function normBackward(
   const o = arg(ctx.owner, K, 'dx', dx, rows * dim, 'float');
   const w = weight === null ? null : arg(ctx.owner, K, 'weight', weight, dim, 'float');
   const layer = mean !== null;
+  const t = ctx.rowThreads;
   ctx.rt.launch({
     kernel: K,
     params: [
@@ -179,7 +182,7 @@ function normBackward(
       { name: 'mean', buf: mean === null ? null : arg(ctx.owner, K, 'mean', mean, rows, 'float32'), access: 'read' },
       { name: 'rstd', buf: arg(ctx.owner, K, 'rstd', rstd, rows, 'float32'), access: 'read' },
     ],
-    code: `${WG_SUM}
+    code: `${wgSum(t)}
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   if (group >= P.rows) { return; }
   let base = group * P.dim;
@@ -187,7 +190,7 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   let rs = ld_rstd(group);
   var sg = 0.0;
   var sgx = 0.0;
-  for (var j = lid; j < P.dim; j = j + ${WG}u) {
+  for (var j = lid; j < P.dim; j = j + ${t}u) {
     let xh = (ld_x(base + j) - mu) * rs;
     let g = ld_dy(base + j)${w ? ' * ld_w(j)' : ''};
     sg = sg + g;
@@ -195,12 +198,13 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   }
   let meanG = ${layer ? 'wg_sum(sg, lid) / f32(P.dim)' : '0.0'};
   let meanGX = wg_sum(sgx, lid) / f32(P.dim);
-  for (var j = lid; j < P.dim; j = j + ${WG}u) {
+  for (var j = lid; j < P.dim; j = j + ${t}u) {
     let xh = (ld_x(base + j) - mu) * rs;
     let g = ld_dy(base + j)${w ? ' * ld_w(j)' : ''};
     st_dx(base + j, rs * (g - meanG - xh * meanGX));
   }
 }`,
+    workgroupSize: t,
     groups: rows,
   });
 }
@@ -221,6 +225,7 @@ export function rmsNorm(
   const rb = arg(ctx.owner, K, 'rstd', rstd, rows, 'float32');
   const xb = arg(ctx.owner, K, 'x', x, rows * dim, 'float');
   const w = weight === null ? null : arg(ctx.owner, K, 'weight', weight, dim, 'float');
+  const t = ctx.rowThreads;
   ctx.rt.launch({
     kernel: K,
     params: [
@@ -234,16 +239,17 @@ export function rmsNorm(
       { name: 'x', buf: xb, access: 'read' },
       { name: 'w', buf: w, access: 'read' },
     ],
-    code: `${WG_SUM}
+    code: `${wgSum(t)}
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   if (group >= P.rows) { return; }
   let base = group * P.dim;
   var q = 0.0;
-  for (var j = lid; j < P.dim; j = j + ${WG}u) { let v = ld_x(base + j); q = q + v * v; }
+  for (var j = lid; j < P.dim; j = j + ${t}u) { let v = ld_x(base + j); q = q + v * v; }
   let rs = 1.0 / sqrt(wg_sum(q, lid) / f32(P.dim) + P.eps);
   if (lid == 0u) { st_rstd(group, rs); }
-  for (var j = lid; j < P.dim; j = j + ${WG}u) { st_out(base + j, ld_x(base + j) * rs${w ? ' * ld_w(j)' : ''}); }
+  for (var j = lid; j < P.dim; j = j + ${t}u) { st_out(base + j, ld_x(base + j) * rs${w ? ' * ld_w(j)' : ''}); }
 }`,
+    workgroupSize: t,
     groups: rows,
   });
 }

@@ -1,7 +1,7 @@
 /** Reductions over the middle axis of [outer, reduce, inner] and row argmax: one workgroup per output, a tree in workgroup memory. */
 import type { DeviceBuffer, ReduceOp } from '@peft/core';
 import { arg, counts } from '../buffer.js';
-import { type Ctx, WG } from './common.js';
+import type { Ctx } from './common.js';
 
 /** out[o, i] = sum or max over r of x[o, r, i], in float32; max propagates NaN; an empty reduction gives 0 or −Infinity. */
 export function reduce(ctx: Ctx, op: ReduceOp, out: DeviceBuffer, x: DeviceBuffer, outer: number, len: number, inner: number): void {
@@ -11,6 +11,7 @@ export function reduce(ctx: Ctx, op: ReduceOp, out: DeviceBuffer, x: DeviceBuffe
   const o = arg(ctx.owner, K, 'out', out, outer * inner, 'float');
   const xb = arg(ctx.owner, K, 'x', x, outer * len * inner, 'float');
   const combine = op === 'sum' ? 'a + b' : 'select(max(a, b), a + b, is_nan(a) || is_nan(b))';
+  const t = ctx.rowThreads;
   ctx.rt.launch({
     kernel: K,
     params: [
@@ -22,21 +23,22 @@ export function reduce(ctx: Ctx, op: ReduceOp, out: DeviceBuffer, x: DeviceBuffe
       { name: 'out', buf: o, access: 'write' },
       { name: 'x', buf: xb, access: 'read' },
     ],
-    code: `var<workgroup> sh: array<f32, ${WG}>;
+    code: `var<workgroup> sh: array<f32, ${t}>;
 fn combine(a: f32, b: f32) -> f32 { return ${combine}; }
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   if (group >= P.outputs) { return; }
   let base = (group / P.inner) * P.len * P.inner + group % P.inner;
   var acc = ${op === 'sum' ? '0.0' : 'neg_inf()'};
-  for (var r = lid; r < P.len; r = r + ${WG}u) { acc = combine(acc, ld_x(base + r * P.inner)); }
+  for (var r = lid; r < P.len; r = r + ${t}u) { acc = combine(acc, ld_x(base + r * P.inner)); }
   sh[lid] = acc;
   workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+  for (var s = ${t / 2}u; s > 0u; s = s >> 1u) {
     if (lid < s) { sh[lid] = combine(sh[lid], sh[lid + s]); }
     workgroupBarrier();
   }
   if (lid == 0u) { st_out(group, sh[0]); }
 }`,
+    workgroupSize: t,
     groups: outer * inner,
   });
 }
@@ -47,6 +49,7 @@ export function argmax(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, rows: numbe
   if (cols === 0 && rows > 0) throw new Error('argmax: cols is 0, so the rows have no largest element');
   const o = arg(ctx.owner, 'argmax', 'out', out, rows, 'int32');
   const xb = arg(ctx.owner, 'argmax', 'x', x, rows * cols, 'float');
+  const t = ctx.rowThreads;
   ctx.rt.launch({
     kernel: 'argmax',
     params: [
@@ -57,8 +60,8 @@ export function argmax(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, rows: numbe
       { name: 'out', buf: o, access: 'write' },
       { name: 'x', buf: xb, access: 'read' },
     ],
-    code: `var<workgroup> sv: array<f32, ${WG}>;
-var<workgroup> si: array<u32, ${WG}>;
+    code: `var<workgroup> sv: array<f32, ${t}>;
+var<workgroup> si: array<u32, ${t}>;
 // Whether (a, ia) beats (b, ib): NaN first, then the larger value, then the smaller index.
 fn beats(a: f32, ia: u32, b: f32, ib: u32) -> bool {
   let an = is_nan(a);
@@ -71,14 +74,14 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   let base = group * P.cols;
   var bv = neg_inf();
   var bi = 0xffffffffu;
-  for (var c = lid; c < P.cols; c = c + ${WG}u) {
+  for (var c = lid; c < P.cols; c = c + ${t}u) {
     let v = ld_x(base + c);
     if (bi == 0xffffffffu || beats(v, c, bv, bi)) { bv = v; bi = c; }
   }
   sv[lid] = bv;
   si[lid] = bi;
   workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+  for (var s = ${t / 2}u; s > 0u; s = s >> 1u) {
     if (lid < s && si[lid + s] != 0xffffffffu && (si[lid] == 0xffffffffu || beats(sv[lid + s], si[lid + s], sv[lid], si[lid]))) {
       sv[lid] = sv[lid + s];
       si[lid] = si[lid + s];
@@ -87,6 +90,7 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   }
   if (lid == 0u) { st_out(group, i32(si[0])); }
 }`,
+    workgroupSize: t,
     groups: rows,
   });
 }
