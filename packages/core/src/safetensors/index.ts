@@ -13,8 +13,15 @@ export type { SafetensorsHeader, SafetensorsTensorInfo } from './header.js';
 export { MAX_HEADER_BYTES } from './header.js';
 export type { LoadedTensor, ReadTensorOptions, TensorReader } from './reader.js';
 export { openSafetensors, SafetensorsFile } from './reader.js';
-export type { FileOpener, ShardedOptions, ShardedTensorInfo } from './sharded-reader.js';
-export { bytesReader, filesReader, openShardedSafetensors, ShardedSafetensors } from './sharded-reader.js';
+export type { FileOpener, ShardedOptions, ShardedTensorInfo, ShardFile, ShardIndexData } from './sharded-reader.js';
+export {
+  bytesReader,
+  filesReader,
+  openShardedCheckpoint,
+  openShardedSafetensors,
+  ShardedCheckpoint,
+  ShardedSafetensors,
+} from './sharded-reader.js';
 export type { PlannedShard, ShardIndex, ShardPlan, ShardPlanOptions } from './shards.js';
 export { DEFAULT_MAX_SHARD_SIZE, parseSize, planShards } from './shards.js';
 export type {

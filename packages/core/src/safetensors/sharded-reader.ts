@@ -68,27 +68,50 @@ export interface ShardedTensorInfo extends SafetensorsTensorInfo {
   file: string;
 }
 
-/** A checkpoint split over several safetensors files and described by an index JSON. */
-export class ShardedSafetensors implements TensorReader {
+/** One file of a sharded checkpoint, whatever its format (safetensors, pytorch_model.bin, …). */
+export interface ShardFile<Info, Loaded, ReadOptions> {
+  names(): string[];
+  has(name: string): boolean;
+  info(name: string): Info;
+  readRaw(name: string): Promise<Uint8Array>;
+  readTensor(name: string, options?: ReadOptions): Promise<Loaded>;
+  close(): Promise<void>;
+}
+
+/** The parsed index JSON of a sharded checkpoint. */
+export interface ShardIndexData {
+  metadata: Record<string, unknown>;
+  weightMap: Map<string, string>;
+}
+
+/**
+ * A checkpoint split over several files and described by an index JSON ({"metadata": {...},
+ * "weight_map": {tensor: shard}}), for any shard format: shards open once (lazily or all at
+ * once), each is checked against the index, and tensors are read from the shard the index names.
+ */
+export class ShardedCheckpoint<Info, Loaded, ReadOptions, F extends ShardFile<Info, Loaded, ReadOptions>> {
   readonly reader: FileOpener;
   readonly indexFileName: string;
   /** The index's "metadata" object (transformers writes {"total_size": N}). */
   readonly metadata: Record<string, unknown>;
   private readonly weightMap: Map<string, string>;
-  private readonly opened = new Map<string, Promise<SafetensorsFile>>();
+  private readonly opened = new Map<string, Promise<F>>();
   private readonly options: ShardedOptions;
+  private readonly openFile: (source: ByteSource) => Promise<F>;
 
   constructor(
     reader: FileOpener,
     indexFileName: string,
-    index: { metadata: Record<string, unknown>; weightMap: Map<string, string> },
+    index: ShardIndexData,
     options: ShardedOptions,
+    openFile: (source: ByteSource) => Promise<F>,
   ) {
     this.reader = reader;
     this.indexFileName = indexFileName;
     this.metadata = index.metadata;
     this.weightMap = index.weightMap;
     this.options = options;
+    this.openFile = openFile;
   }
 
   names(): string[] {
@@ -116,7 +139,7 @@ export class ShardedSafetensors implements TensorReader {
   }
 
   /** Opens (once) and validates one shard against the index. */
-  shard(fileName: string): Promise<SafetensorsFile> {
+  shard(fileName: string): Promise<F> {
     let promise = this.opened.get(fileName);
     if (!promise) {
       promise = this.openShard(fileName);
@@ -125,7 +148,7 @@ export class ShardedSafetensors implements TensorReader {
     return promise;
   }
 
-  async info(name: string): Promise<ShardedTensorInfo> {
+  async info(name: string): Promise<Info & { file: string }> {
     const file = this.shardOf(name);
     return { ...(await this.shard(file)).info(name), file };
   }
@@ -134,7 +157,7 @@ export class ShardedSafetensors implements TensorReader {
     return (await this.shard(this.shardOf(name))).readRaw(name);
   }
 
-  async readTensor(name: string, options?: ReadTensorOptions): Promise<LoadedTensor> {
+  async readTensor(name: string, options?: ReadOptions): Promise<Loaded> {
     return (await this.shard(this.shardOf(name))).readTensor(name, options);
   }
 
@@ -150,7 +173,7 @@ export class ShardedSafetensors implements TensorReader {
     await Promise.all(results.map((r) => (r.status === 'fulfilled' ? r.value.close() : undefined)));
   }
 
-  private async openShard(fileName: string): Promise<SafetensorsFile> {
+  private async openShard(fileName: string): Promise<F> {
     const expected = [...this.weightMap].filter(([, f]) => f === fileName).map(([n]) => n);
     let source: ByteSource;
     try {
@@ -160,9 +183,9 @@ export class ShardedSafetensors implements TensorReader {
         `${this.indexFileName}: weight_map puts ${expected.length} tensors (${JSON.stringify(expected[0])}${expected.length > 1 ? ', ...' : ''}) in shard ${JSON.stringify(fileName)}, which cannot be opened: ${(error as Error).message}`,
       );
     }
-    let file: SafetensorsFile;
+    let file: F;
     try {
-      file = await openSafetensors(source);
+      file = await this.openFile(source);
       const missing = expected.filter((n) => !file.has(n));
       if (missing.length > 0) {
         throw new Error(
@@ -189,17 +212,27 @@ export class ShardedSafetensors implements TensorReader {
   }
 }
 
+/** A checkpoint split over several safetensors files and described by an index JSON. */
+export class ShardedSafetensors
+  extends ShardedCheckpoint<SafetensorsTensorInfo, LoadedTensor, ReadTensorOptions, SafetensorsFile>
+  implements TensorReader
+{
+  constructor(reader: FileOpener, indexFileName: string, index: ShardIndexData, options: ShardedOptions) {
+    super(reader, indexFileName, index, options, openSafetensors);
+  }
+}
+
 /**
- * Opens a sharded checkpoint from its index JSON ({"metadata": {...}, "weight_map": {tensor: shard}}).
- * Reads only the index and the shards' headers; by default every shard is opened and checked now.
+ * Opens a sharded checkpoint of any format from its index JSON; by default every shard is opened
+ * and checked now. `make` builds the reader (ShardedSafetensors, or another format's subclass).
  */
-export async function openShardedSafetensors(
+export async function openShardedCheckpoint<S extends { validate(): Promise<void>; close(): Promise<void> }>(
   reader: FileOpener,
-  indexFileName = 'model.safetensors.index.json',
-  options: ShardedOptions = {},
-): Promise<ShardedSafetensors> {
-  const index = parseIndex(await readText(reader, indexFileName), indexFileName);
-  const sharded = new ShardedSafetensors(reader, indexFileName, index, options);
+  indexFileName: string,
+  options: ShardedOptions,
+  make: (index: ShardIndexData) => S,
+): Promise<S> {
+  const sharded = make(parseIndex(await readText(reader, indexFileName), indexFileName));
   if (!options.lazy) {
     try {
       await sharded.validate();
@@ -209,6 +242,18 @@ export async function openShardedSafetensors(
     }
   }
   return sharded;
+}
+
+/**
+ * Opens a sharded checkpoint from its index JSON ({"metadata": {...}, "weight_map": {tensor: shard}}).
+ * Reads only the index and the shards' headers; by default every shard is opened and checked now.
+ */
+export async function openShardedSafetensors(
+  reader: FileOpener,
+  indexFileName = 'model.safetensors.index.json',
+  options: ShardedOptions = {},
+): Promise<ShardedSafetensors> {
+  return openShardedCheckpoint(reader, indexFileName, options, (index) => new ShardedSafetensors(reader, indexFileName, index, options));
 }
 
 async function readText(reader: FileOpener, fileName: string): Promise<string> {
