@@ -18,7 +18,7 @@ export function parse(command: string, argv: string[], options: OptionSpec): Par
     });
     return { values: values as Parsed['values'], positionals };
   } catch (error) {
-    throw new UsageError(`peft ${command}: ${(error as Error).message}. Run \`peft ${command} --help\`.`);
+    throw new UsageError(`${(error as Error).message}. Run \`peft ${command} --help\`.`);
   }
 }
 
