@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Bundles scripts/device-check.ts (with @peft/core, @peft/core/testing and @peft/backend-cpu, from
 // source) into .device/peft/dist/device-check.mjs at the repository root, copies the fatbins
-// beside it (.device/peft/fatbin, where the bundle looks for them), then packs Node and koffi
-// (with its linux-x64 binary package) with shared/tools/pack-node.sh. See GPU.md.
+// beside it (.device/peft/fatbin, where the bundle looks for them), then packs this Node binary
+// (xz-compressed, .device/node.xz) and koffi with its linux-x64 binary package
+// (.device/node_modules). See GPU.md.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'tsup';
@@ -35,9 +36,20 @@ await build({
 });
 cpSync(join(pkg, 'fatbin'), join(peft, 'fatbin'), { recursive: true });
 
-const shared = [join(root, '..', 'shared', 'tools', 'pack-node.sh'), join(root, 'shared', 'tools', 'pack-node.sh')].find(existsSync);
-if (!shared) throw new Error('shared/tools/pack-node.sh not found next to the repository');
-execFileSync('bash', [shared, 'packages/backend-cuda/node_modules/koffi'], { cwd: root, stdio: 'inherit' });
+// This machine's node binary, compressed, and koffi (links followed): what a machine without Node needs.
+mkdirSync(join(dest, 'node_modules'), { recursive: true });
+execFileSync(
+  'bash',
+  [
+    '-c',
+    `xz -T0 -6 -c "${process.execPath}" > "${join(dest, 'node.xz.tmp')}" && mv "${join(dest, 'node.xz.tmp')}" "${join(dest, 'node.xz')}"`,
+  ],
+  {
+    stdio: 'inherit',
+  },
+);
+rmSync(join(dest, 'node_modules', 'koffi'), { recursive: true, force: true });
+cpSync(join(pkg, 'node_modules', 'koffi'), join(dest, 'node_modules', 'koffi'), { recursive: true, dereference: true });
 // koffi finds its native addon in the sibling package @koromix/koffi-<platform>-<arch>.
 const pnpmDir = join(root, 'node_modules', '.pnpm');
 const platformPkg = readdirSync(pnpmDir).find((d) => d.startsWith('@koromix+koffi-linux-x64@'));
