@@ -4,3 +4,8 @@ export { CudaBackend, type CudaBackendOptions, type CudaGraph, type CudaMemorySt
 export { CudaBuffer } from './buffer.js';
 export { CudaError, CudaUnavailable } from './driver.js';
 export type { DeviceInfo } from './runtime.js';
+
+import { registerBackend } from '@peft/core';
+import { createCudaBackend as create, type CudaBackendOptions as Options } from './backend.js';
+
+registerBackend('cuda', (options) => create(options as Options));

@@ -3,3 +3,8 @@ export { createWebGpuBackend, isCpuAdapter, WebGpuBackend, type WebGpuBackendOpt
 export { WebGpuBuffer } from './buffer.js';
 export { webGpuAvailable } from './device.js';
 export type { GemmKind } from './kernels/matmul.js';
+
+import { registerBackend } from '@peft/core';
+import { createWebGpuBackend as create, type WebGpuBackendOptions as Options } from './backend.js';
+
+registerBackend('webgpu', (options) => create(options as Options));

@@ -9,6 +9,7 @@ export * as ops from './ops/index.js';
 export * from './ops/index.js';
 export { defaultGenerator, Generator, type GeneratorState, manualSeed } from './random/generator.js';
 export { philox4x32, philoxBlocks, philoxNormal, philoxUniform, philoxWords, splitKey } from './random/philox.js';
+export { type BackendFactory, createBackend, registerBackend, registeredBackends } from './registry.js';
 export * from './safetensors/index.js';
 export {
   type CreateOptions,

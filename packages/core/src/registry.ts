@@ -1,0 +1,41 @@
+import type { Backend } from './backend.js';
+
+/** Makes a backend; options are the backend package's own (`{ threads }`, `{ device }`, `{ deviceIndex }`). */
+export type BackendFactory = (options?: Record<string, unknown>) => Backend | Promise<Backend>;
+
+const factories = new Map<string, BackendFactory>();
+
+/** Backend packages call this when imported, so `createBackend(name)` finds them. */
+export function registerBackend(name: string, factory: BackendFactory): void {
+  factories.set(name, factory);
+}
+
+/** Names of the backends registered so far (the packages imported). */
+export function registeredBackends(): string[] {
+  return [...factories.keys()];
+}
+
+/**
+ * Creates a backend by name: 'cpu', 'webgpu', 'cuda', or any registered one. A backend whose
+ * package has not been imported yet is imported as `@peft/backend-<name>` (in Node, or a bundler
+ * that resolves dynamic imports); a missing package is an error that says what to install.
+ * Importing the package and calling its factory (`createCpuBackend()`, …) works the same.
+ */
+export async function createBackend(name: string, options?: Record<string, unknown>): Promise<Backend> {
+  let factory = factories.get(name);
+  if (!factory) {
+    if (!/^[a-z0-9-]+$/.test(name))
+      throw new Error(`createBackend: backend name ${JSON.stringify(name)} is not a package suffix like cpu, webgpu, cuda`);
+    const pkg = `@peft/backend-${name}`;
+    try {
+      await import(/* @vite-ignore */ pkg);
+    } catch (error) {
+      throw new Error(
+        `createBackend: no backend "${name}": ${pkg} could not be imported (${(error as Error).message}); install it (npm i ${pkg}) or pick one of: ${registeredBackends().join(', ') || 'none registered'}`,
+      );
+    }
+    factory = factories.get(name);
+    if (!factory) throw new Error(`createBackend: ${pkg} was imported but did not register a backend named "${name}"`);
+  }
+  return factory(options);
+}
