@@ -1,4 +1,4 @@
-import { bytesPerElement, type DeviceBuffer, type DType, type RawArray } from '@peft/core';
+import { type BufferRole, bytesPerElement, checkBufferArg, checkSameSize, type DeviceBuffer, type DType, type RawArray } from '@peft/core';
 
 /** Host memory of one tensor: float32 as Float32Array, float16/bfloat16 as raw bits in Uint16Array, int32 as Int32Array. */
 export class CpuBuffer implements DeviceBuffer {
@@ -19,13 +19,15 @@ export class CpuBuffer implements DeviceBuffer {
   }
 }
 
-/** What a kernel argument must hold: any dtype, a float storage dtype, exactly float32, or int32. */
-export type Role = 'any' | 'float' | 'float32' | 'int32';
+/** What kernels receive from the backend: its identity (buffer owner) and its GEMM engine. */
+export interface CpuContext {
+  readonly sgemm: import('./gemm/index.js').SgemmEngine;
+}
 
-/**
- * Checks that `buf` is a live CpuBuffer of `owner` with at least `need` elements of the right
- * kind, and returns it typed. Errors name the kernel and the argument.
- */
+/** What a kernel argument must hold: any dtype, a float storage dtype, exactly float32, or int32. */
+export type Role = BufferRole;
+
+/** Checks that `buf` is a live CpuBuffer of `owner` with at least `need` elements of the right kind (see core's checkBufferArg). */
 export function arg(
   owner: object,
   kernel: string,
@@ -34,48 +36,10 @@ export function arg(
   need: number,
   role: Role,
 ): CpuBuffer {
-  if (!(buf instanceof CpuBuffer)) {
-    throw new Error(
-      `${kernel}: ${name} is not a buffer of the cpu backend (got ${describe(buf)}): allocate it with this backend's alloc()`,
-    );
-  }
-  if (buf.owner !== owner) throw new Error(`${kernel}: ${name} belongs to another cpu backend instance: allocate it with this one`);
-  if (buf.freed) throw new Error(`${kernel}: ${name} was used after free()`);
-  if (buf.size < need) {
-    throw new Error(`${kernel}: ${name} has ${buf.size} elements but the parameters need at least ${need}`);
-  }
-  if (role === 'float' ? buf.dtype === 'int32' : role !== 'any' && buf.dtype !== role) {
-    const want = role === 'float' ? 'a float dtype (float32, float16, bfloat16)' : role;
-    throw new Error(`${kernel}: ${name} has dtype ${buf.dtype} but must be ${want}`);
-  }
-  return buf;
+  return checkBufferArg(CpuBuffer, 'cpu', owner, kernel, name, buf, need, role);
 }
 
-/** Checks that every value of `params` is a non-negative safe integer. */
-export function counts(kernel: string, params: Record<string, number>): void {
-  for (const key in params) {
-    const v = params[key];
-    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`${kernel}: ${key} must be a non-negative integer, got ${v}`);
-  }
-}
-
-/** Checks that `value` is a finite number. */
-export function finite(kernel: string, name: string, value: number): void {
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new Error(`${kernel}: ${name} must be a finite number, got ${value}`);
-}
-
-function describe(value: unknown): string {
-  if (value === null || value === undefined) return String(value);
-  if (typeof value === 'object') return value.constructor?.name ?? 'object';
-  return typeof value;
-}
-
-/** What kernels receive from the backend: its identity (buffer owner) and its GEMM engine. */
-export interface CpuContext {
-  readonly sgemm: import('./gemm/index.js').SgemmEngine;
-}
-
-/** `arg` for elementwise operands: exactly `size` elements (the size of the output), no more. */
+/** `arg` for elementwise operands: exactly `size` elements (the size of the output). */
 export function same(
   owner: object,
   kernel: string,
@@ -85,8 +49,8 @@ export function same(
   role: Role,
 ): CpuBuffer {
   const b = arg(owner, kernel, name, buf, size, role);
-  if (b.size !== size) {
-    throw new Error(`${kernel}: ${name} has ${b.size} elements but the output has ${size}: elementwise operands must have the same size`);
-  }
+  checkSameSize(kernel, name, b, size);
   return b;
 }
+
+export { checkCounts as counts, checkFinite as finite } from '@peft/core';

@@ -2,6 +2,7 @@ export * from './adapters/index.js';
 export { checkpoint } from './autograd/checkpoint.js';
 export { backward, clearTape, enableGrad, isGradEnabled, noGrad, tapeLength } from './autograd/tape.js';
 export * from './backend.js';
+export { type BufferRole, checkBufferArg, checkCounts, checkFinite, checkSameSize, type OwnedBuffer } from './backend-args.js';
 export * from './dtype.js';
 export { dispose, keep, type MemoryInfo, memoryInfo, tidy } from './memory.js';
 export * from './nn/index.js';
