@@ -3,7 +3,7 @@
  * patterns; kernels decode inputs to float32 through 65536-entry tables and round outputs back
  * with round-to-nearest-even, bit for bit what `floatToF16` / `floatToBf16` in core do.
  */
-import { type DType, f16ToFloat } from '@peft/core';
+import { type DType, f16FromF32Bits, f16ToFloat } from '@peft/core';
 import type { CpuBuffer } from './buffer.js';
 
 let f16Table: Float32Array | null = null;
@@ -24,37 +24,6 @@ export function decodeTable(dtype: 'float16' | 'bfloat16'): Float32Array {
     for (let i = 0; i < 65536; i++) bits[i] = i << 16;
   }
   return bf16Table;
-}
-
-/** IEEE float16 bits of the float32 with bits `x`: round to nearest even, overflow to ±Inf, subnormals kept. */
-function f16FromF32Bits(x: number): number {
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 | (mant >>> 13) : 0);
-  let e = exp - 112;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    const rest = mant & ((1 << shift) - 1);
-    let m = mant >>> shift;
-    if (rest > half || (rest === half && m & 1)) m += 1;
-    return sign | m;
-  }
-  const rest = mant & 0x1fff;
-  mant >>>= 13;
-  if (rest > 0x1000 || (rest === 0x1000 && mant & 1)) {
-    mant += 1;
-    if (mant === 0x400) {
-      mant = 0;
-      e += 1;
-      if (e >= 0x1f) return sign | 0x7c00;
-    }
-  }
-  return sign | (e << 10) | mant;
 }
 
 /** Rounds src[0, n) (float32) into dst[dstOffset, dstOffset + n) as float16 or bfloat16 bits. */

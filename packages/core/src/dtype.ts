@@ -51,7 +51,11 @@ export function bf16ToFloat(bits: number): number {
 /** float32 → IEEE float16 bits, round to nearest even, overflow to ±Inf, subnormals kept. */
 export function floatToF16(value: number): number {
   f32[0] = value;
-  const x = u32[0]!;
+  return f16FromF32Bits(u32[0]!);
+}
+
+/** float16 bits of the float32 whose bits are `x` (what floatToF16 does, for loops over Uint32Array views). */
+export function f16FromF32Bits(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;

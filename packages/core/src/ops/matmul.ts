@@ -17,7 +17,7 @@ export interface MatmulOptions {
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const op = 'matmul';
-  const backend = backendOf(op, [a, b]);
+  backendOf(op, [a, b]); // same backend, none disposed
   requireFloat(op, a);
   requireFloat(op, b);
   const transA = opts.transA ?? false;
@@ -38,41 +38,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       `${op}: batch dimensions of ${a.describe()} and ${b.describe()} differ; b must be rank 2 or share a's batch dimensions`,
     );
   }
-  const batch = shapeSize(batchShape);
-  const y = alloc(backend, [...batchShape, m, n], promote(op, a, b), op);
-  if (y.size > 0) {
-    if (k === 0) backend.fill(y.buffer(), 0);
-    else if (b.rank === 2 && !transA) {
-      // Fold the batch into the rows: one [batch·m, k] × [k, n] GEMM.
-      backend.matmul(y.buffer(), a.buffer(op), b.buffer(op), {
-        batch: 1,
-        m: batch * m,
-        n,
-        k,
-        transA,
-        transB,
-        strideA: 0,
-        strideB: 0,
-        strideOut: 0,
-        alpha: 1,
-        accumulate: false,
-      });
-    } else {
-      backend.matmul(y.buffer(), a.buffer(op), b.buffer(op), {
-        batch,
-        m,
-        n,
-        k,
-        transA,
-        transB,
-        strideA: m * k,
-        strideB: b.rank === 2 ? 0 : k * n,
-        strideOut: m * n,
-        alpha: 1,
-        accumulate: false,
-      });
-    }
-  }
+  const y = gemm(a, b, transA, transB, [...batchShape, m, n], op);
   if (needsGrad([a, b])) {
     const as = b.requiresGrad ? save(a) : null;
     const bs = a.requiresGrad ? save(b) : null;
@@ -86,11 +52,11 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         let db: Tensor | null = null;
         if (bs) {
           // op(a) = g · op(b)ᵀ
-          da = transA ? matmulNoGrad(bs, g!, transB, true, a.shape) : matmulNoGrad(g!, bs, false, !transB, a.shape);
+          da = transA ? gemm(bs, g!, transB, true, a.shape) : gemm(g!, bs, false, !transB, a.shape);
         }
         if (as) {
           // op(b) = op(a)ᵀ · g; for a shared rank-2 b this sums over the batch in one GEMM.
-          db = transB ? matmulNoGrad(g!, as, true, transA, b.shape) : matmulNoGrad(as, g!, !transA, false, b.shape);
+          db = transB ? gemm(g!, as, true, transA, b.shape) : gemm(as, g!, !transA, false, b.shape);
         }
         return [da, db];
       },
@@ -100,14 +66,19 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 }
 
 /**
- * Product for backward: the result must have `outShape`. When outShape is rank 2 and the operands
- * carry a batch, the batch folds into the reduction dimension (gradient of a shared weight).
+ * The product op(a)·op(b) as one backend GEMM (nothing recorded), shaped `outShape`. A shared
+ * rank-2 b folds a's batch into the rows; when outShape is rank 2 and the operands carry a batch,
+ * the batch folds into the reduction dimension (gradient of a shared weight).
  */
-function matmulNoGrad(a: Tensor, b: Tensor, transA: boolean, transB: boolean, outShape: readonly number[]): Tensor {
-  const op = 'matmul backward';
+function gemm(a: Tensor, b: Tensor, transA: boolean, transB: boolean, outShape: readonly number[], op = 'matmul backward'): Tensor {
   const backend = backendOf(op, [a, b]);
   const y = alloc(backend, outShape, promote(op, a, b), op);
   if (y.size === 0) return y;
+  if (a.size === 0 || b.size === 0) {
+    // An empty reduction dimension: the product is all zeros.
+    backend.fill(y.buffer(), 0);
+    return y;
+  }
   const m = outShape[outShape.length - 2]!;
   const n = outShape[outShape.length - 1]!;
   if (outShape.length === 2 && (a.rank > 2 || b.rank > 2)) {
