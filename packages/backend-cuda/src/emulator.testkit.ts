@@ -1,0 +1,150 @@
+// Builds the host emulation of the CUDA kernels for the tests (src/emulated*.test.ts): the
+// driver stand-in test/emu/libcuda-emu.cc and kernels/*.cu compiled for the CPU with
+// test/emu/cuda_emu.h, one library per kernel family, plus fatbin stand-ins that point
+// cuModuleLoadData at them. Not part of the package's build.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { KERNELS } from './kernels.js';
+
+const run = promisify(execFile);
+const pkg = fileURLToPath(new URL('..', import.meta.url));
+export const emuDir = join(pkg, 'test', 'emu');
+const kernelDir = join(pkg, 'kernels');
+
+export async function findCxx(): Promise<string | null> {
+  for (const cxx of [process.env.CXX, 'c++', 'g++', 'clang++']) {
+    if (!cxx) continue;
+    try {
+      await run(cxx, ['--version']);
+      return cxx;
+    } catch {
+      // next compiler
+    }
+  }
+  return null;
+}
+
+/**
+ * Builds the driver stand-in and one host library per kernel family into a folder named by the
+ * hash of every input (rebuilt only when a kernel or the emulator changes), with fatbin stand-ins
+ * that point cuModuleLoadData at those libraries. Returns the driver path and the fatbin folder.
+ */
+export async function buildEmulator(cxx: string): Promise<{ driver: string; fatbins: string }> {
+  const families = [...new Set(Object.values(KERNELS).map((k) => k.family))].sort();
+  const inputs = [
+    ...readdirSync(emuDir).map((f) => join(emuDir, f)),
+    ...readdirSync(kernelDir)
+      .filter((f) => /\.cuh?$/.test(f))
+      .map((f) => join(kernelDir, f)),
+  ].sort();
+  const hash = createHash('sha256');
+  hash.update(cxx);
+  hash.update(JSON.stringify(KERNELS));
+  for (const f of inputs) hash.update(f).update(readFileSync(f));
+  const dir = join(tmpdir(), `peft-cuda-emu-${hash.digest('hex').slice(0, 16)}`);
+  const driver = join(dir, 'libcuda-emu.so');
+  const fatbins = join(dir, 'fatbin');
+  if (existsSync(join(fatbins, 'manifest.json'))) return { driver, fatbins };
+
+  const work = `${dir}.tmp-${process.pid}`;
+  mkdirSync(join(work, 'fatbin'), { recursive: true });
+  const flags = [
+    '-std=c++17',
+    '-O1',
+    '-fPIC',
+    '-shared',
+    '-U_FORTIFY_SOURCE',
+    '-Wall',
+    '-Wno-unused-function',
+    '-Wno-unused-variable',
+    '-Wno-unknown-pragmas',
+  ];
+  const jobs: Promise<unknown>[] = [run(cxx, [...flags, '-o', join(work, 'libcuda-emu.so'), join(emuDir, 'libcuda-emu.cc')])];
+  const manifest: Record<string, { hash: string; kernels: Record<string, string[]>; bytes: number }> = {};
+  for (const family of families) {
+    const names = Object.entries(KERNELS)
+      .filter(([, k]) => k.family === family)
+      .map(([name]) => name);
+    // `extern __shared__ T name[];` (dynamic shared memory) becomes a pointer to the launch's buffer.
+    const source = readFileSync(join(kernelDir, `${family}.cu`), 'utf8').replace(
+      /extern __shared__ (\w+) (\w+)\[\];/g,
+      '$1* $2 = ($1*)emu::dynamic_smem();',
+    );
+    const exports = names.map(
+      (n) =>
+        `extern "C" __attribute__((visibility("default"))) int emu_launch_${n}(const unsigned* d, unsigned smem, const void* a, size_t n, char* e, size_t el) { return emu::launch(${n}, "${n}", d, smem, a, n, e, el); }`,
+    );
+    const file = join(work, `${family}.cc`);
+    writeFileSync(file, `#line 1 "${join(kernelDir, `${family}.cu`)}"\n${source}\n#line 1 "emulator exports"\n${exports.join('\n')}\n`);
+    const lib = join(dir, `${family}.so`);
+    jobs.push(run(cxx, [...flags, '-fvisibility=hidden', `-I${emuDir}`, `-I${kernelDir}`, '-o', join(work, `${family}.so`), file]));
+    // The fatbin stand-in: the fatbin magic, then the library's path.
+    const header = Buffer.alloc(16);
+    header.writeUInt32LE(0xba55ed50, 0);
+    writeFileSync(join(work, 'fatbin', `${family}.fatbin`), Buffer.concat([header, Buffer.from(`${lib}\0`)]));
+    manifest[family] = { hash: 'emulated', kernels: Object.fromEntries(names.map((n) => [n, []])), bytes: 0 };
+  }
+  try {
+    await Promise.all(jobs);
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`building the kernel emulator failed: ${e.stderr || e.message}`);
+  }
+  writeFileSync(
+    join(work, 'fatbin', 'manifest.json'),
+    JSON.stringify({ nvcc: `host emulation (${cxx})`, archs: ['sm_90'], ptx: 'compute_90', totalBytes: 0, families: manifest }),
+  );
+  try {
+    renameSync(work, dir);
+  } catch {
+    // Another test process built it first.
+  }
+  return { driver, fatbins };
+}
+
+/**
+ * Builds the emulator (when a C++ compiler exists) and points the backend at it through
+ * PEFT_CUDA_DRIVER_PATH and PEFT_CUDA_FATBIN_DIR; call before the backend is first used. Returns
+ * null, after printing why, when there is no compiler.
+ */
+export async function useEmulator(): Promise<{ driver: string; fatbins: string; cxx: string } | null> {
+  const cxx = await findCxx();
+  if (!cxx) {
+    console.warn('[backend-cuda] no C++ compiler (c++/g++/clang++): skipping the CUDA kernels on the host emulator');
+    return null;
+  }
+  const emu = await buildEmulator(cxx);
+  process.env.PEFT_CUDA_DRIVER_PATH = emu.driver;
+  process.env.PEFT_CUDA_FATBIN_DIR = emu.fatbins;
+  return { ...emu, cxx };
+}
+
+/** Compiles and runs test/emu/selftest.cc (checks of the emulator itself); returns its output and exit status. */
+export async function runSelftest(cxx: string): Promise<{ output: string; status: number }> {
+  const exe = join(tmpdir(), `peft-cuda-emu-selftest-${process.pid}`);
+  await run(cxx, [
+    '-std=c++17',
+    '-O1',
+    '-U_FORTIFY_SOURCE',
+    '-Wall',
+    '-Wno-unknown-pragmas',
+    '-Wno-unused-function',
+    `-I${emuDir}`,
+    `-I${kernelDir}`,
+    '-o',
+    exe,
+    join(emuDir, 'selftest.cc'),
+  ]);
+  try {
+    const { stdout } = await run(exe);
+    return { output: stdout, status: 0 };
+  } catch (err) {
+    const e = err as { stdout?: string; code?: number; message: string };
+    return { output: e.stdout ?? e.message, status: e.code ?? 1 };
+  }
+}

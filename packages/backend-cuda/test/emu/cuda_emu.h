@@ -1,0 +1,412 @@
+// Host emulation of the CUDA C++ that kernels/*.cu use, so the kernels themselves (not a port)
+// compile with a C++ compiler and run on the CPU under test/emu/libcuda-emu.cc: the driver API
+// stand-in that src/emulated.test.ts loads in place of libcuda.so.1.
+//
+// Each thread of a block is a fiber (its own stack, switched with _setjmp/_longjmp after a first
+// entry through makecontext); one OS thread runs the blocks of a launch one after another.
+// __syncthreads() parks a fiber until every live thread of the block has arrived; a warp
+// shuffle parks it until every live lane of its warp has, then hands each lane the value of its
+// source lane. A barrier that can never complete (threads of one block at different barriers, a
+// shuffle whose mask names a lane that has exited) stops the launch with an error naming the
+// kernel, instead of hanging: on a GPU those are undefined behaviour.
+//
+// __shared__ variables become function-local statics (one copy, shared by the block's fibers;
+// blocks run one at a time); `extern __shared__ T name[];` is rewritten by the build into a
+// pointer to the launch's dynamic shared memory, which each block gets filled with 0xff bytes
+// (NaN as float) so that reading it before writing shows. float16/bfloat16 conversions round
+// to nearest even, like the device intrinsics.
+//
+// Not emulated: tensor-core instructions, inline PTX, timing. Threads of a warp interleave at
+// barriers only, so a race that needs another interleaving is not found.
+#pragma once
+#include <math.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include <functional>
+#include <tuple>
+#include <vector>
+
+struct uint3 {
+  unsigned x, y, z;
+};
+typedef uint3 dim3;
+
+namespace emu {
+
+enum State { RUNNABLE, AT_BLOCK_BARRIER, AT_WARP_BARRIER, DONE };
+
+struct Fiber {
+  uint3 tid;
+  int lane, warp;
+  State state;
+  bool started;
+  jmp_buf jb;
+  ucontext_t uc;
+  char* stack;
+  // __syncthreads_or
+  int pred, result;
+  // shuffles
+  uint64_t value, out;
+  int src;
+  unsigned mask;
+};
+
+struct Launch {
+  const char* name;
+  std::function<void()> entry;
+  std::vector<Fiber> fibers;
+  std::vector<char> smem;
+  jmp_buf sched;
+  ucontext_t sched_uc;
+  char error[512];
+  bool failed;
+};
+
+inline Fiber* cur = nullptr;
+inline Launch* L = nullptr;
+inline uint3 block_idx, block_dim, grid_dim;
+inline size_t stack_bytes = 256 * 1024;
+
+inline std::vector<char*> stacks;
+
+// Records why the launch failed (the first reason wins).
+inline void set_error(const char* fmt, int x = 0, int y = 0, int z = 0) {
+  if (L->failed) return;
+  char what[400];
+  snprintf(what, sizeof what, fmt, x, y, z);
+  snprintf(L->error, sizeof L->error, "%s, block (%u,%u,%u): %s", L->name, block_idx.x, block_idx.y, block_idx.z, what);
+  L->failed = true;
+}
+
+// From a fiber: fail the launch and never come back.
+[[noreturn]] inline void fail(const char* fmt, int x = 0, int y = 0, int z = 0) {
+  set_error(fmt, x, y, z);
+  cur->state = DONE;
+  _longjmp(L->sched, 1);
+}
+
+// Back to the scheduler; returns when the scheduler runs this fiber again.
+inline void yield() {
+  if (!_setjmp(cur->jb)) _longjmp(L->sched, 1);
+}
+
+inline void trampoline() {
+  L->entry();
+  cur->state = DONE;
+  _longjmp(L->sched, 1);
+}
+
+inline void* dynamic_smem() { return L->smem.data(); }
+
+inline void syncthreads() {
+  cur->state = AT_BLOCK_BARRIER;
+  yield();
+}
+
+inline int syncthreads_or(int pred) {
+  cur->pred = pred != 0;
+  syncthreads();
+  return cur->result;
+}
+
+template <typename T>
+inline T shuffle(unsigned mask, T v, int src) {
+  static_assert(sizeof(T) <= 8, "shuffle of a type wider than 8 bytes");
+  if (!(mask >> cur->lane & 1u)) fail("thread %d: a shuffle's mask leaves out the calling lane", (int)(cur - L->fibers.data()));
+  cur->value = 0;
+  memcpy(&cur->value, &v, sizeof(T));
+  cur->src = src & 31;
+  cur->mask = mask;
+  cur->state = AT_WARP_BARRIER;
+  yield();
+  T r;
+  memcpy(&r, &cur->out, sizeof(T));
+  return r;
+}
+
+// Runs every thread of the current block to completion.
+inline void run_block() {
+  std::vector<Fiber>& fs = L->fibers;
+  const int n = (int)fs.size();
+  for (Fiber& f : fs) {
+    f.state = RUNNABLE;
+    f.started = false;
+  }
+  int live = n;
+  while (live > 0) {
+    bool ran = false;
+    for (Fiber& f : fs) {
+      if (f.state != RUNNABLE) continue;
+      ran = true;
+      cur = &f;
+      if (!_setjmp(L->sched)) {
+        if (f.started) _longjmp(f.jb, 1);
+        f.started = true;
+        getcontext(&f.uc);
+        f.uc.uc_stack.ss_sp = f.stack;
+        f.uc.uc_stack.ss_size = stack_bytes;
+        f.uc.uc_link = nullptr;
+        makecontext(&f.uc, trampoline, 0);
+        swapcontext(&L->sched_uc, &f.uc);
+      }
+      cur = nullptr;
+      if (L->failed) return;
+      if (f.state == DONE) live--;
+    }
+    if (live == 0) break;
+    bool released = false;
+    // Warps whose live lanes all wait at a shuffle.
+    const int warps = (n + 31) / 32;
+    for (int w = 0; w < warps; w++) {
+      Fiber* lanes = &fs[w * 32];
+      const int count = n - w * 32 < 32 ? n - w * 32 : 32;
+      bool waiting = false, all = true;
+      for (int l = 0; l < count; l++) {
+        if (lanes[l].state == AT_WARP_BARRIER) waiting = true;
+        else if (lanes[l].state != DONE) all = false;
+      }
+      if (!waiting || !all) continue;
+      for (int l = 0; l < count; l++) {
+        Fiber& f = lanes[l];
+        if (f.state != AT_WARP_BARRIER) continue;
+        const int s = f.src;
+        if (s >= count || lanes[s].state != AT_WARP_BARRIER || !(f.mask >> s & 1u)) {
+          set_error("warp %d, lane %d: a shuffle reads lane %d, which has exited or is not in the mask", w, l, s);
+          return;
+        }
+        for (int m = 0; m < count; m++) {
+          if ((f.mask >> m & 1u) && lanes[m].state != AT_WARP_BARRIER) {
+            set_error("warp %d, lane %d: a shuffle's mask names lane %d, which has exited", w, l, m);
+            return;
+          }
+        }
+        f.out = lanes[s].value;
+      }
+      for (int l = 0; l < count; l++)
+        if (lanes[l].state == AT_WARP_BARRIER) lanes[l].state = RUNNABLE;
+      released = true;
+    }
+    if (released) continue;
+    // The block barrier: every live thread waits at one.
+    int at = 0, anyPred = 0;
+    for (Fiber& f : fs) {
+      if (f.state == AT_BLOCK_BARRIER) {
+        at++;
+        anyPred |= f.pred;
+      }
+    }
+    if (at == live) {
+      for (Fiber& f : fs) {
+        if (f.state != AT_BLOCK_BARRIER) continue;
+        f.result = anyPred;
+        f.pred = 0;
+        f.state = RUNNABLE;
+      }
+      continue;
+    }
+    if (!ran) {
+      int shuffling = 0;
+      for (Fiber& f : fs) shuffling += f.state == AT_WARP_BARRIER;
+      set_error("deadlock: %d threads wait at __syncthreads() and %d at a warp shuffle that their warp cannot complete", at, shuffling);
+      return;
+    }
+  }
+}
+
+template <typename T>
+inline T take(const uint8_t* buf, size_t& off) {
+  off = (off + alignof(T) - 1) & ~(alignof(T) - 1);
+  T v;
+  memcpy(&v, buf + off, sizeof(T));
+  off += sizeof(T);
+  return v;
+}
+
+// Unpacks the CU_LAUNCH_PARAM_BUFFER_POINTER buffer into the kernel's parameters (C ABI layout:
+// each at the next offset aligned to its own alignment) and runs the grid. Returns 0, or 1 with
+// the reason in err.
+template <typename... A>
+inline int launch(void (*kernel)(A...), const char* name, const unsigned* dims, unsigned smem, const void* args, size_t size, char* err,
+                  size_t errlen) {
+  size_t off = 0;
+  const uint8_t* buf = static_cast<const uint8_t*>(args);
+  std::tuple<A...> params{take<A>(buf, off)...};
+  if (off > size || ((off + 7) & ~(size_t)7) < size) {
+    snprintf(err, errlen, "%s: the argument buffer has %zu bytes, the kernel's parameters take %zu", name, size, off);
+    return 1;
+  }
+  const unsigned threads = dims[3] * dims[4] * dims[5];
+  if (threads == 0 || threads > 1024 || dims[0] == 0 || dims[1] == 0 || dims[2] == 0) {
+    snprintf(err, errlen, "%s: invalid launch grid (%u,%u,%u) x block (%u,%u,%u)", name, dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]);
+    return 1;
+  }
+  while (stacks.size() < threads) stacks.push_back(static_cast<char*>(malloc(stack_bytes)));
+  Launch launch;
+  launch.name = name;
+  launch.failed = false;
+  launch.error[0] = 0;
+  launch.entry = [&] { std::apply(kernel, params); };
+  launch.fibers.resize(threads);
+  launch.smem.resize(smem ? smem : 1);
+  for (unsigned t = 0; t < threads; t++) {
+    Fiber& f = launch.fibers[t];
+    f.tid = {t % dims[3], t / dims[3] % dims[4], t / (dims[3] * dims[4])};
+    f.lane = (int)(t & 31);
+    f.warp = (int)(t >> 5);
+    f.stack = stacks[t];
+    f.pred = 0;
+  }
+  Launch* outer = L;
+  L = &launch;
+  grid_dim = {dims[0], dims[1], dims[2]};
+  block_dim = {dims[3], dims[4], dims[5]};
+  for (unsigned z = 0; z < dims[2] && !launch.failed; z++)
+    for (unsigned y = 0; y < dims[1] && !launch.failed; y++)
+      for (unsigned x = 0; x < dims[0] && !launch.failed; x++) {
+        block_idx = {x, y, z};
+        memset(launch.smem.data(), 0xff, launch.smem.size());
+        run_block();
+      }
+  L = outer;
+  if (launch.failed) {
+    snprintf(err, errlen, "%s", launch.error);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace emu
+
+#define threadIdx (emu::cur->tid)
+#define blockIdx (emu::block_idx)
+#define blockDim (emu::block_dim)
+#define gridDim (emu::grid_dim)
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __restrict__ __restrict
+#define __syncthreads() emu::syncthreads()
+#define __syncthreads_or(p) emu::syncthreads_or(p)
+
+template <typename T>
+inline T __shfl_sync(unsigned mask, T v, int src) {
+  return emu::shuffle(mask, v, src);
+}
+template <typename T>
+inline T __shfl_xor_sync(unsigned mask, T v, int laneMask) {
+  return emu::shuffle(mask, v, emu::cur->lane ^ laneMask);
+}
+
+// One OS thread runs every fiber, so a read-modify-write cannot be interrupted.
+inline float atomicAdd(float* p, float v) {
+  const float old = *p;
+  *p = old + v;
+  return old;
+}
+inline int atomicAdd(int* p, int v) {
+  const int old = *p;
+  *p = old + v;
+  return old;
+}
+
+inline float __int_as_float(int x) {
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+inline int __float_as_int(float f) {
+  int x;
+  memcpy(&x, &f, 4);
+  return x;
+}
+inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((uint64_t)a * b) >> 32); }
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline void sincospif(float x, float* s, float* c) {
+  *s = (float)sin(M_PI * (double)x);
+  *c = (float)cos(M_PI * (double)x);
+}
+
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline float min(float a, float b) { return fminf(a, b); }
+inline float max(float a, float b) { return fmaxf(a, b); }
+
+// --- float16 and bfloat16 storage types ---------------------------------------------------------
+struct __half {
+  uint16_t x;
+};
+struct __nv_bfloat16 {
+  uint16_t x;
+};
+
+inline float __half2float(__half h) {
+  const uint32_t sign = (uint32_t)(h.x & 0x8000) << 16, exp = h.x >> 10 & 0x1f, man = h.x & 0x3ff;
+  uint32_t bits;
+  if (exp == 0x1f) bits = sign | 0x7f800000u | man << 13;
+  else if (exp != 0) bits = sign | (exp + 112) << 23 | man << 13;
+  else if (man == 0) bits = sign;
+  else {
+    // Subnormal: normalise.
+    int e = -1;
+    uint32_t m = man;
+    do {
+      e++;
+      m <<= 1;
+    } while (!(m & 0x400));
+    bits = sign | (uint32_t)(112 - e) << 23 | (m & 0x3ff) << 13;
+  }
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline __half __float2half_rn(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  const uint16_t sign = (uint16_t)(x >> 16 & 0x8000);
+  const uint32_t a = x & 0x7fffffffu;
+  if (a > 0x7f800000u) return {(uint16_t)(sign | 0x7e00)};  // NaN
+  if (a >= 0x477ff000u) return {(uint16_t)(sign | 0x7c00)};  // rounds to infinity (65520 and up)
+  if (a >= 0x38800000u) {
+    // Normal half: drop 13 mantissa bits, round to nearest even.
+    const uint32_t r = a - 0x38000000u;  // rebias 127 → 15
+    const uint32_t keep = r >> 13, rest = r & 0x1fff;
+    const uint32_t out = keep + (rest > 0x1000 || (rest == 0x1000 && (keep & 1)));
+    return {(uint16_t)(sign | out)};
+  }
+  if (a < 0x33000000u) return {sign};  // below half the smallest subnormal
+  // Subnormal half: value / 2^-24, rounded to nearest even.
+  const int e = (int)(a >> 23);
+  const uint32_t m = (a & 0x7fffff) | 0x800000;
+  const int shift = 126 - e;  // 14..24
+  const uint32_t keep = m >> shift, rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+  const uint32_t out = keep + (rest > half || (rest == half && (keep & 1)));
+  return {(uint16_t)(sign | out)};
+}
+
+inline float __bfloat162float(__nv_bfloat16 h) {
+  const uint32_t bits = (uint32_t)h.x << 16;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return {(uint16_t)((x >> 16) | 0x40)};  // quiet NaN
+  x += 0x7fffu + (x >> 16 & 1);
+  return {(uint16_t)(x >> 16)};
+}
