@@ -1,0 +1,171 @@
+/**
+ * One LoRA causal-LM training step, timed: the model built from a config.json with random weights
+ * (drawn on the device by the backend's Philox kernel), frozen, LoRA on the given linear layers,
+ * gradient checkpointing on, next-token loss on random token ids (labels = the ids, shifted by one
+ * inside the loss as transformers does), AdamW on the adapter. A step is forward, backward,
+ * AdamW, dropping the gradients and reading the loss back; the backend's peak bytes cover the
+ * steps (weights included), not the build. The CUDA suite runs it on the GPU; a unit test on the
+ * CPU backend.
+ */
+import { type Backend, backward, type DType, Generator, getPeftModel, loraConfig, memoryInfo } from '@peft/core';
+import { CausalLMHead } from '@peft/heads';
+import { createModel, parseConfig } from '@peft/models';
+import { AdamW } from '@peft/trainer';
+
+export interface LoraStepOptions {
+  /** A Hugging Face config.json, as parsed JSON. */
+  config: Record<string, unknown>;
+  /** Overrides num_hidden_layers (a quick look at a shallower model). */
+  layers?: number;
+  dtype: DType;
+  r: number;
+  alpha: number;
+  targets: readonly string[];
+  batch: number;
+  seq: number;
+  /** Untimed steps first (kernel loading, cuBLASLt plans, the allocator's pool). */
+  warmup: number;
+  steps: number;
+  gradientCheckpointing?: boolean;
+  lr?: number;
+  weightDecay?: number;
+  seed?: number;
+}
+
+export interface LoraStepResult {
+  backend: string;
+  modelType: string;
+  layers: number;
+  dtype: DType;
+  /** Parameters of the base model (embeddings and LM head included; the adapter not). */
+  parameters: number;
+  /** Adapter parameters (what AdamW updates). */
+  trainable: number;
+  batch: number;
+  seq: number;
+  warmup: number;
+  steps: number;
+  /** Every step's time, warm-up included. */
+  stepMs: number[];
+  medianStepMs: number;
+  tokensPerSecond: number;
+  /** Largest bytes handed out by the backend during the steps (the CUDA allocator's `peak`, else `memory().peakBytes`). */
+  peakBytes: number;
+  /** Backend bytes after the model was built, before the first step. */
+  modelBytes: number;
+  /** Every step's loss, warm-up included. */
+  losses: number[];
+  /** Seconds to build the model and the adapter. */
+  buildSeconds: number;
+}
+
+/** The raw config with num_hidden_layers overridden. */
+export function withLayers(config: Record<string, unknown>, layers?: number): Record<string, unknown> {
+  return layers === undefined ? config : { ...config, num_hidden_layers: layers };
+}
+
+/** Token ids in [4, vocab): a fixed linear congruential sequence, the same on every run. */
+export function randomIds(batch: number, seq: number, vocab: number, seed = 7): number[][] {
+  let s = seed;
+  return Array.from({ length: batch }, () =>
+    Array.from({ length: seq }, () => {
+      s = (s * 1103515245 + 12345) % 2147483648;
+      return 4 + (s % (vocab - 4));
+    }),
+  );
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+interface PeakStats {
+  memoryStats(): { peak: number; current: number };
+}
+
+function hasStats(b: Backend): b is Backend & PeakStats {
+  return typeof (b as Partial<PeakStats>).memoryStats === 'function';
+}
+
+/** Bytes handed out now and the peak since resetPeak (the CUDA allocator's view when there is one). */
+function bytesOf(backend: Backend): { current: number; peak: number } {
+  if (hasStats(backend)) {
+    const s = backend.memoryStats();
+    return { current: s.current, peak: s.peak };
+  }
+  const m = backend.memory();
+  return { current: m.bytes, peak: m.peakBytes };
+}
+
+export async function runLoraStep(backend: Backend, o: LoraStepOptions): Promise<LoraStepResult> {
+  const started = performance.now();
+  const config = parseConfig(withLayers(o.config, o.layers));
+  const generator = new Generator(o.seed ?? 0);
+  const model = createModel(config, { backend, dtype: o.dtype, init: 'random', generator });
+  model.freeze();
+  const parameters = model.parameterCount().total;
+  const peft = getPeftModel(
+    model,
+    loraConfig({ r: o.r, loraAlpha: o.alpha, loraDropout: 0, targetModules: [...o.targets], taskType: 'CAUSAL_LM' }),
+    { generator },
+  );
+  const optimizer = new AdamW(
+    [...peft.namedParameters()].filter(([, t]) => t.requiresGrad),
+    { weightDecay: o.weightDecay ?? 0.01 },
+  );
+  const trainable = optimizer.params.reduce((n, p) => n + p.tensor.size, 0);
+  try {
+    model.gradientCheckpointing = o.gradientCheckpointing ?? true;
+    peft.train();
+    const head = new CausalLMHead(peft.model);
+    const inputIds = randomIds(o.batch, o.seq, config.vocabSize, (o.seed ?? 0) + 7);
+    const batch = { inputIds, labels: inputIds };
+    await backend.sync();
+    const buildSeconds = (performance.now() - started) / 1000;
+    const modelBytes = bytesOf(backend).current;
+    backend.resetPeak();
+    const losses: number[] = [];
+    const stepMs: number[] = [];
+    for (let step = 0; step < o.warmup + o.steps; step++) {
+      const t0 = performance.now();
+      const loss = head.loss(batch);
+      backward(loss);
+      optimizer.step(o.lr ?? 1e-4);
+      optimizer.zeroGrad();
+      // Reading the loss waits for everything enqueued before it: the step is done.
+      losses.push(await loss.item());
+      loss.dispose();
+      stepMs.push(performance.now() - t0);
+    }
+    const medianStepMs = median(stepMs.slice(o.warmup));
+    return {
+      backend: backend.name,
+      modelType: config.modelType,
+      layers: config.numLayers,
+      dtype: o.dtype,
+      parameters,
+      trainable,
+      batch: o.batch,
+      seq: o.seq,
+      warmup: o.warmup,
+      steps: o.steps,
+      stepMs,
+      medianStepMs,
+      tokensPerSecond: (o.batch * o.seq) / (medianStepMs / 1000),
+      peakBytes: bytesOf(backend).peak,
+      modelBytes,
+      losses,
+      buildSeconds,
+    };
+  } finally {
+    optimizer.dispose();
+    peft.dispose();
+  }
+}
+
+/** Tensors core still sees on the backend (0 after a clean run). */
+export function liveTensors(backend: Backend): number {
+  return memoryInfo(backend).tensors;
+}
