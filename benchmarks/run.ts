@@ -9,17 +9,34 @@
  *   pnpm bench --short              CI: 64³, 128³, 256³, few reps → benchmarks/results/*-<date>.short.json
  *   pnpm bench --backend cpu        only @peft/backend-cpu engines (also: tfjs, tfjs-cpu, tfjs-wasm, "peft x1")
  *   pnpm bench --backend webgpu     only the WebGPU section (skipped, with the reason, without an adapter)
+ *   pnpm bench --backend cuda       only the CUDA section (benchmarks/src/cuda-suite.ts): LoRA steps of a
+ *                                   Llama-2-7B and a GPT-NeoX 3.6B shape beside PyTorch + PEFT on the same GPU
+ *                                   → benchmarks/results/cuda-<date>.json; one skip line without a GPU. Never part
+ *                                   of a run that does not name it. Its options: --only llama|neox, --warmup N,
+ *                                   --steps N, --batch N, --seq N, --layers N, --python PATH, --no-python
  *   pnpm bench --sizes 512,1024     custom sizes
  *   pnpm bench --out latest         results file name suffix instead of the date
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { CudaSuiteOptions } from './src/cuda-suite.js';
 import { type GemmEngine, type Measurement, measureInterleaved, peftEngine, type TfjsWasmInfo, tfjsEngine } from './src/gemm.js';
 import { runWebGpuSuite } from './src/webgpu-suite.js';
 
 function parseArgs(argv: string[]) {
-  const opts = { short: false, backends: [] as string[], sizes: undefined as number[] | undefined, out: undefined as string | undefined };
+  const opts = {
+    short: false,
+    backends: [] as string[],
+    sizes: undefined as number[] | undefined,
+    out: undefined as string | undefined,
+    cuda: {} as CudaSuiteOptions,
+  };
+  const int = (flag: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} needs a non-negative integer, got ${v}`);
+    return n;
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -31,8 +48,19 @@ function parseArgs(argv: string[]) {
     else if (a.startsWith('--backend')) opts.backends.push(...value().split(','));
     else if (a.startsWith('--sizes')) opts.sizes = value().split(',').map(Number);
     else if (a.startsWith('--out')) opts.out = value();
+    else if (a.startsWith('--only')) opts.cuda.only = [...(opts.cuda.only ?? []), ...value().split(',')];
+    else if (a.startsWith('--warmup')) opts.cuda.warmup = int('--warmup', value());
+    else if (a.startsWith('--steps')) opts.cuda.steps = int('--steps', value());
+    else if (a.startsWith('--batch')) opts.cuda.batch = int('--batch', value());
+    else if (a.startsWith('--seq')) opts.cuda.seq = int('--seq', value());
+    else if (a.startsWith('--layers')) opts.cuda.layers = int('--layers', value());
+    else if (a.startsWith('--python')) opts.cuda.python = value();
+    else if (a === '--no-python') opts.cuda.noPython = true;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: pnpm bench [--short] [--backend cpu|tfjs|tfjs-cpu|tfjs-wasm|webgpu] [--sizes 256,1024] [--out latest]');
+      console.log(
+        'usage: pnpm bench [--short] [--backend cpu|tfjs|tfjs-cpu|tfjs-wasm|webgpu|cuda] [--sizes 256,1024] [--out latest]\n' +
+          '       cuda only: [--only llama|neox] [--warmup N] [--steps N] [--batch N] [--seq N] [--layers N] [--python PATH] [--no-python]',
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -44,11 +72,22 @@ const selected = (backends: string[], id: string, backend: string) =>
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const webgpuOnly = opts.backends.length > 0 && opts.backends.every((b) => WEBGPU_IDS.includes(b));
-  if (!webgpuOnly) await cpuGemm(opts);
-  if (opts.backends.length === 0 || opts.backends.some((b) => WEBGPU_IDS.includes(b))) {
-    if (!webgpuOnly) console.log();
-    await runWebGpuSuite({ short: opts.short, sizes: opts.sizes, out: opts.out, engines: opts.backends.filter((b) => b !== 'webgpu') });
+  // The CUDA section runs only when named; the others as before (all of them when none is named).
+  const cuda = opts.backends.includes('cuda');
+  const others = opts.backends.filter((b) => b !== 'cuda');
+  const all = opts.backends.length === 0;
+  const cpu = all || others.some((b) => !WEBGPU_IDS.includes(b));
+  const webgpu = all || others.some((b) => WEBGPU_IDS.includes(b));
+  if (cpu) await cpuGemm({ ...opts, backends: others });
+  if (webgpu) {
+    if (cpu) console.log();
+    await runWebGpuSuite({ short: opts.short, sizes: opts.sizes, out: opts.out, engines: others.filter((b) => b !== 'webgpu') });
+  }
+  if (cuda) {
+    if (cpu || webgpu) console.log();
+    // Imported only when asked for: the default run never loads the CUDA backend.
+    const { runCudaSuite } = await import('./src/cuda-suite.js');
+    await runCudaSuite({ ...opts.cuda, short: opts.short, out: opts.out });
   }
 }
 
