@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Bundles scripts/device-check.ts (with @peft/core, @peft/core/testing and @peft/backend-cpu, from
-// source) into .device/peft/dist/device-check.mjs at the repository root, copies the fatbins
-// beside it (.device/peft/fatbin, where the bundle looks for them), then packs this Node binary
-// (xz-compressed, .device/node.xz) and koffi with its linux-x64 binary package
-// (.device/node_modules). See GPU.md.
+// source) into .device/peft/dist/device-check.mjs at the repository root, and the CUDA section of
+// `pnpm bench` (benchmarks/bench-cuda.ts, with @peft/models, @peft/heads, @peft/trainer, from source)
+// into .device/peft/dist/bench-cuda.mjs; copies the fatbins beside them (.device/peft/fatbin, where
+// the bundles look for them), then packs this Node binary (xz-compressed, .device/node.xz) and koffi
+// with its linux-x64 binary package (.device/node_modules). See GPU.md.
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -18,7 +19,10 @@ const peft = join(dest, 'peft');
 execFileSync('node', [join(pkg, 'scripts', 'build-kernels.mjs')], { stdio: 'inherit' });
 rmSync(peft, { recursive: true, force: true });
 await build({
-  entry: { 'device-check': join(pkg, 'scripts', 'device-check.ts') },
+  entry: {
+    'device-check': join(pkg, 'scripts', 'device-check.ts'),
+    'bench-cuda': join(root, 'benchmarks', 'bench-cuda.ts'),
+  },
   outDir: join(peft, 'dist'),
   format: ['esm'],
   platform: 'node',
@@ -63,4 +67,6 @@ cpSync(
     dereference: true,
   },
 );
-console.log(`bundle-device: ${join(peft, 'dist', 'device-check.mjs')} + fatbins + node + koffi in ${dest}`);
+console.log(
+  `bundle-device: ${join(peft, 'dist', 'device-check.mjs')}, ${join(peft, 'dist', 'bench-cuda.mjs')} + fatbins + node + koffi in ${dest}`,
+);
