@@ -30,42 +30,80 @@ describe.skipIf(!emu)('the host emulator itself', () => {
 describe.skipIf(!emu)('the CUDA kernels on the host emulator: conformance (@peft/core/testing)', async () => {
   const { createCudaBackend, isAvailable } = await import('./index.js');
 
-  it('loads the emulated device', () => {
+  it('loads the emulated device and the cuBLASLt stand-in', () => {
     expect(isAvailable().reason).toMatch(/Emulated GPU/);
-    const b = createCudaBackend({ cublas: false });
-    expect(b.gemmLibrary).toMatch(/tiled/);
+    const b = createCudaBackend();
+    expect(b.gemmLibrary).toMatch(/cuBLASLt.*libcublasLt\.so\.13/);
     b.destroy();
+    const tiled = createCudaBackend({ cublas: false });
+    expect(tiled.gemmLibrary).toMatch(/tiled/);
+    tiled.destroy();
   });
 
-  it('captures a step into a graph and replays it on new inputs', async () => {
-    const b = createCudaBackend({ cublas: false });
+  it('captures a step (kernels and a cuBLASLt GEMM) into a graph and replays it on new inputs', async () => {
+    const b = createCudaBackend();
     const x = b.alloc('float32', 4);
     const y = b.alloc('float32', 4);
+    const z = b.alloc('float32', 4);
     b.write(x, new Float32Array([1, 2, 3, 4]));
     b.fill(y, 0);
+    b.fill(z, 0);
+    const whole = { shape: [4], strides: [1], offset: 0 };
     const g = b.captureGraph(() => {
       const t = b.alloc('float32', 4);
       b.affine(t, x, 2, 1);
-      b.binary('mul', y, t, { shape: [4], strides: [1], offset: 0 }, x, { shape: [4], strides: [1], offset: 0 });
+      b.binary('mul', y, t, whole, x, whole);
+      // z [2, 2] = x [2, 2] · y [2, 2]
+      const mm = {
+        batch: 1,
+        m: 2,
+        n: 2,
+        k: 2,
+        transA: false,
+        transB: false,
+        strideA: 0,
+        strideB: 0,
+        strideOut: 0,
+        alpha: 1,
+        accumulate: false,
+      };
+      b.matmul(z, x, y, mm);
       b.free(t);
     });
     // Captured, not run.
     expect([...((await b.read(y)) as Float32Array)]).toEqual([0, 0, 0, 0]);
+    expect([...((await b.read(z)) as Float32Array)]).toEqual([0, 0, 0, 0]);
     g.launch();
     expect([...((await b.read(y)) as Float32Array)]).toEqual([3, 10, 21, 36]);
+    expect([...((await b.read(z)) as Float32Array)]).toEqual([1 * 3 + 2 * 21, 1 * 10 + 2 * 36, 3 * 3 + 4 * 21, 3 * 10 + 4 * 36]);
     b.write(x, new Float32Array([-1, 0, 0.5, 10]));
     g.launch();
     expect([...((await b.read(y)) as Float32Array)]).toEqual([1, 0, 1, 210]);
+    expect([...((await b.read(z)) as Float32Array)]).toEqual([-1, 0, 0.5 + 10, 2100]);
+    expect(b.gemmCounts).toEqual({ cublasLt: 1, tiled: 0 });
     g.destroy();
     b.destroy();
   });
 
   for (const c of conformanceCases({
+    create: () => createCudaBackend(),
+    dtypes: ['float32', 'float16', 'bfloat16'],
+    // Outputs must also agree with the CPU backend (the meaning of every kernel) within twice the tolerance.
+    reference: () => createCpuBackend(),
+  })) {
+    if (only && !c.name.includes(only) && c.name !== 'destroy the backend') continue;
+    it(c.name, c.run);
+  }
+});
+
+describe.skipIf(!emu)('the CUDA kernels on the host emulator: matmul with the tiled GEMM kernel (no cuBLASLt)', async () => {
+  const { createCudaBackend } = await import('./index.js');
+  for (const c of conformanceCases({
     create: () => createCudaBackend({ cublas: false }),
     dtypes: ['float32', 'float16', 'bfloat16'],
     reference: () => createCpuBackend(),
   })) {
-    if (only && !c.name.includes(only) && c.name !== 'destroy the backend') continue;
+    if (!c.name.startsWith('matmul') && !c.name.startsWith('destroy')) continue;
     it(c.name, c.run);
   }
 });

@@ -34,7 +34,7 @@ export async function findCxx(): Promise<string | null> {
  * hash of every input (rebuilt only when a kernel or the emulator changes), with fatbin stand-ins
  * that point cuModuleLoadData at those libraries. Returns the driver path and the fatbin folder.
  */
-export async function buildEmulator(cxx: string): Promise<{ driver: string; fatbins: string }> {
+export async function buildEmulator(cxx: string): Promise<{ driver: string; fatbins: string; cublasDir: string }> {
   const families = [...new Set(Object.values(KERNELS).map((k) => k.family))].sort();
   const inputs = [
     ...readdirSync(emuDir).map((f) => join(emuDir, f)),
@@ -49,7 +49,8 @@ export async function buildEmulator(cxx: string): Promise<{ driver: string; fatb
   const dir = join(tmpdir(), `peft-cuda-emu-${hash.digest('hex').slice(0, 16)}`);
   const driver = join(dir, 'libcuda-emu.so');
   const fatbins = join(dir, 'fatbin');
-  if (existsSync(join(fatbins, 'manifest.json'))) return { driver, fatbins };
+  const cublasDir = join(dir, 'cublas');
+  if (existsSync(join(fatbins, 'manifest.json'))) return { driver, fatbins, cublasDir };
 
   const work = `${dir}.tmp-${process.pid}`;
   mkdirSync(join(work, 'fatbin'), { recursive: true });
@@ -64,7 +65,11 @@ export async function buildEmulator(cxx: string): Promise<{ driver: string; fatb
     '-Wno-unused-variable',
     '-Wno-unknown-pragmas',
   ];
-  const jobs: Promise<unknown>[] = [run(cxx, [...flags, '-o', join(work, 'libcuda-emu.so'), join(emuDir, 'libcuda-emu.cc')])];
+  mkdirSync(join(work, 'cublas'));
+  const jobs: Promise<unknown>[] = [
+    run(cxx, [...flags, '-o', join(work, 'libcuda-emu.so'), join(emuDir, 'libcuda-emu.cc')]),
+    run(cxx, [...flags, '-o', join(work, 'cublas', 'libcublasLt.so.13'), join(emuDir, 'libcublaslt-emu.cc')]),
+  ];
   const manifest: Record<string, { hash: string; kernels: Record<string, string[]>; bytes: number }> = {};
   for (const family of families) {
     const names = Object.entries(KERNELS)
@@ -104,15 +109,16 @@ export async function buildEmulator(cxx: string): Promise<{ driver: string; fatb
   } catch {
     // Another test process built it first.
   }
-  return { driver, fatbins };
+  return { driver, fatbins, cublasDir };
 }
 
 /**
  * Builds the emulator (when a C++ compiler exists) and points the backend at it through
- * PEFT_CUDA_DRIVER_PATH and PEFT_CUDA_FATBIN_DIR; call before the backend is first used. Returns
- * null, after printing why, when there is no compiler.
+ * PEFT_CUDA_DRIVER_PATH and PEFT_CUDA_FATBIN_DIR, and at the cuBLASLt stand-in
+ * (test/emu/libcublaslt-emu.cc) through LD_LIBRARY_PATH; call before the backend is first used.
+ * Returns null, after printing why, when there is no compiler.
  */
-export async function useEmulator(): Promise<{ driver: string; fatbins: string; cxx: string } | null> {
+export async function useEmulator(): Promise<{ driver: string; fatbins: string; cublasDir: string; cxx: string } | null> {
   const cxx = await findCxx();
   if (!cxx) {
     console.warn('[backend-cuda] no C++ compiler (c++/g++/clang++): skipping the CUDA kernels on the host emulator');
@@ -121,6 +127,7 @@ export async function useEmulator(): Promise<{ driver: string; fatbins: string; 
   const emu = await buildEmulator(cxx);
   process.env.PEFT_CUDA_DRIVER_PATH = emu.driver;
   process.env.PEFT_CUDA_FATBIN_DIR = emu.fatbins;
+  process.env.LD_LIBRARY_PATH = [emu.cublasDir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
   return { ...emu, cxx };
 }
 

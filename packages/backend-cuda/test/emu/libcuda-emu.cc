@@ -41,7 +41,8 @@ struct Function {
 };
 
 struct Op {
-  enum Kind { LAUNCH, COPY, SET8, SET16, SET32 } kind;
+  enum Kind { LAUNCH, COPY, SET8, SET16, SET32, HOST } kind;
+  void (*host)(const void*);
   Function* fn;
   unsigned dims[6];
   unsigned smem;
@@ -75,6 +76,7 @@ CUresult run(const Op& op) {
       for (size_t i = 0; i < op.n; i++) p[i] = (uint16_t)op.value;
       return OK;
     }
+    case Op::HOST: op.host(op.args.data()); return OK;
     case Op::SET32: {
       uint32_t* p = (uint32_t*)(uintptr_t)op.dst;
       for (size_t i = 0; i < op.n; i++) p[i] = op.value;
@@ -293,5 +295,15 @@ CUresult cuGraphExecDestroy(void* e) {
 CUresult cuGraphDestroy(void* g) {
   delete (Graph*)g;
   return OK;
+}
+
+// For test/emu/libcublaslt-emu.cc: work a library other than ours puts on the stream, run now
+// or recorded into the graph being captured. `data` is copied.
+__attribute__((visibility("default"))) int emu_enqueue_host(void (*fn)(const void*), const void* data, size_t size) {
+  Op op{};
+  op.kind = Op::HOST;
+  op.host = fn;
+  op.args.assign((const uint8_t*)data, (const uint8_t*)data + size);
+  return submit(std::move(op));
 }
 }
