@@ -31,7 +31,7 @@ import type {
 import { assertDType, bytesPerElement, DTYPES, encode, splitKey } from '@peft/core';
 import type { AllocatorStats, Block } from './allocator.js';
 import { arg, CudaBuffer, counts, finite, same } from './buffer.js';
-import { CublasLt } from './cublaslt.js';
+import { CublasLt, type GemmCall } from './cublaslt.js';
 import { BINARY_CODE, DTYPE_CODE, isContiguous, type KernelView, simplifyView, simplifyViews, UNARY_CODE } from './kernels.js';
 import { CudaRuntime, type DeviceInfo } from './runtime.js';
 
@@ -452,12 +452,8 @@ export class CudaBackend implements Backend {
       // Σ_b op(a_b)·op(b_b) is one GEMM over k' = batch·k when the batch's matrices stack along k.
       if (sumBatch && (transA ? strideA === k * m : m === 1 && strideA === k) && (!transB ? strideB === k * n : n === 1 && strideB === k)) {
         const merged = { ...call, batch: 1, k: batch * k, strideA: 0, strideB: 0, strideOut: 0 };
-        if (CublasLt.supports(merged) && this.lt.matmul(merged)) {
-          this.gemmCounts.cublasLt++;
-          return;
-        }
-      } else if (CublasLt.supports(call) && batch <= 65535 * 64 && this.lt.matmul(call)) {
-        this.gemmCounts.cublasLt++;
+        if (this.ltMatmul(merged, span(strideA, m * k), span(strideB, k * n))) return;
+      } else if (!sumBatch && batch <= 65535 * 64 && this.ltMatmul(call, span(strideA, m * k), span(strideB, k * n))) {
         return;
       }
     }
@@ -483,6 +479,65 @@ export class CudaBackend implements Backend {
       alpha,
       accumulate ? 1 : 0,
     ]);
+  }
+
+  /**
+   * The GEMM on cuBLASLt, which takes operands of one dtype. A 16-bit operand against a float32
+   * one (LoRA's bfloat16 activations against its float32 adapter weights, forward and backward)
+   * runs in float32: the 16-bit operand is widened into a temporary (exactly), and a 16-bit output
+   * of float32 operands is computed in a float32 temporary and rounded once, so the arithmetic is
+   * the tiled kernel's, on cuBLASLt's GEMMs. Returns false when cuBLASLt cannot take the call
+   * (then the tiled kernel does), e.g. a 16-bit output with gaps between its batch matrices.
+   * spanA/spanB: elements of a and b the call reads.
+   */
+  private ltMatmul(call: GemmCall, spanA: number, spanB: number): boolean {
+    const lt = this.lt!;
+    if (CublasLt.supports(call)) {
+      if (!lt.matmul(call)) return false;
+      this.gemmCounts.cublasLt++;
+      return true;
+    }
+    const wide = call.dtA === 'float32' || call.dtB === 'float32' || call.dtOut === 'float32';
+    const spanOut = call.batch > 1 ? (call.batch - 1) * call.strideOut + call.m * call.n : call.m * call.n;
+    if (!wide || (call.dtOut !== 'float32' && call.batch > 1 && call.strideOut !== call.m * call.n)) return false;
+    const temps: Block[] = [];
+    const widen = (ptr: number, dtype: DType, count: number): number => {
+      if (dtype === 'float32') return ptr;
+      const t = this.temp(count * 4);
+      temps.push(t);
+      this.convert(t.ptr, 'float32', ptr, dtype, count);
+      return t.ptr;
+    };
+    try {
+      const promoted: GemmCall = {
+        ...call,
+        a: widen(call.a, call.dtA, spanA),
+        b: widen(call.b, call.dtB, spanB),
+        out: call.dtOut === 'float32' ? call.out : 0,
+        dtA: 'float32',
+        dtB: 'float32',
+        dtOut: 'float32',
+      };
+      if (call.dtOut !== 'float32') {
+        const t = this.temp(spanOut * 4);
+        temps.push(t);
+        if (call.accumulate) this.convert(t.ptr, 'float32', call.out, call.dtOut, spanOut);
+        promoted.out = t.ptr;
+      }
+      if (!lt.matmul(promoted)) return false;
+      if (call.dtOut !== 'float32') this.convert(call.out, call.dtOut, promoted.out, 'float32', spanOut);
+      this.gemmCounts.cublasLt++;
+      return true;
+    } finally {
+      // Stream order: the blocks' next users run after the work enqueued here.
+      for (const t of temps) this.rt.release(t);
+    }
+  }
+
+  /** Contiguous dtype conversion of `count` elements, device address to device address. */
+  private convert(out: number, dtOut: DType, x: number, dtX: DType, count: number): void {
+    const v: KernelView = { shape: [count], strides: [1], offset: 0 };
+    this.rt.launch('copy_convert', [this.grid(count)], [THREADS], 0, [out, DTYPE_CODE[dtOut], x, DTYPE_CODE[dtX], v, count]);
   }
 
   /** Zeros `count` elements of `buf` from element `at`. */

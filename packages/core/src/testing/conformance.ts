@@ -638,10 +638,13 @@ function matmulCases(add: Add, D: DType, mixed: DType[]): void {
       }
     };
   add(`matmul ${D}`, [D], run(D, D, D));
-  const few = (c: MatmulCase) => c.p.k > 1 && c.p.batch === 1 && !c.p.accumulate;
+  // Mixed dtypes are what LoRA on a 16-bit model runs (16-bit activations against float32 adapter
+  // weights, and float32 products accumulated into 16-bit gradients): every layout, accumulation included.
   for (const M of mixed) {
-    add(`matmul ${D} a, ${M} b, ${M} out`, [D], run(D, M, M, few), [M]);
-    add(`matmul ${M} a, ${D} b, ${M} out`, [D], run(M, D, M, few), [M]);
+    add(`matmul ${D} a, ${M} b, ${M} out`, [D], run(D, M, M), [M]);
+    add(`matmul ${M} a, ${D} b, ${M} out`, [D], run(M, D, M), [M]);
+    add(`matmul ${M} a, ${M} b, ${D} out`, [D], run(M, M, D), [M]);
+    add(`matmul ${D} a, ${M} b, ${D} out`, [D], run(D, M, D), [M]);
   }
 }
 
