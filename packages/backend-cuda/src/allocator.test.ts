@@ -23,6 +23,34 @@ function fakeDevice(limit = Number.POSITIVE_INFINITY) {
 }
 
 describe('CachingAllocator', () => {
+  it('rounds large requests (over 8 MiB) to multiples of 2 MiB', () => {
+    const MiB = 2 ** 20;
+    expect([8 * MiB, 8 * MiB + 1, 4096 * 11008 * 2, 32000 * 4096 * 2].map(CachingAllocator.sizeClass)).toEqual([
+      8 * MiB,
+      10 * MiB,
+      86 * MiB,
+      250 * MiB,
+    ]);
+  });
+
+  it('serves a large request from a free large block at most 1/8 bigger before asking the device', () => {
+    const MiB = 2 ** 20;
+    const dev = fakeDevice();
+    const a = new CachingAllocator(dev);
+    const big = a.alloc(96 * MiB);
+    const huge = a.alloc(200 * MiB);
+    a.release(big);
+    a.release(huge);
+    const b = a.alloc(86 * MiB); // 96 ≤ 86 + 86/8: reused
+    expect(b.ptr).toBe(big.ptr);
+    expect(b.size).toBe(96 * MiB);
+    const c = a.alloc(100 * MiB); // 200 MiB is too big for it: a new block
+    expect(c.ptr).not.toBe(huge.ptr);
+    expect(a.stats()).toMatchObject({ current: 196 * MiB, pooled: 200 * MiB, deviceAllocs: 3 });
+    a.release(b);
+    expect(a.stats().pooled).toBe(296 * MiB);
+  });
+
   it('rounds requests to four classes per power of two from 512 bytes', () => {
     expect([1, 512, 513, 1000, 1024, 1025, 3000, 2 ** 20 + 1].map(CachingAllocator.sizeClass)).toEqual([
       512,
