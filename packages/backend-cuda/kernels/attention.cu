@@ -287,3 +287,181 @@ __device__ void attention_bwd_dkdv(void* dk, int dtDk, void* dv, int dtDv, const
 ATTENTION_KERNELS(2)
 ATTENTION_KERNELS(4)
 ATTENTION_KERNELS(8)
+
+// --- Tensor-core forward: q, k, v of one 16-bit dtype, D = 64 or 128 --------------------------------
+// FlashAttention-2's forward on mma.sync.m16n8k16 (bf16 or f16 in, float32 accumulate): a block
+// of 4 warps owns 64 query rows, 16 per warp, kept as A fragments in registers; key and value
+// tiles of 64 rows stream through shared memory. S = Q·Kᵀ lands in C fragments (a thread holds
+// 2 rows × 16 columns of the warp's 16 × 64 scores), the online softmax runs on them (row max and
+// sum across the 4 threads of a quad), and P, rounded to the input dtype, is re-used in registers
+// as the A operand of P·V. Exponentials are base 2 on log2(e)-scaled scores. Fully masked rows get
+// out = 0 and lse = −Infinity, as in the float32 kernel above.
+#define TC_ROWS 64
+#define TC_KEYS 64
+#define TC_PAD 8  // 16-bit elements after each shared-memory row (bank spread; rows stay 16-byte aligned)
+
+template <bool BF>
+__device__ __forceinline__ void mma16816(float* d, const uint32_t* a, const uint32_t* b) {
+#ifdef PEFT_CUDA_EMULATION
+  emu::mma_m16n8k16(d, a, b, BF);
+#else
+  if (BF)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// Two floats as a register of two 16-bit values, lo in the low half.
+template <bool BF>
+__device__ __forceinline__ uint32_t pack16(float lo, float hi) {
+  const uint32_t a = BF ? __bfloat16_as_ushort(__float2bfloat16_rn(lo)) : __half_as_ushort(__float2half_rn(lo));
+  const uint32_t b = BF ? __bfloat16_as_ushort(__float2bfloat16_rn(hi)) : __half_as_ushort(__float2half_rn(hi));
+  return a | b << 16;
+}
+
+// Rows seq0 … seq0 + TC_KEYS − 1 of head h of a [batch, seq, nh, D] 16-bit tensor into dst[r][D + TC_PAD], zeros past seq.
+template <int D>
+__device__ __forceinline__ void tc_load_tile(uint16_t (*dst)[D + TC_PAD], const uint16_t* src, int b, int seq, int nh, int h, int seq0) {
+  constexpr int CHUNKS = D / 8;  // 16-byte chunks per row
+  for (int e = threadIdx.x; e < TC_KEYS * CHUNKS; e += blockDim.x) {
+    const int r = e / CHUNKS, c = e - r * CHUNKS, row = seq0 + r;
+    uint4 v = {0u, 0u, 0u, 0u};
+    if (row < seq) v = *reinterpret_cast<const uint4*>(src + (((i64)b * seq + row) * nh + h) * D + c * 8);
+    *reinterpret_cast<uint4*>(&dst[r][c * 8]) = v;
+  }
+}
+
+template <int D, bool BF>
+__device__ void attention_fwd_tc(void* out, int dtO, float* lse, const uint16_t* q, const uint16_t* k, const uint16_t* v, const int* mask,
+                                 AttnShape s) {
+  __shared__ __align__(16) uint16_t sK[TC_KEYS][D + TC_PAD];
+  __shared__ __align__(16) uint16_t sV[TC_KEYS][D + TC_PAD];
+  const int b = blockIdx.z, h = blockIdx.y, kh = h / (s.heads / s.kvHeads);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int rowLo = blockIdx.x * TC_ROWS + warp * 16 + g, rowHi = rowLo + 8;
+  const float scale2 = s.scale * 1.4426950408889634f;  // log2(e)
+
+  // This thread's part of the warp's 16 query rows, as A fragments for each 16-wide slice of D.
+  uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) {
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+      const int row = (r & 1) ? rowHi : rowLo, col = kk * 16 + 2 * t + 8 * (r >> 1);
+      qf[kk][r] = row < s.seqQ ? *reinterpret_cast<const uint32_t*>(q + (((i64)b * s.seqQ + row) * s.heads + h) * D + col) : 0u;
+    }
+  }
+  float acc[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+  const int lastQ = min(s.seqQ - 1, (int)blockIdx.x * TC_ROWS + TC_ROWS - 1);
+  const int lastK = s.causal ? min(s.seqK - 1, lastQ + s.seqK - s.seqQ) : s.seqK - 1;
+  for (int k0 = 0; k0 <= lastK; k0 += TC_KEYS) {
+    __syncthreads();
+    tc_load_tile<D>(sK, k, b, s.seqK, s.kvHeads, kh, k0);
+    tc_load_tile<D>(sV, v, b, s.seqK, s.kvHeads, kh, k0);
+    __syncthreads();
+
+    // S = Q·Kᵀ for this warp's 16 rows × 64 keys: 8 C fragments of 8 keys.
+    float sc[TC_KEYS / 8][4];
+#pragma unroll
+    for (int n = 0; n < TC_KEYS / 8; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+#pragma unroll
+      for (int n = 0; n < TC_KEYS / 8; n++) {
+        const uint16_t* kr = &sK[n * 8 + g][kk * 16 + 2 * t];
+        const uint32_t bf[2] = {*reinterpret_cast<const uint32_t*>(kr), *reinterpret_cast<const uint32_t*>(kr + 8)};
+        mma16816<BF>(sc[n], qf[kk], bf);
+      }
+    }
+    // Mask and scale; the row maxima over the quad.
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < TC_KEYS / 8; n++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int j = k0 + n * 8 + 2 * t + (e & 1);
+        const float x = sees(s, mask, b, (e & 2) ? rowHi : rowLo, j) ? sc[n][e] * scale2 : -INFINITY;
+        sc[n][e] = x;
+        mx[e >> 1] = fmaxf(mx[e >> 1], x);
+      }
+    }
+    float base[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      const float mn = fmaxf(m[r], mx[r]);
+      base[r] = mn == -INFINITY ? 0.0f : mn;  // no key seen yet: every p below is 0
+      const float corr = exp2f(m[r] - base[r]);
+      m[r] = mn;
+      l[r] *= corr;
+#pragma unroll
+      for (int n = 0; n < D / 8; n++) {
+        acc[n][2 * r] *= corr;
+        acc[n][2 * r + 1] *= corr;
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < TC_KEYS / 8; n++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const float p = exp2f(sc[n][e] - base[e >> 1]);
+        sc[n][e] = p;
+        l[e >> 1] += p;  // this thread's share; summed over the quad at the end
+      }
+    }
+    // O += P·V: two C fragments of P (16 keys) are one A fragment.
+#pragma unroll
+    for (int kc = 0; kc < TC_KEYS / 16; kc++) {
+      const uint32_t pa[4] = {pack16<BF>(sc[2 * kc][0], sc[2 * kc][1]), pack16<BF>(sc[2 * kc][2], sc[2 * kc][3]),
+                              pack16<BF>(sc[2 * kc + 1][0], sc[2 * kc + 1][1]), pack16<BF>(sc[2 * kc + 1][2], sc[2 * kc + 1][3])};
+      const int key = kc * 16 + 2 * t;
+#pragma unroll
+      for (int n = 0; n < D / 8; n++) {
+        const int d = n * 8 + g;
+        const uint32_t vb[2] = {(uint32_t)sV[key][d] | (uint32_t)sV[key + 1][d] << 16, (uint32_t)sV[key + 8][d] | (uint32_t)sV[key + 9][d] << 16};
+        mma16816<BF>(acc[n], pa, vb);
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+  }
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int row = r ? rowHi : rowLo;
+    if (row >= s.seqQ) continue;
+    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+    const i64 o = (((i64)b * s.seqQ + row) * s.heads + h) * D;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+      st(out, dtO, o + n * 8 + 2 * t, acc[n][2 * r] * inv);
+      st(out, dtO, o + n * 8 + 2 * t + 1, acc[n][2 * r + 1] * inv);
+    }
+    if (t == 0) lse[((i64)b * s.heads + h) * s.seqQ + row] = l[r] > 0.0f ? m[r] * 0.6931471805599453f + logf(l[r]) : -INFINITY;
+  }
+}
+
+#define ATTENTION_TC_KERNEL(D, NAME, BF)                                                                                                  \
+  extern "C" __global__ void __launch_bounds__(128) attention_fwd_tc_##NAME##_##D(void* out, int dtO, float* lse, const void* q,         \
+                                                                                    const void* k, const void* v, const int* mask,      \
+                                                                                    AttnShape s) {                                      \
+    attention_fwd_tc<D, BF>(out, dtO, lse, static_cast<const uint16_t*>(q), static_cast<const uint16_t*>(k),                            \
+                            static_cast<const uint16_t*>(v), mask, s);                                                                  \
+  }
+
+ATTENTION_TC_KERNEL(64, bf16, true)
+ATTENTION_TC_KERNEL(128, bf16, true)
+ATTENTION_TC_KERNEL(64, f16, false)
+ATTENTION_TC_KERNEL(128, f16, false)

@@ -97,6 +97,14 @@ async function bench(): Promise<Record<string, number>> {
   out['attention fwd TFLOP/s'] = flops / fwd / 1e9;
   out[`attention bwd ms`] = bwd;
   out['attention bwd TFLOP/s'] = (2.5 * flops) / bwd / 1e9;
+  // The same forward on the float32 CUDA-core kernel (tensorCores: false), for the ratio.
+  const f32 = createCudaBackend({ tensorCores: false });
+  const [q2, o2, lse2] = [f32.alloc('bfloat16', B * S * H * D), f32.alloc('bfloat16', B * S * H * D), f32.alloc('float32', B * H * S)];
+  f32.random(q2, { seed: 1, offset: 0, distribution: 'normal', low: 0, high: 1 });
+  const fwd32 = await timeIt(f32, () => f32.attention(o2, lse2, q2, q2, q2, null, ap), 5);
+  out['attention fwd, float32 kernel, ms'] = fwd32;
+  out['attention fwd tensor-core speedup'] = fwd32 / fwd;
+  f32.destroy();
   const logits = b.alloc('bfloat16', 8192 * 32000);
   const targets = b.alloc('int32', 8192);
   b.fill(logits, 0.5);
@@ -132,6 +140,14 @@ async function main() {
       'conformance (tiled GEMM)',
       conformanceCases({ create: () => createCudaBackend({ cublas: false }), dtypes: ['float32', 'bfloat16'] }).filter(
         (c) => c.name.startsWith('matmul') || c.name.startsWith('destroy'),
+      ),
+    ),
+  );
+  results.push(
+    await runCases(
+      'conformance (attention on the float32 kernels)',
+      conformanceCases({ create: () => createCudaBackend({ tensorCores: false }), dtypes: ['float16', 'bfloat16'] }).filter(
+        (c) => c.name.startsWith('attention') || c.name.startsWith('destroy'),
       ),
     ),
   );

@@ -32,7 +32,16 @@ import { assertDType, bytesPerElement, DTYPES, encode, splitKey } from '@peft/co
 import type { AllocatorStats, Block } from './allocator.js';
 import { arg, CudaBuffer, counts, finite, same } from './buffer.js';
 import { CublasLt, type GemmCall } from './cublaslt.js';
-import { BINARY_CODE, DTYPE_CODE, isContiguous, type KernelView, simplifyView, simplifyViews, UNARY_CODE } from './kernels.js';
+import {
+  BINARY_CODE,
+  DTYPE_CODE,
+  isContiguous,
+  type KernelName,
+  type KernelView,
+  simplifyView,
+  simplifyViews,
+  UNARY_CODE,
+} from './kernels.js';
 import { CudaRuntime, type DeviceInfo } from './runtime.js';
 
 export interface CudaBackendOptions {
@@ -44,6 +53,12 @@ export interface CudaBackendOptions {
   allowTf32?: boolean;
   /** cuBLASLt workspace (default 32 MiB). */
   workspaceBytes?: number;
+  /**
+   * Attention on tensor cores (mma.sync) where it applies: q, k and v of one 16-bit dtype,
+   * headDim 64 or 128, a GPU of compute capability 8.0 or newer (default true). false keeps
+   * the float32 CUDA-core kernels, which serve every other case.
+   */
+  tensorCores?: boolean;
 }
 
 /** memoryStats(): the caching allocator's bytes (see allocator.ts) and the device's. */
@@ -84,9 +99,12 @@ export class CudaBackend implements Backend {
   private destroyed = false;
   /** Matmul calls per path since creation (tests and benchmarks read them). */
   readonly gemmCounts = { cublasLt: 0, tiled: 0 };
+  /** Whether attention uses the tensor-core kernels where they apply (see CudaBackendOptions.tensorCores). */
+  readonly tensorCores: boolean;
 
   constructor(opts: CudaBackendOptions = {}) {
     this.rt = new CudaRuntime(opts.deviceIndex ?? 0);
+    this.tensorCores = (opts.tensorCores ?? true) && this.rt.info.computeCapability[0] >= 8;
     if (opts.cublas === false) {
       this.lt = null;
       this.gemmLibrary = 'tiled kernel (cublas: false)';
@@ -820,6 +838,21 @@ export class CudaBackend implements Backend {
     if (o === qb || o === kb || o === vb) throw new Error('attention: out must not be the same buffer as q, k or v');
     if (p.batch * p.heads * p.seqQ === 0) return;
     const D = p.headDim;
+    // Tensor cores (mma.sync, sm_80+) when q, k and v share a 16-bit dtype and D is 64 or 128.
+    const half = qb.dtype === 'bfloat16' ? 'bf16' : qb.dtype === 'float16' ? 'f16' : null;
+    if (this.tensorCores && half && kb.dtype === qb.dtype && vb.dtype === qb.dtype && (D === 64 || D === 128)) {
+      this.rt.launch(`attention_fwd_tc_${half}_${D}` as KernelName, [Math.ceil(p.seqQ / 64), p.heads, p.batch], [128], 0, [
+        o.ptr,
+        DTYPE_CODE[o.dtype],
+        l.ptr,
+        qb.ptr,
+        kb.ptr,
+        vb.ptr,
+        mb?.ptr ?? 0,
+        attnShape(p),
+      ]);
+      return;
+    }
     const smem = (16 * D + 32 * (D + 1) + 32 * D) * 4;
     this.rt.launch(`attention_fwd_${nv}`, [Math.ceil(p.seqQ / 16), p.heads, p.batch], [128], smem, [
       o.ptr,

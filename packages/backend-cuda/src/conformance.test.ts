@@ -26,6 +26,13 @@ describe.skipIf(!cuda.available)('cuda backend conformance with the tiled GEMM (
   }
 });
 
+describe.skipIf(!cuda.available)('cuda backend conformance: attention on the float32 kernels (tensorCores: false)', () => {
+  for (const c of conformanceCases({ create: () => createCudaBackend({ tensorCores: false }), dtypes: ['float16', 'bfloat16'] })) {
+    if (!c.name.startsWith('attention') && !c.name.startsWith('destroy')) continue;
+    it(c.name, c.run);
+  }
+});
+
 describe.skipIf(!cuda.available)('cuda backend gradient checks (@peft/core/testing)', () => {
   for (const c of gradcheckCases({ create: () => createCudaBackend() })) {
     if (only && !c.name.includes(only) && !c.name.startsWith('destroy')) continue;

@@ -117,12 +117,25 @@ describe.skipIf(!mock)('the driver plumbing, on a stand-in libcuda', async () =>
     const q = b.alloc('bfloat16', 2 * 40 * 4 * 128);
     const lse = b.alloc('float32', 2 * 4 * 40);
     const o = b.alloc('bfloat16', 2 * 40 * 4 * 128);
-    b.attention(o, lse, q, q, q, null, { batch: 2, seqQ: 40, seqK: 40, heads: 4, kvHeads: 4, headDim: 128, scale: 0.1, causal: true });
+    const shape = { batch: 2, seqQ: 40, seqK: 40, heads: 4, kvHeads: 4, headDim: 128, scale: 0.1, causal: true };
+    b.attention(o, lse, q, q, q, null, shape);
     const name = Buffer.alloc(128);
     const dims = new Uint32Array(7);
     lastLaunch(name, new Uint8Array(4096), dims);
+    // bfloat16 q/k/v with headDim 128: the tensor-core kernel, 64 query rows per block, static shared memory.
+    expect(name.toString('utf8', 0, name.indexOf(0))).toBe('attention_fwd_tc_bf16_128');
+    expect([...dims]).toEqual([1, 4, 2, 128, 1, 1, 0]);
+    const f32 = createCudaBackend({ cublas: false, tensorCores: false });
+    const [q2, lse2, o2] = [
+      f32.alloc('bfloat16', 2 * 40 * 4 * 128),
+      f32.alloc('float32', 2 * 4 * 40),
+      f32.alloc('bfloat16', 2 * 40 * 4 * 128),
+    ];
+    f32.attention(o2, lse2, q2, q2, q2, null, shape);
+    lastLaunch(name, new Uint8Array(4096), dims);
     expect(name.toString('utf8', 0, name.indexOf(0))).toBe('attention_fwd_4');
     expect([...dims]).toEqual([3, 4, 2, 128, 1, 1, (16 * 128 + 32 * 129 + 32 * 128) * 4]);
+    f32.destroy();
     const a = b.alloc('float32', 6);
     b.matmul(o, a, a, {
       batch: 1,

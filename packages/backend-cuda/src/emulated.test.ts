@@ -22,7 +22,7 @@ describe.skipIf(!emu)('the host emulator itself', () => {
       lines.filter((l) => l.startsWith('FAIL')),
       output,
     ).toEqual([]);
-    expect(lines.filter((l) => l.startsWith('ok ')).length).toBe(9);
+    expect(lines.filter((l) => l.startsWith('ok ')).length).toBe(12);
     expect(status).toBe(0);
   });
 });
@@ -104,6 +104,18 @@ describe.skipIf(!emu)('the CUDA kernels on the host emulator: matmul with the ti
     reference: () => createCpuBackend(),
   })) {
     if (!c.name.startsWith('matmul') && !c.name.startsWith('destroy')) continue;
+    it(c.name, c.run);
+  }
+});
+
+describe.skipIf(!emu)('the CUDA kernels on the host emulator: attention on the float32 kernels (tensorCores: false)', async () => {
+  const { createCudaBackend } = await import('./index.js');
+  for (const c of conformanceCases({
+    create: () => createCudaBackend({ tensorCores: false }),
+    dtypes: ['float16', 'bfloat16'],
+    reference: () => createCpuBackend(),
+  })) {
+    if (!c.name.startsWith('attention') && !c.name.startsWith('destroy')) continue;
     it(c.name, c.run);
   }
 });

@@ -87,7 +87,18 @@ export async function buildEmulator(cxx: string): Promise<{ driver: string; fatb
     const file = join(work, `${family}.cc`);
     writeFileSync(file, `#line 1 "${join(kernelDir, `${family}.cu`)}"\n${source}\n#line 1 "emulator exports"\n${exports.join('\n')}\n`);
     const lib = join(dir, `${family}.so`);
-    jobs.push(run(cxx, [...flags, '-fvisibility=hidden', `-I${emuDir}`, `-I${kernelDir}`, '-o', join(work, `${family}.so`), file]));
+    jobs.push(
+      run(cxx, [
+        ...flags,
+        '-fvisibility=hidden',
+        '-DPEFT_CUDA_EMULATION',
+        `-I${emuDir}`,
+        `-I${kernelDir}`,
+        '-o',
+        join(work, `${family}.so`),
+        file,
+      ]),
+    );
     // The fatbin stand-in: the fatbin magic, then the library's path.
     const header = Buffer.alloc(16);
     header.writeUInt32LE(0xba55ed50, 0);

@@ -54,6 +54,10 @@ struct Fiber {
   uint64_t value, out;
   int src;
   unsigned mask;
+  // warp-wide gathers (mma): this lane's bytes, and where every lane's go
+  const void* gather_in;
+  void* gather_out;
+  size_t gather_bytes;
 };
 
 struct Launch {
@@ -114,6 +118,17 @@ inline int syncthreads_or(int pred) {
   return cur->result;
 }
 
+// Every lane of the warp passes `bytes` bytes; each gets all 32 lanes' in `all` (lane-major).
+// The whole warp must take part (like mma.sync.aligned).
+inline void warp_gather(const void* mine, size_t bytes, void* all) {
+  cur->gather_in = mine;
+  cur->gather_out = all;
+  cur->gather_bytes = bytes;
+  cur->mask = 0;
+  cur->state = AT_WARP_BARRIER;
+  yield();
+}
+
 template <typename T>
 inline T shuffle(unsigned mask, T v, int src) {
   static_assert(sizeof(T) <= 8, "shuffle of a type wider than 8 bytes");
@@ -122,6 +137,7 @@ inline T shuffle(unsigned mask, T v, int src) {
   memcpy(&cur->value, &v, sizeof(T));
   cur->src = src & 31;
   cur->mask = mask;
+  cur->gather_in = nullptr;
   cur->state = AT_WARP_BARRIER;
   yield();
   T r;
@@ -171,9 +187,30 @@ inline void run_block() {
         else if (lanes[l].state != DONE) all = false;
       }
       if (!waiting || !all) continue;
+      int first = 0;
+      while (lanes[first].state != AT_WARP_BARRIER) first++;
+      if (lanes[first].gather_in) {
+        // A warp-wide gather: every lane of a full warp, all at one.
+        for (int l = 0; l < 32; l++) {
+          if (l >= count || lanes[l].state != AT_WARP_BARRIER || !lanes[l].gather_in || lanes[l].gather_bytes != lanes[first].gather_bytes) {
+            set_error("warp %d: a warp-wide matrix instruction (mma) without all 32 lanes at it (lane %d is not)", w, l);
+            return;
+          }
+        }
+        for (int l = 0; l < 32; l++)
+          for (int m = 0; m < 32; m++)
+            memcpy((char*)lanes[l].gather_out + m * lanes[0].gather_bytes, lanes[m].gather_in, lanes[0].gather_bytes);
+        for (int l = 0; l < 32; l++) lanes[l].state = RUNNABLE;
+        released = true;
+        continue;
+      }
       for (int l = 0; l < count; l++) {
         Fiber& f = lanes[l];
         if (f.state != AT_WARP_BARRIER) continue;
+        if (f.gather_in) {
+          set_error("warp %d: lane %d is at a warp-wide matrix instruction while lane %d is at a shuffle", w, l, first);
+          return;
+        }
         const int s = f.src;
         if (s >= count || lanes[s].state != AT_WARP_BARRIER || !(f.mask >> s & 1u)) {
           set_error("warp %d, lane %d: a shuffle reads lane %d, which has exited or is not in the mask", w, l, s);
@@ -293,6 +330,7 @@ inline int launch(void (*kernel)(A...), const char* name, const unsigned* dims, 
 #define __launch_bounds__(...)
 #define __shared__ static
 #define __restrict__ __restrict
+#define __align__(n) __attribute__((aligned(n)))
 #define __syncthreads() emu::syncthreads()
 #define __syncthreads_or(p) emu::syncthreads_or(p)
 
@@ -410,3 +448,42 @@ inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   x += 0x7fffu + (x >> 16 & 1);
   return {(uint16_t)(x >> 16)};
 }
+
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.x; }
+inline unsigned short __half_as_ushort(__half h) { return h.x; }
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short x) { return {x}; }
+inline __half __ushort_as_half(unsigned short x) { return {x}; }
+
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
+
+namespace emu {
+// mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: D = A·B + D over a warp, with the PTX ISA's
+// fragment layout. groupID = lane / 4, t = lane % 4. A (16×16, row-major), 4 registers of two
+// 16-bit values (low half first): register r holds row groupID + 8·(r & 1), columns 2t, 2t+1
+// (+ 8 when r ≥ 2). B (16×8, column-major), 2 registers: register r holds rows 2t, 2t+1 (+ 8 when
+// r = 1) of column groupID. C/D (16×8 float): element e is row groupID + 8·(e ≥ 2), column
+// 2t + (e & 1). Products are exact in float32; the sum is accumulated in float32 in k order.
+inline void mma_m16n8k16(float* d, const uint32_t* a, const uint32_t* b, bool bf16) {
+  struct Regs {
+    uint32_t a[4], b[2];
+  };
+  const Regs mine{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
+  Regs all[32];
+  warp_gather(&mine, sizeof mine, all);
+  auto value = [bf16](uint32_t reg, int high) {
+    const uint16_t h = (uint16_t)(high ? reg >> 16 : reg & 0xffff);
+    return bf16 ? __bfloat162float(__nv_bfloat16{h}) : __half2float(__half{h});
+  };
+  auto A = [&](int row, int k) { return value(all[(row & 7) * 4 + (k & 7) / 2].a[(row >= 8) + 2 * (k >= 8)], k & 1); };
+  auto B = [&](int k, int n) { return value(all[n * 4 + (k & 7) / 2].b[k >= 8], k & 1); };
+  const int g = cur->lane >> 2, t = cur->lane & 3;
+  for (int e = 0; e < 4; e++) {
+    const int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
+    float acc = d[e];
+    for (int k = 0; k < 16; k++) acc = fmaf(A(row, k), B(k, col), acc);
+    d[e] = acc;
+  }
+}
+}  // namespace emu

@@ -41,6 +41,27 @@ extern "C" __global__ void k_early_exit_then_sync(float* out) {
   out[threadIdx.x] = 1.0f;
 }
 
+// D[16×8] = A[16×16]·B[16×8] with one mma; fragments built from the PTX ISA's element formulas
+// (a_i: row groupID + 8·((i/2) mod 2), column 2t + (i mod 2) + 8·(i/4); b_i: row 2t + (i mod 2)
+// + 8·(i/2), column groupID; c_i: row groupID + 8·(i/2), column 2t + (i mod 2)).
+extern "C" __global__ void k_mma(float* out, const float* A, const float* B, int bf16) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  auto bits = [bf16](float v) -> uint32_t {
+    return bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v)) : __half_as_ushort(__float2half_rn(v));
+  };
+  uint32_t a[4] = {0, 0, 0, 0}, b[2] = {0, 0};
+  for (int i = 0; i < 8; i++) a[i / 2] |= bits(A[(g + 8 * ((i / 2) % 2)) * 16 + 2 * t + (i % 2) + 8 * (i / 4)]) << (16 * (i % 2));
+  for (int i = 0; i < 4; i++) b[i / 2] |= bits(B[(2 * t + (i % 2) + 8 * (i / 2)) * 8 + g]) << (16 * (i % 2));
+  float d[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+  emu::mma_m16n8k16(d, a, b, bf16 != 0);
+  for (int i = 0; i < 4; i++) out[(g + 8 * (i / 2)) * 8 + 2 * t + (i % 2)] = d[i];
+}
+extern "C" __global__ void k_mma_partial(float* out) {
+  if (threadIdx.x == 31) return;
+  uint32_t a[4] = {0, 0, 0, 0}, b[2] = {0, 0};
+  emu::mma_m16n8k16(out, a, b, true);
+}
+
 static int failures = 0;
 static void report(const char* name, bool ok, const char* why = "") {
   printf(ok ? "ok %s\n" : "FAIL %s: %s\n", name, why);
@@ -124,6 +145,24 @@ int main() {
     const unsigned dims[6] = {1, 1, 1, 32, 1, 1};
     const int rc = emu::launch(k_block_sum, "short_args", dims, 0, buf, 4, err, 512);
     report("an argument buffer shorter than the parameters is refused", rc == 1 && strstr(err, "argument buffer"), err);
+  }
+  for (int bf16 = 0; bf16 < 2; bf16++) {
+    std::vector<float> A(16 * 16), B(16 * 8), out(16 * 8);
+    for (int i = 0; i < 256; i++) A[i] = (float)((i * 7) % 13 - 6) * 0.25f;  // exact in both 16-bit types
+    for (int i = 0; i < 128; i++) B[i] = (float)((i * 5) % 11 - 5) * 0.5f;
+    bool ok = call(k_mma, "mma", 1, 1, 1, 32, 1, 1, 0, err, out.data(), (const float*)A.data(), (const float*)B.data(), bf16) == 0;
+    for (int r = 0; r < 16; r++)
+      for (int c = 0; c < 8; c++) {
+        float want = 0.5f;
+        for (int k = 0; k < 16; k++) want += A[r * 16 + k] * B[k * 8 + c];
+        ok = ok && out[r * 8 + c] == want;
+      }
+    report(bf16 ? "mma m16n8k16 bf16: fragments as the PTX ISA lays them out" : "mma m16n8k16 f16: fragments as the PTX ISA lays them out", ok, err);
+  }
+  {
+    std::vector<float> out(4);
+    const int rc = call(k_mma_partial, "mma_partial", 1, 1, 1, 32, 1, 1, 0, err, out.data());
+    report("an mma without the whole warp is an error", rc == 1 && strstr(err, "all 32 lanes"), err);
   }
   printf("%d failures\n", failures);
   return failures ? 1 : 0;

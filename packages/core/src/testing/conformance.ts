@@ -895,6 +895,12 @@ function attentionCaseList(): AttentionCase[] {
     a('large scores (scale 1)', { batch: 1, seqQ: 8, seqK: 8, heads: 2, kvHeads: 2, headDim: 64, causal: false, scale: 1 }),
     a('longer than a 128 tile, MQA', { batch: 1, seqQ: 130, seqK: 130, heads: 2, kvHeads: 1, headDim: 64, causal: true }),
     a(
+      'headDim 128 past a 64 tile, GQA, right padding',
+      { batch: 2, seqQ: 70, seqK: 70, heads: 4, kvHeads: 2, headDim: 128, causal: true },
+      () => Array.from({ length: 140 }, (_, i) => (i >= 130 ? 0 : 1)),
+    ),
+    a('headDim 64, queries after a cache (seqQ < seqK)', { batch: 1, seqQ: 20, seqK: 90, heads: 2, kvHeads: 2, headDim: 64, causal: true }),
+    a(
       'decode over a long cache, random padding',
       { batch: 1, seqQ: 2, seqK: 1030, heads: 4, kvHeads: 2, headDim: 32, causal: true },
       (rng) => Array.from(rng.uniform(1030), (u) => (u < 0.1 ? 0 : 1)),
