@@ -102,8 +102,12 @@ async function bench(): Promise<Record<string, number>> {
   const [q2, o2, lse2] = [f32.alloc('bfloat16', B * S * H * D), f32.alloc('bfloat16', B * S * H * D), f32.alloc('float32', B * H * S)];
   f32.random(q2, { seed: 1, offset: 0, distribution: 'normal', low: 0, high: 1 });
   const fwd32 = await timeIt(f32, () => f32.attention(o2, lse2, q2, q2, q2, null, ap), 5);
+  const [dq2, dk2, dv2] = [0, 1, 2].map(() => f32.alloc('bfloat16', B * S * H * D));
+  const bwd32 = await timeIt(f32, () => f32.attentionBackward(dq2!, dk2!, dv2!, o2, q2, q2, q2, o2, lse2, null, ap), 3);
   out['attention fwd, float32 kernel, ms'] = fwd32;
   out['attention fwd tensor-core speedup'] = fwd32 / fwd;
+  out['attention bwd, float32 kernel, ms'] = bwd32;
+  out['attention bwd tensor-core speedup'] = bwd32 / bwd;
   f32.destroy();
   const logits = b.alloc('bfloat16', 8192 * 32000);
   const targets = b.alloc('int32', 8192);

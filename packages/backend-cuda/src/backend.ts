@@ -838,9 +838,8 @@ export class CudaBackend implements Backend {
     if (o === qb || o === kb || o === vb) throw new Error('attention: out must not be the same buffer as q, k or v');
     if (p.batch * p.heads * p.seqQ === 0) return;
     const D = p.headDim;
-    // Tensor cores (mma.sync, sm_80+) when q, k and v share a 16-bit dtype and D is 64 or 128.
-    const half = qb.dtype === 'bfloat16' ? 'bf16' : qb.dtype === 'float16' ? 'f16' : null;
-    if (this.tensorCores && half && kb.dtype === qb.dtype && vb.dtype === qb.dtype && (D === 64 || D === 128)) {
+    const half = this.tcDtype(qb, kb, vb, D);
+    if (half) {
       this.rt.launch(`attention_fwd_tc_${half}_${D}` as KernelName, [Math.ceil(p.seqQ / 64), p.heads, p.batch], [128], 0, [
         o.ptr,
         DTYPE_CODE[o.dtype],
@@ -869,6 +868,12 @@ export class CudaBackend implements Backend {
     ]);
   }
 
+  /** The tensor-core attention kernels' dtype name, when they apply: q, k and v of one 16-bit dtype, D = 64 or 128, sm_80+. */
+  private tcDtype(q: CudaBuffer, k: CudaBuffer, v: CudaBuffer, D: number): 'bf16' | 'f16' | null {
+    if (!this.tensorCores || k.dtype !== q.dtype || v.dtype !== q.dtype || (D !== 64 && D !== 128)) return null;
+    return q.dtype === 'bfloat16' ? 'bf16' : q.dtype === 'float16' ? 'f16' : null;
+  }
+
   attentionBackward(
     dq: DeviceBuffer,
     dk: DeviceBuffer,
@@ -892,7 +897,7 @@ export class CudaBackend implements Backend {
     const qb = arg(this, K, 'q', q, nq, 'float');
     const kb = arg(this, K, 'k', k, nk, 'float');
     const vb = arg(this, K, 'v', v, nk, 'float');
-    const ob = arg(this, K, 'out', out, nq, 'float'); // validated only: D_i comes from P and dP
+    const ob = arg(this, K, 'out', out, nq, 'float'); // validated only: delta_i comes from P and dP (see attention.cu)
     const l = arg(this, K, 'lse', lse, p.batch * p.heads * p.seqQ, 'float32');
     const mb = mask === null ? null : arg(this, K, 'mask', mask, p.batch * p.seqK, 'int32');
     for (const [name, buf] of [
@@ -913,6 +918,42 @@ export class CudaBackend implements Backend {
     if (rowsQ === 0) return;
     const delta = this.temp(rowsQ * 4);
     const shape = attnShape(p);
+    const half = this.tcDtype(qb, kb, vb, D);
+    if (half && g.dtype === qb.dtype) {
+      // dq first: it sums delta_i = Σ_j P_ij·dP_ij, which the dk/dv kernel reads.
+      this.rt.launch(`attention_bwd_dq_tc_${half}_${D}` as KernelName, [Math.ceil(p.seqQ / 64), p.heads, p.batch], [128], 0, [
+        dqb.ptr,
+        DTYPE_CODE[dqb.dtype],
+        delta.ptr,
+        g.ptr,
+        qb.ptr,
+        kb.ptr,
+        vb.ptr,
+        l.ptr,
+        mb?.ptr ?? 0,
+        shape,
+      ]);
+      if (p.seqK > 0) {
+        // Shared memory: the block's 64 keys and values, a 32-query tile of q and dO (16-bit, rows padded by 8), lse and delta of the tile.
+        const smem = (2 * 64 + 2 * 32) * (D + 8) * 2 + 64 * 4;
+        this.rt.launch(`attention_bwd_dkdv_tc_${half}_${D}` as KernelName, [Math.ceil(p.seqK / 64), p.kvHeads, p.batch], [128], smem, [
+          dkb.ptr,
+          DTYPE_CODE[dkb.dtype],
+          dvb.ptr,
+          DTYPE_CODE[dvb.dtype],
+          g.ptr,
+          qb.ptr,
+          kb.ptr,
+          vb.ptr,
+          l.ptr,
+          delta.ptr,
+          mb?.ptr ?? 0,
+          shape,
+        ]);
+      }
+      this.rt.release(delta);
+      return;
+    }
     const ptrs = [g.ptr, DTYPE_CODE[g.dtype], qb.ptr, DTYPE_CODE[qb.dtype], kb.ptr, DTYPE_CODE[kb.dtype], vb.ptr, DTYPE_CODE[vb.dtype]];
     this.rt.launch(`attention_bwd_dq_${nv}`, [Math.ceil(p.seqQ / 16), p.heads, p.batch], [128], (32 * D + 64 * (D + 1)) * 4, [
       dqb.ptr,
