@@ -99,6 +99,11 @@ export class CudaBackend implements Backend {
   private destroyed = false;
   /** Matmul calls per path since creation (tests and benchmarks read them). */
   readonly gemmCounts = { cublasLt: 0, tiled: 0 };
+  /** Kernel launches by kernel name since creation (graph replays not counted): which paths a workload took. */
+  kernelLaunches(): Record<string, number> {
+    return Object.fromEntries(this.rt.launchCounts);
+  }
+
   /** Whether attention uses the tensor-core kernels where they apply (see CudaBackendOptions.tensorCores). */
   readonly tensorCores: boolean;
 

@@ -206,6 +206,9 @@ export class CudaRuntime {
     return entry.fn;
   }
 
+  /** Launches per kernel since creation (graph replays not counted). */
+  readonly launchCounts = new Map<KernelName, number>();
+
   launch(
     name: KernelName,
     grid: [number, number?, number?],
@@ -218,6 +221,7 @@ export class CudaRuntime {
     if (gx === 0 || gy === 0 || gz === 0) return;
     if (gx > 2147483647 || gy > 65535 || gz > 65535) throw new Error(`${name}: grid ${gx}×${gy}×${gz} is larger than CUDA allows`);
     const fn = this.fn(name, smem);
+    this.launchCounts.set(name, (this.launchCounts.get(name) ?? 0) + 1);
     const v = this.argView;
     const size = packArgs(new DataView(v.buffer, v.byteOffset, 3072), name, KERNELS[name].params, args);
     // extra = { CU_LAUNCH_PARAM_BUFFER_POINTER, args, CU_LAUNCH_PARAM_BUFFER_SIZE, &size, CU_LAUNCH_PARAM_END }
