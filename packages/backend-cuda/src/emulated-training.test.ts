@@ -197,6 +197,18 @@ describe.skipIf(!emu)('LoRA training with the CUDA kernels on the host emulator'
       expect(cudaLosses[19]!).toBeLessThan(cudaLosses[0]!);
       console.log(`GEMMs: ${JSON.stringify(cuda.gemmCounts)}`);
       expect(cuda.gemmCounts.tiled).toBe(0);
+      const launches = cuda.kernelLaunches();
+      const tc = Object.keys(launches).filter((k) => k.includes('_tc_'));
+      if (kind === 'llama-head-dim-64') {
+        expect(tc.sort()).toEqual(['attention_bwd_dkdv_tc_bf16_64', 'attention_bwd_dq_tc_bf16_64', 'attention_fwd_tc_bf16_64']);
+        // 2 layers × 20 steps, twice: gradient checkpointing runs the forward again in backward.
+        expect(launches.attention_fwd_tc_bf16_64).toBe(2 * 20 * 2);
+        expect(launches.attention_bwd_dq_tc_bf16_64).toBe(2 * 20);
+        // Nothing on the float32 kernels: the gradient reaching attention is bfloat16 too.
+        expect(Object.keys(launches).filter((k) => /^attention_(fwd|bwd_dq|bwd_dkdv)_\d$/.test(k))).toEqual([]);
+      } else {
+        expect(tc).toEqual([]);
+      }
       onCpu.dispose();
       onCuda.dispose();
       cpu.destroy();

@@ -23,6 +23,28 @@ function countingMatmul(b: Backend): { count: () => number; restore: () => void 
 }
 
 describe('autograd', () => {
+  it('gives each tensor a gradient of its own dtype (PyTorch semantics), also across mixed-dtype ops', async () => {
+    // x bfloat16 + y float32 → a float32 sum; x's gradient comes back as bfloat16, y's as float32.
+    const x = tensor([1, 2, 3, 4], [2, 2], { backend, dtype: 'bfloat16', requiresGrad: true });
+    const y = tensor([0.5, 0.5, 0.5, 0.5], [2, 2], { backend, dtype: 'float32', requiresGrad: true });
+    const s = add(x, y);
+    expect(s.dtype).toBe('float32');
+    backward(sum(mul(s, s)));
+    expect(x.grad?.dtype).toBe('bfloat16');
+    expect(y.grad?.dtype).toBe('float32');
+    expect(await x.grad!.array()).toEqual([
+      [3, 5],
+      [7, 9],
+    ]);
+    // LoRA's first product: bfloat16 activations against a float32 adapter weight.
+    const h = tensor([1, -1, 2, 0.5], [2, 2], { backend, dtype: 'bfloat16', requiresGrad: true });
+    const a = tensor([0.25, 0.5, -1, 2], [2, 2], { backend, dtype: 'float32', requiresGrad: true });
+    backward(sum(linear(h, a)));
+    expect(h.grad?.dtype).toBe('bfloat16');
+    expect(a.grad?.dtype).toBe('float32');
+    for (const t of [x, y, s, h, a]) t.dispose();
+  });
+
   it('computes gradients of a linear layer with a squared loss', async () => {
     // y = x·Wᵀ + b, L = Σ y²  →  dL/dW = 2 yᵀ x, dL/db = 2 Σ_rows y, dL/dx = 2 y W
     const x = tensor([1, 2, -1, 0.5], [2, 2], { backend, requiresGrad: true });

@@ -1,5 +1,6 @@
 import { keep, tidy } from '../memory.js';
 import { add, onesLike } from '../ops/elementwise.js';
+import { cast } from '../ops/shape.js';
 import { formatShape, type Tensor } from '../tensor.js';
 
 /**
@@ -153,13 +154,21 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
           if (node.opaque || node.inputs.some((t) => t !== null)) {
             const gradIns = node.backward(gradOuts);
             node.inputs.forEach((input, j) => {
-              const g = gradIns[j];
+              let g = gradIns[j];
               if (!input || !g) {
                 g?.dispose();
                 return;
               }
               if (g.shape.join() !== input.shape.join()) {
                 throw new Error(`backward of ${node.op}: gradient ${formatShape(g.shape)} does not match input ${input.describe()}`);
+              }
+              // A gradient has its tensor's dtype, as in PyTorch: a bfloat16 activation that met a
+              // float32 one (LoRA's adapter path) gets a bfloat16 gradient, and the backward pass
+              // of a 16-bit model stays 16-bit instead of widening everything upstream.
+              if (g.dtype !== input.dtype) {
+                const narrowed = cast(g, input.dtype);
+                g.dispose();
+                g = narrowed;
               }
               if (!node.leaf[j]) grads.set(input.id, addGrad(grads.get(input.id), g, add));
               else input.grad = keep(addGrad(input.grad ?? undefined, g, add));
