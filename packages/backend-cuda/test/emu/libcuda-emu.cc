@@ -8,6 +8,11 @@
 //
 // Each allocation ends at an inaccessible page, so a kernel writing or reading past the end of
 // its buffer (beyond the allocator's size class) stops the process with SIGSEGV.
+//
+// PEFT_CUDA_EMU_DRY=1: a memory plan, not a computation. Kernels, GEMMs, device copies and
+// memsets are accepted and skipped; allocations reserve address space without committing it
+// (MAP_NORESERVE), so the allocator's peak for a real model size (a 7B model on an 80 GiB GPU,
+// PEFT_CUDA_EMU_TOTAL_GIB=80) can be measured on a small machine. Values read back are garbage.
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,11 +32,13 @@ namespace {
 const CUresult OK = 0, OUT_OF_MEMORY = 2, INVALID_IMAGE = 200, NOT_FOUND = 500, NOT_READY = 600, LAUNCH_FAILED = 719;
 std::string last_error;
 size_t device_bytes = 0;
-const size_t DEVICE_TOTAL = (size_t)8 << 30;
+const bool DRY = getenv("PEFT_CUDA_EMU_DRY") && getenv("PEFT_CUDA_EMU_DRY")[0] == '1';
+const size_t DEVICE_TOTAL = (size_t)(getenv("PEFT_CUDA_EMU_TOTAL_GIB") ? atof(getenv("PEFT_CUDA_EMU_TOTAL_GIB")) : 8.0) << 30;
 
 struct Allocation {
   void* map;
   size_t length;
+  size_t bytes;
 };
 std::map<uint64_t, Allocation> allocations;
 
@@ -59,6 +66,7 @@ bool capturing = false;
 Graph* capture = nullptr;
 
 CUresult run(const Op& op) {
+  if (DRY) return OK;
   switch (op.kind) {
     case Op::LAUNCH: {
       char err[512];
@@ -152,11 +160,11 @@ CUresult cuMemAlloc_v2(uint64_t* p, size_t n) {
   if (n > DEVICE_TOTAL - device_bytes) return OUT_OF_MEMORY;
   const size_t body = ((n ? n : 1) + 255) / 256 * 256;
   const size_t pages = (body + page - 1) / page * page;
-  void* m = mmap(nullptr, pages + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* m = mmap(nullptr, pages + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (DRY ? MAP_NORESERVE : 0), -1, 0);
   if (m == MAP_FAILED) return OUT_OF_MEMORY;
   mprotect((char*)m + pages, page, PROT_NONE);
   const uint64_t ptr = (uint64_t)(uintptr_t)((char*)m + pages - body);
-  allocations[ptr] = {m, pages + page};
+  allocations[ptr] = {m, pages + page, n};
   device_bytes += n;
   *p = ptr;
   return OK;
@@ -165,6 +173,7 @@ CUresult cuMemFree_v2(uint64_t p) {
   auto it = allocations.find(p);
   if (it == allocations.end()) return 1;
   munmap(it->second.map, it->second.length);
+  device_bytes -= it->second.bytes;
   allocations.erase(it);
   return OK;
 }

@@ -11,7 +11,9 @@ import { backward, enableGrad, isGradEnabled, noGrad, record } from './tape.js';
  */
 export function checkpoint(fn: (...inputs: Tensor[]) => Tensor, inputs: readonly Tensor[]): Tensor {
   if (!isGradEnabled()) return fn(...inputs);
-  const { result: y, draws } = recordDraws(() => noGrad(() => fn(...inputs)));
+  // tidy: the block's intermediates are released as soon as it returns, not when the caller's
+  // scope ends (a model's forward over 32 checkpointed layers would otherwise hold all of them).
+  const { result: y, draws } = recordDraws(() => noGrad(() => tidy(() => fn(...inputs))));
   const saved = inputs.map((t) => keep(t.share()));
   record(
     'checkpoint',

@@ -1,0 +1,43 @@
+// The CUDA backend's memory for the Llama-2-7B-shaped LoRA step of the CUDA bench (batch 8 × 512,
+// r 16 on every linear layer, gradient checkpointing), planned on the emulated driver in dry mode
+// (see benchmarks/cuda-memory-plan.ts): no GPU, no computation, the allocator's real numbers.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useEmulator } from '../../packages/backend-cuda/src/emulator.testkit.js';
+import { CUDA_CONFIGS } from './cuda-suite.js';
+import { runLoraStep } from './lora-step.js';
+
+process.env.PEFT_CUDA_EMU_DRY = '1';
+process.env.PEFT_CUDA_EMU_TOTAL_GIB = '80';
+const emu = await useEmulator();
+const GiB = 2 ** 30;
+
+describe.skipIf(!emu)('CUDA memory plan (emulated driver, dry mode)', () => {
+  it('Llama-2-7B shape: weights at their exact size, a training step at most 3.5 GiB above them', async () => {
+    const { createCudaBackend } = await import('@peft/backend-cuda');
+    const c = CUDA_CONFIGS.find((x) => x.id === 'llama')!;
+    const config = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'fixtures', 'configs', c.dir, 'config.json'), 'utf8'));
+    const backend = createCudaBackend();
+    const r = await runLoraStep(backend, {
+      config,
+      dtype: 'bfloat16',
+      r: c.r,
+      alpha: c.alpha,
+      targets: c.targets,
+      batch: c.batch,
+      seq: c.seq,
+      warmup: 1,
+      steps: 1,
+    });
+    backend.destroy();
+    console.log(`Llama-2-7B shape: weights ${(r.modelBytes / GiB).toFixed(2)} GiB, step peak ${(r.peakBytes / GiB).toFixed(2)} GiB`);
+    // 6.74B bfloat16 parameters are 12.55 GiB, the float32 adapter 0.15 GiB.
+    expect(r.parameters).toBe(6_738_415_616);
+    expect(r.modelBytes / GiB).toBeLessThan(12.8);
+    // Above the weights: AdamW's moments, 32 saved layer inputs (1 GiB), one layer's recomputed
+    // activations and the logits. 2.9 GiB when this was written; 20.9 GiB when checkpointed
+    // layers kept their intermediates until the end of the forward pass.
+    expect((r.peakBytes - r.modelBytes) / GiB).toBeLessThan(3.5);
+  });
+});
