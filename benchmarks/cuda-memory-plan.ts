@@ -30,7 +30,19 @@ for (const c of CUDA_CONFIGS) {
   const batch = opt('--batch') ? Number(opt('--batch')) : c.batch;
   const seq = opt('--seq') ? Number(opt('--seq')) : c.seq;
   const t0 = performance.now();
+  // Launches and GEMMs of the second step alone (the first also loads kernels; the build is before it).
+  const count = () => ({
+    launches: Object.values(backend.kernelLaunches()).reduce((a, b) => a + b, 0),
+    gemms: backend.gemmCounts.cublasLt + backend.gemmCounts.tiled,
+  });
+  let after1 = count();
+  let after2 = count();
+  const onStep = (step: number) => {
+    if (step === 0) after1 = count();
+    else after2 = count();
+  };
   const r = await runLoraStep(backend, {
+    onStep,
     config,
     layers,
     dtype: 'bfloat16',
@@ -43,11 +55,13 @@ for (const c of CUDA_CONFIGS) {
     steps: 1,
   });
   const s = backend.memoryStats();
+  const launches = after2.launches - after1.launches;
+  const gemms = after2.gemms - after1.gemms;
   console.log(
     `${c.title}: ${r.layers} layers, ${(r.parameters / 1e9).toFixed(2)}B parameters + ${(r.trainable / 1e6).toFixed(1)}M LoRA, batch ${batch} × ${seq}, ` +
       `gradient checkpointing: weights ${(r.modelBytes / GiB).toFixed(2)} GiB, step peak ${(r.peakBytes / GiB).toFixed(2)} GiB ` +
       `(${((r.peakBytes - r.modelBytes) / GiB).toFixed(2)} GiB above the weights), reserved at peak ${(s.peakReserved / GiB).toFixed(2)} GiB, ` +
-      `${s.deviceAllocs} cuMemAlloc calls; ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `${s.deviceAllocs} cuMemAlloc calls; a step enqueues ${launches} kernels and ${gemms} GEMMs in ${r.stepMs[1]!.toFixed(0)} ms of host time (the GPU's work skipped); ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
   backend.destroy();
 }

@@ -30,6 +30,8 @@ export interface LoraStepOptions {
   lr?: number;
   weightDecay?: number;
   seed?: number;
+  /** Called after each step (warm-up included) with its index, once its loss has been read. */
+  onStep?: (step: number) => void;
 }
 
 export interface LoraStepResult {
@@ -138,6 +140,7 @@ export async function runLoraStep(backend: Backend, o: LoraStepOptions): Promise
       losses.push(await loss.item());
       loss.dispose();
       stepMs.push(performance.now() - t0);
+      o.onStep?.(step);
     }
     const medianStepMs = median(stepMs.slice(o.warmup));
     return {
