@@ -1,4 +1,7 @@
 import '@peft/backend-cpu';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createBackend, registerBackend, registeredBackends } from './registry.js';
 import { tensor } from './tensor.js';
@@ -23,6 +26,29 @@ describe('backend registry', () => {
     const b = await createBackend('test-registry', { x: 1 });
     expect(made).toEqual([{ x: 1 }]);
     b.destroy();
+  });
+
+  it('finds a backend package installed in the working directory’s project (which core itself cannot see under pnpm)', async () => {
+    const project = mkdtempSync(join(tmpdir(), 'peft-registry-'));
+    const pkg = join(project, 'node_modules', '@peft', 'backend-fromcwd');
+    mkdirSync(join(pkg, 'dist'), { recursive: true });
+    writeFileSync(
+      join(pkg, 'package.json'),
+      JSON.stringify({ name: '@peft/backend-fromcwd', type: 'module', exports: { '.': { import: './dist/index.js' } } }),
+    );
+    // A real backend package imports @peft/core's registerBackend; this stand-in, outside the
+    // workspace, reaches the same function through a global the test sets.
+    (globalThis as { peftTestRegister?: typeof registerBackend }).peftTestRegister = registerBackend;
+    writeFileSync(join(pkg, 'dist', 'index.js'), "globalThis.peftTestRegister('fromcwd', (o) => ({ name: 'fromcwd', options: o }));\n");
+    const cwd = process.cwd();
+    process.chdir(join(project));
+    try {
+      const b = (await createBackend('fromcwd', { y: 2 })) as unknown as { name: string; options: unknown };
+      expect(b).toEqual({ name: 'fromcwd', options: { y: 2 } });
+    } finally {
+      process.chdir(cwd);
+      rmSync(project, { recursive: true, force: true });
+    }
   });
 
   it('says which package to install for an unknown backend', async () => {

@@ -30,12 +30,53 @@ export async function createBackend(name: string, options?: Record<string, unkno
     try {
       await import(/* @vite-ignore */ pkg);
     } catch (error) {
-      throw new Error(
-        `createBackend: no backend "${name}": ${pkg} could not be imported (${(error as Error).message}); install it (npm i ${pkg}) or pick one of: ${registeredBackends().join(', ') || 'none registered'}`,
-      );
+      // In Node, also look where the application is: under pnpm (or a global install of the CLI)
+      // core cannot see packages installed next to it, the working directory's project can.
+      if (!(await importFromWorkingDirectory(pkg))) {
+        throw new Error(
+          `createBackend: no backend "${name}": ${pkg} could not be imported (${(error as Error).message}); install it (npm i ${pkg}) or pick one of: ${registeredBackends().join(', ') || 'none registered'}`,
+        );
+      }
     }
     factory = factories.get(name);
     if (!factory) throw new Error(`createBackend: ${pkg} was imported but did not register a backend named "${name}"`);
   }
   return factory(options);
+}
+
+/**
+ * Node only: imports `pkg` from the nearest node_modules at or above the working directory (its
+ * package.json's `exports["."].import`, else `main`); false when there is none or this is not Node.
+ */
+async function importFromWorkingDirectory(pkg: string): Promise<boolean> {
+  const proc = (
+    globalThis as { process?: { versions?: { node?: string }; cwd(): string; execArgv: string[]; env: Record<string, string | undefined> } }
+  ).process;
+  if (!proc?.versions?.node) return false;
+  // Inside this repository, code runs from source under the `@peft/source` export condition.
+  const fromSource = [...proc.execArgv, proc.env.NODE_OPTIONS ?? ''].some((a) => a.includes('@peft/source'));
+  try {
+    const fs = (await import(/* @vite-ignore */ 'node:fs')) as {
+      existsSync(p: string): boolean;
+      readFileSync(p: string, e: string): string;
+    };
+    const path = (await import(/* @vite-ignore */ 'node:path')) as { join(...p: string[]): string; dirname(p: string): string };
+    const url = (await import(/* @vite-ignore */ 'node:url')) as { pathToFileURL(p: string): URL };
+    for (let dir = proc.cwd(); ; dir = path.dirname(dir)) {
+      const root = path.join(dir, 'node_modules', ...pkg.split('/'));
+      if (fs.existsSync(path.join(root, 'package.json'))) {
+        const meta = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+          exports?: Record<string, { import?: string; '@peft/source'?: string } | string>;
+          main?: string;
+        };
+        const dot = meta.exports?.['.'];
+        const entry = (typeof dot === 'string' ? dot : (fromSource && dot?.['@peft/source']) || dot?.import) ?? meta.main ?? 'index.js';
+        await import(/* @vite-ignore */ url.pathToFileURL(path.join(root, entry)).href);
+        return true;
+      }
+      if (path.dirname(dir) === dir) return false;
+    }
+  } catch {
+    return false;
+  }
 }
