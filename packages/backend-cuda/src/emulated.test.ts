@@ -8,7 +8,7 @@
 // interleaving of threads than the emulator's. Needs a C++17 compiler; skips visibly without one.
 import { createCpuBackend } from '@peft/backend-cpu';
 import { conformanceCases, gradcheckCases } from '@peft/core/testing';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSelftest, useEmulator } from './emulator.testkit.js';
 
 const emu = await useEmulator();
@@ -119,6 +119,25 @@ describe.skipIf(!emu)('the CUDA kernels on the host emulator: attention on the f
     it(c.name, c.run);
   }
 });
+
+// Other interleavings of threads (see run_block in test/emu/cuda_emu.h): a missing
+// __syncthreads (a thread reading shared memory that another writes before the next barrier)
+// changes results in at least one of them.
+for (const order of ['reverse', 'skew', 'skew-reverse']) {
+  describe.skipIf(!emu)(`the CUDA kernels on the host emulator, thread order ${order}: conformance`, async () => {
+    const { createCudaBackend } = await import('./index.js');
+    beforeAll(() => {
+      process.env.PEFT_CUDA_EMU_ORDER = order;
+    });
+    afterAll(() => {
+      delete process.env.PEFT_CUDA_EMU_ORDER;
+    });
+    for (const c of conformanceCases({ create: () => createCudaBackend(), dtypes: ['float32', 'bfloat16'] })) {
+      if (only && !c.name.includes(only) && c.name !== 'destroy the backend') continue;
+      it(c.name, c.run);
+    }
+  });
+}
 
 describe.skipIf(!emu)('the CUDA kernels on the host emulator: gradient checks', async () => {
   const { createCudaBackend } = await import('./index.js');

@@ -154,10 +154,25 @@ inline void run_block() {
     f.started = false;
   }
   int live = n;
+  // PEFT_CUDA_EMU_ORDER picks the interleaving, to expose a missing __syncthreads (a thread
+  // reading shared memory that another thread writes before the next barrier):
+  //   (unset)       threads in order, all warps advancing one shuffle at a time;
+  //   reverse       the same, last thread first;
+  //   skew          one warp runs until every lane of it waits at __syncthreads() or has
+  //                 exited, then the next: warps as far apart as a GPU may schedule them;
+  //   skew-reverse  the same, last warp first.
+  const char* order = getenv("PEFT_CUDA_EMU_ORDER");
+  const bool reverse = order && (strcmp(order, "reverse") == 0 || strcmp(order, "skew-reverse") == 0);
+  const bool skew = order && strncmp(order, "skew", 4) == 0;
+  const int warps = (n + 31) / 32;
+  const int firstWarp = reverse ? warps - 1 : 0;
+  int focus = firstWarp;
   while (live > 0) {
     bool ran = false;
-    for (Fiber& f : fs) {
+    for (int fi = 0; fi < n; fi++) {
+      Fiber& f = fs[reverse ? n - 1 - fi : fi];
       if (f.state != RUNNABLE) continue;
+      if (skew && f.warp != focus) continue;
       ran = true;
       cur = &f;
       if (!_setjmp(L->sched)) {
@@ -177,7 +192,6 @@ inline void run_block() {
     if (live == 0) break;
     bool released = false;
     // Warps whose live lanes all wait at a shuffle.
-    const int warps = (n + 31) / 32;
     for (int w = 0; w < warps; w++) {
       Fiber* lanes = &fs[w * 32];
       const int count = n - w * 32 < 32 ? n - w * 32 : 32;
@@ -229,6 +243,19 @@ inline void run_block() {
       released = true;
     }
     if (released) continue;
+    if (skew) {
+      // The warp in focus waits at __syncthreads() (or is done): the next warp with work runs.
+      int next = -1;
+      for (int k = 1; k <= warps && next < 0; k++) {
+        const int w = reverse ? (focus - k + 2 * warps) % warps : (focus + k) % warps;
+        for (int l = w * 32; l < n && l < w * 32 + 32; l++)
+          if (fs[l].state == RUNNABLE) next = w;
+      }
+      if (next >= 0) {
+        focus = next;
+        continue;
+      }
+    }
     // The block barrier: every live thread waits at one.
     int at = 0, anyPred = 0;
     for (Fiber& f : fs) {
@@ -238,6 +265,7 @@ inline void run_block() {
       }
     }
     if (at == live) {
+      focus = firstWarp;
       for (Fiber& f : fs) {
         if (f.state != AT_BLOCK_BARRIER) continue;
         f.result = anyPred;
