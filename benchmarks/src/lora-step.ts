@@ -105,7 +105,8 @@ export async function runLoraStep(backend: Backend, o: LoraStepOptions): Promise
   const started = performance.now();
   const config = parseConfig(withLayers(o.config, o.layers));
   const generator = new Generator(o.seed ?? 0);
-  const model = createModel(config, { backend, dtype: o.dtype, init: 'random', generator });
+  // transformers' init (N(0, initializer_range²)): the same starting distribution as peft_step.py's from_config model.
+  const model = createModel(config, { backend, dtype: o.dtype, init: 'transformers', generator });
   model.freeze();
   const parameters = model.parameterCount().total;
   const peft = getPeftModel(

@@ -1,6 +1,14 @@
 import { type Backend, type DType, type Generator, keep, Linear, Module, type Tensor, tidy } from '@peft/core';
 import type { ModelConfig } from './config.js';
-import { type BuildOptions, checkVocab, type ForwardInput, type KVCache, type LayerContext, prepareInput } from './models/common.js';
+import {
+  type BuildOptions,
+  checkVocab,
+  type ForwardInput,
+  type KVCache,
+  type LayerContext,
+  paramInit,
+  prepareInput,
+} from './models/common.js';
 import { GPTNeoXModel } from './models/gpt-neox.js';
 import { LlamaModel } from './models/llama.js';
 
@@ -21,8 +29,12 @@ export interface CreateModelOptions {
   backend: Backend;
   /** Storage dtype of the weights; default float32. */
   dtype?: DType;
-  /** 'random' draws weights as the architectures' init does (for tests); 'zeros' before loading. */
-  init?: 'random' | 'zeros';
+  /**
+   * 'random' (default) draws weights with PyTorch's layer defaults; 'transformers' as transformers'
+   * `_init_weights` does (Linear and Embedding weights N(0, initializer_range²), biases zero), so
+   * a random model starts where a `from_config` one does; 'zeros' draws nothing (before loading).
+   */
+  init?: 'random' | 'zeros' | 'transformers';
   generator?: Generator;
 }
 
@@ -43,7 +55,14 @@ export class CausalLM extends Module {
     super();
     this.backend = opts.backend;
     this.dtype = opts.dtype ?? 'float32';
-    const build: BuildOptions = { backend: opts.backend, dtype: this.dtype, init: opts.init ?? 'random', generator: opts.generator };
+    const range = config.raw.initializer_range;
+    const build: BuildOptions = {
+      backend: opts.backend,
+      dtype: this.dtype,
+      init: opts.init ?? 'random',
+      initializerRange: typeof range === 'number' && range > 0 ? range : 0.02,
+      generator: opts.generator,
+    };
     const neox = config.modelType === 'gpt_neox';
     this.baseName = neox ? 'gpt_neox' : 'model';
     this.headName = neox ? 'embed_out' : 'lm_head';
@@ -55,7 +74,7 @@ export class CausalLM extends Module {
         backend: opts.backend,
         dtype: this.dtype,
         bias: false,
-        init: build.init === 'zeros' ? 'zeros' : 'default',
+        init: paramInit(build),
         generator: opts.generator,
       }),
     );

@@ -4,8 +4,8 @@ import { constantParam, normalParam, type ParamOptions } from './init.js';
 import { Module } from './module.js';
 
 export interface EmbeddingOptions extends ParamOptions {
-  /** 'default' is PyTorch's N(0, 1); 'zeros' skips the random draw. */
-  init?: 'default' | 'zeros';
+  /** 'default' is PyTorch's N(0, 1); 'zeros' skips the random draw; `{ normal: std }` is N(0, std²). */
+  init?: 'default' | 'zeros' | { normal: number };
 }
 
 /** A lookup table [numEmbeddings, embeddingDim] like torch.nn.Embedding. */
@@ -17,7 +17,11 @@ export class Embedding extends Module {
   ) {
     super();
     const shape = [numEmbeddings, embeddingDim];
-    this.registerParameter('weight', opts.init === 'zeros' ? constantParam(shape, 0, opts) : normalParam(shape, 1, opts));
+    const init = opts.init ?? 'default';
+    this.registerParameter(
+      'weight',
+      init === 'zeros' ? constantParam(shape, 0, opts) : normalParam(shape, init === 'default' ? 1 : init.normal, opts),
+    );
   }
 
   get weight(): Tensor {

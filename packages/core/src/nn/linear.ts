@@ -1,12 +1,16 @@
 import { linear } from '../ops/matmul.js';
 import type { Tensor } from '../tensor.js';
-import { constantParam, type ParamOptions, uniformParam } from './init.js';
+import { constantParam, normalParam, type ParamOptions, uniformParam } from './init.js';
 import { Module } from './module.js';
 
 export interface LinearOptions extends ParamOptions {
   bias?: boolean;
-  /** 'default' is PyTorch's: U(±1/√inFeatures) for weight and bias. 'zeros' skips the random draw (weights loaded next). */
-  init?: 'default' | 'zeros';
+  /**
+   * 'default' is PyTorch's: U(±1/√inFeatures) for weight and bias. 'zeros' skips the random draw
+   * (weights loaded next). `{ normal: std }` draws the weight from N(0, std²) and zeros the bias, as
+   * transformers' `_init_weights` does with `initializer_range`.
+   */
+  init?: 'default' | 'zeros' | { normal: number };
 }
 
 /** y = x · Wᵀ + b with W stored [outFeatures, inFeatures] like torch.nn.Linear. */
@@ -19,14 +23,19 @@ export class Linear extends Module {
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
     const bound = 1 / Math.sqrt(inFeatures);
-    const zero = opts.init === 'zeros';
+    const init = opts.init ?? 'default';
+    const shape = [outFeatures, inFeatures];
     this.registerParameter(
       'weight',
-      zero ? constantParam([outFeatures, inFeatures], 0, opts) : uniformParam([outFeatures, inFeatures], bound, opts),
+      init === 'zeros'
+        ? constantParam(shape, 0, opts)
+        : init === 'default'
+          ? uniformParam(shape, bound, opts)
+          : normalParam(shape, init.normal, opts),
     );
     this.registerParameter(
       'bias',
-      opts.bias === false ? null : zero ? constantParam([outFeatures], 0, opts) : uniformParam([outFeatures], bound, opts),
+      opts.bias === false ? null : init === 'default' ? uniformParam([outFeatures], bound, opts) : constantParam([outFeatures], 0, opts),
     );
   }
 

@@ -20,19 +20,24 @@ import type { ModelConfig } from '../config.js';
 export interface BuildOptions {
   backend: Backend;
   dtype: DType;
-  /** Draws the initial weights; with 'zeros' nothing is drawn (weights are loaded next). */
-  init: 'random' | 'zeros';
+  /**
+   * 'random': PyTorch's layer defaults; 'transformers': N(0, initializerRange²) for Linear and
+   * Embedding weights, zero biases (transformers' `_init_weights`); 'zeros': nothing is drawn
+   * (weights are loaded next). Norms start at one (weight) and zero (bias) in every case.
+   */
+  init: 'random' | 'zeros' | 'transformers';
+  /** config.json's initializer_range (0.02 when absent), for 'transformers'. */
+  initializerRange?: number;
   generator?: Generator;
 }
 
+/** The init option of Linear and Embedding for a BuildOptions.init. */
+export function paramInit(opts: BuildOptions): 'default' | 'zeros' | { normal: number } {
+  return opts.init === 'zeros' ? 'zeros' : opts.init === 'transformers' ? { normal: opts.initializerRange ?? 0.02 } : 'default';
+}
+
 export function linearOptions(opts: BuildOptions, bias: boolean) {
-  return {
-    backend: opts.backend,
-    dtype: opts.dtype,
-    bias,
-    init: opts.init === 'zeros' ? ('zeros' as const) : ('default' as const),
-    generator: opts.generator,
-  };
+  return { backend: opts.backend, dtype: opts.dtype, bias, init: paramInit(opts), generator: opts.generator };
 }
 
 /** Tensors every layer of one forward pass shares. */

@@ -1,6 +1,15 @@
 import { add, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, reshape, type Tensor } from '@peft/core';
 import type { ModelConfig } from '../config.js';
-import { activation, type BuildOptions, headPart, type LayerContext, linearOptions, rotaryAttention, runLayers } from './common.js';
+import {
+  activation,
+  type BuildOptions,
+  headPart,
+  type LayerContext,
+  linearOptions,
+  paramInit,
+  rotaryAttention,
+  runLayers,
+} from './common.js';
 
 /** GPTNeoXAttention: one fused query_key_value projection laid out per head as [heads, 3, headDim]. */
 export class GPTNeoXAttention extends Module {
@@ -102,7 +111,7 @@ export class GPTNeoXModel extends Module {
       new Embedding(config.vocabSize, config.hiddenSize, {
         backend: opts.backend,
         dtype: opts.dtype,
-        init: opts.init === 'zeros' ? 'zeros' : 'default',
+        init: paramInit(opts),
         generator: opts.generator,
       }),
     );

@@ -1,6 +1,6 @@
 import { add, Embedding, Linear, Module, ModuleList, mul, RMSNorm, reshape, siluMul, type Tensor } from '@peft/core';
 import type { ModelConfig } from '../config.js';
-import { activation, type BuildOptions, type LayerContext, linearOptions, rotaryAttention, runLayers } from './common.js';
+import { activation, type BuildOptions, type LayerContext, linearOptions, paramInit, rotaryAttention, runLayers } from './common.js';
 
 export class LlamaAttention extends Module {
   constructor(
@@ -87,7 +87,7 @@ export class LlamaModel extends Module {
       new Embedding(config.vocabSize, config.hiddenSize, {
         backend: opts.backend,
         dtype: opts.dtype,
-        init: opts.init === 'zeros' ? 'zeros' : 'default',
+        init: paramInit(opts),
         generator: opts.generator,
       }),
     );
