@@ -2,7 +2,7 @@ import { createCpuBackend } from '@peft/backend-cpu';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend, MatmulParams } from '../backend.js';
 import { memoryInfo, tidy } from '../memory.js';
-import { add, dropout, linear, matmul, mul, square, sum, tanh } from '../ops/index.js';
+import { add, cast, dropout, linear, matmul, mul, square, sum, tanh } from '../ops/index.js';
 import { Generator } from '../random/generator.js';
 import { type Tensor, tensor } from '../tensor.js';
 import { checkpoint } from './checkpoint.js';
@@ -43,6 +43,21 @@ describe('autograd', () => {
     expect(h.grad?.dtype).toBe('bfloat16');
     expect(a.grad?.dtype).toBe('float32');
     for (const t of [x, y, s, h, a]) t.dispose();
+  });
+
+  it('add(a, b, { dtype }) rounds the float32 sum once into the given dtype, gradients in their tensors’ dtypes', async () => {
+    const x = tensor([1, 2, 3, 4], [2, 2], { backend, dtype: 'bfloat16', requiresGrad: true });
+    const y = tensor([0.001953125, 1e-3, 0.5, 3], [2, 2], { backend, dtype: 'float32', requiresGrad: true });
+    const direct = add(x, y, { dtype: 'bfloat16' });
+    expect(direct.dtype).toBe('bfloat16');
+    const viaFloat32 = add(x, y);
+    // 1 + 2⁻⁹ rounds (to even) to 1 in bfloat16; the sum is not rounded twice.
+    expect(await direct.data()).toEqual(await cast(viaFloat32, 'bfloat16').data());
+    backward(sum(direct));
+    expect(x.grad?.dtype).toBe('bfloat16');
+    expect(y.grad?.dtype).toBe('float32');
+    expect(() => add(x, y, { dtype: 'int32' })).toThrow(/add: dtype must be a float dtype/);
+    for (const t of [x, y, direct, viaFloat32]) t.dispose();
   });
 
   it('computes gradients of a linear layer with a squared loss', async () => {

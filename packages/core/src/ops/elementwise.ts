@@ -1,21 +1,29 @@
 import { needsGrad, record, save } from '../autograd/tape.js';
 import type { BinaryOp, UnaryOp } from '../backend.js';
+import type { DType } from '../dtype.js';
 import { full, type Tensor } from '../tensor.js';
 import { sumTo } from './shape.js';
 import { alloc, backendOf, broadcastShapes, broadcastView, promote, requireFloat } from './util.js';
 
-function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+function binary(op: BinaryOp, a: Tensor, b: Tensor, outDtype?: DType): Tensor {
   const backend = backendOf(op, [a, b]);
-  const dtype = promote(op, a, b);
+  const dtype = outDtype ?? promote(op, a, b);
   const shape = broadcastShapes(op, a.shape, b.shape);
   const y = alloc(backend, shape, dtype, op);
   if (y.size > 0) backend.binary(op, y.buffer(), a.buffer(op), broadcastView(a.shape, shape), b.buffer(op), broadcastView(b.shape, shape));
   return y;
 }
 
-/** a + b with broadcasting. */
-export function add(a: Tensor, b: Tensor): Tensor {
-  const y = binary('add', a, b);
+/**
+ * a + b with broadcasting. The result has the promoted dtype, or `opts.dtype`: the sum is taken
+ * in float32 and rounded once to it (a bfloat16 activation plus a float32 adapter output straight
+ * into bfloat16, without a float32 tensor in between).
+ */
+export function add(a: Tensor, b: Tensor, opts: { dtype?: DType } = {}): Tensor {
+  if (opts.dtype !== undefined && opts.dtype !== 'float32' && opts.dtype !== 'float16' && opts.dtype !== 'bfloat16') {
+    throw new Error(`add: dtype must be a float dtype (float32, float16, bfloat16), got ${opts.dtype}`);
+  }
+  const y = binary('add', a, b, opts.dtype);
   if (needsGrad([a, b])) {
     record('add', [a, b], [y], [], ([g]) => [a.requiresGrad ? sumTo(g!, a.shape) : null, b.requiresGrad ? sumTo(g!, b.shape) : null]);
   }

@@ -278,7 +278,9 @@ export class LoraLinear extends LoraLayer {
         }
         const dropped = this.lora_dropout.get(name)!.forward(x);
         const h = linear(linear(dropped, a.weight), this.lora_B.get(name)!.weight);
-        result = add(result, scale(h, this.scaling.get(name)!));
+        // Summed in float32, rounded once to the base output's dtype (PEFT: the float32 sum, then
+        // .to(result dtype)), with no float32 [tokens, out] tensor in between.
+        result = add(result, scale(h, this.scaling.get(name)!), { dtype });
       }
       return result.dtype === dtype ? result : cast(result, dtype);
     });
