@@ -902,7 +902,7 @@ export class CudaBackend implements Backend {
     const qb = arg(this, K, 'q', q, nq, 'float');
     const kb = arg(this, K, 'k', k, nk, 'float');
     const vb = arg(this, K, 'v', v, nk, 'float');
-    const ob = arg(this, K, 'out', out, nq, 'float'); // validated only: delta_i comes from P and dP (see attention.cu)
+    const ob = arg(this, K, 'out', out, nq, 'float'); // validated only: delta_i comes from P and dP (see attention_tc.cu)
     const l = arg(this, K, 'lse', lse, p.batch * p.heads * p.seqQ, 'float32');
     const mb = mask === null ? null : arg(this, K, 'mask', mask, p.batch * p.seqK, 'int32');
     for (const [name, buf] of [

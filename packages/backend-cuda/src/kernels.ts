@@ -51,7 +51,7 @@ export interface KernelView {
   offset: number;
 }
 
-/** struct AttnShape of attention.cu. */
+/** struct AttnShape of kernels/attention.cuh. */
 export interface AttnShape {
   batch: number;
   seqQ: number;
@@ -107,19 +107,19 @@ export const KERNELS = {
   attention_bwd_dkdv_2: { family: 'attention', params: [d, t, d, t, d, t, d, t, d, t, d, t, d, d, d, 'attn'] },
   attention_bwd_dkdv_4: { family: 'attention', params: [d, t, d, t, d, t, d, t, d, t, d, t, d, d, d, 'attn'] },
   attention_bwd_dkdv_8: { family: 'attention', params: [d, t, d, t, d, t, d, t, d, t, d, t, d, d, d, 'attn'] },
-  // attention.cu, tensor cores: q, k, v of one 16-bit dtype, headDim 64 or 128
-  attention_fwd_tc_bf16_64: { family: 'attention', params: [d, t, d, d, d, d, d, 'attn'] },
-  attention_fwd_tc_bf16_128: { family: 'attention', params: [d, t, d, d, d, d, d, 'attn'] },
-  attention_fwd_tc_f16_64: { family: 'attention', params: [d, t, d, d, d, d, d, 'attn'] },
-  attention_fwd_tc_f16_128: { family: 'attention', params: [d, t, d, d, d, d, d, 'attn'] },
-  attention_bwd_dkdv_tc_bf16_64: { family: 'attention', params: [d, t, d, t, d, d, d, d, d, d, d, 'attn'] },
-  attention_bwd_dkdv_tc_bf16_128: { family: 'attention', params: [d, t, d, t, d, d, d, d, d, d, d, 'attn'] },
-  attention_bwd_dkdv_tc_f16_64: { family: 'attention', params: [d, t, d, t, d, d, d, d, d, d, d, 'attn'] },
-  attention_bwd_dkdv_tc_f16_128: { family: 'attention', params: [d, t, d, t, d, d, d, d, d, d, d, 'attn'] },
-  attention_bwd_dq_tc_bf16_64: { family: 'attention', params: [d, t, d, d, d, d, d, d, d, 'attn'] },
-  attention_bwd_dq_tc_bf16_128: { family: 'attention', params: [d, t, d, d, d, d, d, d, d, 'attn'] },
-  attention_bwd_dq_tc_f16_64: { family: 'attention', params: [d, t, d, d, d, d, d, d, d, 'attn'] },
-  attention_bwd_dq_tc_f16_128: { family: 'attention', params: [d, t, d, d, d, d, d, d, d, 'attn'] },
+  // attention_tc.cu: tensor cores, q, k, v of one 16-bit dtype, headDim 64 or 128
+  attention_fwd_tc_bf16_64: { family: 'attention_tc', params: [d, t, d, d, d, d, d, 'attn'] },
+  attention_fwd_tc_bf16_128: { family: 'attention_tc', params: [d, t, d, d, d, d, d, 'attn'] },
+  attention_fwd_tc_f16_64: { family: 'attention_tc', params: [d, t, d, d, d, d, d, 'attn'] },
+  attention_fwd_tc_f16_128: { family: 'attention_tc', params: [d, t, d, d, d, d, d, 'attn'] },
+  attention_bwd_dkdv_tc_bf16_64: { family: 'attention_tc', params: [d, t, d, t, d, d, d, d, d, d, d, 'attn'] },
+  attention_bwd_dkdv_tc_bf16_128: { family: 'attention_tc', params: [d, t, d, t, d, d, d, d, d, d, d, 'attn'] },
+  attention_bwd_dkdv_tc_f16_64: { family: 'attention_tc', params: [d, t, d, t, d, d, d, d, d, d, d, 'attn'] },
+  attention_bwd_dkdv_tc_f16_128: { family: 'attention_tc', params: [d, t, d, t, d, d, d, d, d, d, d, 'attn'] },
+  attention_bwd_dq_tc_bf16_64: { family: 'attention_tc', params: [d, t, d, d, d, d, d, d, d, 'attn'] },
+  attention_bwd_dq_tc_bf16_128: { family: 'attention_tc', params: [d, t, d, d, d, d, d, d, d, 'attn'] },
+  attention_bwd_dq_tc_f16_64: { family: 'attention_tc', params: [d, t, d, d, d, d, d, d, d, 'attn'] },
+  attention_bwd_dq_tc_f16_128: { family: 'attention_tc', params: [d, t, d, d, d, d, d, d, d, 'attn'] },
   // activations.cu
   gelu: { family: 'activations', params: [d, t, d, t, 'i32', 'i64'] },
   gelu_backward: { family: 'activations', params: [d, t, d, t, d, t, 'i32', 'i64'] },

@@ -43,6 +43,8 @@ describe.skipIf(!gpu.available)(`webgpu backend conformance, matmul on the ${oth
     dtypes: ['float32', 'float16', 'bfloat16'],
     reference: () => createCpuBackend(),
   })) {
-    if (c.name.includes('matmul')) it(`[gemm ${otherGemm}] ${c.name}`, c.run);
+    // Same-dtype and float32-output products; the 16-bit-output mixed kinds run on the default
+    // kernel above (each case costs ~5 s on SwiftShader's emulated workgroup barriers).
+    if (c.name.includes('matmul') && !/a, \w+ b, (float16|bfloat16) out/.test(c.name)) it(`[gemm ${otherGemm}] ${c.name}`, c.run);
   }
 });

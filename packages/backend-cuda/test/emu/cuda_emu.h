@@ -44,7 +44,8 @@ struct Fiber {
   uint3 tid;
   int lane, warp;
   State state;
-  bool started;
+  bool started;  // has run in the current block
+  bool created;  // has a context, parked after a finished kernel (reused across blocks and launches)
   jmp_buf jb;
   ucontext_t uc;
   char* stack;
@@ -63,7 +64,8 @@ struct Fiber {
 struct Launch {
   const char* name;
   std::function<void()> entry;
-  std::vector<Fiber> fibers;
+  Fiber* fibers;  // the first `threads` of the pool
+  int threads;
   std::vector<char> smem;
   jmp_buf sched;
   ucontext_t sched_uc;
@@ -77,6 +79,10 @@ inline uint3 block_idx, block_dim, grid_dim;
 inline size_t stack_bytes = 256 * 1024;
 
 inline std::vector<char*> stacks;
+// One fiber per thread slot, created once and reused: after its kernel returns, a fiber parks
+// (DONE) and the next block or launch resumes it at the top of its loop, without the signal-mask
+// system calls of getcontext/makecontext/swapcontext.
+inline std::vector<Fiber> pool;
 
 // Records why the launch failed (the first reason wins).
 inline void set_error(const char* fmt, int x = 0, int y = 0, int z = 0) {
@@ -100,9 +106,12 @@ inline void yield() {
 }
 
 inline void trampoline() {
-  L->entry();
-  cur->state = DONE;
-  _longjmp(L->sched, 1);
+  for (;;) {
+    L->entry();
+    cur->state = DONE;
+    if (!_setjmp(cur->jb)) _longjmp(L->sched, 1);
+    // Resumed for the next block: run the kernel again.
+  }
 }
 
 inline void* dynamic_smem() { return L->smem.data(); }
@@ -132,7 +141,7 @@ inline void warp_gather(const void* mine, size_t bytes, void* all) {
 template <typename T>
 inline T shuffle(unsigned mask, T v, int src) {
   static_assert(sizeof(T) <= 8, "shuffle of a type wider than 8 bytes");
-  if (!(mask >> cur->lane & 1u)) fail("thread %d: a shuffle's mask leaves out the calling lane", (int)(cur - L->fibers.data()));
+  if (!(mask >> cur->lane & 1u)) fail("thread %d: a shuffle's mask leaves out the calling lane", (int)(cur - L->fibers));
   cur->value = 0;
   memcpy(&cur->value, &v, sizeof(T));
   cur->src = src & 31;
@@ -147,8 +156,14 @@ inline T shuffle(unsigned mask, T v, int src) {
 
 // Runs every thread of the current block to completion.
 inline void run_block() {
-  std::vector<Fiber>& fs = L->fibers;
-  const int n = (int)fs.size();
+  struct Span {
+    Fiber* p;
+    int n;
+    Fiber* begin() { return p; }
+    Fiber* end() { return p + n; }
+    Fiber& operator[](int i) { return p[i]; }
+  } fs{L->fibers, L->threads};
+  const int n = fs.n;
   for (Fiber& f : fs) {
     f.state = RUNNABLE;
     f.started = false;
@@ -176,8 +191,12 @@ inline void run_block() {
       ran = true;
       cur = &f;
       if (!_setjmp(L->sched)) {
-        if (f.started) _longjmp(f.jb, 1);
+        if (f.started || f.created) {
+          f.started = true;
+          _longjmp(f.jb, 1);
+        }
         f.started = true;
+        f.created = true;
         getcontext(&f.uc);
         f.uc.uc_stack.ss_sp = f.stack;
         f.uc.uc_stack.ss_size = stack_bytes;
@@ -316,10 +335,12 @@ inline int launch(void (*kernel)(A...), const char* name, const unsigned* dims, 
   launch.failed = false;
   launch.error[0] = 0;
   launch.entry = [&] { std::apply(kernel, params); };
-  launch.fibers.resize(threads);
+  if (pool.size() < threads) pool.resize(threads);  // new fibers: created = false
+  launch.fibers = pool.data();
+  launch.threads = (int)threads;
   launch.smem.resize(smem ? smem : 1);
   for (unsigned t = 0; t < threads; t++) {
-    Fiber& f = launch.fibers[t];
+    Fiber& f = pool[t];
     f.tid = {t % dims[3], t / dims[3] % dims[4], t / (dims[3] * dims[4])};
     f.lane = (int)(t & 31);
     f.warp = (int)(t >> 5);
@@ -339,6 +360,8 @@ inline int launch(void (*kernel)(A...), const char* name, const unsigned* dims, 
       }
   L = outer;
   if (launch.failed) {
+    // Fibers stopped mid-kernel cannot be resumed: make them afresh next time.
+    for (Fiber& f : pool) f.created = false;
     snprintf(err, errlen, "%s", launch.error);
     return 1;
   }
