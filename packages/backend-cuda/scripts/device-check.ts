@@ -2,7 +2,9 @@
  * The GPU machine's test run, bundled into one file with its dependencies (but koffi) by
  * scripts/bundle-device.mjs, because that machine has Node (packed) but no package registry:
  * the conformance suite and the gradient checks of @peft/core/testing against the CPU backend,
- * then kernel timings. Prints one line per failure and a summary; writes JSON to $OUT if set.
+ * 20 LoRA training steps of the tiny models against the CPU backend's losses
+ * (scripts/training-check.ts; run from the repository checkout, which has fixtures/), then
+ * kernel timings. Prints one line per failure and a summary; writes JSON to $OUT if set.
  *
  *   node device-check.mjs [--only NAME] [--no-bench]
  */
@@ -12,6 +14,7 @@ import { createCpuBackend } from '@peft/backend-cpu';
 import type { MatmulParams } from '@peft/core';
 import { conformanceCases, gradcheckCases } from '@peft/core/testing';
 import { type CudaBackend, createCudaBackend, isAvailable } from '../src/index.js';
+import { compareTraining, type TrainingKind } from './training-check.js';
 
 const args = process.argv.slice(2);
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
@@ -156,6 +159,37 @@ async function main() {
     ),
   );
   results.push(await runCases('gradcheck', gradcheckCases({ create: () => createCudaBackend() })));
+  const trainingCases = (
+    [
+      ['neox-classifier', 'float32'],
+      ['llama-causal-lm', 'float32'],
+      ['llama-causal-lm', 'bfloat16'],
+      ['llama-head-dim-64', 'bfloat16'],
+    ] as [TrainingKind, 'float32' | 'bfloat16'][]
+  ).map(([kind, dtype]) => ({
+    name: `training ${kind} ${dtype}: 20 LoRA steps vs the CPU backend`,
+    run: async () => {
+      const cpu = createCpuBackend();
+      const cuda = createCudaBackend();
+      try {
+        const r = await compareTraining(cuda, cpu, kind, dtype);
+        const worst = Math.max(...r.relative);
+        console.log(
+          `${r.kind} ${r.dtype}: losses cpu ${r.cpuLosses[0]!.toFixed(6)} → ${r.cpuLosses.at(-1)!.toFixed(6)}, cuda ${r.otherLosses[0]!.toFixed(6)} → ` +
+            `${r.otherLosses.at(-1)!.toFixed(6)}; worst relative difference ${worst.toExponential(2)} (step ${r.relative.indexOf(worst) + 1}); ` +
+            `GEMMs ${JSON.stringify(cuda.gemmCounts)}`,
+        );
+        if (!r.ok)
+          throw new Error(
+            `outside the tolerance (${r.tolerance}): cpu ${JSON.stringify(r.cpuLosses)}, cuda ${JSON.stringify(r.otherLosses)}`,
+          );
+      } finally {
+        cpu.destroy();
+        cuda.destroy();
+      }
+    },
+  }));
+  results.push(await runCases('training', trainingCases));
   const timings = args.includes('--no-bench') ? {} : await bench();
   for (const [k, v] of Object.entries(timings)) console.log(`${k}: ${v.toFixed(2)}`);
   const failed = results.reduce((s, r) => s + r.failures.length, 0);

@@ -1,0 +1,187 @@
+// LoRA training of tiny models, the same on two backends, for the CUDA backend's bar "training
+// the tiny models for 20 steps gives the CPU backend's losses within a stated tolerance". Used by
+// src/emulated-training.test.ts (CUDA kernels on the host emulator) and by device-check.ts (on a
+// GPU). Every random draw (LoRA A, score head, dropout masks, the headDim-64 model's weights)
+// comes from seeded Generators, whose Philox streams are bit for bit the same on every backend.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { adamwStep, type Backend, backward, Generator, getPeftModel, loraConfig, noGrad, type Tensor, zeros } from '@peft/core';
+import { CausalLMHead, SequenceClassifier } from '@peft/heads';
+import { createModel, parseConfig } from '@peft/models';
+import { loadModel } from '@peft/models/node';
+
+/** fixtures/models of the repository checkout, searched above this file and the working directory. */
+export function findFixtures(): string {
+  for (const start of [import.meta.dirname, process.cwd()]) {
+    for (let d = start; ; d = dirname(d)) {
+      if (existsSync(join(d, 'fixtures', 'models', 'tiny-llama', 'config.json'))) return join(d, 'fixtures', 'models');
+      if (dirname(d) === d) break;
+    }
+  }
+  throw new Error(
+    `cannot find fixtures/models/tiny-llama above ${import.meta.dirname} or ${process.cwd()}: run from the repository checkout`,
+  );
+}
+
+/** 4 right-padded rows of 3–8 ids from a seeded LCG; the last real token carries the class (30, 40 or 50). */
+export function toyBatch() {
+  const lengths = [5, 8, 3, 6];
+  const labels = [0, 1, 2, 1];
+  let s = 12345;
+  const rows = lengths.map((n, i) => {
+    const prefix = Array.from({ length: n - 1 }, () => {
+      s = (s * 1103515245 + 12345) % 2147483648;
+      return 60 + (s % 400);
+    });
+    return [...prefix, 30 + 10 * labels[i]!];
+  });
+  const width = Math.max(...lengths);
+  return {
+    inputIds: rows.map((r) => [...r, ...Array(width - r.length).fill(0)]),
+    attentionMask: rows.map((r) => [...r.map(() => 1), ...Array(width - r.length).fill(0)]),
+    labels,
+    // For the causal LM: the answer is the last real token, the rest is prompt or padding.
+    lmLabels: rows.map((r) => [...r.map((id, j) => (j === r.length - 1 ? id : -100)), ...Array(width - r.length).fill(-100)]),
+  };
+}
+
+export type TrainingKind = 'neox-classifier' | 'llama-causal-lm' | 'llama-head-dim-64';
+
+/** A small Llama with headDim 64, so that 16-bit attention takes the tensor-core kernels; random weights from a seeded Generator. */
+export const LLAMA_HEAD_DIM_64 = {
+  model_type: 'llama',
+  hidden_size: 128,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  num_hidden_layers: 2,
+  intermediate_size: 256,
+  vocab_size: 520,
+  max_position_embeddings: 512,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  hidden_act: 'silu',
+  tie_word_embeddings: false,
+};
+
+/** LoRA on the tiny checkpoint with every random draw from seeded Generators (Philox: the same bits on every backend). */
+export async function trainer(backend: Backend, kind: TrainingKind, dtype: 'float32' | 'bfloat16' = 'float32', fixtures = findFixtures()) {
+  const batch = toyBatch();
+  let model: { loss(): Tensor; dispose(): void; params: Tensor[] };
+  if (kind === 'neox-classifier') {
+    const causal = await loadModel(join(fixtures, 'tiny-gpt-neox'), { backend, dtype });
+    const head = new SequenceClassifier(causal, { numLabels: 3, generator: new Generator(1) });
+    const peft = getPeftModel(head, loraConfig({ r: 8, loraAlpha: 16, loraDropout: 0.1, modulesToSave: ['score'], taskType: 'SEQ_CLS' }), {
+      modelType: causal.config.modelType,
+      generator: new Generator(2),
+    });
+    peft.train();
+    model = {
+      loss: () => peft.model.loss(batch, batch.labels),
+      dispose: () => peft.dispose(),
+      params: [...peft.namedParameters()].filter(([, t]) => t.requiresGrad).map(([, t]) => t),
+    };
+  } else {
+    const causal =
+      kind === 'llama-head-dim-64'
+        ? createModel(parseConfig(LLAMA_HEAD_DIM_64), { backend, dtype, init: 'random', generator: new Generator(7) })
+        : await loadModel(join(fixtures, 'tiny-llama'), { backend, dtype });
+    const head = new CausalLMHead(causal);
+    const targetModules = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+    const peft = getPeftModel(head, loraConfig({ r: 4, loraAlpha: 8, loraDropout: 0.05, targetModules, taskType: 'CAUSAL_LM' }), {
+      modelType: causal.config.modelType,
+      generator: new Generator(3),
+    });
+    causal.gradientCheckpointing = true;
+    peft.train();
+    model = {
+      loss: () => peft.model.loss({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.lmLabels }),
+      dispose: () => peft.dispose(),
+      params: [...peft.namedParameters()].filter(([, t]) => t.requiresGrad).map(([, t]) => t),
+    };
+  }
+  const moments = model.params.map((p) => [zeros(p.shape, { backend }), zeros(p.shape, { backend })] as const);
+  let step = 0;
+  return {
+    params: model.params,
+    async step(): Promise<number> {
+      step++;
+      const loss = model.loss();
+      backward(loss);
+      const value = await loss.item();
+      loss.dispose();
+      noGrad(() => {
+        model.params.forEach((p, i) => {
+          const [m, v] = moments[i]!;
+          adamwStep(p, p.grad as Tensor, m, v, { lr: 5e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step, gradScale: 1 });
+          p.grad?.dispose();
+          p.grad = null;
+        });
+      });
+      return value;
+    },
+    dispose() {
+      for (const [m, v] of moments) {
+        m.dispose();
+        v.dispose();
+      }
+      model.dispose();
+    },
+  };
+}
+
+export interface TrainingComparison {
+  kind: TrainingKind;
+  dtype: 'float32' | 'bfloat16';
+  cpuLosses: number[];
+  otherLosses: number[];
+  /** |other − cpu| / |cpu| per step. */
+  relative: number[];
+  /** Whether every step is within the stated tolerance (see tolerance()) and the loss fell. */
+  ok: boolean;
+  tolerance: string;
+}
+
+/**
+ * The stated tolerance. float32: the first step within 1e-5 and every step within 2e-4 relative
+ * (only the order of float32 sums differs). bfloat16: the first step within 1e-3 relative and
+ * every step within 1% + 2e-3 absolute (8-bit mantissas: a sum in another order rounds to a
+ * neighbouring value now and then, and the runs drift apart by about that much).
+ */
+export function tolerance(dtype: 'float32' | 'bfloat16'): { text: string; check(cpu: number, other: number, step: number): boolean } {
+  return dtype === 'float32'
+    ? {
+        text: 'step 1 within 1e-5, every step within 2e-4 (relative)',
+        check: (c, o, i) => Math.abs(o - c) / Math.abs(c) < (i === 0 ? 1e-5 : 2e-4),
+      }
+    : {
+        text: 'step 1 within 1e-3 (relative), every step within 1% + 2e-3',
+        check: (c, o, i) => (i === 0 ? Math.abs(o - c) / Math.abs(c) < 1e-3 : Math.abs(o - c) <= 0.01 * Math.abs(c) + 2e-3),
+      };
+}
+
+/** Trains `kind` for `steps` AdamW steps on the CPU backend and on `other` from the same state; compares the losses. */
+export async function compareTraining(
+  other: Backend,
+  cpu: Backend,
+  kind: TrainingKind,
+  dtype: 'float32' | 'bfloat16',
+  steps = 20,
+): Promise<TrainingComparison> {
+  const onCpu = await trainer(cpu, kind, dtype);
+  const onOther = await trainer(other, kind, dtype);
+  const cpuLosses: number[] = [];
+  const otherLosses: number[] = [];
+  try {
+    for (let i = 0; i < steps; i++) {
+      cpuLosses.push(await onCpu.step());
+      otherLosses.push(await onOther.step());
+    }
+  } finally {
+    onCpu.dispose();
+    onOther.dispose();
+  }
+  const tol = tolerance(dtype);
+  const relative = otherLosses.map((l, i) => Math.abs(l - cpuLosses[i]!) / Math.abs(cpuLosses[i]!));
+  const ok = otherLosses.every((l, i) => tol.check(cpuLosses[i]!, l, i)) && otherLosses[steps - 1]! < otherLosses[0]!;
+  return { kind, dtype, cpuLosses, otherLosses, relative, ok, tolerance: tol.text };
+}
