@@ -302,8 +302,8 @@ export class CpuBackend implements Backend, CpuContext {
 
   // --- optimizer -----------------------------------------------------------------------------
 
-  adamw(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, p: AdamWParams): void {
-    adamw(this, param, grad, m, v, p);
+  adamw(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, p: AdamWParams, scalars?: DeviceBuffer | null): void {
+    adamw(this, param, grad, m, v, p, scalars);
   }
 }
 

@@ -5,10 +5,24 @@
 // comes from seeded Generators, whose Philox streams are bit for bit the same on every backend.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { adamwStep, type Backend, backward, Generator, getPeftModel, loraConfig, noGrad, type Tensor, zeros } from '@peft/core';
+import {
+  adamwStep,
+  type Backend,
+  backward,
+  crossEntropy,
+  Generator,
+  getPeftModel,
+  loraConfig,
+  mul,
+  noGrad,
+  reshape,
+  type Tensor,
+  zeros,
+} from '@peft/core';
 import { CausalLMHead, SequenceClassifier } from '@peft/heads';
 import { createModel, parseConfig } from '@peft/models';
 import { loadModel } from '@peft/models/node';
+import { AdamW, TrainingStep } from '@peft/trainer';
 
 /** fixtures/models of the repository checkout, searched above this file and the working directory. */
 export function findFixtures(): string {
@@ -184,4 +198,94 @@ export async function compareTraining(
   const relative = otherLosses.map((l, i) => Math.abs(l - cpuLosses[i]!) / Math.abs(cpuLosses[i]!));
   const ok = otherLosses.every((l, i) => tol.check(cpuLosses[i]!, l, i)) && otherLosses[steps - 1]! < otherLosses[0]!;
   return { kind, dtype, cpuLosses, otherLosses, relative, ok, tolerance: tol.text };
+}
+
+// --- a training step replayed as a CUDA graph -----------------------------------------------------
+
+const GRAPH_BATCH = 3;
+const GRAPH_SEQ = 12;
+
+/**
+ * Step i's batch for `graphTrainer`: [3, 12] token ids from a seeded LCG, positions 0…11, targets
+ * shifted by one (the next id; −100 on the last position and on a prompt whose length changes
+ * from step to step, so the number of targets, an input too, changes).
+ */
+export function graphBatch(i: number, vocab: number) {
+  let s = 777 + 31 * i;
+  const ids = new Int32Array(GRAPH_BATCH * GRAPH_SEQ);
+  for (let j = 0; j < ids.length; j++) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    ids[j] = 4 + (s % (vocab - 4));
+  }
+  const positions = new Int32Array(ids.length).map((_, j) => j % GRAPH_SEQ);
+  const targets = new Int32Array(ids.length).fill(-100);
+  let count = 0;
+  for (let b = 0; b < GRAPH_BATCH; b++) {
+    const prompt = (i + b) % 5; // positions before this predict nothing
+    for (let t = prompt; t < GRAPH_SEQ - 1; t++) {
+      targets[b * GRAPH_SEQ + t] = ids[b * GRAPH_SEQ + t + 1]!;
+      count++;
+    }
+  }
+  return { ids, positions, targets, invCount: Float32Array.of(1 / count) };
+}
+
+/** Learning rate of step i in `graphTrainer` runs: changes every step, as a schedule does. */
+export const graphLr = (i: number) => 4e-3 * (1 - i / 40);
+
+/**
+ * The tiny Llama with LoRA on every projection (r 4, dropout `dropout`), gradient checkpointing,
+ * trained by a `TrainingStep` (clipping at 1.0, AdamW with weight decay) whose inputs are the
+ * ids, positions, shifted targets and 1 / (number of targets): a step that can be captured as a
+ * CUDA graph (`graph`), with nothing in it that a replay would repeat wrongly.
+ */
+export async function graphTrainer(
+  backend: Backend,
+  o: { graph: boolean | 'auto'; dropout?: number; dtype?: 'float32' | 'bfloat16'; fixtures?: string },
+) {
+  const causal = await loadModel(join(o.fixtures ?? findFixtures(), 'tiny-llama'), { backend, dtype: o.dtype ?? 'float32' });
+  const targetModules = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+  const peft = getPeftModel(causal, loraConfig({ r: 4, loraAlpha: 8, loraDropout: o.dropout ?? 0, targetModules, taskType: 'CAUSAL_LM' }), {
+    generator: new Generator(3),
+  });
+  causal.gradientCheckpointing = true;
+  peft.train();
+  const optimizer = new AdamW(
+    [...peft.namedParameters()].filter(([, t]) => t.requiresGrad),
+    { weightDecay: 0.01 },
+  );
+  const vocab = causal.config.vocabSize;
+  const n = GRAPH_BATCH * GRAPH_SEQ;
+  const step = new TrainingStep({
+    backend,
+    optimizer,
+    graph: o.graph,
+    maxGradNorm: 1,
+    inputs: {
+      ids: { shape: [GRAPH_BATCH, GRAPH_SEQ], dtype: 'int32' },
+      positions: { shape: [GRAPH_BATCH, GRAPH_SEQ], dtype: 'int32' },
+      targets: { shape: [n], dtype: 'int32' },
+      invCount: { shape: [1], dtype: 'float32' },
+    },
+    loss: ({ ids, positions, targets, invCount }) => {
+      const { logits } = causal.forward({ inputIds: ids, positionIds: positions });
+      const sum = crossEntropy(reshape(logits, [n, vocab]), targets, { reduction: 'sum', ignoreIndex: -100 });
+      return mul(sum, invCount);
+    },
+  });
+  let i = 0;
+  return {
+    step,
+    optimizer,
+    async run() {
+      const r = await step.run(graphBatch(i, vocab), graphLr(i));
+      i++;
+      return r;
+    },
+    dispose() {
+      step.dispose();
+      optimizer.dispose();
+      peft.dispose();
+    },
+  };
 }

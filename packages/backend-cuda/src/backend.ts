@@ -1127,6 +1127,7 @@ export class CudaBackend implements Backend {
     checkOffset('random', p.offset);
     const n = o.size;
     if (n === 0) return;
+    this.notCapturing('random');
     this.rt.launch('random_fill', [this.grid(Math.ceil(n / 4))], [THREADS], 0, [
       o.ptr,
       DTYPE_CODE[o.dtype],
@@ -1150,6 +1151,15 @@ export class CudaBackend implements Backend {
     this.mask('dropoutBackward', ['dx', 'dy'], dx, dy, p);
   }
 
+  /** Philox's (seed, offset) are launch arguments: a graph would replay the same numbers on every launch. */
+  private notCapturing(K: string): void {
+    if (this.rt.capturing) {
+      throw new Error(
+        `${K}: random numbers cannot be captured in a CUDA graph (every replay would draw the same ones): turn dropout off (p = 0) in a captured step, or run it eagerly`,
+      );
+    }
+  }
+
   private mask(K: string, names: [string, string], out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
     finite(K, 'p', p.p);
     if (p.p < 0 || p.p > 1) throw new Error(`${K}: p must be in [0, 1], got ${p.p}`);
@@ -1159,6 +1169,7 @@ export class CudaBackend implements Backend {
     const [k0, k1] = splitKey(p.seed);
     checkOffset(K, p.offset);
     if (n === 0) return;
+    if (p.p > 0) this.notCapturing(K);
     this.rt.launch('dropout', [this.grid(Math.ceil(n / 4))], [THREADS], 0, [
       o.ptr,
       DTYPE_CODE[o.dtype],
@@ -1175,7 +1186,7 @@ export class CudaBackend implements Backend {
 
   // --- optimizer ------------------------------------------------------------------------------
 
-  adamw(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, p: AdamWParams): void {
+  adamw(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, p: AdamWParams, scalars?: DeviceBuffer | null): void {
     this.alive('adamw');
     const K = 'adamw';
     for (const key of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'gradScale'] as const) finite(K, key, p[key]);
@@ -1186,6 +1197,7 @@ export class CudaBackend implements Backend {
     const mb = same(this, K, 'm', m, n, 'float32');
     const vb = same(this, K, 'v', v, n, 'float32');
     if (pb === g || pb === mb || pb === vb || mb === vb) throw new Error(`${K}: param, m and v must be distinct buffers`);
+    const sb = scalars ? same(this, K, 'scalars', scalars, 4, 'float32') : null;
     if (n === 0) return;
     this.rt.launch('adamw', [this.grid(n)], [THREADS], 0, [
       pb.ptr,
@@ -1202,6 +1214,8 @@ export class CudaBackend implements Backend {
       1 - p.beta1 ** p.step,
       1 - p.beta2 ** p.step,
       p.gradScale,
+      sb ? sb.ptr : 0,
+      p.weightDecay,
       n,
     ]);
   }

@@ -6,7 +6,7 @@
 // on a GPU.
 import { createCpuBackend } from '@peft/backend-cpu';
 import { describe, expect, it } from 'vitest';
-import { compareTraining, trainer } from '../scripts/training-check.js';
+import { compareTraining, graphTrainer, trainer } from '../scripts/training-check.js';
 import { useEmulator } from './emulator.testkit.js';
 
 const emu = await useEmulator();
@@ -93,4 +93,70 @@ describe.skipIf(!emu)('LoRA training with the CUDA kernels on the host emulator'
       cuda.destroy();
     }, 180_000);
   }
+
+  it('a LoRA step captured as a CUDA graph replays to the eager steps’ losses, gradient norms and weights; the CPU backend agrees', async () => {
+    const cuda = createCudaBackend();
+    const cpu = createCpuBackend();
+    const eager = await graphTrainer(cuda, { graph: false });
+    const graphed = await graphTrainer(cuda, { graph: true });
+    const onCpu = await graphTrainer(cpu, { graph: 'auto' });
+    const total = () => Object.values(cuda.kernelLaunches()).reduce((a, b) => a + b, 0);
+    const modes: string[] = [];
+    const rows: string[] = [];
+    let launchesAtReplay = 0;
+    for (let i = 0; i < 8; i++) {
+      const e = await eager.run();
+      if (i === 2) launchesAtReplay = total();
+      const g = await graphed.run();
+      const c = await onCpu.run();
+      modes.push(g.mode);
+      rows.push(`${i + 1}: loss ${g.loss.toFixed(6)} norm ${g.gradNorm.toFixed(4)} clip ${g.clipCoefficient.toFixed(4)}`);
+      // The same kernels in the same order on the same device: the same bits.
+      expect([g.loss, g.gradNorm, g.clipCoefficient]).toEqual([e.loss, e.gradNorm, e.clipCoefficient]);
+      expect(g.step).toBe(i + 1);
+      expect(Math.abs(g.loss - c.loss) / c.loss).toBeLessThan(2e-4);
+      expect(Math.abs(g.gradNorm - c.gradNorm) / c.gradNorm).toBeLessThan(2e-3);
+    }
+    console.log(`captured LoRA step (emulated): ${modes.join(', ')}\n  ${rows.join('\n  ')}`);
+    expect(modes).toEqual(['eager', 'capture', 'replay', 'replay', 'replay', 'replay', 'replay', 'replay']);
+    expect(graphed.step.captured).toBe(true);
+    // Replays enqueue nothing from the host: only the eager run's launches were added after step 3.
+    const eagerPerStep = (total() - launchesAtReplay) / 6;
+    expect(eagerPerStep).toBeGreaterThan(100);
+    expect(Number.isInteger(eagerPerStep)).toBe(true);
+    // Clipping at 1.0 acted in some steps, and the loss fell.
+    expect(rows.some((r) => !r.endsWith('clip 1.0000'))).toBe(true);
+    const params = [...eager.optimizer.params].map((p, i) => [p, graphed.optimizer.params[i]!] as const);
+    for (const [a, b] of params) {
+      expect(Array.from((await b.tensor.raw()) as Float32Array)).toEqual(Array.from((await a.tensor.raw()) as Float32Array));
+      expect(graphed.optimizer.stepsOf(b.name)).toBe(8);
+    }
+    for (const t of [eager, graphed, onCpu]) t.dispose();
+    cuda.destroy();
+    cpu.destroy();
+  }, 180_000);
+
+  it('a step with dropout is not captured (random numbers would repeat): run eagerly with the reason, or refused with graph: true', async () => {
+    const cuda = createCudaBackend();
+    const eager = await graphTrainer(cuda, { graph: false, dropout: 0.1 });
+    const auto = await graphTrainer(cuda, { graph: 'auto', dropout: 0.1 });
+    for (let i = 0; i < 4; i++) {
+      const e = await eager.run();
+      const a = await auto.run();
+      expect(a.mode).toBe('eager');
+      expect(a.step).toBe(e.step);
+      if (i === 0) expect([a.loss, a.gradNorm]).toEqual([e.loss, e.gradNorm]);
+      // The failed attempt drew its dropout masks before it stopped, so the eager retry of step 2
+      // draws the next ones: the same model and batch under other masks.
+      else expect(Math.abs(a.loss - e.loss) / e.loss).toBeLessThan(2e-2);
+    }
+    // Nothing else was left behind: no gradients, and the step counts of one update per call.
+    expect(auto.optimizer.params.every((p) => p.tensor.grad === null && auto.optimizer.stepsOf(p.name) === 4)).toBe(true);
+    expect(auto.step.graphError).toMatch(/dropout: random numbers cannot be captured in a CUDA graph/);
+    const strict = await graphTrainer(cuda, { graph: true, dropout: 0.1 });
+    await strict.run();
+    await expect(strict.run()).rejects.toThrow(/TrainingStep: capturing the step failed: dropout: random numbers cannot be captured/);
+    for (const t of [eager, auto, strict]) t.dispose();
+    cuda.destroy();
+  }, 180_000);
 });

@@ -132,7 +132,7 @@ export const KERNELS = {
   random_fill: { family: 'random', params: [d, t, 'u32', 'u32', 'u64', 'i32', 'f32', 'f32', 'i64'] },
   dropout: { family: 'random', params: [d, t, d, t, 'u32', 'u32', 'u64', 'f32', 'f32', 'i64'] },
   // adamw.cu
-  adamw: { family: 'adamw', params: [d, t, d, t, d, d, 'f32', 'f32', 'f32', 'f32', 'f32', 'f32', 'f32', 'f32', 'i64'] },
+  adamw: { family: 'adamw', params: [d, t, d, t, d, d, 'f32', 'f32', 'f32', 'f32', 'f32', 'f32', 'f32', 'f32', d, 'f32', 'i64'] },
 } as const satisfies Record<string, { family: string; params: readonly ParamType[] }>;
 
 export type KernelName = keyof typeof KERNELS;

@@ -87,7 +87,7 @@ export class CudaRuntime {
   private readonly pinnedFree: Pinned[] = [];
   private readonly pinnedBusy: { block: Pinned; event: Ptr }[] = [];
   private pinnedBytes = 0;
-  private capturing = 0;
+  private capturingPool = 0;
   private nextPool = 1;
   private destroyed = false;
   /** An asynchronous error seen by an event query: every later call throws it. */
@@ -254,7 +254,7 @@ export class CudaRuntime {
 
   /** Uploads through a pinned staging buffer, so the copy is truly asynchronous. */
   upload(dst: number, data: ArrayBufferView): void {
-    if (this.capturing)
+    if (this.capturingPool)
       throw new Error('write: cannot upload while a CUDA graph is being captured: write the inputs before capture or replay');
     const bytes = data.byteLength;
     if (bytes === 0) return;
@@ -268,7 +268,7 @@ export class CudaRuntime {
 
   /** Downloads `bytes` from `src` and resolves with a copy, polling an event (never blocking). */
   async download(src: number, bytes: number): Promise<Uint8Array> {
-    if (this.capturing) throw new Error('read: cannot read while a CUDA graph is being captured');
+    if (this.capturingPool) throw new Error('read: cannot read while a CUDA graph is being captured');
     const out = new Uint8Array(bytes);
     if (bytes === 0) return out;
     const block = this.pinned(bytes);
@@ -287,7 +287,7 @@ export class CudaRuntime {
 
   /** Resolves when everything enqueued so far has run; rejects with an asynchronous CUDA error. */
   async sync(): Promise<void> {
-    if (this.capturing) throw new Error('sync: cannot wait while a CUDA graph is being captured');
+    if (this.capturingPool) throw new Error('sync: cannot wait while a CUDA graph is being captured');
     const event = this.event();
     check(this.d, this.d.cuEventRecord(event, this.stream), 'cuEventRecord');
     try {
@@ -364,21 +364,26 @@ export class CudaRuntime {
 
   // --- CUDA graphs ------------------------------------------------------------------------------------
 
+  /** True while `capture` records a graph. */
+  get capturing(): boolean {
+    return this.capturingPool !== 0;
+  }
+
   /**
    * Captures the kernels `fn` enqueues into a CUDA graph. Buffers allocated during capture
    * belong to the graph (see allocator.ts) until `destroy`.
    */
   capture(fn: () => void): { launch(): void; destroy(): void } {
-    if (this.capturing) throw new Error('captureGraph: a capture is already in progress');
+    if (this.capturingPool) throw new Error('captureGraph: a capture is already in progress');
     check(this.d, this.d.cuStreamBeginCapture(this.stream, CAPTURE_MODE_RELAXED), 'cuStreamBeginCapture');
     const pool = this.nextPool++;
-    this.capturing = pool;
+    this.capturingPool = pool;
     this.allocator.activePool = pool;
     let graph: Ptr = null;
     try {
       fn();
     } finally {
-      this.capturing = 0;
+      this.capturingPool = 0;
       this.allocator.activePool = 0;
       const out: Ptr[] = [null];
       const rc = this.d.cuStreamEndCapture(this.stream, out);

@@ -355,9 +355,9 @@ export class WebGpuBackend implements Backend, Ctx {
     this.alive('dropoutBackward');
     dropoutBackward(this, dx, dy, p);
   }
-  adamw(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, p: AdamWParams): void {
+  adamw(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, p: AdamWParams, scalars?: DeviceBuffer | null): void {
     this.alive('adamw');
-    adamw(this, param, grad, m, v, p);
+    adamw(this, param, grad, m, v, p, scalars);
   }
 }
 

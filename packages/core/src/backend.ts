@@ -126,6 +126,14 @@ export interface DropoutParams {
  * inputs of any float storage dtype they claim and accumulate in float32; they round to the
  * output's dtype on store. All calls enqueue work and return at once; only `read` waits.
  */
+/** A captured sequence of kernels (see `Backend.captureGraph`). */
+export interface BackendGraph {
+  /** Enqueues the captured work again, reading whatever the captured buffers hold now. */
+  launch(): void;
+  /** Frees the graph and the buffers allocated during its capture. */
+  destroy(): void;
+}
+
 export interface Backend {
   readonly name: string;
   /** Dtypes this backend can store (and so allocate). */
@@ -144,6 +152,12 @@ export interface Backend {
   sync(): Promise<void>;
   /** Frees everything the backend holds (pools, workers, device); freeing one of its buffers afterwards does nothing. */
   destroy(): void;
+  /**
+   * Optional: records the work `fn` enqueues, without running it, as a graph to replay with
+   * `launch()` (a CUDA graph). Nothing may be written or read during capture; buffers allocated
+   * during capture belong to the graph until `destroy()`. Backends without it run eagerly.
+   */
+  captureGraph?(fn: () => void): BackendGraph;
 
   // --- data movement -------------------------------------------------------------------------
   fill(out: DeviceBuffer, value: number): void;
@@ -282,6 +296,11 @@ export interface Backend {
   dropoutBackward(dx: DeviceBuffer, dy: DeviceBuffer, p: DropoutParams): void;
 
   // --- optimizer -----------------------------------------------------------------------------
-  /** In place: decoupled weight decay, then Adam moments and update. m and v are float32. */
-  adamw(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, p: AdamWParams): void;
+  /**
+   * In place: decoupled weight decay, then Adam moments and update. m and v are float32.
+   * With `scalars` (float32, 4 elements: lr, 1 − β1^t, 1 − β2^t, gradScale) those values are read
+   * on the device instead of `p.lr`, `p.step` and `p.gradScale`, and the decay factor is
+   * 1 − lr·weightDecay in float32: a captured graph then replays with new values written there.
+   */
+  adamw(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, p: AdamWParams, scalars?: DeviceBuffer | null): void;
 }

@@ -111,6 +111,85 @@ export class AdamW {
     });
   }
 
+  /**
+   * The 1-based number of the next update, which every parameter updated so far shares. A
+   * replayable step (`TrainingStep`) reads it; parameters whose counts differ (one skipped an
+   * update for want of a gradient) make it throw, naming two of them.
+   */
+  nextStep(): number {
+    let first: [string, number] | null = null;
+    for (const [name, n] of this.#steps) {
+      if (!first) first = [name, n];
+      else if (n !== first[1]) {
+        throw new Error(
+          `AdamW: parameters have had different numbers of updates ("${first[0]}" ${first[1]}, "${name}" ${n}): a replayed step needs one count`,
+        );
+      }
+    }
+    return (first?.[1] ?? 0) + 1;
+  }
+
+  /** lr, 1 − β1^t and 1 − β2^t of update `t` (computed in float64, rounded once), for `stepWithScalars`. */
+  hyper(lr: number, t: number): Float32Array {
+    if (!Number.isFinite(lr) || lr < 0) throw new Error(`AdamW: learning rate ${lr} must be a finite number >= 0`);
+    if (!Number.isSafeInteger(t) || t < 1) throw new Error(`AdamW: step ${t} must be an integer >= 1`);
+    return Float32Array.of(lr, 1 - this.beta1 ** t, 1 - this.beta2 ** t);
+  }
+
+  /**
+   * Enqueues the update of every parameter that has a gradient, reading the learning rate, the
+   * bias corrections and the gradient scale from `scalars` on the device (float32 [4]: the three
+   * values of `hyper(lr, t)`, then gradScale), so that a captured graph of this call replays with
+   * new values. Advances the step counts as `step` does; returns the names updated.
+   */
+  stepWithScalars(scalars: Tensor): string[] {
+    if (scalars.dtype !== 'float32' || scalars.size !== 4) {
+      throw new Error(`AdamW.stepWithScalars: scalars ${scalars.describe()} must be float32 with 4 elements`);
+    }
+    const updated: string[] = [];
+    noGrad(() => {
+      for (const p of this.params) {
+        const grad = p.tensor.grad;
+        if (!grad) continue;
+        const m = this.#moment(this.#m, p);
+        const v = this.#moment(this.#v, p);
+        const step = (this.#steps.get(p.name) ?? 0) + 1;
+        this.#steps.set(p.name, step);
+        // lr, step and gradScale here only pass validation: the kernel reads them from scalars.
+        adamwStep(
+          p.tensor,
+          grad,
+          m,
+          v,
+          { lr: 0, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: p.weightDecay, step, gradScale: 1 },
+          scalars,
+        );
+        updated.push(p.name);
+      }
+    });
+    return updated;
+  }
+
+  /** Counts one more update of each named parameter: what a graph replay of `stepWithScalars` did on the device. */
+  advance(names: Iterable<string>): void {
+    for (const name of names) {
+      const n = this.#steps.get(name);
+      if (n === undefined) throw new Error(`AdamW.advance: parameter "${name}" has never been updated`);
+      this.#steps.set(name, n + 1);
+    }
+  }
+
+  /** Sets the step counts back (a capture that failed after `stepWithScalars` counted). */
+  restoreCounts(counts: ReadonlyMap<string, number>): void {
+    this.#steps.clear();
+    for (const [k, v] of counts) this.#steps.set(k, v);
+  }
+
+  /** A copy of the step counts. */
+  counts(): Map<string, number> {
+    return new Map(this.#steps);
+  }
+
   #moment(map: Map<string, Tensor>, p: AdamWParam): Tensor {
     let t = map.get(p.name);
     if (!t) {

@@ -15,6 +15,7 @@ export { formatDuration, Progress, type ProgressOptions, type ProgressStep } fro
 export { learningRate, SCHEDULE_KINDS, type ScheduleKind, type ScheduleOptions, scheduleFactor } from './schedule.js';
 export { shuffledIndices } from './shuffle.js';
 export { type HostState, type HostTensor, readHostState, restore, snapshot, writeHostState } from './state.js';
+export { type StepInputSpec, type StepResult, TrainingStep, type TrainingStepOptions } from './step.js';
 export { type FileData, memoryRunStore, type RunStore, readJson, subStore } from './store.js';
 export { type LineChartOptions, lineChartSvg, type Series } from './svg.js';
 export {

@@ -9,7 +9,15 @@ import type { AdamWParams, DeviceBuffer } from '@peft/core';
 import { arg, finite, same } from '../buffer.js';
 import { type Ctx, map } from './common.js';
 
-export function adamw(ctx: Ctx, param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, p: AdamWParams): void {
+export function adamw(
+  ctx: Ctx,
+  param: DeviceBuffer,
+  grad: DeviceBuffer,
+  m: DeviceBuffer,
+  v: DeviceBuffer,
+  p: AdamWParams,
+  scalars?: DeviceBuffer | null,
+): void {
   const K = 'adamw';
   for (const key of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'gradScale'] as const) finite(K, key, p[key]);
   if (!Number.isSafeInteger(p.step) || p.step < 1) throw new Error(`${K}: step must be an integer ≥ 1 (it is 1-based), got ${p.step}`);
@@ -19,6 +27,36 @@ export function adamw(ctx: Ctx, param: DeviceBuffer, grad: DeviceBuffer, m: Devi
   const mb = same(ctx.owner, K, 'm', m, n, 'float32');
   const vb = same(ctx.owner, K, 'v', v, n, 'float32');
   if (pb === gb || pb === mb || pb === vb || mb === vb) throw new Error(`${K}: param, m and v must be distinct buffers`);
+  if (scalars) {
+    // lr, 1 − β1^t, 1 − β2^t and gradScale read from the device (a replayable step).
+    const sb = same(ctx.owner, K, 'scalars', scalars, 4, 'float32');
+    map(
+      ctx,
+      K,
+      n,
+      [
+        { name: 'p', buf: pb, access: 'readwrite' },
+        { name: 'g', buf: gb, access: 'read' },
+        { name: 'm', buf: mb, access: 'readwrite' },
+        { name: 'v', buf: vb, access: 'readwrite' },
+        { name: 's', buf: sb, access: 'read' },
+      ],
+      `let lr = ld_s(0u);
+  let g = ld_g(i) * ld_s(3u);
+  let m = P.beta1 * ld_m(i) + (1.0 - P.beta1) * g;
+  let v = P.beta2 * ld_v(i) + (1.0 - P.beta2) * g * g;
+  st_m(i, m);
+  st_v(i, v);
+  st_p(i, ld_p(i) * (1.0 - lr * P.wd) - lr * (m / ld_s(1u)) / (sqrt(v / ld_s(2u)) + P.eps));`,
+      [
+        ['beta1', 'f32', p.beta1],
+        ['beta2', 'f32', p.beta2],
+        ['eps', 'f32', p.eps],
+        ['wd', 'f32', p.weightDecay],
+      ],
+    );
+    return;
+  }
   map(
     ctx,
     K,

@@ -1158,4 +1158,30 @@ function adamwCases(add: Add, D: DType): void {
       });
     }
   });
+  // The values a captured step replays with: lr, bias corrections and gradScale read on the device;
+  // p's own lr, step and gradScale must not be used.
+  add(`adamw scalars ${D}`, [D], async ({ check, rng }) => {
+    for (const [n, step, weightDecay, gradScale] of [
+      [5, 3, 0.01, 0.5],
+      [1031, 200, 0, 1],
+    ] as const) {
+      const p = { lr: 0.5, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay, step: 1, gradScale: 3 };
+      const scalars = t('float32', [2e-3, 1 - 0.9 ** step, 1 - 0.999 ** step, gradScale]);
+      const param = t(D, rng.normal(n));
+      const grad = t(D, rng.normal(n, 0, 0.1));
+      const m = t('float32', rng.normal(n, 0, 0.01));
+      const v = t('float32', rng.uniform(n, 0, 1e-3));
+      const e = ref.adamw(param.values, grad.values, m.values, v.values, p, scalars.values);
+      await check({
+        sub: `n=${n} step=${step} weightDecay=${weightDecay} gradScale=${gradScale}`,
+        inputs: { grad, scalars },
+        outputs: {
+          param: { dtype: D, size: n, init: param, expected: e.param, scale: 2 },
+          m: { dtype: 'float32', size: n, init: m, expected: e.m },
+          v: { dtype: 'float32', size: n, init: v, expected: e.v },
+        },
+        call: (b, o) => b.adamw(o.param, o.grad, o.m, o.v, p, o.scalars),
+      });
+    }
+  });
 }

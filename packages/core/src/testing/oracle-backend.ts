@@ -258,9 +258,10 @@ export function createOracleBackend(): Backend {
     dropoutBackward(dx, dy, p) {
       store(dx, ref.dropoutBackward(use(dy, 0, 'dropoutBackward'), p), 'dropoutBackward');
     },
-    adamw(param, grad, m, v, p) {
+    adamw(param, grad, m, v, p, scalars) {
       const n = param.size;
-      const r = ref.adamw(use(param, n, 'adamw'), use(grad, n, 'adamw'), use(m, n, 'adamw'), use(v, n, 'adamw'), p);
+      const s = scalars ? use(scalars, 4, 'adamw') : null;
+      const r = ref.adamw(use(param, n, 'adamw'), use(grad, n, 'adamw'), use(m, n, 'adamw'), use(v, n, 'adamw'), p, s);
       store(param, r.param, 'adamw');
       store(m, r.m, 'adamw');
       store(v, r.v, 'adamw');

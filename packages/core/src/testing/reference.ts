@@ -633,13 +633,17 @@ export function adamw(
   m: Values,
   v: Values,
   p: AdamWParams,
+  scalars?: Values | null,
 ): { param: Float64Array; m: Float64Array; v: Float64Array } {
-  const { lr, beta1, beta2, eps, weightDecay, step, gradScale } = p;
+  const { beta1, beta2, eps, weightDecay } = p;
+  // With device scalars (lr, 1 − β1^t, 1 − β2^t, gradScale) those replace p's values.
+  const lr = scalars ? scalars[0]! : p.lr;
+  const bc1 = scalars ? scalars[1]! : 1 - beta1 ** p.step;
+  const bc2 = scalars ? scalars[2]! : 1 - beta2 ** p.step;
+  const gradScale = scalars ? scalars[3]! : p.gradScale;
   const outP = new Float64Array(param.length);
   const outM = new Float64Array(param.length);
   const outV = new Float64Array(param.length);
-  const bc1 = 1 - beta1 ** step;
-  const bc2 = 1 - beta2 ** step;
   for (let i = 0; i < param.length; i++) {
     const g = grad[i]! * gradScale;
     const decayed = param[i]! - lr * weightDecay * param[i]!;

@@ -1,0 +1,252 @@
+import {
+  affine,
+  type Backend,
+  type BackendGraph,
+  backward,
+  cast,
+  concat,
+  type DType,
+  div,
+  encode,
+  full,
+  keep,
+  minimum,
+  noGrad,
+  reshape,
+  scale,
+  type Tensor,
+  tidy,
+  unary,
+  zeros,
+} from '@peft/core';
+import type { AdamW } from './adamw.js';
+import { squaredNorm } from './clip.js';
+
+/** Shape and dtype of one input of a `TrainingStep`. */
+export interface StepInputSpec {
+  shape: readonly number[];
+  dtype: DType;
+}
+
+export interface TrainingStepOptions<K extends string> {
+  /** The optimizer over the trainable tensors; its moments live on `backend`. */
+  optimizer: AdamW;
+  /** Where the inputs are allocated (the model's backend). */
+  backend: Backend;
+  /** The step's inputs, each a fixed shape: every call writes new values into the same tensors. */
+  inputs: Record<K, StepInputSpec>;
+  /**
+   * The mean loss of one batch, a float tensor with one element, computed from the input tensors
+   * alone: anything that changes between calls (ids, labels, the number of targets) must come
+   * from an input, because a replayed graph repeats every other value it saw when captured.
+   */
+  loss: (inputs: Readonly<Record<K, Tensor>>) => Tensor;
+  /** Clip the global gradient norm to this, on the device (PyTorch's clip_grad_norm_). Default 1.0; null turns it off. */
+  maxGradNorm?: number | null;
+  /**
+   * 'auto' (default): capture the step as a graph where the backend can (`captureGraph`, the CUDA
+   * backend) and replay it from the third call on, running eagerly where it cannot or when the
+   * capture fails (`graphError` says why); true: as 'auto', but a failed or impossible capture
+   * throws; false: always eager.
+   */
+  graph?: boolean | 'auto';
+}
+
+export interface StepResult {
+  /** The batch's loss. */
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Factor the gradients were multiplied by (1 when not clipped). */
+  clipCoefficient: number;
+  /** The update's 1-based number. */
+  step: number;
+  /** How this call ran: 'eager' (the model code ran), 'capture' (it ran once, recorded) or 'replay'. */
+  mode: 'eager' | 'capture' | 'replay';
+}
+
+/**
+ * One LoRA training update (forward, backward, gradient clipping and AdamW, everything on the
+ * device) over fixed-shape inputs, replayed as a CUDA graph where the backend can capture one.
+ * The first call runs eagerly (it loads the kernels, plans the GEMMs and creates the optimizer's
+ * moments); the second runs the step under capture and launches the graph; later calls write
+ * their inputs and the learning rate into device tensors and launch the graph alone, with no
+ * model code on the host. The values a replay needs that change per update (learning rate, bias
+ * corrections, clipping factor) are read on the device (`AdamW.stepWithScalars`), so a replayed
+ * update equals an eager one. Random numbers (dropout) cannot be captured: use dropout 0, or
+ * `graph: false`; with 'auto' the capture stops at the first dropout and that call runs eagerly,
+ * with the masks drawn after those the attempt took from the generator.
+ */
+export class TrainingStep<K extends string> {
+  readonly #o: TrainingStepOptions<K>;
+  readonly #specs: [K, StepInputSpec][];
+  readonly #inputs: Record<K, Tensor>;
+  readonly #hyper: Tensor;
+  readonly #maxGradNorm: number | null;
+  #calls = 0;
+  #graph: BackendGraph | null = null;
+  #graphOut: Tensor | null = null;
+  #updated: string[] = [];
+  #graphError: string | null = null;
+  #disposed = false;
+
+  constructor(opts: TrainingStepOptions<K>) {
+    this.#o = opts;
+    const maxGradNorm = opts.maxGradNorm === undefined ? 1 : opts.maxGradNorm;
+    if (maxGradNorm !== null && !(maxGradNorm > 0 && Number.isFinite(maxGradNorm))) {
+      throw new Error(`TrainingStep: maxGradNorm must be a finite number > 0 (or null for no clipping), got ${maxGradNorm}`);
+    }
+    this.#maxGradNorm = maxGradNorm;
+    const graph = opts.graph ?? 'auto';
+    if (graph !== true && graph !== false && graph !== 'auto') {
+      throw new Error(`TrainingStep: graph must be true, false or 'auto', got ${JSON.stringify(graph)}`);
+    }
+    if (graph === true && typeof opts.backend.captureGraph !== 'function') {
+      throw new Error(`TrainingStep: graph: true, but the ${opts.backend.name} backend cannot capture graphs (use 'auto' or false)`);
+    }
+    this.#specs = Object.entries(opts.inputs) as [K, StepInputSpec][];
+    if (this.#specs.length === 0) throw new Error('TrainingStep: inputs is empty: the loss needs at least one input tensor');
+    const inputs = {} as Record<K, Tensor>;
+    for (const [name, spec] of this.#specs) {
+      if (!Array.isArray(spec.shape) || spec.shape.some((d) => !Number.isSafeInteger(d) || d < 1)) {
+        throw new Error(`TrainingStep: input "${name}" has shape ${JSON.stringify(spec.shape)}: use positive integers`);
+      }
+      inputs[name] = keep(zeros(spec.shape, { backend: opts.backend, dtype: spec.dtype }));
+    }
+    this.#inputs = inputs;
+    this.#hyper = keep(zeros([3], { backend: opts.backend, dtype: 'float32' }));
+  }
+
+  /** Why the step runs eagerly on a backend that can capture graphs (the capture's error), or null. */
+  get graphError(): string | null {
+    return this.#graphError;
+  }
+
+  /** True once a graph has been captured: later calls replay it. */
+  get captured(): boolean {
+    return this.#graph !== null;
+  }
+
+  /**
+   * Writes `data` (every input, `shape`'s element count each, row-major) and runs one update with
+   * learning rate `lr`; resolves once its loss, gradient norm and clipping factor are read back.
+   * Calls must not overlap.
+   */
+  async run(data: Readonly<Record<K, ArrayLike<number>>>, lr: number): Promise<StepResult> {
+    if (this.#disposed) throw new Error('TrainingStep.run: this step was disposed');
+    const { backend, optimizer } = this.#o;
+    for (const [name, spec] of this.#specs) {
+      const values = data[name];
+      const t = this.#inputs[name];
+      if (!values || typeof values.length !== 'number') throw new Error(`TrainingStep.run: input "${name}" is missing`);
+      if (values.length !== t.size) {
+        throw new Error(
+          `TrainingStep.run: input "${name}" has ${values.length} values; its shape [${spec.shape.join(', ')}] needs ${t.size}`,
+        );
+      }
+    }
+    for (const name of Object.keys(data)) {
+      if (!(name in this.#inputs))
+        throw new Error(`TrainingStep.run: "${name}" is not one of the inputs (${Object.keys(this.#inputs).join(', ')})`);
+    }
+    const step = optimizer.nextStep();
+    for (const [name, spec] of this.#specs) backend.write(this.#inputs[name].buffer('TrainingStep'), encode(data[name], spec.dtype));
+    backend.write(this.#hyper.buffer('TrainingStep'), optimizer.hyper(lr, step));
+    this.#calls++;
+    let mode: StepResult['mode'] = 'eager';
+    let out: Tensor;
+    if (this.#graph && this.#graphOut) {
+      this.#graph.launch();
+      optimizer.advance(this.#updated);
+      out = this.#graphOut;
+      mode = 'replay';
+    } else if (this.#calls >= 2 && this.#wantsGraph()) {
+      out = this.#capture() ?? this.#eager();
+      if (this.#graph) mode = 'capture';
+    } else {
+      out = this.#eager();
+    }
+    try {
+      const [loss, gradNorm, clipCoefficient] = (await out.raw()) as Float32Array;
+      return { loss: loss!, gradNorm: gradNorm!, clipCoefficient: clipCoefficient!, step, mode };
+    } finally {
+      if (out !== this.#graphOut) out.dispose();
+    }
+  }
+
+  #wantsGraph(): boolean {
+    const g = this.#o.graph ?? 'auto';
+    return g !== false && this.#graphError === null && typeof this.#o.backend.captureGraph === 'function';
+  }
+
+  /** Captures the update and launches it; null (after recording why) when 'auto' and the capture failed. */
+  #capture(): Tensor | null {
+    const { backend, optimizer } = this.#o;
+    const counts = optimizer.counts();
+    let out: Tensor | null = null;
+    let updated: string[] = [];
+    try {
+      const graph = backend.captureGraph!(() => {
+        const r = this.#body();
+        out = r.out;
+        updated = r.updated;
+      });
+      this.#graph = graph;
+      this.#graphOut = out;
+      this.#updated = updated;
+      graph.launch();
+      return out;
+    } catch (e) {
+      // Nothing ran: undo what the recording changed on the host.
+      optimizer.zeroGrad();
+      optimizer.restoreCounts(counts);
+      (out as Tensor | null)?.dispose();
+      const message = e instanceof Error ? e.message : String(e);
+      if (this.#o.graph === true) throw new Error(`TrainingStep: capturing the step failed: ${message}`);
+      this.#graphError = message;
+      return null;
+    }
+  }
+
+  #eager(): Tensor {
+    return this.#body().out;
+  }
+
+  /** Forward, backward, clipping and AdamW; returns [loss, gradNorm, clipCoefficient] as one float32 tensor. */
+  #body(): { out: Tensor; updated: string[] } {
+    const { optimizer } = this.#o;
+    const loss = tidy(() => this.#o.loss(this.#inputs));
+    if (loss.size !== 1 || loss.dtype === 'int32') {
+      loss.dispose();
+      throw new Error(`TrainingStep: the loss must be one float value, got ${loss.describe()}`);
+    }
+    backward(loss);
+    let updated: string[] = [];
+    return noGrad(() => {
+      const out = tidy(() => {
+        const grads = optimizer.params.flatMap((p) => (p.tensor.grad ? [p.tensor.grad] : []));
+        if (grads.length === 0) throw new Error('TrainingStep: no trainable parameter received a gradient from the loss');
+        const norm = unary('sqrt', squaredNorm(grads)!);
+        const one = full([1], 1, { backend: this.#o.backend, dtype: 'float32' });
+        // clip_grad_norm_: min(1, maxNorm / (norm + 1e-6)), in float32 on the device.
+        const coef = this.#maxGradNorm === null ? one : minimum(div(scale(one, this.#maxGradNorm), affine(norm, 1, 1e-6)), one);
+        updated = optimizer.stepWithScalars(concat([this.#hyper, coef], 0));
+        optimizer.zeroGrad();
+        const flat = reshape(loss, [1]);
+        return concat([flat.dtype === 'float32' ? flat : cast(flat, 'float32'), norm, coef], 0);
+      });
+      loss.dispose();
+      return { out, updated };
+    });
+  }
+
+  /** Frees the graph, the input tensors and what the step kept. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#graphOut?.dispose();
+    this.#graph?.destroy();
+    for (const t of Object.values(this.#inputs) as Tensor[]) t.dispose();
+    this.#hyper.dispose();
+  }
+}
