@@ -5,7 +5,7 @@
  * checkout (or set PEFT_REPO): it reads fixtures/configs and runs benchmarks/python/peft_step.py.
  *
  *   node .device/peft/dist/bench-cuda.mjs [--only llama|neox] [--warmup N] [--steps N] [--batch N]
- *        [--seq N] [--layers N] [--python PATH] [--no-python] [--short] [--out NAME]
+ *        [--seq N] [--layers N] [--python PATH] [--no-python] [--no-graph] [--short] [--out NAME]
  *
  * From source: node --conditions=@peft/source --import tsx benchmarks/bench-cuda.ts …
  */
@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { runCudaSuite } from './src/cuda-suite.js';
 
 const USAGE =
-  'usage: bench-cuda [--only llama|neox] [--warmup N] [--steps N] [--batch N] [--seq N] [--layers N] [--python PATH] [--no-python] [--short] [--out NAME]';
+  'usage: bench-cuda [--only llama|neox] [--warmup N] [--steps N] [--batch N] [--seq N] [--layers N] [--python PATH] [--no-python] [--no-graph] [--short] [--out NAME]';
 
 function count(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     layers: { type: 'string' },
     python: { type: 'string' },
     'no-python': { type: 'boolean' },
+    'no-graph': { type: 'boolean' },
     short: { type: 'boolean' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -51,6 +52,7 @@ if (values.help) {
     layers: count('layers', values.layers),
     python: values.python,
     noPython: values['no-python'],
+    noGraph: values['no-graph'],
     short: values.short,
     out: values.out,
   });

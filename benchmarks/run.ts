@@ -56,10 +56,11 @@ function parseArgs(argv: string[]) {
     else if (a.startsWith('--layers')) opts.cuda.layers = int('--layers', value());
     else if (a.startsWith('--python')) opts.cuda.python = value();
     else if (a === '--no-python') opts.cuda.noPython = true;
+    else if (a === '--no-graph') opts.cuda.noGraph = true;
     else if (a === '--help' || a === '-h') {
       console.log(
         'usage: pnpm bench [--short] [--backend cpu|tfjs|tfjs-cpu|tfjs-wasm|webgpu|cuda] [--sizes 256,1024] [--out latest]\n' +
-          '       cuda only: [--only llama|neox] [--warmup N] [--steps N] [--batch N] [--seq N] [--layers N] [--python PATH] [--no-python]',
+          '       cuda only: [--only llama|neox] [--warmup N] [--steps N] [--batch N] [--seq N] [--layers N] [--python PATH] [--no-python] [--no-graph]',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);

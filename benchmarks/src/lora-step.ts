@@ -7,10 +7,21 @@
  * steps (weights included), not the build. The CUDA suite runs it on the GPU; a unit test on the
  * CPU backend.
  */
-import { type Backend, backward, type DType, Generator, getPeftModel, loraConfig, memoryInfo } from '@peft/core';
+import {
+  type Backend,
+  backward,
+  crossEntropy,
+  type DType,
+  Generator,
+  getPeftModel,
+  loraConfig,
+  memoryInfo,
+  mul,
+  reshape,
+} from '@peft/core';
 import { CausalLMHead } from '@peft/heads';
-import { createModel, parseConfig } from '@peft/models';
-import { AdamW } from '@peft/trainer';
+import { type CausalLM, createModel, parseConfig } from '@peft/models';
+import { AdamW, TrainingStep } from '@peft/trainer';
 
 export interface LoraStepOptions {
   /** A Hugging Face config.json, as parsed JSON. */
@@ -30,6 +41,12 @@ export interface LoraStepOptions {
   lr?: number;
   weightDecay?: number;
   seed?: number;
+  /**
+   * Run the step as @peft/trainer's TrainingStep (inputs: ids, positions, shifted targets,
+   * 1 / targets), captured as a CUDA graph on the second step and replayed after, where the
+   * backend can capture; eager elsewhere. The loss is the same; `mode` in the result says which ran.
+   */
+  graph?: boolean;
   /** Called after each step (warm-up included) with its index, once its loss has been read. */
   onStep?: (step: number) => void;
 }
@@ -59,6 +76,8 @@ export interface LoraStepResult {
   losses: number[];
   /** Seconds to build the model and the adapter. */
   buildSeconds: number;
+  /** How the timed steps ran: 'eager' (the model code each step) or 'graph' (a captured step replayed). */
+  mode: 'eager' | 'graph';
 }
 
 /** The raw config with num_hidden_layers overridden. */
@@ -119,27 +138,36 @@ export async function runLoraStep(backend: Backend, o: LoraStepOptions): Promise
     { weightDecay: o.weightDecay ?? 0.01 },
   );
   const trainable = optimizer.params.reduce((n, p) => n + p.tensor.size, 0);
+  let replayable: ReturnType<typeof graphStep> | null = null;
   try {
     model.gradientCheckpointing = o.gradientCheckpointing ?? true;
     peft.train();
     const head = new CausalLMHead(peft.model);
     const inputIds = randomIds(o.batch, o.seq, config.vocabSize, (o.seed ?? 0) + 7);
     const batch = { inputIds, labels: inputIds };
+    replayable = o.graph ? graphStep(model, optimizer, inputIds) : null;
     await backend.sync();
     const buildSeconds = (performance.now() - started) / 1000;
     const modelBytes = bytesOf(backend).current;
     backend.resetPeak();
     const losses: number[] = [];
     const stepMs: number[] = [];
+    let mode: LoraStepResult['mode'] = 'eager';
     for (let step = 0; step < o.warmup + o.steps; step++) {
       const t0 = performance.now();
-      const loss = head.loss(batch);
-      backward(loss);
-      optimizer.step(o.lr ?? 1e-4);
-      optimizer.zeroGrad();
-      // Reading the loss waits for everything enqueued before it: the step is done.
-      losses.push(await loss.item());
-      loss.dispose();
+      if (replayable) {
+        const r = await replayable.step.run(replayable.data, o.lr ?? 1e-4);
+        losses.push(r.loss);
+        if (step >= o.warmup) mode = r.mode === 'replay' ? 'graph' : 'eager';
+      } else {
+        const loss = head.loss(batch);
+        backward(loss);
+        optimizer.step(o.lr ?? 1e-4);
+        optimizer.zeroGrad();
+        // Reading the loss waits for everything enqueued before it: the step is done.
+        losses.push(await loss.item());
+        loss.dispose();
+      }
       stepMs.push(performance.now() - t0);
       o.onStep?.(step);
     }
@@ -162,11 +190,50 @@ export async function runLoraStep(backend: Backend, o: LoraStepOptions): Promise
       modelBytes,
       losses,
       buildSeconds,
+      mode,
     };
   } finally {
+    replayable?.step.dispose();
     optimizer.dispose();
     peft.dispose();
   }
+}
+
+/**
+ * The step over fixed device inputs, for TrainingStep: the logits of every position against the
+ * next id (the last position has none), summed and scaled by 1 / targets. No clipping, as the
+ * PyTorch side.
+ */
+function graphStep(model: CausalLM, optimizer: AdamW, inputIds: number[][]) {
+  const [b, t] = [inputIds.length, inputIds[0]!.length];
+  const vocab = model.config.vocabSize;
+  const targets = new Int32Array(b * t).fill(-100);
+  inputIds.forEach((row, i) => {
+    for (let j = 0; j + 1 < t; j++) targets[i * t + j] = row[j + 1]!;
+  });
+  const data = {
+    ids: Int32Array.from(inputIds.flat()),
+    positions: new Int32Array(b * t).map((_, i) => i % t),
+    targets,
+    invCount: Float32Array.of(1 / (b * (t - 1))),
+  };
+  const step = new TrainingStep({
+    backend: model.backend,
+    optimizer,
+    maxGradNorm: null,
+    inputs: {
+      ids: { shape: [b, t], dtype: 'int32' },
+      positions: { shape: [b, t], dtype: 'int32' },
+      targets: { shape: [b * t], dtype: 'int32' },
+      invCount: { shape: [1], dtype: 'float32' },
+    },
+    loss: ({ ids, positions, targets, invCount }) => {
+      const hidden = model.hiddenStates({ inputIds: ids, positionIds: positions });
+      const logits = model.lmHead.forward(reshape(hidden, [b * t, hidden.shape[2]!]));
+      return mul(crossEntropy(logits, targets, { reduction: 'sum', ignoreIndex: -100 }), invCount);
+    },
+  });
+  return { step, data };
 }
 
 /** Tensors core still sees on the backend (0 after a clean run). */

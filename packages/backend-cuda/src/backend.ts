@@ -231,9 +231,13 @@ export class CudaBackend implements Backend {
    * driver call. The step must be deterministic in its launches: the same kernels on the same
    * buffers every time (write new inputs into the captured input buffers before each launch);
    * no read, write or sync inside. Buffers it allocates belong to the graph until `destroy()`.
+   * The shared pool's free blocks are given back to the driver first (waiting for the stream), so
+   * that the graph's own pool takes their place instead of adding to them: an eager warm-up step
+   * followed by a capture then reserves about what one step needs, not twice that.
    */
   captureGraph(step: () => void): CudaGraph {
     this.alive('captureGraph');
+    this.rt.trim();
     return this.rt.capture(step);
   }
 
