@@ -27,3 +27,25 @@ it('runs the README snippet', async () => {
     rmSync(file, { force: true });
   }
 });
+
+it('runs the README snippet of TrainingStep', async () => {
+  const readme = readFileSync(join(here, '..', 'README.md'), 'utf8');
+  const snippet = [...readme.matchAll(/```js\n([\s\S]*?)```/g)][1]![1]!;
+  expect(snippet).toContain('new TrainingStep(');
+  const file = join(here, `.readme-step-${process.pid}.mjs`);
+  writeFileSync(file, snippet.replace("from '@peft/trainer'", "from './index.ts'"));
+  const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+  try {
+    await import(/* @vite-ignore */ file);
+    const lines = log.mock.calls.map((args) => args.join(' '));
+    expect(lines).toHaveLength(4);
+    lines.forEach((l, i) => {
+      expect(l).toMatch(new RegExp(`^step ${i + 1} \\(eager\\): loss \\d\\.\\d{4}, grad norm \\d+\\.\\d{4}, clipped ×[01]\\.\\d{3}$`));
+    });
+    const losses = lines.map((l) => Number(l.match(/loss (\S+),/)![1]));
+    expect(losses[3]!).toBeLessThan(losses[0]!);
+  } finally {
+    log.mockRestore();
+    rmSync(file, { force: true });
+  }
+});
