@@ -206,7 +206,6 @@ export async function runLoraStep(backend: Backend, o: LoraStepOptions): Promise
  */
 function graphStep(model: CausalLM, optimizer: AdamW, inputIds: number[][]) {
   const [b, t] = [inputIds.length, inputIds[0]!.length];
-  const vocab = model.config.vocabSize;
   const targets = new Int32Array(b * t).fill(-100);
   inputIds.forEach((row, i) => {
     for (let j = 0; j + 1 < t; j++) targets[i * t + j] = row[j + 1]!;
