@@ -3,34 +3,35 @@
 // (see benchmarks/cuda-memory-plan.ts): no GPU, no computation, the allocator's real numbers.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { CudaBackend } from '@peft/backend-cuda';
 import { describe, expect, it } from 'vitest';
 import { useEmulator } from '../../packages/backend-cuda/src/emulator.testkit.js';
 import { CUDA_CONFIGS } from './cuda-suite.js';
-import { runLoraStep } from './lora-step.js';
+import { type LoraStepResult, runLoraStep } from './lora-step.js';
 
 process.env.PEFT_CUDA_EMU_DRY = '1';
 process.env.PEFT_CUDA_EMU_TOTAL_GIB = '80';
 const emu = await useEmulator();
 const GiB = 2 ** 30;
 
+/** The bench's Llama-2-7B step on a new backend, which `use` reads before it is destroyed. */
+async function llamaStep<T>(o: { warmup: number; graph?: boolean }, use: (r: LoraStepResult, b: CudaBackend) => T): Promise<T> {
+  const { createCudaBackend } = await import('@peft/backend-cuda');
+  const c = CUDA_CONFIGS.find((x) => x.id === 'llama')!;
+  const config = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'fixtures', 'configs', c.dir, 'config.json'), 'utf8'));
+  const backend = createCudaBackend();
+  try {
+    const { r: rank, alpha, targets, batch, seq } = c;
+    const r = await runLoraStep(backend, { config, dtype: 'bfloat16', r: rank, alpha, targets, batch, seq, steps: 1, ...o });
+    return use(r, backend);
+  } finally {
+    backend.destroy();
+  }
+}
+
 describe.skipIf(!emu)('CUDA memory plan (emulated driver, dry mode)', () => {
   it('Llama-2-7B shape: weights at their exact size, a training step at most 3.5 GiB above them', async () => {
-    const { createCudaBackend } = await import('@peft/backend-cuda');
-    const c = CUDA_CONFIGS.find((x) => x.id === 'llama')!;
-    const config = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'fixtures', 'configs', c.dir, 'config.json'), 'utf8'));
-    const backend = createCudaBackend();
-    const r = await runLoraStep(backend, {
-      config,
-      dtype: 'bfloat16',
-      r: c.r,
-      alpha: c.alpha,
-      targets: c.targets,
-      batch: c.batch,
-      seq: c.seq,
-      warmup: 1,
-      steps: 1,
-    });
-    backend.destroy();
+    const r = await llamaStep({ warmup: 1 }, (x) => x);
     console.log(`Llama-2-7B shape: weights ${(r.modelBytes / GiB).toFixed(2)} GiB, step peak ${(r.peakBytes / GiB).toFixed(2)} GiB`);
     // 6.74B bfloat16 parameters are 12.55 GiB, the float32 adapter 0.15 GiB.
     expect(r.parameters).toBe(6_738_415_616);
@@ -42,27 +43,11 @@ describe.skipIf(!emu)('CUDA memory plan (emulated driver, dry mode)', () => {
   });
 
   it('Llama-2-7B shape as a captured CUDA graph: the graph’s pool replaces the eager warm-up’s, not adds to it', async () => {
-    const { createCudaBackend } = await import('@peft/backend-cuda');
-    const c = CUDA_CONFIGS.find((x) => x.id === 'llama')!;
-    const config = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'fixtures', 'configs', c.dir, 'config.json'), 'utf8'));
     const reserved: number[] = [];
     for (const graph of [false, true]) {
-      const backend = createCudaBackend();
-      const r = await runLoraStep(backend, {
-        config,
-        dtype: 'bfloat16',
-        r: c.r,
-        alpha: c.alpha,
-        targets: c.targets,
-        batch: c.batch,
-        seq: c.seq,
-        warmup: 2,
-        steps: 1,
-        graph,
-      });
-      expect(r.mode).toBe(graph ? 'graph' : 'eager');
-      reserved.push(backend.memoryStats().peakReserved);
-      backend.destroy();
+      const [mode, peak] = await llamaStep({ warmup: 2, graph }, (r, b) => [r.mode, b.memoryStats().peakReserved] as const);
+      expect(mode).toBe(graph ? 'graph' : 'eager');
+      reserved.push(peak);
     }
     console.log(
       `Llama-2-7B shape, reserved at peak: eager ${(reserved[0]! / GiB).toFixed(2)} GiB, captured ${(reserved[1]! / GiB).toFixed(2)} GiB`,

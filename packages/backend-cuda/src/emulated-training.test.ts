@@ -159,4 +159,38 @@ describe.skipIf(!emu)('LoRA training with the CUDA kernels on the host emulator'
     for (const t of [eager, auto, strict]) t.dispose();
     cuda.destroy();
   }, 180_000);
+
+  it('a parameter whose first gradient would come under capture is refused (its zeroed moments would be replayed)', async () => {
+    const { Linear, crossEntropy, Generator, add } = await import('@peft/core');
+    const { AdamW, TrainingStep } = await import('@peft/trainer');
+    const cuda = createCudaBackend();
+    const a = new Linear(4, 3, { backend: cuda, generator: new Generator(1) });
+    const b = new Linear(4, 3, { backend: cuda, generator: new Generator(2) });
+    let calls = 0;
+    const optimizer = new AdamW([...a.namedParameters(), ...[...b.namedParameters()].map(([k, t]) => [`b.${k}`, t] as const)]);
+    const step = new TrainingStep({
+      backend: cuda,
+      optimizer,
+      graph: true,
+      inputs: { x: { shape: [2, 4], dtype: 'float32' }, y: { shape: [2], dtype: 'int32' } },
+      // b joins the loss from the second call on.
+      loss: ({ x, y }) => crossEntropy(calls++ === 0 ? a.forward(x) : add(a.forward(x), b.forward(x)), y, { count: 2 }),
+    });
+    const data = { x: [1, 2, 3, 4, 4, 3, 2, 1], y: [0, 2] };
+    expect((await step.run(data, 0.1)).mode).toBe('eager');
+    await expect(step.run(data, 0.1)).rejects.toThrow(
+      /capturing the step failed: parameter "b.weight" got its first gradient during the capture/,
+    );
+    // Nothing ran: a's count is still 1 and no gradient is left.
+    expect(optimizer.stepsOf('weight')).toBe(1);
+    expect(optimizer.stepsOf('b.weight')).toBe(0);
+    expect(a.weight.grad).toBeNull();
+    // b's moments, made under the failed capture, are gone with it: b's first eager update makes new ones.
+    expect((await optimizer.state()).moments.has('b.weight.exp_avg')).toBe(false);
+    step.dispose();
+    optimizer.dispose();
+    a.dispose();
+    b.dispose();
+    cuda.destroy();
+  });
 });

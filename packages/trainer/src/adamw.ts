@@ -90,6 +90,12 @@ export class AdamW {
   step(lr: number, gradScale = 1): void {
     if (!Number.isFinite(lr) || lr < 0) throw new Error(`AdamW.step: learning rate ${lr} must be a finite number >= 0`);
     if (!Number.isFinite(gradScale)) throw new Error(`AdamW.step: gradScale ${gradScale} must be finite`);
+    this.#update(lr, gradScale, null);
+  }
+
+  /** Updates every parameter that has a gradient (values from `scalars` on the device when given); returns their names. */
+  #update(lr: number, gradScale: number, scalars: Tensor | null): string[] {
+    const updated: string[] = [];
     noGrad(() => {
       for (const p of this.params) {
         const grad = p.tensor.grad;
@@ -98,17 +104,12 @@ export class AdamW {
         const v = this.#moment(this.#v, p);
         const step = (this.#steps.get(p.name) ?? 0) + 1;
         this.#steps.set(p.name, step);
-        adamwStep(p.tensor, grad, m, v, {
-          lr,
-          beta1: this.beta1,
-          beta2: this.beta2,
-          eps: this.eps,
-          weightDecay: p.weightDecay,
-          step,
-          gradScale,
-        });
+        const { beta1, beta2, eps } = this;
+        adamwStep(p.tensor, grad, m, v, { lr, beta1, beta2, eps, weightDecay: p.weightDecay, step, gradScale }, scalars);
+        updated.push(p.name);
       }
     });
+    return updated;
   }
 
   /**
@@ -146,28 +147,8 @@ export class AdamW {
     if (scalars.dtype !== 'float32' || scalars.size !== 4) {
       throw new Error(`AdamW.stepWithScalars: scalars ${scalars.describe()} must be float32 with 4 elements`);
     }
-    const updated: string[] = [];
-    noGrad(() => {
-      for (const p of this.params) {
-        const grad = p.tensor.grad;
-        if (!grad) continue;
-        const m = this.#moment(this.#m, p);
-        const v = this.#moment(this.#v, p);
-        const step = (this.#steps.get(p.name) ?? 0) + 1;
-        this.#steps.set(p.name, step);
-        // lr, step and gradScale here only pass validation: the kernel reads them from scalars.
-        adamwStep(
-          p.tensor,
-          grad,
-          m,
-          v,
-          { lr: 0, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: p.weightDecay, step, gradScale: 1 },
-          scalars,
-        );
-        updated.push(p.name);
-      }
-    });
-    return updated;
+    // lr and gradScale here only pass validation: the kernel reads them from scalars.
+    return this.#update(0, 1, scalars);
   }
 
   /** Counts one more update of each named parameter: what a graph replay of `stepWithScalars` did on the device. */
@@ -179,10 +160,21 @@ export class AdamW {
     }
   }
 
-  /** Sets the step counts back (a capture that failed after `stepWithScalars` counted). */
+  /**
+   * Sets the step counts back to `counts()` taken earlier (a capture that failed after
+   * `stepWithScalars` counted); moments created since, for parameters without a count there,
+   * are freed (under a failed capture they belonged to the graph's released memory).
+   */
   restoreCounts(counts: ReadonlyMap<string, number>): void {
     this.#steps.clear();
     for (const [k, v] of counts) this.#steps.set(k, v);
+    for (const map of [this.#m, this.#v]) {
+      for (const [name, t] of map) {
+        if (counts.has(name)) continue;
+        t.dispose();
+        map.delete(name);
+      }
+    }
   }
 
   /** A copy of the step counts. */

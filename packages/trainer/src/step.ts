@@ -191,6 +191,13 @@ export class TrainingStep<K extends string> {
         out = r.out;
         updated = r.updated;
       });
+      // A parameter updated for the first time under capture had its moments zeroed inside the
+      // graph: every replay would zero them again.
+      const fresh = updated.filter((name) => !counts.has(name));
+      if (fresh.length > 0) {
+        graph.destroy();
+        throw new Error(`parameter "${fresh[0]}" got its first gradient during the capture, not in the eager first call`);
+      }
       this.#graph = graph;
       this.#graphOut = out;
       this.#updated = updated;

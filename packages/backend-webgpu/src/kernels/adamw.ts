@@ -27,58 +27,35 @@ export function adamw(
   const mb = same(ctx.owner, K, 'm', m, n, 'float32');
   const vb = same(ctx.owner, K, 'v', v, n, 'float32');
   if (pb === gb || pb === mb || pb === vb || mb === vb) throw new Error(`${K}: param, m and v must be distinct buffers`);
-  if (scalars) {
-    // lr, 1 − β1^t, 1 − β2^t and gradScale read from the device (a replayable step).
-    const sb = same(ctx.owner, K, 'scalars', scalars, 4, 'float32');
-    map(
-      ctx,
-      K,
-      n,
-      [
-        { name: 'p', buf: pb, access: 'readwrite' },
-        { name: 'g', buf: gb, access: 'read' },
-        { name: 'm', buf: mb, access: 'readwrite' },
-        { name: 'v', buf: vb, access: 'readwrite' },
-        { name: 's', buf: sb, access: 'read' },
-      ],
-      `let lr = ld_s(0u);
-  let g = ld_g(i) * ld_s(3u);
-  let m = P.beta1 * ld_m(i) + (1.0 - P.beta1) * g;
-  let v = P.beta2 * ld_v(i) + (1.0 - P.beta2) * g * g;
-  st_m(i, m);
-  st_v(i, v);
-  st_p(i, ld_p(i) * (1.0 - lr * P.wd) - lr * (m / ld_s(1u)) / (sqrt(v / ld_s(2u)) + P.eps));`,
-      [
-        ['beta1', 'f32', p.beta1],
-        ['beta2', 'f32', p.beta2],
-        ['eps', 'f32', p.eps],
-        ['wd', 'f32', p.weightDecay],
-      ],
-    );
-    return;
-  }
+  const bindings = [
+    { name: 'p', buf: pb, access: 'readwrite' },
+    { name: 'g', buf: gb, access: 'read' },
+    { name: 'm', buf: mb, access: 'readwrite' },
+    { name: 'v', buf: vb, access: 'readwrite' },
+  ] as const;
+  // With scalars: lr, 1 − β1^t, 1 − β2^t and gradScale read from the device (a replayable step).
+  const sb = scalars ? same(ctx.owner, K, 'scalars', scalars, 4, 'float32') : null;
+  const [lr, gradScale, ibc1, ibc2, decay] = sb
+    ? ['ld_s(0u)', 'ld_s(3u)', '(1.0 / ld_s(1u))', '(1.0 / ld_s(2u))', '(1.0 - ld_s(0u) * P.wd)']
+    : ['P.lr', 'P.gradScale', 'P.ibc1', 'P.ibc2', 'P.decay'];
   map(
     ctx,
     K,
     n,
-    [
-      { name: 'p', buf: pb, access: 'readwrite' },
-      { name: 'g', buf: gb, access: 'read' },
-      { name: 'm', buf: mb, access: 'readwrite' },
-      { name: 'v', buf: vb, access: 'readwrite' },
-    ],
-    `let g = ld_g(i) * P.gradScale;
+    sb ? [...bindings, { name: 's', buf: sb, access: 'read' }] : bindings,
+    `let g = ld_g(i) * ${gradScale};
   let m = P.beta1 * ld_m(i) + (1.0 - P.beta1) * g;
   let v = P.beta2 * ld_v(i) + (1.0 - P.beta2) * g * g;
   st_m(i, m);
   st_v(i, v);
-  st_p(i, ld_p(i) * P.decay - P.lr * (m * P.ibc1) / (sqrt(v * P.ibc2) + P.eps));`,
+  st_p(i, ld_p(i) * ${decay} - ${lr} * (m * ${ibc1}) / (sqrt(v * ${ibc2}) + P.eps));`,
     [
       ['lr', 'f32', p.lr],
       ['beta1', 'f32', p.beta1],
       ['beta2', 'f32', p.beta2],
       ['eps', 'f32', p.eps],
       ['decay', 'f32', 1 - p.lr * p.weightDecay],
+      ['wd', 'f32', p.weightDecay],
       ['gradScale', 'f32', p.gradScale],
       ['ibc1', 'f32', 1 / (1 - p.beta1 ** p.step)],
       ['ibc2', 'f32', 1 / (1 - p.beta2 ** p.step)],
