@@ -37,7 +37,7 @@ for (const c of CUDA_CONFIGS) {
   // Launches and GEMMs of the second step alone (the first also loads kernels; the build is before it).
   const count = () => ({
     launches: Object.values(backend.kernelLaunches()).reduce((a, b) => a + b, 0),
-    gemms: backend.gemmCounts.cublasLt + backend.gemmCounts.tiled,
+    gemms: backend.gemmCounts.cublasLt + backend.gemmCounts.tiled + backend.gemmCounts.skinny,
   });
   const graph = args.includes('--graph');
   const warmup = graph ? 2 : 1;

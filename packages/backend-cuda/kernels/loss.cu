@@ -12,7 +12,8 @@ __device__ __forceinline__ void lse_merge(float& m, float& s, float om, float os
 }
 
 // One block per row.
-extern "C" __global__ void cross_entropy(float* loss, float* lse, const void* logits, int dtL, const int* targets, i64 classes,
+// Launched with up to 512 threads (a row per block): the bound keeps registers within what 512 threads may use.
+extern "C" __global__ void __launch_bounds__(512) cross_entropy(float* loss, float* lse, const void* logits, int dtL, const int* targets, i64 classes,
                                          int ignoreIndex) {
   __shared__ float pm[32], ps[32];
   const i64 base = (i64)blockIdx.x * classes;

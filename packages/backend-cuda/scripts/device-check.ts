@@ -124,6 +124,43 @@ async function bench(): Promise<Record<string, number>> {
   out['crossEntropy GB/s'] = (8192 * 32000 * 2) / out['crossEntropy 8192x32000 bf16 ms'] / 1e6;
   console.log(JSON.stringify({ gemm: b.gemmLibrary, memory: b.memoryStats() }));
   b.destroy();
+  Object.assign(out, await loraGemms());
+  return out;
+}
+
+/**
+ * LoRA's mixed-dtype products at the Llama-2-7B bench shape (4096 tokens, r 16; in 4096 and
+ * 11008), on the skinny kernels (mixedKernels, the default) and widened for cuBLASLt: which path
+ * should be the default is this ratio. x · Aᵀ reads 2 bytes per element of x; dA = dhᵀ · x too.
+ */
+async function loraGemms(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const T = 4096;
+  const r = 16;
+  for (const hidden of [4096, 11008]) {
+    const ms: Record<string, number> = {};
+    for (const mixedKernels of [true, false]) {
+      const b = createCudaBackend({ mixedKernels });
+      const x = b.alloc('bfloat16', T * hidden);
+      const A = b.alloc('float32', r * hidden);
+      const dh = b.alloc('float32', T * r);
+      const h = b.alloc('float32', T * r);
+      const dA = b.alloc('float32', r * hidden);
+      for (const t of [x, A, dh]) b.fill(t, 0.01);
+      const common = { batch: 1, strideA: 0, strideB: 0, strideOut: 0, alpha: 1, accumulate: false };
+      const key = mixedKernels ? 'skinny' : 'widened';
+      ms[`xA ${key}`] = await timeIt(b, () => b.matmul(h, x, A, { ...common, m: T, n: r, k: hidden, transA: false, transB: true }));
+      ms[`dA ${key}`] = await timeIt(b, () => b.matmul(dA, dh, x, { ...common, m: r, n: hidden, k: T, transA: true, transB: false }));
+      b.destroy();
+    }
+    const gbps = (key: string) => (T * hidden * 2) / ms[key]! / 1e6;
+    for (const op of ['xA', 'dA']) {
+      out[`LoRA ${op} ${T}x${hidden} r${r} skinny ms`] = ms[`${op} skinny`]!;
+      out[`LoRA ${op} ${T}x${hidden} r${r} skinny GB/s of x`] = gbps(`${op} skinny`);
+      out[`LoRA ${op} ${T}x${hidden} r${r} widened ms`] = ms[`${op} widened`]!;
+      out[`LoRA ${op} ${T}x${hidden} r${r} skinny speedup`] = ms[`${op} widened`]! / ms[`${op} skinny`]!;
+    }
+  }
   return out;
 }
 

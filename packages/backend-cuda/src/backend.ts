@@ -59,6 +59,13 @@ export interface CudaBackendOptions {
    * the float32 CUDA-core kernels, which serve every other case.
    */
   tensorCores?: boolean;
+  /**
+   * A 16-bit operand against a float32 one with a side of at most 64 (LoRA's x · Aᵀ and dA =
+   * dhᵀ · x, bfloat16 activations against float32 adapters) on the backend's own kernels, which
+   * read the 16-bit operand once (default true). false widens it into a float32 copy for
+   * cuBLASLt, as every other mixed GEMM.
+   */
+  mixedKernels?: boolean;
 }
 
 /** memoryStats(): the caching allocator's bytes (see allocator.ts) and the device's. */
@@ -98,7 +105,7 @@ export class CudaBackend implements Backend {
   private readonly workspace: Block | null = null;
   private destroyed = false;
   /** Matmul calls per path since creation (tests and benchmarks read them). */
-  readonly gemmCounts = { cublasLt: 0, tiled: 0 };
+  readonly gemmCounts = { cublasLt: 0, tiled: 0, skinny: 0 };
   /** Kernel launches by kernel name since creation (graph replays not counted): which paths a workload took. */
   kernelLaunches(): Record<string, number> {
     return Object.fromEntries(this.rt.launchCounts);
@@ -106,9 +113,12 @@ export class CudaBackend implements Backend {
 
   /** Whether attention uses the tensor-core kernels where they apply (see CudaBackendOptions.tensorCores). */
   readonly tensorCores: boolean;
+  /** Whether LoRA's mixed-dtype GEMMs run on the skinny kernels (see CudaBackendOptions.mixedKernels). */
+  readonly mixedKernels: boolean;
 
   constructor(opts: CudaBackendOptions = {}) {
     this.rt = new CudaRuntime(opts.deviceIndex ?? 0);
+    this.mixedKernels = opts.mixedKernels ?? true;
     this.tensorCores = (opts.tensorCores ?? true) && this.rt.info.computeCapability[0] >= 8;
     if (opts.cublas === false) {
       this.lt = null;
@@ -475,6 +485,7 @@ export class CudaBackend implements Backend {
       alpha,
       accumulate,
     };
+    if (!sumBatch && batch === 1 && this.skinny(call)) return;
     if (this.lt) {
       // Σ_b op(a_b)·op(b_b) is one GEMM over k' = batch·k when the batch's matrices stack along k.
       if (sumBatch && (transA ? strideA === k * m : m === 1 && strideA === k) && (!transB ? strideB === k * n : n === 1 && strideB === k)) {
@@ -559,6 +570,69 @@ export class CudaBackend implements Backend {
       // Stream order: the blocks' next users run after the work enqueued here.
       for (const t of temps) this.rt.release(t);
     }
+  }
+
+  /**
+   * One GEMM (batch 1) on kernels/matmul_skinny.cu when it is a 16-bit operand against a float32
+   * one with a float32 output and a small side: a 16-bit a [m, k] times a float32 op(b) with n ≤ 64
+   * (x · Aᵀ), or a float32 op(a) with m ≤ 64 times a 16-bit b [k, n] (dhᵀ · x). The second splits k
+   * into chunks for enough blocks and adds their partial sums in order. False for any other call.
+   */
+  private skinny(c: GemmCall): boolean {
+    if (!this.mixedKernels || c.dtOut !== 'float32') return false;
+    const a16 = c.dtA !== 'float32';
+    const b16 = c.dtB !== 'float32';
+    const accumulate = c.accumulate ? 1 : 0;
+    if (a16 && !b16 && !c.transA && c.n <= 64) {
+      const nt = c.n <= 16 ? 16 : c.n <= 32 ? 32 : 64;
+      const rows = nt === 16 ? 16 : 8; // 8 warps of 2 rows (n ≤ 16) or 1
+      this.rt.launch(`gemm_skinny_n_${nt}` as KernelName, [Math.ceil(c.m / rows)], [256], 0, [
+        c.out,
+        c.a,
+        DTYPE_CODE[c.dtA],
+        c.b,
+        c.transB ? 1 : 0,
+        c.m,
+        c.n,
+        c.k,
+        c.alpha,
+        accumulate,
+      ]);
+    } else if (!a16 && b16 && !c.transB && c.m <= 64) {
+      const mt = c.m <= 16 ? 16 : c.m <= 32 ? 32 : 64;
+      const cols = Math.ceil(c.n / 256);
+      // About two blocks per multiprocessor, in chunks of whole 32-row tiles of k.
+      const tiles = Math.ceil(c.k / 32);
+      let splits = Math.min(tiles, 65535, Math.max(1, Math.ceil((2 * this.rt.info.multiprocessors) / cols)));
+      const chunk = Math.ceil(tiles / splits) * 32;
+      splits = Math.ceil(c.k / chunk);
+      const part = splits > 1 ? this.temp(splits * c.m * c.n * 4) : null;
+      try {
+        this.rt.launch(`gemm_skinny_m_${mt}` as KernelName, [cols, splits], [256], 0, [
+          c.out,
+          part?.ptr ?? 0,
+          c.a,
+          c.transA ? 1 : 0,
+          c.b,
+          DTYPE_CODE[c.dtB],
+          c.m,
+          c.n,
+          c.k,
+          chunk,
+          c.alpha,
+          accumulate,
+        ]);
+        if (part)
+          this.rt.launch('skinny_sum', [this.grid(c.m * c.n)], [THREADS], 0, [c.out, part.ptr, splits, c.m * c.n, c.alpha, accumulate]);
+      } finally {
+        // Stream order: the block's next user runs after the sum.
+        if (part) this.rt.release(part);
+      }
+    } else {
+      return false;
+    }
+    this.gemmCounts.skinny++;
+    return true;
   }
 
   /** Contiguous dtype conversion of `count` elements, device address to device address. */

@@ -152,7 +152,7 @@ describe.skipIf(!mock)('the driver plumbing, on a stand-in libcuda', async () =>
     });
     lastLaunch(name, new Uint8Array(4096), dims);
     expect(name.toString('utf8', 0, name.indexOf(0))).toBe('gemm_tiled');
-    expect(b.gemmCounts).toEqual({ cublasLt: 0, tiled: 1 });
+    expect(b.gemmCounts).toEqual({ cublasLt: 0, tiled: 1, skinny: 0 });
     b.destroy();
   });
 

@@ -80,7 +80,7 @@ describe.skipIf(!emu)('the CUDA kernels on the host emulator: conformance (@peft
     g.launch();
     expect([...((await b.read(y)) as Float32Array)]).toEqual([1, 0, 1, 210]);
     expect([...((await b.read(z)) as Float32Array)]).toEqual([-1, 0, 0.5 + 10, 2100]);
-    expect(b.gemmCounts).toEqual({ cublasLt: 1, tiled: 0 });
+    expect(b.gemmCounts).toEqual({ cublasLt: 1, tiled: 0, skinny: 0 });
     g.destroy();
     b.destroy();
   });
@@ -96,10 +96,78 @@ describe.skipIf(!emu)('the CUDA kernels on the host emulator: conformance (@peft
   }
 });
 
+describe.skipIf(!emu)('the CUDA kernels on the host emulator: LoRA’s mixed-dtype GEMMs on the skinny kernels', async () => {
+  const { createCudaBackend } = await import('./index.js');
+  const { encode } = await import('@peft/core');
+  const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 7.1 + i * 1.37) * 0.8);
+  // x · Aᵀ (x [tokens, in] bfloat16, A [r, in] float32) and dA = dhᵀ · x (dh [tokens, r] float32),
+  // for ranks on both sides of 16/32/64, k over several tiles and chunks; against the same GEMM
+  // with the bfloat16 operand widened for cuBLASLt (mixedKernels: false) and against float64.
+  const shapes = [
+    { tokens: 70, hidden: 300, r: 16 },
+    { tokens: 45, hidden: 129, r: 5 },
+    { tokens: 33, hidden: 520, r: 33 },
+    { tokens: 16, hidden: 64, r: 64 },
+  ];
+  for (const { tokens, hidden, r } of shapes) {
+    it(`tokens ${tokens}, in ${hidden}, r ${r}: x·Aᵀ and dhᵀ·x, alpha and accumulate`, async () => {
+      const x = rand(tokens * hidden, 1);
+      const xBits = encode(x, 'bfloat16') as Uint16Array;
+      const xr = new Float32Array(new Uint32Array(Array.from(xBits, (h) => h << 16)).buffer); // x as bfloat16 rounds it
+      const A = rand(r * hidden, 2);
+      const dh = rand(tokens * r, 3);
+      const init = (n: number) => rand(n, 4);
+      const results: Float32Array[][] = [];
+      for (const mixedKernels of [true, false]) {
+        const b = createCudaBackend({ mixedKernels });
+        const put = (dt: 'float32' | 'bfloat16', v: Float32Array | Uint16Array, n: number) => {
+          const buf = b.alloc(dt, n);
+          b.write(buf, v);
+          return buf;
+        };
+        const xb = put('bfloat16', xBits, tokens * hidden);
+        const Ab = put('float32', A, r * hidden);
+        const dhb = put('float32', dh, tokens * r);
+        const h = put('float32', init(tokens * r), tokens * r);
+        const dA = put('float32', init(r * hidden), r * hidden);
+        const common = { batch: 1, strideA: 0, strideB: 0, strideOut: 0, alpha: 0.5, accumulate: true };
+        b.matmul(h, xb, Ab, { ...common, m: tokens, n: r, k: hidden, transA: false, transB: true });
+        b.matmul(dA, dhb, xb, { ...common, m: r, n: hidden, k: tokens, transA: true, transB: false });
+        results.push([(await b.read(h)) as Float32Array, (await b.read(dA)) as Float32Array]);
+        expect(b.gemmCounts.skinny).toBe(mixedKernels ? 2 : 0);
+        b.destroy();
+      }
+      // float64 reference.
+      const h0 = init(tokens * r);
+      const dA0 = init(r * hidden);
+      for (let i = 0; i < tokens; i++)
+        for (let j = 0; j < r; j++) {
+          let s = 0;
+          for (let q = 0; q < hidden; q++) s += xr[i * hidden + q]! * A[j * hidden + q]!;
+          h0[i * r + j] = 0.5 * s + h0[i * r + j]!;
+        }
+      for (let i = 0; i < r; i++)
+        for (let j = 0; j < hidden; j++) {
+          let s = 0;
+          for (let q = 0; q < tokens; q++) s += dh[q * r + i]! * xr[q * hidden + j]!;
+          dA0[i * hidden + j] = 0.5 * s + dA0[i * hidden + j]!;
+        }
+      for (const [k, ref] of [h0, dA0].entries()) {
+        const tol = 2e-6 * Math.sqrt(k === 0 ? hidden : tokens) * 4;
+        for (const got of [results[0]![k]!, results[1]![k]!]) {
+          let worst = 0;
+          for (let e = 0; e < ref.length; e++) worst = Math.max(worst, Math.abs(got[e]! - ref[e]!) / (1 + Math.abs(ref[e]!)));
+          expect(worst).toBeLessThan(tol);
+        }
+      }
+    });
+  }
+});
+
 describe.skipIf(!emu)('the CUDA kernels on the host emulator: matmul with the tiled GEMM kernel (no cuBLASLt)', async () => {
   const { createCudaBackend } = await import('./index.js');
   for (const c of conformanceCases({
-    create: () => createCudaBackend({ cublas: false }),
+    create: () => createCudaBackend({ cublas: false, mixedKernels: false }),
     dtypes: ['float32', 'float16', 'bfloat16'],
     reference: () => createCpuBackend(),
   })) {

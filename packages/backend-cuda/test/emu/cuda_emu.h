@@ -509,6 +509,10 @@ struct alignas(16) uint4 {
   unsigned x, y, z, w;
 };
 
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+
 namespace emu {
 // mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: D = A·B + D over a warp, with the PTX ISA's
 // fragment layout. groupID = lane / 4, t = lane % 4. A (16×16, row-major), 4 registers of two
