@@ -277,10 +277,13 @@ export class LoraLinear extends LoraLayer {
           continue;
         }
         const dropped = this.lora_dropout.get(name)!.forward(x);
-        const h = linear(linear(dropped, a.weight), this.lora_B.get(name)!.weight);
+        // The scaling is applied to x·Aᵀ [tokens, r], not to the product [tokens, out] (PEFT's
+        // order): the same value up to float32 rounding, without a pass over the wide tensor in
+        // forward and in backward.
+        const h = linear(scale(linear(dropped, a.weight), this.scaling.get(name)!), this.lora_B.get(name)!.weight);
         // Summed in float32, rounded once to the base output's dtype (PEFT: the float32 sum, then
         // .to(result dtype)), with no float32 [tokens, out] tensor in between.
-        result = add(result, scale(h, this.scaling.get(name)!), { dtype });
+        result = add(result, h, { dtype });
       }
       return result.dtype === dtype ? result : cast(result, dtype);
     });
