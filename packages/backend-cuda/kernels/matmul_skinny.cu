@@ -17,6 +17,20 @@
 #define KT_N 128  // k per shared tile, gemm_skinny_n
 #define KT_M 32   // k per shared tile, gemm_skinny_m
 
+// dst[kk·LD + c] = the small float32 operand at (k0 + kk, c) for kk < KT, c < W, 0 past kEnd or
+// width. It is stored [k, width] (kRows) or [width, kLen]; consecutive threads walk the
+// contiguous dimension.
+template <int KT, int W, int LD>
+__device__ __forceinline__ void stage_k_tile(float* dst, const float* src, bool kRows, int k0, int kEnd, int kLen, int width) {
+  for (int e = threadIdx.x; e < KT * W; e += blockDim.x) {
+    int kk, c;
+    if (kRows) { c = e % W; kk = e / W; }
+    else { kk = e % KT; c = e / KT; }
+    const int kg = k0 + kk;
+    dst[kk * LD + c] = (kg < kEnd && c < width) ? (kRows ? src[(i64)kg * width + c] : src[(i64)c * kLen + kg]) : 0.0f;
+  }
+}
+
 template <int NT>
 __device__ __forceinline__ void skinny_n(float* out, const void* a, int dtA, const float* b, int transB, int m, int n, int k, float alpha,
                                          int accumulate) {
@@ -31,13 +45,7 @@ __device__ __forceinline__ void skinny_n(float* out, const void* a, int dtA, con
 #pragma unroll
     for (int j = 0; j < NT; j++) acc[r][j] = 0.0f;
   for (int k0 = 0; k0 < k; k0 += KT_N) {
-    for (int e = threadIdx.x; e < KT_N * NT; e += 256) {
-      int kk, j;
-      if (transB) { kk = e % KT_N; j = e / KT_N; }  // b stored [n, k]: consecutive threads walk k
-      else { j = e % NT; kk = e / NT; }             // b stored [k, n]: consecutive threads walk n
-      const int kg = k0 + kk;
-      ws[kk * LD + j] = (kg < k && j < n) ? (transB ? b[(i64)j * k + kg] : b[(i64)kg * n + j]) : 0.0f;
-    }
+    stage_k_tile<KT_N, NT, LD>(ws, b, !transB, k0, k, k, n);  // b stored [n, k] with transB
     __syncthreads();
 #pragma unroll
     for (int q = 0; q < KT_N / 32; q++) {
@@ -88,13 +96,7 @@ __device__ __forceinline__ void skinny_m(float* out, float* part, const float* a
 #pragma unroll
   for (int i = 0; i < MT; i++) acc[i] = 0.0f;
   for (int k0 = kBegin; k0 < kEnd; k0 += KT_M) {
-    for (int e = threadIdx.x; e < KT_M * MT; e += 256) {
-      int kk, i;
-      if (transA) { i = e % MT; kk = e / MT; }  // a stored [k, m]: consecutive threads walk m
-      else { kk = e % KT_M; i = e / KT_M; }     // a stored [m, k]: consecutive threads walk k
-      const int kg = k0 + kk;
-      as[kk * MT + i] = (kg < kEnd && i < m) ? (transA ? a[(i64)kg * m + i] : a[(i64)i * k + kg]) : 0.0f;
-    }
+    stage_k_tile<KT_M, MT, MT>(as, a, transA, k0, kEnd, k, m);  // a stored [k, m] with transA
     __syncthreads();
     const int kn = min(KT_M, kEnd - k0);
     for (int kk = 0; kk < kn; kk++) {
