@@ -5,20 +5,7 @@
 // comes from seeded Generators, whose Philox streams are bit for bit the same on every backend.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import {
-  adamwStep,
-  type Backend,
-  backward,
-  crossEntropy,
-  Generator,
-  getPeftModel,
-  loraConfig,
-  mul,
-  noGrad,
-  reshape,
-  type Tensor,
-  zeros,
-} from '@peft/core';
+import { type Backend, backward, crossEntropy, Generator, getPeftModel, loraConfig, mul, reshape, type Tensor } from '@peft/core';
 import { CausalLMHead, SequenceClassifier } from '@peft/heads';
 import { createModel, parseConfig } from '@peft/models';
 import { loadModel } from '@peft/models/node';
@@ -80,7 +67,7 @@ export const LLAMA_HEAD_DIM_64 = {
 /** LoRA on the tiny checkpoint with every random draw from seeded Generators (Philox: the same bits on every backend). */
 export async function trainer(backend: Backend, kind: TrainingKind, dtype: 'float32' | 'bfloat16' = 'float32', fixtures = findFixtures()) {
   const batch = toyBatch();
-  let model: { loss(): Tensor; dispose(): void; params: Tensor[] };
+  let model: { loss(): Tensor; dispose(): void; params: [string, Tensor][] };
   if (kind === 'neox-classifier') {
     const causal = await loadModel(join(fixtures, 'tiny-gpt-neox'), { backend, dtype });
     const head = new SequenceClassifier(causal, { numLabels: 3, generator: new Generator(1) });
@@ -92,7 +79,7 @@ export async function trainer(backend: Backend, kind: TrainingKind, dtype: 'floa
     model = {
       loss: () => peft.model.loss(batch, batch.labels),
       dispose: () => peft.dispose(),
-      params: [...peft.namedParameters()].filter(([, t]) => t.requiresGrad).map(([, t]) => t),
+      params: [...peft.namedParameters()].filter(([, t]) => t.requiresGrad),
     };
   } else {
     const causal =
@@ -110,34 +97,24 @@ export async function trainer(backend: Backend, kind: TrainingKind, dtype: 'floa
     model = {
       loss: () => peft.model.loss({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.lmLabels }),
       dispose: () => peft.dispose(),
-      params: [...peft.namedParameters()].filter(([, t]) => t.requiresGrad).map(([, t]) => t),
+      params: [...peft.namedParameters()].filter(([, t]) => t.requiresGrad),
     };
   }
-  const moments = model.params.map((p) => [zeros(p.shape, { backend }), zeros(p.shape, { backend })] as const);
-  let step = 0;
+  // Weight decay on every trainable tensor (no name-based exemptions), lr 5e-3.
+  const optimizer = new AdamW(model.params, { weightDecay: 0.01, noDecay: () => false });
   return {
-    params: model.params,
+    params: model.params.map(([, t]) => t),
     async step(): Promise<number> {
-      step++;
       const loss = model.loss();
       backward(loss);
       const value = await loss.item();
       loss.dispose();
-      noGrad(() => {
-        model.params.forEach((p, i) => {
-          const [m, v] = moments[i]!;
-          adamwStep(p, p.grad as Tensor, m, v, { lr: 5e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step, gradScale: 1 });
-          p.grad?.dispose();
-          p.grad = null;
-        });
-      });
+      optimizer.step(5e-3);
+      optimizer.zeroGrad();
       return value;
     },
     dispose() {
-      for (const [m, v] of moments) {
-        m.dispose();
-        v.dispose();
-      }
+      optimizer.dispose();
       model.dispose();
     },
   };
