@@ -13,10 +13,9 @@
  * and replayed at the third; the graph's buffers are a pool of their own, so reserved memory is
  * the figure to read there.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useEmulator } from '../packages/backend-cuda/src/emulator.testkit.js';
-import { CUDA_CONFIGS } from './src/cuda-suite.js';
+import { benchStep, CUDA_CONFIGS } from './src/cuda-suite.js';
 import { runLoraStep } from './src/lora-step.js';
 
 const args = process.argv.slice(2);
@@ -28,7 +27,6 @@ const { createCudaBackend } = await import('@peft/backend-cuda');
 const GiB = 2 ** 30;
 for (const c of CUDA_CONFIGS) {
   if (opt('--only') && c.id !== opt('--only')) continue;
-  const config = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'configs', c.dir, 'config.json'), 'utf8'));
   const backend = createCudaBackend();
   const layers = opt('--layers') ? Number(opt('--layers')) : undefined;
   const batch = opt('--batch') ? Number(opt('--batch')) : c.batch;
@@ -47,20 +45,10 @@ for (const c of CUDA_CONFIGS) {
     if (step === warmup - 1) after1 = count();
     else if (step === warmup) after2 = count();
   };
-  const r = await runLoraStep(backend, {
-    onStep,
-    config,
-    layers,
-    dtype: 'bfloat16',
-    r: c.r,
-    alpha: c.alpha,
-    targets: c.targets,
-    batch,
-    seq,
-    warmup,
-    steps: 1,
-    graph,
-  });
+  const r = await runLoraStep(
+    backend,
+    benchStep(join(import.meta.dirname, '..'), c, { onStep, layers, batch, seq, warmup, steps: 1, graph }),
+  );
   const s = backend.memoryStats();
   const launches = after2.launches - after1.launches;
   const gemms = after2.gemms - after1.gemms;

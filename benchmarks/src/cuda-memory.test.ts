@@ -1,12 +1,11 @@
 // The CUDA backend's memory for the Llama-2-7B-shaped LoRA step of the CUDA bench (batch 8 × 512,
 // r 16 on every linear layer, gradient checkpointing), planned on the emulated driver in dry mode
 // (see benchmarks/cuda-memory-plan.ts): no GPU, no computation, the allocator's real numbers.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CudaBackend } from '@peft/backend-cuda';
 import { describe, expect, it } from 'vitest';
 import { useEmulator } from '../../packages/backend-cuda/src/emulator.testkit.js';
-import { CUDA_CONFIGS } from './cuda-suite.js';
+import { benchStep, CUDA_CONFIGS } from './cuda-suite.js';
 import { type LoraStepResult, runLoraStep } from './lora-step.js';
 
 process.env.PEFT_CUDA_EMU_DRY = '1';
@@ -18,11 +17,9 @@ const GiB = 2 ** 30;
 async function llamaStep<T>(o: { warmup: number; graph?: boolean }, use: (r: LoraStepResult, b: CudaBackend) => T): Promise<T> {
   const { createCudaBackend } = await import('@peft/backend-cuda');
   const c = CUDA_CONFIGS.find((x) => x.id === 'llama')!;
-  const config = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'fixtures', 'configs', c.dir, 'config.json'), 'utf8'));
   const backend = createCudaBackend();
   try {
-    const { r: rank, alpha, targets, batch, seq } = c;
-    const r = await runLoraStep(backend, { config, dtype: 'bfloat16', r: rank, alpha, targets, batch, seq, steps: 1, ...o });
+    const r = await runLoraStep(backend, benchStep(join(import.meta.dirname, '..', '..'), c, { steps: 1, ...o }));
     return use(r, backend);
   } finally {
     backend.destroy();

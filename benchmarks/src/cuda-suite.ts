@@ -15,7 +15,7 @@ import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { type CudaAvailability, createCudaBackend, isAvailable } from '@peft/backend-cuda';
 import type { Backend } from '@peft/core';
-import { type LoraStepResult, runLoraStep } from './lora-step.js';
+import { type LoraStepOptions, type LoraStepResult, runLoraStep } from './lora-step.js';
 
 export interface CudaBenchConfig {
   id: 'llama' | 'neox';
@@ -51,6 +51,29 @@ export const CUDA_CONFIGS: readonly CudaBenchConfig[] = [
     seq: 512,
   },
 ];
+
+/**
+ * The bench step of config `c` for `runLoraStep`: its config.json from `root`/fixtures/configs,
+ * random bf16 weights, its LoRA, gradient checkpointing; batch, seq and the rest from `o`.
+ */
+export function benchStep(
+  root: string,
+  c: CudaBenchConfig,
+  o: Omit<LoraStepOptions, 'config' | 'dtype' | 'r' | 'alpha' | 'targets' | 'batch' | 'seq'> & { batch?: number; seq?: number },
+): LoraStepOptions {
+  const config = JSON.parse(readFileSync(join(root, 'fixtures', 'configs', c.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  return {
+    config,
+    dtype: 'bfloat16',
+    r: c.r,
+    alpha: c.alpha,
+    targets: c.targets,
+    batch: c.batch,
+    seq: c.seq,
+    gradientCheckpointing: true,
+    ...o,
+  };
+}
 
 export interface CudaSuiteOptions {
   /** Config ids to run (llama, neox); empty or absent: both. */
@@ -304,10 +327,10 @@ export async function runCudaSuite(opts: CudaSuiteOptions = {}, deps: CudaSuiteD
   let gemmLibrary = null as string | null;
   const rows: Row[] = [];
   for (const c of configs) {
-    const raw = JSON.parse(readFileSync(join(root, 'fixtures', 'configs', c.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-    const layers = opts.layers ?? (raw.num_hidden_layers as number);
     const batch = opts.batch ?? c.batch;
     const seq = opts.seq ?? c.seq;
+    const base = benchStep(root, c, { layers: opts.layers, warmup, steps, batch, seq });
+    const layers = opts.layers ?? (base.config.num_hidden_layers as number);
     const cfg = { ...c, batch, seq, layers };
     console.log(
       `\n${c.title} (fixtures/configs/${c.dir}, ${layers} layers), batch ${batch} × ${seq}, LoRA r ${c.r} α ${c.alpha} on ${c.targets.join(', ')}`,
@@ -330,20 +353,7 @@ export async function runCudaSuite(opts: CudaSuiteOptions = {}, deps: CudaSuiteD
           };
         }
         gemmLibrary ??= backend.gemmLibrary ?? null;
-        const r = await runLoraStep(backend, {
-          config: raw,
-          layers: opts.layers,
-          dtype: 'bfloat16',
-          r: c.r,
-          alpha: c.alpha,
-          targets: c.targets,
-          batch,
-          seq,
-          warmup: graph ? Math.max(warmup, 2) : warmup,
-          steps,
-          gradientCheckpointing: true,
-          graph,
-        });
+        const r = await runLoraStep(backend, { ...base, warmup: graph ? Math.max(warmup, 2) : warmup, graph });
         const peak = d ? peakBf16Flops(d.name) : null;
         const gemms = backend.gemmCounts ? { ...backend.gemmCounts } : undefined;
         console.log(
