@@ -8,4 +8,6 @@ export default defineConfig({
   sourcemap: true,
   target: 'es2022',
   platform: 'neutral',
+  // koffi is a native addon, required lazily at run time (never in browsers).
+  external: ['koffi'],
 });

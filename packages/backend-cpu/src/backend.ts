@@ -24,7 +24,7 @@ import type {
 } from '@peft/core';
 import { assertDType, DTYPES } from '@peft/core';
 import { arg, CpuBuffer, type CpuContext } from './buffer.js';
-import { createSgemm, type SgemmEngine } from './gemm/index.js';
+import { createSgemm, type GemmChoice, type GemmEngineInfo, type SgemmEngine } from './gemm/index.js';
 import { gelu, geluBackward, siluMul, siluMulBackward } from './kernels/activations.js';
 import { adamw } from './kernels/adamw.js';
 import { attention, attentionBackward } from './kernels/attention.js';
@@ -39,8 +39,13 @@ import { argmax, reduce } from './kernels/reduce.js';
 import { rotary, rotaryBackward } from './kernels/rotary.js';
 
 export interface CpuBackendOptions {
-  /** Worker threads for the GEMM engine (the engine's default when omitted). */
+  /** Threads of the GEMM engine (default: the cores available; the wasm engine takes at most 8). */
   threads?: number;
+  /**
+   * GEMM engine: 'auto' (default) the platform BLAS through FFI when one is found, else
+   * WebAssembly SIMD, else plain TypeScript; 'blas' throws when no BLAS loads; 'wasm'; 'js'.
+   */
+  gemm?: GemmChoice;
 }
 
 const RAW_TYPE: Record<DType, string> = {
@@ -54,13 +59,20 @@ export class CpuBackend implements Backend, CpuContext {
   readonly name = 'cpu';
   readonly dtypes: readonly DType[] = DTYPES;
   readonly sgemm: SgemmEngine;
+  /** Which GEMM engine runs, on how many threads, and why it was chosen. */
+  readonly gemmEngine: GemmEngineInfo;
   private readonly live = new Set<CpuBuffer>();
   private bytes = 0;
   private peakBytes = 0;
   private destroyed = false;
 
   constructor(opts: CpuBackendOptions = {}) {
-    this.sgemm = createSgemm(opts.threads === undefined ? {} : { threads: opts.threads });
+    const sgemm = createSgemm({
+      ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+      ...(opts.gemm === undefined ? {} : { engine: opts.gemm }),
+    });
+    this.sgemm = sgemm;
+    this.gemmEngine = sgemm.info;
   }
 
   // --- memory ---------------------------------------------------------------------------------

@@ -1,8 +1,18 @@
 export { CpuBackend, type CpuBackendOptions, createCpuBackend } from './backend.js';
 export { CpuBuffer } from './buffer.js';
-export { createSgemm } from './gemm/index.js';
+export {
+  BlasUnavailable,
+  type ChosenSgemm,
+  type CreateSgemmOptions,
+  createSgemm,
+  type GemmChoice,
+  type GemmEngineInfo,
+  type SgemmArgs,
+  type SgemmEngine,
+  sgemmReference,
+} from './gemm/index.js';
 
 import { registerBackend } from '@peft/core';
-import { createCpuBackend as create } from './backend.js';
+import { type CpuBackendOptions, createCpuBackend as create } from './backend.js';
 
-registerBackend('cpu', (options) => create(options as { threads?: number }));
+registerBackend('cpu', (options) => create(options as CpuBackendOptions));

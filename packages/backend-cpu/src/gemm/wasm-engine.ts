@@ -1,4 +1,6 @@
-import type { SgemmArgs, SgemmEngine } from './index.js';
+import { leadingDims, type SgemmArgs } from './args.js';
+import type { SgemmEngine } from './index.js';
+import { hardwareThreads, nodeBuiltin } from './platform.js';
 import { SGEMM_WASM_MAX_PAGES, SGEMM_WASM_PLAIN_BASE64, SGEMM_WASM_SHARED_BASE64 } from './sgemm.wasm.js';
 import { CTL, WORKER_SOURCE } from './worker-source.js';
 
@@ -37,24 +39,6 @@ interface NodeWorker {
 interface WorkerHandle {
   post(v: unknown): void;
   terminate(): unknown;
-}
-
-type Builtin = (id: string) => unknown;
-function nodeBuiltin<T>(id: string): T | undefined {
-  const proc = (globalThis as { process?: { getBuiltinModule?: Builtin; versions?: { node?: string } } }).process;
-  if (!proc?.versions?.node || typeof proc.getBuiltinModule !== 'function') return undefined;
-  try {
-    return proc.getBuiltinModule(id) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-function hardwareThreads(): number {
-  const os = nodeBuiltin<{ availableParallelism?: () => number; cpus: () => unknown[] }>('node:os');
-  if (os) return os.availableParallelism?.() ?? os.cpus().length;
-  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
-  return nav?.hardwareConcurrency ?? 1;
 }
 
 function decodeBase64(s: string): Uint8Array {
@@ -256,11 +240,10 @@ export class WasmSgemm implements SgemmEngine {
 
   sgemm(args: SgemmArgs): void {
     if (this.destroyed) throw new Error('sgemm engine destroyed');
-    const { m, n, k, transA, transB } = args;
+    const { m, n, k } = args;
     if (m <= 0 || n <= 0) return;
-    const lda = transA ? m : k;
-    const ldb = transB ? k : n;
-    this.block(args, 0, m, 0, n, 0, k, lda, ldb, args.accumulate);
+    const { lda, ldb, ldc } = leadingDims(args);
+    this.block(args, 0, m, 0, n, 0, k, lda, ldb, ldc, args.accumulate);
   }
 
   /** C[i0:i0+m, j0:j0+n] (+)= alpha · op(A)[i0.., p0..] · op(B)[p0.., j0..], splitting if too big. */
@@ -274,6 +257,7 @@ export class WasmSgemm implements SgemmEngine {
     k: number,
     lda: number,
     ldb: number,
+    ldc: number,
     accumulate: boolean,
   ): void {
     const { MR, NR } = this;
@@ -282,20 +266,20 @@ export class WasmSgemm implements SgemmEngine {
       // Halve the largest dimension (k last: splitting k re-reads C).
       if (m >= n && m > MR && (m >= k || k <= 4)) {
         const h = roundUp(m >> 1, MR);
-        this.block(g, i0, h, j0, n, p0, k, lda, ldb, accumulate);
-        this.block(g, i0 + h, m - h, j0, n, p0, k, lda, ldb, accumulate);
+        this.block(g, i0, h, j0, n, p0, k, lda, ldb, ldc, accumulate);
+        this.block(g, i0 + h, m - h, j0, n, p0, k, lda, ldb, ldc, accumulate);
       } else if (n > NR && (n >= k || k <= 4)) {
         const h = roundUp(n >> 1, NR);
-        this.block(g, i0, m, j0, h, p0, k, lda, ldb, accumulate);
-        this.block(g, i0, m, j0 + h, n - h, p0, k, lda, ldb, accumulate);
+        this.block(g, i0, m, j0, h, p0, k, lda, ldb, ldc, accumulate);
+        this.block(g, i0, m, j0 + h, n - h, p0, k, lda, ldb, ldc, accumulate);
       } else {
         const h = k >> 1;
-        this.block(g, i0, m, j0, n, p0, h, lda, ldb, accumulate);
-        this.block(g, i0, m, j0, n, p0 + h, k - h, lda, ldb, true);
+        this.block(g, i0, m, j0, n, p0, h, lda, ldb, ldc, accumulate);
+        this.block(g, i0, m, j0, n, p0 + h, k - h, lda, ldb, ldc, true);
       }
       return;
     }
-    this.run(g, i0, m, j0, n, p0, k, lda, ldb, accumulate);
+    this.run(g, i0, m, j0, n, p0, k, lda, ldb, ldc, accumulate);
   }
 
   private footprint(m: number, n: number, k: number): number {
@@ -326,10 +310,10 @@ export class WasmSgemm implements SgemmEngine {
     k: number,
     lda: number,
     ldb: number,
+    ldc: number,
     accumulate: boolean,
   ): void {
     this.blocksRun++;
-    const ldc = g.n;
     const cOff = g.cOffset + i0 * ldc + j0;
     if (k <= 0) {
       if (!accumulate) for (let i = 0; i < m; i++) g.c.fill(0, cOff + i * ldc, cOff + i * ldc + n);
