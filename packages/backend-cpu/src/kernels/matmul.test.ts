@@ -1,6 +1,9 @@
-import type { MatmulParams } from '@peft/core';
-import { describe, expect, it } from 'vitest';
+import { type DType, decode, encode, type MatmulParams } from '@peft/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCpuBackend } from '../backend.js';
+import type { SgemmArgs, SgemmEngine } from '../gemm/index.js';
 import { backend, download, expectClose, randomValues, upload } from '../test-helpers.js';
+import { matmulBlocking } from './matmul.js';
 
 /** Naive out[bi] = alpha · op(a) · op(b) (+ acc) in double precision. */
 function naive(a: number[], b: number[], p: MatmulParams, acc: number[] | null): number[] {
@@ -173,6 +176,81 @@ describe('matmul', () => {
     expect(() => be.matmul(out, be.alloc('int32', 8), b, params({}))).toThrow(/matmul: a has dtype int32 but must be a float dtype/);
     expect(() => be.matmul(a, a, b, params({}))).toThrow(/out must not be the same buffer/);
     expect(() => be.matmul(out, a, b, params({ m: -1 }))).toThrow(/matmul: m must be a non-negative integer, got -1/);
+    be.destroy();
+  });
+});
+
+describe('matmul: large 16-bit operands decoded by panels', () => {
+  const defaults = { ...matmulBlocking };
+  afterEach(() => Object.assign(matmulBlocking, defaults));
+
+  /** The values a dtype stores for `values`. */
+  const rounded = (values: number[], dtype: DType) => Array.from(decode(encode(values, dtype), dtype));
+
+  it.each(['wasm', 'auto'] as const)(
+    'equals decoding first for every transpose, dtype pair, batch stride, alpha and accumulate (gemm %s)',
+    async (gemm) => {
+      const be = createCpuBackend({ gemm });
+      const [m, n, k, batch] = [37, 45, 70, 2];
+      let seed = 10;
+      for (const [da, db] of [
+        ['bfloat16', 'float32'],
+        ['float32', 'bfloat16'],
+        ['float16', 'bfloat16'],
+        ['bfloat16', 'bfloat16'],
+      ] as const)
+        for (const transA of [false, true])
+          for (const transB of [false, true])
+            for (const [strideA, strideB, strideOut] of [
+              [m * k, k * n, m * n],
+              [0, k * n, m * n + 3],
+              [m * k, 0, 0],
+            ]) {
+              const accumulate = seed % 2 === 0;
+              const p = params({ batch, m, n, k, transA, transB, strideA, strideB, strideOut, alpha: 0.75, accumulate });
+              const av = rounded(randomValues((batch - 1) * strideA + m * k, seed++), da);
+              const bv = rounded(randomValues((batch - 1) * strideB + k * n, seed++), db);
+              const ov = randomValues((batch - 1) * strideOut + m * n, seed++);
+              // Panels of 16 rows (of whichever dimension is blocked): several per product, a short last one.
+              Object.assign(matmulBlocking, { decodeWholeUpTo: 0, panelElements: 16 });
+              const out = upload(be, ov);
+              be.matmul(out, upload(be, av, da), upload(be, bv, db), p);
+              const got = await download(be, out);
+              Object.assign(matmulBlocking, defaults);
+              const whole = upload(be, ov);
+              be.matmul(whole, upload(be, av, da), upload(be, bv, db), p);
+              expectClose(got, await download(be, whole), 1e-5);
+              expectClose(got, naive(av, bv, p, ov), 1e-4);
+            }
+      be.destroy();
+    },
+  );
+
+  it('a weight above the whole-decode limit never reaches the engine whole', async () => {
+    const be = backend();
+    const calls: { m: number; n: number; k: number; bLength: number }[] = [];
+    const engine = be.sgemm;
+    const spy: SgemmEngine = {
+      description: engine.description,
+      destroy: () => engine.destroy(),
+      sgemm(args: SgemmArgs) {
+        calls.push({ m: args.m, n: args.n, k: args.k, bLength: args.b.length });
+        engine.sgemm(args);
+      },
+    };
+    Object.defineProperty(be, 'sgemm', { value: spy });
+    const [m, n, k] = [8, 300, 4096]; // the weight [n, k]: 1.2M elements, above the 2^20 limit
+    const x = randomValues(m * k, 1);
+    const w = rounded(randomValues(n * k, 2, 0.1), 'bfloat16');
+    const p = params({ m, n, k, transB: true });
+    const out = be.alloc('float32', m * n);
+    be.matmul(out, upload(be, x), upload(be, w, 'bfloat16'), p);
+    expect(calls.map((c) => c.n)).toEqual([256, 44]); // panels of 256 rows of the weight (2^20 elements)
+    for (const c of calls) expect(c.bLength).toBeLessThan(n * k);
+    expect(calls.reduce((s, c) => s + c.n, 0)).toBe(n);
+    const want = be.alloc('float32', m * n);
+    be.matmul(want, upload(be, x), upload(be, w), p); // the same values in float32
+    expectClose(await download(be, out), await download(be, want), 1e-6);
     be.destroy();
   });
 });
