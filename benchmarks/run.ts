@@ -14,12 +14,18 @@
  *                                   → benchmarks/results/cuda-<date>.json; one skip line without a GPU. Never part
  *                                   of a run that does not name it. Its options: --only llama|neox, --warmup N,
  *                                   --steps N, --batch N, --seq N, --layers N, --python PATH, --no-python
+ *   pnpm bench --backend cpu-step   only the CPU training-step section (benchmarks/src/cpu-step.ts): LoRA steps of a
+ *                                   GPT-NeoX ~110M classifier and a Llama ~100M beside PyTorch + PEFT, each side in
+ *                                   child processes → benchmarks/results/cpu-<date>.json. Its options: --only
+ *                                   neox|neox-gc|llama, --threads 1,2, --rounds N, --warmup N, --steps N, --batch N,
+ *                                   --seq N, --layers N, --profile, --python PATH, --no-python (benchmarks/README.md)
  *   pnpm bench --sizes 512,1024     custom sizes
  *   pnpm bench --out latest         results file name suffix instead of the date
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { CpuStepSuiteOptions } from './src/cpu-step.js';
 import type { CudaSuiteOptions } from './src/cuda-suite.js';
 import { type GemmEngine, type Measurement, measureInterleaved, peftEngine, type TfjsWasmInfo, tfjsEngine } from './src/gemm.js';
 import { runWebGpuSuite } from './src/webgpu-suite.js';
@@ -31,6 +37,7 @@ function parseArgs(argv: string[]) {
     sizes: undefined as number[] | undefined,
     out: undefined as string | undefined,
     cuda: {} as CudaSuiteOptions,
+    cpuStep: {} as CpuStepSuiteOptions,
   };
   const int = (flag: string, v: string) => {
     const n = Number(v);
@@ -57,10 +64,21 @@ function parseArgs(argv: string[]) {
     else if (a.startsWith('--python')) opts.cuda.python = value();
     else if (a === '--no-python') opts.cuda.noPython = true;
     else if (a === '--no-graph') opts.cuda.noGraph = true;
+    else if (a.startsWith('--threads'))
+      opts.cpuStep.threads = value()
+        .split(',')
+        .map((t) => int('--threads', t));
+    else if (a.startsWith('--rounds')) opts.cpuStep.rounds = int('--rounds', value());
+    else if (a === '--profile') opts.cpuStep.profile = true;
     else if (a === '--help' || a === '-h') {
       console.log(
-        'usage: pnpm bench [--short] [--backend cpu|tfjs|tfjs-cpu|tfjs-wasm|webgpu|cuda] [--sizes 256,1024] [--out latest]\n' +
-          '       cuda only: [--only llama|neox] [--warmup N] [--steps N] [--batch N] [--seq N] [--layers N] [--python PATH] [--no-python] [--no-graph]',
+        'usage: pnpm bench [--short] [--backend cpu|tfjs|tfjs-cpu|tfjs-wasm|webgpu|cpu-step|cuda] [--sizes 256,1024] [--out latest]\n' +
+          '       cuda only: [--only llama|neox] [--warmup N] [--steps N] [--batch N] [--seq N] [--layers N] [--python PATH] [--no-python] [--no-graph]\n' +
+          '       cpu-step:  [--only neox|neox-gc|llama] [--threads 1,2] [--rounds N] [--warmup N] [--steps N] [--batch N] [--seq N]\n' +
+          '                  [--layers N] [--profile] [--python PATH] [--no-python]\n' +
+          '       cpu-step Python (PyTorch + transformers + peft): --python PATH, else $PEFT_BENCH_PYTHON, else .venv-bench in the\n' +
+          '                  checkout, created with python3 -m venv + pip install torch transformers peft when missing (pip gets\n' +
+          '                  the indexes `pip config list` names); --short never installs and skips the PyTorch side instead',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
@@ -75,8 +93,9 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   // The CUDA section runs only when named; the others as before (all of them when none is named).
   const cuda = opts.backends.includes('cuda');
-  const others = opts.backends.filter((b) => b !== 'cuda');
+  const others = opts.backends.filter((b) => b !== 'cuda' && b !== 'cpu-step');
   const all = opts.backends.length === 0;
+  const cpuStep = all || opts.backends.includes('cpu-step');
   const cpu = all || others.some((b) => !WEBGPU_IDS.includes(b));
   const webgpu = all || others.some((b) => WEBGPU_IDS.includes(b));
   if (cpu) await cpuGemm({ ...opts, backends: others });
@@ -84,8 +103,14 @@ async function main() {
     if (cpu) console.log();
     await runWebGpuSuite({ short: opts.short, sizes: opts.sizes, out: opts.out, engines: others.filter((b) => b !== 'webgpu') });
   }
-  if (cuda) {
+  if (cpuStep) {
     if (cpu || webgpu) console.log();
+    const { runCpuStepSuite } = await import('./src/cpu-step.js');
+    const { only, warmup, steps, batch, seq, layers, python, noPython } = opts.cuda;
+    await runCpuStepSuite({ only, warmup, steps, batch, seq, layers, python, noPython, ...opts.cpuStep, short: opts.short, out: opts.out });
+  }
+  if (cuda) {
+    if (cpu || webgpu || cpuStep) console.log();
     // Imported only when asked for: the default run never loads the CUDA backend.
     const { runCudaSuite } = await import('./src/cuda-suite.js');
     await runCudaSuite({ ...opts.cuda, short: opts.short, out: opts.out });
