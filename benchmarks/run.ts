@@ -18,7 +18,7 @@
  *                                   GPT-NeoX ~110M classifier and a Llama ~100M beside PyTorch + PEFT, each side in
  *                                   child processes → benchmarks/results/cpu-<date>.json. Its options: --only
  *                                   neox|neox-gc|llama, --threads 1,2, --rounds N, --warmup N, --steps N, --batch N,
- *                                   --seq N, --layers N, --profile, --python PATH, --no-python (benchmarks/README.md)
+ *                                   --seq N, --layers N, --profile, --gemm ENGINE, --python PATH, --no-python (benchmarks/README.md)
  *   pnpm bench --sizes 512,1024     custom sizes
  *   pnpm bench --out latest         results file name suffix instead of the date
  */
@@ -70,12 +70,13 @@ function parseArgs(argv: string[]) {
         .map((t) => int('--threads', t));
     else if (a.startsWith('--rounds')) opts.cpuStep.rounds = int('--rounds', value());
     else if (a === '--profile') opts.cpuStep.profile = true;
+    else if (a.startsWith('--gemm')) opts.cpuStep.gemm = value();
     else if (a === '--help' || a === '-h') {
       console.log(
         'usage: pnpm bench [--short] [--backend cpu|tfjs|tfjs-cpu|tfjs-wasm|webgpu|cpu-step|cuda] [--sizes 256,1024] [--out latest]\n' +
           '       cuda only: [--only llama|neox] [--warmup N] [--steps N] [--batch N] [--seq N] [--layers N] [--python PATH] [--no-python] [--no-graph]\n' +
           '       cpu-step:  [--only neox|neox-gc|llama] [--threads 1,2] [--rounds N] [--warmup N] [--steps N] [--batch N] [--seq N]\n' +
-          '                  [--layers N] [--profile] [--python PATH] [--no-python]\n' +
+          '                  [--layers N] [--profile] [--gemm auto|blas|wasm|js (ours)] [--python PATH] [--no-python]\n' +
           '       cpu-step Python (PyTorch + transformers + peft): --python PATH, else $PEFT_BENCH_PYTHON, else .venv-bench in the\n' +
           '                  checkout, created with python3 -m venv + pip install torch transformers peft when missing (pip gets\n' +
           '                  the indexes `pip config list` names); --short never installs and skips the PyTorch side instead',

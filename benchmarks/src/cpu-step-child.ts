@@ -27,10 +27,13 @@ async function main(): Promise<number> {
     throw new Error(`cpu-step-child: stdin is not one JSON job (${(err as Error).message}): ${text.slice(0, 200)}`);
   }
   checkJob(job);
-  const real = createCpuBackend({ threads: job.threads });
+  // `gemm` only where the backend has the option (it is passed through as given).
+  const options = { threads: job.threads, ...(job.gemm ? { gemm: job.gemm } : {}) } as Parameters<typeof createCpuBackend>[0];
+  const real = createCpuBackend(options);
   const profiled = job.profile ? profileBackend(real) : null;
   const backend: Backend = profiled?.backend ?? real;
-  const threadsUsed = (real as unknown as { sgemm?: { threads?: number } }).sgemm?.threads;
+  const { gemmEngine } = real as unknown as { gemmEngine?: { threads?: unknown } };
+  const threadsUsed = gemmEngine?.threads;
   try {
     const r = await runOursJob(backend, job, {
       onTimed: () => profiled?.reset(),
@@ -46,6 +49,7 @@ async function main(): Promise<number> {
       // maxRSS is in kilobytes.
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       threads: typeof threadsUsed === 'number' ? threadsUsed : job.threads,
+      ...(gemmEngine === undefined ? {} : { engineInfo: gemmEngine }),
       versions: { node: process.version, v8: process.versions.v8 ?? null },
       ...(profiled
         ? {

@@ -42,6 +42,8 @@ export interface CpuStepJob {
   threads: number;
   /** Ours only: time every backend kernel during the timed steps. */
   profile?: boolean;
+  /** Ours only: createCpuBackend's `gemm` option (auto, blas, wasm, js) where the backend has it. */
+  gemm?: string;
 }
 
 /** Per kernel (method, or method:op) during the timed steps. */
@@ -86,15 +88,25 @@ export interface CpuStepResult {
   threads: number;
   /** The GEMM engine (ours: backend.gemmEngine or backend.sgemm.description; PyTorch: its BLAS). */
   engine: string;
+  /** Ours: the backend's `gemmEngine` as it is (which library, why), when it has one. */
+  engineInfo?: unknown;
   versions: Record<string, string | null>;
   profile?: KernelProfile;
 }
 
-/** A backend that says which GEMM engine runs: `gemmEngine` when it has one, else its sgemm's description. */
+/**
+ * Which GEMM engine a backend runs: its `gemmEngine` (a string, or `{ name, threads, library }`)
+ * when it has one, else its sgemm's description.
+ */
 export function gemmEngineOf(backend: Backend): string {
   const b = backend as Backend & { gemmEngine?: unknown; sgemm?: { description?: unknown } };
-  if (typeof b.gemmEngine === 'string') return b.gemmEngine;
-  if (b.gemmEngine && typeof b.gemmEngine === 'object' && 'description' in b.gemmEngine) return String(b.gemmEngine.description);
+  const info = b.gemmEngine;
+  if (typeof info === 'string') return info;
+  if (info && typeof info === 'object' && 'name' in info) {
+    const { name, threads, library } = info as { name: unknown; threads?: unknown; library?: unknown };
+    const t = typeof threads === 'number' ? ` x${threads} thread${threads === 1 ? '' : 's'}` : '';
+    return `${String(name)}${t}${typeof library === 'string' ? ` (${library})` : ''}`;
+  }
   if (typeof b.sgemm?.description === 'string') return b.sgemm.description;
   return 'unknown';
 }

@@ -104,6 +104,16 @@ describe('jobs, pinning, configs', () => {
     expect(() => checkJob({ ...neox, threads: 0 })).toThrow(/threads 0/);
   });
 
+  it('names our GEMM engine: gemmEngine when the backend has it, else the sgemm description', () => {
+    const info = { name: 'openblas', threads: 2, library: 'libopenblas.so.0', reason: 'found' };
+    expect(gemmEngineOf({ gemmEngine: info, sgemm: { description: 'x' } } as never)).toBe('openblas x2 threads (libopenblas.so.0)');
+    expect(gemmEngineOf({ gemmEngine: 'blas' } as never)).toBe('blas');
+    expect(gemmEngineOf({ sgemm: { description: 'wasm-simd x1 thread' } } as never)).toBe('wasm-simd x1 thread');
+    expect(
+      makeJob(ROOT, config('llama'), { short: true, warmup: 0, steps: 1, threads: 1, profile: false, seed: 0, gemm: 'wasm' }).gemm,
+    ).toBe('wasm');
+  });
+
   it('selects configs by shape or id, naming a wrong one', () => {
     expect(selectConfigs(['neox']).map((c) => c.id)).toEqual(['neox', 'neox-gc']);
     expect(selectConfigs(['llama', 'neox-gc']).map((c) => c.id)).toEqual(['neox-gc', 'llama']);

@@ -115,6 +115,8 @@ export interface CpuStepSuiteOptions {
   noPython?: boolean;
   /** Time each of our kernels and print their shares. */
   profile?: boolean;
+  /** Our GEMM engine: createCpuBackend's `gemm` option (auto, blas, wasm, js), where the backend has it. */
+  gemm?: string;
   seed?: number;
   root?: string;
 }
@@ -150,6 +152,8 @@ export interface JobSettings {
   threads: number;
   profile: boolean;
   seed: number;
+  /** Ours only. */
+  gemm?: string;
 }
 
 /** The job for config `c` (its config.json read from `root`), the same for both sides. */
@@ -189,6 +193,7 @@ export function makeJob(root: string, c: CpuStepConfig, s: JobSettings): CpuStep
     steps: s.steps,
     threads: s.threads,
     ...(s.profile ? { profile: true } : {}),
+    ...(s.gemm ? { gemm: s.gemm } : {}),
   };
 }
 
@@ -515,7 +520,7 @@ export interface CpuStepReport {
   dirty: boolean | null;
   short: boolean;
   machine: Record<string, unknown>;
-  settings: { warmup: number; steps: number; rounds: number; threads: number[]; seed: number };
+  settings: { warmup: number; steps: number; rounds: number; threads: number[]; seed: number; gemm: string | null };
   python: { executable: string; how: string } | { skipped: string };
   results: Record<string, unknown>[];
 }
@@ -571,7 +576,7 @@ export async function runCpuStepSuite(opts: CpuStepSuiteOptions = {}): Promise<C
         seed,
       });
       const input = JSON.stringify(job);
-      const profiledInput = opts.profile ? JSON.stringify({ ...job, profile: true }) : input;
+      const oursInput = JSON.stringify({ ...job, ...(opts.profile ? { profile: true } : {}), ...(opts.gemm ? { gemm: opts.gemm } : {}) });
       const [batch, seq] = [job.ids.length, job.ids[0]!.length];
       const layers = job.config.num_hidden_layers as number;
       const pin = pinPrefix(threads, cpus, taskset);
@@ -583,7 +588,7 @@ export async function runCpuStepSuite(opts: CpuStepSuiteOptions = {}): Promise<C
       const pytorch: Side<CpuStepResult>[] = [];
       for (let round = 1; round <= rounds; round++) {
         const [cmd, ...args] = [...pin.prefix, ...oursCmd];
-        const o = await runChild(cmd!, args, profiledInput, env, root, childTimeoutMs);
+        const o = await runChild(cmd!, args, oursInput, env, root, childTimeoutMs);
         const side = parseChildOutput('ours (cpu-step-child.ts)', o.stdout, o.code, o.signal, o.stderrTail);
         ours.push(side);
         report(`ours    run ${round}`, side);
@@ -665,7 +670,7 @@ export async function runCpuStepSuite(opts: CpuStepSuiteOptions = {}): Promise<C
       platform: `${process.platform}-${process.arch}`,
       node: process.version,
     },
-    settings: { warmup, steps, rounds, threads: threadsList, seed },
+    settings: { warmup, steps, rounds, threads: threadsList, seed, gemm: opts.gemm ?? null },
     python,
     results: cells.map((c) => ({
       config: c.config.id,
