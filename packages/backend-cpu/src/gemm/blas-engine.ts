@@ -10,7 +10,7 @@
  */
 import { checkSgemmArgs, leadingDims, type SgemmArgs } from './args.js';
 import type { SgemmEngine } from './index.js';
-import { envVar, hardwareThreads, nodeBuiltin, nodePlatform } from './platform.js';
+import { envDefault, envVar, hardwareThreads, nodeBuiltin, nodePlatform } from './platform.js';
 
 /** koffi's module and the C functions it declares, typed loosely (declared from C strings at run time). */
 // biome-ignore lint/suspicious/noExplicitAny: koffi's API is untyped here.
@@ -140,6 +140,10 @@ export function openBlas(name: string): BlasLibrary {
   if (cached) return cached;
   const koffi = loadKoffi();
   if (!koffi) throw new Error(koffiError);
+  // OpenBLAS's pthread workers spin (sched_yield) for 2^28 cycles (~0.1 s) after each product before
+  // sleeping, taking a core from whatever runs next; 2^20 cycles (~0.4 ms) still covers back-to-back
+  // products. Read once, when the library loads; a value set by the user stays.
+  envDefault('OPENBLAS_THREAD_TIMEOUT', '20');
   let lib: KoffiLib;
   try {
     lib = koffi.load(name);

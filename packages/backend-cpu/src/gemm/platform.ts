@@ -43,6 +43,12 @@ export function envVar(name: string): string | undefined {
   return v === undefined || v === '' ? undefined : v;
 }
 
+/** Sets an environment variable of this process (seen by native libraries loaded later) unless it is set. */
+export function envDefault(name: string, value: string): void {
+  const env = nodeProcess()?.env;
+  if (env && env[name] === undefined) env[name] = value;
+}
+
 /** `process.platform` in Node ('linux', 'darwin', 'win32', …), undefined elsewhere. */
 export function nodePlatform(): string | undefined {
   return nodeProcess()?.platform;
