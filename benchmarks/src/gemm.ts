@@ -1,20 +1,32 @@
 /**
- * f32 GEMM benchmark engines: @peft/backend-cpu's createSgemm (1 thread and all threads) and
- * tfjs-core with its `cpu` and `wasm` backends. Each engine computes C = A·B for square n³.
+ * f32 GEMM benchmark engines: @peft/backend-cpu's createSgemm (the engine 'auto' picks, e.g. the
+ * platform BLAS, and the WebAssembly SIMD engine; 1 thread and all threads), torch.matmul in a child
+ * Python process at the same thread counts, and tfjs-core with its `cpu` and `wasm` backends. Each
+ * engine computes C = A·B for square n³.
  */
-import { createSgemm } from '@peft/backend-cpu';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { createSgemm, type GemmEngineInfo } from '@peft/backend-cpu';
 
 export interface GemmEngine {
-  /** Short id used in tables and JSON, e.g. "peft x2", "tfjs-wasm". */
+  /** Short id used in tables and JSON, e.g. "peft x2", "torch x1", "tfjs-wasm". */
   id: string;
-  /** Group for --backend filtering: "cpu" (@peft/backend-cpu), "tfjs", or "webgpu" (every engine on the WebGPU adapter). */
-  backend: 'cpu' | 'tfjs' | 'webgpu';
+  /** Group for --backend filtering: "cpu" (@peft/backend-cpu), "torch", "tfjs", or "webgpu" (every engine on the WebGPU adapter). */
+  backend: 'cpu' | 'torch' | 'tfjs' | 'webgpu';
   /** How it runs, as reported by the engine. */
   description: string;
   /** Prepares operands of size n (random), returns a function computing one product. */
-  prepare(n: number): () => void | Promise<void>;
+  prepare(n: number): Product | Promise<Product>;
   dispose(): void;
 }
+
+/**
+ * One product. One that returns (or resolves to) a number timed itself, in ms (e.g. inside another
+ * process): that number is the sample instead of the time around the call.
+ */
+export type Product = () => unknown;
 
 export function randomMatrix(n: number, seed: number): Float32Array {
   const a = new Float32Array(n * n);
@@ -28,13 +40,18 @@ export function randomMatrix(n: number, seed: number): Float32Array {
   return a;
 }
 
-export function peftEngine(threads: number | undefined): GemmEngine {
-  const engine = createSgemm(threads === undefined ? {} : { threads });
-  const n = Number(/x(\d+)/.exec(engine.description)?.[1] ?? 1);
+/**
+ * @peft/backend-cpu's GEMM: `engine` 'auto' (the platform BLAS when found) or 'wasm', on `threads`.
+ * Ids: "peft xN" for 'auto', "peft-wasm xN" for 'wasm'.
+ */
+export function peftEngine(threads: number | undefined, engine: 'auto' | 'wasm' = 'auto'): GemmEngine & { info: GemmEngineInfo } {
+  const sgemm = createSgemm({ engine, ...(threads === undefined ? {} : { threads }) });
+  const { info } = sgemm;
   return {
-    id: `peft x${n}`,
+    id: `${engine === 'wasm' ? 'peft-wasm' : 'peft'} x${info.threads}`,
     backend: 'cpu',
-    description: engine.description,
+    description: `${sgemm.description}${info.library ? ` (${info.library})` : ''}: ${info.reason}`,
+    info,
     prepare(size) {
       const a = randomMatrix(size, 1);
       const b = randomMatrix(size, 2);
@@ -54,9 +71,91 @@ export function peftEngine(threads: number | undefined): GemmEngine {
         alpha: 1,
         accumulate: false,
       };
-      return () => engine.sgemm(args);
+      return () => sgemm.sgemm(args);
     },
-    dispose: () => engine.destroy(),
+    dispose: () => sgemm.destroy(),
+  };
+}
+
+/** The Python for the torch column: $PEFT_BENCH_PYTHON, else the repository's .venv-bench, else none. */
+export function benchPython(): { python: string; from: string } | undefined {
+  const env = process.env.PEFT_BENCH_PYTHON;
+  if (env) return { python: env, from: 'PEFT_BENCH_PYTHON' };
+  const venv = fileURLToPath(new URL('../../.venv-bench/bin/python', import.meta.url));
+  return existsSync(venv) ? { python: venv, from: '.venv-bench' } : undefined;
+}
+
+export interface TorchInfo {
+  torch: string;
+  threads: number;
+  blas: string;
+  python: string;
+}
+
+/**
+ * torch.matmul at `threads` threads (torch.set_num_threads) in a child Python process
+ * (benchmarks/python/torch_matmul.py) that times each product itself, so the pipe's latency is
+ * not counted. Rejects with a one-line reason when the process or torch cannot start.
+ */
+export async function torchEngine(python: string, threads: number): Promise<GemmEngine & { torch: TorchInfo }> {
+  const script = fileURLToPath(new URL('../python/torch_matmul.py', import.meta.url));
+  const child: ChildProcessWithoutNullStreams = spawn(python, [script, '--threads', String(threads)], { stdio: 'pipe' });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr = (stderr + String(d)).slice(-2000);
+  });
+  const waiting: { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }[] = [];
+  let failure: Error | undefined;
+  const fail = (e: Error) => {
+    failure ??= e;
+    for (const w of waiting.splice(0)) w.reject(failure);
+  };
+  child.on('error', (e) => fail(new Error(`cannot run ${python}: ${e.message}`)));
+  child.on('exit', (code, signal) => {
+    const last = stderr.trim().split('\n').pop();
+    fail(new Error(`${python} torch_matmul.py exited with ${code ?? signal}${last ? `: ${last}` : ''}`));
+  });
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const w = waiting.shift();
+    if (!w) return;
+    try {
+      w.resolve(JSON.parse(line));
+    } catch {
+      w.reject(new Error(`torch_matmul.py printed ${line}`));
+    }
+  });
+  const next = () =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      if (failure) reject(failure);
+      else waiting.push({ resolve, reject });
+    });
+  const request = (req: object) => {
+    const reply = next();
+    child.stdin.write(`${JSON.stringify(req)}\n`);
+    return reply;
+  };
+  const hello = await next().catch((e: Error) => {
+    child.kill();
+    throw e;
+  });
+  if (typeof hello.skipped === 'string') {
+    child.kill();
+    throw new Error(`${python}: ${hello.skipped}`);
+  }
+  const info: TorchInfo = { torch: String(hello.torch), threads: Number(hello.threads), blas: String(hello.blas), python };
+  return {
+    id: `torch x${info.threads}`,
+    backend: 'torch',
+    description: `torch ${info.torch} matmul (${info.blas}), torch.set_num_threads(${info.threads}), ${python}`,
+    torch: info,
+    async prepare(size) {
+      await request({ op: 'prepare', n: size });
+      return async () => Number((await request({ op: 'run' })).ms);
+    },
+    dispose() {
+      child.stdin.end();
+      setTimeout(() => child.kill(), 2000).unref();
+    },
   };
 }
 
@@ -167,6 +266,8 @@ export interface TimingOptions {
   slowMs: number;
   /** Warm-up time per engine (at least two products). */
   warmMs: number;
+  /** Fewest rounds, even past the budget (default 1). */
+  minReps?: number;
 }
 
 /**
@@ -175,18 +276,22 @@ export interface TimingOptions {
  * Returns the median per engine.
  */
 export async function measureInterleaved(engines: GemmEngine[], size: number, opts: TimingOptions): Promise<Measurement[]> {
-  const runs: (() => void | Promise<void>)[] = [];
+  const runs: Product[] = [];
   const times: number[][] = [];
   const slow: boolean[] = [];
   let roundMs = 0;
+  // One product's time: what the engine reports (timed where it runs), else measured here.
+  const timed = async (run: Product) => {
+    const t = performance.now();
+    const own = await run();
+    return typeof own === 'number' ? own : performance.now() - t;
+  };
   for (const engine of engines) {
-    const run = engine.prepare(size);
+    const run = await engine.prepare(size);
     runs.push(run);
     const samples: number[] = [];
     times.push(samples);
-    let t = performance.now();
-    await run();
-    let last = performance.now() - t;
+    let last = await timed(run);
     slow.push(last > opts.slowMs);
     if (last > opts.slowMs) {
       samples.push(last); // too slow to repeat: the first product is the only sample
@@ -194,19 +299,15 @@ export async function measureInterleaved(engines: GemmEngine[], size: number, op
     }
     const warmStart = performance.now();
     do {
-      t = performance.now();
-      await run();
-      last = performance.now() - t;
+      last = await timed(run);
     } while (performance.now() - warmStart < opts.warmMs && last < opts.slowMs / 4);
     roundMs += last;
   }
-  const rounds = Math.max(1, Math.min(opts.maxReps, Math.floor(opts.budgetMs / Math.max(roundMs, 0.01))));
+  const rounds = Math.max(opts.minReps ?? 1, Math.min(opts.maxReps, Math.floor(opts.budgetMs / Math.max(roundMs, 0.01))));
   for (let r = 0; r < rounds; r++) {
     for (let e = 0; e < engines.length; e++) {
       if (slow[e]) continue;
-      const t = performance.now();
-      await runs[e]!();
-      times[e]!.push(performance.now() - t);
+      times[e]!.push(await timed(runs[e]!));
     }
   }
   return engines.map((engine, e) => summarize(engine.id, size, times[e]!));
