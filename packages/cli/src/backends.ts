@@ -14,3 +14,9 @@ export async function createBackend(name: string, options?: Record<string, unkno
     throw new Error(`--backend ${JSON.stringify(name)} is not one of ${BACKENDS.join(', ')}`);
   return createRegistered(name, options);
 }
+
+/** ", GEMM: openblas x2 threads" for the CPU backend (its GEMM engine and threads), "" for others: for run headers. */
+export function gemmNote(backend: Backend): string {
+  const gemm = (backend as { sgemm?: { description?: unknown } }).sgemm?.description;
+  return typeof gemm === 'string' ? `, GEMM: ${gemm}` : '';
+}

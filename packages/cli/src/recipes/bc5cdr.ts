@@ -16,7 +16,7 @@ import type { CausalLM, ModelConfig } from '@peft/models';
 import { loadConfig, loadModel, loadTokenizer } from '@peft/models/node';
 import { type ProgressOptions, type RunStore, readJson, type TrainResult, train } from '@peft/trainer';
 import { nodeRunStore } from '@peft/trainer/node';
-import { createBackend } from '../backends.js';
+import { createBackend, gemmNote } from '../backends.js';
 import {
   BC5CDR_PRIORITY,
   GenerativeNerTask,
@@ -534,7 +534,7 @@ export async function runBc5cdr(options: Bc5cdrOptions): Promise<Bc5cdrResult> {
   try {
     model = await loadModel(options.modelDir, { backend, dtype: baseDtype(config, backend, options.dtype) });
     model.gradientCheckpointing = s.gradientCheckpointing;
-    log(`model ${settings.model} (${config.modelType}, ${model.dtype}) on ${backend.name}`);
+    log(`model ${settings.model} (${config.modelType}, ${model.dtype}) on ${backend.name}${gemmNote(backend)}`);
 
     const runNames = s.labels === 'per-label' ? [...labels] : ['all'];
     const runs: Bc5cdrRun[] = [];

@@ -22,7 +22,7 @@ import {
   type ValidationRecord,
 } from '@peft/trainer';
 import { nodeRunStore } from '@peft/trainer/node';
-import { createBackend } from '../backends.js';
+import { createBackend, gemmNote } from '../backends.js';
 import { type ClassificationMetrics, ClassificationTask, type LabelledText } from '../tasks/classification.js';
 
 /** Study A's grid: learning rate × template, selected by validation macro-F1. */
@@ -381,7 +381,7 @@ export async function runLivedoor(options: LivedoorOptions): Promise<LivedoorRes
     log(
       `livedoor: ${examples.length} articles in ${labels.length} categories → train ${split.train.length} / validation ${split.validation.length} / test ${split.test.length} (seed ${r.seed})`,
     );
-    log(`model: ${modelName} (${modelConfig.modelType}, ${dtype} on the ${backend.name} backend)`);
+    log(`model: ${modelName} (${modelConfig.modelType}, ${dtype} on the ${backend.name} backend${gemmNote(backend)})`);
 
     const runOne = async (lr: number, t: LivedoorTemplate, out: RunStore | undefined, resume: boolean, runDir: string | null) =>
       trainOne(options, r, prepared, { backend, dtype, lr, template: t, out, resume, runDir, log, modelName });
