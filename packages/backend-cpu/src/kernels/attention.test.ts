@@ -1,7 +1,12 @@
-import type { AttentionParams } from '@peft/core';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { type AttentionParams, type DType, decode, encode } from '@peft/core';
+import { assertClose, reference } from '@peft/core/testing';
 import { describe, expect, it } from 'vitest';
 import type { CpuBackend } from '../backend.js';
 import { backend, dot, download, expectClose, expectGradClose, numericGrad, randomValues, upload } from '../test-helpers.js';
+import { createAttentionRows } from './attention-rows.js';
+import { ATTENTION_ROWS_WASM_BASE64 } from './attention-rows.wasm.js';
 
 /** Naive attention with an explicit visibility matrix, in double precision. */
 function naive(q: number[], k: number[], v: number[], mask: number[] | null, p: AttentionParams): { out: number[]; lse: number[] } {
@@ -150,5 +155,222 @@ describe('attention', () => {
     expect(() => run(be, q, k.slice(1), v, null, base)).toThrow(/attention: k has 59 elements but the parameters need at least 60/);
     expect(() => run(be, q, k, v, [1, 1], base)).toThrow(/attention: mask has 2 elements but the parameters need at least 10/);
     be.destroy();
+  });
+});
+
+/** Values as a `dtype` buffer stores them (so the oracle sees what the kernel reads). */
+function rounded(values: number[], dtype: DType): number[] {
+  return Array.from(decode(encode(values, dtype), dtype));
+}
+
+/** Padding masks: 1 = real key. */
+const pad = (seqK: number, isPad: (j: number) => boolean) => Array.from({ length: seqK }, (_, j) => (isPad(j) ? 0 : 1));
+
+describe('attention in query blocks against the float64 oracle', () => {
+  const P = (q: Partial<AttentionParams> & Pick<AttentionParams, 'seqQ' | 'seqK' | 'heads' | 'kvHeads' | 'headDim'>): AttentionParams => ({
+    batch: 1,
+    causal: true,
+    scale: 1 / Math.sqrt(q.headDim),
+    ...q,
+  });
+  const cases: [string, AttentionParams, (p: AttentionParams) => number[] | null][] = [
+    ['GQA 3:1, no mask, not causal', P({ batch: 2, seqQ: 37, seqK: 37, heads: 6, kvHeads: 2, headDim: 16, causal: false }), () => null],
+    ['causal over a KV cache (seqK > seqQ), GQA 2:1', P({ batch: 2, seqQ: 9, seqK: 45, heads: 4, kvHeads: 2, headDim: 8 }), () => null],
+    [
+      'left, right and inner padding, and a sequence of padding only',
+      P({ batch: 3, seqQ: 20, seqK: 20, heads: 2, kvHeads: 1, headDim: 12 }),
+      (p) => [...pad(p.seqK, (j) => j < 5 || j === 9 || j === 10), ...pad(p.seqK, (j) => j >= 13), ...pad(p.seqK, () => true)],
+    ],
+    [
+      'several query blocks, keys not a multiple of 4, random padding',
+      P({ seqQ: 101, seqK: 133, heads: 2, kvHeads: 1, headDim: 24 }),
+      (p) => randomValues(p.seqK, 7).map((u) => (u < -0.8 ? 0 : 1)),
+    ],
+    [
+      'several query blocks, not causal, random padding',
+      P({ batch: 2, seqQ: 70, seqK: 66, heads: 2, kvHeads: 2, headDim: 8, causal: false }),
+      (p) => randomValues(2 * p.seqK, 8).map((u) => (u < -0.7 ? 0 : 1)),
+    ],
+    ['causal seqQ > seqK: the first blocks see no key', P({ seqQ: 75, seqK: 10, heads: 1, kvHeads: 1, headDim: 4 }), () => null],
+    ['large scores (scale 1)', P({ seqQ: 40, seqK: 40, heads: 2, kvHeads: 2, headDim: 64, scale: 1 }), () => null],
+  ];
+
+  function inputs(p: AttentionParams, dtype: DType, seed: number) {
+    const nq = p.batch * p.seqQ * p.heads * p.headDim;
+    const nk = p.batch * p.seqK * p.kvHeads * p.headDim;
+    return {
+      q: rounded(randomValues(nq, seed, 2), dtype),
+      k: rounded(randomValues(nk, seed + 1, 2), dtype),
+      v: rounded(randomValues(nk, seed + 2, 2), dtype),
+      g: rounded(randomValues(nq, seed + 3, 1), dtype),
+    };
+  }
+
+  for (const [name, p, maskOf] of cases) {
+    for (const dtype of ['float32', 'bfloat16'] as const) {
+      it(`${dtype}: ${name}`, async () => {
+        const be = backend();
+        const mask = maskOf(p);
+        const { q, k, v, g } = inputs(p, dtype, 100);
+        const want = reference.attention(q, k, v, mask, p);
+        const wantGrad = reference.attentionBackward(g, q, k, v, mask, p);
+        const bufs = {
+          q: upload(be, q, dtype),
+          k: upload(be, k, dtype),
+          v: upload(be, v, dtype),
+          g: upload(be, g, dtype),
+          mask: mask && upload(be, mask, 'int32'),
+        };
+        const out = be.alloc(dtype, q.length);
+        const lse = be.alloc('float32', p.batch * p.heads * p.seqQ);
+        be.attention(out, lse, bufs.q, bufs.k, bufs.v, bufs.mask, p);
+        // float32: float32 scores and products; bfloat16: one rounding of the output (2⁻⁸).
+        const rtol = dtype === 'float32' ? 2e-5 : 2 ** -8;
+        const atol = dtype === 'float32' ? 2e-5 : 4e-3;
+        const qShape = [p.batch, p.seqQ, p.heads, p.headDim];
+        const kShape = [p.batch, p.seqK, p.kvHeads, p.headDim];
+        assertClose(await download(be, out), want.out, { what: 'out', shape: qShape, atol, rtol });
+        assertClose(await download(be, lse), want.lse, { what: 'lse', shape: [p.batch, p.heads, p.seqQ], atol: 2e-5, rtol: 2e-5 });
+
+        const dq = be.alloc(dtype, q.length);
+        const dk = upload(be, new Array<number>(k.length).fill(9), dtype); // stale values must be overwritten
+        const dv = upload(be, new Array<number>(v.length).fill(9), dtype);
+        be.attentionBackward(dq, dk, dv, bufs.g, bufs.q, bufs.k, bufs.v, out, lse, bufs.mask, p);
+        const gradTol = { atol: dtype === 'float32' ? 1e-4 : 8e-3, rtol: dtype === 'float32' ? 1e-4 : 2 ** -7 };
+        const got = { out: await download(be, out), dq: await download(be, dq), dk: await download(be, dk), dv: await download(be, dv) };
+        assertClose(got.dq, wantGrad.dq, { what: 'dq', shape: qShape, ...gradTol });
+        assertClose(got.dk, wantGrad.dk, { what: 'dk', shape: kShape, ...gradTol });
+        assertClose(got.dv, wantGrad.dv, { what: 'dv', shape: kShape, ...gradTol });
+
+        // Exactly 0: the output and dq of rows that see no key, dk and dv of padding keys.
+        const D = p.headDim;
+        for (let b = 0; b < p.batch; b++) {
+          for (let h = 0; h < p.heads; h++) {
+            for (let i = 0; i < p.seqQ; i++) {
+              if (want.lse[(b * p.heads + h) * p.seqQ + i] !== Number.NEGATIVE_INFINITY) continue;
+              const at = ((b * p.seqQ + i) * p.heads + h) * D;
+              expect(got.out.slice(at, at + D), `out row b${b} h${h} i${i}`).toEqual(new Array(D).fill(0));
+              expect(got.dq.slice(at, at + D), `dq row b${b} h${h} i${i}`).toEqual(new Array(D).fill(0));
+            }
+          }
+          for (let j = 0; j < p.seqK; j++) {
+            if (mask === null || mask[b * p.seqK + j] !== 0) continue;
+            const at = (b * p.seqK + j) * p.kvHeads * D;
+            expect(got.dk.slice(at, at + p.kvHeads * D), `dk of padding key b${b} j${j}`).toEqual(new Array(p.kvHeads * D).fill(0));
+            expect(got.dv.slice(at, at + p.kvHeads * D), `dv of padding key b${b} j${j}`).toEqual(new Array(p.kvHeads * D).fill(0));
+          }
+        }
+        be.destroy();
+      });
+    }
+  }
+});
+
+describe('attention row kernels', () => {
+  const kinds = (['wasm', 'js'] as const).filter((kind) => kind === 'js' || createAttentionRows().kind === 'wasm');
+
+  /** A block with rows that see nothing, all-padding views, short and odd lengths; scores up to ±40. */
+  function block(n: number, rows: number, seed: number) {
+    const s = randomValues(rows * n, seed, 40).map(Math.fround);
+    const dP = randomValues(rows * n, seed + 1, 3).map(Math.fround);
+    const bias = randomValues(n, seed + 2).map((u) => (u < -0.5 ? Number.NEGATIVE_INFINITY : 0));
+    return { s, dP, bias };
+  }
+
+  const shapes: [n: number, rows: number, seen0: number, step: number, biased: boolean][] = [
+    [1, 3, 0, 1, false],
+    [3, 5, -1, 1, true],
+    [13, 9, 2, 1, true],
+    [13, 4, 13, 0, false],
+    [64, 7, 60, 1, true],
+    [130, 6, 130, 0, true],
+  ];
+
+  for (const kind of kinds) {
+    for (const [n, rows, seen0, step, biased] of shapes) {
+      it(`${kind}: softmax and grad of ${rows} rows of ${n} (seen from ${seen0}, step ${step}${biased ? ', padding' : ''}) match float64`, () => {
+        const rk = createAttentionRows(kind);
+        const { s, dP, bias } = block(n, rows, 11 * n + rows);
+        rk.reserve(rows * n, n, rows);
+        rk.s.set(s);
+        rk.bias.set(bias);
+        rk.softmax(rows, n, seen0, step, biased);
+        const lse: number[] = [];
+        for (let r = 0; r < rows; r++) {
+          const seen = Math.min(Math.max(seen0 + r * step, 0), n);
+          const x = s.slice(r * n, r * n + seen).map((v, c) => v + (biased ? bias[c] : 0));
+          const max = Math.max(Number.NEGATIVE_INFINITY, ...x);
+          const e = x.map((v) => (max === Number.NEGATIVE_INFINITY ? 0 : Math.exp(v - max)));
+          const sum = e.reduce((a, b) => a + b, 0);
+          lse.push(max + Math.log(sum));
+          const what = `${kind} softmax row ${r}`;
+          expect(rk.max[r], what).toBe(max === Number.NEGATIVE_INFINITY ? max : Math.fround(max));
+          assertClose(rk.sum[r], sum, { what: `${what} sum`, atol: 0, rtol: 1e-6 });
+          // Probabilities are at most 1; x − max in float32 costs tiny ones a few 1e-6 of their size.
+          assertClose(Array.from(rk.s.subarray(r * n, (r + 1) * n)), [...e, ...new Array(n - seen).fill(0)], {
+            what,
+            atol: 1e-7,
+            rtol: 1e-6,
+          });
+          // Unseen and padding entries are exactly 0.
+          for (let c = 0; c < n; c++) if (c >= seen || (bias[c] === Number.NEGATIVE_INFINITY && biased)) expect(rk.s[r * n + c]).toBe(0);
+        }
+
+        rk.s.set(s);
+        rk.ds.set(dP);
+        rk.lse.set(lse);
+        rk.grad(rows, n, seen0, step, biased);
+        for (let r = 0; r < rows; r++) {
+          const seen = Math.min(Math.max(seen0 + r * step, 0), n);
+          const p = new Array<number>(n).fill(0);
+          if (lse[r] !== Number.NEGATIVE_INFINITY) {
+            for (let c = 0; c < seen; c++) p[c] = Math.exp(s[r * n + c] + (biased ? bias[c] : 0) - Math.fround(lse[r]));
+          }
+          const di = p.reduce((a, pc, c) => a + pc * dP[r * n + c], 0);
+          const dS = p.map((pc, c) => pc * (dP[r * n + c] - di));
+          const what = `${kind} grad row ${r}`;
+          assertClose(Array.from(rk.s.subarray(r * n, (r + 1) * n)), p, { what: `${what} P`, atol: 1e-7, rtol: 1e-5 });
+          assertClose(Array.from(rk.ds.subarray(r * n, (r + 1) * n)), dS, { what: `${what} dS`, atol: 1e-6, rtol: 1e-5 });
+        }
+      });
+    }
+  }
+
+  it('wasm and js agree to float32 rounding on the same block', () => {
+    if (kinds.length < 2) return;
+    const [w, j] = [createAttentionRows('wasm'), createAttentionRows('js')];
+    const { s, bias } = block(77, 40, 5);
+    for (const rk of [w, j]) {
+      rk.reserve(40 * 77, 77, 40);
+      rk.s.set(s);
+      rk.bias.set(bias);
+      rk.softmax(40, 77, -3, 2, true);
+    }
+    assertClose(Array.from(w.s.subarray(0, 40 * 77)), Array.from(j.s.subarray(0, 40 * 77)), { what: 'wasm vs js', atol: 1e-7, rtol: 1e-6 });
+  });
+});
+
+describe('embedded attention row module', () => {
+  it('equals a fresh compile of attention-rows.as.ts (skipped when asc cannot run)', (ctx) => {
+    const script = fileURLToPath(new URL('../../scripts/build-attention-wasm.mjs', import.meta.url));
+    let status = 0;
+    let output = '';
+    try {
+      output = execFileSync(process.execPath, [script, '--check'], { encoding: 'utf8', stdio: 'pipe', timeout: 120_000 });
+    } catch (e) {
+      const err = e as { status?: number; stderr?: string; stdout?: string };
+      status = err.status ?? 2;
+      output = `${err.stdout ?? ''}${err.stderr ?? ''}`;
+    }
+    if (status === 2) {
+      console.warn(`SKIPPED: AssemblyScript compiler not runnable: ${output}`);
+      ctx.skip();
+    }
+    expect(output).toMatch(/up to date/);
+    expect(status).toBe(0);
+  });
+
+  it('stays under 4 KiB, the most browsers compile synchronously on the main thread', () => {
+    expect(atob(ATTENTION_ROWS_WASM_BASE64).length).toBeLessThan(4096);
   });
 });

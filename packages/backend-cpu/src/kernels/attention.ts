@@ -1,13 +1,25 @@
 /**
- * Scaled dot-product attention, one (batch, head, query) row at a time, in double precision.
- * q is [batch, seqQ, heads, headDim]; k and v are [batch, seqK, kvHeads, headDim]; head h reads
- * kv head ⌊h / (heads / kvHeads)⌋. Query i sees key j when the mask (int32 [batch, seqK], 0 =
- * padding) marks j real and, if causal, j ≤ i + (seqK − seqQ). A row that sees no key gets
- * out = 0 and lse = −Infinity, and passes no gradient.
+ * Scaled dot-product attention on the sgemm engine. q is [batch, seqQ, heads, headDim]; k and v
+ * are [batch, seqK, kvHeads, headDim]; head h reads kv head ⌊h / (heads / kvHeads)⌋. Query i sees
+ * key j when the mask (int32 [batch, seqK], 0 = padding) marks j real and, if causal,
+ * j ≤ i + (seqK − seqQ). A row that sees no key gets out = 0 and lse = −Infinity, and passes no
+ * gradient.
+ *
+ * Each (batch, kv head) gathers its keys and values into contiguous [keys, headDim] scratch, each
+ * query head its queries. Queries then go in blocks of QUERY_BLOCK rows whose whole score block
+ * [rows, keys] is one GEMM, so the softmax needs no running rescale; scratch beyond the inputs
+ * and outputs is one head's rows and one score block, reused across calls. A block spans the keys
+ * from the batch's first to its last real key, cut at the causal diagonal of its last row;
+ * padding inside that span gets a −∞ bias. Scores and products are float32, row sums float64;
+ * the row math is in attention-rows.ts.
  */
 import type { AttentionParams, DeviceBuffer } from '@peft/core';
 import { arg, type CpuContext, counts, finite } from '../buffer.js';
 import { loadF32, outF32, storeF32 } from '../storage.js';
+import { type AttentionRows, createAttentionRows } from './attention-rows.js';
+
+/** Query rows per score block: few enough that causal blocks skip most of the masked triangle. */
+const QUERY_BLOCK = 32;
 
 function checkParams(K: string, p: AttentionParams): void {
   counts(K, { batch: p.batch, seqQ: p.seqQ, seqK: p.seqK, heads: p.heads, kvHeads: p.kvHeads, headDim: p.headDim });
@@ -17,9 +29,84 @@ function checkParams(K: string, p: AttentionParams): void {
   }
 }
 
-/** Last key index query i may see under the causal rule (seqK − 1 when not causal). */
-function lastKey(p: AttentionParams, i: number): number {
-  return p.causal ? Math.min(p.seqK - 1, i + p.seqK - p.seqQ) : p.seqK - 1;
+/** Float32 scratch reused across calls, per backend, grown on demand (never shrunk). */
+const scratchByContext = new WeakMap<object, Map<string, Float32Array>>();
+
+function scratch(ctx: CpuContext, name: string, n: number): Float32Array {
+  let pool = scratchByContext.get(ctx);
+  if (pool === undefined) {
+    pool = new Map();
+    scratchByContext.set(ctx, pool);
+  }
+  let a = pool.get(name);
+  if (a === undefined || a.length < n) {
+    a = new Float32Array(Math.max(n, 1));
+    pool.set(name, a);
+  }
+  return a;
+}
+
+const rowsByContext = new WeakMap<object, AttentionRows>();
+
+function rowKernels(ctx: CpuContext): AttentionRows {
+  let rows = rowsByContext.get(ctx);
+  if (rows === undefined) {
+    rows = createAttentionRows();
+    rowsByContext.set(ctx, rows);
+  }
+  return rows;
+}
+
+/** Rows [lo, hi) of head `head` of a [batch, seq, nHeads, D] tensor (batch b) into dst[0, (hi − lo)·D). */
+function gatherHead(
+  src: Float32Array,
+  b: number,
+  seq: number,
+  nHeads: number,
+  head: number,
+  D: number,
+  lo: number,
+  hi: number,
+  dst: Float32Array,
+): void {
+  for (let j = lo; j < hi; j++) {
+    const s = ((b * seq + j) * nHeads + head) * D;
+    const t = (j - lo) * D;
+    for (let d = 0; d < D; d++) dst[t + d] = src[s + d];
+  }
+}
+
+/** The keys of batch b that matter: [lo, hi) spans its first to its last real key (empty when all are padding). */
+function keySpan(mk: Int32Array | null, b: number, seqK: number): { lo: number; hi: number } {
+  if (mk === null) return { lo: 0, hi: seqK };
+  const base = b * seqK;
+  let lo = 0;
+  while (lo < seqK && mk[base + lo] === 0) lo++;
+  let hi = seqK;
+  while (hi > lo && mk[base + hi - 1] === 0) hi--;
+  return { lo, hi };
+}
+
+/**
+ * The keys a query block [i0, i0 + rows) spans end at `end` (exclusive; ≤ lo when no row sees a
+ * key); row r sees the first clamp(seen0 + r·step, 0, end − lo) of them.
+ */
+function blockKeys(p: AttentionParams, i0: number, rows: number, lo: number, hi: number): { end: number; seen0: number; step: number } {
+  if (!p.causal) return { end: hi, seen0: hi - lo, step: 0 };
+  const offset = p.seqK - p.seqQ;
+  return { end: Math.min(hi, i0 + rows + offset), seen0: i0 + offset - lo + 1, step: 1 };
+}
+
+/** bias[c] = −∞ where key lo + c of batch b is padding, else 0; false when no key in [lo, hi) is. */
+function fillBias(mk: Int32Array | null, b: number, seqK: number, lo: number, hi: number, bias: Float32Array): boolean {
+  if (mk === null) return false;
+  let any = false;
+  for (let j = lo; j < hi; j++) {
+    const pad = mk[b * seqK + j] === 0;
+    bias[j - lo] = pad ? Number.NEGATIVE_INFINITY : 0;
+    any ||= pad;
+  }
+  return any;
 }
 
 export function attention(
@@ -46,44 +133,79 @@ export function attention(
   if (o === q || o === k || o === v) throw new Error('attention: out must not be the same buffer as q, k or v');
   const ys = outF32(o, nq);
   const group = heads / kvHeads;
-  const scores = new Float64Array(seqK);
-  const acc = new Float64Array(D);
+  const bq = Math.min(QUERY_BLOCK, seqQ);
+  const kh = scratch(ctx, 'k', seqK * D);
+  const vh = scratch(ctx, 'v', seqK * D);
+  const qh = scratch(ctx, 'q', seqQ * D);
+  const O = scratch(ctx, 'o', bq * D);
+  const rk = rowKernels(ctx);
+  rk.reserve(bq * seqK, seqK, bq);
+  const { s: S, max, sum } = rk;
+  const gemm = ctx.sgemm;
   for (let b = 0; b < batch; b++) {
-    for (let h = 0; h < heads; h++) {
-      const kh = Math.floor(h / group);
-      for (let i = 0; i < seqQ; i++) {
-        const qo = ((b * seqQ + i) * heads + h) * D;
-        const last = lastKey(p, i);
-        let max = Number.NEGATIVE_INFINITY;
-        for (let j = 0; j <= last; j++) {
-          if (mk !== null && mk[b * seqK + j] === 0) {
-            scores[j] = Number.NEGATIVE_INFINITY;
+    const { lo, hi } = keySpan(mk, b, seqK);
+    const biased = fillBias(mk, b, seqK, lo, hi, rk.bias);
+    for (let g = 0; g < kvHeads; g++) {
+      gatherHead(ks, b, seqK, kvHeads, g, D, lo, hi, kh);
+      gatherHead(vs, b, seqK, kvHeads, g, D, lo, hi, vh);
+      for (let h = g * group; h < (g + 1) * group; h++) {
+        gatherHead(qs, b, seqQ, heads, h, D, 0, seqQ, qh);
+        const lseRow = (b * heads + h) * seqQ;
+        for (let i0 = 0; i0 < seqQ; i0 += bq) {
+          const rows = Math.min(bq, seqQ - i0);
+          const { end, seen0, step } = blockKeys(p, i0, rows, lo, hi);
+          const n = end - lo;
+          if (n <= 0) {
+            lseOut.fill(Number.NEGATIVE_INFINITY, lseRow + i0, lseRow + i0 + rows);
+            for (let r = 0; r < rows; r++) {
+              const yo = ((b * seqQ + i0 + r) * heads + h) * D;
+              ys.fill(0, yo, yo + D);
+            }
             continue;
           }
-          const ko = ((b * seqK + j) * kvHeads + kh) * D;
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += qs[qo + d] * ks[ko + d];
-          const s = scale * dot;
-          scores[j] = s;
-          if (s > max) max = s;
+          gemm.sgemm({
+            m: rows,
+            n,
+            k: D,
+            a: qh,
+            aOffset: i0 * D,
+            transA: false,
+            b: kh,
+            bOffset: 0,
+            transB: true,
+            c: S,
+            cOffset: 0,
+            alpha: scale,
+            accumulate: false,
+          });
+          rk.softmax(rows, n, seen0, step, biased);
+          gemm.sgemm({
+            m: rows,
+            n: D,
+            k: n,
+            a: S,
+            aOffset: 0,
+            transA: false,
+            b: vh,
+            bOffset: 0,
+            transB: false,
+            c: O,
+            cOffset: 0,
+            alpha: 1,
+            accumulate: false,
+          });
+          for (let r = 0; r < rows; r++) {
+            const yo = ((b * seqQ + i0 + r) * heads + h) * D;
+            if (max[r] === Number.NEGATIVE_INFINITY) {
+              lseOut[lseRow + i0 + r] = Number.NEGATIVE_INFINITY;
+              ys.fill(0, yo, yo + D);
+              continue;
+            }
+            lseOut[lseRow + i0 + r] = max[r] + Math.log(sum[r]);
+            const f = 1 / sum[r];
+            for (let d = 0; d < D; d++) ys[yo + d] = O[r * D + d] * f;
+          }
         }
-        const lseAt = (b * heads + h) * seqQ + i;
-        if (max === Number.NEGATIVE_INFINITY) {
-          ys.fill(0, qo, qo + D);
-          lseOut[lseAt] = Number.NEGATIVE_INFINITY;
-          continue;
-        }
-        acc.fill(0);
-        let sum = 0;
-        for (let j = 0; j <= last; j++) {
-          const e = Math.exp(scores[j] - max);
-          if (e === 0) continue;
-          sum += e;
-          const vo = ((b * seqK + j) * kvHeads + kh) * D;
-          for (let d = 0; d < D; d++) acc[d] += e * vs[vo + d];
-        }
-        for (let d = 0; d < D; d++) ys[qo + d] = acc[d] / sum;
-        lseOut[lseAt] = max + Math.log(sum);
       }
     }
   }
@@ -96,6 +218,8 @@ export function attention(
  * and dv summed over the query heads that share a kv head. D_i equals Σ dO_i·O_i in exact
  * arithmetic; it is computed from P and dP so that the rounding of a float16/bfloat16 `out`
  * does not leak into the gradients (amplified by large scores), so `out` is only validated.
+ * Blocks and key spans are the forward's; dk and dv accumulate in float32 [seqK, headDim]
+ * scratch per (batch, kv head).
  */
 export function attentionBackward(
   ctx: CpuContext,
@@ -135,55 +259,144 @@ export function attentionBackward(
       throw new Error(`attentionBackward: ${name} must not be the same buffer as an input`);
     }
   }
-  const dqs = new Float32Array(nq);
-  const dks = new Float64Array(nk);
-  const dvs = new Float64Array(nk);
-  const dqRow = new Float64Array(D);
-  const P = new Float64Array(seqK);
-  const dP = new Float64Array(seqK);
+  const dqs = outF32(dqb, nq);
+  const dks = outF32(dkb, nk);
+  const dvs = outF32(dvb, nk);
   const group = heads / kvHeads;
+  const bq = Math.min(QUERY_BLOCK, seqQ);
+  const kh = scratch(ctx, 'k', seqK * D);
+  const vh = scratch(ctx, 'v', seqK * D);
+  const qh = scratch(ctx, 'q', seqQ * D);
+  const gh = scratch(ctx, 'dOut', seqQ * D);
+  const dkh = scratch(ctx, 'dk', seqK * D);
+  const dvh = scratch(ctx, 'dv', seqK * D);
+  const dQ = scratch(ctx, 'o', bq * D);
+  const rk = rowKernels(ctx);
+  rk.reserve(bq * seqK, seqK, bq);
+  const { s: P, ds: dS } = rk;
+  const gemm = ctx.sgemm;
   for (let b = 0; b < batch; b++) {
-    for (let h = 0; h < heads; h++) {
-      const kh = Math.floor(h / group);
-      for (let i = 0; i < seqQ; i++) {
-        const l = ls[(b * heads + h) * seqQ + i];
-        if (l === Number.NEGATIVE_INFINITY) continue;
-        const qo = ((b * seqQ + i) * heads + h) * D;
-        const last = lastKey(p, i);
-        let Di = 0;
-        for (let j = 0; j <= last; j++) {
-          if (mk !== null && mk[b * seqK + j] === 0) {
-            P[j] = 0;
+    const { lo, hi } = keySpan(mk, b, seqK);
+    const biased = fillBias(mk, b, seqK, lo, hi, rk.bias);
+    for (let kv = 0; kv < kvHeads; kv++) {
+      gatherHead(ks, b, seqK, kvHeads, kv, D, lo, hi, kh);
+      gatherHead(vs, b, seqK, kvHeads, kv, D, lo, hi, vh);
+      dkh.fill(0, 0, (hi - lo) * D);
+      dvh.fill(0, 0, (hi - lo) * D);
+      for (let h = kv * group; h < (kv + 1) * group; h++) {
+        gatherHead(qs, b, seqQ, heads, h, D, 0, seqQ, qh);
+        gatherHead(g, b, seqQ, heads, h, D, 0, seqQ, gh);
+        const lseRow = (b * heads + h) * seqQ;
+        for (let i0 = 0; i0 < seqQ; i0 += bq) {
+          const rows = Math.min(bq, seqQ - i0);
+          const { end, seen0, step } = blockKeys(p, i0, rows, lo, hi);
+          const n = end - lo;
+          if (n <= 0) {
+            for (let r = 0; r < rows; r++) {
+              const qo = ((b * seqQ + i0 + r) * heads + h) * D;
+              dqs.fill(0, qo, qo + D);
+            }
             continue;
           }
-          const ko = ((b * seqK + j) * kvHeads + kh) * D;
-          let dot = 0;
-          let dp = 0;
-          for (let d = 0; d < D; d++) {
-            dot += qs[qo + d] * ks[ko + d];
-            dp += g[qo + d] * vs[ko + d];
+          gemm.sgemm({
+            m: rows,
+            n,
+            k: D,
+            a: qh,
+            aOffset: i0 * D,
+            transA: false,
+            b: kh,
+            bOffset: 0,
+            transB: true,
+            c: P,
+            cOffset: 0,
+            alpha: scale,
+            accumulate: false,
+          });
+          gemm.sgemm({
+            m: rows,
+            n,
+            k: D,
+            a: gh,
+            aOffset: i0 * D,
+            transA: false,
+            b: vh,
+            bOffset: 0,
+            transB: true,
+            c: dS,
+            cOffset: 0,
+            alpha: 1,
+            accumulate: false,
+          });
+          for (let r = 0; r < rows; r++) rk.lse[r] = ls[lseRow + i0 + r];
+          rk.grad(rows, n, seen0, step, biased);
+          gemm.sgemm({
+            m: rows,
+            n: D,
+            k: n,
+            a: dS,
+            aOffset: 0,
+            transA: false,
+            b: kh,
+            bOffset: 0,
+            transB: false,
+            c: dQ,
+            cOffset: 0,
+            alpha: scale,
+            accumulate: false,
+          });
+          for (let r = 0; r < rows; r++) {
+            const qo = ((b * seqQ + i0 + r) * heads + h) * D;
+            for (let d = 0; d < D; d++) dqs[qo + d] = dQ[r * D + d];
           }
-          P[j] = Math.exp(scale * dot - l);
-          dP[j] = dp;
-          Di += P[j] * dp;
+          gemm.sgemm({
+            m: n,
+            n: D,
+            k: rows,
+            a: dS,
+            aOffset: 0,
+            transA: true,
+            b: qh,
+            bOffset: i0 * D,
+            transB: false,
+            c: dkh,
+            cOffset: 0,
+            alpha: scale,
+            accumulate: true,
+          });
+          gemm.sgemm({
+            m: n,
+            n: D,
+            k: rows,
+            a: P,
+            aOffset: 0,
+            transA: true,
+            b: gh,
+            bOffset: i0 * D,
+            transB: false,
+            c: dvh,
+            cOffset: 0,
+            alpha: 1,
+            accumulate: true,
+          });
         }
-        dqRow.fill(0);
-        for (let j = 0; j <= last; j++) {
-          const pj = P[j];
-          if (pj === 0) continue;
-          const ko = ((b * seqK + j) * kvHeads + kh) * D;
-          const dS = scale * pj * (dP[j] - Di);
+      }
+      for (let j = 0; j < seqK; j++) {
+        const ko = ((b * seqK + j) * kvHeads + kv) * D;
+        if (j < lo || j >= hi) {
+          dks.fill(0, ko, ko + D);
+          dvs.fill(0, ko, ko + D);
+        } else {
+          const t = (j - lo) * D;
           for (let d = 0; d < D; d++) {
-            dqRow[d] += dS * ks[ko + d];
-            dks[ko + d] += dS * qs[qo + d];
-            dvs[ko + d] += pj * g[qo + d];
+            dks[ko + d] = dkh[t + d];
+            dvs[ko + d] = dvh[t + d];
           }
         }
-        for (let d = 0; d < D; d++) dqs[qo + d] = dqRow[d];
       }
     }
   }
   storeF32(dqb, dqs);
-  storeF32(dkb, new Float32Array(dks));
-  storeF32(dvb, new Float32Array(dvs));
+  storeF32(dkb, dks);
+  storeF32(dvb, dvs);
 }
