@@ -1,6 +1,9 @@
-import { encode, philoxNormal, philoxUniform } from '@peft/core';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { decode, encode, philoxNormal, philoxUniform, type RawArray } from '@peft/core';
 import { describe, expect, it } from 'vitest';
 import { backend, download, upload } from '../test-helpers.js';
+import { randomWasm } from './random.js';
 
 describe('random', () => {
   it('uniform and normal are bit-identical to core Philox', async () => {
@@ -61,5 +64,114 @@ describe('dropout', () => {
     expect(await download(be, out)).toEqual([0, 0, 0, 0, 0]);
     expect(() => be.dropout(out, x, { p: 1.5, seed: 1, offset: 0 })).toThrow(/dropout: p must be in \[0, 1\], got 1.5/);
     be.destroy();
+  });
+});
+
+describe('random in WebAssembly', () => {
+  const bits = (a: RawArray) => (a instanceof Float32Array ? new Uint32Array(a.buffer, a.byteOffset, a.length) : a);
+
+  it('equals the reference bit for bit across chunks, counter carries, dtypes and (mean, std) ranges', async () => {
+    const be = backend();
+    const cases = [
+      { n: 1, offset: 0, low: 0, high: 1 },
+      { n: 7, offset: 3, low: 0.5, high: 2 },
+      { n: 40_001, offset: 2 ** 32 - 3000, low: 0, high: 0.02 },
+      { n: 16_385, offset: 11, low: -3, high: 1e-35 },
+      { n: 1001, offset: 5, low: 0, high: 0 },
+      { n: 1001, offset: 5, low: 1e30, high: 1e35 },
+      { n: 1001, offset: 5, low: 0, high: 2 ** -99 },
+    ];
+    for (const dtype of ['float32', 'bfloat16', 'float16'] as const) {
+      for (const { n, offset, low, high } of cases) {
+        const seed = 2 ** 40 + n;
+        const out = be.alloc(dtype, n);
+        for (const distribution of ['uniform', 'normal'] as const) {
+          be.random(out, { seed, offset, distribution, low, high });
+          const want = (distribution === 'uniform' ? philoxUniform : philoxNormal)(seed, offset, n, low, high);
+          const got = bits(await be.read(out));
+          const exp = bits(encode(want, dtype));
+          for (let i = 0; i < n; i++) {
+            if (got[i] !== exp[i]) throw new Error(`${distribution} ${dtype} n=${n} low=${low} high=${high}: element ${i} differs`);
+          }
+        }
+        be.free(out);
+      }
+    }
+    be.destroy();
+  });
+
+  it("normal's fast path stays within its error bounds for all 2²⁴ values of u1 and of the angle", (ctx) => {
+    const w = randomWasm();
+    if (w === null) ctx.skip();
+    const { exports: e } = w!;
+    // words, then r, cos, sin per pair in the chunk's result and failure areas
+    const P = 4096;
+    const words = new Uint32Array(e.memory.buffer, w!.words, 2 * P);
+    const parts = new Float64Array(e.memory.buffer, w!.out, 3 * P);
+    let rErr = 0;
+    let csErr = 0;
+    for (let base = 0; base < 2 ** 24; base += P) {
+      for (let j = 0; j < P; j++) {
+        words[2 * j] = (base + j) * 256;
+        words[2 * j + 1] = (base + j) * 256;
+      }
+      e.normalParts(w!.words, w!.out, P, w!.tables);
+      for (let j = 0; j < P; j++) {
+        const x = (base + j) * 2 ** -24;
+        const r = Math.sqrt(-2 * Math.log(x + 2 ** -24));
+        const t = 2 * Math.PI * x;
+        rErr = Math.max(rErr, r === 0 ? (parts[3 * j] === 0 ? 0 : 1) : Math.abs(parts[3 * j] - r) / r);
+        csErr = Math.max(csErr, Math.abs(parts[3 * j + 1] - Math.cos(t)), Math.abs(parts[3 * j + 2] - Math.sin(t)));
+      }
+    }
+    expect(rErr).toBeLessThan(2 ** -42);
+    expect(csErr).toBeLessThan(2 ** -47);
+  });
+
+  it('dropout and dropoutBackward equal the mask formula bit for bit across chunks', async () => {
+    const be = backend();
+    const n = 40_003;
+    const xs = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 3);
+    for (const dtype of ['float32', 'bfloat16'] as const) {
+      const x = upload(be, xs, dtype);
+      const xr = decode(encode(xs, dtype), dtype);
+      const out = be.alloc(dtype, n);
+      for (const prob of [0, 0.1, 0.5, 0.999, 1]) {
+        const p = { p: prob, seed: 2 ** 35 + 1, offset: 2 ** 32 - 1000 };
+        const u = philoxUniform(p.seed, p.offset, n);
+        const scale = prob < 1 ? 1 / (1 - prob) : 0;
+        const want = new Float32Array(n);
+        for (let i = 0; i < n; i++) want[i] = u[i] >= Math.fround(prob) ? xr[i] * scale : 0;
+        const exp = bits(encode(want, dtype));
+        for (const backward of [false, true]) {
+          if (backward) be.dropoutBackward(out, x, p);
+          else be.dropout(out, x, p);
+          const got = bits(await be.read(out));
+          for (let i = 0; i < n; i++) {
+            if (got[i] !== exp[i]) throw new Error(`${backward ? 'dropoutBackward' : 'dropout'} ${dtype} p=${prob}: element ${i} differs`);
+          }
+        }
+      }
+    }
+    be.destroy();
+  });
+
+  it('the embedded module equals a fresh compile of wasm/random.as.ts (skipped when asc cannot run)', (ctx) => {
+    const script = fileURLToPath(new URL('../../scripts/build-random-wasm.mjs', import.meta.url));
+    let status = 0;
+    let output = '';
+    try {
+      output = execFileSync(process.execPath, [script, '--check'], { encoding: 'utf8', stdio: 'pipe', timeout: 120_000 });
+    } catch (e) {
+      const err = e as { status?: number; stderr?: string; stdout?: string };
+      status = err.status ?? 2;
+      output = `${err.stdout ?? ''}${err.stderr ?? ''}`;
+    }
+    if (status === 2) {
+      console.warn(`SKIPPED: AssemblyScript compiler not runnable: ${output}`);
+      ctx.skip();
+    }
+    expect(output).toMatch(/up to date/);
+    expect(status).toBe(0);
   });
 });

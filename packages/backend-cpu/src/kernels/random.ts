@@ -1,20 +1,186 @@
 /**
  * Philox4x32-10 random numbers and dropout; the numbers are core's `philoxUniform` /
  * `philoxNormal` bit for bit (rounded to the output's storage dtype).
+ *
+ * The words and their transforms run in WebAssembly SIMD (wasm/random.as.ts) over chunks of
+ * CHUNK elements in the module's memory; the normal transform's rare pairs whose float32 rounding
+ * its table-driven fast path cannot vouch for are recomputed here with Math.log/cos/sin, as the
+ * reference does. Without WebAssembly SIMD the reference functions of core run instead.
  */
-import { type DeviceBuffer, type DropoutParams, philoxNormal, philoxUniform, type RandomParams } from '@peft/core';
+import { type DeviceBuffer, type DropoutParams, philoxNormal, philoxUniform, type RandomParams, splitKey } from '@peft/core';
 import { arg, type CpuContext, finite, same } from '../buffer.js';
 import { loadF32, outF32, storeF32 } from '../storage.js';
+import { RANDOM_WASM_BASE64 } from './random.wasm.js';
+
+/** Elements per chunk (a multiple of 8, so chunks start on Philox block pairs). */
+const CHUNK = 16384;
+const TWO32 = 4294967296;
+
+interface RandomExports {
+  memory: WebAssembly.Memory;
+  TABLE_BYTES: WebAssembly.Global;
+  CONST_BYTES: WebAssembly.Global;
+  FRAME_BYTES: WebAssembly.Global;
+  init(k: number): void;
+  philox(out: number, k0: number, k1: number, cLo: number, cHi: number, nBlocks: number, k: number, frame: number): void;
+  uniform(words: number, out: number, n: number, low: number, scale: number, k: number, frame: number): void;
+  normal(
+    words: number,
+    out: number,
+    nPairs: number,
+    mean: number,
+    std: number,
+    tables: number,
+    fails: number,
+    k: number,
+    frame: number,
+  ): number;
+  normalParts(words: number, out: number, nPairs: number, tables: number): void;
+}
+
+/**
+ * The module with its memory laid out: tables at 0, the constants, a call's scratch frame, then
+ * one chunk's words, float32 results and failed pair indices.
+ */
+export interface RandomWasm {
+  readonly exports: RandomExports;
+  readonly tables: number;
+  readonly consts: number;
+  readonly frame: number;
+  readonly words: number;
+  readonly out: number;
+  readonly fails: number;
+  readonly wordView: Uint32Array;
+  readonly outView: Float32Array;
+  readonly failView: Int32Array;
+}
+
+let wasm: RandomWasm | null | undefined;
+
+function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** The instantiated module, or null where WebAssembly SIMD is unavailable. */
+export function randomWasm(): RandomWasm | null {
+  if (wasm !== undefined) return wasm;
+  try {
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(decodeBase64(RANDOM_WASM_BASE64)), {});
+    const exports = instance.exports as unknown as RandomExports;
+    const tables = 0;
+    const tableBytes = exports.TABLE_BYTES.value as number;
+    const consts = Math.ceil(tableBytes / 64) * 64;
+    const frame = consts + Math.ceil((exports.CONST_BYTES.value as number) / 64) * 64;
+    const words = frame + Math.ceil((exports.FRAME_BYTES.value as number) / 64) * 64;
+    const out = words + CHUNK * 4;
+    const fails = out + CHUNK * 4;
+    const end = fails + CHUNK * 2;
+    const pages = Math.ceil(end / 65536) - exports.memory.buffer.byteLength / 65536;
+    if (pages > 0) exports.memory.grow(pages);
+    const buffer = exports.memory.buffer;
+    fillTables(new Float64Array(buffer, tables, tableBytes / 8));
+    exports.init(consts);
+    wasm = {
+      exports,
+      tables,
+      consts,
+      frame,
+      words,
+      out,
+      fails,
+      wordView: new Uint32Array(buffer, words, CHUNK),
+      outView: new Float32Array(buffer, out, CHUNK),
+      failView: new Int32Array(buffer, fails, CHUNK / 2),
+    };
+  } catch {
+    wasm = null;
+  }
+  return wasm;
+}
+
+/** The tables of `normal` in wasm/random.as.ts, from the Math functions the reference calls. */
+function fillTables(t: Float64Array): void {
+  const lo = 4096 * 2;
+  const lg = lo + 4096 * 2;
+  for (let h = 0; h < 4096; h++) {
+    t[2 * h] = Math.cos(2 * Math.PI * (h / 4096));
+    t[2 * h + 1] = Math.sin(2 * Math.PI * (h / 4096));
+  }
+  for (let l = 0; l < 4096; l++) {
+    t[lo + 2 * l] = Math.cos(2 * Math.PI * (l / 16777216));
+    t[lo + 2 * l + 1] = Math.sin(2 * Math.PI * (l / 16777216));
+  }
+  for (let i = 0; i <= 256; i++) {
+    const r = 1 / (1 + i / 256);
+    t[lg + 2 * i] = r;
+    // ln(1/r) for the rounded r; the end points exact so that ln u1 near 1 cancels exactly
+    t[lg + 2 * i + 1] = i === 0 ? 0 : i === 256 ? Math.LN2 : -Math.log(r);
+  }
+}
+
+function checkOffset(offset: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new Error(`random offset must be a non-negative safe integer, got ${offset}`);
+}
+
+/** Writes the Philox words of elements [start, start + m) of stream (key, offset) into the module's word chunk. */
+function chunkWords(w: RandomWasm, k0: number, k1: number, offset: number, start: number, m: number): void {
+  const c = offset + start / 4;
+  w.exports.philox(w.words, k0, k1, c % TWO32, Math.floor(c / TWO32), Math.ceil(m / 4), w.consts, w.frame);
+}
+
+/** Reference Box–Muller (philoxNormal) for the word pair at 2j into out[2j], out[2j + 1]. */
+function normalPair(words: Uint32Array, out: Float32Array, j: number, mean: number, std: number): void {
+  const u1 = ((words[2 * j] >>> 8) + 1) * 2 ** -24;
+  const u2 = (words[2 * j + 1] >>> 8) * 2 ** -24;
+  const r = Math.sqrt(-2 * Math.log(u1));
+  const t = 2 * Math.PI * u2;
+  out[2 * j] = mean + std * r * Math.cos(t);
+  out[2 * j + 1] = mean + std * r * Math.sin(t);
+}
+
+/** Whether `normal`'s error bounds hold: std and mean of moderate size (no float64 underflow or overflow). */
+function fastNormalRange(mean: number, std: number): boolean {
+  const s = Math.abs(std);
+  return s >= 2 ** -100 && s <= 2 ** 100 && Math.abs(mean) <= 2 ** 100;
+}
 
 export function random(ctx: CpuContext, out: DeviceBuffer, p: RandomParams): void {
   const o = arg(ctx, 'random', 'out', out, 0, 'float');
   finite('random', 'low', p.low);
   finite('random', 'high', p.high);
-  let values: Float32Array;
-  if (p.distribution === 'uniform') values = philoxUniform(p.seed, p.offset, o.size, p.low, p.high);
-  else if (p.distribution === 'normal') values = philoxNormal(p.seed, p.offset, o.size, p.low, p.high);
-  else throw new Error(`random: distribution ${JSON.stringify(p.distribution)} is not supported: use uniform or normal`);
-  storeF32(o, values);
+  if (p.distribution !== 'uniform' && p.distribution !== 'normal')
+    throw new Error(`random: distribution ${JSON.stringify(p.distribution)} is not supported: use uniform or normal`);
+  const [k0, k1] = splitKey(p.seed);
+  checkOffset(p.offset);
+  const w = randomWasm();
+  if (w === null) {
+    storeF32(
+      o,
+      p.distribution === 'uniform'
+        ? philoxUniform(p.seed, p.offset, o.size, p.low, p.high)
+        : philoxNormal(p.seed, p.offset, o.size, p.low, p.high),
+    );
+    return;
+  }
+  const n = o.size;
+  const fast = p.distribution === 'uniform' || fastNormalRange(p.low, p.high);
+  for (let start = 0; start < n; start += CHUNK) {
+    const m = Math.min(CHUNK, n - start);
+    chunkWords(w, k0, k1, p.offset, start, m);
+    const nPairs = Math.ceil(m / 4) * 2;
+    if (p.distribution === 'uniform') {
+      w.exports.uniform(w.words, w.out, m, p.low, p.high - p.low, w.consts, w.frame);
+    } else if (fast) {
+      const nf = w.exports.normal(w.words, w.out, nPairs, p.low, p.high, w.tables, w.fails, w.consts, w.frame);
+      for (let f = 0; f < nf; f++) normalPair(w.wordView, w.outView, w.failView[f], p.low, p.high);
+    } else {
+      for (let j = 0; j < nPairs; j++) normalPair(w.wordView, w.outView, j, p.low, p.high);
+    }
+    storeF32(o, w.outView.subarray(0, m), start);
+  }
 }
 
 /**
@@ -35,11 +201,31 @@ function applyMask(ctx: CpuContext, K: string, names: [string, string], out: Dev
   if (p.p < 0 || p.p > 1) throw new Error(`${K}: p must be in [0, 1], got ${p.p}`);
   const o = arg(ctx, K, names[0], out, 0, 'float');
   const n = o.size;
-  const xs = loadF32(same(ctx, K, names[1], x, n, 'float'), 0, n);
-  const u = philoxUniform(p.seed, p.offset, n);
-  const threshold = Math.fround(p.p);
+  const xb = same(ctx, K, names[1], x, n, 'float');
+  const [k0, k1] = splitKey(p.seed);
+  checkOffset(p.offset);
   const scale = p.p < 1 ? 1 / (1 - p.p) : 0;
-  const ys = outF32(o, n);
-  for (let i = 0; i < n; i++) ys[i] = u[i] >= threshold ? xs[i] * scale : 0;
-  storeF32(o, ys);
+  const w = randomWasm();
+  if (w === null) {
+    const u = philoxUniform(p.seed, p.offset, n);
+    const threshold = Math.fround(p.p);
+    const xs = loadF32(xb, 0, n);
+    const ys = outF32(o, n);
+    for (let i = 0; i < n; i++) ys[i] = u[i] >= threshold ? xs[i] * scale : 0;
+    storeF32(o, ys);
+    return;
+  }
+  // u[i] = (w[i] >>> 8) 2⁻²⁴ exactly, so u[i] ≥ fround(p) ⇔ (w[i] >>> 8) ≥ ⌈fround(p) 2²⁴⌉.
+  const keepFrom = Math.ceil(Math.fround(p.p) * 16777216);
+  for (let start = 0; start < n; start += CHUNK) {
+    const m = Math.min(CHUNK, n - start);
+    chunkWords(w, k0, k1, p.offset, start, m);
+    const ys = o.dtype === 'float32' ? outF32(o, m, start) : w.outView.subarray(0, m);
+    maskChunk(w.wordView, loadF32(xb, start, m), ys, m, keepFrom, scale);
+    storeF32(o, ys, start);
+  }
+}
+
+function maskChunk(words: Uint32Array, xs: Float32Array, ys: Float32Array, m: number, keepFrom: number, scale: number): void {
+  for (let i = 0; i < m; i++) ys[i] = words[i] >>> 8 >= keepFrom ? xs[i] * scale : 0;
 }
