@@ -1,8 +1,6 @@
-import { noGrad } from '../autograd/tape.js';
 import type { Backend } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { rand, randn } from '../ops/random.js';
-import { cast } from '../ops/shape.js';
 import type { Generator } from '../random/generator.js';
 import { type Tensor, zeros } from '../tensor.js';
 
@@ -12,25 +10,19 @@ export interface ParamOptions {
   generator?: Generator;
 }
 
-function inDtype(t: Tensor, dtype: DType): Tensor {
-  if (t.dtype === dtype) return t;
-  const c = noGrad(() => cast(t, dtype));
-  t.dispose();
-  return c;
-}
+// The random kernels compute in float32 and round to the output's dtype, so drawing straight into
+// the parameter's dtype gives what a float32 draw cast afterwards would, without the float32 copy.
 
 /** U(−bound, bound), drawn in float32 and rounded to the dtype. */
 export function uniformParam(shape: readonly number[], bound: number, opts: ParamOptions): Tensor {
-  const t = rand(shape, { backend: opts.backend, generator: opts.generator, low: -bound, high: bound });
-  const p = inDtype(t, opts.dtype ?? 'float32');
+  const p = rand(shape, { backend: opts.backend, dtype: opts.dtype ?? 'float32', generator: opts.generator, low: -bound, high: bound });
   p.requiresGrad = true;
   return p;
 }
 
 /** N(mean, std²), drawn in float32 and rounded to the dtype. */
 export function normalParam(shape: readonly number[], std: number, opts: ParamOptions, mean = 0): Tensor {
-  const t = randn(shape, { backend: opts.backend, generator: opts.generator, mean, std });
-  const p = inDtype(t, opts.dtype ?? 'float32');
+  const p = randn(shape, { backend: opts.backend, dtype: opts.dtype ?? 'float32', generator: opts.generator, mean, std });
   p.requiresGrad = true;
   return p;
 }
