@@ -7,7 +7,7 @@
  */
 import { createCpuBackend } from '@peft/backend-cpu';
 import type { Backend } from '@peft/core';
-import { type CpuStepJob, type CpuStepResult, checkJob, runOursJob } from './cpu-step-job.js';
+import { type CpuStepJob, type CpuStepResult, checkJob, type KernelProfile, runOursJob } from './cpu-step-job.js';
 import { profileBackend } from './kernel-profile.js';
 
 async function readStdin(): Promise<string> {
@@ -34,8 +34,13 @@ async function main(): Promise<number> {
   const backend: Backend = profiled?.backend ?? real;
   const { gemmEngine } = real as unknown as { gemmEngine?: { threads?: unknown } };
   const threadsUsed = gemmEngine?.threads;
+  let buildProfile: KernelProfile | undefined;
   try {
     const r = await runOursJob(backend, job, {
+      onBuilt: (seconds) => {
+        if (profiled) buildProfile = profiled.snapshot(seconds * 1000, 1);
+        profiled?.reset();
+      },
       onTimed: () => profiled?.reset(),
       onStep: (step, ms, loss) =>
         process.stderr.write(
@@ -57,6 +62,7 @@ async function main(): Promise<number> {
               timed.reduce((s, v) => s + v, 0),
               timed.length,
             ),
+            buildProfile,
           }
         : {}),
     };

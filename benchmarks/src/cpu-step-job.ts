@@ -92,6 +92,8 @@ export interface CpuStepResult {
   engineInfo?: unknown;
   versions: Record<string, string | null>;
   profile?: KernelProfile;
+  /** Ours with `profile`: the kernels of the build (config to first step), as one "step". */
+  buildProfile?: KernelProfile;
 }
 
 /**
@@ -214,6 +216,8 @@ export function buildOurs(backend: Backend, job: CpuStepJob): OursBuild {
 }
 
 export interface RunOursHooks {
+  /** After the model, adapter, head and optimizer are built, with the seconds that took. */
+  onBuilt?: (seconds: number) => void;
   /** After the warm-up steps, before the first timed one. */
   onTimed?: () => void;
   /** After each step with its index (warm-up included), time and loss. */
@@ -232,6 +236,7 @@ export async function runOursJob(
   try {
     await backend.sync();
     const buildSeconds = (performance.now() - started) / 1000;
+    hooks.onBuilt?.(buildSeconds);
     const losses: number[] = [];
     const stepMs: number[] = [];
     for (let step = 0; step < job.warmup + job.steps; step++) {

@@ -4,6 +4,7 @@ import { createCpuBackend } from '@peft/backend-cpu';
 import { memoryInfo } from '@peft/core';
 import { describe, expect, it } from 'vitest';
 import {
+  buildProfileTable,
   CPU_STEP_CONFIGS,
   comparisonTable,
   formatTable,
@@ -171,6 +172,7 @@ describe('child output, summaries, table', () => {
       pytorch: { runs: [], summary: null, skipped: 'no python' },
       ratios: ratios(ours, null),
       profile: null,
+      buildProfile: null,
     };
     const table = comparisonTable([cell]);
     expect(table[0]).toMatch(/^\| config +\| threads \| tokens\/s ours/);
@@ -246,5 +248,8 @@ describe('our side of a job', () => {
     expect(r.startSeconds).toBeGreaterThan(0);
     expect(r.profile?.steps).toBe(2);
     expect(r.profile?.kernels.crossEntropy?.calls).toBe(2);
+    // The build draws the weights with the backend's random kernel.
+    expect(r.buildProfile?.kernels.random?.calls).toBeGreaterThan(0);
+    expect(buildProfileTable(r.buildProfile!).some((l) => l.includes('random'))).toBe(true);
   }, 60_000);
 });

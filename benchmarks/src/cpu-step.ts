@@ -405,6 +405,8 @@ export interface Cell {
   pytorch: { runs: Side<CpuStepResult>[]; summary: SideSummary | null; skipped?: string };
   ratios: Ratios;
   profile: KernelProfile | null;
+  /** Ours' build (config to first step), summed over the runs; one "step" per run. */
+  buildProfile: KernelProfile | null;
 }
 
 /** The comparison table: one row per config and thread count. */
@@ -481,6 +483,17 @@ export function profileTables(p: KernelProfile, topShapes = 12): string[] {
     '',
     ...formatTable(['matmul m×n×k', 'calls/step', 'ms/step', 'share of step', 'GFLOP/s'], shapes),
   ];
+}
+
+/** The kernels of our build (one "step" per run), largest first: where the build time goes. */
+export function buildProfileTable(p: KernelProfile, top = 10): string[] {
+  const rows = profileRows(p);
+  const outside = rows.pop()!;
+  const shown = [...rows.slice(0, top), outside];
+  return formatTable(
+    ['kernel', 'calls/run', 'ms/run', 'share of build'],
+    shown.map((r) => [r.kernel, r.callsPerStep ? r.callsPerStep.toFixed(0) : '', r.msPerStep.toFixed(1), fmt.pct(r.share)]),
+  );
 }
 
 /** The checkout holding fixtures/configs and benchmarks/python/cpu_step.py: $PEFT_REPO, or upwards from here and from the working directory. */
@@ -621,6 +634,7 @@ export async function runCpuStepSuite(opts: CpuStepSuiteOptions = {}): Promise<C
         pytorch: { runs: pytorch, summary: pySummary, ...(pythonSkip !== null && pyOk.length === 0 ? { skipped: pythonSkip } : {}) },
         ratios: ratios(oursSummary, pySummary),
         profile: mergeProfiles(oursOk.flatMap((r) => (r.profile ? [r.profile] : []))),
+        buildProfile: mergeProfiles(oursOk.flatMap((r) => (r.buildProfile ? [r.buildProfile] : []))),
       });
     }
   }
@@ -648,6 +662,11 @@ export async function runCpuStepSuite(opts: CpuStepSuiteOptions = {}): Promise<C
         `\nprofile, ours: ${cell.config.id} ${cell.layers}L ${cell.batch}×${cell.seq}, ${cell.threads} thread${cell.threads > 1 ? 's' : ''} (${p.steps} timed steps, ${(p.stepMs / p.steps / 1000).toFixed(2)} s/step; kernel time as the calls return)`,
       );
       for (const line of profileTables(p)) console.log(line);
+      const b = cell.buildProfile;
+      if (b) {
+        console.log(`\nbuild, ours: ${(b.stepMs / b.steps / 1000).toFixed(2)} s per run (model, adapter, head, optimizer)`);
+        for (const line of buildProfileTable(b)) console.log(line);
+      }
     }
   }
 
@@ -691,10 +710,11 @@ export async function runCpuStepSuite(opts: CpuStepSuiteOptions = {}): Promise<C
       pytorch: c.pytorch.summary ?? { skipped: c.pytorch.skipped ?? 'failed' },
       ratios: c.ratios,
       runs: {
-        ours: c.ours.runs.map((r) => (r.ok ? { ...r.result, profile: undefined } : { failed: r.reason })),
+        ours: c.ours.runs.map((r) => (r.ok ? { ...r.result, profile: undefined, buildProfile: undefined } : { failed: r.reason })),
         pytorch: c.pytorch.runs.map((r) => (r.ok ? r.result : { [r.skipped ? 'skipped' : 'failed']: r.reason })),
       },
       ...(c.profile ? { profile: c.profile } : {}),
+      ...(c.buildProfile ? { buildProfile: c.buildProfile } : {}),
     })),
   };
   const dir = join(root, 'benchmarks', 'results');
