@@ -24,35 +24,30 @@ interface RandomExports {
   init(k: number): void;
   philox(out: number, k0: number, k1: number, cLo: number, cHi: number, nBlocks: number, k: number, frame: number): void;
   uniform(words: number, out: number, n: number, low: number, scale: number, k: number, frame: number): void;
-  normal(
-    words: number,
-    out: number,
-    nPairs: number,
-    mean: number,
-    std: number,
-    tables: number,
-    fails: number,
-    k: number,
-    frame: number,
-  ): number;
-  normalParts(words: number, out: number, nPairs: number, tables: number): void;
+  normal(words: number, out: number, nPairs: number, mean: number, std: number, fails: number, k: number, frame: number): number;
+  normalParts(words: number, out: number, nPairs: number): void;
+  dropout(words: number, x: number, out: number, n: number, keepFrom: number, scale: number, bf16: number, k: number, frame: number): void;
 }
 
 /**
  * The module with its memory laid out: tables at 0, the constants, a call's scratch frame, then
- * one chunk's words, float32 results and failed pair indices.
+ * one chunk's words, results (float32, or dropout's bfloat16 bits), failed pair indices and
+ * dropout input.
  */
 export interface RandomWasm {
   readonly exports: RandomExports;
-  readonly tables: number;
   readonly consts: number;
   readonly frame: number;
   readonly words: number;
   readonly out: number;
   readonly fails: number;
+  readonly x: number;
   readonly wordView: Uint32Array;
   readonly outView: Float32Array;
+  readonly out16View: Uint16Array;
   readonly failView: Int32Array;
+  readonly xView: Float32Array;
+  readonly x16View: Uint16Array;
 }
 
 let wasm: RandomWasm | null | undefined;
@@ -70,30 +65,33 @@ export function randomWasm(): RandomWasm | null {
   try {
     const instance = new WebAssembly.Instance(new WebAssembly.Module(decodeBase64(RANDOM_WASM_BASE64)), {});
     const exports = instance.exports as unknown as RandomExports;
-    const tables = 0;
     const tableBytes = exports.TABLE_BYTES.value as number;
     const consts = Math.ceil(tableBytes / 64) * 64;
     const frame = consts + Math.ceil((exports.CONST_BYTES.value as number) / 64) * 64;
     const words = frame + Math.ceil((exports.FRAME_BYTES.value as number) / 64) * 64;
     const out = words + CHUNK * 4;
     const fails = out + CHUNK * 4;
-    const end = fails + CHUNK * 2;
+    const x = fails + CHUNK * 2;
+    const end = x + CHUNK * 4;
     const pages = Math.ceil(end / 65536) - exports.memory.buffer.byteLength / 65536;
     if (pages > 0) exports.memory.grow(pages);
     const buffer = exports.memory.buffer;
-    fillTables(new Float64Array(buffer, tables, tableBytes / 8));
+    fillTables(new Float64Array(buffer, 0, tableBytes / 8));
     exports.init(consts);
     wasm = {
       exports,
-      tables,
       consts,
       frame,
       words,
       out,
       fails,
+      x,
       wordView: new Uint32Array(buffer, words, CHUNK),
       outView: new Float32Array(buffer, out, CHUNK),
+      out16View: new Uint16Array(buffer, out, CHUNK),
       failView: new Int32Array(buffer, fails, CHUNK / 2),
+      xView: new Float32Array(buffer, x, CHUNK),
+      x16View: new Uint16Array(buffer, x, CHUNK),
     };
   } catch {
     wasm = null;
@@ -174,7 +172,7 @@ export function random(ctx: CpuContext, out: DeviceBuffer, p: RandomParams): voi
     if (p.distribution === 'uniform') {
       w.exports.uniform(w.words, w.out, m, p.low, p.high - p.low, w.consts, w.frame);
     } else if (fast) {
-      const nf = w.exports.normal(w.words, w.out, nPairs, p.low, p.high, w.tables, w.fails, w.consts, w.frame);
+      const nf = w.exports.normal(w.words, w.out, nPairs, p.low, p.high, w.fails, w.consts, w.frame);
       for (let f = 0; f < nf; f++) normalPair(w.wordView, w.outView, w.failView[f], p.low, p.high);
     } else {
       for (let j = 0; j < nPairs; j++) normalPair(w.wordView, w.outView, j, p.low, p.high);
@@ -217,15 +215,19 @@ function applyMask(ctx: CpuContext, K: string, names: [string, string], out: Dev
   }
   // u[i] = (w[i] >>> 8) 2⁻²⁴ exactly, so u[i] ≥ fround(p) ⇔ (w[i] >>> 8) ≥ ⌈fround(p) 2²⁴⌉.
   const keepFrom = Math.ceil(Math.fround(p.p) * 16777216);
+  // bfloat16 in and out stay raw bits in the module; other dtypes pass through float32.
+  const raw16 = o.dtype === 'bfloat16' && xb.dtype === 'bfloat16';
   for (let start = 0; start < n; start += CHUNK) {
     const m = Math.min(CHUNK, n - start);
     chunkWords(w, k0, k1, p.offset, start, m);
-    const ys = o.dtype === 'float32' ? outF32(o, m, start) : w.outView.subarray(0, m);
-    maskChunk(w.wordView, loadF32(xb, start, m), ys, m, keepFrom, scale);
-    storeF32(o, ys, start);
+    if (raw16) {
+      w.x16View.set((xb.data as Uint16Array).subarray(start, start + m));
+      w.exports.dropout(w.words, w.x, w.out, m, keepFrom, scale, 1, w.consts, w.frame);
+      (o.data as Uint16Array).set(w.out16View.subarray(0, m), start);
+    } else {
+      w.xView.set(loadF32(xb, start, m));
+      w.exports.dropout(w.words, w.x, w.out, m, keepFrom, scale, 0, w.consts, w.frame);
+      storeF32(o, w.outView.subarray(0, m), start);
+    }
   }
-}
-
-function maskChunk(words: Uint32Array, xs: Float32Array, ys: Float32Array, m: number, keepFrom: number, scale: number): void {
-  for (let i = 0; i < m; i++) ys[i] = words[i] >>> 8 >= keepFrom ? xs[i] * scale : 0;
 }

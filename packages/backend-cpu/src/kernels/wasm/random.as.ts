@@ -10,7 +10,7 @@ const M1: u32 = 0xcd9e8d57;
 const W0: u32 = 0x9e3779b9;
 const W1: u32 = 0xbb67ae85;
 
-// Byte offsets inside the tables the host fills (see `normal`).
+// The tables the host fills (see `normal`), at address 0 so that their offsets fold into loads.
 const HI_TABLE: usize = 0; // 4096 x (cos, sin) of 2π h / 2¹²
 const LO_TABLE: usize = 4096 * 16; // 4096 x (cos, sin) of 2π l / 2²⁴
 const LOG_TABLE: usize = LO_TABLE + 4096 * 16; // 257 x (1 / c, ln c), c = 1 + i / 256
@@ -42,8 +42,13 @@ const K_UNIT: usize = 224; // f64 2⁻²⁴
 const K_M0: usize = 240; // i32 Philox multipliers
 const K_M1: usize = 256;
 const K_IOTA: usize = 272; // i32 (0, 1, 2, 3) and (4, 5, 6, 7)
+const K_LO_MASK: usize = 304; // i32 0xfff0: 16 × a word's bits 8..19
+const K_BF16_ROUND: usize = 320; // i32 0x7fff
+const K_BF16_ABS: usize = 336; // i32 0x7fffffff
+const K_BF16_INF: usize = 352; // i32 0x7f800000
+const K_BF16_QUIET: usize = 368; // i32 0x40
 /** Bytes of the constants. */
-export const CONST_BYTES: usize = 304;
+export const CONST_BYTES: usize = 384;
 /** Bytes of a call's scratch frame (philox's 20 round keys; normal's and uniform's splats). */
 export const FRAME_BYTES: usize = 320;
 
@@ -68,6 +73,11 @@ export function init(k: usize): void {
   v128.store(k + K_M1, i32x4.splat(M1));
   v128.store(k + K_IOTA, i32x4(0, 1, 2, 3));
   v128.store(k + K_IOTA + 16, i32x4(4, 5, 6, 7));
+  v128.store(k + K_LO_MASK, i32x4.splat(0xfff0));
+  v128.store(k + K_BF16_ROUND, i32x4.splat(0x7fff));
+  v128.store(k + K_BF16_ABS, i32x4.splat(0x7fffffff));
+  v128.store(k + K_BF16_INF, i32x4.splat(0x7f800000));
+  v128.store(k + K_BF16_QUIET, i32x4.splat(0x40));
 }
 
 // Counter vector of blocks c + j .. c + j + 3: their low words, or their high words.
@@ -206,10 +216,58 @@ export function uniform(words: usize, out: usize, n: i32, low: f64, scale: f64, 
 }
 
 /**
+ * Dropout of one chunk: out[i] = keep ? x[i] · scale : 0 with keep = (w[i] >>> 8) ≥ keepFrom, the
+ * product in float64 rounded to float32 as the reference computes it, for i in [0, n) rounded up
+ * to 8. float32 x and out, or (bf16) bfloat16 bits in and out, rounded to nearest even (a NaN
+ * stays a quiet NaN) as the host's storeF32 does.
+ */
+export function dropout(words: usize, x: usize, out: usize, n: i32, keepFrom: u32, scale: f64, bf16: bool, k: usize, frame: usize): void {
+  v128.store(frame, f64x2.splat(scale));
+  v128.store(frame, i32x4.splat(keepFrom), 16);
+  const sc = v128.load(frame);
+  const from = v128.load(frame, 16);
+  if (!bf16) {
+    for (let i = 0; i < n; i += 4) {
+      const keep = i32x4.ge_u(i32x4.shr_u(v128.load(words + ((i as usize) << 2)), 8), from);
+      v128.store(out + ((i as usize) << 2), v128.and(scaleF32(v128.load(x + ((i as usize) << 2)), sc), keep));
+    }
+    return;
+  }
+  const ones = v128.load(k + K_ONES);
+  const roundBit = v128.load(k + K_BF16_ROUND);
+  const absMask = v128.load(k + K_BF16_ABS);
+  const infBits = v128.load(k + K_BF16_INF);
+  const quiet = v128.load(k + K_BF16_QUIET);
+  for (let i = 0; i < n; i += 8) {
+    const raw = v128.load(x + ((i as usize) << 1));
+    const w = words + ((i as usize) << 2);
+    const a = v128.and(scaleF32(i32x4.shl(i32x4.extend_low_i16x8_u(raw), 16), sc), i32x4.ge_u(i32x4.shr_u(v128.load(w), 8), from));
+    const b = v128.and(scaleF32(i32x4.shl(i32x4.extend_high_i16x8_u(raw), 16), sc), i32x4.ge_u(i32x4.shr_u(v128.load(w, 16), 8), from));
+    const ra = bf16Bits(a, ones, roundBit, absMask, infBits, quiet);
+    const rb = bf16Bits(b, ones, roundBit, absMask, infBits, quiet);
+    v128.store(out + ((i as usize) << 1), i16x8.narrow_i32x4_u(ra, rb));
+  }
+}
+
+// float32 x · scale, the product in float64.
+function scaleF32(x: v128, scale: v128): v128 {
+  const a = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(x), scale));
+  const b = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(i64x2.shuffle(x, x, 1, 1)), scale));
+  return i64x2.shuffle(a, b, 0, 2);
+}
+
+// bfloat16 bits (in 32-bit lanes) of float32 bits: round to nearest even, NaN → quiet NaN.
+function bf16Bits(x: v128, ones: v128, roundBit: v128, absMask: v128, infBits: v128, quiet: v128): v128 {
+  const rounded = i32x4.shr_u(i32x4.add(i32x4.add(x, roundBit), v128.and(i32x4.shr_u(x, 16), ones)), 16);
+  const nan = i32x4.gt_u(v128.and(x, absMask), infBits);
+  return v128.bitselect(v128.or(i32x4.shr_u(x, 16), quiet), rounded, nan);
+}
+
+/**
  * philoxNormal's Box–Muller on word pairs (w[2j], w[2j+1]) for j in [0, nPairs) (nPairs even):
  * out[2j], out[2j+1] as float32, and the indices j whose rounding this fast path cannot vouch for
  * at fails (4 bytes each); returns how many. The host recomputes those pairs as the reference does.
- * k: the constants (`init`); frame: 48 bytes of scratch.
+ * k: the constants (`init`); frame: 48 bytes of scratch; the tables at address 0.
  *
  * The fast path replaces Math.log, Math.cos and Math.sin by tables (filled by the host with those
  * functions): cos/sin of 2π k 2⁻²⁴ from the angle sum of its top and bottom 12 bits, and
@@ -221,17 +279,7 @@ export function uniform(words: usize, out: usize, n: i32, low: f64, scale: f64, 
  * dz = |std r| 2⁻³⁸ + |mean| 2⁻⁴⁹, round to the same nonzero float32, which is then the
  * reference's float32 too (rounding is monotonic). About 1 pair in 1000 falls back.
  */
-export function normal(
-  words: usize,
-  out: usize,
-  nPairs: i32,
-  mean: f64,
-  std: f64,
-  tables: usize,
-  fails: usize,
-  k: usize,
-  frame: usize,
-): i32 {
+export function normal(words: usize, out: usize, nPairs: i32, mean: f64, std: f64, fails: usize, k: usize, frame: usize): i32 {
   v128.store(frame, f64x2.splat(mean));
   v128.store(frame, f64x2.splat(std), 16);
   v128.store(frame, f64x2.splat(Math.abs(mean) * MEAN_SLACK), 32);
@@ -252,24 +300,23 @@ export function normal(
   const minus2 = v128.load(k + K_MINUS2);
   const slack = v128.load(k + K_SLACK);
   const ones = v128.load(k + K_ONES);
-  const hiT = tables + HI_TABLE;
-  const loT = tables + LO_TABLE;
-  const logT = tables + LOG_TABLE;
+  const loMask = v128.load(k + K_LO_MASK);
   let nf = 0;
   for (let j = 0; j < nPairs; j += 2) {
     // lanes: pair j, pair j + 1
-    const m = i32x4.shr_u(v128.load(words + ((j as usize) << 3)), 8); // (m0, k0, m1, k1)
+    const w = v128.load(words + ((j as usize) << 3)); // (a0, b0, a1, b1)
+    const m = i32x4.shr_u(w, 8);
     // v = m + 1 ∈ [1, 2²⁴] as float64: exponent e and mantissa y ∈ [1, 2) from its bits
     const v = f64x2.convert_low_i32x4_u(i32x4.add(i32x4.shuffle(m, m, 0, 2, 0, 2), ones));
     const mant = v128.and(v, mantMask);
-    const ix = i64x2.shr_u(i64x2.add(mant, round), 44); // round((y − 1) 256)
+    const ix = i64x2.shl(i64x2.shr_u(i64x2.add(mant, round), 44), 4); // 16 round((y − 1) 256)
     const y = v128.or(mant, one);
     // e − 24 = biased exponent − 1047, exactly, as (2⁵² + biased) − (2⁵² + 1047)
     const e = f64x2.sub(v128.or(i64x2.shr_u(v, 52), magic), magic24);
-    let g = v128.load64_zero(logT + ((i64x2.extract_lane(ix, 0) as usize) << 4));
-    g = v128.load64_lane(logT + ((i64x2.extract_lane(ix, 1) as usize) << 4), g, 1);
-    let lc = v128.load64_zero(logT + ((i64x2.extract_lane(ix, 0) as usize) << 4) + 8);
-    lc = v128.load64_lane(logT + ((i64x2.extract_lane(ix, 1) as usize) << 4) + 8, lc, 1);
+    const g0 = i64x2.extract_lane(ix, 0) as usize;
+    const g1 = i64x2.extract_lane(ix, 1) as usize;
+    const g = v128.load64_lane(g1, v128.load64_zero(g0, LOG_TABLE), 1, LOG_TABLE);
+    const lc = v128.load64_lane(g1, v128.load64_zero(g0, LOG_TABLE + 8), 1, LOG_TABLE + 8);
     const d = f64x2.sub(f64x2.mul(y, g), one);
     let p = f64x2.add(c5, f64x2.mul(d, c6));
     p = f64x2.add(c4, f64x2.mul(d, p));
@@ -280,17 +327,17 @@ export function normal(
     const lnU = f64x2.add(f64x2.add(f64x2.mul(e, ln2), lc), p);
     const sr = f64x2.mul(sd, f64x2.sqrt(f64x2.mul(minus2, lnU)));
     const dz = f64x2.add(f64x2.mul(f64x2.abs(sr), slack), meanSlack);
-    // (cos, sin) of 2π k 2⁻²⁴ = angle sum of the hi and lo table entries
-    const k0 = i32x4.extract_lane(m, 1) as u32;
-    const k1 = i32x4.extract_lane(m, 3) as u32;
-    const h0 = hiT + ((k0 >>> 12) << 4);
-    const h1 = hiT + ((k1 >>> 12) << 4);
-    const l0 = loT + ((k0 & 4095) << 4);
-    const l1 = loT + ((k1 & 4095) << 4);
-    const ch = v128.load64_lane(h1, v128.load64_zero(h0), 1);
-    const sh = v128.load64_lane(h1 + 8, v128.load64_zero(h0 + 8), 1);
-    const cl = v128.load64_lane(l1, v128.load64_zero(l0), 1);
-    const sl = v128.load64_lane(l1 + 8, v128.load64_zero(l0 + 8), 1);
+    // (cos, sin) of 2π k 2⁻²⁴ = angle sum of the entries of k's top and bottom 12 bits
+    const hiOff = i32x4.shl(i32x4.shr_u(w, 20), 4);
+    const loOff = v128.and(i32x4.shr_u(w, 4), loMask);
+    const h0 = i32x4.extract_lane(hiOff, 1) as usize;
+    const h1 = i32x4.extract_lane(hiOff, 3) as usize;
+    const l0 = i32x4.extract_lane(loOff, 1) as usize;
+    const l1 = i32x4.extract_lane(loOff, 3) as usize;
+    const ch = v128.load64_lane(h1, v128.load64_zero(h0, HI_TABLE), 1, HI_TABLE);
+    const sh = v128.load64_lane(h1, v128.load64_zero(h0, HI_TABLE + 8), 1, HI_TABLE + 8);
+    const cl = v128.load64_lane(l1, v128.load64_zero(l0, LO_TABLE), 1, LO_TABLE);
+    const sl = v128.load64_lane(l1, v128.load64_zero(l0, LO_TABLE + 8), 1, LO_TABLE + 8);
     const c = f64x2.sub(f64x2.mul(ch, cl), f64x2.mul(sh, sl));
     const s = f64x2.add(f64x2.mul(sh, cl), f64x2.mul(ch, sl));
     const za = f64x2.add(mv, f64x2.mul(sr, c));
@@ -315,9 +362,9 @@ export function normal(
 }
 
 /** Test hook: r = √(−2 ln u1) and (cos, sin) of the fast path for word pair j at out + 24 j (3 float64). */
-export function normalParts(words: usize, out: usize, nPairs: i32, tables: usize): void {
+export function normalParts(words: usize, out: usize, nPairs: i32): void {
   // Same arithmetic as `normal`, one pair at a time.
-  const logT = tables + LOG_TABLE;
+  const logT = LOG_TABLE;
   for (let j = 0; j < nPairs; j++) {
     const m = load<u32>(words + ((j as usize) << 3)) >>> 8;
     const k = load<u32>(words + ((j as usize) << 3), 4) >>> 8;
@@ -331,8 +378,8 @@ export function normalParts(words: usize, out: usize, nPairs: i32, tables: usize
     const d = y * load<f64>(g) - 1;
     const p = d * (1 + d * (-0.5 + d * (1.0 / 3.0 + d * (-0.25 + d * (0.2 + d * (-1.0 / 6.0))))));
     const r = Math.sqrt(-2 * (e * LN2 + load<f64>(g, 8) + p));
-    const hi = tables + HI_TABLE + ((k >>> 12) << 4);
-    const lo = tables + LO_TABLE + ((k & 4095) << 4);
+    const hi = HI_TABLE + ((k >>> 12) << 4);
+    const lo = LO_TABLE + ((k & 4095) << 4);
     const ch = load<f64>(hi);
     const sh = load<f64>(hi, 8);
     const cl = load<f64>(lo);
