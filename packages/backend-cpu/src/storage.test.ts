@@ -1,6 +1,7 @@
 import { bf16ToFloat, f16ToFloat, floatToBf16, floatToF16 } from '@peft/core';
 import { describe, expect, it } from 'vitest';
-import { decodeTable, roundInto } from './storage.js';
+import { CpuBuffer } from './buffer.js';
+import { at, decodeInto, decodeTable, flushF32, loadF32, readF32, roundInto, scratch, toBf16, toF16, writeF32 } from './storage.js';
 
 function roundOne(value: number, dtype: 'float16' | 'bfloat16'): number {
   const out = new Uint16Array(1);
@@ -52,7 +53,12 @@ describe('float16 / bfloat16 storage conversions', () => {
       if (f16[i] !== floatToF16(values[i])) throw new Error(`f16 of bits 0x${bits[i].toString(16)}: ${f16[i]} vs ${floatToF16(values[i])}`);
       if (bf16[i] !== floatToBf16(values[i]))
         throw new Error(`bf16 of bits 0x${bits[i].toString(16)}: ${bf16[i]} vs ${floatToBf16(values[i])}`);
+      if (toF16(values[i]) !== f16[i] || toBf16(values[i]) !== bf16[i]) throw new Error(`toF16/toBf16 of bits 0x${bits[i].toString(16)}`);
     }
+    // From an offset of the source, as chunked kernels round.
+    const part = new Uint16Array(1000);
+    roundInto(part, 'bfloat16', 0, values, 1000, 5000);
+    expect(part).toEqual(bf16.subarray(5000, 6000));
   });
 
   it('decode tables agree with core for every 16-bit pattern', () => {
@@ -65,5 +71,58 @@ describe('float16 / bfloat16 storage conversions', () => {
     }
     expect(f16[0x0001]).toBe(2 ** -24);
     expect(f16[0x7c00]).toBe(Number.POSITIVE_INFINITY);
+  });
+});
+
+describe('float32 access to buffers for the kernels', () => {
+  const owner = {};
+  const buffer = (dtype: 'float32' | 'bfloat16' | 'float16' | 'int32', values: number[]) => {
+    const b = new CpuBuffer(owner, dtype, values.length);
+    if (dtype === 'float32') (b.data as Float32Array).set(values);
+    else if (dtype === 'int32') (b.data as Int32Array).set(values);
+    else roundInto(b.data as Uint16Array, dtype, 0, Float32Array.from(values));
+    return b;
+  };
+
+  it('decodes 16-bit and int32 ranges, at any destination offset', () => {
+    const values = [1, -2.5, 1 / 3, 65504, -0, 7];
+    for (const dtype of ['bfloat16', 'float16'] as const) {
+      const b = buffer(dtype, values);
+      const table = decodeTable(dtype);
+      const want = Array.from(b.data as Uint16Array, (bits) => table[bits]);
+      const dst = new Float32Array(8).fill(99);
+      decodeInto(b, 1, 4, dst, 0);
+      expect(Array.from(dst.subarray(0, 5))).toEqual([...want.slice(1, 5), 99]);
+      decodeInto(b, 1, 4, dst, 3);
+      expect(Array.from(dst.subarray(3, 7))).toEqual(want.slice(1, 5));
+      expect(Array.from(loadF32(b, 2, 3))).toEqual(want.slice(2, 5));
+    }
+    expect(Array.from(loadF32(buffer('int32', [3, -4, 16777217]), 0))).toEqual([3, -4, 16777216]);
+  });
+
+  it('readF32 hands out float32 data itself and decodes 16-bit data into scratch; writeF32 + flushF32 round back', () => {
+    const f = buffer('float32', [1, 2, 3, 4]);
+    expect(readF32(f, 2, 2, 0)).toBe(f.data);
+    expect(at(f, 2)).toBe(2);
+    const h = buffer('bfloat16', [1, 2, 3, 4]);
+    const s = readF32(h, 2, 2, 0);
+    expect(s).toBe(scratch(0, 2));
+    expect(at(h, 2)).toBe(0);
+    expect(Array.from(s.subarray(0, 2))).toEqual([3, 4]);
+    const out = writeF32(h, 2, 1);
+    expect(out === s).toBe(false);
+    out[0] = 1 / 3;
+    out[1] = -1;
+    flushF32(h, 1, 2, out);
+    expect(Array.from(h.data as Uint16Array)).toEqual([0x3f80, 0x3eab, 0xbf80, 0x4080]);
+    expect(writeF32(f, 4, 1)).toBe(f.data);
+  });
+
+  it('keeps scratch slots apart and does not keep very large ones', () => {
+    expect(scratch(5, 10) === scratch(5, 100)).toBe(true);
+    expect(scratch(5, 10) === scratch(6, 10)).toBe(false);
+    const huge = scratch(7, (1 << 20) + 1);
+    expect(huge.length).toBe((1 << 20) + 1);
+    expect(scratch(7, (1 << 20) + 1) === huge).toBe(false);
   });
 });
