@@ -1,18 +1,28 @@
 /**
  * GELU (exact and tanh approximation) and SwiGLU's silu(gate)·up, with their backward passes.
- * Computed in double precision; erf is accurate to about 1e-15.
+ * Computed in double precision per element and rounded once to the output dtype, with the fast
+ * functions of ./math.ts. Exact GELU: for |x| < 2.2·√2, Φ(x) = (1 + erf(x/√2))/2 with `erfPoly`
+ * (absolute error below 2e-11, so below 1e-8 relative to Φ ≥ 9.6e-4); beyond, Φ(x) = erfc(−x/√2)/2
+ * or 1 − erfc(x/√2)/2 with erfc from `erfcScaled`·`fastExp` (relative error below 1.7e-9, so x·Φ(x)
+ * keeps its relative accuracy far into the negative tail). The tanh form and SiLU take e^x from
+ * `fastExp` (relative error below 2e-12). Every result is within about 1e-8 (relative) of the
+ * double-precision formula, below half a float32 ulp (6e-8).
  */
 import type { DeviceBuffer } from '@peft/core';
-import { arg, type CpuContext, same } from '../buffer.js';
-import { loadF32, outF32, storeF32 } from '../storage.js';
+import { arg, type CpuBuffer, type CpuContext, same } from '../buffer.js';
+import { at, chunkOf, flushF32, readF32, writeF32 } from '../storage.js';
+import { ERF_POLY_MAX, erfcScaled, erfPoly, fastExp } from './math.js';
 
 const SQRT1_2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const TANH_C = Math.sqrt(2 / Math.PI);
 const TANH_A = 0.044715;
+/** |x| below which GELU takes erf(x/√2) from `erfPoly`. */
+const POLY_X = ERF_POLY_MAX * Math.SQRT2;
 
 /**
- * Error function. |x| < 3: erf(x) = 2/√π · e^(−x²) · Σ_n 2ⁿ x^(2n+1) / (1·3·…·(2n+1)), whose terms
+ * Error function in double precision (about 1e-15), the reference for the fast erfc that the
+ * kernels use. |x| < 3: erf(x) = 2/√π · e^(−x²) · Σ_n 2ⁿ x^(2n+1) / (1·3·…·(2n+1)), whose terms
  * are all positive (no cancellation). |x| ≥ 3: erf = 1 − erfc with erfc from its continued fraction.
  */
 export function erf(x: number): number {
@@ -54,59 +64,104 @@ function erfcLarge(x: number): number {
   return Math.exp(-x * x) / (Math.sqrt(Math.PI) * f);
 }
 
-/** 1 + erf(x), accurate also when x is very negative (then it is erfc(−x)). */
-function onePlusErf(x: number): number {
-  return x <= -3 ? erfcLarge(-x) : 1 + erf(x);
+/** Runs `f` over elements [0, n) of one output and up to two inputs, chunk by chunk for 16-bit storage. */
+function map(
+  n: number,
+  o: CpuBuffer,
+  x: CpuBuffer,
+  y: CpuBuffer | null,
+  f: (len: number, out: Float32Array, oi: number, xs: Float32Array, xi: number, ys: Float32Array, yi: number) => void,
+): void {
+  const step = y === null ? chunkOf(n, o, x) : chunkOf(n, o, x, y);
+  for (let s = 0; s < n; s += step) {
+    const len = Math.min(step, n - s);
+    const xs = readF32(x, s, len, 0);
+    const ys = y === null ? xs : readF32(y, s, len, 1);
+    const out = writeF32(o, len, 2);
+    f(len, out, at(o, s), xs, at(x, s), ys, y === null ? 0 : at(y, s));
+    flushF32(o, s, len, out);
+  }
+}
+
+/** x·Φ(x) for |x| ≥ POLY_X (and NaN): through erfc(|x|/√2). */
+function geluTail(v: number): number {
+  const z = Math.abs(v) * SQRT1_2;
+  const c = erfcScaled(z) * fastExp(-z * z);
+  return v >= 0 ? v * (1 - 0.5 * c) : 0.5 * v * c;
+}
+
+function geluExact(len: number, out: Float32Array, oi: number, xs: Float32Array, xi: number): void {
+  for (let i = 0; i < len; i++) {
+    const v = xs[xi + i];
+    out[oi + i] = v > -POLY_X && v < POLY_X ? 0.5 * v * (1 + erfPoly(v * SQRT1_2)) : geluTail(v);
+  }
+}
+
+// tanh(u) = 2·sigmoid(2u) − 1, so 0.5·x·(1 + tanh(u)) = x / (1 + e^(−2u)).
+function geluTanh(len: number, out: Float32Array, oi: number, xs: Float32Array, xi: number): void {
+  for (let i = 0; i < len; i++) {
+    const v = xs[xi + i];
+    out[oi + i] = v / (1 + fastExp(-2 * TANH_C * (v + TANH_A * v * v * v)));
+  }
 }
 
 /** exact: y = x·Φ(x) = 0.5·x·(1 + erf(x/√2)); approximate: y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 export function gelu(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, approximate: boolean): void {
   const o = arg(ctx, 'gelu', 'out', out, 0, 'float');
   const n = o.size;
-  const xs = loadF32(same(ctx, 'gelu', 'x', x, n, 'float'), 0, n);
-  const ys = outF32(o, n);
-  if (approximate) {
-    for (let i = 0; i < n; i++) {
-      const v = xs[i];
-      ys[i] = 0.5 * v * (1 + Math.tanh(TANH_C * (v + TANH_A * v * v * v)));
-    }
-  } else {
-    for (let i = 0; i < n; i++) ys[i] = 0.5 * xs[i] * onePlusErf(xs[i] * SQRT1_2);
+  map(n, o, same(ctx, 'gelu', 'x', x, n, 'float'), null, approximate ? geluTanh : geluExact);
+}
+
+/** Φ(x) for |x| ≥ POLY_X (and NaN), given e = e^(−x²/2). */
+function cdfTail(v: number, e: number): number {
+  const c = erfcScaled(Math.abs(v) * SQRT1_2) * e;
+  return v >= 0 ? 1 - 0.5 * c : 0.5 * c;
+}
+
+function geluExactBackward(len: number, out: Float32Array, oi: number, g: Float32Array, gi: number, xs: Float32Array, xi: number): void {
+  for (let i = 0; i < len; i++) {
+    const v = xs[xi + i];
+    const e = fastExp(-0.5 * v * v); // √(2π)·φ(x)
+    const cdf = v > -POLY_X && v < POLY_X ? 0.5 * (1 + erfPoly(v * SQRT1_2)) : cdfTail(v, e);
+    out[oi + i] = g[gi + i] * (cdf + v * INV_SQRT_2PI * e);
   }
-  storeF32(o, ys);
+}
+
+// With s = sigmoid(2u) = 1/(1 + e), e = e^(−2u): 0.5·(1 + t) = s and 1 − t² = 4·s·(e·s).
+function geluTanhBackward(len: number, out: Float32Array, oi: number, g: Float32Array, gi: number, xs: Float32Array, xi: number): void {
+  for (let i = 0; i < len; i++) {
+    const v = xs[xi + i];
+    const v2 = v * v;
+    const e = fastExp(-2 * TANH_C * (v + TANH_A * v2 * v));
+    const s = 1 / (1 + e);
+    const es = e === Number.POSITIVE_INFINITY ? 1 : e * s; // 1 − s without cancellation
+    out[oi + i] = g[gi + i] * (s + 2 * v * s * es * TANH_C * (1 + 3 * TANH_A * v2));
+  }
 }
 
 /** exact: y' = Φ(x) + x·φ(x); approximate: y' = 0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²). */
 export function geluBackward(ctx: CpuContext, dx: DeviceBuffer, dy: DeviceBuffer, x: DeviceBuffer, approximate: boolean): void {
   const o = arg(ctx, 'geluBackward', 'dx', dx, 0, 'float');
   const n = o.size;
-  const g = loadF32(same(ctx, 'geluBackward', 'dy', dy, n, 'float'), 0, n);
-  const xs = loadF32(same(ctx, 'geluBackward', 'x', x, n, 'float'), 0, n);
-  const ds = outF32(o, n);
-  if (approximate) {
-    for (let i = 0; i < n; i++) {
-      const v = xs[i];
-      const t = Math.tanh(TANH_C * (v + TANH_A * v * v * v));
-      ds[i] = g[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * TANH_C * (1 + 3 * TANH_A * v * v));
-    }
-  } else {
-    for (let i = 0; i < n; i++) {
-      const v = xs[i];
-      ds[i] = g[i] * (0.5 * onePlusErf(v * SQRT1_2) + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v));
-    }
+  const g = same(ctx, 'geluBackward', 'dy', dy, n, 'float');
+  const xs = same(ctx, 'geluBackward', 'x', x, n, 'float');
+  map(n, o, g, xs, approximate ? geluTanhBackward : geluExactBackward);
+}
+
+function siluMulLoop(len: number, out: Float32Array, oi: number, gs: Float32Array, gi: number, us: Float32Array, ui: number): void {
+  for (let i = 0; i < len; i++) {
+    const v = gs[gi + i];
+    out[oi + i] = (v / (1 + fastExp(-v))) * us[ui + i];
   }
-  storeF32(o, ds);
 }
 
 /** out = silu(gate) · up, silu(x) = x·sigmoid(x). */
 export function siluMul(ctx: CpuContext, out: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer): void {
   const o = arg(ctx, 'siluMul', 'out', out, 0, 'float');
   const n = o.size;
-  const gs = loadF32(same(ctx, 'siluMul', 'gate', gate, n, 'float'), 0, n);
-  const us = loadF32(same(ctx, 'siluMul', 'up', up, n, 'float'), 0, n);
-  const ys = outF32(o, n);
-  for (let i = 0; i < n; i++) ys[i] = (gs[i] / (1 + Math.exp(-gs[i]))) * us[i];
-  storeF32(o, ys);
+  const gs = same(ctx, 'siluMul', 'gate', gate, n, 'float');
+  const us = same(ctx, 'siluMul', 'up', up, n, 'float');
+  map(n, o, gs, us, siluMulLoop);
 }
 
 /** dUp = dy · silu(gate); dGate = dy · up · s·(1 + gate·(1 − s)) with s = sigmoid(gate). */
@@ -123,17 +178,32 @@ export function siluMulBackward(
   const n = dgb.size;
   const dub = same(ctx, K, 'dUp', dUp, n, 'float');
   if (dgb === dub) throw new Error(`${K}: dGate and dUp must be different buffers`);
-  const g = loadF32(same(ctx, K, 'dy', dy, n, 'float'), 0, n);
-  const gs = loadF32(same(ctx, K, 'gate', gate, n, 'float'), 0, n);
-  const us = loadF32(same(ctx, K, 'up', up, n, 'float'), 0, n);
-  // Outputs may alias inputs (e.g. dGate = gate), so compute into scratch first.
-  const dG = new Float32Array(n);
-  const dU = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const s = 1 / (1 + Math.exp(-gs[i]));
-    dU[i] = g[i] * gs[i] * s;
-    dG[i] = g[i] * us[i] * s * (1 + gs[i] * (1 - s));
+  const gb = same(ctx, K, 'dy', dy, n, 'float');
+  const gateb = same(ctx, K, 'gate', gate, n, 'float');
+  const upb = same(ctx, K, 'up', up, n, 'float');
+  // Outputs may alias inputs (e.g. dGate = gate): each element reads all its inputs before writing.
+  const step = chunkOf(n, dgb, dub, gb, gateb, upb);
+  for (let s = 0; s < n; s += step) {
+    const len = Math.min(step, n - s);
+    const g = readF32(gb, s, len, 0);
+    const gs = readF32(gateb, s, len, 1);
+    const us = readF32(upb, s, len, 2);
+    const dG = writeF32(dgb, len, 3);
+    const dU = writeF32(dub, len, 4);
+    const gi = at(gb, s);
+    const gsi = at(gateb, s);
+    const ui = at(upb, s);
+    const dgi = at(dgb, s);
+    const dui = at(dub, s);
+    for (let i = 0; i < len; i++) {
+      const dyi = g[gi + i];
+      const v = gs[gsi + i];
+      const u = us[ui + i];
+      const sg = 1 / (1 + fastExp(-v));
+      dU[dui + i] = dyi * v * sg;
+      dG[dgi + i] = dyi * u * sg * (1 + v * (1 - sg));
+    }
+    flushF32(dgb, s, len, dG);
+    flushF32(dub, s, len, dU);
   }
-  storeF32(dgb, dG);
-  storeF32(dub, dU);
 }
