@@ -1,55 +1,153 @@
 /**
  * Elementwise float ops. Inputs must have exactly as many elements as the output. Values are computed in double precision and stored as float32, then
- * rounded to the output's storage dtype. Inputs and outputs may be the same buffer.
+ * rounded to the output's storage dtype. Inputs and outputs may be the same buffer. e^x is
+ * `fastExp` (relative error below 2e-12), tanh is built on it.
  */
 import type { BinaryOp, DeviceBuffer, UnaryOp, View } from '@peft/core';
-import { arg, type CpuContext, finite, same } from '../buffer.js';
-import { loadF32, outF32, storeF32 } from '../storage.js';
-import { planViews } from '../view.js';
+import { arg, type CpuBuffer, type CpuContext, finite, same } from '../buffer.js';
+import { at, chunkOf, flushF32, readF32, scratch, storeF32, writeF32 } from '../storage.js';
+import { planViews, type ViewPlan } from '../view.js';
+import { fastExp } from './math.js';
 
-export function unary(ctx: CpuContext, op: UnaryOp, out: DeviceBuffer, x: DeviceBuffer): void {
-  const o = arg(ctx, `unary(${op})`, 'out', out, 0, 'float');
-  const n = o.size;
-  const xs = loadF32(same(ctx, `unary(${op})`, 'x', x, n, 'float'), 0, n);
-  const ys = outF32(o, n);
+/** tanh through e^(−2|x|), with its Taylor series near 0 where 1 − e^(−2|x|) would cancel (relative error below 1e-11). */
+function tanh(x: number): number {
+  const a = Math.abs(x);
+  if (a < 0.01) {
+    const x2 = x * x;
+    return x * (1 + x2 * (-1 / 3 + x2 * (2 / 15)));
+  }
+  const e = fastExp(-2 * a);
+  const t = (1 - e) / (1 + e);
+  return x < 0 ? -t : t;
+}
+
+function unaryLoop(op: UnaryOp, len: number, ys: Float32Array, yi: number, xs: Float32Array, xi: number): void {
   switch (op) {
     case 'neg':
-      for (let i = 0; i < n; i++) ys[i] = -xs[i];
+      for (let i = 0; i < len; i++) ys[yi + i] = -xs[xi + i];
       break;
     case 'exp':
-      for (let i = 0; i < n; i++) ys[i] = Math.exp(xs[i]);
+      for (let i = 0; i < len; i++) ys[yi + i] = fastExp(xs[xi + i]);
       break;
     case 'log':
-      for (let i = 0; i < n; i++) ys[i] = Math.log(xs[i]);
+      for (let i = 0; i < len; i++) ys[yi + i] = Math.log(xs[xi + i]);
       break;
     case 'sqrt':
-      for (let i = 0; i < n; i++) ys[i] = Math.sqrt(xs[i]);
+      for (let i = 0; i < len; i++) ys[yi + i] = Math.sqrt(xs[xi + i]);
       break;
     case 'rsqrt':
-      for (let i = 0; i < n; i++) ys[i] = 1 / Math.sqrt(xs[i]);
+      for (let i = 0; i < len; i++) ys[yi + i] = 1 / Math.sqrt(xs[xi + i]);
       break;
     case 'square':
-      for (let i = 0; i < n; i++) ys[i] = xs[i] * xs[i];
+      for (let i = 0; i < len; i++) {
+        const v = xs[xi + i];
+        ys[yi + i] = v * v;
+      }
       break;
     case 'abs':
-      for (let i = 0; i < n; i++) ys[i] = Math.abs(xs[i]);
+      for (let i = 0; i < len; i++) ys[yi + i] = Math.abs(xs[xi + i]);
       break;
     case 'silu':
-      for (let i = 0; i < n; i++) ys[i] = xs[i] / (1 + Math.exp(-xs[i]));
+      for (let i = 0; i < len; i++) {
+        const v = xs[xi + i];
+        ys[yi + i] = v / (1 + fastExp(-v));
+      }
       break;
     case 'sigmoid':
-      for (let i = 0; i < n; i++) ys[i] = 1 / (1 + Math.exp(-xs[i]));
+      for (let i = 0; i < len; i++) ys[yi + i] = 1 / (1 + fastExp(-xs[xi + i]));
       break;
     case 'tanh':
-      for (let i = 0; i < n; i++) ys[i] = Math.tanh(xs[i]);
+      for (let i = 0; i < len; i++) ys[yi + i] = tanh(xs[xi + i]);
       break;
     case 'relu':
-      for (let i = 0; i < n; i++) ys[i] = Math.max(xs[i], 0);
+      for (let i = 0; i < len; i++) ys[yi + i] = Math.max(xs[xi + i], 0);
       break;
     default:
       throw new Error(`unary: unknown op ${JSON.stringify(op)}`);
   }
-  storeF32(o, ys);
+}
+
+const UNARY_OPS: ReadonlySet<string> = new Set(['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'square', 'abs', 'silu', 'sigmoid', 'tanh', 'relu']);
+
+export function unary(ctx: CpuContext, op: UnaryOp, out: DeviceBuffer, x: DeviceBuffer): void {
+  if (!UNARY_OPS.has(op)) throw new Error(`unary: unknown op ${JSON.stringify(op)}`);
+  const o = arg(ctx, `unary(${op})`, 'out', out, 0, 'float');
+  const n = o.size;
+  const xb = same(ctx, `unary(${op})`, 'x', x, n, 'float');
+  const step = chunkOf(n, o, xb);
+  for (let s = 0; s < n; s += step) {
+    const len = Math.min(step, n - s);
+    const xs = readF32(xb, s, len, 0);
+    const ys = writeF32(o, len, 1);
+    unaryLoop(op, len, ys, at(o, s), xs, at(xb, s));
+    flushF32(o, s, len, ys);
+  }
+}
+
+function unaryBackwardLoop(
+  op: UnaryOp,
+  len: number,
+  d: Float32Array,
+  di: number,
+  g: Float32Array,
+  gi: number,
+  v: Float32Array,
+  vi: number,
+): void {
+  switch (op) {
+    case 'neg':
+      for (let i = 0; i < len; i++) d[di + i] = -g[gi + i];
+      break;
+    case 'exp':
+      for (let i = 0; i < len; i++) d[di + i] = g[gi + i] * v[vi + i];
+      break;
+    case 'log':
+      for (let i = 0; i < len; i++) d[di + i] = g[gi + i] / v[vi + i];
+      break;
+    case 'sqrt':
+      for (let i = 0; i < len; i++) d[di + i] = (0.5 * g[gi + i]) / v[vi + i];
+      break;
+    case 'rsqrt': // d/dx x^(-1/2) = -1/2 · y³
+      for (let i = 0; i < len; i++) {
+        const y = v[vi + i];
+        d[di + i] = -0.5 * g[gi + i] * y * y * y;
+      }
+      break;
+    case 'square':
+      for (let i = 0; i < len; i++) d[di + i] = 2 * v[vi + i] * g[gi + i];
+      break;
+    case 'abs':
+      for (let i = 0; i < len; i++) {
+        const x = v[vi + i];
+        const gv = g[gi + i];
+        d[di + i] = x > 0 ? gv : x < 0 ? -gv : x === 0 ? 0 : Number.NaN;
+      }
+      break;
+    case 'silu':
+      for (let i = 0; i < len; i++) {
+        const x = v[vi + i];
+        const s = 1 / (1 + fastExp(-x));
+        d[di + i] = g[gi + i] * s * (1 + x * (1 - s));
+      }
+      break;
+    case 'sigmoid':
+      for (let i = 0; i < len; i++) {
+        const y = v[vi + i];
+        d[di + i] = g[gi + i] * y * (1 - y);
+      }
+      break;
+    case 'tanh':
+      for (let i = 0; i < len; i++) {
+        const y = v[vi + i];
+        d[di + i] = g[gi + i] * (1 - y * y);
+      }
+      break;
+    case 'relu':
+      for (let i = 0; i < len; i++) d[di + i] = v[vi + i] > 0 ? g[gi + i] : 0;
+      break;
+    default:
+      throw new Error(`unaryBackward: unknown op ${JSON.stringify(op)}`);
+  }
 }
 
 /**
@@ -57,54 +155,22 @@ export function unary(ctx: CpuContext, op: UnaryOp, out: DeviceBuffer, x: Device
  * x. Conventions: abs'(0) = 0, relu'(0) = 0.
  */
 export function unaryBackward(ctx: CpuContext, op: UnaryOp, dx: DeviceBuffer, dy: DeviceBuffer, x: DeviceBuffer, y: DeviceBuffer): void {
+  if (!UNARY_OPS.has(op)) throw new Error(`unaryBackward: unknown op ${JSON.stringify(op)}`);
   const kernel = `unaryBackward(${op})`;
   const o = arg(ctx, kernel, 'dx', dx, 0, 'float');
   const n = o.size;
-  const g = loadF32(same(ctx, kernel, 'dy', dy, n, 'float'), 0, n);
+  const gb = same(ctx, kernel, 'dy', dy, n, 'float');
   const usesY = op === 'exp' || op === 'sqrt' || op === 'rsqrt' || op === 'sigmoid' || op === 'tanh';
-  const v = usesY ? loadF32(same(ctx, kernel, 'y', y, n, 'float'), 0, n) : loadF32(same(ctx, kernel, 'x', x, n, 'float'), 0, n);
-  const d = outF32(o, n);
-  switch (op) {
-    case 'neg':
-      for (let i = 0; i < n; i++) d[i] = -g[i];
-      break;
-    case 'exp':
-      for (let i = 0; i < n; i++) d[i] = g[i] * v[i];
-      break;
-    case 'log':
-      for (let i = 0; i < n; i++) d[i] = g[i] / v[i];
-      break;
-    case 'sqrt':
-      for (let i = 0; i < n; i++) d[i] = (0.5 * g[i]) / v[i];
-      break;
-    case 'rsqrt': // d/dx x^(-1/2) = -1/2 · y³
-      for (let i = 0; i < n; i++) d[i] = -0.5 * g[i] * v[i] * v[i] * v[i];
-      break;
-    case 'square':
-      for (let i = 0; i < n; i++) d[i] = 2 * v[i] * g[i];
-      break;
-    case 'abs':
-      for (let i = 0; i < n; i++) d[i] = v[i] > 0 ? g[i] : v[i] < 0 ? -g[i] : v[i] === 0 ? 0 : Number.NaN;
-      break;
-    case 'silu':
-      for (let i = 0; i < n; i++) {
-        const s = 1 / (1 + Math.exp(-v[i]));
-        d[i] = g[i] * s * (1 + v[i] * (1 - s));
-      }
-      break;
-    case 'sigmoid':
-      for (let i = 0; i < n; i++) d[i] = g[i] * v[i] * (1 - v[i]);
-      break;
-    case 'tanh':
-      for (let i = 0; i < n; i++) d[i] = g[i] * (1 - v[i] * v[i]);
-      break;
-    case 'relu':
-      for (let i = 0; i < n; i++) d[i] = v[i] > 0 ? g[i] : 0;
-      break;
-    default:
-      throw new Error(`unaryBackward: unknown op ${JSON.stringify(op)}`);
+  const vb = usesY ? same(ctx, kernel, 'y', y, n, 'float') : same(ctx, kernel, 'x', x, n, 'float');
+  const step = chunkOf(n, o, gb, vb);
+  for (let s = 0; s < n; s += step) {
+    const len = Math.min(step, n - s);
+    const g = readF32(gb, s, len, 0);
+    const v = readF32(vb, s, len, 1);
+    const d = writeF32(o, len, 2);
+    unaryBackwardLoop(op, len, d, at(o, s), g, at(gb, s), v, at(vb, s));
+    flushF32(o, s, len, d);
   }
-  storeF32(o, d);
 }
 
 /** out[i] = x[i]·alpha + beta. */
@@ -113,10 +179,86 @@ export function affine(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, alph
   finite('affine', 'beta', beta);
   const o = arg(ctx, 'affine', 'out', out, 0, 'float');
   const n = o.size;
-  const xs = loadF32(same(ctx, 'affine', 'x', x, n, 'float'), 0, n);
-  const ys = outF32(o, n);
-  for (let i = 0; i < n; i++) ys[i] = xs[i] * alpha + beta;
-  storeF32(o, ys);
+  const xb = same(ctx, 'affine', 'x', x, n, 'float');
+  const step = chunkOf(n, o, xb);
+  for (let s = 0; s < n; s += step) {
+    const len = Math.min(step, n - s);
+    const xs = readF32(xb, s, len, 0);
+    const ys = writeF32(o, len, 1);
+    const xi = at(xb, s);
+    const yi = at(o, s);
+    for (let i = 0; i < len; i++) ys[yi + i] = xs[xi + i] * alpha + beta;
+    flushF32(o, s, len, ys);
+  }
+}
+
+/** ys[yi + c] = as[ai + c·sa] op bs[bi + c·sb] for c < len. */
+function binaryRow(
+  op: BinaryOp,
+  len: number,
+  ys: Float32Array,
+  yi: number,
+  as: Float32Array,
+  ai: number,
+  sa: number,
+  bs: Float32Array,
+  bi: number,
+  sb: number,
+): void {
+  if (sa === 1 && sb === 1) {
+    switch (op) {
+      case 'add':
+        for (let c = 0; c < len; c++) ys[yi + c] = as[ai + c] + bs[bi + c];
+        return;
+      case 'sub':
+        for (let c = 0; c < len; c++) ys[yi + c] = as[ai + c] - bs[bi + c];
+        return;
+      case 'mul':
+        for (let c = 0; c < len; c++) ys[yi + c] = as[ai + c] * bs[bi + c];
+        return;
+      case 'div':
+        for (let c = 0; c < len; c++) ys[yi + c] = as[ai + c] / bs[bi + c];
+        return;
+      case 'max':
+        for (let c = 0; c < len; c++) ys[yi + c] = Math.max(as[ai + c], bs[bi + c]);
+        return;
+      case 'min':
+        for (let c = 0; c < len; c++) ys[yi + c] = Math.min(as[ai + c], bs[bi + c]);
+        return;
+    }
+  }
+  switch (op) {
+    case 'add':
+      for (let c = 0; c < len; c++) ys[yi + c] = as[ai + c * sa] + bs[bi + c * sb];
+      return;
+    case 'sub':
+      for (let c = 0; c < len; c++) ys[yi + c] = as[ai + c * sa] - bs[bi + c * sb];
+      return;
+    case 'mul':
+      for (let c = 0; c < len; c++) ys[yi + c] = as[ai + c * sa] * bs[bi + c * sb];
+      return;
+    case 'div':
+      for (let c = 0; c < len; c++) ys[yi + c] = as[ai + c * sa] / bs[bi + c * sb];
+      return;
+    case 'max':
+      for (let c = 0; c < len; c++) ys[yi + c] = Math.max(as[ai + c * sa], bs[bi + c * sb]);
+      return;
+    case 'min':
+      for (let c = 0; c < len; c++) ys[yi + c] = Math.min(as[ai + c * sa], bs[bi + c * sb]);
+      return;
+    default:
+      throw new Error(`binary: unknown op ${JSON.stringify(op)}`);
+  }
+}
+
+/**
+ * A view's elements as float32 for strided reads: a float32 buffer itself (shift 0), else the
+ * range [lo, hi] it touches decoded into scratch `slot` (index − lo).
+ */
+function viewRange(buf: CpuBuffer, plan: ViewPlan, v: number, slot: number): { values: Float32Array; shift: number } {
+  if (buf.dtype === 'float32') return { values: buf.data as Float32Array, shift: 0 };
+  const lo = plan.lo[v];
+  return { values: readF32(buf, lo, plan.hi[v] - lo + 1, slot), shift: lo };
 }
 
 /** out (contiguous, the views' shape) = a[aView(i)] op b[bView(i)]. max/min propagate NaN like torch.maximum. */
@@ -127,41 +269,34 @@ export function binary(ctx: CpuContext, op: BinaryOp, out: DeviceBuffer, a: Devi
   const plan = planViews(kernel, aView.shape, [aView, bView], ['a', 'b'], [ab.size, bb.size]);
   const o = arg(ctx, kernel, 'out', out, plan.count, 'float');
   if (plan.count === 0) return;
-  // Decode only the range each view touches; `shift` maps buffer indices into that range.
-  const av = loadF32(ab, plan.lo[0], plan.hi[0] - plan.lo[0] + 1);
-  const bv = loadF32(bb, plan.lo[1], plan.hi[1] - plan.lo[1] + 1);
-  const aShift = plan.lo[0];
-  const bShift = plan.lo[1];
-  // out may alias a or b: then the result goes through a scratch array.
-  const ys = o === ab || o === bb ? new Float32Array(plan.count) : outF32(o, plan.count);
-  const { rows, rowLen } = plan;
+  const { rows, rowLen, count } = plan;
   const [sa, sb] = plan.step;
-  let k = 0;
-  for (let r = 0; r < rows; r++) {
-    let i = plan.rowStart[0][r] - aShift;
-    let j = plan.rowStart[1][r] - bShift;
-    switch (op) {
-      case 'add':
-        for (let c = 0; c < rowLen; c++, i += sa, j += sb) ys[k++] = av[i] + bv[j];
-        break;
-      case 'sub':
-        for (let c = 0; c < rowLen; c++, i += sa, j += sb) ys[k++] = av[i] - bv[j];
-        break;
-      case 'mul':
-        for (let c = 0; c < rowLen; c++, i += sa, j += sb) ys[k++] = av[i] * bv[j];
-        break;
-      case 'div':
-        for (let c = 0; c < rowLen; c++, i += sa, j += sb) ys[k++] = av[i] / bv[j];
-        break;
-      case 'max':
-        for (let c = 0; c < rowLen; c++, i += sa, j += sb) ys[k++] = Math.max(av[i], bv[j]);
-        break;
-      case 'min':
-        for (let c = 0; c < rowLen; c++, i += sa, j += sb) ys[k++] = Math.min(av[i], bv[j]);
-        break;
-      default:
-        throw new Error(`binary: unknown op ${JSON.stringify(op)}`);
+  // Element indices are below 2^32 (the longest typed array): `>>> 0` keeps them integers for V8.
+  const a0 = plan.rowStart[0][0] >>> 0;
+  const b0 = plan.rowStart[1][0] >>> 0;
+  // Both views one contiguous run: chunk by chunk like the other elementwise ops. out may be a or b
+  // read in the same positions (each element is read before it is written), not shifted.
+  if (rows === 1 && sa === 1 && sb === 1 && (o !== ab || a0 === 0) && (o !== bb || b0 === 0)) {
+    const step = chunkOf(count, o, ab, bb);
+    for (let s = 0; s < count; s += step) {
+      const len = Math.min(step, count - s);
+      const as = readF32(ab, a0 + s, len, 0);
+      const bs = readF32(bb, b0 + s, len, 1);
+      const ys = writeF32(o, len, 2);
+      binaryRow(op, len, ys, at(o, s), as, at(ab, a0 + s), 1, bs, at(bb, b0 + s), 1);
+      flushF32(o, s, len, ys);
     }
+    return;
   }
-  storeF32(o, ys);
+  const A = viewRange(ab, plan, 0, 0);
+  const B = viewRange(bb, plan, 1, 1);
+  // out may alias a or b under another layout: then the result goes through scratch.
+  const direct = o.dtype === 'float32' && o !== ab && o !== bb;
+  const ys = direct ? (o.data as Float32Array) : scratch(2, count);
+  const startsA = plan.rowStart[0];
+  const startsB = plan.rowStart[1];
+  for (let r = 0, k = 0; r < rows; r++, k += rowLen) {
+    binaryRow(op, rowLen, ys, k, A.values, (startsA[r] - A.shift) >>> 0, sa, B.values, (startsB[r] - B.shift) >>> 0, sb);
+  }
+  if (!direct) storeF32(o, ys.length === count ? ys : ys.subarray(0, count));
 }
