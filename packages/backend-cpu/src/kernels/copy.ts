@@ -4,10 +4,13 @@
  * Conversions: float → float rounds to nearest even; int32 → float is exact up to 2²⁴ and rounds
  * beyond; float → int32 truncates toward zero, and a NaN, ±Inf or out-of-range value is an error.
  * A copy between buffers of the same dtype moves raw bits (NaN payloads included).
+ *
+ * Row starts of a view plan are doubles (Float64Array); element indices are below 2^32 (the
+ * longest typed array), so `>>> 0` turns them into integers, which V8 indexes much faster.
  */
 import type { DeviceBuffer, View } from '@peft/core';
 import { arg, type CpuBuffer, type CpuContext } from '../buffer.js';
-import { decodeTable, loadF32, roundInto, storeF32 } from '../storage.js';
+import { at, decodeTable, readF32, toBf16, toF16 } from '../storage.js';
 import { planViews, type ViewPlan } from '../view.js';
 
 type Raw = Float32Array | Uint16Array | Int32Array;
@@ -22,10 +25,7 @@ export function fill(ctx: CpuContext, out: DeviceBuffer, value: number): void {
   } else if (o.dtype === 'float32') {
     (o.data as Float32Array).fill(value);
   } else {
-    const one = new Float32Array([value]);
-    const bits = new Uint16Array(1);
-    roundInto(bits, o.dtype, 0, one);
-    (o.data as Uint16Array).fill(bits[0]);
+    (o.data as Uint16Array).fill(o.dtype === 'bfloat16' ? toBf16(value) : toF16(value));
   }
 }
 
@@ -35,14 +35,17 @@ export function copy(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, view: 
   const plan = planViews('copy', view.shape, [view], ['x'], [src.size]);
   const dst = arg(ctx, 'copy', 'out', out, plan.count, 'any');
   if (dst === src) throw new Error('copy: out and x are the same buffer: copy into a separate buffer');
+  if (plan.count === 0) return;
   if (dst.dtype === src.dtype) {
-    gather(src.data, null, plan, dst.data);
+    gatherRaw(src.data, plan, dst.data);
   } else if (dst.dtype === 'float32') {
-    gather(src.data, src.dtype === 'float16' || src.dtype === 'bfloat16' ? decodeTable(src.dtype) : null, plan, dst.data);
+    gatherF32(src, plan, dst.data as Float32Array);
+  } else if (dst.dtype === 'int32') {
+    const values = new Float32Array(plan.count);
+    gatherF32(src, plan, values);
+    toInt32(values, dst.data as Int32Array);
   } else {
-    const values = gatherF32(src, plan);
-    if (dst.dtype === 'int32') toInt32(values, dst.data as Int32Array);
-    else storeF32(dst, values);
+    gatherRounded(src, plan, dst.data as Uint16Array, dst.dtype === 'bfloat16');
   }
 }
 
@@ -52,63 +55,132 @@ export function addInto(ctx: CpuContext, dst: DeviceBuffer, src: DeviceBuffer, v
   const plan = planViews('addInto', view.shape, [view], ['dst'], [d.size]);
   const s = arg(ctx, 'addInto', 'src', src, plan.count, 'float');
   if (d === s) throw new Error('addInto: dst and src are the same buffer');
-  const values = loadF32(s, 0, plan.count);
   const { rows, rowLen } = plan;
   const starts = plan.rowStart[0];
   const st = plan.step[0];
   if (d.dtype === 'float32') {
     const data = d.data as Float32Array;
-    let i = 0;
     for (let r = 0; r < rows; r++) {
-      let p = starts[r];
-      for (let j = 0; j < rowLen; j++, p += st) data[p] += values[i++];
+      const k = r * rowLen;
+      const values = readF32(s, k, rowLen, 0);
+      const vi = at(s, k);
+      const p = starts[r] >>> 0;
+      if (st === 1) for (let j = 0; j < rowLen; j++) data[p + j] += values[vi + j];
+      else for (let j = 0; j < rowLen; j++) data[p + j * st] += values[vi + j];
     }
     return;
   }
-  // 16-bit dst: gather the current values, add in float32, round, scatter the bits back.
-  const sum = gatherF32(d, plan);
-  for (let i = 0; i < sum.length; i++) sum[i] += values[i];
-  const bits = new Uint16Array(sum.length);
-  roundInto(bits, d.dtype as 'float16' | 'bfloat16', 0, sum);
+  // 16-bit dst: decode, add in float32, round back, one element at a time.
   const data = d.data as Uint16Array;
-  let i = 0;
+  const table = decodeTable(d.dtype as 'float16' | 'bfloat16');
+  const bf16 = d.dtype === 'bfloat16';
   for (let r = 0; r < rows; r++) {
-    let p = starts[r];
-    for (let j = 0; j < rowLen; j++, p += st) data[p] = bits[i++];
+    const k = r * rowLen;
+    const values = readF32(s, k, rowLen, 0);
+    const vi = at(s, k);
+    const p = starts[r] >>> 0;
+    if (bf16) {
+      for (let j = 0; j < rowLen; j++) {
+        const q = p + j * st;
+        data[q] = toBf16(table[data[q]] + values[vi + j]);
+      }
+    } else {
+      for (let j = 0; j < rowLen; j++) {
+        const q = p + j * st;
+        data[q] = toF16(table[data[q]] + values[vi + j]);
+      }
+    }
   }
 }
 
-/** The element values of view 0 of `plan` over `src`, as float32. */
-function gatherF32(src: CpuBuffer, plan: ViewPlan): Float32Array {
-  const out = new Float32Array(plan.count);
-  gather(src.data, src.dtype === 'float16' || src.dtype === 'bfloat16' ? decodeTable(src.dtype) : null, plan, out);
-  return out;
-}
+/** Rows at most this long are copied by a loop rather than `TypedArray.set` (which allocates a view per row). */
+const SHORT_ROW = 256;
 
-/** dst[i] = src[view(i)], or table[src[view(i)]] when a decode table is given. */
-function gather(src: Raw, table: Float32Array | null, plan: ViewPlan, dst: Raw): void {
+/** dst[i] = src[view(i)] between arrays of the same type (raw bits). */
+function gatherRaw(src: Raw, plan: ViewPlan, dst: Raw): void {
   const { rows, rowLen } = plan;
   const starts = plan.rowStart[0];
   const st = plan.step[0];
-  let o = 0;
-  if (table === null) {
-    if (st === 1) {
-      for (let r = 0; r < rows; r++, o += rowLen) {
-        const p = starts[r];
-        if (src.constructor === dst.constructor) (dst as Float32Array).set((src as Float32Array).subarray(p, p + rowLen), o);
-        else for (let j = 0; j < rowLen; j++) dst[o + j] = src[p + j];
-      }
-      return;
-    }
-    for (let r = 0; r < rows; r++) {
-      let p = starts[r];
-      for (let j = 0; j < rowLen; j++, p += st) dst[o++] = src[p];
+  if (st === 1 && rowLen > SHORT_ROW) {
+    for (let r = 0, o = 0; r < rows; r++, o += rowLen) {
+      const p = starts[r] >>> 0;
+      (dst as Float32Array).set((src as Float32Array).subarray(p, p + rowLen), o);
     }
     return;
   }
-  for (let r = 0; r < rows; r++) {
-    let p = starts[r];
-    for (let j = 0; j < rowLen; j++, p += st) dst[o++] = table[src[p]];
+  // Float32Array element copies would canonicalise NaN payloads: move float32 as int32 bits.
+  const s = src instanceof Float32Array ? new Int32Array(src.buffer, src.byteOffset, src.length) : src;
+  const d = dst instanceof Float32Array ? new Int32Array(dst.buffer, dst.byteOffset, dst.length) : dst;
+  if (s instanceof Int32Array) stridedCopy32(s, plan, d as Int32Array);
+  else stridedCopy16(s as Uint16Array, plan, d as Uint16Array);
+}
+
+function stridedCopy32(src: Int32Array, plan: ViewPlan, dst: Int32Array): void {
+  const { rows, rowLen } = plan;
+  const starts = plan.rowStart[0];
+  const st = plan.step[0];
+  for (let r = 0, o = 0; r < rows; r++, o += rowLen) {
+    const p = starts[r] >>> 0;
+    for (let j = 0; j < rowLen; j++) dst[o + j] = src[p + j * st];
+  }
+}
+
+function stridedCopy16(src: Uint16Array, plan: ViewPlan, dst: Uint16Array): void {
+  const { rows, rowLen } = plan;
+  const starts = plan.rowStart[0];
+  const st = plan.step[0];
+  for (let r = 0, o = 0; r < rows; r++, o += rowLen) {
+    const p = starts[r] >>> 0;
+    for (let j = 0; j < rowLen; j++) dst[o + j] = src[p + j * st];
+  }
+}
+
+/** dst[i] = src[view(i)] as float32 (src of another dtype than float32: decoded or converted). */
+function gatherF32(src: CpuBuffer, plan: ViewPlan, dst: Float32Array): void {
+  const { rows, rowLen } = plan;
+  const starts = plan.rowStart[0];
+  const st = plan.step[0];
+  if (src.dtype === 'float32') {
+    const data = src.data as Float32Array;
+    for (let r = 0, o = 0; r < rows; r++, o += rowLen) {
+      const p = starts[r] >>> 0;
+      for (let j = 0; j < rowLen; j++) dst[o + j] = data[p + j * st];
+    }
+  } else if (src.dtype === 'int32') {
+    const data = src.data as Int32Array;
+    for (let r = 0, o = 0; r < rows; r++, o += rowLen) {
+      const p = starts[r] >>> 0;
+      for (let j = 0; j < rowLen; j++) dst[o + j] = data[p + j * st];
+    }
+  } else {
+    const table = decodeTable(src.dtype);
+    const data = src.data as Uint16Array;
+    for (let r = 0, o = 0; r < rows; r++, o += rowLen) {
+      const p = starts[r] >>> 0;
+      for (let j = 0; j < rowLen; j++) dst[o + j] = table[data[p + j * st]];
+    }
+  }
+}
+
+/** dst[i] = src[view(i)] rounded to float16 / bfloat16 bits (src of another dtype). */
+function gatherRounded(src: CpuBuffer, plan: ViewPlan, dst: Uint16Array, bf16: boolean): void {
+  const { rows, rowLen } = plan;
+  const starts = plan.rowStart[0];
+  const st = plan.step[0];
+  const round = bf16 ? toBf16 : toF16;
+  if (src.dtype === 'float32' || src.dtype === 'int32') {
+    const data = src.data as Float32Array | Int32Array;
+    for (let r = 0, o = 0; r < rows; r++, o += rowLen) {
+      const p = starts[r] >>> 0;
+      for (let j = 0; j < rowLen; j++) dst[o + j] = round(data[p + j * st]);
+    }
+  } else {
+    const table = decodeTable(src.dtype);
+    const data = src.data as Uint16Array;
+    for (let r = 0, o = 0; r < rows; r++, o += rowLen) {
+      const p = starts[r] >>> 0;
+      for (let j = 0; j < rowLen; j++) dst[o + j] = round(table[data[p + j * st]]);
+    }
   }
 }
 
