@@ -1,11 +1,13 @@
 /**
  * Softmax cross-entropy over rows of logits [rows, classes] with int32 targets [rows].
- * lse is the max-shifted log-sum-exp of every row (ignored rows included); a target that is
+ * lse is the max-shifted log-sum-exp of every row (ignored rows included), in one pass (online
+ * softmax: the running sum is rescaled whenever the running max grows); a target that is
  * neither ignoreIndex nor in [0, classes) is an error.
  */
 import type { CrossEntropyParams, DeviceBuffer } from '@peft/core';
 import { arg, type CpuContext, counts } from '../buffer.js';
-import { loadF32, outF32, storeF32 } from '../storage.js';
+import { at, flushF32, readF32, writeF32 } from '../storage.js';
+import { fastExp } from './math.js';
 
 function checkTargets(K: string, targets: Int32Array, p: CrossEntropyParams): void {
   for (let r = 0; r < p.rows; r++) {
@@ -31,19 +33,29 @@ export function crossEntropy(
   if (!Number.isSafeInteger(p.ignoreIndex)) throw new Error(`${K}: ignoreIndex must be an integer, got ${p.ignoreIndex}`);
   const lossOut = arg(ctx, K, 'loss', loss, rows, 'float32').data as Float32Array;
   const lseOut = arg(ctx, K, 'lse', lse, rows, 'float32').data as Float32Array;
-  const xs = loadF32(arg(ctx, K, 'logits', logits, rows * classes, 'float'), 0, rows * classes);
+  const xb = arg(ctx, K, 'logits', logits, rows * classes, 'float');
   const ts = arg(ctx, K, 'targets', targets, rows, 'int32').data as Int32Array;
   checkTargets(K, ts, p);
   for (let r = 0; r < rows; r++) {
     const base = r * classes;
+    const xs = readF32(xb, base, classes, 0);
+    const xi = at(xb, base);
     let max = Number.NEGATIVE_INFINITY;
-    for (let c = 0; c < classes; c++) if (xs[base + c] > max || Number.isNaN(xs[base + c])) max = xs[base + c];
     let sum = 0;
-    for (let c = 0; c < classes; c++) sum += Math.exp(xs[base + c] - max);
-    const l = max === Number.NEGATIVE_INFINITY ? max : max + Math.log(sum);
+    for (let c = 0; c < classes; c++) {
+      const v = xs[xi + c];
+      if (v > max) {
+        // A +Infinity logit makes the row NaN, as exp(x − max) with max = +Infinity does.
+        sum = sum * fastExp(max - v) + (v === Number.POSITIVE_INFINITY ? Number.NaN : 1);
+        max = v;
+      } else if (v !== Number.NEGATIVE_INFINITY) {
+        sum += fastExp(v - max); // a NaN logit makes sum NaN
+      }
+    }
+    const l = max === Number.NEGATIVE_INFINITY && sum === 0 ? max : max + Math.log(sum);
     lseOut[r] = l;
     const t = ts[r];
-    lossOut[r] = t === p.ignoreIndex ? 0 : l - xs[base + t];
+    lossOut[r] = t === p.ignoreIndex ? 0 : l - xs[xi + t];
   }
 }
 
@@ -61,23 +73,29 @@ export function crossEntropyBackward(
   const { rows, classes } = p;
   counts(K, { rows, classes });
   const o = arg(ctx, K, 'dLogits', dLogits, rows * classes, 'float');
-  const g = loadF32(arg(ctx, K, 'dLoss', dLoss, rows, 'float'), 0, rows);
-  const xs = loadF32(arg(ctx, K, 'logits', logits, rows * classes, 'float'), 0, rows * classes);
+  const gb = arg(ctx, K, 'dLoss', dLoss, rows, 'float');
+  const xb = arg(ctx, K, 'logits', logits, rows * classes, 'float');
   const ts = arg(ctx, K, 'targets', targets, rows, 'int32').data as Int32Array;
   const ls = arg(ctx, K, 'lse', lse, rows, 'float32').data as Float32Array;
   checkTargets(K, ts, p);
-  const ds = outF32(o, rows * classes); // in place over logits is safe: each element is read once, then written
+  const g = readF32(gb, 0, rows, 1);
+  const g0 = at(gb, 0);
+  // In place over logits is safe: each element is read once, then written.
   for (let r = 0; r < rows; r++) {
     const base = r * classes;
+    const ds = writeF32(o, classes, 2);
+    const di = at(o, base);
     const t = ts[r];
     if (t === p.ignoreIndex) {
-      ds.fill(0, base, base + classes);
-      continue;
+      ds.fill(0, di, di + classes);
+    } else {
+      const xs = readF32(xb, base, classes, 0);
+      const xi = at(xb, base);
+      const l = ls[r];
+      const gr = g[g0 + r];
+      for (let c = 0; c < classes; c++) ds[di + c] = fastExp(xs[xi + c] - l) * gr;
+      ds[di + t] -= gr;
     }
-    const l = ls[r];
-    const gr = g[r];
-    for (let c = 0; c < classes; c++) ds[base + c] = Math.exp(xs[base + c] - l) * gr;
-    ds[base + t] -= gr;
+    flushF32(o, base, classes, ds);
   }
-  storeF32(o, ds);
 }
