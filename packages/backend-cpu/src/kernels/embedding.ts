@@ -1,7 +1,7 @@
 /** Embedding lookup and its scatter-add backward. An id outside [0, rows) is an error. */
 import type { DeviceBuffer } from '@peft/core';
 import { arg, type CpuBuffer, type CpuContext, counts } from '../buffer.js';
-import { loadF32, outF32, storeF32 } from '../storage.js';
+import { at, flushF32, readF32, scratch, writeF32 } from '../storage.js';
 
 /** out [n, dim] = weight[ids[i]]; same dtypes copy raw bits, otherwise values round to out's dtype. */
 export function embedding(ctx: CpuContext, out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, n: number, dim: number): void {
@@ -18,9 +18,14 @@ export function embedding(ctx: CpuContext, out: DeviceBuffer, weight: DeviceBuff
     }
     return;
   }
-  const ys = new Float32Array(n * dim);
-  for (let i = 0; i < n; i++) ys.set(loadF32(w, idx[i] * dim, dim), i * dim);
-  storeF32(o, ys);
+  for (let i = 0; i < n; i++) {
+    const row = readF32(w, idx[i] * dim, dim, 0);
+    const ri = at(w, idx[i] * dim);
+    const ys = writeF32(o, dim, 1);
+    const yi = at(o, i * dim);
+    for (let j = 0; j < dim; j++) ys[yi + j] = row[ri + j];
+    flushF32(o, i * dim, dim, ys);
+  }
 }
 
 /** dWeight [rows, dim] = 0, then dWeight[ids[i]] += dOut[i] (accumulated in float32). */
@@ -35,16 +40,39 @@ export function embeddingBackward(
   counts('embeddingBackward', { n, dim });
   const dw = arg(ctx, 'embeddingBackward', 'dWeight', dWeight, dim, 'float');
   const rows = rowsOf('embeddingBackward', dw, dim);
-  const g = loadF32(arg(ctx, 'embeddingBackward', 'dOut', dOut, n * dim, 'float'), 0, n * dim);
+  const gb = arg(ctx, 'embeddingBackward', 'dOut', dOut, n * dim, 'float');
   const idx = checkIds('embeddingBackward', arg(ctx, 'embeddingBackward', 'ids', ids, n, 'int32'), n, rows);
-  const acc = outF32(dw, rows * dim);
-  acc.fill(0);
-  for (let i = 0; i < n; i++) {
-    const row = idx[i] * dim;
-    const src = i * dim;
-    for (let j = 0; j < dim; j++) acc[row + j] += g[src + j];
+  if (dw.dtype === 'float32') {
+    const acc = dw.data as Float32Array;
+    acc.fill(0, 0, rows * dim);
+    for (let i = 0; i < n; i++) {
+      const row = idx[i] * dim;
+      const g = readF32(gb, i * dim, dim, 0);
+      const gi = at(gb, i * dim);
+      for (let j = 0; j < dim; j++) acc[row + j] += g[gi + j];
+    }
+    return;
   }
-  storeF32(dw, acc);
+  // 16-bit dWeight: zero the bits, sum the rows that ids name in float32 scratch (in order of i,
+  // as a float32 dWeight would), round each of them once.
+  (dw.data as Uint16Array).fill(0, 0, rows * dim);
+  const slotOf = new Int32Array(rows).fill(-1);
+  const touched: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (slotOf[idx[i]] < 0) {
+      slotOf[idx[i]] = touched.length;
+      touched.push(idx[i]);
+    }
+  }
+  const acc = scratch(1, touched.length * dim);
+  acc.fill(0, 0, touched.length * dim);
+  for (let i = 0; i < n; i++) {
+    const a = slotOf[idx[i]] * dim;
+    const g = readF32(gb, i * dim, dim, 0);
+    const gi = at(gb, i * dim);
+    for (let j = 0; j < dim; j++) acc[a + j] += g[gi + j];
+  }
+  for (let k = 0; k < touched.length; k++) flushF32(dw, touched[k] * dim, dim, acc, k * dim);
 }
 
 function rowsOf(kernel: string, w: CpuBuffer, dim: number): number {
