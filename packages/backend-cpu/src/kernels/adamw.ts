@@ -1,7 +1,7 @@
 /** AdamW, PyTorch semantics (decoupled weight decay, bias-corrected moments), in place. */
 import type { AdamWParams, DeviceBuffer } from '@peft/core';
 import { arg, type CpuContext, finite, same } from '../buffer.js';
-import { loadF32, storeF32 } from '../storage.js';
+import { at, chunkOf, flushF32, readF32 } from '../storage.js';
 
 /**
  * For each element, with g = grad · gradScale:
@@ -23,11 +23,10 @@ export function adamw(
   if (!Number.isSafeInteger(p.step) || p.step < 1) throw new Error(`${K}: step must be an integer ≥ 1 (it is 1-based), got ${p.step}`);
   const pb = arg(ctx, K, 'param', param, 0, 'float');
   const n = pb.size;
-  const gs = loadF32(same(ctx, K, 'grad', grad, n, 'float'), 0, n);
+  const gb = same(ctx, K, 'grad', grad, n, 'float');
   const ms = same(ctx, K, 'm', m, n, 'float32').data as Float32Array;
   const vs = same(ctx, K, 'v', v, n, 'float32').data as Float32Array;
   if (pb === grad || pb === m || pb === v || m === v) throw new Error(`${K}: param, m and v must be distinct buffers`);
-  const ps = loadF32(pb, 0, n);
   const { beta1, beta2, eps, weightDecay } = p;
   let { lr, gradScale } = p;
   let bc1 = 1 - beta1 ** p.step;
@@ -39,11 +38,25 @@ export function adamw(
     [lr, bc1, bc2, gradScale] = [s[0]!, s[1]!, s[2]!, s[3]!];
     decay = Math.fround(1 - Math.fround(lr * Math.fround(weightDecay)));
   }
-  for (let i = 0; i < n; i++) {
-    const g = gs[i] * gradScale;
-    ms[i] = beta1 * ms[i] + (1 - beta1) * g;
-    vs[i] = beta2 * vs[i] + (1 - beta2) * g * g;
-    ps[i] = ps[i] * decay - (lr * (ms[i] / bc1)) / (Math.sqrt(vs[i] / bc2) + eps);
+  const oneMinusBeta1 = 1 - beta1;
+  const oneMinusBeta2 = 1 - beta2;
+  const step = chunkOf(n, pb, gb);
+  for (let start = 0; start < n; start += step) {
+    const len = Math.min(step, n - start);
+    const gs = readF32(gb, start, len, 0);
+    const ps = readF32(pb, start, len, 1);
+    const gi = at(gb, start);
+    const pi = at(pb, start);
+    for (let i = 0; i < len; i++) {
+      const k = start + i;
+      const g = gs[gi + i] * gradScale;
+      // m and v are read back as stored (float32) for the update, as separate loops would.
+      const mk = Math.fround(beta1 * ms[k] + oneMinusBeta1 * g);
+      const vk = Math.fround(beta2 * vs[k] + oneMinusBeta2 * g * g);
+      ms[k] = mk;
+      vs[k] = vk;
+      ps[pi + i] = ps[pi + i] * decay - (lr * (mk / bc1)) / (Math.sqrt(vk / bc2) + eps);
+    }
+    flushF32(pb, start, len, ps);
   }
-  storeF32(pb, ps);
 }

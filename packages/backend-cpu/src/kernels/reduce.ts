@@ -1,7 +1,7 @@
 /** Reductions over the middle axis of [outer, reduce, inner], and row argmax. */
 import type { DeviceBuffer, ReduceOp } from '@peft/core';
 import { arg, type CpuContext, counts } from '../buffer.js';
-import { loadF32, outF32, storeF32 } from '../storage.js';
+import { at, flushF32, readF32, scratch, writeF32 } from '../storage.js';
 
 /**
  * out[o, i] = sum or max over r of x[o, r, i]. Sums accumulate in double precision; max
@@ -20,23 +20,46 @@ export function reduce(
   counts(kernel, { outer, reduce, inner });
   if (op !== 'sum' && op !== 'max') throw new Error(`reduce: unknown op ${JSON.stringify(op)}`);
   const o = arg(ctx, kernel, 'out', out, outer * inner, 'float');
-  const xs = loadF32(arg(ctx, kernel, 'x', x, outer * reduce * inner, 'float'), 0, outer * reduce * inner);
-  const ys = o === x ? new Float32Array(outer * inner) : outF32(o, outer * inner);
-  const acc = new Float64Array(inner);
-  for (let b = 0; b < outer; b++) {
-    acc.fill(op === 'sum' ? 0 : Number.NEGATIVE_INFINITY);
-    for (let r = 0; r < reduce; r++) {
-      const base = (b * reduce + r) * inner;
-      if (op === 'sum') for (let i = 0; i < inner; i++) acc[i] += xs[base + i];
+  const xb = arg(ctx, kernel, 'x', x, outer * reduce * inner, 'float');
+  const sum = op === 'sum';
+  // out may be x: then results wait in scratch until every input is read.
+  const ys = o === xb ? scratch(2, outer * inner) : writeF32(o, outer * inner, 2);
+  const y0 = o === xb ? 0 : at(o, 0);
+  if (inner === 1) {
+    // Each row reduces to one value: accumulate in a double-precision local.
+    for (let b = 0; b < outer; b++) {
+      let acc = sum ? 0 : Number.NEGATIVE_INFINITY;
+      const base = b * reduce;
+      const xs = readF32(xb, base, reduce, 0);
+      const xi = at(xb, base);
+      if (sum) for (let r = 0; r < reduce; r++) acc += xs[xi + r];
       else
-        for (let i = 0; i < inner; i++) {
-          const v = xs[base + i];
-          if (v > acc[i] || Number.isNaN(v)) acc[i] = v; // once NaN, stays NaN
+        for (let r = 0; r < reduce; r++) {
+          const v = xs[xi + r];
+          if (v > acc || Number.isNaN(v)) acc = v; // once NaN, stays NaN
         }
+      ys[y0 + b] = acc;
     }
-    ys.set(acc, b * inner);
+  } else {
+    const acc = new Float64Array(inner);
+    for (let b = 0; b < outer; b++) {
+      acc.fill(sum ? 0 : Number.NEGATIVE_INFINITY);
+      for (let r = 0; r < reduce; r++) {
+        const base = (b * reduce + r) * inner;
+        const xs = readF32(xb, base, inner, 0);
+        const xi = at(xb, base);
+        if (sum) for (let i = 0; i < inner; i++) acc[i] += xs[xi + i];
+        else
+          for (let i = 0; i < inner; i++) {
+            const v = xs[xi + i];
+            if (v > acc[i] || Number.isNaN(v)) acc[i] = v; // once NaN, stays NaN
+          }
+      }
+      for (let i = 0; i < inner; i++) ys[y0 + b * inner + i] = acc[i];
+    }
   }
-  storeF32(o, ys);
+  if (o === xb && o.dtype === 'float32') (o.data as Float32Array).set(ys.subarray(0, outer * inner));
+  else flushF32(o, 0, outer * inner, ys);
 }
 
 /** out int32 [rows] = index of the largest value of each row; the first one on ties; a NaN counts as the largest (first NaN wins, like torch.argmax). */
@@ -44,9 +67,10 @@ export function argmax(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, rows
   counts('argmax', { rows, cols });
   if (cols === 0 && rows > 0) throw new Error('argmax: cols is 0, so the rows have no largest element');
   const o = arg(ctx, 'argmax', 'out', out, rows, 'int32').data as Int32Array;
-  const xs = loadF32(arg(ctx, 'argmax', 'x', x, rows * cols, 'float'), 0, rows * cols);
+  const xb = arg(ctx, 'argmax', 'x', x, rows * cols, 'float');
   for (let r = 0; r < rows; r++) {
-    const base = r * cols;
+    const xs = readF32(xb, r * cols, cols, 0);
+    const base = at(xb, r * cols);
     let best = 0;
     let bestV = xs[base];
     if (!Number.isNaN(bestV)) {
