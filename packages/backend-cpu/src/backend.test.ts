@@ -28,6 +28,45 @@ describe('cpu backend memory', () => {
     be.destroy();
   });
 
+  it('reuses freed memory of the same byte size, zeroed, and keeps the accounting', async () => {
+    const be = createCpuBackend();
+    const a = be.alloc('float32', 2048); // 8 KiB: pooled when freed
+    be.fill(a, 3);
+    be.free(a);
+    expect(be.memory()).toEqual({ buffers: 0, bytes: 0, peakBytes: 8192, pooledBytes: 8192 });
+    const b = be.alloc('bfloat16', 4096); // the same 8 KiB, another dtype
+    expect(be.memory()).toEqual({ buffers: 1, bytes: 8192, peakBytes: 8192, pooledBytes: 0 });
+    expect(await be.read(b)).toEqual(new Uint16Array(4096));
+    be.fill(b, 1);
+    be.free(b);
+    const c = be.alloc('int32', 2048);
+    expect(await be.read(c)).toEqual(new Int32Array(2048));
+    be.free(c);
+    expect(be.memory().pooledBytes).toBe(8192);
+    be.destroy();
+    expect(be.memory()).toMatchObject({ buffers: 0, bytes: 0, pooledBytes: 0 });
+  });
+
+  it('drops the oldest pooled memory rather than hold more than 5/4 of the peak', () => {
+    const be = createCpuBackend();
+    const KiB = 1024;
+    const big = be.alloc('float32', 16 * KiB); // 64 KiB
+    const small = be.alloc('float32', 4 * KiB); // 16 KiB
+    be.free(big);
+    be.free(small);
+    expect(be.memory()).toMatchObject({ bytes: 0, peakBytes: 80 * KiB, pooledBytes: 80 * KiB });
+    // 32 KiB of a new size: handed out 32 + pooled 80 would exceed 5/4 of the 80 KiB peak (100):
+    // the 64 KiB array (pooled first) goes, the 16 KiB one stays.
+    const other = be.alloc('float32', 8 * KiB);
+    expect(be.memory()).toMatchObject({ bytes: 32 * KiB, pooledBytes: 16 * KiB });
+    be.free(other);
+    // After resetPeak the allowance shrinks with the peak.
+    be.resetPeak();
+    be.alloc('float32', 2 * KiB);
+    expect(be.memory()).toMatchObject({ bytes: 8 * KiB, pooledBytes: 0 });
+    be.destroy();
+  });
+
   it('writes raw bits at an offset and reads back a copy', async () => {
     const be = createCpuBackend();
     const buf = be.alloc('bfloat16', 4);

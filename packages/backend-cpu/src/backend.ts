@@ -22,8 +22,8 @@ import type {
   UnaryOp,
   View,
 } from '@peft/core';
-import { assertDType, DTYPES } from '@peft/core';
-import { arg, CpuBuffer, type CpuContext } from './buffer.js';
+import { assertDType, bytesPerElement, DTYPES } from '@peft/core';
+import { arg, CpuBuffer, type CpuContext, HostPool } from './buffer.js';
 import { createSgemm, type GemmChoice, type GemmEngineInfo, type SgemmEngine } from './gemm/index.js';
 import { gelu, geluBackward, siluMul, siluMulBackward } from './kernels/activations.js';
 import { adamw } from './kernels/adamw.js';
@@ -48,6 +48,9 @@ export interface CpuBackendOptions {
   gemm?: GemmChoice;
 }
 
+/** What a freed buffer holds: nothing. */
+const NO_DATA = new Float32Array(0);
+
 const RAW_TYPE: Record<DType, string> = {
   float32: 'Float32Array',
   float16: 'Uint16Array',
@@ -62,6 +65,8 @@ export class CpuBackend implements Backend, CpuContext {
   /** Which GEMM engine runs, on how many threads, and why it was chosen. */
   readonly gemmEngine: GemmEngineInfo;
   private readonly live = new Set<CpuBuffer>();
+  /** Memory of freed buffers, reused by later allocations of the same byte size. */
+  private readonly pool = new HostPool();
   private bytes = 0;
   private peakBytes = 0;
   private destroyed = false;
@@ -81,7 +86,7 @@ export class CpuBackend implements Backend, CpuContext {
     if (this.destroyed) throw new Error('alloc: this cpu backend was destroyed: create a new one');
     assertDType(dtype, 'alloc');
     if (!Number.isSafeInteger(size) || size < 0) throw new Error(`alloc: size must be a non-negative integer, got ${size}`);
-    const buf = new CpuBuffer(this, dtype, size);
+    const buf = new CpuBuffer(this, dtype, size, this.pool.take(size * bytesPerElement(dtype), this.bytes, this.peakBytes));
     this.live.add(buf);
     this.bytes += buf.byteLength;
     if (this.bytes > this.peakBytes) this.peakBytes = this.bytes;
@@ -118,13 +123,15 @@ export class CpuBackend implements Backend, CpuContext {
     if (buf instanceof CpuBuffer && buf.owner === this && buf.freed) throw new Error('free: this buffer was already freed');
     const b = arg(this, 'free', 'buf', buf, 0, 'any');
     b.freed = true;
-    b.data = new Float32Array(0);
+    this.pool.give(b.data);
+    b.data = NO_DATA;
     this.live.delete(b);
     this.bytes -= b.byteLength;
   }
 
   memory(): BackendMemory {
-    return { buffers: this.live.size, bytes: this.bytes, peakBytes: this.peakBytes, pooledBytes: 0 };
+    // bytes and peakBytes count buffers handed out; pooledBytes is held on top of them for reuse.
+    return { buffers: this.live.size, bytes: this.bytes, peakBytes: this.peakBytes, pooledBytes: this.pool.pooledBytes };
   }
 
   resetPeak(): void {
@@ -138,6 +145,7 @@ export class CpuBackend implements Backend, CpuContext {
   destroy(): void {
     if (this.destroyed) return;
     for (const b of [...this.live]) this.free(b);
+    this.pool.clear();
     this.sgemm.destroy();
     this.destroyed = true;
   }

@@ -10,12 +10,89 @@ export class CpuBuffer implements DeviceBuffer {
     readonly owner: object,
     readonly dtype: DType,
     readonly size: number,
+    /** Zeroed memory of exactly size × bytesPerElement(dtype) bytes to use (a new array when omitted). */
+    memory?: ArrayBuffer,
   ) {
-    this.data = dtype === 'float32' ? new Float32Array(size) : dtype === 'int32' ? new Int32Array(size) : new Uint16Array(size);
+    const Type = dtype === 'float32' ? Float32Array : dtype === 'int32' ? Int32Array : Uint16Array;
+    this.data = memory === undefined ? new Type(size) : new Type(memory, 0, size);
   }
 
   get byteLength(): number {
     return this.size * bytesPerElement(this.dtype);
+  }
+}
+
+/** Arrays smaller than this are not pooled: allocating them is cheap. */
+export const MIN_POOLED_BYTES = 4096;
+
+/**
+ * Freed host memory kept for reuse, keyed by exact byte length, so that a training step that
+ * frees and allocates the same shapes as the step before reuses its arrays instead of asking the
+ * allocator (and the kernel's page faults) for fresh ones. Reused memory is zeroed, like a new array.
+ *
+ * The pool is capped: when a request misses, the arrays pooled longest ago are dropped (left to
+ * the garbage collector) until what is handed out plus what is pooled, request included, is at
+ * most 5/4 of max(peak, handed out after the request), where peak is the backend's peak of bytes
+ * handed out (since creation or `resetPeak`). The quarter of slack lets a step whose shapes
+ * change order still find all of them; without a pool, the arrays a step drops are garbage until
+ * the next collection, which in a LoRA training loop held more memory than the pool does.
+ */
+export class HostPool {
+  /** Bytes waiting in the pool. */
+  pooledBytes = 0;
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  /** Every pooled array in the order it came back (a Set iterates in insertion order): the oldest first. */
+  private readonly order = new Set<ArrayBuffer>();
+
+  /**
+   * Zeroed memory of `bytes` bytes from the pool, or undefined (the caller allocates) after making
+   * room for it. `live`: bytes handed out before this request; `peak`: the backend's peak of those.
+   */
+  take(bytes: number, live: number, peak: number): ArrayBuffer | undefined {
+    const memory = bytes < MIN_POOLED_BYTES ? undefined : this.free.get(bytes)?.pop();
+    if (memory !== undefined) {
+      this.order.delete(memory);
+      this.pooledBytes -= bytes;
+      new Uint8Array(memory).fill(0);
+      return memory;
+    }
+    const room = 1.25 * Math.max(peak, live + bytes) - live - bytes;
+    if (this.pooledBytes > room) this.drop(room);
+    return undefined;
+  }
+
+  /** Takes back the memory of a freed buffer's array (small arrays are left to the garbage collector). */
+  give(data: RawArray): void {
+    const bytes = data.byteLength;
+    if (bytes < MIN_POOLED_BYTES) return;
+    const memory = data.buffer as ArrayBuffer;
+    let list = this.free.get(bytes);
+    if (list === undefined) {
+      list = [];
+      this.free.set(bytes, list);
+    }
+    list.push(memory);
+    this.order.add(memory);
+    this.pooledBytes += bytes;
+  }
+
+  /** Drops every pooled array. */
+  clear(): void {
+    this.free.clear();
+    this.order.clear();
+    this.pooledBytes = 0;
+  }
+
+  /** Drops the arrays pooled longest ago until at most `limit` bytes remain. */
+  private drop(limit: number): void {
+    for (const memory of this.order) {
+      if (this.pooledBytes <= limit) break;
+      const list = this.free.get(memory.byteLength)!;
+      list.splice(list.indexOf(memory), 1);
+      if (list.length === 0) this.free.delete(memory.byteLength);
+      this.order.delete(memory);
+      this.pooledBytes -= memory.byteLength;
+    }
   }
 }
 
