@@ -94,7 +94,7 @@ export function addInto(ctx: CpuContext, dst: DeviceBuffer, src: DeviceBuffer, v
 }
 
 /** Rows at most this long are copied by a loop rather than `TypedArray.set` (which allocates a view per row). */
-const SHORT_ROW = 256;
+const SHORT_ROW = 48;
 
 /** dst[i] = src[view(i)] between arrays of the same type (raw bits). */
 function gatherRaw(src: Raw, plan: ViewPlan, dst: Raw): void {
