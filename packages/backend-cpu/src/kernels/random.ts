@@ -8,7 +8,7 @@
  * reference does. Without WebAssembly SIMD the reference functions of core run instead.
  */
 import { type DeviceBuffer, type DropoutParams, philoxNormal, philoxUniform, type RandomParams, splitKey } from '@peft/core';
-import { arg, type CpuContext, finite, same } from '../buffer.js';
+import { arg, type CpuBuffer, type CpuContext, finite, same } from '../buffer.js';
 import { loadF32, outF32, storeF32 } from '../storage.js';
 import { RANDOM_WASM_BASE64 } from './random.wasm.js';
 
@@ -27,6 +27,7 @@ interface RandomExports {
   normal(words: number, out: number, nPairs: number, mean: number, std: number, fails: number, k: number, frame: number): number;
   normalParts(words: number, out: number, nPairs: number): void;
   dropout(words: number, x: number, out: number, n: number, keepFrom: number, scale: number, bf16: number, k: number, frame: number): void;
+  roundBf16(src: number, dst: number, n: number, k: number): void;
 }
 
 /**
@@ -177,6 +178,16 @@ export function random(ctx: CpuContext, out: DeviceBuffer, p: RandomParams): voi
     } else {
       for (let j = 0; j < nPairs; j++) normalPair(w.wordView, w.outView, j, p.low, p.high);
     }
+    storeChunk(w, o, start, m);
+  }
+}
+
+/** Stores the chunk's float32 results at element `start` of `o`, rounded to its dtype (bfloat16 in the module). */
+function storeChunk(w: RandomWasm, o: CpuBuffer, start: number, m: number): void {
+  if (o.dtype === 'bfloat16') {
+    w.exports.roundBf16(w.out, w.x, m, w.consts);
+    (o.data as Uint16Array).set(w.x16View.subarray(0, m), start);
+  } else {
     storeF32(o, w.outView.subarray(0, m), start);
   }
 }
@@ -227,7 +238,7 @@ function applyMask(ctx: CpuContext, K: string, names: [string, string], out: Dev
     } else {
       w.xView.set(loadF32(xb, start, m));
       w.exports.dropout(w.words, w.x, w.out, m, keepFrom, scale, 0, w.consts, w.frame);
-      storeF32(o, w.outView.subarray(0, m), start);
+      storeChunk(w, o, start, m);
     }
   }
 }

@@ -249,6 +249,20 @@ export function dropout(words: usize, x: usize, out: usize, n: i32, keepFrom: u3
   }
 }
 
+/** dst[i] = the bfloat16 bits of float32 src[i] (round to nearest even, NaN stays a quiet NaN), i in [0, n) rounded up to 8. */
+export function roundBf16(src: usize, dst: usize, n: i32, k: usize): void {
+  const ones = v128.load(k + K_ONES);
+  const roundBit = v128.load(k + K_BF16_ROUND);
+  const absMask = v128.load(k + K_BF16_ABS);
+  const infBits = v128.load(k + K_BF16_INF);
+  const quiet = v128.load(k + K_BF16_QUIET);
+  for (let i = 0; i < n; i += 8) {
+    const a = bf16Bits(v128.load(src + ((i as usize) << 2)), ones, roundBit, absMask, infBits, quiet);
+    const b = bf16Bits(v128.load(src + ((i as usize) << 2), 16), ones, roundBit, absMask, infBits, quiet);
+    v128.store(dst + ((i as usize) << 1), i16x8.narrow_i32x4_u(a, b));
+  }
+}
+
 // float32 x · scale, the product in float64.
 function scaleF32(x: v128, scale: v128): v128 {
   const a = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(x), scale));
