@@ -99,13 +99,8 @@ export function roundInto(
 export function decodeInto(buf: CpuBuffer, start: number, n: number, dst: Float32Array, dstOffset = 0): void {
   if (buf.dtype === 'bfloat16') {
     const src = buf.data as Uint16Array;
-    if (dstOffset === 0) {
-      const bits = bitsOf(dst);
-      for (let i = 0; i < n; i++) bits[i] = src[start + i] << 16;
-    } else {
-      const table = decodeTable('bfloat16');
-      for (let i = 0; i < n; i++) dst[dstOffset + i] = table[src[start + i]];
-    }
+    const bits = bitsOf(dst);
+    for (let i = 0; i < n; i++) bits[dstOffset + i] = src[start + i] << 16;
   } else if (buf.dtype === 'float16') {
     const table = decodeTable('float16');
     const src = buf.data as Uint16Array;

@@ -10,7 +10,7 @@
  */
 import type { DeviceBuffer, View } from '@peft/core';
 import { arg, type CpuBuffer, type CpuContext } from '../buffer.js';
-import { at, decodeTable, readF32, toBf16, toF16 } from '../storage.js';
+import { at, decodeInto, decodeTable, readF32, roundInto, toBf16, toF16 } from '../storage.js';
 import { planViews, type ViewPlan } from '../view.js';
 
 type Raw = Float32Array | Uint16Array | Int32Array;
@@ -45,7 +45,7 @@ export function copy(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, view: 
     gatherF32(src, plan, values);
     toInt32(values, dst.data as Int32Array);
   } else {
-    gatherRounded(src, plan, dst.data as Uint16Array, dst.dtype === 'bfloat16');
+    gatherRounded(src, plan, dst.data as Uint16Array, dst.dtype);
   }
 }
 
@@ -140,14 +140,10 @@ function gatherF32(src: CpuBuffer, plan: ViewPlan, dst: Float32Array): void {
   const { rows, rowLen } = plan;
   const starts = plan.rowStart[0];
   const st = plan.step[0];
-  if (src.dtype === 'float32') {
-    const data = src.data as Float32Array;
-    for (let r = 0, o = 0; r < rows; r++, o += rowLen) {
-      const p = starts[r] >>> 0;
-      for (let j = 0; j < rowLen; j++) dst[o + j] = data[p + j * st];
-    }
-  } else if (src.dtype === 'int32') {
-    const data = src.data as Int32Array;
+  if (st === 1) {
+    for (let r = 0, o = 0; r < rows; r++, o += rowLen) decodeInto(src, starts[r] >>> 0, rowLen, dst, o);
+  } else if (src.dtype === 'float32' || src.dtype === 'int32') {
+    const data = src.data as Float32Array | Int32Array;
     for (let r = 0, o = 0; r < rows; r++, o += rowLen) {
       const p = starts[r] >>> 0;
       for (let j = 0; j < rowLen; j++) dst[o + j] = data[p + j * st];
@@ -163,11 +159,16 @@ function gatherF32(src: CpuBuffer, plan: ViewPlan, dst: Float32Array): void {
 }
 
 /** dst[i] = src[view(i)] rounded to float16 / bfloat16 bits (src of another dtype). */
-function gatherRounded(src: CpuBuffer, plan: ViewPlan, dst: Uint16Array, bf16: boolean): void {
+function gatherRounded(src: CpuBuffer, plan: ViewPlan, dst: Uint16Array, dtype: 'float16' | 'bfloat16'): void {
   const { rows, rowLen } = plan;
   const starts = plan.rowStart[0];
   const st = plan.step[0];
-  const round = bf16 ? toBf16 : toF16;
+  if (st === 1 && src.dtype === 'float32') {
+    const data = src.data as Float32Array;
+    for (let r = 0, o = 0; r < rows; r++, o += rowLen) roundInto(dst, dtype, o, data, rowLen, starts[r] >>> 0);
+    return;
+  }
+  const round = dtype === 'bfloat16' ? toBf16 : toF16;
   if (src.dtype === 'float32' || src.dtype === 'int32') {
     const data = src.data as Float32Array | Int32Array;
     for (let r = 0, o = 0; r < rows; r++, o += rowLen) {

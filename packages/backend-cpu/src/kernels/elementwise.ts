@@ -288,15 +288,31 @@ export function binary(ctx: CpuContext, op: BinaryOp, out: DeviceBuffer, a: Devi
     }
     return;
   }
-  const A = viewRange(ab, plan, 0, 0);
-  const B = viewRange(bb, plan, 1, 1);
-  // out may alias a or b under another layout: then the result goes through scratch.
-  const direct = o.dtype === 'float32' && o !== ab && o !== bb;
-  const ys = direct ? (o.data as Float32Array) : scratch(2, count);
   const startsA = plan.rowStart[0];
   const startsB = plan.rowStart[1];
-  for (let r = 0, k = 0; r < rows; r++, k += rowLen) {
-    binaryRow(op, rowLen, ys, k, A.values, (startsA[r] - A.shift) >>> 0, sa, B.values, (startsB[r] - B.shift) >>> 0, sb);
+  if (o === ab || o === bb) {
+    // out aliases a or b under another layout: the result waits in scratch until all is read.
+    const A = viewRange(ab, plan, 0, 0);
+    const B = viewRange(bb, plan, 1, 1);
+    const ys = scratch(2, count);
+    for (let r = 0, k = 0; r < rows; r++, k += rowLen) {
+      binaryRow(op, rowLen, ys, k, A.values, (startsA[r] - A.shift) >>> 0, sa, B.values, (startsB[r] - B.shift) >>> 0, sb);
+    }
+    storeF32(o, ys.length === count ? ys : ys.subarray(0, count));
+    return;
   }
-  if (!direct) storeF32(o, ys.length === count ? ys : ys.subarray(0, count));
+  // 16-bit views with contiguous (or broadcast) rows of some length are decoded row by row; the others at once.
+  const rowA = ab.dtype !== 'float32' && (sa === 1 || sa === 0) && rowLen >= 16;
+  const rowB = bb.dtype !== 'float32' && (sb === 1 || sb === 0) && rowLen >= 16;
+  const A = rowA ? null : viewRange(ab, plan, 0, 0);
+  const B = rowB ? null : viewRange(bb, plan, 1, 1);
+  for (let r = 0, k = 0; r < rows; r++, k += rowLen) {
+    const as = A === null ? readF32(ab, startsA[r] >>> 0, sa === 1 ? rowLen : 1, 0) : A.values;
+    const ai = A === null ? 0 : (startsA[r] - A.shift) >>> 0;
+    const bs = B === null ? readF32(bb, startsB[r] >>> 0, sb === 1 ? rowLen : 1, 1) : B.values;
+    const bi = B === null ? 0 : (startsB[r] - B.shift) >>> 0;
+    const ys = writeF32(o, rowLen, 2);
+    binaryRow(op, rowLen, ys, at(o, k), as, ai, sa, bs, bi, sb);
+    flushF32(o, k, rowLen, ys);
+  }
 }
