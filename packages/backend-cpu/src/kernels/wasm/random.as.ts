@@ -80,16 +80,6 @@ export function init(k: usize): void {
   v128.store(k + K_BF16_QUIET, i32x4.splat(0x40));
 }
 
-// Counter vector of blocks c + j .. c + j + 3: their low words, or their high words.
-function counters(c: u64, j: u64, high: bool): v128 {
-  const s: u64 = high ? 32 : 0;
-  let v = i32x4.splat(((c + j) >> s) as u32);
-  v = i32x4.replace_lane(v, 1, ((c + j + 1) >> s) as u32);
-  v = i32x4.replace_lane(v, 2, ((c + j + 2) >> s) as u32);
-  v = i32x4.replace_lane(v, 3, ((c + j + 3) >> s) as u32);
-  return v;
-}
-
 // Stores 4 blocks held one word per vector (lane j = block j) as 4 consecutive blocks.
 function storeBlocks(p: usize, x0: v128, x1: v128, x2: v128, x3: v128): void {
   const t0 = i32x4.shuffle(x0, x1, 0, 4, 1, 5);
@@ -103,9 +93,9 @@ function storeBlocks(p: usize, x0: v128, x1: v128, x2: v128, x3: v128): void {
 }
 
 /**
- * Writes the Philox4x32-10 words of counters c + b, b in [0, nBlocks), c = cHi · 2³² + cLo,
- * key (k0, k1): block b's 4 words at out + 16 b. Eight blocks at a time, four per vector. k: the
- * constants (`init`); frame: scratch for the round keys.
+ * Writes the Philox4x32-10 words of counters c + b, b in [0, nBlocks) rounded up to 8,
+ * c = cHi · 2³² + cLo, key (k0, k1): block b's 4 words at out + 16 b. Eight blocks at a time, four
+ * per vector. k: the constants (`init`); frame: scratch for the round keys.
  */
 export function philox(out: usize, k0: u32, k1: u32, cLo: u32, cHi: u32, nBlocks: i32, k: usize, frame: usize): void {
   const c0: u64 = ((cHi as u64) << 32) | (cLo as u64);
@@ -121,23 +111,15 @@ export function philox(out: usize, k0: u32, k1: u32, cLo: u32, cHi: u32, nBlocks
     a0 += W0;
     a1 += W1;
   }
-  let b = 0;
-  for (; b + 8 <= nBlocks; b += 8) {
+  for (let b = 0; b < nBlocks; b += 8) {
+    // counters c .. c + 7: low words wrap, and a lane whose low word wrapped carries into its high word
     const c = c0 + (b as u64);
-    let x0: v128, x1: v128, y0: v128, y1: v128;
-    if ((c as u32) <= 0xfffffff8) {
-      // no carry into the high word within these 8 counters
-      const lo = i32x4.splat(c as u32);
-      x0 = i32x4.add(lo, iota0);
-      y0 = i32x4.add(lo, iota4);
-      x1 = i32x4.splat((c >> 32) as u32);
-      y1 = x1;
-    } else {
-      x0 = counters(c, 0, false);
-      x1 = counters(c, 0, true);
-      y0 = counters(c, 4, false);
-      y1 = counters(c, 4, true);
-    }
+    const lo = i32x4.splat(c as u32);
+    const hi = i32x4.splat((c >> 32) as u32);
+    let x0 = i32x4.add(lo, iota0);
+    let y0 = i32x4.add(lo, iota4);
+    let x1 = i32x4.sub(hi, i32x4.lt_u(x0, lo));
+    let y1 = i32x4.sub(hi, i32x4.lt_u(y0, lo));
     let x2 = i32x4.splat(0);
     let x3 = i32x4.splat(0);
     let y2 = i32x4.splat(0);
@@ -170,30 +152,6 @@ export function philox(out: usize, k0: u32, k1: u32, cLo: u32, cHi: u32, nBlocks
     const p = out + ((b as usize) << 4);
     storeBlocks(p, x0, x1, x2, x3);
     storeBlocks(p + 64, y0, y1, y2, y3);
-  }
-  for (; b < nBlocks; b++) {
-    const c = c0 + (b as u64);
-    let x0 = c as u32;
-    let x1 = (c >> 32) as u32;
-    let x2: u32 = 0;
-    let x3: u32 = 0;
-    let s0 = k0;
-    let s1 = k1;
-    for (let r = 0; r < 10; r++) {
-      const p0 = (x0 as u64) * (M0 as u64);
-      const p1 = (x2 as u64) * (M1 as u64);
-      x0 = ((p1 >> 32) as u32) ^ x1 ^ s0;
-      x1 = p1 as u32;
-      x2 = ((p0 >> 32) as u32) ^ x3 ^ s1;
-      x3 = p0 as u32;
-      s0 += W0;
-      s1 += W1;
-    }
-    const p = out + ((b as usize) << 4);
-    store<u32>(p, x0);
-    store<u32>(p, x1, 4);
-    store<u32>(p, x2, 8);
-    store<u32>(p, x3, 12);
   }
 }
 
