@@ -527,6 +527,8 @@ export function childEnv(threads: number, base: NodeJS.ProcessEnv = process.env)
 }
 
 export interface CpuStepReport {
+  /** False while the run is under way (the file is rewritten after each config and thread count). */
+  complete: boolean;
   benchmark: string;
   date: string;
   commit: string | null;
@@ -571,6 +573,61 @@ export async function runCpuStepSuite(opts: CpuStepSuiteOptions = {}): Promise<C
   if ('skipped' in python) console.log(`PyTorch + PEFT: skipped — ${python.skipped}`);
   else console.log(`PyTorch + PEFT: ${python.executable} (from ${python.how})`);
   let pythonSkip: string | null = 'skipped' in python ? python.skipped : null;
+
+  // Written after every config and thread count, so that a run cut short keeps what it measured.
+  const date = new Date().toISOString().slice(0, 10);
+  const reportPath = join(root, 'benchmarks', 'results', `cpu-${opts.out ?? date}${short ? '.short' : ''}.json`);
+  const status = git(root, ['status', '--porcelain', '--untracked-files=no']);
+  const writeReport = (complete: boolean): CpuStepReport => {
+    const json: CpuStepReport = {
+      complete,
+      benchmark: 'cpu: LoRA training step, @peft/backend-cpu vs PyTorch + transformers + peft (float32, random weights, AdamW)',
+      date: new Date().toISOString(),
+      commit: git(root, ['rev-parse', 'HEAD']),
+      dirty: status === null ? null : status.length > 0,
+      short,
+      machine: {
+        cpu: os.cpus()[0]?.model,
+        cores: os.cpus().length,
+        allowedCpus: cpus,
+        taskset,
+        loadAverageBefore: load0,
+        loadAverageAfter: os.loadavg(),
+        platform: `${process.platform}-${process.arch}`,
+        node: process.version,
+      },
+      settings: { warmup, steps, rounds, threads: threadsList, seed, gemm: opts.gemm ?? null },
+      python,
+      results: cells.map((c) => ({
+        config: c.config.id,
+        title: c.config.title,
+        dir: c.config.dir,
+        task: c.config.task,
+        layers: c.layers,
+        batch: c.batch,
+        seq: c.seq,
+        r: c.config.r,
+        alpha: c.config.alpha,
+        dropout: c.config.dropout,
+        targets: c.config.targets,
+        gradientCheckpointing: c.config.gradientCheckpointing,
+        threads: c.threads,
+        pinning: c.pin,
+        ours: c.ours.summary,
+        pytorch: c.pytorch.summary ?? { skipped: c.pytorch.skipped ?? 'failed' },
+        ratios: c.ratios,
+        runs: {
+          ours: c.ours.runs.map((r) => (r.ok ? { ...r.result, profile: undefined, buildProfile: undefined } : { failed: r.reason })),
+          pytorch: c.pytorch.runs.map((r) => (r.ok ? r.result : { [r.skipped ? 'skipped' : 'failed']: r.reason })),
+        },
+        ...(c.profile ? { profile: c.profile } : {}),
+        ...(c.buildProfile ? { buildProfile: c.buildProfile } : {}),
+      })),
+    };
+    mkdirSync(dirname(reportPath), { recursive: true });
+    writeFileSync(reportPath, `${JSON.stringify(json, null, 2)}\n`);
+    return json;
+  };
 
   const oursCmd = [process.execPath, '--conditions=@peft/source', '--import', 'tsx', join(root, 'benchmarks', 'src', 'cpu-step-child.ts')];
   const pyScript = join(root, 'benchmarks', 'python', 'cpu_step.py');
@@ -636,6 +693,7 @@ export async function runCpuStepSuite(opts: CpuStepSuiteOptions = {}): Promise<C
         profile: mergeProfiles(oursOk.flatMap((r) => (r.profile ? [r.profile] : []))),
         buildProfile: mergeProfiles(oursOk.flatMap((r) => (r.buildProfile ? [r.buildProfile] : []))),
       });
+      writeReport(false);
     }
   }
 
@@ -670,57 +728,8 @@ export async function runCpuStepSuite(opts: CpuStepSuiteOptions = {}): Promise<C
     }
   }
 
-  const date = new Date().toISOString().slice(0, 10);
-  const name = `cpu-${opts.out ?? date}${short ? '.short' : ''}.json`;
-  const status = git(root, ['status', '--porcelain', '--untracked-files=no']);
-  const json: CpuStepReport = {
-    benchmark: 'cpu: LoRA training step, @peft/backend-cpu vs PyTorch + transformers + peft (float32, random weights, AdamW)',
-    date: new Date().toISOString(),
-    commit: git(root, ['rev-parse', 'HEAD']),
-    dirty: status === null ? null : status.length > 0,
-    short,
-    machine: {
-      cpu: os.cpus()[0]?.model,
-      cores: os.cpus().length,
-      allowedCpus: cpus,
-      taskset,
-      loadAverageBefore: load0,
-      loadAverageAfter: os.loadavg(),
-      platform: `${process.platform}-${process.arch}`,
-      node: process.version,
-    },
-    settings: { warmup, steps, rounds, threads: threadsList, seed, gemm: opts.gemm ?? null },
-    python,
-    results: cells.map((c) => ({
-      config: c.config.id,
-      title: c.config.title,
-      dir: c.config.dir,
-      task: c.config.task,
-      layers: c.layers,
-      batch: c.batch,
-      seq: c.seq,
-      r: c.config.r,
-      alpha: c.config.alpha,
-      dropout: c.config.dropout,
-      targets: c.config.targets,
-      gradientCheckpointing: c.config.gradientCheckpointing,
-      threads: c.threads,
-      pinning: c.pin,
-      ours: c.ours.summary,
-      pytorch: c.pytorch.summary ?? { skipped: c.pytorch.skipped ?? 'failed' },
-      ratios: c.ratios,
-      runs: {
-        ours: c.ours.runs.map((r) => (r.ok ? { ...r.result, profile: undefined, buildProfile: undefined } : { failed: r.reason })),
-        pytorch: c.pytorch.runs.map((r) => (r.ok ? r.result : { [r.skipped ? 'skipped' : 'failed']: r.reason })),
-      },
-      ...(c.profile ? { profile: c.profile } : {}),
-      ...(c.buildProfile ? { buildProfile: c.buildProfile } : {}),
-    })),
-  };
-  const dir = join(root, 'benchmarks', 'results');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, name), `${JSON.stringify(json, null, 2)}\n`);
-  console.log(`\nwrote ${relative(process.cwd(), join(dir, name)) || name}`);
+  const json = writeReport(true);
+  console.log(`\nwrote ${relative(process.cwd(), reportPath) || reportPath}`);
   return json;
 }
 
