@@ -25,7 +25,7 @@ export {
 } from './elementwise.js';
 export { embedding, gatherRows } from './embedding.js';
 export { type CrossEntropyOptions, crossEntropy } from './loss.js';
-export { linear, type MatmulOptions, matmul } from './matmul.js';
+export { linear, linearSum, type MatmulOptions, matmul } from './matmul.js';
 export { layerNorm, rmsNorm } from './norms.js';
 export { adamwStep } from './optim.js';
 export { dropout, type RandomOptions, rand, randn } from './random.js';

@@ -1,7 +1,8 @@
 import { needsGrad, record, save } from '../autograd/tape.js';
 import { formatShape, shapeSize, type Tensor } from '../tensor.js';
 import { add } from './elementwise.js';
-import { alloc, backendOf, promote, requireFloat } from './util.js';
+import { sumTo } from './shape.js';
+import { alloc, backendOf, broadcastView, promote, requireFloat } from './util.js';
 
 export interface MatmulOptions {
   /** Read `a`'s last two dimensions transposed. */
@@ -139,9 +140,106 @@ function gemm(a: Tensor, b: Tensor, transA: boolean, transB: boolean, outShape: 
 
 /** y = x · weightᵀ + bias, with weight stored [out, in] as in PyTorch. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  const xw = matmul(x, weight, { transB: true });
-  if (!bias) return xw;
-  const y = add(xw, bias);
-  xw.dispose();
+  return linearSum([[x, weight]], bias);
+}
+
+/**
+ * y = x₀ · w₀ᵀ + x₁ · w₁ᵀ + … + bias: the sum of several linear maps of the same rows into the
+ * same `out` features (weights stored [out, inᵢ]), as one output tensor. When every operand has
+ * one dtype and bias is [out], the bias is broadcast into the output and each product
+ * accumulates into it (a GEMM with β = 1, as PyTorch's addmm): no [rows, out] intermediate per
+ * term and no separate pass for the bias or the sum. Otherwise the products are summed with
+ * `add` (promoting dtypes). LoRA's base + B·A·x is `linearSum([[x, W], [x·Aᵀ·s, B]], bias)`.
+ */
+export function linearSum(terms: readonly (readonly [x: Tensor, weight: Tensor])[], bias?: Tensor | null): Tensor {
+  const op = 'linear';
+  if (terms.length === 0) throw new Error(`${op}: needs at least one (input, weight) pair`);
+  const tensors = terms.flat();
+  backendOf(op, bias ? [...tensors, bias] : tensors);
+  const [x0, w0] = terms[0]!;
+  const out = w0.shape[0];
+  const dtype = x0.dtype;
+  const fused =
+    out !== undefined &&
+    (!bias || (bias.rank === 1 && bias.shape[0] === out && bias.dtype === dtype)) &&
+    terms.every(
+      ([x, w]) =>
+        x.dtype === dtype &&
+        w.dtype === dtype &&
+        x.rank >= 2 &&
+        w.rank === 2 &&
+        w.shape[0] === out &&
+        x.shape[x.rank - 1] === w.shape[1] &&
+        x.rank === x0.rank &&
+        x.shape.every((d, i) => i === x.rank - 1 || d === x0.shape[i]),
+    );
+  if (!fused) {
+    // Mixed dtypes or shapes the fused form does not cover: matmul's checks and messages, add's promotion.
+    let y = matmul(x0, w0, { transB: true });
+    for (const [x, w] of terms.slice(1)) {
+      const term = matmul(x, w, { transB: true });
+      const sum = add(y, term);
+      y.dispose();
+      term.dispose();
+      y = sum;
+    }
+    if (bias) {
+      const sum = add(y, bias);
+      y.dispose();
+      y = sum;
+    }
+    return y;
+  }
+  requireFloat(op, x0);
+  const backend = backendOf(op, [x0]);
+  const outShape = [...x0.shape.slice(0, -1), out];
+  const y = alloc(backend, outShape, dtype, op);
+  if (y.size > 0) {
+    let written = false;
+    if (bias) {
+      backend.copy(y.buffer(), bias.buffer(op), broadcastView(bias.shape, outShape));
+      written = true;
+    }
+    const rows = y.size / out;
+    for (const [x, w] of terms) {
+      const k = w.shape[1]!;
+      if (k === 0) continue; // an empty reduction adds nothing
+      backend.matmul(y.buffer(), x.buffer(op), w.buffer(op), {
+        batch: 1,
+        m: rows,
+        n: out,
+        k,
+        transA: false,
+        transB: true,
+        strideA: 0,
+        strideB: 0,
+        strideOut: 0,
+        alpha: 1,
+        accumulate: written,
+      });
+      written = true;
+    }
+    if (!written) backend.fill(y.buffer(), 0);
+  }
+  const inputs = bias ? [...tensors, bias] : tensors;
+  if (needsGrad(inputs)) {
+    // dxᵢ = g · wᵢ needs wᵢ; dwᵢ = gᵀ · xᵢ (summed over every leading dimension) needs xᵢ.
+    const saved = terms.map(([x, w]) => [w.requiresGrad ? save(x) : null, x.requiresGrad ? save(w) : null] as const);
+    record(
+      op,
+      inputs,
+      [y],
+      saved.flat().filter((t) => t !== null),
+      ([g]) => {
+        const grads: (Tensor | null)[] = [];
+        for (const [i, [x, w]] of terms.entries()) {
+          const [xs, ws] = saved[i]!;
+          grads.push(ws ? gemm(g!, ws, false, false, x.shape) : null, xs ? gemm(g!, xs, true, false, w.shape) : null);
+        }
+        if (bias) grads.push(bias.requiresGrad ? sumTo(g!, bias.shape) : null);
+        return grads;
+      },
+    );
+  }
   return y;
 }

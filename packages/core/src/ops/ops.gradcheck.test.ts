@@ -124,6 +124,28 @@ describe('gradients agree with finite differences', () => {
     await gradcheck([{ shape: [2, 3, 5] }, { shape: [4, 5] }, { shape: [4] }], (x, w, bias) => ops.linear(x, w, bias));
   });
 
+  it('linearSum: products accumulated into one output, with and without bias, and its unfused form', async () => {
+    await gradcheck(
+      [{ shape: [2, 3, 5] }, { shape: [4, 5] }, { shape: [2, 3, 2] }, { shape: [4, 2] }, { shape: [4] }],
+      (x, w, u, b, bias) =>
+        ops.linearSum(
+          [
+            [x, w],
+            [u, b],
+          ],
+          bias,
+        ),
+    );
+    await gradcheck([{ shape: [3, 5] }, { shape: [4, 5] }, { shape: [3, 6] }, { shape: [4, 6] }], (x, w, u, b) =>
+      ops.linearSum([
+        [x, w],
+        [u, b],
+      ]),
+    );
+    // A bias of shape [1, 4] is no [out] vector: the unfused form (add with broadcasting) takes it.
+    await gradcheck([{ shape: [3, 5] }, { shape: [4, 5] }, { shape: [1, 4] }], (x, w, bias) => ops.linearSum([[x, w]], bias));
+  });
+
   it('embedding and gatherRows', async () => {
     await gradcheck([{ shape: [5, 3] }, { shape: [2, 3], values: [4, 0, 4, 1, 2, 4], dtype: 'int32' }], (w, ids) => ops.embedding(w, ids));
     await gradcheck([{ shape: [6, 2] }, { shape: [3], values: [5, 1, 5], dtype: 'int32' }], (x, idx) => ops.gatherRows(x, idx));

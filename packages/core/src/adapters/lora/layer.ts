@@ -7,7 +7,7 @@ import { Linear } from '../../nn/linear.js';
 import { Module } from '../../nn/module.js';
 import { add, scale, sub } from '../../ops/elementwise.js';
 import { embedding } from '../../ops/embedding.js';
-import { linear, matmul } from '../../ops/matmul.js';
+import { linear, linearSum, matmul } from '../../ops/matmul.js';
 import { cast, transpose } from '../../ops/shape.js';
 import type { Generator } from '../../random/generator.js';
 import type { Tensor } from '../../tensor.js';
@@ -265,6 +265,8 @@ export class LoraLinear extends LoraLayer {
       return base.forward(x);
     }
     if (this.merged) return base.forward(x);
+    const fused = this.fusedForward(x);
+    if (fused) return fused;
     return tidy(() => {
       let result = base.forward(x);
       const dtype = result.dtype;
@@ -286,6 +288,32 @@ export class LoraLinear extends LoraLayer {
         result = add(result, h, { dtype });
       }
       return result.dtype === dtype ? result : cast(result, dtype);
+    });
+  }
+
+  /**
+   * base(x) + Σ B·(A·dropout(x)·scaling) as one `linearSum` (each product accumulates into the
+   * output, the bias broadcast into it first), when the base is a plain Linear, no active adapter
+   * has a variant and everything shares one dtype; null otherwise (then `forward` sums tensors).
+   */
+  private fusedForward(x: Tensor): Tensor | null {
+    const base = this.baseLayer;
+    const dtype = x.dtype;
+    if (base.constructor !== Linear || x.shape[x.rank - 1] !== this.inFeatures || base.weight.dtype !== dtype) return null;
+    if (base.bias && base.bias.dtype !== dtype) return null;
+    const active = this.activeAdapters.filter((name) => this.lora_A.get(name));
+    for (const name of active) {
+      if (this.variants.get(name)) return null;
+      if (this.lora_A.get(name)!.weight.dtype !== dtype || this.lora_B.get(name)!.weight.dtype !== dtype) return null;
+    }
+    return tidy(() => {
+      const terms: [Tensor, Tensor][] = [[x, base.weight]];
+      for (const name of active) {
+        const dropped = this.lora_dropout.get(name)!.forward(x);
+        // Scaled on x·Aᵀ [tokens, r] as in `forward`.
+        terms.push([scale(linear(dropped, this.lora_A.get(name)!.weight), this.scaling.get(name)!), this.lora_B.get(name)!.weight]);
+      }
+      return linearSum(terms, base.bias);
     });
   }
 }
