@@ -10,7 +10,7 @@ export class CpuBuffer implements DeviceBuffer {
     readonly owner: object,
     readonly dtype: DType,
     readonly size: number,
-    /** Zeroed memory of exactly size × bytesPerElement(dtype) bytes to use (a new array when omitted). */
+    /** Memory of exactly size × bytesPerElement(dtype) bytes to use, as it is (a new, zeroed array when omitted). */
     memory?: ArrayBuffer,
   ) {
     const Type = dtype === 'float32' ? Float32Array : dtype === 'int32' ? Int32Array : Uint16Array;
@@ -28,7 +28,9 @@ export const MIN_POOLED_BYTES = 4096;
 /**
  * Freed host memory kept for reuse, keyed by exact byte length, so that a training step that
  * frees and allocates the same shapes as the step before reuses its arrays instead of asking the
- * allocator (and the kernel's page faults) for fresh ones. Reused memory is zeroed, like a new array.
+ * allocator (and the kernel's page faults) for fresh ones. Reused memory is handed out as it was
+ * left, not zeroed (the Backend contract: an allocation's contents are unspecified; zeroing cost
+ * a pass over every reused array, several percent of a training step).
  *
  * The pool is capped: when a request misses, the arrays pooled longest ago are dropped (left to
  * the garbage collector) until what is handed out plus what is pooled, request included, is at
@@ -45,7 +47,7 @@ export class HostPool {
   private readonly order = new Set<ArrayBuffer>();
 
   /**
-   * Zeroed memory of `bytes` bytes from the pool, or undefined (the caller allocates) after making
+   * Memory of `bytes` bytes from the pool (holding what its last user left), or undefined (the caller allocates) after making
    * room for it. `live`: bytes handed out before this request; `peak`: the backend's peak of those.
    */
   take(bytes: number, live: number, peak: number): ArrayBuffer | undefined {
@@ -53,7 +55,6 @@ export class HostPool {
     if (memory !== undefined) {
       this.order.delete(memory);
       this.pooledBytes -= bytes;
-      new Uint8Array(memory).fill(0);
       return memory;
     }
     const room = 1.25 * Math.max(peak, live + bytes) - live - bytes;

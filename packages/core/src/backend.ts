@@ -140,6 +140,10 @@ export interface Backend {
   readonly dtypes: readonly DType[];
 
   // --- memory ---------------------------------------------------------------------------------
+  /**
+   * A buffer of `size` elements whose contents are unspecified (a backend may hand out pooled
+   * memory as it was left): every op writes all of its output, and `fill` makes zeros.
+   */
   alloc(dtype: DType, size: number): DeviceBuffer;
   /** Uploads raw bits (see `encode`) into `buf` starting at element `offset`. */
   write(buf: DeviceBuffer, data: RawArray, offset?: number): void;
