@@ -5,10 +5,11 @@
  * j ≤ i + (seqK − seqQ). A row that sees no key gets out = 0 and lse = −Infinity, and passes no
  * gradient.
  *
- * Each (batch, kv head) gathers its keys and values into contiguous [keys, headDim] scratch, each
- * query head its queries. Queries then go in blocks of QUERY_BLOCK rows whose whole score block
- * [rows, keys] is one GEMM, so the softmax needs no running rescale; scratch beyond the inputs
- * and outputs is one head's rows and one score block, reused across calls. A block spans the keys
+ * The GEMMs read each head's rows in place (a leading dimension of heads·headDim) and the backward
+ * writes dq, dk and dv in place, so nothing is gathered or scattered. Queries go in blocks of
+ * QUERY_BLOCK rows whose whole score block [rows, keys] is one GEMM, so the softmax needs no
+ * running rescale; scratch beyond the inputs and outputs is one score block and its product,
+ * reused across calls. A block spans the keys
  * from the batch's first to its last real key, cut at the causal diagonal of its last row;
  * padding inside that span gets a −∞ bias. Scores and products are float32, row sums float64;
  * the row math is in attention-rows.ts.
@@ -55,25 +56,6 @@ function rowKernels(ctx: CpuContext): AttentionRows {
     rowsByContext.set(ctx, rows);
   }
   return rows;
-}
-
-/** Rows [lo, hi) of head `head` of a [batch, seq, nHeads, D] tensor (batch b) into dst[0, (hi − lo)·D). */
-function gatherHead(
-  src: Float32Array,
-  b: number,
-  seq: number,
-  nHeads: number,
-  head: number,
-  D: number,
-  lo: number,
-  hi: number,
-  dst: Float32Array,
-): void {
-  for (let j = lo; j < hi; j++) {
-    const s = ((b * seq + j) * nHeads + head) * D;
-    const t = (j - lo) * D;
-    for (let d = 0; d < D; d++) dst[t + d] = src[s + d];
-  }
 }
 
 /** The keys of batch b that matter: [lo, hi) spans its first to its last real key (empty when all are padding). */
@@ -134,22 +116,21 @@ export function attention(
   const ys = outF32(o, nq);
   const group = heads / kvHeads;
   const bq = Math.min(QUERY_BLOCK, seqQ);
-  const kh = scratch(ctx, 'k', seqK * D);
-  const vh = scratch(ctx, 'v', seqK * D);
-  const qh = scratch(ctx, 'q', seqQ * D);
   const O = scratch(ctx, 'o', bq * D);
   const rk = rowKernels(ctx);
   rk.reserve(bq * seqK, seqK, bq);
   const { s: S, max, sum } = rk;
   const gemm = ctx.sgemm;
+  // Heads are read in place: row i of head h of batch b starts at ((b·seq + i)·nHeads + h)·D.
+  const ldq = heads * D;
+  const ldk = kvHeads * D;
   for (let b = 0; b < batch; b++) {
     const { lo, hi } = keySpan(mk, b, seqK);
     const biased = fillBias(mk, b, seqK, lo, hi, rk.bias);
     for (let g = 0; g < kvHeads; g++) {
-      gatherHead(ks, b, seqK, kvHeads, g, D, lo, hi, kh);
-      gatherHead(vs, b, seqK, kvHeads, g, D, lo, hi, vh);
+      const k0 = ((b * seqK + lo) * kvHeads + g) * D;
       for (let h = g * group; h < (g + 1) * group; h++) {
-        gatherHead(qs, b, seqQ, heads, h, D, 0, seqQ, qh);
+        const q0 = (b * seqQ * heads + h) * D;
         const lseRow = (b * heads + h) * seqQ;
         for (let i0 = 0; i0 < seqQ; i0 += bq) {
           const rows = Math.min(bq, seqQ - i0);
@@ -167,11 +148,13 @@ export function attention(
             m: rows,
             n,
             k: D,
-            a: qh,
-            aOffset: i0 * D,
+            a: qs,
+            aOffset: q0 + i0 * ldq,
+            lda: ldq,
             transA: false,
-            b: kh,
-            bOffset: 0,
+            b: ks,
+            bOffset: k0,
+            ldb: ldk,
             transB: true,
             c: S,
             cOffset: 0,
@@ -186,8 +169,9 @@ export function attention(
             a: S,
             aOffset: 0,
             transA: false,
-            b: vh,
-            bOffset: 0,
+            b: vs,
+            bOffset: k0,
+            ldb: ldk,
             transB: false,
             c: O,
             cOffset: 0,
@@ -264,28 +248,26 @@ export function attentionBackward(
   const dvs = outF32(dvb, nk);
   const group = heads / kvHeads;
   const bq = Math.min(QUERY_BLOCK, seqQ);
-  const kh = scratch(ctx, 'k', seqK * D);
-  const vh = scratch(ctx, 'v', seqK * D);
-  const qh = scratch(ctx, 'q', seqQ * D);
-  const gh = scratch(ctx, 'dOut', seqQ * D);
-  const dkh = scratch(ctx, 'dk', seqK * D);
-  const dvh = scratch(ctx, 'dv', seqK * D);
-  const dQ = scratch(ctx, 'o', bq * D);
   const rk = rowKernels(ctx);
   rk.reserve(bq * seqK, seqK, bq);
   const { s: P, ds: dS } = rk;
   const gemm = ctx.sgemm;
+  // Heads are read and written in place (see attention); dk and dv of a kv head accumulate
+  // straight into their rows, zeroed first.
+  const ldq = heads * D;
+  const ldk = kvHeads * D;
   for (let b = 0; b < batch; b++) {
     const { lo, hi } = keySpan(mk, b, seqK);
     const biased = fillBias(mk, b, seqK, lo, hi, rk.bias);
     for (let kv = 0; kv < kvHeads; kv++) {
-      gatherHead(ks, b, seqK, kvHeads, kv, D, lo, hi, kh);
-      gatherHead(vs, b, seqK, kvHeads, kv, D, lo, hi, vh);
-      dkh.fill(0, 0, (hi - lo) * D);
-      dvh.fill(0, 0, (hi - lo) * D);
+      const k0 = ((b * seqK + lo) * kvHeads + kv) * D;
+      for (let j = 0; j < seqK; j++) {
+        const ko = ((b * seqK + j) * kvHeads + kv) * D;
+        dks.fill(0, ko, ko + D);
+        dvs.fill(0, ko, ko + D);
+      }
       for (let h = kv * group; h < (kv + 1) * group; h++) {
-        gatherHead(qs, b, seqQ, heads, h, D, 0, seqQ, qh);
-        gatherHead(g, b, seqQ, heads, h, D, 0, seqQ, gh);
+        const q0 = (b * seqQ * heads + h) * D;
         const lseRow = (b * heads + h) * seqQ;
         for (let i0 = 0; i0 < seqQ; i0 += bq) {
           const rows = Math.min(bq, seqQ - i0);
@@ -302,11 +284,13 @@ export function attentionBackward(
             m: rows,
             n,
             k: D,
-            a: qh,
-            aOffset: i0 * D,
+            a: qs,
+            aOffset: q0 + i0 * ldq,
+            lda: ldq,
             transA: false,
-            b: kh,
-            bOffset: 0,
+            b: ks,
+            bOffset: k0,
+            ldb: ldk,
             transB: true,
             c: P,
             cOffset: 0,
@@ -317,11 +301,13 @@ export function attentionBackward(
             m: rows,
             n,
             k: D,
-            a: gh,
-            aOffset: i0 * D,
+            a: g,
+            aOffset: q0 + i0 * ldq,
+            lda: ldq,
             transA: false,
-            b: vh,
-            bOffset: 0,
+            b: vs,
+            bOffset: k0,
+            ldb: ldk,
             transB: true,
             c: dS,
             cOffset: 0,
@@ -337,18 +323,16 @@ export function attentionBackward(
             a: dS,
             aOffset: 0,
             transA: false,
-            b: kh,
-            bOffset: 0,
+            b: ks,
+            bOffset: k0,
+            ldb: ldk,
             transB: false,
-            c: dQ,
-            cOffset: 0,
+            c: dqs,
+            cOffset: q0 + i0 * ldq,
+            ldc: ldq,
             alpha: scale,
             accumulate: false,
           });
-          for (let r = 0; r < rows; r++) {
-            const qo = ((b * seqQ + i0 + r) * heads + h) * D;
-            for (let d = 0; d < D; d++) dqs[qo + d] = dQ[r * D + d];
-          }
           gemm.sgemm({
             m: n,
             n: D,
@@ -356,11 +340,13 @@ export function attentionBackward(
             a: dS,
             aOffset: 0,
             transA: true,
-            b: qh,
-            bOffset: i0 * D,
+            b: qs,
+            bOffset: q0 + i0 * ldq,
+            ldb: ldq,
             transB: false,
-            c: dkh,
-            cOffset: 0,
+            c: dks,
+            cOffset: k0,
+            ldc: ldk,
             alpha: scale,
             accumulate: true,
           });
@@ -371,27 +357,16 @@ export function attentionBackward(
             a: P,
             aOffset: 0,
             transA: true,
-            b: gh,
-            bOffset: i0 * D,
+            b: g,
+            bOffset: q0 + i0 * ldq,
+            ldb: ldq,
             transB: false,
-            c: dvh,
-            cOffset: 0,
+            c: dvs,
+            cOffset: k0,
+            ldc: ldk,
             alpha: 1,
             accumulate: true,
           });
-        }
-      }
-      for (let j = 0; j < seqK; j++) {
-        const ko = ((b * seqK + j) * kvHeads + kv) * D;
-        if (j < lo || j >= hi) {
-          dks.fill(0, ko, ko + D);
-          dvs.fill(0, ko, ko + D);
-        } else {
-          const t = (j - lo) * D;
-          for (let d = 0; d < D; d++) {
-            dks[ko + d] = dkh[t + d];
-            dvs[ko + d] = dvh[t + d];
-          }
         }
       }
     }
