@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { FileOpener } from '../safetensors/sharded-reader.js';
 import { fileSource } from './file-source.js';
@@ -11,8 +11,15 @@ export function nodeDirReader(dir: string): FileOpener {
       return fileSource(insideDir(dir, fileName));
     },
     async list() {
+      // Symbolic links count when they lead to a file: the Hugging Face hub cache keeps every file
+      // of a snapshot folder as a link into its blobs/ folder.
       const entries = await readdir(dir, { withFileTypes: true });
-      return entries.filter((e) => e.isFile()).map((e) => e.name);
+      const files: string[] = [];
+      for (const e of entries) {
+        if (e.isFile()) files.push(e.name);
+        else if (e.isSymbolicLink() && (await stat(join(dir, e.name)).catch(() => null))?.isFile()) files.push(e.name);
+      }
+      return files;
     },
   };
 }
