@@ -5,6 +5,9 @@
  * formulas (explicit Jacobians for the norms and the attention softmax), and nothing here shares
  * code with any backend. Inputs are the values a backend would load (already rounded to their
  * storage dtype by the caller); outputs are exact float64 results before any storage rounding.
+ * The one concession to speed (every backend's conformance run computes these): the explicit
+ * Jacobian loops take their loop-invariant factors and row operands from values computed once
+ * per row, which gives bit for bit the same results as writing each entry out in full.
  */
 import type {
   AdamWParams,
@@ -322,21 +325,32 @@ export function layerNormBackward(
   const dx = new Float64Array(rows * dim);
   const dWeight = new Float64Array(dim);
   const dBias = new Float64Array(dim);
+  // The row's operands in flat arrays and the Jacobian's per-row factors computed once: every
+  // entry is still the full expression below, with the same float64 operations in the same order.
+  const w = weight ? Float64Array.from(weight) : new Float64Array(dim).fill(1);
+  const c = new Float64Array(dim);
+  const g = new Float64Array(dim);
   for (let r = 0; r < rows; r++) {
     const { mean, variance } = rowStats(x, r, dim);
     const rs = 1 / Math.sqrt(variance + eps);
-    const c = (j: number) => x[r * dim + j]! - mean;
+    const rs3 = rs ** 3;
+    const [diag, off] = [rs * (1 - 1 / dim), rs * (0 - 1 / dim)]; // rs·(δ_ij − 1/D)
+    for (let i = 0; i < dim; i++) {
+      c[i] = x[r * dim + i]! - mean;
+      g[i] = dy[r * dim + i]!;
+    }
     for (let j = 0; j < dim; j++) {
+      const cj = c[j]!;
       let acc = 0;
       for (let i = 0; i < dim; i++) {
-        const jac = (weight ? weight[i]! : 1) * (rs * ((i === j ? 1 : 0) - 1 / dim) - (rs ** 3 * c(i) * c(j)) / dim);
-        acc += dy[r * dim + i]! * jac;
+        const jac = w[i]! * ((i === j ? diag : off) - (rs3 * c[i]! * cj) / dim);
+        acc += g[i]! * jac;
       }
       dx[r * dim + j] = acc;
     }
     for (let i = 0; i < dim; i++) {
-      dWeight[i] = dWeight[i]! + dy[r * dim + i]! * c(i) * rs;
-      dBias[i] = dBias[i]! + dy[r * dim + i]!;
+      dWeight[i] = dWeight[i]! + g[i]! * c[i]! * rs;
+      dBias[i] = dBias[i]! + g[i]!;
     }
   }
   return { dx, dWeight, dBias };
@@ -359,18 +373,28 @@ export function rmsNormBackward(dy: Values, x: Values, weight: Values | null, p:
   const { rows, dim, eps } = p;
   const dx = new Float64Array(rows * dim);
   const dWeight = new Float64Array(dim);
+  // As in layerNormBackward: flat row operands and per-row factors, the same operations per entry.
+  const w = weight ? Float64Array.from(weight) : new Float64Array(dim).fill(1);
+  const xv = new Float64Array(dim);
+  const g = new Float64Array(dim);
   for (let r = 0; r < rows; r++) {
     const rs = 1 / Math.sqrt(rowStats(x, r, dim).meanSquare + eps);
-    const xv = (j: number) => x[r * dim + j]!;
+    const rs3 = rs ** 3;
+    const [diag, off] = [rs * 1, rs * 0]; // rs·δ_ij
+    for (let i = 0; i < dim; i++) {
+      xv[i] = x[r * dim + i]!;
+      g[i] = dy[r * dim + i]!;
+    }
     for (let j = 0; j < dim; j++) {
+      const xj = xv[j]!;
       let acc = 0;
       for (let i = 0; i < dim; i++) {
-        const jac = (weight ? weight[i]! : 1) * (rs * (i === j ? 1 : 0) - (rs ** 3 * xv(i) * xv(j)) / dim);
-        acc += dy[r * dim + i]! * jac;
+        const jac = w[i]! * ((i === j ? diag : off) - (rs3 * xv[i]! * xj) / dim);
+        acc += g[i]! * jac;
       }
       dx[r * dim + j] = acc;
     }
-    for (let i = 0; i < dim; i++) dWeight[i] = dWeight[i]! + dy[r * dim + i]! * xv(i) * rs;
+    for (let i = 0; i < dim; i++) dWeight[i] = dWeight[i]! + g[i]! * xv[i]! * rs;
   }
   return { dx, dWeight };
 }
@@ -492,22 +516,25 @@ export function attentionBackward(
     for (let h = 0; h < heads; h++) {
       const kvh = Math.floor(h / (heads / kvHeads));
       for (let i = 0; i < seqQ; i++) {
-        const { keys, probs } = attentionRow(q, k, mask, p, b, h, i);
+        const row = attentionRow(q, k, mask, p, b, h, i);
+        const keys = row.keys;
+        const probs = Float64Array.from(row.probs);
         const qo = ((b * seqQ + i) * heads + h) * headDim;
         const ko = (j: number) => ((b * seqK + j) * kvHeads + kvh) * headDim;
-        const dP = keys.map((j) => {
+        const dP = Float64Array.from(keys, (j) => {
           let s = 0;
           for (let d = 0; d < headDim; d++) s += dOut[qo + d]! * v[ko(j) + d]!;
           return s;
         });
         for (let t = 0; t < keys.length; t++) {
+          const pt = probs[t]!;
           let dS = 0;
-          for (let l = 0; l < keys.length; l++) dS += dP[l]! * probs[l]! * ((l === t ? 1 : 0) - probs[t]!);
-          const j = keys[t]!;
+          for (let l = 0; l < keys.length; l++) dS += dP[l]! * probs[l]! * ((l === t ? 1 : 0) - pt);
+          const kj = ko(keys[t]!);
           for (let d = 0; d < headDim; d++) {
-            dq[qo + d] = dq[qo + d]! + scale * dS * k[ko(j) + d]!;
-            dk[ko(j) + d] = dk[ko(j) + d]! + scale * dS * q[qo + d]!;
-            dv[ko(j) + d] = dv[ko(j) + d]! + probs[t]! * dOut[qo + d]!;
+            dq[qo + d] = dq[qo + d]! + scale * dS * k[kj + d]!;
+            dk[kj + d] = dk[kj + d]! + scale * dS * q[qo + d]!;
+            dv[kj + d] = dv[kj + d]! + pt * dOut[qo + d]!;
           }
         }
       }
