@@ -1,4 +1,4 @@
-// @ts-nocheck -- AssemblyScript source (compiled by scripts/build-attention-wasm.mjs), not TypeScript.
+// @ts-nocheck -- AssemblyScript source (compiled by scripts/build-wasm.mjs), not TypeScript.
 //
 // Row kernels of the CPU backend's attention (attention.ts, attention-rows.ts) in WebAssembly
 // SIMD (128-bit): the forward's softmax of a block of score rows, and the backward's

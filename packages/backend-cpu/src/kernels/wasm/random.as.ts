@@ -1,4 +1,4 @@
-// @ts-nocheck -- AssemblyScript source (compiled by scripts/build-random-wasm.mjs), not TypeScript.
+// @ts-nocheck -- AssemblyScript source (compiled by scripts/build-wasm.mjs), not TypeScript.
 //
 // Philox4x32-10 words and their uniform / normal transforms for WebAssembly SIMD (128-bit), the
 // numbers of core's philoxUniform / philoxNormal bit for bit (see kernels/random.ts for how the
