@@ -69,6 +69,18 @@ export const MODULES = [
       },
     ],
   },
+  {
+    name: 'elementwise',
+    source: 'src/kernels/wasm/elementwise.as.ts',
+    output: 'src/kernels/elementwise.wasm.ts',
+    variants: [
+      {
+        constant: 'ELEMENTWISE_WASM_BASE64',
+        args: OWN_MEMORY,
+        doc: 'GELU, SwiGLU, binary ops and affine; imports Math.exp as "elementwise.as" "exp", exports its own memory (1 page, grown by the host).',
+      },
+    ],
+  },
 ];
 
 /** The module's bytes for one variant. */

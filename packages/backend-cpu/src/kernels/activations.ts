@@ -7,10 +7,15 @@
  * keeps its relative accuracy far into the negative tail). The tanh form and SiLU take e^x from
  * `fastExp` (relative error below 2e-12). Every result is within about 1e-8 (relative) of the
  * double-precision formula, below half a float32 ulp (6e-8).
+ *
+ * Where the engine has WebAssembly SIMD the same arithmetic runs there (wasm/elementwise.as.ts,
+ * two float64 lanes at a time, chunk by chunk in the module's memory), with the same float32
+ * results bit for bit; the loops below are its meaning and run without it.
  */
 import type { DeviceBuffer } from '@peft/core';
 import { arg, type CpuBuffer, type CpuContext, same } from '../buffer.js';
 import { at, chunkOf, flushF32, readF32, writeF32 } from '../storage.js';
+import { elementwiseWasm, runChunks } from './elementwise-wasm.js';
 import { ERF_POLY_MAX, erfcScaled, erfPoly, fastExp } from './math.js';
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -109,7 +114,14 @@ function geluTanh(len: number, out: Float32Array, oi: number, xs: Float32Array, 
 export function gelu(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, approximate: boolean): void {
   const o = arg(ctx, 'gelu', 'out', out, 0, 'float');
   const n = o.size;
-  map(n, o, same(ctx, 'gelu', 'x', x, n, 'float'), null, approximate ? geluTanh : geluExact);
+  const xb = same(ctx, 'gelu', 'x', x, n, 'float');
+  const w = elementwiseWasm();
+  if (w !== null) {
+    const p = w.ptr;
+    runChunks(w, n, [xb], [o], (s, e) => w.fns.gelu(p[1], p[0], s, e, approximate));
+    return;
+  }
+  map(n, o, xb, null, approximate ? geluTanh : geluExact);
 }
 
 /** Φ(x) for |x| ≥ POLY_X (and NaN), given e = e^(−x²/2). */
@@ -145,6 +157,12 @@ export function geluBackward(ctx: CpuContext, dx: DeviceBuffer, dy: DeviceBuffer
   const n = o.size;
   const g = same(ctx, 'geluBackward', 'dy', dy, n, 'float');
   const xs = same(ctx, 'geluBackward', 'x', x, n, 'float');
+  const w = elementwiseWasm();
+  if (w !== null) {
+    const p = w.ptr;
+    runChunks(w, n, [g, xs], [o], (s, e) => w.fns.geluBackward(p[2], p[0], p[1], s, e, approximate));
+    return;
+  }
   map(n, o, g, xs, approximate ? geluTanhBackward : geluExactBackward);
 }
 
@@ -161,6 +179,12 @@ export function siluMul(ctx: CpuContext, out: DeviceBuffer, gate: DeviceBuffer, 
   const n = o.size;
   const gs = same(ctx, 'siluMul', 'gate', gate, n, 'float');
   const us = same(ctx, 'siluMul', 'up', up, n, 'float');
+  const w = elementwiseWasm();
+  if (w !== null) {
+    const p = w.ptr;
+    runChunks(w, n, [gs, us], [o], (s, e) => w.fns.siluMul(p[2], p[0], p[1], s, e));
+    return;
+  }
   map(n, o, gs, us, siluMulLoop);
 }
 
@@ -181,6 +205,12 @@ export function siluMulBackward(
   const gb = same(ctx, K, 'dy', dy, n, 'float');
   const gateb = same(ctx, K, 'gate', gate, n, 'float');
   const upb = same(ctx, K, 'up', up, n, 'float');
+  const w = elementwiseWasm();
+  if (w !== null) {
+    const p = w.ptr;
+    runChunks(w, n, [gb, gateb, upb], [dgb, dub], (s, e) => w.fns.siluMulBackward(p[3], p[4], p[0], p[1], p[2], s, e));
+    return;
+  }
   // Outputs may alias inputs (e.g. dGate = gate): each element reads all its inputs before writing.
   const step = chunkOf(n, dgb, dub, gb, gateb, upb);
   for (let s = 0; s < n; s += step) {

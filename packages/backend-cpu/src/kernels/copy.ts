@@ -1,5 +1,7 @@
 /**
- * Data movement: fill, strided copy with dtype conversion, and its backward (addInto).
+ * Data movement: fill, strided copy with dtype conversion, and its backward (addInto). addInto
+ * over rows of step 1 and at least MIN_ROW elements adds in WebAssembly SIMD where the engine has
+ * it (./elementwise-wasm.ts), with the same float32 sums; the loops here are its meaning.
  *
  * Conversions: float → float rounds to nearest even; int32 → float is exact up to 2²⁴ and rounds
  * beyond; float → int32 truncates toward zero, and a NaN, ±Inf or out-of-range value is an error.
@@ -12,6 +14,7 @@ import type { DeviceBuffer, View } from '@peft/core';
 import { arg, type CpuBuffer, type CpuContext } from '../buffer.js';
 import { at, decodeInto, decodeTable, readF32, roundInto, toBf16, toF16 } from '../storage.js';
 import { planViews, type ViewPlan } from '../view.js';
+import { addIntoWasm, elementwiseWasm, MIN_ROW } from './elementwise-wasm.js';
 
 type Raw = Float32Array | Uint16Array | Int32Array;
 
@@ -58,6 +61,11 @@ export function addInto(ctx: CpuContext, dst: DeviceBuffer, src: DeviceBuffer, v
   const { rows, rowLen } = plan;
   const starts = plan.rowStart[0];
   const st = plan.step[0];
+  const w = st === 1 && rowLen >= MIN_ROW ? elementwiseWasm() : null;
+  if (w !== null) {
+    addIntoWasm(w, d, s, plan);
+    return;
+  }
   if (d.dtype === 'float32') {
     const data = d.data as Float32Array;
     for (let r = 0; r < rows; r++) {

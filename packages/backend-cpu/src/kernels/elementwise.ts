@@ -2,11 +2,18 @@
  * Elementwise float ops. Inputs must have exactly as many elements as the output. Values are computed in double precision and stored as float32, then
  * rounded to the output's storage dtype. Inputs and outputs may be the same buffer. e^x is
  * `fastExp` (relative error below 2e-12), tanh is built on it.
+ *
+ * `affine` and `binary` run in WebAssembly SIMD where the engine has it (./elementwise-wasm.ts),
+ * with the same results bit for bit: affine in float64 lanes; binary in float32 lanes, since for
+ * float32 inputs +, −, ×, ÷ rounded once to float32 equal the double result rounded to float32,
+ * and f32x4.max / min propagate NaN and order −0 < +0 like Math.max / Math.min. The loops here
+ * are their meaning, and run without it and for views it does not cover.
  */
 import type { BinaryOp, DeviceBuffer, UnaryOp, View } from '@peft/core';
 import { arg, type CpuBuffer, type CpuContext, finite, same } from '../buffer.js';
 import { at, chunkOf, flushF32, readF32, scratch, storeF32, writeF32 } from '../storage.js';
 import { planViews, type ViewPlan } from '../view.js';
+import { binaryWasm, elementwiseWasm, runChunks } from './elementwise-wasm.js';
 import { fastExp } from './math.js';
 
 /** tanh through e^(−2|x|), with its Taylor series near 0 where 1 − e^(−2|x|) would cancel (relative error below 1e-11). */
@@ -180,6 +187,12 @@ export function affine(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, alph
   const o = arg(ctx, 'affine', 'out', out, 0, 'float');
   const n = o.size;
   const xb = same(ctx, 'affine', 'x', x, n, 'float');
+  const w = elementwiseWasm();
+  if (w !== null) {
+    const p = w.ptr;
+    runChunks(w, n, [xb], [o], (s, e) => w.fns.affine(p[1], p[0], alpha, beta, s, e));
+    return;
+  }
   const step = chunkOf(n, o, xb);
   for (let s = 0; s < n; s += step) {
     const len = Math.min(step, n - s);
@@ -269,6 +282,8 @@ export function binary(ctx: CpuContext, op: BinaryOp, out: DeviceBuffer, a: Devi
   const plan = planViews(kernel, aView.shape, [aView, bView], ['a', 'b'], [ab.size, bb.size]);
   const o = arg(ctx, kernel, 'out', out, plan.count, 'float');
   if (plan.count === 0) return;
+  const w = elementwiseWasm();
+  if (w !== null && binaryWasm(w, op, o, ab, bb, plan)) return;
   const { rows, rowLen, count } = plan;
   const [sa, sb] = plan.step;
   // Element indices are below 2^32 (the longest typed array): `>>> 0` keeps them integers for V8.

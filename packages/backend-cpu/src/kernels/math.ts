@@ -9,8 +9,8 @@ const EXP_K = 32 / Math.LN2;
 // ln2/32 split in two: k·LN2_32_HI is exact for every |k| < 2^16 (LN2_32_HI has 16 significant bits).
 const LN2_32_HI = 0.693145751953125 / 32;
 const LN2_32_LO = (Math.LN2 - 0.693145751953125) / 32;
-/** 2^(j/32), j = 0..31. */
-const EXP_FRAC = Float64Array.from({ length: 32 }, (_, j) => 2 ** (j / 32));
+/** 2^(j/32), j = 0..31 (also the table of the WebAssembly kernels' fastExp). */
+export const EXP_FRAC = Float64Array.from({ length: 32 }, (_, j) => 2 ** (j / 32));
 /** 2^i, i = -1023..1022. */
 const EXP_INT = Float64Array.from({ length: 2046 }, (_, i) => 2 ** (i - 1023));
 
