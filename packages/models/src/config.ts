@@ -1,8 +1,9 @@
 import type { DType } from '@peft/core';
+import { parseRope, type RopeConfig } from './rope.js';
 
 /** What the models read from a Hugging Face `config.json`, normalised across architectures. */
 export interface ModelConfig {
-  modelType: 'gpt_neox' | 'llama';
+  modelType: ModelType;
   vocabSize: number;
   hiddenSize: number;
   intermediateSize: number;
@@ -10,16 +11,27 @@ export interface ModelConfig {
   numHeads: number;
   numKvHeads: number;
   headDim: number;
-  /** Rotated features per head (GPT-NeoX: ⌊headDim · rotary_pct⌋; Llama: headDim). */
+  /** Rotated features per head (GPT-NeoX: ⌊headDim · partial_rotary_factor⌋; the others: headDim). */
   rotaryDim: number;
+  /** rope_theta (GPT-NeoX: rotary_emb_base). */
   ropeTheta: number;
-  /** Linear rope_scaling factor (1 when absent). */
+  /** The linear rope factor (1 for the other rope types). */
   ropeScale: number;
+  /** Every rope setting (rope_type and its parameters), from rope_parameters or the legacy keys. */
+  rope: RopeConfig;
+  /**
+   * Per layer, the sliding attention window (a query sees the keys at most window − 1 tokens
+   * back), or null for full causal attention: Mistral's sliding_window, Qwen2's layer_types.
+   */
+  slidingWindows: (number | null)[];
   normEps: number;
   hiddenAct: 'gelu' | 'gelu_new' | 'gelu_pytorch_tanh' | 'silu';
   /** GPT-NeoX: attention and MLP read the same input and add to it. */
   parallelResidual: boolean;
+  /** Biases of the query, key and value projections. */
   attentionBias: boolean;
+  /** Bias of the attention output projection (o_proj, dense). */
+  attentionOutputBias: boolean;
   mlpBias: boolean;
   tieWordEmbeddings: boolean;
   maxPositionEmbeddings: number;
@@ -31,7 +43,8 @@ export interface ModelConfig {
   raw: Record<string, unknown>;
 }
 
-export const SUPPORTED_MODEL_TYPES = ['gpt_neox', 'llama'] as const;
+export const SUPPORTED_MODEL_TYPES = ['gpt_neox', 'llama', 'mistral', 'qwen2'] as const;
+export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
 
 function field<T>(raw: Record<string, unknown>, file: string, key: string, check: (v: unknown) => v is T, what: string, fallback?: T): T {
   const v = raw[key];
@@ -63,81 +76,129 @@ function torchDtype(raw: Record<string, unknown>): DType | null {
   return null;
 }
 
-function ropeScale(raw: Record<string, unknown>, file: string): number {
-  const s = raw.rope_scaling as Record<string, unknown> | null | undefined;
-  if (!s) return 1;
-  const type = s.rope_type ?? s.type;
-  if (type === 'linear') return field(s, file, 'factor', isNum, 'a number (rope_scaling.factor)');
-  if (type === 'default') return 1;
-  throw new Error(`${file}: rope_scaling type ${JSON.stringify(type)} is not supported: supported are "linear" and none`);
+/** transformers' defaults where config.json leaves a key out, per model type. */
+const DEFAULTS: Record<ModelType, { maxPositionEmbeddings: number; hiddenAct: string }> = {
+  gpt_neox: { maxPositionEmbeddings: 2048, hiddenAct: 'gelu' },
+  llama: { maxPositionEmbeddings: 2048, hiddenAct: 'silu' },
+  mistral: { maxPositionEmbeddings: 4096 * 32, hiddenAct: 'silu' },
+  qwen2: { maxPositionEmbeddings: 32768, hiddenAct: 'silu' },
+};
+
+/** Per-layer sliding windows as transformers' Mistral and Qwen2 set them (null: full attention). */
+function slidingWindows(raw: Record<string, unknown>, file: string, modelType: ModelType, numLayers: number): (number | null)[] {
+  const full = Array<number | null>(numLayers).fill(null);
+  if (modelType === 'mistral') {
+    // MistralConfig's sliding_window defaults to 4096 when the key is absent; null turns it off.
+    const w = 'sliding_window' in raw ? raw.sliding_window : 4096;
+    if (w === null) return full;
+    if (!isPosInt(w)) throw new Error(`${file}: field "sliding_window" is ${JSON.stringify(w)}: expected a positive integer or null`);
+    return full.fill(w);
+  }
+  if (modelType !== 'qwen2') return full;
+  const use = field(raw, file, 'use_sliding_window', isBool, 'true or false', false);
+  // Qwen2Config: sliding_window = sliding_window if use_sliding_window else None (default 4096).
+  const w = use ? ('sliding_window' in raw ? raw.sliding_window : 4096) : null;
+  if (w !== null && !isPosInt(w))
+    throw new Error(`${file}: field "sliding_window" is ${JSON.stringify(w)}: expected a positive integer or null`);
+  let types: unknown = raw.layer_types;
+  if (types === undefined || types === null) {
+    const maxWindowLayers = field(
+      raw,
+      file,
+      'max_window_layers',
+      (v): v is number => Number.isInteger(v) && (v as number) >= 0,
+      'an integer ≥ 0',
+      28,
+    );
+    types = Array.from({ length: numLayers }, (_, i) => (w !== null && i >= maxWindowLayers ? 'sliding_attention' : 'full_attention'));
+  }
+  if (!Array.isArray(types) || types.length !== numLayers || !types.every((t) => t === 'full_attention' || t === 'sliding_attention')) {
+    throw new Error(
+      `${file}: field "layer_types" is ${JSON.stringify(types)}: expected ${numLayers} entries (num_hidden_layers), each "full_attention" or "sliding_attention"`,
+    );
+  }
+  return types.map((t) => (t === 'sliding_attention' ? (w as number | null) : null));
 }
 
 /** Parses and validates a config.json object; `file` names it in errors. */
 export function parseConfig(raw: Record<string, unknown>, file = 'config.json'): ModelConfig {
   const modelType = raw.model_type;
-  if (modelType !== 'gpt_neox' && modelType !== 'llama') {
+  if (!SUPPORTED_MODEL_TYPES.includes(modelType as ModelType)) {
     throw new Error(`${file} has model_type ${JSON.stringify(modelType)}: supported are ${SUPPORTED_MODEL_TYPES.join(', ')}`);
   }
+  const type = modelType as ModelType;
+  const neox = type === 'gpt_neox';
+  const defaults = DEFAULTS[type];
   const hiddenSize = field(raw, file, 'hidden_size', isPosInt, 'a positive integer');
   const numHeads = field(raw, file, 'num_attention_heads', isPosInt, 'a positive integer');
   const numLayers = field(raw, file, 'num_hidden_layers', isPosInt, 'a positive integer');
   const vocabSize = field(raw, file, 'vocab_size', isPosInt, 'a positive integer');
   const intermediateSize = field(raw, file, 'intermediate_size', isPosInt, 'a positive integer');
-  const headDim = field(raw, file, 'head_dim', isPosInt, 'a positive integer', Math.floor(hiddenSize / numHeads));
-  if (!raw.head_dim && hiddenSize % numHeads !== 0) {
+  const givenHeadDim =
+    raw.head_dim === undefined || raw.head_dim === null ? null : field(raw, file, 'head_dim', isPosInt, 'a positive integer');
+  if ((givenHeadDim === null || neox) && hiddenSize % numHeads !== 0) {
     throw new Error(`${file}: hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`);
   }
-  const hiddenAct = field(raw, file, 'hidden_act', isStr, 'an activation name', modelType === 'llama' ? 'silu' : 'gelu');
+  if (neox && givenHeadDim !== null && givenHeadDim !== hiddenSize / numHeads) {
+    throw new Error(
+      `${file}: head_dim ${givenHeadDim} is not hidden_size / num_attention_heads (${hiddenSize / numHeads}), which transformers' gpt_neox always uses`,
+    );
+  }
+  const headDim = givenHeadDim ?? hiddenSize / numHeads;
+  const hiddenAct = field(raw, file, 'hidden_act', isStr, 'an activation name', defaults.hiddenAct);
   if (!['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'silu'].includes(hiddenAct)) {
     throw new Error(`${file}: hidden_act "${hiddenAct}" is not supported: supported are gelu, gelu_new, gelu_pytorch_tanh, silu`);
   }
+  const maxPositionEmbeddings = field(raw, file, 'max_position_embeddings', isPosInt, 'a positive integer', defaults.maxPositionEmbeddings);
+  const rope = parseRope(raw, file, { modelType: type, headDim, maxPositionEmbeddings });
   const common = {
-    modelType,
+    modelType: type,
     vocabSize,
     hiddenSize,
     intermediateSize,
     numLayers,
     numHeads,
     headDim,
-    ropeScale: ropeScale(raw, file),
+    rope,
+    rotaryDim: rope.rotaryDim,
+    ropeTheta: rope.theta,
+    ropeScale: rope.type === 'linear' ? rope.factor : 1,
+    slidingWindows: slidingWindows(raw, file, type, numLayers),
     hiddenAct: hiddenAct as ModelConfig['hiddenAct'],
-    maxPositionEmbeddings: field(raw, file, 'max_position_embeddings', isPosInt, 'a positive integer', 2048),
+    maxPositionEmbeddings,
+    tieWordEmbeddings: field(raw, file, 'tie_word_embeddings', isBool, 'true or false', false),
     torchDtype: torchDtype(raw),
     bosTokenId: tokenId(raw, 'bos_token_id'),
     eosTokenId: tokenId(raw, 'eos_token_id'),
     padTokenId: tokenId(raw, 'pad_token_id'),
     raw,
   } as const;
-  if (modelType === 'gpt_neox') {
-    const rotaryPct = field(raw, file, 'rotary_pct', isNum, 'a number in (0, 1]', 1);
-    if (!(rotaryPct > 0 && rotaryPct <= 1)) throw new Error(`${file}: rotary_pct ${rotaryPct} must be in (0, 1]`);
-    const rotaryDim = Math.floor(headDim * rotaryPct);
-    if (rotaryDim % 2 !== 0 || rotaryDim === 0)
-      throw new Error(`${file}: rotary_pct ${rotaryPct} gives ${rotaryDim} rotary features per head: must be even and > 0`);
+  if (neox) {
+    const bias = field(raw, file, 'attention_bias', isBool, 'true or false', true);
     return {
       ...common,
       numKvHeads: numHeads,
-      rotaryDim,
-      ropeTheta: field(raw, file, 'rotary_emb_base', isNum, 'a number', field(raw, file, 'rope_theta', isNum, 'a number', 10000)),
       normEps: field(raw, file, 'layer_norm_eps', isNum, 'a number', 1e-5),
       parallelResidual: field(raw, file, 'use_parallel_residual', isBool, 'true or false', true),
-      attentionBias: field(raw, file, 'attention_bias', isBool, 'true or false', true),
+      attentionBias: bias,
+      attentionOutputBias: bias,
       mlpBias: true,
-      tieWordEmbeddings: field(raw, file, 'tie_word_embeddings', isBool, 'true or false', false),
     };
   }
-  const numKvHeads = field(raw, file, 'num_key_value_heads', isPosInt, 'a positive integer', numHeads);
+  // transformers' defaults for a missing num_key_value_heads: Llama all heads, Mistral 8, Qwen2 32.
+  const kvDefault = type === 'mistral' ? 8 : type === 'qwen2' ? 32 : numHeads;
+  const numKvHeads = field(raw, file, 'num_key_value_heads', isPosInt, 'a positive integer', kvDefault);
   if (numHeads % numKvHeads !== 0)
     throw new Error(`${file}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  // Llama reads attention_bias and mlp_bias; Mistral has no biases; Qwen2 has q, k and v biases only.
+  const llamaBias = type === 'llama' ? field(raw, file, 'attention_bias', isBool, 'true or false', false) : false;
   return {
     ...common,
     numKvHeads,
-    rotaryDim: headDim,
-    ropeTheta: field(raw, file, 'rope_theta', isNum, 'a number', 10000),
     normEps: field(raw, file, 'rms_norm_eps', isNum, 'a number', 1e-6),
     parallelResidual: false,
-    attentionBias: field(raw, file, 'attention_bias', isBool, 'true or false', false),
-    mlpBias: field(raw, file, 'mlp_bias', isBool, 'true or false', false),
-    tieWordEmbeddings: field(raw, file, 'tie_word_embeddings', isBool, 'true or false', false),
+    attentionBias: type === 'qwen2' ? true : llamaBias,
+    attentionOutputBias: llamaBias,
+    mlpBias: type === 'llama' ? field(raw, file, 'mlp_bias', isBool, 'true or false', false) : false,
   };
 }

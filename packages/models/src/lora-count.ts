@@ -26,7 +26,7 @@ export function describeParameters(config: ModelConfig): ModuleShape[] {
       other(`${p}.post_mlp_dropout`);
       other(`${p}.attention`);
       linear(`${p}.attention.query_key_value`, h, 3 * h, config.attentionBias);
-      linear(`${p}.attention.dense`, h, h, config.attentionBias);
+      linear(`${p}.attention.dense`, h, h, config.attentionOutputBias);
       other(`${p}.mlp`);
       linear(`${p}.mlp.dense_h_to_4h`, h, m, true);
       linear(`${p}.mlp.dense_4h_to_h`, m, h, true);
@@ -45,7 +45,7 @@ export function describeParameters(config: ModelConfig): ModuleShape[] {
     linear(`${p}.self_attn.q_proj`, h, numHeads * headDim, config.attentionBias);
     linear(`${p}.self_attn.k_proj`, h, numKvHeads * headDim, config.attentionBias);
     linear(`${p}.self_attn.v_proj`, h, numKvHeads * headDim, config.attentionBias);
-    linear(`${p}.self_attn.o_proj`, numHeads * headDim, h, config.attentionBias);
+    linear(`${p}.self_attn.o_proj`, numHeads * headDim, h, config.attentionOutputBias);
     other(`${p}.mlp`);
     linear(`${p}.mlp.gate_proj`, h, m, config.mlpBias);
     linear(`${p}.mlp.up_proj`, h, m, config.mlpBias);

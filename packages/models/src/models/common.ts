@@ -1,4 +1,5 @@
 import {
+  add,
   attention,
   type Backend,
   checkpoint,
@@ -7,14 +8,17 @@ import {
   type Generator,
   gelu,
   keep,
+  mul,
   reshape,
   rotary,
   slice,
+  sub,
   type Tensor,
   tensor,
   unary,
 } from '@peft/core';
 import type { ModelConfig } from '../config.js';
+import { fusedRope, ropeFrequencies, ropeNeedsLength } from '../rope.js';
 
 /** Options for building a model skeleton. */
 export interface BuildOptions {
@@ -46,10 +50,115 @@ export interface LayerContext {
   positions: Tensor;
   /** int32 [batch, seqK] key padding mask (past and new tokens), or null when every token is real. */
   mask: Tensor | null;
+  /** The positions as host rows, when the caller gave or derived them there (not as a tensor). */
+  positionRows?: readonly (readonly number[])[];
+  /** The rotary embedding of this pass (set by withRope; computed per layer when absent). */
+  rope?: RopeInputs;
   /** Keys and values of earlier tokens, extended in place by this pass (generation). */
   cache?: KVCache;
   /** Index of the layer running (set by runLayers). */
   layer?: number;
+}
+
+/**
+ * How this pass rotates queries and keys: the fused rotary op (default, linear and dynamic rope:
+ * base^(−2i/dim) / positionScale), or cos and sin tables [batch, seq, 1, rotaryDim / 2] already
+ * multiplied by the attention scaling (llama3, yarn, longrope).
+ */
+export type RopeInputs = { base: number; positionScale: number } | { cos: Tensor; sin: Tensor };
+
+/** The largest position + 1 of a pass (transformers' seq_len for dynamic and longrope rope). */
+function ropeLength(config: ModelConfig, ctx: LayerContext): number {
+  if (!ctx.positionRows) {
+    throw new Error(
+      `rope_type "${config.rope.type}" depends on the largest position of a batch: pass positionIds as arrays (or leave them out to derive them from the mask), not as a tensor`,
+    );
+  }
+  let max = 0;
+  for (const row of ctx.positionRows) for (const p of row) max = Math.max(max, p);
+  return max + 1;
+}
+
+/**
+ * The rotary inputs of one pass, as transformers' rotary embedding computes them for its
+ * position ids (float32 cos and sin, rounded once to `dtype` as transformers casts them to the
+ * activations' dtype).
+ */
+export function ropeInputs(config: ModelConfig, ctx: LayerContext, backend: Backend, dtype: DType): RopeInputs {
+  const rope = config.rope;
+  const seqLen = ropeNeedsLength(rope) ? ropeLength(config, ctx) : 0;
+  const fused = fusedRope(rope, seqLen);
+  if (fused) return fused;
+  const rows = ctx.positionRows;
+  if (!rows) {
+    throw new Error(
+      `rope_type "${rope.type}" builds its cos/sin tables on the host: pass positionIds as arrays (or leave them out to derive them from the mask), not as a tensor`,
+    );
+  }
+  const { invFreq, attentionScaling } = ropeFrequencies(rope, seqLen);
+  const half = invFreq.length;
+  const batch = rows.length;
+  const seq = rows[0]?.length ?? 0;
+  const cos = new Float32Array(batch * seq * half);
+  const sin = new Float32Array(batch * seq * half);
+  const scaling = Math.fround(attentionScaling);
+  for (let b = 0; b < batch; b++) {
+    for (let t = 0; t < seq; t++) {
+      const p = rows[b]![t]!;
+      const o = (b * seq + t) * half;
+      for (let i = 0; i < half; i++) {
+        const angle = Math.fround(p * invFreq[i]!);
+        cos[o + i] = Math.fround(Math.fround(Math.cos(angle)) * scaling);
+        sin[o + i] = Math.fround(Math.fround(Math.sin(angle)) * scaling);
+      }
+    }
+  }
+  return {
+    cos: tensor(cos, [batch, seq, 1, half], { backend, dtype }),
+    sin: tensor(sin, [batch, seq, 1, half], { backend, dtype }),
+  };
+}
+
+/**
+ * The context the layers of one pass share: the rotary inputs, computed once for all layers, and
+ * the check that no layer's sliding window is shorter than the keys it would attend to.
+ */
+export function withRope(config: ModelConfig, ctx: LayerContext, backend: Backend, dtype: DType, seq: number): LayerContext {
+  checkSlidingWindows(config, (ctx.cache?.length ?? 0) + seq);
+  if (ctx.rope) return ctx;
+  return { ...ctx, rope: ropeInputs(config, ctx, backend, dtype) };
+}
+
+/**
+ * Sliding-window attention is not implemented: with at most `window` keys (cached + new) no query
+ * is ever more than window − 1 tokens past a key, so full causal attention computes the same.
+ */
+export function checkSlidingWindows(config: ModelConfig, keys: number): void {
+  for (const [layer, window] of config.slidingWindows.entries()) {
+    if (window !== null && keys > window) {
+      const key = config.modelType === 'qwen2' ? 'sliding_window (use_sliding_window, layer_types)' : 'sliding_window';
+      throw new Error(
+        `${config.modelType} config.json sets ${key} ${window} for layer ${layer}: this pass attends over ${keys} tokens (cached + new), more than the window, and sliding-window attention is not implemented; keep sequences to at most ${window} tokens`,
+      );
+    }
+  }
+}
+
+/** x [batch, seq, heads, headDim] rotated by cos/sin tables [batch, seq, 1, rotaryDim / 2] (rotate-half layout). */
+function rotateWithTables(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const headDim = x.shape[3]!;
+  const half = cos.shape[3]!;
+  const x1 = slice(x, 3, 0, half);
+  const x2 = slice(x, 3, half, 2 * half);
+  // transformers: x · cat(cos, cos) + rotate_half(x) · cat(sin, sin), rotate_half(x) = cat(−x2, x1).
+  const parts = [sub(mul(x1, cos), mul(x2, sin)), add(mul(x2, cos), mul(x1, sin))];
+  if (2 * half < headDim) parts.push(slice(x, 3, 2 * half, headDim));
+  return concat(parts, 3);
+}
+
+function applyRope(config: ModelConfig, x: Tensor, positions: Tensor, rope: RopeInputs): Tensor {
+  if ('cos' in rope) return rotateWithTables(x, rope.cos, rope.sin);
+  return rotary(x, positions, { rotaryDim: config.rotaryDim, base: rope.base, positionScale: rope.positionScale });
 }
 
 /**
@@ -94,14 +203,17 @@ export function runLayers(
   checkpointing: boolean,
 ): Tensor {
   let i = 0;
+  const tables = ctx.rope && 'cos' in ctx.rope ? [ctx.rope.cos, ctx.rope.sin] : [];
   for (const layer of layers) {
     const layerCtx = { ...ctx, layer: i++ };
     if (checkpointing && !ctx.cache) {
-      const inputs = [h, ctx.positions, ...(ctx.mask ? [ctx.mask] : [])];
-      h = checkpoint(
-        (x, positions, mask) => layer.forward(x!, { ...layerCtx, positions: positions!, mask: ctx.mask ? mask! : null }),
-        inputs,
-      );
+      // Every tensor the layer reads goes in as an input, so that the recomputation in backward has it.
+      const inputs = [h, ctx.positions, ...tables, ...(ctx.mask ? [ctx.mask] : [])];
+      h = checkpoint((x, positions, ...rest) => {
+        const rope = tables.length ? { cos: rest[0]!, sin: rest[1]! } : ctx.rope;
+        const mask = ctx.mask ? rest[tables.length]! : null;
+        return layer.forward(x!, { ...layerCtx, positions: positions!, mask, rope });
+      }, inputs);
     } else {
       h = layer.forward(h, layerCtx);
     }
@@ -111,10 +223,12 @@ export function runLayers(
 
 /** Attention over already projected q [B,T,H,D], k and v [B,T,Hkv,D] with rotary; returns [B, T, H·D]. */
 export function rotaryAttention(config: ModelConfig, q: Tensor, k: Tensor, v: Tensor, ctx: LayerContext): Tensor {
-  const rot = { rotaryDim: config.rotaryDim, base: config.ropeTheta, positionScale: config.ropeScale };
-  const qr = rotary(q, ctx.positions, rot);
-  let kr = rotary(k, ctx.positions, rot);
+  const rope = ctx.rope ?? ropeInputs(config, ctx, q.backend, q.dtype);
+  const qr = applyRope(config, q, ctx.positions, rope);
+  let kr = applyRope(config, k, ctx.positions, rope);
   if (ctx.cache) ({ k: kr, v } = ctx.cache.extend(ctx.layer ?? 0, kr, v));
+  const window = config.slidingWindows[ctx.layer ?? 0];
+  if (window != null && kr.shape[1]! > window) checkSlidingWindows(config, kr.shape[1]!);
   const out = attention(qr, kr, v, ctx.mask, { causal: true, scale: 1 / Math.sqrt(config.headDim) });
   const [b, t] = q.shape as [number, number];
   return reshape(out, [b, t, config.numHeads * config.headDim]);
@@ -191,8 +305,10 @@ export function prepareInput(backend: Backend, input: ForwardInput, pastLength =
     throw new Error('forward: with a KV cache, pass the attentionMask of all tokens so far');
   }
   let positions: Tensor;
+  let positionRows: readonly (readonly number[])[] | undefined;
   if (input.positionIds) {
     positions = isTensor(input.positionIds) ? input.positionIds : toInt(backend, input.positionIds, 'positionIds');
+    if (!isTensor(input.positionIds)) positionRows = input.positionIds;
     if (positions.shape[0] !== batch || positions.shape[1] !== seq)
       throw new Error(`positionIds ${positions.describe()} do not match inputIds ${ids.describe()}`);
   } else if (mask && !hostMask) {
@@ -212,8 +328,9 @@ export function prepareInput(backend: Backend, input: ForwardInput, pastLength =
       rows.push(row);
     }
     positions = toInt(backend, rows, 'positionIds');
+    positionRows = rows;
   }
-  return { ids, ctx: { positions, mask }, batch, seq };
+  return { ids, ctx: { positions, mask, ...(positionRows ? { positionRows } : {}) }, batch, seq };
 }
 
 export function isTensor(v: unknown): v is Tensor {

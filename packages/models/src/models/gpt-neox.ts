@@ -9,6 +9,7 @@ import {
   paramInit,
   rotaryAttention,
   runLayers,
+  withRope,
 } from './common.js';
 
 /** GPTNeoXAttention: one fused query_key_value projection laid out per head as [heads, 3, headDim]. */
@@ -23,7 +24,7 @@ export class GPTNeoXAttention extends Module {
     super();
     const h = config.hiddenSize;
     this.query_key_value = this.registerModule('query_key_value', new Linear(h, 3 * h, linearOptions(opts, config.attentionBias)));
-    this.dense = this.registerModule('dense', new Linear(h, h, linearOptions(opts, config.attentionBias)));
+    this.dense = this.registerModule('dense', new Linear(h, h, linearOptions(opts, config.attentionOutputBias)));
   }
 
   forward(x: Tensor, ctx: LayerContext): Tensor {
@@ -129,7 +130,7 @@ export class GPTNeoXModel extends Module {
   /** Last hidden states [batch, seq, hidden] after the final layer norm. */
   forward(ids: Tensor, ctx: LayerContext): Tensor {
     let h = this.emb_dropout.forward((this.getSubmodule('embed_in') as Embedding).forward(ids));
-    h = runLayers(this.layers, h, ctx, this.gradientCheckpointing);
+    h = runLayers(this.layers, h, withRope(this.config, ctx, h.backend, h.dtype, ids.shape[1]!), this.gradientCheckpointing);
     return this.final_layer_norm.forward(h);
   }
 }

@@ -1,6 +1,15 @@
 import { add, Embedding, Linear, Module, ModuleList, mul, RMSNorm, reshape, siluMul, type Tensor } from '@peft/core';
 import type { ModelConfig } from '../config.js';
-import { activation, type BuildOptions, type LayerContext, linearOptions, paramInit, rotaryAttention, runLayers } from './common.js';
+import {
+  activation,
+  type BuildOptions,
+  type LayerContext,
+  linearOptions,
+  paramInit,
+  rotaryAttention,
+  runLayers,
+  withRope,
+} from './common.js';
 
 export class LlamaAttention extends Module {
   constructor(
@@ -13,7 +22,7 @@ export class LlamaAttention extends Module {
     this.registerModule('q_proj', new Linear(h, numHeads * headDim, linearOptions(opts, bias)));
     this.registerModule('k_proj', new Linear(h, numKvHeads * headDim, linearOptions(opts, bias)));
     this.registerModule('v_proj', new Linear(h, numKvHeads * headDim, linearOptions(opts, bias)));
-    this.registerModule('o_proj', new Linear(numHeads * headDim, h, linearOptions(opts, bias)));
+    this.registerModule('o_proj', new Linear(numHeads * headDim, h, linearOptions(opts, config.attentionOutputBias)));
   }
 
   forward(x: Tensor, ctx: LayerContext): Tensor {
@@ -71,7 +80,7 @@ export class LlamaDecoderLayer extends Module {
   }
 }
 
-/** LlamaModel: embed_tokens, layers and the final RMSNorm. */
+/** LlamaModel (and MistralModel, Qwen2Model: the same tree): embed_tokens, layers and the final RMSNorm. */
 export class LlamaModel extends Module {
   readonly layers: ModuleList<LlamaDecoderLayer>;
   readonly norm: RMSNorm;
@@ -103,7 +112,7 @@ export class LlamaModel extends Module {
 
   forward(ids: Tensor, ctx: LayerContext): Tensor {
     let h = (this.getSubmodule('embed_tokens') as Embedding).forward(ids);
-    h = runLayers(this.layers, h, ctx, this.gradientCheckpointing);
+    h = runLayers(this.layers, h, withRope(this.config, ctx, h.backend, h.dtype, ids.shape[1]!), this.gradientCheckpointing);
     return this.norm.forward(h);
   }
 }
