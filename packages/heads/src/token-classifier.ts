@@ -27,7 +27,9 @@ export interface TokenClassifierOptions {
 /** transformers' default classifier dropout for the architecture. */
 function classifierDropout(config: ModelConfig): number {
   const raw = config.raw;
-  const p = raw.classifier_dropout ?? (config.modelType === 'llama' ? raw.hidden_dropout : undefined);
+  // GPTNeoXForTokenClassification reads classifier_dropout; the Llama-shaped ones (transformers'
+  // GenericForTokenClassification) classifier_dropout, else hidden_dropout.
+  const p = raw.classifier_dropout ?? (config.modelType !== 'gpt_neox' ? raw.hidden_dropout : undefined);
   return typeof p === 'number' ? p : 0.1;
 }
 

@@ -66,7 +66,7 @@ export function formatInfo(r: InfoReport, dir: string): string {
     `${dir}: ${c.modelType}, ${c.numLayers} layers, hidden ${c.hiddenSize}, MLP ${c.intermediateSize}, heads ${c.numHeads}` +
       (c.numKvHeads !== c.numHeads ? ` (${c.numKvHeads} key/value)` : '') +
       `, head dim ${c.headDim}, vocabulary ${c.vocabSize}`,
-    `  rotary: ${c.rotaryDim} of ${c.headDim} features, base ${c.ropeTheta}${c.ropeScale !== 1 ? `, linear scaling ${c.ropeScale}` : ''}; ` +
+    `  rotary: ${c.rotaryDim} of ${c.headDim} features, base ${c.ropeTheta}${c.rope.type !== 'default' ? `, ${c.rope.type} scaling ${c.rope.factor}` : ''}; ` +
       `${c.modelType === 'gpt_neox' ? `${c.parallelResidual ? 'parallel' : 'sequential'} residual; ` : ''}${c.hiddenAct}; ` +
       `tied embeddings: ${c.tieWordEmbeddings ? 'yes' : 'no'}; torch_dtype ${c.torchDtype ?? 'unset'}`,
     `  parameters: ${r.baseParams.toLocaleString('en-US')}`,

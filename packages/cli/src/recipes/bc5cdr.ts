@@ -55,7 +55,8 @@ export function bc5cdrTargetModules(layers: Bc5cdrLayers | readonly string[], mo
   }
   if (!BC5CDR_LAYER_SETS.includes(layers))
     throw new Error(`bc5cdr: layers "${layers}" is unknown: use one of ${BC5CDR_LAYER_SETS.join(', ')}`);
-  if (modelType === 'llama') return [...BC5CDR_LLAMA_LAYERS[layers]];
+  // Mistral and Qwen2 have Llama's module names.
+  if (modelType === 'llama' || modelType === 'mistral' || modelType === 'qwen2') return [...BC5CDR_LLAMA_LAYERS[layers]];
   const neox = NEOX_LAYERS[layers];
   if (modelType === 'gpt_neox' && neox) return [...neox];
   throw new Error(
