@@ -9,7 +9,10 @@ Mistral, Qwen2) and `rotary_pct` / `rotary_emb_base` (GPT-NeoX). Run this script
     <python with transformers 5.x> packages/models/scripts/make-hf-models.py     # style v5
     <python with transformers 4.57> packages/models/scripts/make-hf-models.py    # style v4
 
-(from the repository root; the style follows the installed transformers' major version). Each run
+(from the repository root; the style follows the installed transformers' major version;
+transformers 4.57 pins huggingface-hub < 1.0: where only 1.x is installable, install it with
+`pip install --no-deps transformers==4.57.*` beside huggingface-hub 1.x and tokenizers 0.22, and
+relax the pin in its dependency_versions_table.py; it loads and saves local folders fine). Each run
 writes fixtures/models/hf-<type>-<style>[-<variant>]/ (config.json and model.safetensors from
 save_pretrained, golden.json) and fixtures/models/hf-rope/golden-<style>.json (the inverse
 frequencies and attention scaling transformers' rotary embedding uses, for many config forms,
