@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { backward, noGrad } from '../autograd/tape.js';
 import { memoryInfo, tidy } from '../memory.js';
 import { Linear } from '../nn/linear.js';
+import { Module } from '../nn/module.js';
 import { crossEntropy } from '../ops/loss.js';
 import { reshape } from '../ops/shape.js';
 import { Generator } from '../random/generator.js';
@@ -440,6 +441,58 @@ function noGradReshape(t: Tensor): Tensor {
   const [b, s, v] = t.shape as [number, number, number];
   return reshape(t, [b * s, v]);
 }
+
+/** A task head over a decoder, kept as `model` (as @peft/heads does): no config of its own, class names. */
+class ToyHead extends Module {
+  readonly id2label = ['no', 'yes'];
+  constructor(readonly model: ToyNeoX) {
+    super();
+    this.registerModule('gpt_neox', model.getSubmodule('gpt_neox'));
+    this.registerModule('score', new Linear(8, 2, { backend, bias: false, generator: new Generator(9) }));
+  }
+  get nameOrPath(): string {
+    return '/models/toy-neox';
+  }
+  forward(batch: { ids: Tensor }): { logits: Tensor } {
+    return {
+      logits: (this.getSubmodule('score') as Linear).forward(
+        (this.getSubmodule('gpt_neox') as Module & { forward(x: Tensor): Tensor }).forward(batch.ids),
+      ),
+    };
+  }
+}
+
+describe('task heads', () => {
+  it("getPeftModel finds the model type through a head; forward keeps the head's types; the labels and base path go to adapter_config.json", async () => {
+    const p = getPeftModel(new ToyHead(neox()), { taskType: 'SEQ_CLS', r: 2 });
+    expect(p.targetedModules()).toEqual(['gpt_neox.layers.0.attention.query_key_value', 'gpt_neox.layers.1.attention.query_key_value']);
+    const x = ids([[1, 2, 3]]);
+    // Typed as ToyHead.forward: { logits } without a cast.
+    const { logits } = noGrad(() => p.forward({ ids: x }));
+    expect(logits.shape).toEqual([1, 3, 2]);
+    const sink = memorySink('head');
+    await saveAdapterTo(p, sink);
+    const json = new TextDecoder().decode(sink.files.get('adapter_config.json')!);
+    const config = JSON.parse(json);
+    expect(config.id2label).toEqual({ 0: 'no', 1: 'yes' });
+    expect(config.label2id).toEqual({ no: 0, yes: 1 });
+    expect(config.base_model_name_or_path).toBe('/models/toy-neox');
+    expect(config.modules_to_save).toEqual(['classifier', 'score']);
+    // Sorted among PEFT's keys, as json.dumps(sort_keys=True) puts them.
+    expect(json.indexOf('"id2label"')).toBeGreaterThan(json.indexOf('"fan_in_fan_out"'));
+    expect(json.indexOf('"label2id"')).toBeGreaterThan(json.indexOf('"init_lora_weights"'));
+    // A plain model writes neither key.
+    const plain = memorySink('plain');
+    const q = getPeftModel(neox(), { r: 2 });
+    await saveAdapterTo(q, plain);
+    expect(Object.keys(JSON.parse(new TextDecoder().decode(plain.files.get('adapter_config.json')!)))).toHaveLength(36);
+    // The labels do not disturb loading.
+    const again = await loadAdapterFrom(new ToyHead(neox()), bytesReader(sink.files, 'head'));
+    expect(again.peftConfig.get('default')!.taskType).toBe('SEQ_CLS');
+    for (const t of [x, logits]) t.dispose();
+    for (const m of [p, q, again]) m.dispose();
+  });
+});
 
 describe('PEFT files', () => {
   it('save → load gives identical outputs; keys as PEFT writes them; config fields PEFT writes', async () => {

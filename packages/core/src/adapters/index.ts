@@ -14,9 +14,11 @@ export {
   type LoraBias,
   type LoraConfig,
   type LoraConfigInput,
+  labelMaps,
   loraConfig,
   loraScaling,
   PEFT_VERSION,
+  type PeftConfigExtra,
   type TaskType,
   toPeftConfigDict,
   toPeftConfigJson,
@@ -24,7 +26,14 @@ export {
 export { LoraEmbedding, LoraLayer, LoraLinear, type LoraVariant, type UpdateLayerOptions } from './lora/layer.js';
 export { type AdapterOptions, describeTree, inputEmbeddingsOf, LoraModel, modelTypeOf, outputEmbeddingsOf } from './lora/model.js';
 export { type Cloneable, cloneModule, ModulesToSaveWrapper } from './modules-to-save.js';
-export { type GetPeftModelOptions, getPeftModel, type ParameterCounts, PeftModel, trainableLine } from './peft-model.js';
+export {
+  type GetPeftModelOptions,
+  getPeftModel,
+  type ParameterCounts,
+  type PeftForward,
+  PeftModel,
+  trainableLine,
+} from './peft-model.js';
 export { pythonJsonDumps } from './python-json.js';
 export {
   ADAPTER_CONFIG_NAME,
@@ -33,9 +42,11 @@ export {
   adapterStateDict,
   type FileSink,
   type LoadAdapterOptions,
+  labelsOf,
   loadAdapterFrom,
   memorySink,
   mergedTensors,
+  nameOrPathOf,
   type SaveAdapterOptions,
   type SaveMergedOptions,
   saveAdapterTo,

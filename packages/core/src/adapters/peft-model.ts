@@ -25,6 +25,13 @@ export function trainableLine(trainable: number, total: number): string {
   return `trainable params: ${withCommas(trainable)} || all params: ${withCommas(total)} || trainable%: ${pct}`;
 }
 
+/**
+ * The wrapped model's `forward` with its own signature and result (overloads included), e.g.
+ * `(input, opts?) => CausalLMOutput` for a causal LM and `(batch) => { logits, loss? }` for a
+ * head; untyped when the model declares no `forward`.
+ */
+export type PeftForward<M> = M extends { forward: infer F extends (...args: never[]) => unknown } ? F : (...args: unknown[]) => unknown;
+
 export interface GetPeftModelOptions extends AdapterOptions {
   /** Name of the first adapter; default "default" (PEFT's). */
   adapterName?: string;
@@ -33,10 +40,16 @@ export interface GetPeftModelOptions extends AdapterOptions {
 /**
  * A model with LoRA adapters (PEFT's PeftModel). The adapters live inside the wrapped model, whose
  * layers were replaced in place; this wrapper registers it as `base_model.model`, so
- * `namedParameters()` gives PEFT's in-memory names. `forward` is the wrapped model's.
+ * `namedParameters()` gives PEFT's in-memory names. `forward` is the wrapped model's, with its types.
  */
 export class PeftModel<M extends Module = Module> extends Module {
   readonly #tuner: LoraModel;
+
+  /**
+   * The wrapped model's forward (PEFT's `model(**inputs)`), typed as the model's own: a
+   * `PeftModel<CausalLM>` returns `{ logits }`, a `PeftModel<SequenceClassifier>` `{ logits, loss? }`.
+   */
+  readonly forward: PeftForward<M>;
 
   constructor(model: M) {
     super();
@@ -44,6 +57,11 @@ export class PeftModel<M extends Module = Module> extends Module {
       throw new Error('getPeftModel: the model already is a PeftModel: use addAdapter to add another adapter');
     this.#tuner = this.registerModule('base_model', new LoraModel(model));
     this.training = model.training;
+    this.forward = ((...args: unknown[]) => {
+      const m = this.model as unknown as { forward?: (...a: unknown[]) => unknown };
+      if (typeof m.forward !== 'function') throw new Error(`PeftModel: the wrapped ${this.model.constructor.name} has no forward method`);
+      return m.forward(...args);
+    }) as PeftForward<M>;
   }
 
   /** The adapted model itself (PEFT's get_base_model()): call its own methods for anything beyond forward. */
@@ -75,12 +93,6 @@ export class PeftModel<M extends Module = Module> extends Module {
   /** Module paths (in the wrapped model) that adapter `name` adapts. */
   targetedModules(name = this.activeAdapter): readonly string[] {
     return this.#tuner.targetedModules.get(name) ?? [];
-  }
-
-  forward(...args: unknown[]): unknown {
-    const m = this.model as unknown as { forward?: (...a: unknown[]) => unknown };
-    if (typeof m.forward !== 'function') throw new Error(`PeftModel: the wrapped ${this.model.constructor.name} has no forward method`);
-    return m.forward(...args);
   }
 
   /** Adds another adapter; it stays inactive until `setAdapter(name)`. Returns its resolved config. */
@@ -151,7 +163,12 @@ export class PeftModel<M extends Module = Module> extends Module {
     return this.#tuner.wrappers();
   }
 
-  /** The adapter's trainable tensors by PEFT in-memory name (relative to this PeftModel). */
+  /**
+   * The adapter's tensors by PEFT in-memory name (relative to this PeftModel): LoRA A/B (and DoRA
+   * magnitudes) and the modules-to-save copies of adapter `name`. To train, hand the PeftModel
+   * itself to the optimizer (`new AdamW(peft, { lr })` of `@peft/trainer` takes every tensor that
+   * requires grad, by name).
+   */
   adapterParameters(name = this.activeAdapter): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
     for (const [n, t] of this.namedParameters()) if (n.includes(`.${name}.`) || n.endsWith(`.${name}`)) out.set(n, t);

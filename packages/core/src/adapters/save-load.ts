@@ -159,14 +159,29 @@ export async function saveAdapterTo(peft: PeftModel, sink: FileSink, opts: SaveA
   const tensors = adapterStateDict(peft, { ...opts, adapterName: adapter });
   const list: NamedLazyTensorToWrite[] = [...tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: () => t.raw() }));
   const config = { ...peft.peftConfig.get(adapter)! };
-  // save_pretrained writes inference_mode true and fills base_model_name_or_path.
+  // save_pretrained writes inference_mode true and fills base_model_name_or_path (from the base
+  // model's name_or_path: the folder it was loaded from).
   config.inferenceMode = true;
-  if (config.baseModelNameOrPath === null) {
-    const raw = (peft.model as unknown as { config?: { raw?: { _name_or_path?: unknown } } }).config?.raw;
-    config.baseModelNameOrPath = opts.baseModelNameOrPath ?? (typeof raw?._name_or_path === 'string' ? raw._name_or_path : null);
-  }
+  if (config.baseModelNameOrPath === null) config.baseModelNameOrPath = opts.baseModelNameOrPath ?? nameOrPathOf(peft.model);
   await sink.writeFile(ADAPTER_WEIGHTS_NAME, (s) => writeSafetensorsTo(s, list, { format: 'pt' }, `${sink.name}/${ADAPTER_WEIGHTS_NAME}`));
-  await sink.writeFile(ADAPTER_CONFIG_NAME, toPeftConfigJson(config, { autoMapping: autoMapping(peft, config) }));
+  await sink.writeFile(
+    ADAPTER_CONFIG_NAME,
+    toPeftConfigJson(config, { autoMapping: autoMapping(peft, config), id2label: labelsOf(peft.model) }),
+  );
+}
+
+/** Where a model was loaded from (transformers' `name_or_path`): its `nameOrPath`, else config.json's `_name_or_path`. */
+export function nameOrPathOf(model: Module): string | null {
+  const m = model as unknown as { nameOrPath?: unknown; config?: { raw?: { _name_or_path?: unknown } } };
+  if (typeof m.nameOrPath === 'string') return m.nameOrPath;
+  const raw = m.config?.raw?._name_or_path;
+  return typeof raw === 'string' ? raw : null;
+}
+
+/** A classifier's class names by id (its `id2label` list), saved with its adapter; null for other models. */
+export function labelsOf(model: Module): string[] | null {
+  const labels = (model as unknown as { id2label?: unknown }).id2label;
+  return Array.isArray(labels) && labels.length > 0 && labels.every((l) => typeof l === 'string') ? [...labels] : null;
 }
 
 export interface LoadAdapterOptions {

@@ -246,8 +246,29 @@ export function loraScaling(alpha: number, r: number, useRslora: boolean): numbe
  * The dictionary PEFT 0.18.1 writes to adapter_config.json for a LoraConfig (`asdict` minus
  * runtime_config): every field, defaults included, snake_case.
  */
-export function toPeftConfigDict(c: LoraConfig, extra: { autoMapping?: Record<string, string> | null } = {}): Record<string, unknown> {
+/** What is written beside a LoRA config's own fields in adapter_config.json. */
+export interface PeftConfigExtra {
+  /** PEFT's auto_mapping (the base model's transformers class when task_type is null). */
+  autoMapping?: Record<string, string> | null;
+  /**
+   * A classifier's class names by id: written as transformers' config.json writes them,
+   * `id2label` ({"0": name}) and `label2id` ({name: 0}). Python PEFT ignores the two keys when it
+   * loads the file (with a warning).
+   */
+  id2label?: readonly string[] | null;
+}
+
+/** transformers' `id2label` / `label2id` of class names by id. */
+export function labelMaps(id2label: readonly string[]): { id2label: Record<string, string>; label2id: Record<string, number> } {
   return {
+    id2label: Object.fromEntries(id2label.map((name, i) => [String(i), name])),
+    label2id: Object.fromEntries(id2label.map((name, i) => [name, i])),
+  };
+}
+
+export function toPeftConfigDict(c: LoraConfig, extra: PeftConfigExtra = {}): Record<string, unknown> {
+  return {
+    ...(extra.id2label ? labelMaps(extra.id2label) : {}),
     alora_invocation_tokens: null,
     alpha_pattern: { ...c.alphaPattern },
     arrow_config: null,
@@ -288,7 +309,7 @@ export function toPeftConfigDict(c: LoraConfig, extra: { autoMapping?: Record<st
 }
 
 /** adapter_config.json text, byte for byte as PEFT writes it (json.dumps(indent=2, sort_keys=True)). */
-export function toPeftConfigJson(c: LoraConfig, extra: { autoMapping?: Record<string, string> | null } = {}): string {
+export function toPeftConfigJson(c: LoraConfig, extra: PeftConfigExtra = {}): string {
   return pythonJsonDumps(toPeftConfigDict(c, extra), new Set(['lora_dropout']));
 }
 

@@ -40,11 +40,19 @@ export interface AdapterOptions {
   generator?: Generator;
 }
 
-/** The model type a model declares: `config.modelType`, `config.model_type` or `modelType`. */
+/**
+ * The model type a model declares: `config.modelType`, `config.model_type` or `modelType`; for a
+ * task head that declares none, that of the model it wraps (`head.model`, as `@peft/heads` keeps it).
+ */
 export function modelTypeOf(model: Module): string | null {
-  const m = model as unknown as { config?: { modelType?: unknown; model_type?: unknown }; modelType?: unknown };
-  const t = m.config?.modelType ?? m.config?.model_type ?? m.modelType;
-  return typeof t === 'string' ? t : null;
+  let at: unknown = model;
+  for (let depth = 0; depth < 4 && at instanceof Module; depth++) {
+    const m = at as unknown as { config?: { modelType?: unknown; model_type?: unknown }; modelType?: unknown; model?: unknown };
+    const t = m.config?.modelType ?? m.config?.model_type ?? m.modelType;
+    if (typeof t === 'string') return t;
+    at = m.model;
+  }
+  return null;
 }
 
 /** The output head's path: the model's `headName`, else a top-level `lm_head` or `embed_out`. */
