@@ -1,5 +1,5 @@
 import { createCpuBackend } from '@peft/backend-cpu';
-import { linear, mul, scale, square, sub, sum, type Tensor, tensor } from '@peft/core';
+import { Generator, Linear, linear, mul, scale, square, sub, sum, type Tensor, tensor } from '@peft/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AdamW, hfNoDecay } from './adamw.js';
 import { readLatestCheckpoint } from './checkpoint.js';
@@ -269,5 +269,25 @@ describe('AdamW', () => {
     for (const t of [a, b]) t.dispose();
     opt.dispose();
     copy.dispose();
+  });
+
+  it('takes a model: its tensors that require grad, by name, and a default learning rate (torch.optim.AdamW(model.parameters(), lr))', async () => {
+    const model = new Linear(2, 1, { backend, generator: new Generator(0) });
+    model.bias!.requiresGrad = false;
+    const opt = new AdamW(model, { lr: 0.1 });
+    expect(opt.params.map((p) => p.name)).toEqual(['weight']);
+    expect(opt.lr).toBe(0.1);
+    const before = Array.from(await model.weight.data());
+    model.weight.grad = tensor([1, -1], [1, 2], { backend });
+    opt.step();
+    const after = Array.from(await model.weight.data());
+    expect(after[0]).toBeCloseTo(before[0]! * (1 - 0.1 * 0.01) - 0.1, 6);
+    expect(after[1]).toBeCloseTo(before[1]! * (1 - 0.1 * 0.01) + 0.1, 6);
+    expect(new AdamW(model).lr).toBe(1e-3);
+    model.freeze();
+    expect(() => new AdamW(model)).toThrow('the Linear has no tensor that requires grad');
+    expect(() => new AdamW([], { lr: -1 })).toThrow('AdamW: lr -1 must be a finite number >= 0');
+    opt.dispose();
+    model.dispose();
   });
 });

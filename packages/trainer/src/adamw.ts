@@ -1,4 +1,4 @@
-import { adamwStep, keep, noGrad, type RawArray, type Tensor, zeros } from '@peft/core';
+import { adamwStep, keep, type Module, noGrad, type RawArray, type Tensor, zeros } from '@peft/core';
 
 /** Decides which parameters get no weight decay, by name. */
 export type NoDecayRule = (name: string) => boolean;
@@ -19,6 +19,8 @@ export function hfNoDecay(name: string): boolean {
 }
 
 export interface AdamWOptions {
+  /** Learning rate of `step()` when it is given none. Default 1e-3 (torch.optim.AdamW's). */
+  lr?: number;
   /** Default [0.9, 0.999]. */
   betas?: readonly [number, number];
   /** Default 1e-8. */
@@ -42,13 +44,27 @@ export interface AdamWState {
   moments: Map<string, Float32Array>;
 }
 
+/** What AdamW optimises: a model (its tensors that require grad) or `[name, tensor]` pairs. */
+export type AdamWParams = Module | Iterable<readonly [string, Tensor]>;
+
+function isModule(p: AdamWParams): p is Module {
+  return typeof (p as Module).namedParameters === 'function';
+}
+
 /**
  * AdamW over named tensors with PyTorch's semantics (torch.optim.AdamW, foreach off): float32 moments
  * per parameter, created at its first update; a parameter without a gradient is skipped and its
  * step count does not advance. The update itself is the backend's `adamw` kernel.
+ *
+ * `new AdamW(peft, { lr })` optimises every tensor of the model that requires grad (for a
+ * PeftModel: the adapter and the modules to save), as `torch.optim.AdamW(model.parameters())`;
+ * names (PEFT's in-memory names) decide weight decay and key the optimizer state. Pairs
+ * (`peft.adapterParameters()`, `task.trainable()`) pick the tensors explicitly.
  */
 export class AdamW {
   readonly params: readonly AdamWParam[];
+  /** The learning rate `step()` uses when it is given none. */
+  lr: number;
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;
@@ -56,8 +72,10 @@ export class AdamW {
   readonly #v = new Map<string, Tensor>();
   readonly #steps = new Map<string, number>();
 
-  constructor(params: Iterable<readonly [string, Tensor]>, opts: AdamWOptions = {}) {
+  constructor(params: AdamWParams, opts: AdamWOptions = {}) {
     const [beta1, beta2] = opts.betas ?? [0.9, 0.999];
+    const lr = opts.lr ?? 1e-3;
+    if (!Number.isFinite(lr) || lr < 0) throw new Error(`AdamW: lr ${lr} must be a finite number >= 0`);
     const eps = opts.eps ?? 1e-8;
     const wd = opts.weightDecay ?? 0.01;
     for (const [k, v] of [
@@ -71,23 +89,30 @@ export class AdamW {
     const rule = opts.noDecay ?? hfNoDecay;
     const list: AdamWParam[] = [];
     const seen = new Set<string>();
-    for (const [name, tensor] of params) {
+    const named = isModule(params) ? [...params.namedParameters()].filter(([, t]) => t.requiresGrad) : params;
+    for (const [name, tensor] of named) {
       if (seen.has(name)) throw new Error(`AdamW: parameter name "${name}" appears twice: names must be unique`);
       seen.add(name);
       if (tensor.dtype === 'int32') throw new Error(`AdamW: ${tensor.describe()} is int32: only float tensors can be trained`);
       list.push({ name, tensor, weightDecay: rule(name) ? 0 : wd });
     }
+    if (list.length === 0 && isModule(params)) {
+      throw new Error(
+        `AdamW: the ${params.constructor.name} has no tensor that requires grad: add an adapter (getPeftModel) or unfreeze what should train`,
+      );
+    }
     this.params = list;
+    this.lr = lr;
     this.beta1 = beta1;
     this.beta2 = beta2;
     this.eps = eps;
   }
 
   /**
-   * One update of every parameter that has a gradient, with learning rate `lr`; each gradient is
-   * multiplied by `gradScale` first (clipping), inside the kernel.
+   * One update of every parameter that has a gradient, with learning rate `lr` (default the
+   * optimizer's `lr`); each gradient is multiplied by `gradScale` first (clipping), inside the kernel.
    */
-  step(lr: number, gradScale = 1): void {
+  step(lr: number = this.lr, gradScale = 1): void {
     if (!Number.isFinite(lr) || lr < 0) throw new Error(`AdamW.step: learning rate ${lr} must be a finite number >= 0`);
     if (!Number.isFinite(gradScale)) throw new Error(`AdamW.step: gradScale ${gradScale} must be finite`);
     this.#update(lr, gradScale, null);

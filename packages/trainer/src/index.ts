@@ -1,4 +1,4 @@
-export { AdamW, type AdamWOptions, type AdamWParam, type AdamWState, hfNoDecay, type NoDecayRule } from './adamw.js';
+export { AdamW, type AdamWOptions, type AdamWParam, type AdamWParams, type AdamWState, hfNoDecay, type NoDecayRule } from './adamw.js';
 export {
   CHECKPOINT_DIR,
   type CheckpointParts,
