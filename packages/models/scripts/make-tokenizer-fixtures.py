@@ -17,6 +17,13 @@ reference implementations:
 
   sp-goldens.json        ids / pieces / decoded text from the real sentencepiece
   tokenizer-json-goldens.json  ids / decoded text from Hugging Face tokenizers (Rust)
+  special-token-goldens.json   ids / decoded text (with and without skip_special_tokens)
+                from transformers for strings with special-token text (</s>, <s>, <unk>,
+                <pad>, added tokens), per fixture folder and config variant (legacy,
+                add_eos_token, clean_up_tokenization_spaces, added_tokens_decoder, ...).
+                Reference: transformers 4.x (slow T5Tokenizer / LlamaTokenizer for a
+                SentencePiece model, the fast tokenizer for tokenizer.json); where
+                transformers 5.x differs, its answers are recorded beside it.
 
 Requirements:
   - Debian's python3-sentencepiece (`apt-get install -y python3-sentencepiece`), run
@@ -26,10 +33,26 @@ Requirements:
         mkdir -p /tmp/tokref && cd /tmp/tokref && npm i tokenizers@0.23.2
     and passed as --hf-tokenizers /tmp/tokref/node_modules/tokenizers. Without it
     the existing tokenizer-json-goldens.json is left as it is.
+  - For special-token-goldens.json only: Python environments with transformers,
+    sentencepiece, tokenizers and protobuf, passed as --transformers4 (4.57.6, the
+    reference) and --transformers5 (5.18.0, differences), e.g.
+        python3 -m venv /tmp/tok4 && /tmp/tok4/bin/pip install transformers==4.57.6 \
+            sentencepiece protobuf
+        python3 -m venv /tmp/tok5 && /tmp/tok5/bin/pip install transformers==5.18.0 \
+            sentencepiece tokenizers protobuf
+    transformers 4.57 pins huggingface-hub < 1.0; with only a 1.x hub installed
+    (`pip install --no-deps transformers==4.57.6 tokenizers==0.22.2 huggingface-hub` and
+    its other requirements), the goldens run skips transformers' import-time version
+    check. Without --transformers4 the existing special-token-goldens.json is left as it
+    is. --special-token-goldens-only rewrites just that file from the fixtures as they
+    are (no training, no sentencepiece needed in the running python).
 
 Usage:
   /usr/bin/python3 packages/models/scripts/make-tokenizer-fixtures.py \
-      [--hf-tokenizers /tmp/tokref/node_modules/tokenizers]
+      [--hf-tokenizers /tmp/tokref/node_modules/tokenizers] \
+      [--transformers4 /tmp/tok4/bin/python --transformers5 /tmp/tok5/bin/python]
+  python3 packages/models/scripts/make-tokenizer-fixtures.py --special-token-goldens-only \
+      --transformers4 /tmp/tok4/bin/python --transformers5 /tmp/tok5/bin/python
 
 Everything is deterministic: the corpus is written out below, training runs on one
 thread without shuffling, and the GPT-NeoX merges are learned by a plain counting loop.
@@ -45,7 +68,10 @@ import subprocess
 import sys
 import tempfile
 
-import sentencepiece as spm
+try:
+    import sentencepiece as spm
+except ImportError:  # --special-token-goldens-only runs without it in this interpreter
+    spm = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.normpath(os.path.join(HERE, '..', 'src', 'tokenizer', 'fixtures'))
@@ -710,10 +736,364 @@ def tokenizer_json_goldens(module_path, strings, specs):
     return json.loads(proc.stdout.decode('utf-8'))
 
 
+# ---------------------------------------------------------------------------
+# Special-token goldens from transformers (special-token-goldens.json).
+# ---------------------------------------------------------------------------
+#
+# What transformers' tokenizers return for strings that contain special-token text
+# (</s>, <s>, <unk>, <pad>, added tokens; at the ends, in the middle, next to each other
+# and to spaces, repeated), with and without the special tokens added, and what decode
+# gives for those ids with and without skip_special_tokens.
+#
+# The reference, as @peft reads a folder:
+#   - a SentencePiece model (spiece.model / tokenizer.model): transformers 4.x's slow
+#     tokenizer classes (T5Tokenizer, LlamaTokenizer), the semantics rinna's
+#     japanese-gpt-neox models were published with (`use_fast=False`). transformers 5
+#     has no slow tokenizers: it converts the model into a tokenizers pipeline, which
+#     differs (recorded under "differences").
+#   - tokenizer.json: transformers 4.x's fast tokenizer, i.e. the Rust library running
+#     the file as written plus transformers' bos/eos post-processor and decode
+#     clean-up. transformers 5's LlamaTokenizer rebuilds the pipeline instead of running
+#     tokenizer.json's normalizer (recorded under "differences").
+
+SPECIAL_STRINGS = [
+    '',
+    ' ',
+    'hello',
+    'hello world',
+    '</s>',
+    '<s>',
+    '<unk>',
+    '<pad>',
+    '[PAD]',
+    '[CLS]',
+    '[SEP]',
+    '[MASK]',
+    '<|endoftext|>',
+    '<|padding|>',
+    'hello</s>',
+    'hello </s>',
+    'hello</s> ',
+    'hello </s> ',
+    'hello</s>\n',
+    '</s>hello',
+    '</s> hello',
+    ' </s>hello',
+    '  </s>  ',
+    'hello</s>world',
+    'hello </s> world',
+    'hello  </s>  world',
+    'hello</s></s>',
+    '</s></s>',
+    '</s></s></s>',
+    '</s> </s>',
+    '<s>hello',
+    '<s> hello',
+    ' <s>hello',
+    ' <s> hello',
+    'hello<s>',
+    '<s>hello</s>',
+    '<s> hello </s>',
+    '<s></s>',
+    '</s><s>',
+    '<s><s>hello</s></s>',
+    '<s>  </s>',
+    'a<s>b</s>c',
+    '<unk>hello<unk>',
+    'a<unk>b',
+    '<unk> <unk>',
+    '<unk></s>',
+    '<pad>hello<pad>',
+    'hello<pad></s>',
+    '[PAD][PAD]hello',
+    '[PAD] hello [PAD]',
+    'hello[SEP]world[CLS]',
+    '[CLS] hello [SEP] world [SEP]',
+    '[MASK] is [MASK].',
+    'a [MASK] b',
+    'a[MASK]b',
+    '日本語</s>',
+    '</s>日本語',
+    '日本語<s>日本語',
+    '今日は</s> 明日は',
+    '大規模言語モデルを微調整します。</s>',
+    'モデル',
+    'このモデルはモデルです',
+    ' モデル ',
+    'モデル</s>',
+    '<|user|>hello',
+    '<|user|> hello <|user|>  world',
+    'hi<|user|>',
+    '<<s>>',
+    '</s>>',
+    '<</s>',
+    '</ s>',
+    '</S>',
+    '<s',
+    's>',
+    '<s>s>',
+    '</s/s>',
+    '<unk',
+    '▁</s>',
+    '</s>▁',
+    '▁<s>▁hello',
+    '▁hello</s>',
+    '\n</s>\n',
+    '\t<s>\t',
+    'hello\n</s>',
+    'hello, world</s>',
+    "don't stop , it 's fine .</s>",
+    'a . b , c ! d ? e \'s f n\'t g \'m h \'ve i \'re',
+    'Hello , world ! </s>',
+    '<|endoftext|>hello<|endoftext|>',
+    'hello <|endoftext|> world',
+    '<|endoftext|><|endoftext|>',
+    '    <|endoftext|>',
+    '<|padding|><|padding|>hi',
+    'The quick brown fox.</s>',
+    '</s>The end.',
+    'x</s>y<s>z<unk>w<pad>v',
+]
+
+# Ids decoded as they are (not from an encode): padding, specials only, specials first.
+# Written as tokens; each tokenizer maps them to its ids, and a token it lacks drops the case.
+SPECIAL_DECODE_TOKENS = [
+    ['[PAD]', '[PAD]', '▁hello'],
+    ['▁hello', '</s>', '[PAD]', '[PAD]'],
+    ['</s>'],
+    ['<s>'],
+    ['<s>', '<s>'],
+    ['<s>', '▁hello', '</s>', '</s>'],
+    ['</s>', '▁hello'],
+    ['▁', '</s>'],
+    ['<unk>'],
+    ['<unk>', '▁hello'],
+    ['<|endoftext|>', 'hello'],
+    ['<pad>', '<pad>', '<s>', '▁hello'],
+]
+
+# Config and tokenizer.json changes of the variants, beyond the fixture folders as they are.
+_AT = dict(lstrip=False, normalized=False, rstrip=False, single_word=False)
+ADDED_SP_UNIGRAM = {
+    # rinna's configs have no added_tokens_decoder; this is what transformers >= 4.34 saves,
+    # with [MASK] eating the spaces on its left as ALBERT-style mask tokens do
+    '0': dict(_AT, content='[PAD]', special=True),
+    '1': dict(_AT, content='<unk>', special=True),
+    '2': dict(_AT, content='<s>', special=True),
+    '3': dict(_AT, content='</s>', special=True),
+    '4': dict(_AT, content='[CLS]', special=True),
+    '5': dict(_AT, content='[SEP]', special=True, rstrip=True),
+    '6': dict(_AT, content='[MASK]', special=True, lstrip=True),
+}
+ADDED_LLAMA = {
+    '0': dict(_AT, content='<unk>', special=True),
+    '1': dict(_AT, content='<s>', special=True),
+    '2': dict(_AT, content='</s>', special=True),
+    # a pad token appended to the vocabulary, as Llama fine-tunes do
+    '520': dict(_AT, content='<pad>', special=True),
+    # a chat marker added as a plain (non-special) token that eats the spaces after it
+    '521': dict(_AT, content='<|user|>', special=False, rstrip=True),
+    # a token of the SentencePiece vocabulary registered as an added token
+    '304': dict(_AT, content='モデル', special=False),
+}
+# The same with other AddedToken flags: a whole-word-only marker, a token eating spaces on both sides.
+ADDED_LLAMA_FLAGS = dict(
+    ADDED_LLAMA,
+    **{
+        '521': dict(_AT, content='<|user|>', special=False, single_word=True),
+        '304': dict(_AT, content='モデル', special=False, lstrip=True, rstrip=True),
+    },
+)
+# AddedToken objects in tokenizer_config.json; without added_tokens_decoder transformers lets
+# special_tokens_map.json's plain strings replace them, flags and all.
+_OBJ = dict(_AT, __type='AddedToken')
+CONFIG_OBJECTS = {
+    'eos_token': dict(_OBJ, content='</s>', lstrip=True),
+    'mask_token': dict(_OBJ, content='[MASK]', lstrip=True, rstrip=True),
+}
+
+
+def _added_json(decoder):
+    return [dict(v, id=int(k)) for k, v in sorted(decoder.items(), key=lambda kv: int(kv[0]))]
+
+
+# name: folder, whether tokenizer.json runs (fast) or the SentencePiece model (slow),
+# tokenizer_config.json keys replaced, tokenizer.json changes (metaspace: the newer Llama
+# converter form; addedTokens: appended to added_tokens where the id is new).
+SPECIAL_VARIANTS = {
+    'sp-unigram': dict(folder='sp-unigram', fast=False, config={}),
+    'sp-unigram-nonlegacy': dict(folder='sp-unigram', fast=False, config={'legacy': False}),
+    'sp-unigram-cleanup': dict(folder='sp-unigram', fast=False, config={'clean_up_tokenization_spaces': True}),
+    'sp-unigram-added': dict(folder='sp-unigram', fast=False, config={'added_tokens_decoder': ADDED_SP_UNIGRAM}),
+    'sp-unigram-config-objects': dict(folder='sp-unigram', fast=False, config=CONFIG_OBJECTS),
+    'sp-unigram-no-prefix-space': dict(folder='sp-unigram', fast=False, config={'legacy': False, 'add_prefix_space': False}),
+    'sp-bpe': dict(folder='sp-bpe', fast=False, config={}),
+    'sp-bpe-nonlegacy': dict(folder='sp-bpe', fast=False, config={'legacy': False}),
+    'sp-bpe-eos': dict(folder='sp-bpe', fast=False, config={'add_eos_token': True, 'clean_up_tokenization_spaces': True}),
+    'sp-bpe-added': dict(folder='sp-bpe', fast=False, config={'added_tokens_decoder': ADDED_LLAMA, 'pad_token': '<pad>'}),
+    'sp-bpe-added-nonlegacy': dict(
+        folder='sp-bpe', fast=False, config={'added_tokens_decoder': ADDED_LLAMA, 'pad_token': '<pad>', 'legacy': False}
+    ),
+    'sp-bpe-added-flags': dict(
+        folder='sp-bpe',
+        fast=False,
+        config={'added_tokens_decoder': ADDED_LLAMA_FLAGS, 'pad_token': '<pad>', 'legacy': False, 'add_eos_token': True},
+    ),
+    'sp-bpe-no-prefix-space': dict(folder='sp-bpe', fast=False, config={'legacy': False, 'add_prefix_space': False}),
+    'llama-bpe': dict(folder='llama-bpe', fast=True, config={}),
+    'llama-bpe-nonlegacy': dict(folder='llama-bpe', fast=True, config={'legacy': False}),
+    'llama-bpe-eos': dict(folder='llama-bpe', fast=True, config={'add_eos_token': True, 'clean_up_tokenization_spaces': True}),
+    'llama-bpe-metaspace': dict(folder='llama-bpe', fast=True, config={}, json={'metaspace': True}),
+    'llama-bpe-added': dict(
+        folder='llama-bpe',
+        fast=True,
+        config={'added_tokens_decoder': ADDED_LLAMA, 'pad_token': '<pad>'},
+        json={'addedTokens': _added_json(ADDED_LLAMA)},
+    ),
+    'neox-bpe': dict(folder='neox-bpe', fast=True, config={}),
+    'neox-bpe-cleanup': dict(folder='neox-bpe', fast=True, config={'clean_up_tokenization_spaces': True}),
+}
+
+TRANSFORMERS_GOLDENS = r"""
+import json, sys, types, warnings
+warnings.filterwarnings('ignore')
+try:
+    import transformers
+except ImportError as e:
+    # transformers 4.57 pins huggingface-hub < 1.0; with only a 1.x hub at hand, skip its
+    # import-time version check (loading a local folder's tokenizer does not use the hub)
+    if 'huggingface-hub' not in str(e):
+        raise
+    for m in [m for m in sys.modules if m.startswith('transformers')]:
+        del sys.modules[m]
+    sys.modules['transformers.dependency_versions_check'] = types.ModuleType('transformers.dependency_versions_check')
+    import transformers
+from transformers import AutoTokenizer
+from transformers.utils import logging
+logging.set_verbosity_error()
+
+job = json.load(sys.stdin)
+out = {'version': transformers.__version__, 'variants': {}}
+for name, v in job['variants'].items():
+    tok = AutoTokenizer.from_pretrained(v['dir'], use_fast=v['fast'])
+    r = {'class': type(tok).__name__ + (' (fast)' if tok.is_fast else ' (slow)'), 'encode': [], 'encodePlain': [],
+         'decode': [], 'decodeSkip': [], 'decodeCases': []}
+    for text in job['strings']:
+        ids = tok(text).input_ids
+        r['encode'].append(ids)
+        r['encodePlain'].append(tok(text, add_special_tokens=False).input_ids)
+        r['decode'].append(tok.decode(ids))
+        r['decodeSkip'].append(tok.decode(ids, skip_special_tokens=True))
+    vocab = tok.get_vocab()
+    for tokens in job['decodeTokens']:
+        if not all(t in vocab for t in tokens):
+            continue
+        ids = [vocab[t] for t in tokens]
+        r['decodeCases'].append({'ids': ids, 'decoded': tok.decode(ids), 'decodedSkip': tok.decode(ids, skip_special_tokens=True)})
+    out['variants'][name] = r
+sys.stdout.write(json.dumps(out, ensure_ascii=False))
+"""
+
+
+def variant_folder(root, name, spec):
+    """A folder with the fixture's files and the variant's changes applied."""
+    src = os.path.join(FIXTURES, spec['folder'])
+    dst = os.path.join(root, name)
+    os.makedirs(dst)
+    for f in os.listdir(src):
+        if spec['fast'] or f != 'tokenizer.json':
+            shutil.copyfile(os.path.join(src, f), os.path.join(dst, f))
+    with open(os.path.join(src, 'tokenizer_config.json'), encoding='utf-8') as f:
+        config = json.load(f)
+    config.update(spec['config'])
+    write_json(os.path.join(dst, 'tokenizer_config.json'), config)
+    changes = spec.get('json')
+    if spec['fast'] and changes:
+        with open(os.path.join(src, 'tokenizer.json'), encoding='utf-8') as f:
+            tok = json.load(f)
+        if changes.get('metaspace'):
+            tok = metaspace_variant(tok)
+        have = {t['id'] for t in tok['added_tokens']}
+        tok['added_tokens'] += [t for t in changes.get('addedTokens', []) if t['id'] not in have]
+        write_json(os.path.join(dst, 'tokenizer.json'), tok)
+    return dst
+
+
+def run_transformers(python, job):
+    proc = subprocess.run([python, '-c', TRANSFORMERS_GOLDENS], input=json.dumps(job).encode('utf-8'), capture_output=True, check=False)
+    if proc.returncode != 0:
+        sys.exit('%s: transformers goldens failed:\n%s' % (python, proc.stderr.decode('utf-8', 'replace')))
+    return json.loads(proc.stdout.decode('utf-8'))
+
+
+def special_token_goldens(python4, python5):
+    """special-token-goldens.json: the reference from `python4` (transformers 4.x), and
+    where `python5` (transformers 5.x) gives something else, its answer per string index."""
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = {name: variant_folder(tmp, name, spec) for name, spec in SPECIAL_VARIANTS.items()}
+        job = {
+            'strings': SPECIAL_STRINGS,
+            'decodeTokens': SPECIAL_DECODE_TOKENS,
+            'variants': {name: {'dir': d, 'fast': SPECIAL_VARIANTS[name]['fast']} for name, d in dirs.items()},
+        }
+        ref = run_transformers(python4, job)
+        other = run_transformers(python5, job) if python5 else None
+    variants = {}
+    for name, spec in SPECIAL_VARIANTS.items():
+        r = ref['variants'][name]
+        entry = {
+            'folder': spec['folder'],
+            'source': 'tokenizer.json' if spec['fast'] else 'sentencepiece',
+            'tokenizerConfig': spec['config'],
+        }
+        if spec.get('json'):
+            entry['tokenizerJson'] = spec['json']
+        entry['reference'] = 'transformers %s %s' % (ref['version'], r['class'])
+        for key in ('encode', 'encodePlain', 'decode', 'decodeSkip', 'decodeCases'):
+            entry[key] = r[key]
+        if other:
+            o = other['variants'][name]
+            diff = {}
+            for key in ('encode', 'encodePlain', 'decode', 'decodeSkip'):
+                d = {str(i): b for i, (a, b) in enumerate(zip(r[key], o[key])) if a != b}
+                if d:
+                    diff[key] = d
+            entry['differences'] = {'transformers %s %s' % (other['version'], o['class']): diff}
+        variants[name] = entry
+    about = (
+        'ids and decoded text of strings with special-token text. Reference: transformers %s; for a '
+        'SentencePiece model its slow tokenizer class (T5Tokenizer, LlamaTokenizer), for tokenizer.json its '
+        'fast tokenizer (the Rust library on the file as written). "differences" lists, per string index, what '
+        'another transformers version gives where it differs (transformers 5 has no slow tokenizers and '
+        'rebuilds Llama pipelines); those are not what @peft follows.' % ref['version']
+    )
+    write_compact_json(
+        os.path.join(FIXTURES, 'special-token-goldens.json'),
+        {'about': about, 'strings': SPECIAL_STRINGS, 'variants': variants},
+        depth=3,
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--hf-tokenizers', help='path of the npm package `tokenizers` (Rust binding) for tokenizer.json goldens')
+    parser.add_argument('--transformers4', help='python with transformers 4.x and sentencepiece: special-token-goldens.json reference')
+    parser.add_argument('--transformers5', help='python with transformers 5.x: its differences, recorded next to the reference')
+    parser.add_argument(
+        '--special-token-goldens-only',
+        action='store_true',
+        help='only (re)write special-token-goldens.json from the fixtures as they are (needs --transformers4)',
+    )
     args = parser.parse_args()
+
+    if args.special_token_goldens_only:
+        if not args.transformers4:
+            sys.exit('--special-token-goldens-only needs --transformers4')
+        special_token_goldens(args.transformers4, args.transformers5)
+        print('special-token-goldens.json written to %s' % os.path.normpath(FIXTURES))
+        return
+    if spm is None:
+        sys.exit('sentencepiece is not importable by %s (see the requirements above)' % sys.executable)
 
     lines = corpus_lines()
     strings = test_strings()
@@ -756,6 +1136,11 @@ def main():
         )
     else:
         print('no --hf-tokenizers: tokenizer-json-goldens.json left as it is', file=sys.stderr)
+
+    if args.transformers4:
+        special_token_goldens(args.transformers4, args.transformers5)
+    else:
+        print('no --transformers4: special-token-goldens.json left as it is', file=sys.stderr)
 
     total = 0
     for root, _, files in os.walk(FIXTURES):
