@@ -77,6 +77,42 @@ describe(`SentencePieceProcessor against ${goldens.reference}`, () => {
   });
 });
 
+describe("decodePieces and addDummyPrefix (what transformers' slow tokenizers use)", () => {
+  const bytes = readFileSync(tokenizerFixturePath('sp-bpe/tokenizer.model'));
+  const sp = new SentencePieceProcessor(bytes, 'tokenizer.model');
+
+  // [pieces, sentencepiece 0.2.2 decode(pieces)]: strings that are no piece are written unchanged
+  const CASES: [string[], string][] = [
+    [['\u2581', 'he', 'l', 'l', 'o'], 'hello'],
+    [['', '\u2581', 'he'], 'he'],
+    [['\u2581he', 'l', 'l', 'o'], '\u2581hello'],
+    [
+      ['\u2581hello', 'xyz', '', '\u2581w', '<0xE3>', '<0x81>', '<0x82>', '</s>', '<unk>', 'not\u2581a\u2581piece'],
+      '\u2581helloxyz w\u3042 \u2047 not\u2581a\u2581piece',
+    ],
+    [['<0xE3>', 'zz', '<0x81>'], '\ufffdzz\ufffd'],
+    [[], ''],
+  ];
+
+  it.each(CASES)('%j', (pieces, want) => {
+    expect(sp.decodePieces(pieces)).toBe(want);
+  });
+
+  it('decode(ids) is decodePieces of their pieces', () => {
+    const ids = sp.encode('hello world 龘 日本語');
+    expect(sp.decodePieces(ids.map((id) => sp.idToPiece(id) as string))).toBe(sp.decode(ids));
+  });
+
+  it('addDummyPrefix: false encodes and decodes without the dummy ▁ (sentencepiece with the spec changed)', () => {
+    const off = new SentencePieceProcessor(bytes, 'tokenizer.model', { addDummyPrefix: false });
+    expect(sp.encode('hello world')).toEqual([322, 259, 331, 331, 329, 317, 331, 333]);
+    expect(off.encode('hello world')).toEqual([259, 331, 331, 329, 317, 331, 333]);
+    expect(off.encode(' hello')).toEqual([322, 259, 331, 331, 329]);
+    expect(off.decode(off.encode(' hello'))).toBe(' hello');
+    expect(sp.decode(off.encode(' hello'))).toBe('hello');
+  });
+});
+
 describe('parseModelProto errors name the file', () => {
   it('rejects bytes that are not a protobuf', () => {
     expect(() => parseModelProto(new TextEncoder().encode('{"not": "a model"}'), 'spiece.model')).toThrow(

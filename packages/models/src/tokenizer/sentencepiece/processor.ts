@@ -26,12 +26,20 @@ export class SentencePieceProcessor {
   private readonly normalizer: Normalizer;
   private readonly model: { encode(normalized: string): Segment[] };
 
-  /** `fileName` labels errors (`spiece.model is not a valid SentencePiece model: ...`). */
+  /**
+   * `fileName` labels errors (`spiece.model is not a valid SentencePiece model: ...`).
+   * `addDummyPrefix` overrides the model's normalizer_spec.add_dummy_prefix, as
+   * transformers' T5 / Llama tokenizers with `legacy: false` do to the model they load.
+   */
   constructor(
     bytes: Uint8Array,
     readonly fileName = 'SentencePiece model',
+    options: { addDummyPrefix?: boolean } = {},
   ) {
     const proto = parseModelProto(bytes, fileName);
+    if (options.addDummyPrefix !== undefined) {
+      proto.normalizerSpec = { ...proto.normalizerSpec, addDummyPrefix: options.addDummyPrefix };
+    }
     this.proto = proto;
     const { pieces, trainerSpec, normalizerSpec } = proto;
     const type = MODEL_TYPES[trainerSpec.modelType] ?? `type ${trainerSpec.modelType}`;
@@ -121,6 +129,25 @@ export class SentencePieceProcessor {
 
   /** Text of `ids`, as `SentencePieceProcessor.decode(ids)`. */
   decode(ids: readonly number[]): string {
+    const { pieces } = this.proto;
+    for (const id of ids) {
+      if (!Number.isInteger(id) || pieces[id] === undefined) {
+        throw new Error(`${this.fileName}: cannot decode id ${id}: ids run from 0 to ${pieces.length - 1}`);
+      }
+    }
+    return this.decodeSymbols(ids.map((id) => ({ piece: pieces[id].piece, id })));
+  }
+
+  /**
+   * Text of piece strings, as `SentencePieceProcessor.decode(pieces)` (what transformers'
+   * slow tokenizers call): a string that is no piece of the model is written as it is.
+   */
+  decodePieces(pieces: readonly string[]): string {
+    return this.decodeSymbols(pieces.map((piece) => ({ piece, id: this.ids.get(piece) ?? -1 })));
+  }
+
+  /** sentencepiece's Decode over (piece, id) pairs; id -1: not in the vocabulary. */
+  private decodeSymbols(symbols: readonly { piece: string; id: number }[]): string {
     const { pieces, trainerSpec, normalizerSpec } = this.proto;
     const stripBosWs = normalizerSpec.addDummyPrefix || normalizerSpec.removeExtraWhitespaces;
     let text = '';
@@ -143,18 +170,20 @@ export class SentencePieceProcessor {
       bytes = [];
     };
 
-    for (const id of ids) {
-      const p = pieces[id];
-      if (!Number.isInteger(id) || p === undefined) {
-        throw new Error(`${this.fileName}: cannot decode id ${id}: ids run from 0 to ${pieces.length - 1}`);
-      }
-      if (p.type === PieceType.BYTE) {
+    for (const { piece: surface, id } of symbols) {
+      const p = id >= 0 ? pieces[id] : undefined;
+      if (p?.type === PieceType.BYTE) {
         bytes.push(Number.parseInt(p.piece.slice(3, 5), 16));
         continue;
       }
       flushBytes();
       if (bosWsSeen || text.length > 0) isBosWs = false;
       bosWsSeen = false;
+      if (p === undefined) {
+        // sentencepiece maps it to <unk> and, as it is not the <unk> piece, writes it unchanged
+        text += surface;
+        continue;
+      }
       if (p.type === PieceType.CONTROL) continue;
       if (p.type === PieceType.UNKNOWN) {
         text += trainerSpec.unkSurface;
