@@ -1,6 +1,7 @@
 /**
  * Reads tokenizer_config.json and special_tokens_map.json the way transformers'
- * `from_pretrained` combines them: special_tokens_map.json wins for the keys it has;
+ * `from_pretrained` combines them: special_tokens_map.json wins for the keys it has,
+ * unless tokenizer_config.json has added_tokens_decoder (then the map is not read);
  * token values may be strings, AddedToken objects ({ content, ... }) or null.
  */
 
@@ -17,7 +18,13 @@ export interface TokenizerSettings {
   tokenSource: Partial<Record<SpecialTokenKey, string>>;
   additionalSpecialTokens: string[];
   /** tokenizer_config.json added_tokens_decoder (transformers >= 4.34) */
-  addedTokens: { id: number; content: string; special: boolean }[];
+  addedTokens: AddedTokenEntry[];
+  /**
+   * lstrip / rstrip / single_word of tokens written as AddedToken objects: the special
+   * tokens and additional_special_tokens of both files, then added_tokens_decoder (which
+   * wins, as transformers puts its entries in place of the others)
+   */
+  tokenFlags: Map<string, AddedTokenFlags>;
   addBosToken: boolean | undefined;
   addEosToken: boolean | undefined;
   paddingSide: 'right' | 'left';
@@ -26,6 +33,25 @@ export interface TokenizerSettings {
   modelMaxLength: number | null;
   tokenizerClass: string | null;
   cleanUpTokenizationSpaces: boolean;
+  /** T5Tokenizer / LlamaTokenizer `legacy` (transformers' default when absent: true) */
+  legacy: boolean | undefined;
+  /** T5Tokenizer / LlamaTokenizer `add_prefix_space` (default true) */
+  addPrefixSpace: boolean | undefined;
+}
+
+export interface AddedTokenFlags {
+  /** eats the whitespace on its left */
+  lstrip: boolean;
+  /** eats the whitespace on its right */
+  rstrip: boolean;
+  /** only matches as a whole word */
+  singleWord: boolean;
+}
+
+export interface AddedTokenEntry extends AddedTokenFlags {
+  id: number;
+  content: string;
+  special: boolean;
 }
 
 /** Parses a JSON file's text, naming the file in the error. */
@@ -54,6 +80,13 @@ function tokenText(value: unknown, where: string): string | null {
   throw new Error(`${where} must be a string, an AddedToken object with "content", or null; got ${JSON.stringify(value)}`);
 }
 
+/** The flags of an AddedToken object ({ content, lstrip, rstrip, single_word, ... }); null for a plain string. */
+function tokenFlags(value: unknown): AddedTokenFlags | null {
+  if (value === null || typeof value !== 'object') return null;
+  const v = value as { lstrip?: unknown; rstrip?: unknown; single_word?: unknown };
+  return { lstrip: v.lstrip === true, rstrip: v.rstrip === true, singleWord: v.single_word === true };
+}
+
 function side(value: unknown, where: string): 'right' | 'left' | undefined {
   if (value === undefined || value === null) return undefined;
   if (value === 'right' || value === 'left') return value;
@@ -75,42 +108,60 @@ export function readTokenizerSettings(
   const config = tokenizerConfigText === undefined ? {} : asObject(parseJsonFile(tokenizerConfigText, CONFIG), CONFIG);
   const map = specialTokensMapText === undefined ? {} : asObject(parseJsonFile(specialTokensMapText, MAP), MAP);
 
+  // transformers reads special_tokens_map.json only for configs without added_tokens_decoder
+  // (saved before 4.34); then its entries replace tokenizer_config.json's
+  const decoder = config.added_tokens_decoder;
+  const hasDecoder = decoder !== undefined && decoder !== null;
+  const files: (readonly [string, Record<string, unknown>])[] = hasDecoder
+    ? [[CONFIG, config]]
+    : [
+        [CONFIG, config],
+        [MAP, map],
+      ];
+
   const tokens: TokenizerSettings['tokens'] = {};
   const tokenSource: TokenizerSettings['tokenSource'] = {};
+  const flags = new Map<string, AddedTokenFlags>();
   for (const key of SPECIAL_TOKEN_KEYS) {
-    for (const [file, obj] of [
-      [CONFIG, config],
-      [MAP, map],
-    ] as const) {
+    let value: unknown;
+    for (const [file, obj] of files) {
       if (key in obj) {
         tokens[key] = tokenText(obj[key], `${file} ${key}`);
         tokenSource[key] = file;
+        value = obj[key];
       }
     }
+    const text = tokens[key];
+    if (text === undefined || text === null) continue;
+    // the AddedToken object that won, or a plain string (no flags)
+    const f = tokenFlags(value);
+    if (f) flags.set(text, f);
+    else flags.delete(text);
   }
 
   const additional = new Set<string>();
-  for (const [file, obj] of [
-    [CONFIG, config],
-    [MAP, map],
-  ] as const) {
+  for (const [file, obj] of files) {
     const list = obj.additional_special_tokens;
     if (list === undefined || list === null) continue;
     if (!Array.isArray(list)) throw new Error(`${file} additional_special_tokens must be a list`);
     list.forEach((t, i) => {
       const text = tokenText(t, `${file} additional_special_tokens[${i}]`);
-      if (text !== null) additional.add(text);
+      if (text === null || additional.has(text)) return;
+      additional.add(text);
+      const f = tokenFlags(t);
+      if (f) flags.set(text, f);
     });
   }
 
   const addedTokens: TokenizerSettings['addedTokens'] = [];
-  const decoder = config.added_tokens_decoder;
-  if (decoder !== undefined && decoder !== null) {
+  if (hasDecoder) {
     for (const [id, value] of Object.entries(asObject(decoder, `${CONFIG} added_tokens_decoder`))) {
       const content = tokenText(value, `${CONFIG} added_tokens_decoder["${id}"]`);
       if (content === null || !/^\d+$/.test(id)) continue;
       const special = (value as { special?: unknown }).special === true;
-      addedTokens.push({ id: Number(id), content, special });
+      const f = tokenFlags(value) ?? { lstrip: false, rstrip: false, singleWord: false };
+      addedTokens.push({ id: Number(id), content, special, ...f });
+      flags.set(content, f);
     }
   }
 
@@ -123,6 +174,7 @@ export function readTokenizerSettings(
     tokenSource,
     additionalSpecialTokens: [...additional],
     addedTokens,
+    tokenFlags: flags,
     addBosToken: bool(config.add_bos_token, `${CONFIG} add_bos_token`),
     addEosToken: bool(config.add_eos_token, `${CONFIG} add_eos_token`),
     paddingSide: side(config.padding_side, `${CONFIG} padding_side`) ?? 'right',
@@ -130,5 +182,7 @@ export function readTokenizerSettings(
     modelMaxLength,
     tokenizerClass: typeof cls === 'string' ? cls : null,
     cleanUpTokenizationSpaces: bool(config.clean_up_tokenization_spaces, `${CONFIG} clean_up_tokenization_spaces`) ?? false,
+    legacy: bool(config.legacy, `${CONFIG} legacy`),
+    addPrefixSpace: bool(config.add_prefix_space, `${CONFIG} add_prefix_space`),
   };
 }
