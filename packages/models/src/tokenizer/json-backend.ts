@@ -4,7 +4,7 @@
  */
 
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import type { TokenizerBackend } from './backend.js';
+import type { TokenizerBackend, TokenizerSpecialTokens } from './backend.js';
 import { parseJsonFile } from './config.js';
 
 const FILE = 'tokenizer.json';
@@ -25,6 +25,7 @@ export class TokenizerJsonBackend implements TokenizerBackend {
   readonly ownSpecialTokens: readonly string[];
   private readonly hf: HfTokenizer;
   private readonly cleanUp: boolean;
+  private specialIds = new Set<number>();
 
   constructor(text: string, options: JsonBackendOptions) {
     const json = parseJsonFile(text, FILE);
@@ -75,8 +76,9 @@ export class TokenizerJsonBackend implements TokenizerBackend {
     return unk === undefined ? {} : { unk_token: unk };
   }
 
-  setSplitTokens(): void {
-    // added_tokens in tokenizer.json are split out by the library
+  setSpecialTokens(tokens: TokenizerSpecialTokens): void {
+    // added_tokens in tokenizer.json are split out by the library; these are what decode skips
+    this.specialIds = new Set(tokens.all.map((t) => this.hf.token_to_id(t)).filter((id): id is number => id !== undefined));
   }
 
   encodeText(text: string): number[] {
@@ -97,8 +99,8 @@ export class TokenizerJsonBackend implements TokenizerBackend {
     return { prefix: ids(tokens.slice(0, at)), suffix: ids(tokens.slice(at + 1)) };
   }
 
-  decode(ids: readonly number[], skipSpecial: boolean, special: ReadonlySet<number>): string {
-    const kept = skipSpecial ? ids.filter((id) => !special.has(id)) : [...ids];
+  decode(ids: readonly number[], skipSpecial: boolean): string {
+    const kept = skipSpecial ? ids.filter((id) => !this.specialIds.has(id)) : [...ids];
     if (kept.length === 0) return '';
     return this.hf.decode(kept, { skip_special_tokens: skipSpecial, clean_up_tokenization_spaces: this.cleanUp });
   }

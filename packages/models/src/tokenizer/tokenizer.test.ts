@@ -59,8 +59,53 @@ describe('special tokens from the configs', () => {
     expect(tok.source).toBe('tokenizer.model');
     expect([tok.unkTokenId, tok.bosTokenId, tok.eosTokenId, tok.padTokenId]).toEqual([0, 1, 2, null]);
     expect(tok.encode('hello')).toEqual([1, ...BPE_HELLO]);
-    expect(tok.decode([1, ...BPE_HELLO, 2])).toBe('<s>hello</s>');
+    // LlamaTokenizer (legacy) writes a space before a special token that follows text
+    expect(tok.decode([1, ...BPE_HELLO, 2])).toBe('<s> hello</s>');
     expect(tok.decode([1, ...BPE_HELLO, 2], { skipSpecialTokens: true })).toBe('hello');
+  });
+
+  it('rinna style: </s> at the end of the text is not appended again; decode as T5Tokenizer', async () => {
+    const tok = await loadTokenizer(tokenizerFixturePath('sp-unigram'));
+    expect(tok.encode('hello</s>')).toEqual([...UNIGRAM_HELLO, 3]);
+    expect(tok.encode('hello</s></s>')).toEqual([...UNIGRAM_HELLO, 3, 3]);
+    expect(tok.encode('hello</s> ')).toEqual([...UNIGRAM_HELLO, 3, 263, 3]);
+    expect(tok.encodeBatch(['hello</s>', 'hello'], { padding: 'longest' }).inputIds).toEqual([
+      [...UNIGRAM_HELLO, 3],
+      [...UNIGRAM_HELLO, 3],
+    ]);
+    // a space before a special token that follows text, the whole stripped
+    expect(tok.decode([3, ...UNIGRAM_HELLO, 3])).toBe('</s> hello</s>');
+    expect(tok.decode([0, 0, ...UNIGRAM_HELLO, 3], { skipSpecialTokens: true })).toBe('hello');
+  });
+
+  it('Llama style with legacy: false: no extra ▁ after a special token', () => {
+    const config = { ...JSON.parse(read('sp-bpe/tokenizer_config.json')), legacy: false };
+    const files = {
+      'tokenizer.model': readFileSync(tokenizerFixturePath('sp-bpe/tokenizer.model')),
+      'tokenizer_config.json': JSON.stringify(config),
+    };
+    const nonLegacy = createTokenizer(files);
+    const legacy = createTokenizer({ ...files, 'tokenizer_config.json': read('sp-bpe/tokenizer_config.json') });
+    // BPE_HELLO starts with "▁" (322): legacy runs the text after </s> through the dummy prefix
+    expect(legacy.encode('</s>hello', { addSpecialTokens: false })).toEqual([2, ...BPE_HELLO]);
+    expect(nonLegacy.encode('</s>hello', { addSpecialTokens: false })).toEqual([2, ...BPE_HELLO.slice(1)]);
+    expect(nonLegacy.encode('hello', { addSpecialTokens: false })).toEqual(BPE_HELLO);
+  });
+
+  it('added tokens past the SentencePiece vocabulary (a Llama <pad> at the end) are ids of their own', () => {
+    const config = {
+      ...JSON.parse(read('sp-bpe/tokenizer_config.json')),
+      pad_token: '<pad>',
+      added_tokens_decoder: { '520': { content: '<pad>', special: true, lstrip: false, rstrip: false, normalized: false } },
+    };
+    const tok = createTokenizer({
+      'tokenizer.model': readFileSync(tokenizerFixturePath('sp-bpe/tokenizer.model')),
+      'tokenizer_config.json': JSON.stringify(config),
+    });
+    expect(tok.vocabSize).toBe(521);
+    expect(tok.padTokenId).toBe(520);
+    expect(tok.encode('hello<pad>')).toEqual([1, ...BPE_HELLO, 520]);
+    expect(tok.decode([1, ...BPE_HELLO, 520, 520], { skipSpecialTokens: true })).toBe('hello');
   });
 
   it('add_bos_token / add_eos_token in tokenizer_config.json override tokenizer.json post_processor', () => {

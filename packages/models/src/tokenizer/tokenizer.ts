@@ -7,7 +7,7 @@
 import type { TokenizerBackend } from './backend.js';
 import { readTokenizerSettings, type SpecialTokenKey, type TokenizerSettings } from './config.js';
 import { TokenizerJsonBackend } from './json-backend.js';
-import { SentencePieceBackend } from './sentencepiece-backend.js';
+import { SentencePieceBackend, type SlowTokenizerStyle } from './sentencepiece-backend.js';
 import type {
   BatchEncoding,
   CreateTokenizerOptions,
@@ -22,12 +22,22 @@ import type {
 /** The tokenizer files looked for, in order of preference. */
 export const TOKENIZER_MODEL_FILES = ['tokenizer.json', 'tokenizer.model', 'spiece.model'] as const;
 
+/** The slow tokenizer class of tokenizer_config.json, "Fast" dropped (a SentencePiece model runs the slow one). */
+function slowClass(tokenizerClass: string | null): string {
+  return (tokenizerClass ?? '').replace(/Fast$/, '');
+}
+
 /** Slow tokenizer classes and what they add around a sequence when the config does not say. */
 function classAffixes(tokenizerClass: string | null): { bos: boolean; eos: boolean } {
-  const cls = (tokenizerClass ?? '').replace(/Fast$/, '');
+  const cls = slowClass(tokenizerClass);
   if (cls === 'T5Tokenizer') return { bos: false, eos: true };
   if (cls === 'LlamaTokenizer' || cls === 'CodeLlamaTokenizer' || cls === 'GemmaTokenizer') return { bos: true, eos: false };
   return { bos: false, eos: false };
+}
+
+function slowStyle(tokenizerClass: string | null): SlowTokenizerStyle {
+  const cls = slowClass(tokenizerClass);
+  return cls === 'T5Tokenizer' ? 't5' : cls === 'LlamaTokenizer' ? 'llama' : 'plain';
 }
 
 function chooseBackend(files: TokenizerFiles, settings: TokenizerSettings, options: CreateTokenizerOptions): TokenizerBackend {
@@ -37,7 +47,14 @@ function chooseBackend(files: TokenizerFiles, settings: TokenizerSettings, optio
   if (useSp) {
     const bytes = files[spFile];
     if (!(bytes instanceof Uint8Array)) throw new Error(`${spFile} must be given as bytes (Uint8Array), got ${typeof bytes}`);
-    return new SentencePieceBackend(bytes, spFile);
+    return new SentencePieceBackend(bytes, spFile, {
+      style: slowStyle(settings.tokenizerClass),
+      legacy: settings.legacy ?? true,
+      addPrefixSpace: settings.addPrefixSpace ?? true,
+      cleanUpTokenizationSpaces: settings.cleanUpTokenizationSpaces,
+      addedTokens: settings.addedTokens,
+      tokenFlags: settings.tokenFlags,
+    });
   }
   if (json !== undefined) {
     if (typeof json !== 'string') throw new Error(`tokenizer.json must be given as text, got ${typeof json}`);
@@ -83,7 +100,8 @@ class HfFolderTokenizer implements Tokenizer {
   readonly modelMaxLength: number | null;
   private readonly prefix: number[];
   private readonly suffix: number[];
-  private readonly specialIds: Set<number>;
+  /** the suffix (eos) is left out when the ids already end with it (T5Tokenizer) */
+  private readonly suffixIfAbsent: boolean;
   private readonly truncationSide: 'right' | 'left';
 
   constructor(
@@ -120,13 +138,19 @@ class HfFolderTokenizer implements Tokenizer {
     this.padTokenId = resolved.pad_token?.id ?? null;
     this.unkTokenId = resolved.unk_token?.id ?? null;
 
-    const all = new Set<string>();
-    for (const r of Object.values(resolved)) if (r) all.add(r.text);
-    for (const t of settings.additionalSpecialTokens) all.add(t);
+    const inVocabulary = (t: string) => backend.tokenToId(t) !== null;
+    // transformers' all_special_tokens: the named ones, in SPECIAL_TOKENS_ATTRIBUTES order
+    const named = new Set<string>();
+    for (const key of ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const) {
+      const r = resolved[key];
+      if (r) named.add(r.text);
+    }
+    const additional = settings.additionalSpecialTokens.filter(inVocabulary);
+    for (const t of additional) named.add(t);
+    const all = new Set(named);
     for (const t of settings.addedTokens) if (t.special) all.add(t.content);
     for (const t of backend.ownSpecialTokens) all.add(t);
-    const allSpecial = [...all].filter((t) => backend.tokenToId(t) !== null);
-    this.specialIds = new Set(allSpecial.map((t) => backend.tokenToId(t) as number));
+    const allSpecial = [...all].filter(inVocabulary);
     this.specialTokens = {
       bos: resolved.bos_token?.text ?? null,
       eos: resolved.eos_token?.text ?? null,
@@ -134,14 +158,19 @@ class HfFolderTokenizer implements Tokenizer {
       pad: resolved.pad_token?.text ?? null,
       all: allSpecial,
     };
-    backend.setSplitTokens([...allSpecial, ...settings.addedTokens.map((t) => t.content)]);
+    backend.setSpecialTokens({ named: [...named], all: allSpecial, additional, unk: resolved.unk_token?.text ?? null });
 
     // What encode() adds: the config's add_bos_token / add_eos_token when it sets them
     // (as transformers' Llama and GPT-NeoX tokenizers rebuild their post-processor),
     // else tokenizer.json's post_processor, else the slow tokenizer class's rule.
+    // A SentencePiece model with T5Tokenizer runs T5Tokenizer.build_inputs_with_special_tokens:
+    // eos unless the text already ends with it, whatever add_bos_token / add_eos_token say.
+    const t5 = backend.source !== 'tokenizer.json' && slowStyle(settings.tokenizerClass) === 't5';
     let affixes: { prefix: number[]; suffix: number[] };
     const defaults = backend.defaultAffixes();
-    if (settings.addBosToken !== undefined || settings.addEosToken !== undefined || defaults === null) {
+    if (t5) {
+      affixes = { prefix: [], suffix: this.eosTokenId === null ? [] : [this.eosTokenId] };
+    } else if (settings.addBosToken !== undefined || settings.addEosToken !== undefined || defaults === null) {
       const byClass = classAffixes(settings.tokenizerClass);
       const addBos = settings.addBosToken ?? (defaults === null ? byClass.bos : false);
       const addEos = settings.addEosToken ?? (defaults === null ? byClass.eos : false);
@@ -159,6 +188,7 @@ class HfFolderTokenizer implements Tokenizer {
     }
     this.prefix = affixes.prefix;
     this.suffix = affixes.suffix;
+    this.suffixIfAbsent = t5;
     this.addBosToken = this.bosTokenId !== null && this.prefix.includes(this.bosTokenId);
     this.addEosToken = this.eosTokenId !== null && this.suffix.includes(this.eosTokenId);
     this.paddingSide = settings.paddingSide;
@@ -185,7 +215,13 @@ class HfFolderTokenizer implements Tokenizer {
   encode(text: string, options: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') throw new Error(`encode: text must be a string, got ${typeof text}`);
     const ids = this.backend.encodeText(text);
-    return (options.addSpecialTokens ?? true) ? [...this.prefix, ...ids, ...this.suffix] : ids;
+    return (options.addSpecialTokens ?? true) ? this.withAffixes(ids) : ids;
+  }
+
+  /** build_inputs_with_special_tokens */
+  private withAffixes(ids: number[]): number[] {
+    const suffix = this.suffixIfAbsent && ids.length > 0 && ids[ids.length - 1] === this.suffix[0] ? [] : this.suffix;
+    return [...this.prefix, ...ids, ...suffix];
   }
 
   decode(ids: readonly number[], options: DecodeOptions = {}): string {
@@ -195,7 +231,7 @@ class HfFolderTokenizer implements Tokenizer {
         throw new Error(`decode: id ${id} is not a token id of this tokenizer (0 to ${n - 1})`);
       }
     }
-    return this.backend.decode(ids, options.skipSpecialTokens ?? false, this.specialIds);
+    return this.backend.decode(ids, options.skipSpecialTokens ?? false);
   }
 
   encodeBatch(texts: readonly string[], options: EncodeBatchOptions = {}): BatchEncoding {
@@ -232,18 +268,17 @@ class HfFolderTokenizer implements Tokenizer {
       }
     }
 
-    const prefix = addSpecial ? this.prefix : [];
-    const suffix = addSpecial ? this.suffix : [];
+    const added = addSpecial ? this.prefix.length + this.suffix.length : 0;
     const inputIds = texts.map((text) => {
       let ids = this.backend.encodeText(text);
       if (truncation && maxLength !== null) {
-        const room = maxLength - prefix.length - suffix.length;
+        const room = maxLength - added;
         if (room < 0) {
-          throw new Error(`encodeBatch: maxLength ${maxLength} leaves no room next to ${prefix.length + suffix.length} special tokens`);
+          throw new Error(`encodeBatch: maxLength ${maxLength} leaves no room next to ${added} special tokens`);
         }
         if (ids.length > room) ids = truncationSide === 'right' ? ids.slice(0, room) : ids.slice(ids.length - room);
       }
-      return [...prefix, ...ids, ...suffix];
+      return addSpecial ? this.withAffixes(ids) : ids;
     });
 
     const attentionMask = inputIds.map((ids) => ids.map(() => 1));
