@@ -47,6 +47,8 @@ export class CausalLM extends Module {
   readonly headName: 'embed_out' | 'lm_head';
   readonly backend: Backend;
   readonly dtype: DType;
+  /** The folder the weights came from (transformers' `name_or_path`), set by `AutoModelFor….fromPretrained`; a saved adapter records it as base_model_name_or_path. */
+  nameOrPath: string | null = null;
 
   constructor(
     readonly config: ModelConfig,
