@@ -74,6 +74,22 @@ describe('CausalLMHead.loss', () => {
     }
   }
 
+  it("forward gives the causal LM's logits, and with labels the same loss as loss()", async () => {
+    const model = await loadTiny('tiny-gpt-neox', backend);
+    const head = new CausalLMHead(model);
+    const batch = pad(tokenRows([6, 4], model.config.vocabSize, 17), 'right', 0);
+    const labels = answerLabels(batch, [3, 2]);
+    const plain = head.forward(batch);
+    expect(plain.loss).toBeUndefined();
+    const reference = model.forward(batch).logits;
+    expect(maxAbsDiff(await plain.logits.data(), await reference.data())).toBe(0);
+    const out = head.forward({ ...batch, labels });
+    const loss = head.loss({ ...batch, labels });
+    expect(Math.abs((await out.loss!.item()) - (await loss.item()))).toBeLessThan(1e-6);
+    for (const t of [plain.logits, reference, out.logits, out.loss!, loss]) t.dispose();
+    model.dispose();
+  });
+
   it('no target left in the batch gives a zero loss with zero gradients', async () => {
     const model = (await loadTiny('tiny-llama', backend)).unfreeze();
     const head = new CausalLMHead(model);

@@ -11,6 +11,14 @@ export interface CausalLMBatch extends HeadBatch {
   labels: Rows;
 }
 
+/** What `CausalLMHead.forward` returns. */
+export interface CausalLMHeadOutput {
+  /** [batch, seq, vocab]. */
+  logits: Tensor;
+  /** The answer-token loss, when labels were given. */
+  loss?: Tensor;
+}
+
 /**
  * Study B's head: the causal LM itself, trained with the loss only on the answer tokens, and
  * batched greedy generation with a KV cache. Parameter names are those of
@@ -32,11 +40,20 @@ export class CausalLMHead extends Module {
     return this.getSubmodule(this.model.headName) as Linear;
   }
 
-  /** Logits [batch, seq, vocab]. */
-  forward(batch: HeadBatch): Tensor {
-    batchShape('CausalLMHead', batch);
+  /**
+   * `{ logits }` [batch, seq, vocab] (as `CausalLM.forward`), and with `batch.labels` also `loss`,
+   * the same value as `loss(batch)`, taken from these logits.
+   */
+  forward(batch: HeadBatch & { labels?: Rows }): CausalLMHeadOutput {
+    const [b, t] = batchShape('CausalLMHead', batch);
     checkIds('CausalLMHead', batch.inputIds, this.model.config.vocabSize);
-    return tidy(() => this.lmHead.forward(baseHidden(this.base, this.model, batch)));
+    const picked = batch.labels ? this.#targets('CausalLMHead.forward', batch.labels, b, t) : null;
+    return tidy(() => {
+      const logits = this.lmHead.forward(baseHidden(this.base, this.model, batch));
+      if (!picked) return { logits };
+      const flat = reshape(logits, [b * t, logits.shape[2]!]);
+      return { logits, loss: this.#crossEntropy(flat, picked) };
+    });
   }
 
   /**
@@ -48,7 +65,24 @@ export class CausalLMHead extends Module {
     const where = 'CausalLMHead.loss';
     const [b, t] = batchShape(where, batch);
     checkIds(where, batch.inputIds, this.model.config.vocabSize);
-    const { labels } = batch;
+    const picked = this.#targets(where, batch.labels, b, t);
+    return tidy(() => {
+      const hidden = baseHidden(this.base, this.model, batch);
+      const flat = reshape(hidden, [b * t, hidden.shape[2]!]);
+      const index = tensor(picked.rows, [picked.rows.length], { backend: this.model.backend, dtype: 'int32' });
+      const logits = this.lmHead.forward(gatherRows(flat, index));
+      return crossEntropy(logits, picked.targets, { ignoreIndex: -100 });
+    });
+  }
+
+  /** Cross-entropy of the rows of flat logits [batch·seq, vocab] that have a target. */
+  #crossEntropy(flat: Tensor, picked: { rows: number[]; targets: number[] }): Tensor {
+    const index = tensor(picked.rows, [picked.rows.length], { backend: this.model.backend, dtype: 'int32' });
+    return crossEntropy(gatherRows(flat, index), picked.targets, { ignoreIndex: -100 });
+  }
+
+  /** The flat positions whose logits predict a label (the one before it) and those labels. */
+  #targets(where: string, labels: Rows, b: number, t: number): { rows: number[]; targets: number[] } {
     const vocab = this.model.config.vocabSize;
     if (labels.length !== b || labels.some((r) => r.length !== t)) {
       throw new Error(
@@ -77,13 +111,7 @@ export class CausalLMHead extends Module {
       rows.push(0);
       targets.push(-100);
     }
-    return tidy(() => {
-      const hidden = baseHidden(this.base, this.model, batch);
-      const flat = reshape(hidden, [b * t, hidden.shape[2]!]);
-      const index = tensor(rows, [rows.length], { backend: this.model.backend, dtype: 'int32' });
-      const logits = this.lmHead.forward(gatherRows(flat, index));
-      return crossEntropy(logits, targets, { ignoreIndex: -100 });
-    });
+    return { rows, targets };
   }
 
   /**

@@ -1,5 +1,20 @@
 export { type HeadBatch, lastTokenIndex, type Rows } from './batch.js';
-export { type CausalLMBatch, CausalLMHead } from './causal-lm-head.js';
+export { type CausalLMBatch, CausalLMHead, type CausalLMHeadOutput } from './causal-lm-head.js';
 export type { GenerateOptions, Prompts, TokenDecoder } from './generate.js';
-export { SequenceClassifier, type SequenceClassifierOptions } from './sequence-classifier.js';
-export { TokenClassifier, type TokenClassifierOptions } from './token-classifier.js';
+export {
+  adapterLabels,
+  loadPeftSequenceClassifierFrom,
+  loadSequenceClassifierFrom,
+  type PeftSequenceClassifierFromPretrainedOptions,
+  readAdapterConfig,
+  type SequenceClassifierFromPretrainedOptions,
+} from './pretrained.js';
+export {
+  normalizeId2Label,
+  SequenceClassifier,
+  type SequenceClassifierInput,
+  type SequenceClassifierOptions,
+  type SequenceClassifierOutput,
+  sequenceClassificationArchitecture,
+} from './sequence-classifier.js';
+export { TokenClassifier, type TokenClassifierInput, type TokenClassifierOptions, type TokenClassifierOutput } from './token-classifier.js';

@@ -48,7 +48,8 @@ describe('SequenceClassifier pooling (Study A)', () => {
     const batch = pad(tokenRows([3, 6, 4], model.config.vocabSize, 5), 'right');
     const pooled = await head.pool(batch).data();
     const w = await head.score.weight.data();
-    const logits = head.forward(batch);
+    const { logits, loss: none } = head.forward(batch);
+    expect(none).toBeUndefined();
     expect(logits.shape).toEqual([3, 4]);
     const want: number[] = [];
     for (let b = 0; b < 3; b++) {
@@ -74,12 +75,17 @@ describe('SequenceClassifier loss and training', () => {
     const head = new SequenceClassifier(model, { numLabels: 3, generator: new Generator(3) });
     const batch = pad(tokenRows([4, 7, 2, 5], model.config.vocabSize, 9), 'right');
     const labels = [2, 0, 1, 2];
-    const logits = head.forward(batch);
+    const { logits } = head.forward(batch);
     const want = referenceCrossEntropy(await logits.data(), 3, labels);
     const loss = head.loss(batch, labels);
     expect(loss.shape).toEqual([]);
     expect(Math.abs((await loss.item()) - want)).toBeLessThan(1e-5);
-    for (const t of [logits, loss]) t.dispose();
+    // forward with labels: the same loss beside the logits (transformers' SequenceClassifierOutput).
+    const out = head.forward({ ...batch, labels });
+    expect(Math.abs((await out.loss!.item()) - want)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(await out.logits.data(), await logits.data())).toBe(0);
+    expect(() => head.forward({ ...batch, labels: [0, 1] })).toThrow('SequenceClassifier.forward: 2 labels for a batch of 4 rows');
+    for (const t of [logits, loss, out.logits, out.loss!]) t.dispose();
     head.dispose();
     model.dispose();
   });
@@ -184,7 +190,7 @@ describe('SequenceClassifier names and errors', () => {
     expect(() => head.forward({ inputIds: [[5, 6]], attentionMask: [[0, 0]] })).toThrow('attentionMask row 0 has no real token');
     expect(() => head.forward({ inputIds: [[5, 600]] })).toThrow('inputIds[0][1] = 600 is outside the vocabulary [0, 520)');
     expect(memoryInfo(backend).tensors).toBe(live);
-    noGrad(() => head.forward(batch)).dispose();
+    noGrad(() => head.forward(batch)).logits.dispose();
     expect(memoryInfo(backend).tensors).toBe(live);
     model.dispose();
   });

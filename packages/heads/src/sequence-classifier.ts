@@ -5,6 +5,7 @@ import {
   type Generator,
   gatherRows,
   Linear,
+  labelMaps,
   Module,
   noGrad,
   reshape,
@@ -12,15 +13,81 @@ import {
   tensor,
   tidy,
 } from '@peft/core';
-import type { BaseModel, CausalLM } from '@peft/models';
+import type { BaseModel, CausalLM, ModelConfig } from '@peft/models';
 import { baseHidden, batchShape, checkCount, checkIds, type HeadBatch, inEvalMode, lastTokenIndex } from './batch.js';
 
+/** A batch for the classifier, with one class id per row when a loss is wanted (transformers' `labels`). */
+export interface SequenceClassifierInput extends HeadBatch {
+  labels?: readonly number[];
+}
+
+/** What `forward` returns, as transformers' SequenceClassifierOutput: `loss` only when labels were given. */
+export interface SequenceClassifierOutput {
+  /** [batch, numLabels]. */
+  logits: Tensor;
+  /** Mean cross-entropy against `labels` (a scalar that backward can start from). */
+  loss?: Tensor;
+}
+
 export interface SequenceClassifierOptions {
-  numLabels: number;
-  /** Draws the score layer's initial weight (PyTorch's Linear init, U(±1/√hidden)). */
+  /** Number of classes; default the length of `id2label`. */
+  numLabels?: number;
+  /**
+   * Class names by id (transformers' `id2label`): a list, or config.json's `{ "0": "neg", … }`.
+   * Default `LABEL_0`, `LABEL_1`, … as transformers names them.
+   */
+  id2label?: readonly string[] | Readonly<Record<string, string>>;
+  /**
+   * The pad token id written to config.json by `saveMerged` (transformers' classifier finds each
+   * row's last token as the last one that is not the pad id). Default the model's `pad_token_id`.
+   * Pooling here reads the attention mask and never this id.
+   */
+  padTokenId?: number | null;
+  /** Draws the score layer's initial weight. */
   generator?: Generator;
+  /**
+   * The score layer's initial weight: 'default' is PyTorch's Linear init, U(±1/√hidden);
+   * `{ normal: std }` is transformers' `_init_weights` (N(0, initializer_range²)).
+   */
+  init?: 'default' | { normal: number };
   /** Storage dtype of the score layer; default float32 (a bfloat16 backbone still feeds it). */
   dtype?: DType;
+}
+
+/** transformers' sequence-classification class for a causal LM's config: `GPTNeoXForCausalLM` → `GPTNeoXForSequenceClassification`. */
+export function sequenceClassificationArchitecture(config: ModelConfig): string {
+  const arch = Array.isArray(config.raw.architectures) ? config.raw.architectures[0] : undefined;
+  if (typeof arch === 'string' && /For[A-Za-z]+$/.test(arch)) return arch.replace(/For[A-Za-z]+$/, 'ForSequenceClassification');
+  const prefix = ARCHITECTURE_PREFIX[config.modelType];
+  if (!prefix)
+    throw new Error(
+      `SequenceClassifier: no transformers class known for model_type "${config.modelType}" (config.json has no architectures)`,
+    );
+  return `${prefix}ForSequenceClassification`;
+}
+
+const ARCHITECTURE_PREFIX: Record<string, string> = { gpt_neox: 'GPTNeoX', llama: 'Llama', mistral: 'Mistral', qwen2: 'Qwen2' };
+
+/** Class names by id from a list or a config.json `id2label` object (keys "0" … "n−1"). */
+export function normalizeId2Label(where: string, id2label: readonly string[] | Readonly<Record<string, string>>): string[] {
+  if (Array.isArray(id2label)) {
+    const list = id2label as readonly unknown[];
+    list.forEach((name, i) => {
+      if (typeof name !== 'string') throw new Error(`${where}: id2label[${i}] is ${JSON.stringify(name)}: class names must be strings`);
+    });
+    return [...(list as string[])];
+  }
+  const entries = Object.entries(id2label);
+  const out = new Array<string>(entries.length);
+  for (const [key, name] of entries) {
+    const id = Number(key);
+    if (!Number.isInteger(id) || id < 0 || id >= entries.length || String(id) !== key.trim()) {
+      throw new Error(`${where}: id2label has key ${JSON.stringify(key)}: keys must be the ids 0…${entries.length - 1}`);
+    }
+    if (typeof name !== 'string') throw new Error(`${where}: id2label[${key}] is ${JSON.stringify(name)}: class names must be strings`);
+    out[id] = name;
+  }
+  return out;
 }
 
 /**
@@ -28,6 +95,8 @@ export interface SequenceClassifierOptions {
  * `score`, a Linear(hidden, numLabels) without bias. Parameter names are those of transformers'
  * `GPTNeoXForSequenceClassification` / `LlamaForSequenceClassification`: `gpt_neox.*` or
  * `model.*`, and `score.weight` (PEFT's `modules_to_save: ["score"]` saves it with the adapter).
+ * `config` is that class's config (architectures, id2label, label2id, pad_token_id), which
+ * `saveMerged` writes and `getPeftModel` reads the model type from.
  *
  * Pooling follows the study, not transformers: the position comes from the attention mask
  * (sum(mask) − 1 under right padding, the last position under left padding), never from a pad id.
@@ -37,21 +106,37 @@ export class SequenceClassifier extends Module {
   /** The name of the head layer, for `modulesToSave`. */
   readonly scoreName = 'score';
   readonly numLabels: number;
+  /** Class names by id (transformers' `config.id2label`): `id2label[predictedId]`. */
+  readonly id2label: readonly string[];
+  /** Class ids by name (transformers' `config.label2id`). */
+  readonly label2id: Readonly<Record<string, number>>;
+  /** The pad token id config.json records (see the option). */
+  padTokenId: number | null;
 
   constructor(
     readonly model: CausalLM,
     opts: SequenceClassifierOptions,
   ) {
     super();
-    checkCount('SequenceClassifier', 'numLabels', opts.numLabels);
-    this.numLabels = opts.numLabels;
+    const names = opts.id2label ? normalizeId2Label('SequenceClassifier', opts.id2label) : null;
+    const numLabels = opts.numLabels ?? names?.length;
+    if (numLabels === undefined) throw new Error('SequenceClassifier: give numLabels or id2label (the class names)');
+    checkCount('SequenceClassifier', 'numLabels', numLabels);
+    if (names && names.length !== numLabels) {
+      throw new Error(`SequenceClassifier: numLabels ${numLabels} but id2label names ${names.length} classes (${names.join(', ')})`);
+    }
+    this.numLabels = numLabels;
+    this.id2label = Object.freeze(names ?? Array.from({ length: numLabels }, (_, i) => `LABEL_${i}`));
+    this.label2id = Object.freeze(labelMaps(this.id2label).label2id);
+    this.padTokenId = opts.padTokenId !== undefined ? opts.padTokenId : model.config.padTokenId;
     this.registerModule(model.baseName, model.base);
     this.registerModule(
       'score',
-      new Linear(model.config.hiddenSize, opts.numLabels, {
+      new Linear(model.config.hiddenSize, numLabels, {
         backend: model.backend,
         dtype: opts.dtype ?? 'float32',
         bias: false,
+        init: opts.init,
         generator: opts.generator,
       }),
     );
@@ -63,6 +148,31 @@ export class SequenceClassifier extends Module {
 
   get score(): Linear {
     return this.getSubmodule('score') as Linear;
+  }
+
+  /** Where the model was loaded from (transformers' `name_or_path`), recorded in a saved adapter. */
+  get nameOrPath(): string | null {
+    return this.model.nameOrPath;
+  }
+
+  /**
+   * The config of transformers' `…ForSequenceClassification`: the decoder's, with `raw` (what
+   * `saveMerged` writes as config.json) naming that class and holding `id2label`, `label2id` and
+   * `pad_token_id`.
+   */
+  get config(): ModelConfig {
+    const base = this.model.config;
+    const { num_labels: _stale, ...raw } = base.raw;
+    return {
+      ...base,
+      padTokenId: this.padTokenId,
+      raw: {
+        ...raw,
+        architectures: [sequenceClassificationArchitecture(base)],
+        ...labelMaps(this.id2label),
+        pad_token_id: this.padTokenId,
+      },
+    };
   }
 
   /** Final hidden states at each row's last real token: [batch, hidden]. */
@@ -82,32 +192,49 @@ export class SequenceClassifier extends Module {
     });
   }
 
-  /** Logits [batch, numLabels]. */
-  forward(batch: HeadBatch): Tensor {
-    return tidy(() => this.score.forward(this.pool(batch)));
+  /** `{ logits }` [batch, numLabels], and with `batch.labels` also `loss`, their mean cross-entropy. */
+  forward(batch: SequenceClassifierInput): SequenceClassifierOutput {
+    const labels = batch.labels;
+    if (labels) this.#checkLabels('SequenceClassifier.forward', batch, labels);
+    return tidy(() => {
+      const logits = this.#logits(batch);
+      return labels ? { logits, loss: crossEntropy(logits, labels) } : { logits };
+    });
   }
 
-  /** Mean cross-entropy of the logits against one label per row. */
-  loss(batch: HeadBatch, labels: readonly number[]): Tensor {
-    const [b] = batchShape('SequenceClassifier.loss', batch);
-    if (labels.length !== b) throw new Error(`SequenceClassifier.loss: ${labels.length} labels for a batch of ${b} rows`);
-    labels.forEach((label, row) => {
-      if (!Number.isInteger(label) || label < 0 || label >= this.numLabels) {
-        throw new Error(
-          `SequenceClassifier.loss: labels[${row}] = ${label} is outside [0, ${this.numLabels}) (numLabels ${this.numLabels})`,
-        );
-      }
-    });
-    return tidy(() => crossEntropy(this.forward(batch), labels));
+  /** Mean cross-entropy of the logits against one label per row (default `batch.labels`). */
+  loss(batch: SequenceClassifierInput, labels: readonly number[] | undefined = batch.labels): Tensor {
+    if (!labels) throw new Error('SequenceClassifier.loss: no labels: pass them or give the batch a labels field');
+    this.#checkLabels('SequenceClassifier.loss', batch, labels);
+    return tidy(() => crossEntropy(this.#logits(batch), labels));
   }
 
   /** The argmax label of each row, in eval mode and without recording gradients. */
   async predict(batch: HeadBatch): Promise<number[]> {
-    const ids = await inEvalMode(this, () => noGrad(() => tidy(() => argmax(this.forward(batch)))));
+    const ids = await inEvalMode(this, () => noGrad(() => tidy(() => argmax(this.#logits(batch)))));
     try {
       return Array.from(await ids.data());
     } finally {
       ids.dispose();
     }
+  }
+
+  /** The class name of each row's argmax (`id2label[predict(batch)[i]]`). */
+  async predictLabels(batch: HeadBatch): Promise<string[]> {
+    return (await this.predict(batch)).map((id) => this.id2label[id]!);
+  }
+
+  #logits(batch: HeadBatch): Tensor {
+    return tidy(() => this.score.forward(this.pool(batch)));
+  }
+
+  #checkLabels(where: string, batch: HeadBatch, labels: readonly number[]): void {
+    const [b] = batchShape(where, batch);
+    if (labels.length !== b) throw new Error(`${where}: ${labels.length} labels for a batch of ${b} rows`);
+    labels.forEach((label, row) => {
+      if (!Number.isInteger(label) || label < 0 || label >= this.numLabels) {
+        throw new Error(`${where}: labels[${row}] = ${label} is outside [0, ${this.numLabels}) (numLabels ${this.numLabels})`);
+      }
+    });
   }
 }

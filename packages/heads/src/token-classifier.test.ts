@@ -35,7 +35,7 @@ describe('TokenClassifier', () => {
       const model = await loadTiny(name, backend);
       const head = new TokenClassifier(model, { numLabels: 3, generator: new Generator(2) }).eval();
       const batch = pad(tokenRows([4, 6, 3], model.config.vocabSize, 4), 'right');
-      const logits = head.forward(batch);
+      const { logits } = head.forward(batch);
       expect(logits.shape).toEqual([3, 6, 3]);
       const hidden = model.hiddenStates(batch);
       const h = await hidden.data();
@@ -102,7 +102,7 @@ describe('TokenClassifier', () => {
     ).toThrow('TokenClassifier.loss: labels[1][1] = 4 is outside [0, 4) and is not the ignore index −100');
     expect(() => head.loss(batch, [[0, 1, 2]])).toThrow('labels must be [2, 3] like inputIds; got 1 rows of 3');
     expect(memoryInfo(backend).tensors).toBe(live);
-    noGrad(() => head.forward(batch)).dispose();
+    noGrad(() => head.forward(batch)).logits.dispose();
     expect(memoryInfo(backend).tensors).toBe(live);
     head.classifier.dispose();
     model.dispose();

@@ -14,6 +14,19 @@ import {
 import type { BaseModel, CausalLM, ModelConfig } from '@peft/models';
 import { baseHidden, batchShape, checkCount, checkIds, type HeadBatch, inEvalMode, type Rows } from './batch.js';
 
+/** A batch for the token classifier, with a label per token (−100: ignored) when a loss is wanted. */
+export interface TokenClassifierInput extends HeadBatch {
+  labels?: Rows;
+}
+
+/** What `forward` returns, as transformers' TokenClassifierOutput. */
+export interface TokenClassifierOutput {
+  /** [batch, seq, numLabels]. */
+  logits: Tensor;
+  /** Mean cross-entropy over the labels that are not −100, when labels were given. */
+  loss?: Tensor;
+}
+
 export interface TokenClassifierOptions {
   numLabels: number;
   /** Dropout before the classifier; default as transformers: config `classifier_dropout`, else 0.1. */
@@ -72,8 +85,24 @@ export class TokenClassifier extends Module {
     return this.getSubmodule(this.classifierName) as Linear;
   }
 
-  /** Logits [batch, seq, numLabels]. */
-  forward(batch: HeadBatch): Tensor {
+  /** `{ logits }` [batch, seq, numLabels], and with `batch.labels` also `loss` (as `loss(batch, labels)`). */
+  forward(batch: TokenClassifierInput): TokenClassifierOutput {
+    const labels = batch.labels;
+    if (labels) this.#checkLabels('TokenClassifier.forward', batch, labels);
+    return tidy(() => {
+      const logits = this.#logits(batch);
+      return labels ? { logits, loss: crossEntropy(logits, labels.flat(), { ignoreIndex: -100 }) } : { logits };
+    });
+  }
+
+  /** Mean cross-entropy over the tokens whose label is not −100 (label padding and sub-word tails −100). */
+  loss(batch: TokenClassifierInput, labels: Rows | undefined = batch.labels): Tensor {
+    if (!labels) throw new Error('TokenClassifier.loss: no labels: pass them or give the batch a labels field');
+    this.#checkLabels('TokenClassifier.loss', batch, labels);
+    return tidy(() => crossEntropy(this.#logits(batch), labels.flat(), { ignoreIndex: -100 }));
+  }
+
+  #logits(batch: HeadBatch): Tensor {
     batchShape('TokenClassifier', batch);
     checkIds('TokenClassifier', batch.inputIds, this.model.config.vocabSize);
     return tidy(() => {
@@ -82,30 +111,26 @@ export class TokenClassifier extends Module {
     });
   }
 
-  /** Mean cross-entropy over the tokens whose label is not −100 (label padding and sub-word tails −100). */
-  loss(batch: HeadBatch, labels: Rows): Tensor {
-    const [b, t] = batchShape('TokenClassifier.loss', batch);
+  #checkLabels(where: string, batch: HeadBatch, labels: Rows): void {
+    const [b, t] = batchShape(where, batch);
     if (labels.length !== b || labels.some((r) => r.length !== t)) {
       throw new Error(
-        `TokenClassifier.loss: labels must be [${b}, ${t}] like inputIds; got ${labels.length} rows of ${labels.map((r) => r.length).join(', ')}`,
+        `${where}: labels must be [${b}, ${t}] like inputIds; got ${labels.length} rows of ${labels.map((r) => r.length).join(', ')}`,
       );
     }
     labels.forEach((row, i) => {
       row.forEach((label, j) => {
         if (label !== -100 && (!Number.isInteger(label) || label < 0 || label >= this.numLabels)) {
-          throw new Error(
-            `TokenClassifier.loss: labels[${i}][${j}] = ${label} is outside [0, ${this.numLabels}) and is not the ignore index −100`,
-          );
+          throw new Error(`${where}: labels[${i}][${j}] = ${label} is outside [0, ${this.numLabels}) and is not the ignore index −100`);
         }
       });
     });
-    return tidy(() => crossEntropy(this.forward(batch), labels.flat(), { ignoreIndex: -100 }));
   }
 
   /** The argmax label of every position [batch][seq] (padding positions included), in eval mode. */
   async predict(batch: HeadBatch): Promise<number[][]> {
     const [, t] = batchShape('TokenClassifier', batch);
-    const ids = await inEvalMode(this, () => noGrad(() => tidy(() => argmax(this.forward(batch)))));
+    const ids = await inEvalMode(this, () => noGrad(() => tidy(() => argmax(this.#logits(batch)))));
     try {
       const flat = Array.from(await ids.data());
       return Array.from({ length: flat.length / t }, (_, i) => flat.slice(i * t, (i + 1) * t));
