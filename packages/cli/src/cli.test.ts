@@ -61,6 +61,15 @@ describe('peft info', () => {
     }
   });
 
+  it('all-linear leaves the LM head out, as PEFT and getPeftModel do', async () => {
+    const { code, out } = await run(['info', llama7b, '--r', '8', '--target-modules', 'all-linear']);
+    expect(code).toBe(0);
+    const h = 4096;
+    const m = 11008;
+    expect(out).toContain(`trainable params: ${(32 * 8 * (4 * 2 * h + 3 * (h + m))).toLocaleString('en-US')} ||`);
+    expect(out).toContain('on 224 modules (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)');
+  });
+
   it('names a missing folder', async () => {
     const { code } = await run(['info', join(ROOT, 'does-not-exist')]);
     expect(code).toBe(1);
@@ -87,6 +96,34 @@ describe('peft merge', () => {
     let worst = 0;
     for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
     expect(worst).toBeLessThan(1e-4);
+    backend.destroy();
+  });
+});
+
+describe('peft merge of a classifier adapter', () => {
+  it('writes a …ForSequenceClassification folder with the labels saved with the adapter', async () => {
+    const { AutoModelForSequenceClassification, AutoPeftModelForSequenceClassification } = await import('@peft/heads/node');
+    const { getPeftModel } = await import('@peft/core');
+    const { saveAdapter } = await import('@peft/core/node');
+    const backend = createCpuBackend();
+    const dir = mkdtempSync(join(tmpdir(), 'peft-merge-cls-'));
+    temps.push(dir);
+    const model = join(ROOT, 'fixtures', 'models', 'tiny-gpt-neox');
+    const classifier = await AutoModelForSequenceClassification.fromPretrained(model, { backend, id2label: ['a', 'b', 'c'] });
+    const peft = getPeftModel(classifier, { taskType: 'SEQ_CLS', r: 2, initLoraWeights: false });
+    await saveAdapter(peft, join(dir, 'adapter'));
+    const { code, out } = await run(['merge', '--model', model, '--adapter', join(dir, 'adapter'), '--out', join(dir, 'merged')]);
+    expect(code).toBe(0);
+    expect(out).toContain('(GPTNeoXForSequenceClassification, 3 labels: a, b, c)');
+    const merged = await AutoModelForSequenceClassification.fromPretrained(join(dir, 'merged'), { backend });
+    expect(merged.id2label).toEqual(['a', 'b', 'c']);
+    const batch = { inputIds: [[5, 6, 7, 8]] };
+    const reloaded = await AutoPeftModelForSequenceClassification.fromPretrained(join(dir, 'adapter'), { backend });
+    const [x, y] = [merged.forward(batch).logits, reloaded.forward(batch).logits];
+    const [a, b] = [await x.data(), await y.data()];
+    expect(Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]!)))).toBeLessThan(1e-5);
+    for (const t of [x, y]) t.dispose();
+    for (const m of [peft, merged, reloaded]) m.dispose();
     backend.destroy();
   });
 });

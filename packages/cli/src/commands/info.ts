@@ -1,5 +1,5 @@
 import { bytesPerElement, countLoraParameters, type DType, loraConfig } from '@peft/core';
-import { describeParameters, type ModelConfig } from '@peft/models';
+import { describeParameters, type ModelConfig, outputHeadName } from '@peft/models';
 import { loadConfig } from '@peft/models/node';
 import { int, list, num, parse, str } from '../args.js';
 
@@ -35,7 +35,8 @@ export function infoReport(
     loraAlpha: opts.alpha ?? 8,
     ...(opts.targetModules ? { targetModules: opts.targetModules } : {}),
   });
-  const lora = countLoraParameters(shapes, cfg, { modelType: config.modelType });
+  // "all-linear" leaves the output head out, as PEFT and getPeftModel do.
+  const lora = countLoraParameters(shapes, cfg, { modelType: config.modelType, outputEmbeddings: outputHeadName(config) });
   const dtype = opts.dtype ?? config.torchDtype ?? 'float32';
   const weights = lora.base * bytesPerElement(dtype);
   // Trainable tensors in float32: weight, gradient, two AdamW moments.

@@ -1,5 +1,6 @@
 import type { Backend } from '@peft/core';
-import { loadAdapter, saveMerged } from '@peft/core/node';
+import { loadAdapter, nodeDirReader, saveMerged } from '@peft/core/node';
+import { loadPeftSequenceClassifierFrom, readAdapterConfig } from '@peft/heads';
 import { loadModel } from '@peft/models/node';
 import { parse, str } from '../args.js';
 import { createBackend } from '../backends.js';
@@ -8,14 +9,31 @@ export const MERGE_HELP = `peft merge --model <dir> --adapter <dir> --out <dir> 
 
 Folds a LoRA adapter (ours or Python PEFT's) into the base weights and writes a complete
 Hugging Face folder (config.json + safetensors) that loadModel and transformers both read.
+A sequence-classification adapter (task_type SEQ_CLS, the score head in modules_to_save) gives
+a …ForSequenceClassification folder with its class names, which transformers'
+AutoModelForSequenceClassification and @peft/heads' loader read.
 The tokenizer files are not copied: copy them from the model folder if you need them.
 `;
 
-export async function mergeAdapter(opts: { model: string; adapter: string; out: string; backend: Backend }): Promise<void> {
+/** Merges the adapter and writes the folder; returns the transformers class it holds. */
+export async function mergeAdapter(opts: { model: string; adapter: string; out: string; backend: Backend }): Promise<string> {
+  const adapterConfig = await readAdapterConfig(nodeDirReader(opts.adapter));
+  if (adapterConfig.task_type === 'SEQ_CLS') {
+    const peft = await loadPeftSequenceClassifierFrom(nodeDirReader(opts.adapter), nodeDirReader(opts.model), { backend: opts.backend });
+    try {
+      await saveMerged(peft, opts.out);
+      const classifier = peft.model;
+      return `${(classifier.config.raw.architectures as string[])[0]}, ${classifier.numLabels} labels: ${classifier.id2label.join(', ')}`;
+    } finally {
+      peft.dispose();
+    }
+  }
   const model = await loadModel(opts.model, { backend: opts.backend });
   try {
     const peft = await loadAdapter(model, opts.adapter);
     await saveMerged(peft, opts.out);
+    const arch = model.config.raw.architectures;
+    return Array.isArray(arch) && typeof arch[0] === 'string' ? arch[0] : model.config.modelType;
   } finally {
     model.dispose();
   }
@@ -37,8 +55,8 @@ export async function mergeCommand(argv: string[], out: (s: string) => void): Pr
   }
   const backend = await createBackend(str(values, 'backend')!);
   try {
-    await mergeAdapter({ model, adapter, out: dir, backend });
-    out(`merged ${adapter} into ${model}: wrote ${dir}`);
+    const what = await mergeAdapter({ model, adapter, out: dir, backend });
+    out(`merged ${adapter} into ${model}: wrote ${dir} (${what})`);
   } finally {
     backend.destroy();
   }

@@ -484,7 +484,7 @@ interface OneRun {
 
 /** Builds a fresh model + LoRA + head (same seeds every time, so a resumed run starts from the same state) and trains it. */
 async function trainOne(options: LivedoorOptions, r: Resolved, p: Prepared, one: OneRun): Promise<LivedoorRun> {
-  const { peft, dropoutGenerator } = await buildClassifier(options.modelDir, p.labels.length, {
+  const { peft, dropoutGenerator } = await buildClassifier(options.modelDir, p.labels, {
     backend: one.backend,
     dtype: one.dtype,
     seed: r.seed,
@@ -582,11 +582,12 @@ export interface Classifier {
  * PEFT's default target for the model type, the head trained fully and saved with the adapter
  * (`modules_to_save`, task type SEQ_CLS).
  */
-async function buildClassifier(modelDir: string, numLabels: number, o: ClassifierOptions): Promise<Classifier> {
+async function buildClassifier(modelDir: string, labels: readonly string[], o: ClassifierOptions): Promise<Classifier> {
   const seed = o.seed ?? 42;
   const causal = await loadModel(modelDir, { backend: o.backend, dtype: o.dtype });
   causal.gradientCheckpointing = o.gradientCheckpointing ?? true;
-  const head = new SequenceClassifier(causal, { numLabels, generator: new Generator(seed + 1) });
+  // The class names go into adapter_config.json (id2label) with the adapter.
+  const head = new SequenceClassifier(causal, { numLabels: labels.length, id2label: labels, generator: new Generator(seed + 1) });
   const dropoutGenerator = new Generator(seed + 2);
   let peft: PeftModel<SequenceClassifier>;
   try {
@@ -634,7 +635,7 @@ export async function loadLivedoorClassifier(
     fail(`${join(adapterDir, LABELS_FILE)} must be a JSON list of class names`);
   const config = await loadConfig(modelDir);
   const causal = await loadModel(modelDir, { backend: opts.backend, dtype: livedoorDtype(config, opts.backend, opts.dtype) });
-  const head = new SequenceClassifier(causal, { numLabels: labels.length });
+  const head = new SequenceClassifier(causal, { numLabels: labels.length, id2label: labels });
   try {
     const peft = await loadAdapterFrom(head, reader, { modelType: causal.config.modelType });
     peft.eval();
