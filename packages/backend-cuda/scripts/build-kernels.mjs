@@ -5,16 +5,37 @@
 // names (the `.entry` symbols of the PTX) and its size. A family whose hash matches the manifest
 // and whose fatbin exists is not compiled again.
 //
+// Compiled families are also kept in a compile cache outside the package, as ccache does:
+// <cache>/<key>.fatbin and <key>.json (its kernels, nvcc's warnings and the fatbin's SHA-256),
+// where the key hashes the family's inputs (sources, headers, flags, targets) together with
+// nvcc's full --version text, the host compiler nvcc preprocesses with and NVCC_* variables. A
+// fresh clone (CI) then compiles only what no earlier build on this machine compiled with the
+// same inputs and compilers; an entry whose fatbin does not match its recorded hash is compiled
+// again. The cache is capped at 256 MiB (least recently used entries go first).
+//
 //   node scripts/build-kernels.mjs            build what is stale (in parallel, one nvcc per family)
 //   node scripts/build-kernels.mjs --check    exit 1 if anything is stale or missing (no compiling)
-//   node scripts/build-kernels.mjs --force    rebuild everything
+//   node scripts/build-kernels.mjs --force    rebuild everything with nvcc (the cache is not read)
 //   NVCC=/path/to/nvcc, PEFT_CUDA_JOBS=N      the compiler and the number of parallel jobs
+//   PEFT_CUDA_CACHE_DIR=/path                 the compile cache (default $XDG_CACHE_HOME/peft/cuda-fatbin,
+//                                             else ~/.cache/peft/cuda-fatbin); PEFT_CUDA_CACHE=0: none
 //   PEFT_CUDA_SKIP_KERNELS=1                  do nothing (a build machine without nvcc that ships
 //                                             no kernels: the backend then reports them missing)
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { availableParallelism, homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,7 +66,7 @@ function findNvcc() {
     try {
       const v = execFileSync(c, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
       const release = v.match(/release ([\d.]+), V([\d.]+)/);
-      return { path: c, version: release ? release[2] : v.trim().split('\n').pop() };
+      return { path: c, version: release ? release[2] : v.trim().split('\n').pop(), versionText: v };
     } catch {
       // try the next one
     }
@@ -88,6 +109,92 @@ function run(cmd, args) {
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}\nexited with ${code}:\n${out}`))));
   });
+}
+
+// --- the compile cache ------------------------------------------------------------------------
+
+const CACHE_LIMIT_BYTES = 256 * 1024 * 1024;
+
+function cacheDir() {
+  if (process.env.PEFT_CUDA_CACHE === '0') return null;
+  if (process.env.PEFT_CUDA_CACHE_DIR) return process.env.PEFT_CUDA_CACHE_DIR;
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'peft', 'cuda-fatbin');
+}
+
+/** What else decides nvcc's output: its own build, the host compiler it runs, its environment. */
+function compilerIdentity(nvcc) {
+  const version = (cmd) => {
+    try {
+      return execFileSync(cmd, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      return `${cmd}: none`;
+    }
+  };
+  const env = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('NVCC_'))
+    .sort(([a], [b]) => (a < b ? -1 : 1));
+  const host = process.env.NVCC_CCBIN ? [process.env.NVCC_CCBIN] : ['gcc', 'g++'];
+  return JSON.stringify({ nvcc: nvcc.path, nvccVersion: nvcc.versionText, host: host.map(version), env });
+}
+
+const sha256 = (data) => createHash('sha256').update(data).digest('hex');
+
+/** The cached build of `fam` by this compiler, or null (none, unreadable, or its fatbin does not match). */
+function fromCache(dir, key) {
+  try {
+    const entry = JSON.parse(readFileSync(join(dir, `${key}.json`), 'utf8'));
+    const fatbin = readFileSync(join(dir, `${key}.fatbin`));
+    if (sha256(fatbin) !== entry.sha256 || !entry.kernels || Object.keys(entry.kernels).length === 0) return null;
+    const now = new Date();
+    utimesSync(join(dir, `${key}.json`), now, now);
+    return { ...entry, fatbin };
+  } catch {
+    return null;
+  }
+}
+
+function toCache(dir, key, fatbinPath, r) {
+  try {
+    mkdirSync(dir, { recursive: true });
+    const fatbin = readFileSync(fatbinPath);
+    const tmp = `.tmp-${process.pid}-${key}`;
+    writeFileSync(join(dir, `${tmp}.fatbin`), fatbin);
+    renameSync(join(dir, `${tmp}.fatbin`), join(dir, `${key}.fatbin`));
+    const entry = {
+      kernels: r.kernels,
+      warnings: r.warnings,
+      seconds: r.seconds,
+      sha256: sha256(fatbin),
+      compiled: new Date().toISOString(),
+    };
+    writeFileSync(join(dir, `${tmp}.json`), `${JSON.stringify(entry)}\n`);
+    renameSync(join(dir, `${tmp}.json`), join(dir, `${key}.json`));
+  } catch (err) {
+    console.warn(`build-kernels: could not write the compile cache ${dir}: ${err.message}`);
+  }
+}
+
+/** Drops the least recently used entries while the cache holds more than CACHE_LIMIT_BYTES. */
+function pruneCache(dir) {
+  try {
+    const entries = readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => {
+        const key = f.slice(0, -5);
+        const size = (name) => (existsSync(join(dir, name)) ? statSync(join(dir, name)).size : 0);
+        return { key, used: statSync(join(dir, f)).mtimeMs, bytes: size(f) + size(`${key}.fatbin`) };
+      })
+      .sort((a, b) => a.used - b.used);
+    let total = entries.reduce((s, e) => s + e.bytes, 0);
+    for (const e of entries) {
+      if (total <= CACHE_LIMIT_BYTES) break;
+      rmSync(join(dir, `${e.key}.json`), { force: true });
+      rmSync(join(dir, `${e.key}.fatbin`), { force: true });
+      total -= e.bytes;
+    }
+  } catch {
+    // a cache that cannot be listed is only not pruned
+  }
 }
 
 async function compile(nvcc, fam) {
@@ -203,16 +310,33 @@ async function main() {
   const jobs = Number(process.env.PEFT_CUDA_JOBS) || Math.max(1, availableParallelism());
   if (stale.length > 0) {
     console.log(
-      `build-kernels: nvcc ${nvcc.version}: compiling ${stale.length} of ${all.length} families for sm_${ARCHS.join(', sm_')} + compute_${PTX_ARCH} PTX, ${jobs} at a time`,
+      `build-kernels: nvcc ${nvcc.version}: building ${stale.length} of ${all.length} families for sm_${ARCHS.join(', sm_')} + compute_${PTX_ARCH} PTX, ${jobs} at a time`,
     );
   }
+  const cache = cacheDir();
+  const identity = cache ? compilerIdentity(nvcc) : '';
+  let cached = 0;
   const results = await pool(stale, jobs, async (fam) => {
+    const key = cache ? sha256(`${fam.hash}\n${identity}`).slice(0, 32) : '';
+    const hit = cache && !args.has('--force') ? fromCache(cache, key) : null;
+    if (hit) {
+      const tmpOut = join(outDir, `${fam.name}.fatbin.tmp`);
+      writeFileSync(tmpOut, hit.fatbin);
+      renameSync(tmpOut, join(outDir, `${fam.name}.fatbin`));
+      cached++;
+      console.log(
+        `  ${fam.file}: ${Object.keys(hit.kernels).length} kernels from the compile cache (compiled ${hit.compiled} in ${hit.seconds.toFixed(1)} s)${hit.warnings ? `\n${hit.warnings}` : ''}`,
+      );
+      return [fam, hit];
+    }
     const r = await compile(nvcc, fam);
     console.log(
       `  ${fam.file}: ${Object.keys(r.kernels).length} kernels in ${r.seconds.toFixed(1)} s${r.warnings ? `\n${r.warnings}` : ''}`,
     );
+    if (cache) toCache(cache, key, join(outDir, `${fam.name}.fatbin`), r);
     return [fam, r];
   });
+  if (cache && stale.length > cached) pruneCache(cache);
   for (const [fam, r] of results) {
     entries[fam.name] = { hash: fam.hash, kernels: r.kernels, bytes: statSync(join(outDir, `${fam.name}.fatbin`)).size };
   }
@@ -225,7 +349,7 @@ async function main() {
   );
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(
-    `build-kernels: ${stale.length === 0 ? 'up to date' : `compiled ${stale.length} families in ${seconds} s`}; ${all.length} fatbins, ${(totalBytes / 1024).toFixed(0)} KiB in fatbin/`,
+    `build-kernels: ${stale.length === 0 ? 'up to date' : `compiled ${stale.length - cached} families${cached ? `, took ${cached} from the compile cache ${cache},` : ''} in ${seconds} s`}; ${all.length} fatbins, ${(totalBytes / 1024).toFixed(0)} KiB in fatbin/`,
   );
 }
 
