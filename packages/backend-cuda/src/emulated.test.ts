@@ -6,6 +6,7 @@
 // against the float64 oracle and the CPU backend, and by the gradient checks. What this cannot
 // show: cuBLASLt (the tiled GEMM kernel stands in), timing, and races that need another
 // interleaving of threads than the emulator's. Needs a C++17 compiler; skips visibly without one.
+import { dirname } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
 import { conformanceCases, gradcheckCases } from '@peft/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +17,7 @@ const only = process.env.PEFT_CUDA_CASES;
 
 describe.skipIf(!emu)('the host emulator itself', () => {
   it('keeps CUDA semantics: barriers, shuffles, indices, shared memory; reports deadlocks and exited lanes', async () => {
-    const { output, status } = await runSelftest(emu!.cxx);
+    const { output, status } = await runSelftest(emu!.cxx, dirname(emu!.driver));
     const lines = output.trim().split('\n');
     expect(
       lines.filter((l) => l.startsWith('FAIL')),

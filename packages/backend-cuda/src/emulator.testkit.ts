@@ -2,10 +2,15 @@
 // driver stand-in test/emu/libcuda-emu.cc and kernels/*.cu compiled for the CPU with
 // test/emu/cuda_emu.h, one library per kernel family, plus fatbin stand-ins that point
 // cuModuleLoadData at them. Not part of the package's build.
+//
+// Builds are kept in $XDG_CACHE_HOME/peft/cuda-emu (else ~/.cache/peft/cuda-emu; PEFT_CUDA_EMU_DIR
+// moves it), one folder per hash of every input and of the compiler's --version, so a fresh clone
+// reuses a build of the same sources by the same compiler; the test files that start together
+// wait for one build instead of each compiling the same libraries.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -17,11 +22,16 @@ export const emuDir = join(pkg, 'test', 'emu');
 const kernelDir = join(pkg, 'kernels');
 
 export async function findCxx(): Promise<string | null> {
+  return (await findCompiler())?.cxx ?? null;
+}
+
+/** The first C++ compiler that runs, with its --version output (part of the build's hash). */
+async function findCompiler(): Promise<{ cxx: string; version: string } | null> {
   for (const cxx of [process.env.CXX, 'c++', 'g++', 'clang++']) {
     if (!cxx) continue;
     try {
-      await run(cxx, ['--version']);
-      return cxx;
+      const { stdout } = await run(cxx, ['--version']);
+      return { cxx, version: stdout };
     } catch {
       // next compiler
     }
@@ -29,12 +39,70 @@ export async function findCxx(): Promise<string | null> {
   return null;
 }
 
+const FLAGS = [
+  '-std=c++17',
+  '-O1',
+  '-fPIC',
+  '-shared',
+  '-U_FORTIFY_SOURCE',
+  '-Wall',
+  '-Wno-unused-function',
+  '-Wno-unused-variable',
+  '-Wno-unknown-pragmas',
+  // fmaf() (the kernels' and the emulated mma's) as one instruction instead of a libm call where
+  // the CPU has FMA: the same correctly rounded result. -ffp-contract=off keeps the compiler from
+  // fusing a·b + c into an FMA on its own, so nothing else rounds differently.
+  ...(cpuHasFma() ? ['-mfma', '-ffp-contract=off'] : []),
+];
+
+function cpuHasFma(): boolean {
+  try {
+    return process.arch === 'x64' && /^flags\s*:.*\bfma\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function cacheRoot(): string {
+  return process.env.PEFT_CUDA_EMU_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'peft', 'cuda-emu');
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `build` unless `done()` already holds, with `lock` (a folder) held so that one process
+ * builds while the others wait for it. A lock older than `staleMs` is taken as left behind by a
+ * process that died.
+ */
+async function buildOnce(lock: string, done: () => boolean, build: () => Promise<void>, staleMs = 10 * 60_000): Promise<void> {
+  for (;;) {
+    if (done()) return;
+    try {
+      mkdirSync(lock);
+    } catch {
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > staleMs) rmSync(lock, { recursive: true, force: true });
+      } catch {
+        // released meanwhile
+      }
+      await sleep(200);
+      continue;
+    }
+    try {
+      if (!done()) await build();
+      return;
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  }
+}
+
 /**
  * Builds the driver stand-in and one host library per kernel family into a folder named by the
  * hash of every input (rebuilt only when a kernel or the emulator changes), with fatbin stand-ins
  * that point cuModuleLoadData at those libraries. Returns the driver path and the fatbin folder.
  */
-export async function buildEmulator(cxx: string): Promise<{ driver: string; fatbins: string; cublasDir: string }> {
+export async function buildEmulator(cxx: string, cxxVersion = ''): Promise<{ driver: string; fatbins: string; cublasDir: string }> {
   const families = [...new Set(Object.values(KERNELS).map((k) => k.family))].sort();
   const inputs = [
     ...readdirSync(emuDir).map((f) => join(emuDir, f)),
@@ -43,28 +111,42 @@ export async function buildEmulator(cxx: string): Promise<{ driver: string; fatb
       .map((f) => join(kernelDir, f)),
   ].sort();
   const hash = createHash('sha256');
-  hash.update(cxx);
+  hash.update(cxx).update(cxxVersion).update(JSON.stringify(FLAGS));
   hash.update(JSON.stringify(KERNELS));
   for (const f of inputs) hash.update(f).update(readFileSync(f));
-  const dir = join(tmpdir(), `peft-cuda-emu-${hash.digest('hex').slice(0, 16)}`);
+  const root = cacheRoot();
+  const dir = join(root, hash.digest('hex').slice(0, 16));
   const driver = join(dir, 'libcuda-emu.so');
   const fatbins = join(dir, 'fatbin');
   const cublasDir = join(dir, 'cublas');
-  if (existsSync(join(fatbins, 'manifest.json'))) return { driver, fatbins, cublasDir };
+  const built = () => existsSync(join(fatbins, 'manifest.json'));
+  if (!built()) {
+    mkdirSync(root, { recursive: true });
+    await buildOnce(`${dir}.lock`, built, () => compileEmulator(cxx, dir, families));
+  }
+  const now = new Date();
+  utimesSync(dir, now, now);
+  pruneBuilds(root, dir);
+  return { driver, fatbins, cublasDir };
+}
 
+/** Keeps the 8 most recently used emulator builds in the cache (each under 1 MiB, but one per change of the kernels). */
+function pruneBuilds(root: string, keep: string): void {
+  try {
+    const dirs = readdirSync(root)
+      .filter((f) => /^[0-9a-f]{16}$/.test(f))
+      .map((f) => ({ path: join(root, f), at: statSync(join(root, f)).mtimeMs }))
+      .sort((a, b) => b.at - a.at);
+    for (const d of dirs.slice(8)) if (d.path !== keep) rmSync(d.path, { recursive: true, force: true });
+  } catch {
+    // pruning is best effort
+  }
+}
+
+async function compileEmulator(cxx: string, dir: string, families: string[]): Promise<void> {
   const work = `${dir}.tmp-${process.pid}`;
   mkdirSync(join(work, 'fatbin'), { recursive: true });
-  const flags = [
-    '-std=c++17',
-    '-O1',
-    '-fPIC',
-    '-shared',
-    '-U_FORTIFY_SOURCE',
-    '-Wall',
-    '-Wno-unused-function',
-    '-Wno-unused-variable',
-    '-Wno-unknown-pragmas',
-  ];
+  const flags = FLAGS;
   mkdirSync(join(work, 'cublas'));
   const jobs: Promise<unknown>[] = [
     run(cxx, [...flags, '-o', join(work, 'libcuda-emu.so'), join(emuDir, 'libcuda-emu.cc')]),
@@ -108,6 +190,7 @@ export async function buildEmulator(cxx: string): Promise<{ driver: string; fatb
   try {
     await Promise.all(jobs);
   } catch (err) {
+    rmSync(work, { recursive: true, force: true });
     const e = err as { stderr?: string; message: string };
     throw new Error(`building the kernel emulator failed: ${e.stderr || e.message}`);
   }
@@ -115,12 +198,7 @@ export async function buildEmulator(cxx: string): Promise<{ driver: string; fatb
     join(work, 'fatbin', 'manifest.json'),
     JSON.stringify({ nvcc: `host emulation (${cxx})`, archs: ['sm_90'], ptx: 'compute_90', totalBytes: 0, families: manifest }),
   );
-  try {
-    renameSync(work, dir);
-  } catch {
-    // Another test process built it first.
-  }
-  return { driver, fatbins, cublasDir };
+  renameSync(work, dir);
 }
 
 /**
@@ -130,21 +208,42 @@ export async function buildEmulator(cxx: string): Promise<{ driver: string; fatb
  * Returns null, after printing why, when there is no compiler.
  */
 export async function useEmulator(): Promise<{ driver: string; fatbins: string; cublasDir: string; cxx: string } | null> {
-  const cxx = await findCxx();
-  if (!cxx) {
+  const compiler = await findCompiler();
+  if (!compiler) {
     console.warn('[backend-cuda] no C++ compiler (c++/g++/clang++): skipping the CUDA kernels on the host emulator');
     return null;
   }
-  const emu = await buildEmulator(cxx);
+  const { cxx } = compiler;
+  const emu = await buildEmulator(cxx, compiler.version);
   process.env.PEFT_CUDA_DRIVER_PATH = emu.driver;
   process.env.PEFT_CUDA_FATBIN_DIR = emu.fatbins;
   process.env.LD_LIBRARY_PATH = [emu.cublasDir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
   return { ...emu, cxx };
 }
 
-/** Compiles and runs test/emu/selftest.cc (checks of the emulator itself); returns its output and exit status. */
-export async function runSelftest(cxx: string): Promise<{ output: string; status: number }> {
-  const exe = join(tmpdir(), `peft-cuda-emu-selftest-${process.pid}`);
+/**
+ * Compiles test/emu/selftest.cc (checks of the emulator itself) into the emulator's build folder
+ * `dir` (its hash covers selftest.cc and cuda_emu.h) unless it is there, runs it, and returns its
+ * output and exit status.
+ */
+export async function runSelftest(cxx: string, dir: string): Promise<{ output: string; status: number }> {
+  const exe = join(dir, 'selftest');
+  await buildOnce(
+    `${exe}.lock`,
+    () => existsSync(exe),
+    () => compileSelftest(cxx, exe),
+  );
+  try {
+    const { stdout } = await run(exe);
+    return { output: stdout, status: 0 };
+  } catch (err) {
+    const e = err as { stdout?: string; code?: number; message: string };
+    return { output: e.stdout ?? e.message, status: e.code ?? 1 };
+  }
+}
+
+async function compileSelftest(cxx: string, exe: string): Promise<void> {
+  const tmp = `${exe}.tmp-${process.pid}`;
   await run(cxx, [
     '-std=c++17',
     '-O1',
@@ -155,14 +254,8 @@ export async function runSelftest(cxx: string): Promise<{ output: string; status
     `-I${emuDir}`,
     `-I${kernelDir}`,
     '-o',
-    exe,
+    tmp,
     join(emuDir, 'selftest.cc'),
   ]);
-  try {
-    const { stdout } = await run(exe);
-    return { output: stdout, status: 0 };
-  } catch (err) {
-    const e = err as { stdout?: string; code?: number; message: string };
-    return { output: e.stdout ?? e.message, status: e.code ?? 1 };
-  }
+  renameSync(tmp, exe);
 }

@@ -230,9 +230,10 @@ inline void run_block() {
             return;
           }
         }
-        for (int l = 0; l < 32; l++)
-          for (int m = 0; m < 32; m++)
-            memcpy((char*)lanes[l].gather_out + m * lanes[0].gather_bytes, lanes[m].gather_in, lanes[0].gather_bytes);
+        // Lane 0's copy first, then the same 32 entries into every other lane's.
+        const size_t bytes = lanes[0].gather_bytes;
+        for (int m = 0; m < 32; m++) memcpy((char*)lanes[0].gather_out + m * bytes, lanes[m].gather_in, bytes);
+        for (int l = 1; l < 32; l++) memcpy(lanes[l].gather_out, lanes[0].gather_out, 32 * bytes);
         for (int l = 0; l < 32; l++) lanes[l].state = RUNNABLE;
         released = true;
         continue;
@@ -534,10 +535,19 @@ inline void mma_m16n8k16(float* d, const uint32_t* a, const uint32_t* b, bool bf
   auto A = [&](int row, int k) { return value(all[(row & 7) * 4 + (k & 7) / 2].a[(row >= 8) + 2 * (k >= 8)], k & 1); };
   auto B = [&](int k, int n) { return value(all[n * 4 + (k & 7) / 2].b[k >= 8], k & 1); };
   const int g = cur->lane >> 2, t = cur->lane & 3;
+  // This lane's two rows of A and two columns of B, decoded once.
+  float a_rows[2][16], b_cols[2][16];
+  for (int k = 0; k < 16; k++) {
+    a_rows[0][k] = A(g, k);
+    a_rows[1][k] = A(g + 8, k);
+    b_cols[0][k] = B(k, 2 * t);
+    b_cols[1][k] = B(k, 2 * t + 1);
+  }
   for (int e = 0; e < 4; e++) {
-    const int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
+    const float* row = a_rows[e >> 1];
+    const float* col = b_cols[e & 1];
     float acc = d[e];
-    for (int k = 0; k < 16; k++) acc = fmaf(A(row, k), B(k, col), acc);
+    for (int k = 0; k < 16; k++) acc = fmaf(row[k], col[k], acc);
     d[e] = acc;
   }
 }
