@@ -12,10 +12,10 @@ export {
   type WeightReader,
 } from './load.js';
 export { describeParameters, outputHeadName } from './lora-count.js';
-export { causalLMFromPretrained, type LoadWeightsOptions, loadWeightsInto } from './pretrained.js';
 export { type ForwardInput, KVCache, type LayerContext, prepareInput } from './models/common.js';
 export { GPTNeoXAttention, GPTNeoXLayer, GPTNeoXMLP, GPTNeoXModel } from './models/gpt-neox.js';
 export { LlamaAttention, LlamaDecoderLayer, LlamaMLP, LlamaModel } from './models/llama.js';
+export { causalLMFromPretrained, type LoadWeightsOptions, loadWeightsInto } from './pretrained.js';
 export * from './tokenizer/index.js';
 export { openTorchBin, TorchBinFile, type TorchBinTensorInfo, type TorchDType } from './weights/torch-bin.js';
 export { TORCH_BIN_FORMAT } from './weights/torch-bin-format.js';
