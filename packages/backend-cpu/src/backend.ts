@@ -25,18 +25,22 @@ import type {
 import { assertDType, bytesPerElement, DTYPES } from '@peft/core';
 import { arg, CpuBuffer, type CpuContext, HostPool } from './buffer.js';
 import { createSgemm, type GemmChoice, type GemmEngineInfo, type SgemmEngine } from './gemm/index.js';
+import { envVar } from './gemm/platform.js';
 import { gelu, geluBackward, siluMul, siluMulBackward } from './kernels/activations.js';
 import { adamw } from './kernels/adamw.js';
 import { attention, attentionBackward } from './kernels/attention.js';
 import { addInto, copy, fill } from './kernels/copy.js';
 import { affine, binary, unary, unaryBackward } from './kernels/elementwise.js';
+import { CHUNK, CHUNK_SLOTS, elementwiseModule } from './kernels/elementwise-wasm.js';
 import { embedding, embeddingBackward } from './kernels/embedding.js';
 import { crossEntropy, crossEntropyBackward } from './kernels/loss.js';
+import { EXP_FRAC } from './kernels/math.js';
 import { matmul } from './kernels/matmul.js';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from './kernels/norms.js';
 import { dropout, dropoutBackward, random } from './kernels/random.js';
 import { argmax, reduce } from './kernels/reduce.js';
 import { rotary, rotaryBackward } from './kernels/rotary.js';
+import { KernelPool, SHARED_MIN_BYTES } from './parallel.js';
 
 export interface CpuBackendOptions {
   /** Threads of the GEMM engine (default: the cores available; the wasm engine takes at most 8). */
@@ -46,6 +50,12 @@ export interface CpuBackendOptions {
    * WebAssembly SIMD, else plain TypeScript; 'blas' throws when no BLAS loads; 'wasm'; 'js'.
    */
   gemm?: GemmChoice;
+  /**
+   * Run the elementwise kernels on worker threads beside the calling thread, as many threads as
+   * the GEMM engine's (default: true when that is more than one, unless the environment variable
+   * PEFT_CPU_WORKERS is 0 or off).
+   */
+  workers?: boolean;
 }
 
 /** What a freed buffer holds: nothing. */
@@ -64,9 +74,15 @@ export class CpuBackend implements Backend, CpuContext {
   readonly sgemm: SgemmEngine;
   /** Which GEMM engine runs, on how many threads, and why it was chosen. */
   readonly gemmEngine: GemmEngineInfo;
+  /**
+   * Worker threads that run the elementwise kernels beside the calling thread (as many threads
+   * as the GEMM engine's), or null with one thread or where threads are unavailable. Buffers of
+   * 256 KiB or more are then SharedArrayBuffers.
+   */
+  readonly pool: KernelPool | null;
   private readonly live = new Set<CpuBuffer>();
   /** Memory of freed buffers, reused by later allocations of the same byte size. */
-  private readonly pool = new HostPool();
+  private readonly hostPool = new HostPool();
   private bytes = 0;
   private peakBytes = 0;
   private destroyed = false;
@@ -78,6 +94,9 @@ export class CpuBackend implements Backend, CpuContext {
     });
     this.sgemm = sgemm;
     this.gemmEngine = sgemm.info;
+    const env = envVar('PEFT_CPU_WORKERS');
+    const workers = opts.workers ?? !(env === '0' || env === 'off');
+    this.pool = workers ? KernelPool.create(sgemm.info.threads, elementwiseModule(), EXP_FRAC, CHUNK_SLOTS, CHUNK) : null;
   }
 
   // --- memory ---------------------------------------------------------------------------------
@@ -86,7 +105,10 @@ export class CpuBackend implements Backend, CpuContext {
     if (this.destroyed) throw new Error('alloc: this cpu backend was destroyed: create a new one');
     assertDType(dtype, 'alloc');
     if (!Number.isSafeInteger(size) || size < 0) throw new Error(`alloc: size must be a non-negative integer, got ${size}`);
-    const buf = new CpuBuffer(this, dtype, size, this.pool.take(size * bytesPerElement(dtype), this.bytes, this.peakBytes));
+    const bytes = size * bytesPerElement(dtype);
+    let memory = this.hostPool.take(bytes, this.bytes, this.peakBytes);
+    if (memory === undefined && this.pool !== null && bytes >= SHARED_MIN_BYTES) memory = new SharedArrayBuffer(bytes);
+    const buf = new CpuBuffer(this, dtype, size, memory);
     this.live.add(buf);
     this.bytes += buf.byteLength;
     if (this.bytes > this.peakBytes) this.peakBytes = this.bytes;
@@ -123,7 +145,7 @@ export class CpuBackend implements Backend, CpuContext {
     if (buf instanceof CpuBuffer && buf.owner === this && buf.freed) throw new Error('free: this buffer was already freed');
     const b = arg(this, 'free', 'buf', buf, 0, 'any');
     b.freed = true;
-    this.pool.give(b.data);
+    this.hostPool.give(b.data);
     b.data = NO_DATA;
     this.live.delete(b);
     this.bytes -= b.byteLength;
@@ -131,7 +153,7 @@ export class CpuBackend implements Backend, CpuContext {
 
   memory(): BackendMemory {
     // bytes and peakBytes count buffers handed out; pooledBytes is held on top of them for reuse.
-    return { buffers: this.live.size, bytes: this.bytes, peakBytes: this.peakBytes, pooledBytes: this.pool.pooledBytes };
+    return { buffers: this.live.size, bytes: this.bytes, peakBytes: this.peakBytes, pooledBytes: this.hostPool.pooledBytes };
   }
 
   resetPeak(): void {
@@ -145,7 +167,8 @@ export class CpuBackend implements Backend, CpuContext {
   destroy(): void {
     if (this.destroyed) return;
     for (const b of [...this.live]) this.free(b);
-    this.pool.clear();
+    this.hostPool.clear();
+    this.pool?.destroy();
     this.sgemm.destroy();
     this.destroyed = true;
   }

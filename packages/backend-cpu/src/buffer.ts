@@ -11,10 +11,11 @@ export class CpuBuffer implements DeviceBuffer {
     readonly dtype: DType,
     readonly size: number,
     /** Memory of exactly size × bytesPerElement(dtype) bytes to use, as it is (a new, zeroed array when omitted). */
-    memory?: ArrayBuffer,
+    memory?: ArrayBufferLike,
   ) {
     const Type = dtype === 'float32' ? Float32Array : dtype === 'int32' ? Int32Array : Uint16Array;
-    this.data = memory === undefined ? new Type(size) : new Type(memory, 0, size);
+    // A SharedArrayBuffer (backends with worker threads) reads and writes like an ArrayBuffer.
+    this.data = memory === undefined ? new Type(size) : new Type(memory as ArrayBuffer, 0, size);
   }
 
   get byteLength(): number {
@@ -42,15 +43,15 @@ export const MIN_POOLED_BYTES = 4096;
 export class HostPool {
   /** Bytes waiting in the pool. */
   pooledBytes = 0;
-  private readonly free = new Map<number, ArrayBuffer[]>();
+  private readonly free = new Map<number, ArrayBufferLike[]>();
   /** Every pooled array in the order it came back (a Set iterates in insertion order): the oldest first. */
-  private readonly order = new Set<ArrayBuffer>();
+  private readonly order = new Set<ArrayBufferLike>();
 
   /**
    * Memory of `bytes` bytes from the pool (holding what its last user left), or undefined (the caller allocates) after making
    * room for it. `live`: bytes handed out before this request; `peak`: the backend's peak of those.
    */
-  take(bytes: number, live: number, peak: number): ArrayBuffer | undefined {
+  take(bytes: number, live: number, peak: number): ArrayBufferLike | undefined {
     const memory = bytes < MIN_POOLED_BYTES ? undefined : this.free.get(bytes)?.pop();
     if (memory !== undefined) {
       this.order.delete(memory);
@@ -66,7 +67,7 @@ export class HostPool {
   give(data: RawArray): void {
     const bytes = data.byteLength;
     if (bytes < MIN_POOLED_BYTES) return;
-    const memory = data.buffer as ArrayBuffer;
+    const memory = data.buffer;
     let list = this.free.get(bytes);
     if (list === undefined) {
       list = [];
@@ -97,9 +98,11 @@ export class HostPool {
   }
 }
 
-/** What kernels receive from the backend: its identity (buffer owner) and its GEMM engine. */
+/** What kernels receive from the backend: its identity (buffer owner), its GEMM engine and its worker threads. */
 export interface CpuContext {
   readonly sgemm: import('./gemm/index.js').SgemmEngine;
+  /** Worker threads for the elementwise kernels (null: the calling thread alone). */
+  readonly pool: import('./parallel.js').KernelPool | null;
 }
 
 /** What a kernel argument must hold: any dtype, a float storage dtype, exactly float32, or int32. */

@@ -15,7 +15,7 @@
 import type { DeviceBuffer } from '@peft/core';
 import { arg, type CpuBuffer, type CpuContext, same } from '../buffer.js';
 import { at, chunkOf, flushF32, readF32, writeF32 } from '../storage.js';
-import { elementwiseWasm, runChunks } from './elementwise-wasm.js';
+import { elementwiseWasm, runChunks, runParallel } from './elementwise-wasm.js';
 import { ERF_POLY_MAX, erfcScaled, erfPoly, fastExp } from './math.js';
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -117,6 +117,7 @@ export function gelu(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, approx
   const xb = same(ctx, 'gelu', 'x', x, n, 'float');
   const w = elementwiseWasm();
   if (w !== null) {
+    if (runParallel(ctx, n, [xb], [o], 'gelu', [{ out: 0 }, { in: 0 }, 'start', 'end', approximate])) return;
     const p = w.ptr;
     runChunks(w, n, [xb], [o], (s, e) => w.fns.gelu(p[1], p[0], s, e, approximate));
     return;
@@ -159,6 +160,7 @@ export function geluBackward(ctx: CpuContext, dx: DeviceBuffer, dy: DeviceBuffer
   const xs = same(ctx, 'geluBackward', 'x', x, n, 'float');
   const w = elementwiseWasm();
   if (w !== null) {
+    if (runParallel(ctx, n, [g, xs], [o], 'geluBackward', [{ out: 0 }, { in: 0 }, { in: 1 }, 'start', 'end', approximate])) return;
     const p = w.ptr;
     runChunks(w, n, [g, xs], [o], (s, e) => w.fns.geluBackward(p[2], p[0], p[1], s, e, approximate));
     return;
@@ -181,6 +183,7 @@ export function siluMul(ctx: CpuContext, out: DeviceBuffer, gate: DeviceBuffer, 
   const us = same(ctx, 'siluMul', 'up', up, n, 'float');
   const w = elementwiseWasm();
   if (w !== null) {
+    if (runParallel(ctx, n, [gs, us], [o], 'siluMul', [{ out: 0 }, { in: 0 }, { in: 1 }, 'start', 'end'])) return;
     const p = w.ptr;
     runChunks(w, n, [gs, us], [o], (s, e) => w.fns.siluMul(p[2], p[0], p[1], s, e));
     return;
@@ -207,6 +210,8 @@ export function siluMulBackward(
   const upb = same(ctx, K, 'up', up, n, 'float');
   const w = elementwiseWasm();
   if (w !== null) {
+    const args = [{ out: 0 }, { out: 1 }, { in: 0 }, { in: 1 }, { in: 2 }, 'start', 'end'] as const;
+    if (runParallel(ctx, n, [gb, gateb, upb], [dgb, dub], 'siluMulBackward', args)) return;
     const p = w.ptr;
     runChunks(w, n, [gb, gateb, upb], [dgb, dub], (s, e) => w.fns.siluMulBackward(p[3], p[4], p[0], p[1], p[2], s, e));
     return;

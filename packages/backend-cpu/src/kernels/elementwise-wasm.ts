@@ -13,7 +13,8 @@
  * threads, each with its own instance and memory; this file runs one instance on the calling thread.
  */
 import type { BinaryOp } from '@peft/core';
-import type { CpuBuffer } from '../buffer.js';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
+import { type CallArg, type JobOperand, KernelPool, PARALLEL_MIN } from '../parallel.js';
 import { decodeInto, roundInto } from '../storage.js';
 import type { ViewPlan } from '../view.js';
 import { ELEMENTWISE_WASM_BASE64 } from './elementwise.wasm.js';
@@ -132,6 +133,15 @@ export function elementwiseWasm(): ElementwiseWasm | null {
   return instance;
 }
 
+/** The compiled module (for worker threads), or null where WebAssembly SIMD is unavailable. */
+export function elementwiseModule(): WebAssembly.Module | null {
+  if (compiled === undefined) compile();
+  return compiled ?? null;
+}
+
+/** Chunk slots of an instance's memory, for worker threads that lay theirs out alike. */
+export const CHUNK_SLOTS = SLOTS;
+
 /** Settles when a background compile (see `compile`) has finished; at once when none runs. */
 export function elementwiseWasmCompiled(): Promise<void> {
   return pendingCompile ?? Promise.resolve();
@@ -166,6 +176,44 @@ const OPS: Readonly<Record<string, number>> = { add: 0, sub: 1, mul: 2, div: 3, 
 const FLAT = 0;
 const ROW = 1;
 const SCALAR = 2;
+const MODES = { flat: FLAT, row: ROW, scalar: SCALAR } as const;
+
+/** A float32 operand for worker threads: a row or scalar not in shared memory travels as a shared copy. */
+function jobOperand(X: { kind: 'flat' | 'row' | 'scalar'; x0: number }, buf: CpuBuffer, rowLen: number): JobOperand {
+  const data = buf.data as Float32Array;
+  if (X.kind === 'flat' || KernelPool.shared(data)) return { data, x0: X.x0, mode: X.kind };
+  const len = X.kind === 'row' ? rowLen : 1;
+  const copy = new Float32Array(new SharedArrayBuffer(4 * len));
+  copy.set(data.subarray(X.x0, X.x0 + len));
+  return { data: copy, x0: 0, mode: X.kind };
+}
+
+/** Whether every buffer is float32 in shared memory, so worker threads can take part. */
+function shareable(...bufs: CpuBuffer[]): boolean {
+  for (const b of bufs) if (b.dtype !== 'float32' || !KernelPool.shared(b.data)) return false;
+  return true;
+}
+
+/**
+ * `kernel` over elements [0, n) of contiguous operands on the backend's worker threads as well
+ * (`args`: the export's arguments, with `{ in: k }` / `{ out: k }` for operand addresses and
+ * 'start' / 'end' for the chunk's range); false when the call is too small, a buffer is not
+ * float32 in shared memory, or the backend has no pool: the caller runs `runChunks` then.
+ */
+export function runParallel(
+  ctx: CpuContext,
+  n: number,
+  inputs: readonly CpuBuffer[],
+  outputs: readonly CpuBuffer[],
+  fn: string,
+  args: readonly CallArg[],
+): boolean {
+  const pool = ctx.pool;
+  if (pool === null || n < PARALLEL_MIN || !shareable(...inputs, ...outputs)) return false;
+  const ins: JobOperand[] = inputs.map((b) => ({ data: b.data as Float32Array, x0: 0, mode: 'flat' }));
+  pool.run({ fn, n, rowLen: 0, inputs: ins, outputs: outputs.map((b) => b.data as Float32Array), args });
+  return true;
+}
 
 /**
  * How one operand of a planned binary op reaches the kernel: `flat` (elements x0 + i, read chunk
@@ -224,7 +272,15 @@ function gatherRows(
  * covered (a step other than 0 or 1, or out aliasing a gathered operand): the caller runs the
  * TypeScript loops then.
  */
-export function binaryWasm(w: ElementwiseWasm, op: BinaryOp, o: CpuBuffer, ab: CpuBuffer, bb: CpuBuffer, plan: ViewPlan): boolean {
+export function binaryWasm(
+  w: ElementwiseWasm,
+  op: BinaryOp,
+  o: CpuBuffer,
+  ab: CpuBuffer,
+  bb: CpuBuffer,
+  plan: ViewPlan,
+  pool: KernelPool | null = null,
+): boolean {
   const code = OPS[op];
   if (code === undefined) return false;
   const A = classify(plan, 0);
@@ -234,6 +290,30 @@ export function binaryWasm(w: ElementwiseWasm, op: BinaryOp, o: CpuBuffer, ab: C
   if ((A.kind === 'rows' && o === ab) || (B.kind === 'rows' && o === bb)) return false;
   if ((A.kind === 'rows' || B.kind === 'rows') && plan.rowLen < MIN_ROW) return false;
   const { count, rowLen } = plan;
+  // Threads write their ranges of out while others still read: out may alias an operand only
+  // element for element (flat at offset 0).
+  const aliasFree = (X: Operand, buf: CpuBuffer) => o !== buf || (X.kind === 'flat' && X.x0 === 0);
+  if (
+    pool !== null &&
+    count >= PARALLEL_MIN &&
+    A.kind !== 'rows' &&
+    B.kind !== 'rows' &&
+    aliasFree(A, ab) &&
+    aliasFree(B, bb) &&
+    shareable(o, ...(A.kind === 'flat' ? [ab] : []), ...(B.kind === 'flat' ? [bb] : [])) &&
+    ab.dtype === 'float32' &&
+    bb.dtype === 'float32'
+  ) {
+    pool.run({
+      fn: 'binary',
+      n: count,
+      rowLen,
+      inputs: [jobOperand(A, ab, rowLen), jobOperand(B, bb, rowLen)],
+      outputs: [o.data as Float32Array],
+      args: [code, { out: 0 }, { in: 0 }, MODES[A.kind], { in: 1 }, MODES[B.kind], rowLen, 'start', 'end'],
+    });
+    return true;
+  }
   const resident = (X: Operand, buf: CpuBuffer, which: 0 | 1): number => {
     if (X.kind !== 'row' && X.kind !== 'scalar') return 0;
     const at = w.resident(which);

@@ -13,7 +13,7 @@ import type { BinaryOp, DeviceBuffer, UnaryOp, View } from '@peft/core';
 import { arg, type CpuBuffer, type CpuContext, finite, same } from '../buffer.js';
 import { at, chunkOf, flushF32, readF32, scratch, storeF32, writeF32 } from '../storage.js';
 import { planViews, type ViewPlan } from '../view.js';
-import { binaryWasm, elementwiseWasm, runChunks } from './elementwise-wasm.js';
+import { binaryWasm, elementwiseWasm, runChunks, runParallel } from './elementwise-wasm.js';
 import { fastExp } from './math.js';
 
 /** tanh through e^(−2|x|), with its Taylor series near 0 where 1 − e^(−2|x|) would cancel (relative error below 1e-11). */
@@ -190,6 +190,7 @@ export function affine(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, alph
   const w = elementwiseWasm();
   if (w !== null) {
     const p = w.ptr;
+    if (runParallel(ctx, n, [xb], [o], 'affine', [{ out: 0 }, { in: 0 }, alpha, beta, 'start', 'end'])) return;
     runChunks(w, n, [xb], [o], (s, e) => w.fns.affine(p[1], p[0], alpha, beta, s, e));
     return;
   }
@@ -283,7 +284,7 @@ export function binary(ctx: CpuContext, op: BinaryOp, out: DeviceBuffer, a: Devi
   const o = arg(ctx, kernel, 'out', out, plan.count, 'float');
   if (plan.count === 0) return;
   const w = elementwiseWasm();
-  if (w !== null && binaryWasm(w, op, o, ab, bb, plan)) return;
+  if (w !== null && binaryWasm(w, op, o, ab, bb, plan, ctx.pool)) return;
   const { rows, rowLen, count } = plan;
   const [sa, sb] = plan.step;
   // Element indices are below 2^32 (the longest typed array): `>>> 0` keeps them integers for V8.
