@@ -14,7 +14,7 @@ import { loadModel } from '@peft/models/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AutoModelForSequenceClassification, AutoPeftModelForSequenceClassification, AutoTokenizer } from './node/index.js';
 import type { SequenceClassifier } from './sequence-classifier.js';
-import { FIXTURES, maxAbsDiff, TINY_MODELS } from './test-models.js';
+import { FIXTURES, maxAbsDiff, pad, TINY_MODELS, tokenRows } from './test-models.js';
 
 const backend = createCpuBackend();
 const work = mkdtempSync(join(tmpdir(), 'peft-heads-pretrained-'));
@@ -24,7 +24,6 @@ afterAll(() => {
 });
 
 const GOLDEN = join(import.meta.dirname, 'fixtures', 'transformers-classifier.golden.json');
-const TEXTS = ['a great film', 'dull, far too long', 'fine'];
 const LABELS = ['negative', 'neutral', 'positive'];
 const ARCH = { 'tiny-gpt-neox': 'GPTNeoXForSequenceClassification', 'tiny-llama': 'LlamaForSequenceClassification' } as const;
 
@@ -146,7 +145,9 @@ describe('a classifier adapter: save, reload in one call, merge', () => {
       changed.dispose();
       peft.eval();
       const padTokenId = classifier.padTokenId!;
-      const batch = tokenizer.encodeBatch(TEXTS, { padding: 'longest', padTokenId });
+      expect(padTokenId).toBe(tokenizer.padTokenId ?? tokenizer.eosTokenId);
+      // Fixed ids (≥ 4, so never the pad id), right-padded with it: the golden does not depend on the tokenizer.
+      const batch = pad(tokenRows([5, 9, 3], classifier.model.config.vocabSize, 7), 'right', padTokenId);
       const ours = await logitsOf(peft, batch);
       expect(ours.length).toBe(9);
       // The adapter changes the logits (the comparisons below are not vacuous).
