@@ -1,15 +1,35 @@
 import { createCpuBackend } from '@peft/backend-cpu';
 import { conformanceCases, gradcheckCases } from '@peft/core/testing';
-import { describe, it } from 'vitest';
-import { createWebGpuBackend, webGpuAvailable } from './index.js';
+import { afterAll, describe, it } from 'vitest';
+import { createWebGpuBackend, type WebGpuBackend, webGpuAvailable } from './index.js';
+
+// The matmul cases again on the GEMM kernel this adapter does not pick by default: gemm.test.ts.
 
 const gpu = await webGpuAvailable();
 if (!gpu.available) console.warn(`[backend-webgpu] skipping the WebGPU conformance suite: no adapter (${gpu.reason})`);
 const only = process.env.PEFT_WEBGPU_CASES;
 
+// One backend for the conformance cases and the gradient checks: the kernels both run compile
+// once (on SwiftShader, compiling a pipeline costs far more than running it). The suites' own
+// "destroy" cases leave it alone; afterAll destroys it.
+let shared: Promise<WebGpuBackend> | null = null;
+const sharedBackend = async (): Promise<WebGpuBackend> => {
+  const backend = await (shared ??= createWebGpuBackend());
+  return new Proxy(backend, {
+    get(target, key) {
+      if (key === 'destroy') return () => {};
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+};
+afterAll(async () => {
+  (await shared)?.destroy();
+});
+
 describe.skipIf(!gpu.available)(`webgpu backend conformance (@peft/core/testing) — ${gpu.reason}`, () => {
   for (const c of conformanceCases({
-    create: () => createWebGpuBackend(),
+    create: sharedBackend,
     dtypes: ['float32', 'float16', 'bfloat16'],
     // Outputs must also agree with the CPU backend (the meaning of every kernel) within twice the tolerance.
     reference: () => createCpuBackend(),
@@ -20,31 +40,8 @@ describe.skipIf(!gpu.available)(`webgpu backend conformance (@peft/core/testing)
 });
 
 describe.skipIf(!gpu.available)('webgpu backend gradient checks (@peft/core/testing)', () => {
-  for (const c of gradcheckCases({ create: () => createWebGpuBackend() })) {
+  for (const c of gradcheckCases({ create: sharedBackend })) {
     if (only && !c.name.includes(only) && !c.name.startsWith('destroy')) continue;
     it(c.name, c.run);
-  }
-});
-
-// Both GEMM kernels are checked wherever the suite runs: the matmul cases again on the form this
-// adapter does not pick by default (on SwiftShader in CI the default is \`registers\`).
-const otherGemm = gpu.available
-  ? await (async () => {
-      const b = await createWebGpuBackend();
-      const kind = b.gemm === 'registers' ? 'tiled' : 'registers';
-      b.destroy();
-      return kind;
-    })()
-  : 'tiled';
-
-describe.skipIf(!gpu.available)(`webgpu backend conformance, matmul on the ${otherGemm} GEMM kernel`, () => {
-  for (const c of conformanceCases({
-    create: () => createWebGpuBackend({ gemm: otherGemm }),
-    dtypes: ['float32', 'float16', 'bfloat16'],
-    reference: () => createCpuBackend(),
-  })) {
-    // Same-dtype and float32-output products; the 16-bit-output mixed kinds run on the default
-    // kernel above (each case costs ~5 s on SwiftShader's emulated workgroup barriers).
-    if (c.name.includes('matmul') && !/a, \w+ b, (float16|bfloat16) out/.test(c.name)) it(`[gemm ${otherGemm}] ${c.name}`, c.run);
   }
 });
