@@ -343,10 +343,12 @@ async function main() {
   const keep = {};
   for (const f of all) keep[f.name] = entries[f.name];
   const totalBytes = Object.values(keep).reduce((s, e) => s + e.bytes, 0);
+  // Written whole and renamed into place: a reader (a test in another process) never sees half of it.
   writeFileSync(
-    manifestPath,
+    `${manifestPath}.tmp`,
     `${JSON.stringify({ nvcc: nvcc.version, archs: ARCHS.map((a) => `sm_${a}`), ptx: `compute_${PTX_ARCH}`, flags: FLAGS, totalBytes, families: keep }, null, 2)}\n`,
   );
+  renameSync(`${manifestPath}.tmp`, manifestPath);
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(
     `build-kernels: ${stale.length === 0 ? 'up to date' : `compiled ${stale.length - cached} families${cached ? `, took ${cached} from the compile cache ${cache},` : ''} in ${seconds} s`}; ${all.length} fatbins, ${(totalBytes / 1024).toFixed(0)} KiB in fatbin/`,
