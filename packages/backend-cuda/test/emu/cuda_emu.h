@@ -2,8 +2,9 @@
 // compile with a C++ compiler and run on the CPU under test/emu/libcuda-emu.cc: the driver API
 // stand-in that src/emulated.test.ts loads in place of libcuda.so.1.
 //
-// Each thread of a block is a fiber (its own stack, switched with _setjmp/_longjmp after a first
-// entry through makecontext); one OS thread runs the blocks of a launch one after another.
+// Each thread of a block is a fiber (its own stack, switched with the compiler's
+// __builtin_setjmp/__builtin_longjmp after a first entry through makecontext); one OS thread runs
+// the blocks of a launch one after another.
 // __syncthreads() parks a fiber until every live thread of the block has arrived; a warp
 // shuffle parks it until every live lane of its warp has, then hands each lane the value of its
 // source lane. A barrier that can never complete (threads of one block at different barriers, a
@@ -20,7 +21,6 @@
 // barriers only, so a race that needs another interleaving is not found.
 #pragma once
 #include <math.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +46,7 @@ struct Fiber {
   State state;
   bool started;  // has run in the current block
   bool created;  // has a context, parked after a finished kernel (reused across blocks and launches)
-  jmp_buf jb;
+  void* jb[5];  // __builtin_setjmp buffer
   ucontext_t uc;
   char* stack;
   // __syncthreads_or
@@ -67,7 +67,7 @@ struct Launch {
   Fiber* fibers;  // the first `threads` of the pool
   int threads;
   std::vector<char> smem;
-  jmp_buf sched;
+  void* sched[5];
   ucontext_t sched_uc;
   char error[512];
   bool failed;
@@ -93,23 +93,29 @@ inline void set_error(const char* fmt, int x = 0, int y = 0, int z = 0) {
   L->failed = true;
 }
 
+// A switch to the context saved in `buf` by __builtin_setjmp. Unlike libc's _longjmp it restores
+// only the frame and stack pointers and the resume address (the compiler keeps everything else
+// live across the setjmp on the stack) and walks no pthread cleanup handlers; it must not be
+// called from the function that called __builtin_setjmp, hence a function of its own.
+[[noreturn]] __attribute__((noinline)) inline void jump(void** buf) { __builtin_longjmp(buf, 1); }
+
 // From a fiber: fail the launch and never come back.
 [[noreturn]] inline void fail(const char* fmt, int x = 0, int y = 0, int z = 0) {
   set_error(fmt, x, y, z);
   cur->state = DONE;
-  _longjmp(L->sched, 1);
+  jump(L->sched);
 }
 
 // Back to the scheduler; returns when the scheduler runs this fiber again.
 inline void yield() {
-  if (!_setjmp(cur->jb)) _longjmp(L->sched, 1);
+  if (!__builtin_setjmp(cur->jb)) jump(L->sched);
 }
 
 inline void trampoline() {
   for (;;) {
     L->entry();
     cur->state = DONE;
-    if (!_setjmp(cur->jb)) _longjmp(L->sched, 1);
+    if (!__builtin_setjmp(cur->jb)) jump(L->sched);
     // Resumed for the next block: run the kernel again.
   }
 }
@@ -190,10 +196,10 @@ inline void run_block() {
       if (skew && f.warp != focus) continue;
       ran = true;
       cur = &f;
-      if (!_setjmp(L->sched)) {
+      if (!__builtin_setjmp(L->sched)) {
         if (f.started || f.created) {
           f.started = true;
-          _longjmp(f.jb, 1);
+          jump(f.jb);
         }
         f.started = true;
         f.created = true;
