@@ -27,7 +27,12 @@ const GOLDEN = join(import.meta.dirname, 'fixtures', 'transformers-classifier.go
 const LABELS = ['negative', 'neutral', 'positive'];
 const ARCH = { 'tiny-gpt-neox': 'GPTNeoXForSequenceClassification', 'tiny-llama': 'LlamaForSequenceClassification' } as const;
 
-/** A Python that imports torch, transformers and peft, or null. */
+/**
+ * A Python that has torch, transformers and peft, or null. Asks importlib where they are instead
+ * of importing them (as benchmarks/src/python-env.ts does): importing them takes about 9 s of
+ * CPU, which the test itself spends once more; a Python whose packages are there but do not
+ * import then fails the test instead of skipping it.
+ */
 function findPython(): string | null {
   const cache = process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache');
   const candidates = [
@@ -37,7 +42,9 @@ function findPython(): string | null {
   ];
   for (const python of candidates) {
     if (!python || (python.includes('/') && !existsSync(python))) continue;
-    if (spawnSync(python, ['-c', 'import torch, transformers, peft'], { stdio: 'ignore' }).status === 0) return python;
+    const probe =
+      "import importlib.util, sys; sys.exit(0 if all(importlib.util.find_spec(m) for m in ('torch', 'transformers', 'peft')) else 1)";
+    if (spawnSync(python, ['-c', probe], { stdio: 'ignore' }).status === 0) return python;
   }
   return null;
 }
