@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
-"""PyTorch bfloat16 goldens for the tiny checkpoints: what transformers and PEFT compute with the
+"""PyTorch bfloat16 goldens for the tiny (and the hf-*) checkpoints: what transformers and PEFT compute with the
 base model loaded as `from_pretrained(folder, dtype=torch.bfloat16)`.
 
 Rerun from the repository root, after packages/models/scripts/make-tiny-models.py (which rewrites
 fixtures/models/<name>/ and so removes the files written there below), with torch, transformers >= 5 and
 peft installed (the venv of `pnpm bench`'s PyTorch side has them):
 
-    python packages/models/scripts/make-bf16-goldens.py
+    python packages/models/scripts/make-bf16-goldens.py          # everything below
+    python packages/models/scripts/make-bf16-goldens.py --hf     # only the hf-* logits goldens
+
+The hf-* checkpoints (written by transformers' save_pretrained, one per model type in the v5 config
+style: packages/models/scripts/make-hf-models.py, whose golden.json holds the float32 logits of eager
+attention) get golden-bf16.json only, from the very batches and position_ids of their golden.json;
+make-hf-models.py rewrites those folders, so rerun this script (--hf suffices) after it.
 
 Writes
-- fixtures/models/<name>/golden-bf16.json: the logits (real tokens, as float32 numbers) of the
-  right- and left-padded batches of golden.json, from <Arch>ForCausalLM in bfloat16 with
-  transformers' default attention (sdpa), and under "bfloat16Weights" those of the same bfloat16
-  weights cast to float32 and run in float32 (right batch). golden.json holds the float32 logits.
+- fixtures/models/<name>/golden-bf16.json (the tiny-* and the HF_MODELS below): the logits (real
+  tokens, as float32 numbers) of the right- and left-padded batches of golden.json, from
+  <Arch>ForCausalLM in bfloat16 with transformers' default attention (sdpa), and under
+  "bfloat16Weights" those of the same bfloat16 weights cast to float32 and run in float32 (right
+  batch). golden.json holds the float32 logits.
 - fixtures/models/<name>/golden-bf16-ops.safetensors (tiny-gpt-neox, tiny-llama): the input and
   output of each op of layer 0 in that forward pass (norms, projections, rotary, attention, the
   activation, the residual sum), bfloat16 values stored as F32, so that each of our ops can be run on
@@ -66,20 +73,34 @@ def causal_lm(name, dtype):
     return transformers.AutoModelForCausalLM.from_pretrained(os.path.join(MODELS, name), dtype=dtype).eval()
 
 
+def reset_rope(model):
+    """Forget what a dynamic rope learnt from earlier batches (as make-hf-models.py does before each golden)."""
+    for m in model.modules():
+        if hasattr(m, "original_inv_freq"):
+            m.register_buffer("inv_freq", m.original_inv_freq.clone(), persistent=False)
+            if hasattr(m, "original_max_seq_len"):
+                m.max_seq_len_cached = m.original_max_seq_len
+
+
 def logits_goldens(name):
     g = json.load(open(os.path.join(MODELS, name, "golden.json")))
     model = causal_lm(name, torch.bfloat16)
     assert next(model.parameters()).dtype == torch.bfloat16
     out = {"producer": PRODUCER, "dtype": "bfloat16", "attnImplementation": model.config._attn_implementation}
     rounded = causal_lm(name, torch.bfloat16).float()
+    fresh = name.startswith("hf-")  # the hf-* float32 goldens come from a freshly reset rope each time
     with torch.no_grad():
         for side in ("right", "left"):
             ids, mask = g[side]["inputIds"], g[side]["attentionMask"]
+            if fresh:
+                reset_rope(model)
             logits = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), position_ids=tiny.positions(mask)).logits
             assert logits.dtype == torch.bfloat16
             out[side] = {"logits": tiny.real(logits.float(), mask)}
         # The bfloat16 weights in float32 arithmetic, right-padded batch only.
         ids, mask = g["right"]["inputIds"], g["right"]["attentionMask"]
+        if fresh:
+            reset_rope(rounded)
         logits = rounded(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), position_ids=tiny.positions(mask)).logits
         out["bfloat16Weights"] = {"logits": tiny.real(logits, mask)}
     with open(os.path.join(MODELS, name, "golden-bf16.json"), "w") as f:
@@ -238,6 +259,9 @@ def training_goldens(run):
         f.write("\n")
 
 
+# One transformers-written checkpoint per supported model type (config style v5).
+HF_MODELS = ("hf-gpt-neox-v5", "hf-llama-v5", "hf-mistral-v5", "hf-qwen2-v5")
+
 RUNS = [
     # Study A's shape: GPT-NeoX sequence classification on the last real token, LoRA on
     # query_key_value (r 8, alpha 16), here with a frozen score head (a trainable one would train
@@ -253,6 +277,12 @@ RUNS = [
 if __name__ == "__main__":
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
+    if "--hf" in sys.argv:
+        for name in HF_MODELS:
+            logits_goldens(name)
+        sys.exit(0)
+    for name in HF_MODELS:
+        logits_goldens(name)
     for name in ("tiny-gpt-neox", "tiny-gpt-neox-seq", "tiny-llama", "tiny-llama-bias"):
         logits_goldens(name)
     for name in ("tiny-gpt-neox", "tiny-llama"):
