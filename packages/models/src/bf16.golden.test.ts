@@ -299,36 +299,68 @@ function distance(a: ArrayLike<number>, b: ArrayLike<number>, scale: ArrayLike<n
 //   PyTorch bfloat16 0.61 / 0.89 / 1.13 / 1.51 % (0.73–1.07×).
 const LOGITS = { rms: 0.025, max: 0.16, ofNoise: 1.25, reallyBf16: 0.5 };
 
+/** Our bfloat16 logits of a fixture's right- and left-padded batches against PyTorch's, within `bounds`. */
+async function checkLogits(name: string, bounds: typeof LOGITS): Promise<void> {
+  const f32 = readJson<{ right: Batch; left: Batch }>('models', name, 'golden.json');
+  const bf16 = readJson<{ right: Batch; left: Batch; bfloat16Weights: Batch }>('models', name, 'golden-bf16.json');
+  const model = await loadModel(join(FIXTURES, 'models', name), { backend, dtype: 'bfloat16' });
+  expect(model.parameters().every((p) => p.dtype === 'bfloat16')).toBe(true);
+  for (const side of ['right', 'left'] as const) {
+    const ours = await realLogits(model, f32[side]);
+    const torchF32 = Float64Array.from(f32[side].logits.flat(2));
+    const torchBf16 = Float64Array.from(bf16[side].logits.flat(2));
+    const ob = distance(ours, torchBf16, torchF32);
+    const of = distance(ours, torchF32, torchF32);
+    const bf = distance(torchBf16, torchF32, torchF32);
+    let what = `${name} ${side}: ours−torchBf16 max ${pct(ob.max)} RMS ${pct(ob.rms)}; ours−torchF32 max ${pct(of.max)} RMS ${pct(of.rms)}; torchBf16−torchF32 max ${pct(bf.max)} RMS ${pct(bf.rms)}`;
+    let weightsOnly = { ours: Number.POSITIVE_INFINITY, torch: 0 };
+    if (side === 'right') {
+      const w = Float64Array.from(bf16.bfloat16Weights.logits.flat(2));
+      weightsOnly = { ours: distance(ours, w, torchF32).rms, torch: distance(torchBf16, w, torchF32).rms };
+      what += `; RMS to the bfloat16 weights in float32 arithmetic: ours ${pct(weightsOnly.ours)}, torchBf16 ${pct(weightsOnly.torch)}`;
+    }
+    console.log(what);
+    expect(ob.rms, what).toBeLessThanOrEqual(bounds.rms);
+    expect(ob.max, what).toBeLessThanOrEqual(bounds.max);
+    expect(ob.rms, what).toBeLessThanOrEqual(bounds.ofNoise * bf.rms);
+    expect(of.rms, what).toBeGreaterThanOrEqual(bounds.reallyBf16 * bf.rms);
+    expect(weightsOnly.ours, what).toBeGreaterThanOrEqual(bounds.reallyBf16 * weightsOnly.torch);
+  }
+  model.dispose();
+}
+
 describe('bfloat16 logits against PyTorch bfloat16 (CPU backend)', () => {
   for (const name of ['tiny-gpt-neox', 'tiny-gpt-neox-seq', 'tiny-llama', 'tiny-llama-bias']) {
-    it(name, async () => {
-      const f32 = readJson<{ right: Batch; left: Batch }>('models', name, 'golden.json');
-      const bf16 = readJson<{ right: Batch; left: Batch; bfloat16Weights: Batch }>('models', name, 'golden-bf16.json');
-      const model = await loadModel(join(FIXTURES, 'models', name), { backend, dtype: 'bfloat16' });
-      expect(model.parameters().every((p) => p.dtype === 'bfloat16')).toBe(true);
-      for (const side of ['right', 'left'] as const) {
-        const ours = await realLogits(model, f32[side]);
-        const torchF32 = Float64Array.from(f32[side].logits.flat(2));
-        const torchBf16 = Float64Array.from(bf16[side].logits.flat(2));
-        const ob = distance(ours, torchBf16, torchF32);
-        const of = distance(ours, torchF32, torchF32);
-        const bf = distance(torchBf16, torchF32, torchF32);
-        let what = `${name} ${side}: ours−torchBf16 max ${pct(ob.max)} RMS ${pct(ob.rms)}; ours−torchF32 max ${pct(of.max)} RMS ${pct(of.rms)}; torchBf16−torchF32 max ${pct(bf.max)} RMS ${pct(bf.rms)}`;
-        let weightsOnly = { ours: Number.POSITIVE_INFINITY, torch: 0 };
-        if (side === 'right') {
-          const w = Float64Array.from(bf16.bfloat16Weights.logits.flat(2));
-          weightsOnly = { ours: distance(ours, w, torchF32).rms, torch: distance(torchBf16, w, torchF32).rms };
-          what += `; RMS to the bfloat16 weights in float32 arithmetic: ours ${pct(weightsOnly.ours)}, torchBf16 ${pct(weightsOnly.torch)}`;
-        }
-        console.log(what);
-        expect(ob.rms, what).toBeLessThanOrEqual(LOGITS.rms);
-        expect(ob.max, what).toBeLessThanOrEqual(LOGITS.max);
-        expect(ob.rms, what).toBeLessThanOrEqual(LOGITS.ofNoise * bf.rms);
-        expect(of.rms, what).toBeGreaterThanOrEqual(LOGITS.reallyBf16 * bf.rms);
-        expect(weightsOnly.ours, what).toBeGreaterThanOrEqual(LOGITS.reallyBf16 * weightsOnly.torch);
-      }
-      model.dispose();
-    });
+    it(name, () => checkLogits(name, LOGITS));
+  }
+});
+
+// The checkpoints transformers itself wrote, one per supported model type (config style v5;
+// packages/models/scripts/make-hf-models.py): golden.json has transformers' float32 logits (eager
+// attention), golden-bf16.json its bfloat16 ones (sdpa) of the same batches and position_ids.
+// Distances over the RMS logit, ours−torch-bf16 / ours−torch-f32 / torch-bf16−torch-f32 (right- and
+// left-padded batches alike). Measured:
+//   hf-gpt-neox-v5  max 2.6 / 3.1 / 2.6 %,   RMS 0.47 / 0.71 / 0.69 %
+//   hf-llama-v5     max 5.6 / 4.9 / 8.6 %,   RMS 1.27 / 1.25 / 1.47 %
+//   hf-mistral-v5   max 13.4 / 10.7 / 7.1 %, RMS 2.19 / 2.05 / 1.54 %
+//   hf-qwen2-v5     max 7.1 / 5.7 / 6.5 %,   RMS 1.70 / 1.48 / 1.48 %
+// RMS |Δ| to PyTorch bfloat16 over PyTorch's own bfloat16-vs-float32 RMS distance: 0.68 / 0.86 /
+// 1.42 / 1.15×. Mistral's 1.42× is the rounding described at the top, not a difference in the
+// model: transformers' bfloat16 Mistral with rotary, attention, RMSNorm and silu(gate) · up patched
+// to round once (as ours) gives the same figures, 2.05 % RMS / 10.7 % max from float32 and 2.19 % /
+// 13.4 % from its own sdpa result. Two bfloat16 results, each as far from float32 as the other but
+// rounded independently, sit √2 × that distance apart. For reference, transformers' bfloat16
+// eager and sdpa attention differ by 0.60 / 0.94 / 1.20 / 1.20 % RMS on these checkpoints.
+// Stated tolerance against PyTorch bfloat16: RMS |Δ| ≤ 2.5 % and max |Δ| ≤ 16 % of the RMS logit,
+// and RMS |Δ| ≤ 1.6 × PyTorch's own bfloat16-vs-float32 RMS distance. Really bfloat16 (each ratio
+// ≥ 0.5): ours is 1.03 / 0.85 / 1.33 / 1.00× as far from the float32 goldens as PyTorch bfloat16
+// is, and 0.60 / 0.90 / 1.31 / 1.20 % RMS from the bfloat16 weights in float32 arithmetic against
+// PyTorch bfloat16's 0.59 / 0.96 / 1.54 / 1.33 % (0.85–1.02×).
+const HF_LOGITS = { rms: 0.025, max: 0.16, ofNoise: 1.6, reallyBf16: 0.5 };
+
+describe('bfloat16 logits of transformers-written checkpoints against transformers bfloat16 (CPU backend)', () => {
+  for (const name of ['hf-gpt-neox-v5', 'hf-llama-v5', 'hf-mistral-v5', 'hf-qwen2-v5']) {
+    it(name, () => checkLogits(name, HF_LOGITS));
   }
 });
 
