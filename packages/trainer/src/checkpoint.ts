@@ -1,12 +1,22 @@
+import { createHash } from 'node:crypto';
 import type { GeneratorState } from '@peft/core';
+import { CheckpointError } from './errors.js';
 import type { LogRow } from './log.js';
 import type { HostState } from './state.js';
-import { readHostState, writeHostState } from './state.js';
+import { hostStateFromBytes, writeHostState } from './state.js';
 import { jsonText, type RunStore, readJson } from './store.js';
 import type { ValidationRecord } from './types.js';
 
 export const CHECKPOINT_DIR = 'checkpoints';
-const FORMAT = 1;
+/** 2: the manifest records a SHA-256 per file. */
+const FORMAT = 2;
+/** The format of state.json. */
+export const STATE_FORMAT = 1;
+const REQUIRED = ['trainable.safetensors', 'optimizer.safetensors', 'state.json'];
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
 
 /** Everything besides tensors that a resumed run needs to continue exactly where it stopped. */
 export interface CheckpointState {
@@ -67,7 +77,7 @@ function stepOf(name: string): number | null {
 export async function writeCheckpoint(store: RunStore, parts: CheckpointParts): Promise<string> {
   const name = checkpointName(parts.state.step);
   const tmp = `${CHECKPOINT_DIR}/.tmp-${name}-${Math.random().toString(36).slice(2, 10)}`;
-  const files = ['trainable.safetensors', 'optimizer.safetensors', 'state.json'];
+  const files = [...REQUIRED];
   try {
     await writeHostState(store, `${tmp}/trainable.safetensors`, parts.trainable);
     await writeHostState(store, `${tmp}/optimizer.safetensors`, parts.moments);
@@ -76,7 +86,14 @@ export async function writeCheckpoint(store: RunStore, parts: CheckpointParts): 
       files.push('best.safetensors');
     }
     await store.writeFile(`${tmp}/state.json`, jsonText(parts.state));
-    await store.writeFile(`${tmp}/manifest.json`, jsonText({ format: FORMAT, step: parts.state.step, files }));
+    // Checksums of the bytes as they landed in the store (read back), so that a bad write is caught on resume too.
+    const sums: Record<string, string> = {};
+    for (const f of files) {
+      const bytes = await store.readFile(`${tmp}/${f}`);
+      if (!bytes) throw new Error(`${store.name}/${tmp}/${f}: just written but cannot be read back`);
+      sums[f] = sha256(bytes);
+    }
+    await store.writeFile(`${tmp}/manifest.json`, jsonText({ format: FORMAT, step: parts.state.step, files, sha256: sums }));
     const final = `${CHECKPOINT_DIR}/${name}`;
     await store.remove(final);
     await store.rename(tmp, final);
@@ -99,24 +116,167 @@ export async function listCheckpoints(store: RunStore): Promise<{ name: string; 
   return out.sort((a, b) => a.step - b.step);
 }
 
-/** Reads the newest complete checkpoint, or null when there is none. */
-export async function readLatestCheckpoint(store: RunStore): Promise<(CheckpointParts & { path: string }) | null> {
+/** What the resumed run's settings require of a checkpoint's state. */
+export interface ResumeExpectations {
+  epochs: number;
+  stepsPerEpoch: number;
+  /** Names of the task's generators: each must have a saved state. */
+  generators?: readonly string[];
+}
+
+const show = (v: unknown): string => (v === undefined ? 'missing' : JSON.stringify(v));
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/**
+ * Checks every field of a checkpoint's state.json (types, ranges, consistency with each other and
+ * with `expect`) and returns it typed. `fail(field, value, expected)` throws.
+ */
+function checkState(
+  v: unknown,
+  hasBestFile: boolean,
+  expect: ResumeExpectations | undefined,
+  fail: (field: string, value: unknown, expected: string) => never,
+): CheckpointState {
+  if (!isObject(v)) return fail('(the whole file)', v, 'an object with the checkpoint state');
+  if (v.format !== STATE_FORMAT) fail('format', v.format, String(STATE_FORMAT));
+  if (!isObject(v.fingerprint)) fail('fingerprint', v.fingerprint, 'an object of settings');
+  const count = (field: string, value: unknown, max?: number, what?: string): number => {
+    if (!isCount(value) || (max !== undefined && value > max))
+      fail(field, value, `an integer from 0${max === undefined ? '' : ` to ${max}`}${what ? ` (${what})` : ''}`);
+    return value as number;
+  };
+  const step = count('step', v.step);
+  const epochsDone = count('epochsDone', v.epochsDone, expect?.epochs, expect && `the run has ${expect.epochs} epochs`);
+  if (expect) {
+    const spe = expect.stepsPerEpoch;
+    const last = epochsDone === expect.epochs;
+    count('stepInEpoch', v.stepInEpoch, last ? 0 : spe - 1, `${spe} steps per epoch${last ? ', and all epochs are done' : ''}`);
+    const want = epochsDone * spe + (v.stepInEpoch as number);
+    if (step !== want)
+      fail('step', step, `${want} (epochsDone ${epochsDone} × ${spe} steps per epoch + stepInEpoch ${show(v.stepInEpoch)})`);
+  } else {
+    count('stepInEpoch', v.stepInEpoch, step);
+  }
+  const generator = (field: string, g: unknown) => {
+    if (!isObject(g) || !isCount(g.seed) || !isCount(g.offset))
+      fail(field, g, '{ "seed": a non-negative integer, "offset": a non-negative integer }');
+  };
+  generator('epochStartRng', v.epochStartRng);
+  if (!isObject(v.generators)) fail('generators', v.generators, 'an object of generator states by name');
+  const generators = v.generators as Record<string, unknown>;
+  for (const [k, g] of Object.entries(generators)) generator(`generators.${k}`, g);
+  for (const k of expect?.generators ?? [])
+    if (!(k in generators)) fail(`generators.${k}`, undefined, `the state of the task's generator "${k}"`);
+  if (!isObject(v.optimizerSteps)) fail('optimizerSteps', v.optimizerSteps, 'an object of update counts by parameter');
+  for (const [k, n] of Object.entries(v.optimizerSteps as Record<string, unknown>))
+    count(`optimizerSteps.${k}`, n, step, 'at most the step count');
+  const record = (field: string, r: unknown) => {
+    if (!isObject(r)) return fail(field, r, 'a validation record { epoch, step, score, metrics }');
+    count(`${field}.epoch`, r.epoch, epochsDone, 'at most epochsDone');
+    count(`${field}.step`, r.step, step, 'at most step');
+    // JSON writes a NaN score as null.
+    if (typeof r.score !== 'number' && r.score !== null) fail(`${field}.score`, r.score, 'a number');
+    if (!isObject(r.metrics)) fail(`${field}.metrics`, r.metrics, 'an object of metrics');
+    return r;
+  };
+  if (!Array.isArray(v.validation)) fail('validation', v.validation, 'an array of validation records');
+  const validation = v.validation as unknown[];
+  validation.forEach((r, i) => {
+    const rec = record(`validation[${i}]`, r);
+    const prev = validation[i - 1] as { epoch: number } | undefined;
+    if (prev && (rec.epoch as number) <= prev.epoch)
+      fail(`validation[${i}].epoch`, rec.epoch, `more than ${prev.epoch} (the epoch before it)`);
+  });
+  if (v.best !== null) {
+    const best = record('best', v.best);
+    if (!validation.some((r) => isObject(r) && r.epoch === best.epoch && r.step === best.step))
+      fail('best', best, 'one of the records in "validation"');
+    if (!hasBestFile) fail('best', best, 'null, since manifest.json lists no best.safetensors');
+  } else if (hasBestFile) fail('best', null, 'a validation record, since manifest.json lists best.safetensors');
+  if (!Array.isArray(v.log) || !v.log.every(isObject)) fail('log', v.log, 'an array of log rows');
+  if (!isObject(v.counters)) fail('counters', v.counters, 'an object of running sums');
+  const counters = v.counters as Record<string, unknown>;
+  for (const k of [
+    'epochLossSum',
+    'epochSteps',
+    'windowLossSum',
+    'windowSteps',
+    'windowTokens',
+    'windowSeconds',
+    'lastLr',
+    'elapsedSeconds',
+  ])
+    if (typeof counters[k] !== 'number' || !Number.isFinite(counters[k])) fail(`counters.${k}`, counters[k], 'a finite number');
+  return v as unknown as CheckpointState;
+}
+
+/**
+ * Reads the newest complete checkpoint, or null when there is none. Every file named in its
+ * manifest must be there with the SHA-256 recorded when it was written, and state.json must hold a
+ * well-formed state (consistent with `expect` when given); anything else is a `CheckpointError`
+ * naming the file, and what can still be done.
+ */
+export async function readLatestCheckpoint(
+  store: RunStore,
+  expect?: ResumeExpectations,
+): Promise<(CheckpointParts & { path: string }) | null> {
   const all = await listCheckpoints(store);
   const last = all.at(-1);
   if (!last) return null;
   const path = `${CHECKPOINT_DIR}/${last.name}`;
-  const manifest = await readJson<{ format: number; files: string[] }>(store, `${path}/manifest.json`);
-  if (manifest?.format !== FORMAT) {
-    throw new Error(
-      `${store.name}/${path}: checkpoint format ${manifest?.format} is not ${FORMAT}: it was written by another version of @peft/trainer`,
+  const older = all.at(-2);
+  const advice = older
+    ? `The older checkpoint ${store.name}/${CHECKPOINT_DIR}/${older.name} is still kept: move ${store.name}/${path} out of the run folder and resume again to continue from it, or start the run without resume into a new folder.`
+    : 'No older checkpoint is kept (keepCheckpoints > 1 keeps more): start the run again without resume, into a new folder to keep this one for inspection.';
+  const fail = (file: string, what: string): never => {
+    throw new CheckpointError(`cannot resume from ${store.name}/${path}: ${file} ${what}. ${advice}`, `${store.name}/${path}/${file}`);
+  };
+
+  let manifest: unknown;
+  try {
+    manifest = await readJson<unknown>(store, `${path}/manifest.json`);
+  } catch (error) {
+    return fail('manifest.json', `is not valid JSON (${(error as Error).message})`);
+  }
+  if (!isObject(manifest)) return fail('manifest.json', `is ${show(manifest)}, not an object`);
+  if (manifest.format !== FORMAT) {
+    throw new CheckpointError(
+      `${store.name}/${path}: checkpoint format ${show(manifest.format)} is not ${FORMAT}: it was written by another version of @peft/trainer. Start the run again without resume, into a new folder.`,
+      `${store.name}/${path}/manifest.json`,
     );
   }
-  const state = await readJson<CheckpointState>(store, `${path}/state.json`);
-  const trainable = await readHostState(store, `${path}/trainable.safetensors`);
-  const moments = await readHostState(store, `${path}/optimizer.safetensors`);
-  if (!state || !trainable || !moments)
-    throw new Error(`${store.name}/${path}: checkpoint is incomplete (a file named in its manifest is missing)`);
-  const best = manifest.files.includes('best.safetensors') ? await readHostState(store, `${path}/best.safetensors`) : null;
+  const files = manifest.files;
+  const sums = manifest.sha256;
+  if (!Array.isArray(files) || !files.every((f) => typeof f === 'string'))
+    return fail('manifest.json', `has "files" ${show(files)}, not a list of file names`);
+  for (const f of REQUIRED) if (!files.includes(f)) fail('manifest.json', `does not list ${f}`);
+  if (!isObject(sums)) return fail('manifest.json', `has "sha256" ${show(sums)}, not an object of checksums by file`);
+  const bytes = new Map<string, Uint8Array>();
+  for (const f of files as string[]) {
+    const want = sums[f];
+    if (typeof want !== 'string' || !/^[0-9a-f]{64}$/.test(want)) fail('manifest.json', `has no SHA-256 for ${f} (found ${show(want)})`);
+    const data = await store.readFile(`${path}/${f}`);
+    if (!data) return fail(f, 'is listed in manifest.json but missing');
+    const got = sha256(data);
+    if (got !== want) fail(f, `is damaged: its SHA-256 is ${got}, but ${want} was recorded in manifest.json when it was written`);
+    bytes.set(f, data);
+  }
+  const at = (f: string) => bytes.get(f) as Uint8Array;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(at('state.json')));
+  } catch (error) {
+    return fail('state.json', `is not valid JSON (${(error as Error).message})`);
+  }
+  const hasBest = files.includes('best.safetensors');
+  const state = checkState(raw, hasBest, expect, (field, value, expected) =>
+    fail('state.json', `field "${field}" is ${show(value)}; expected ${expected}`),
+  );
+  const tensors = async (f: string) => hostStateFromBytes(at(f), `${store.name}/${path}/${f}`);
+  const trainable = await tensors('trainable.safetensors');
+  const moments = await tensors('optimizer.safetensors');
+  const best = hasBest ? await tensors('best.safetensors') : null;
   return { path, state, trainable, moments, best };
 }
 

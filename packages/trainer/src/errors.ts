@@ -29,3 +29,15 @@ export class TrainingAbortedError extends Error {
     super(message, options);
   }
 }
+
+/** Thrown when a checkpoint cannot be trusted for a resume: a file missing or damaged, or a state field out of place. */
+export class CheckpointError extends Error {
+  override readonly name = 'CheckpointError';
+  constructor(
+    message: string,
+    /** The file at fault. */
+    readonly file: string,
+  ) {
+    super(message);
+  }
+}

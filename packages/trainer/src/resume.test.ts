@@ -1,9 +1,10 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TrainingAbortedError, TrainingDivergedError } from './errors.js';
+import { CheckpointError, TrainingAbortedError, TrainingDivergedError } from './errors.js';
 import { nodeRunStore } from './node/index.js';
 import { BlobTask, rawState } from './test-helpers.js';
 import { type TrainOptions, train } from './trainer.js';
@@ -141,6 +142,142 @@ describe('resume', () => {
     // The tensors were trained until the bad step and no grad is left behind.
     expect(await rawState(task)).not.toEqual(before);
     for (const [, t] of task.trainable()) expect(t.grad).toBeNull();
+    task.dispose();
+  });
+});
+
+describe('resume from a damaged checkpoint', () => {
+  // A run stopped in update 9 with checkpoints every 2 updates, the newest 2 kept: step 6 and step 8 (epoch 2, step 3 of 5).
+  const damaged = { ...settings('damaged'), checkpointEverySteps: 2, keepCheckpoints: 2 };
+  let cases = 0;
+  const base = async () => {
+    if (existsSync(join(root, 'damaged'))) return;
+    const task = newTask();
+    await expect(
+      train(task, {
+        ...damaged,
+        onStep: (s) => {
+          if (s.step === 9) throw new Error('crash');
+        },
+      }),
+    ).rejects.toThrow('crash');
+    task.dispose();
+    expect(readdirSync(join(root, 'damaged', 'checkpoints'))).toEqual(['step-00000006', 'step-00000008']);
+  };
+  /** A copy of the stopped run with its newest checkpoint changed by `damage(dir)`; resumes it and returns the error. */
+  const resumeAfter = async (damage: (dir: string) => void): Promise<CheckpointError> => {
+    await base();
+    const name = `damaged-${++cases}`;
+    cpSync(join(root, 'damaged'), join(root, name), { recursive: true });
+    damage(join(root, name, 'checkpoints', 'step-00000008'));
+    const task = newTask();
+    const error = await train(task, { ...damaged, out: nodeRunStore(join(root, name)), resume: true }).catch((e: unknown) => e);
+    task.dispose();
+    expect(error).toBeInstanceOf(CheckpointError);
+    // Refused before anything was trained or saved.
+    expect(existsSync(join(root, name, 'test-metrics.json'))).toBe(false);
+    expect(existsSync(join(root, name, 'adapter'))).toBe(false);
+    return error as CheckpointError;
+  };
+  const flipByte = (file: string) => {
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 3] ^= 0x10;
+    writeFileSync(file, bytes);
+  };
+  /** Rewrites state.json and its checksum, as a consistent but wrong checkpoint would be. */
+  const editState = (edit: (state: Record<string, unknown>) => unknown) => (dir: string) => {
+    const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'));
+    const text = JSON.stringify(edit(state));
+    writeFileSync(join(dir, 'state.json'), text);
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    manifest.sha256['state.json'] = createHash('sha256').update(text).digest('hex');
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
+  };
+  const set = (patch: Record<string, unknown>) => editState((s) => ({ ...s, ...patch }));
+
+  it('records a SHA-256 per file in the manifest', async () => {
+    await base();
+    const dir = join(root, 'damaged', 'checkpoints', 'step-00000008');
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    expect(manifest.files.sort()).toEqual(['best.safetensors', 'optimizer.safetensors', 'state.json', 'trainable.safetensors']);
+    for (const f of manifest.files)
+      expect(manifest.sha256[f]).toBe(
+        createHash('sha256')
+          .update(readFileSync(join(dir, f)))
+          .digest('hex'),
+      );
+  });
+
+  it('refuses a missing best.safetensors, naming the file and the older checkpoint to fall back to', async () => {
+    const e = await resumeAfter((dir) => rmSync(join(dir, 'best.safetensors')));
+    expect(e.file).toBe(join(root, `damaged-${cases}`, 'checkpoints/step-00000008/best.safetensors'));
+    expect(e.message).toContain('best.safetensors is listed in manifest.json but missing.');
+    expect(e.message).toContain(`The older checkpoint ${join(root, `damaged-${cases}`, 'checkpoints/step-00000006')} is still kept`);
+  });
+
+  it.each(['trainable.safetensors', 'optimizer.safetensors', 'best.safetensors', 'state.json'])(
+    'refuses one flipped bit in %s',
+    async (file) => {
+      const e = await resumeAfter((dir) => flipByte(join(dir, file)));
+      expect(e.message).toMatch(
+        new RegExp(`${file.replace('.', '\\.')} is damaged: its SHA-256 is [0-9a-f]{64}, but [0-9a-f]{64} was recorded`),
+      );
+    },
+  );
+
+  it.each<[string, (dir: string) => void, string]>([
+    ['{}', editState(() => ({})), 'field "format" is missing; expected 1'],
+    ['null', editState(() => null), 'field "(the whole file)" is null; expected an object with the checkpoint state'],
+    ['stepInEpoch 1000', set({ stepInEpoch: 1000 }), 'field "stepInEpoch" is 1000; expected an integer from 0 to 4 (5 steps per epoch)'],
+    ['epochsDone 99', set({ epochsDone: 99 }), 'field "epochsDone" is 99; expected an integer from 0 to 3 (the run has 3 epochs)'],
+    [
+      'epochsDone 3 mid-epoch',
+      set({ epochsDone: 3 }),
+      'field "stepInEpoch" is 3; expected an integer from 0 to 0 (5 steps per epoch, and all epochs are done)',
+    ],
+    ['step out of line', set({ step: 9 }), 'field "step" is 9; expected 8 (epochsDone 1 × 5 steps per epoch + stepInEpoch 3)'],
+    ['step a string', set({ step: '8' }), 'field "step" is "8"; expected an integer from 0'],
+    ['a negative generator offset', set({ epochStartRng: { seed: 42, offset: -1 } }), 'field "epochStartRng" is {"seed":42,"offset":-1}'],
+    ['a missing task generator', set({ generators: {} }), 'field "generators.'],
+    ['optimizer steps beyond step', set({ optimizerSteps: { x: 99 } }), 'field "optimizerSteps.x" is 99; expected an integer from 0 to 8'],
+    [
+      'best from a future epoch',
+      editState((s) => ({ ...s, best: { ...(s.best as object), epoch: 2 } })),
+      'field "best.epoch" is 2; expected an integer from 0 to 1',
+    ],
+    [
+      'best not in the history',
+      editState((s) => ({ ...s, best: { ...(s.best as object), step: 1 } })),
+      'expected one of the records in "validation"',
+    ],
+    [
+      'best null with best.safetensors',
+      set({ best: null }),
+      'field "best" is null; expected a validation record, since manifest.json lists best.safetensors',
+    ],
+    ['validation not a list', set({ validation: {} }), 'field "validation" is {}; expected an array of validation records'],
+    ['log missing', set({ log: undefined }), 'field "log" is missing; expected an array of log rows'],
+    [
+      'a counter NaN',
+      editState((s) => ({ ...s, counters: { ...(s.counters as object), lastLr: null } })),
+      'field "counters.lastLr" is null; expected a finite number',
+    ],
+    ['fingerprint missing', set({ fingerprint: undefined }), 'field "fingerprint" is missing; expected an object of settings'],
+  ])('refuses state.json with %s, naming the field, the value and what was expected', async (_, damage, message) => {
+    const e = await resumeAfter(damage);
+    expect(e.message).toContain('/checkpoints/step-00000008: state.json field "');
+    expect(e.message).toContain(message);
+    expect(e.file.endsWith('step-00000008/state.json')).toBe(true);
+  });
+
+  it('still resumes an undamaged copy to the uninterrupted result', async () => {
+    await base();
+    const whole = await uninterrupted();
+    cpSync(join(root, 'damaged'), join(root, 'damaged-ok'), { recursive: true });
+    const task = newTask();
+    const resumed = await train(task, { ...damaged, out: nodeRunStore(join(root, 'damaged-ok')), resume: true });
+    expect(resumed.test).toEqual(whole.result.test);
+    expect(await rawState(task)).toEqual(whole.state);
     task.dispose();
   });
 });

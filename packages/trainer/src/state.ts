@@ -45,8 +45,12 @@ export async function writeHostState(store: RunStore, path: string, state: HostS
 /** Reads a safetensors file written by `writeHostState`, keeping the stored dtypes; null when it is missing. */
 export async function readHostState(store: RunStore, path: string): Promise<HostState | null> {
   const bytes = await store.readFile(path);
-  if (!bytes) return null;
-  const file = await openSafetensors(bytesSource(bytes, `${store.name}/${path}`));
+  return bytes ? hostStateFromBytes(bytes, `${store.name}/${path}`) : null;
+}
+
+/** Parses a safetensors file written by `writeHostState` from its bytes; `where` names it in errors. */
+export async function hostStateFromBytes(bytes: Uint8Array, where: string): Promise<HostState> {
+  const file = await openSafetensors(bytesSource(bytes, where));
   const out: HostState = new Map();
   for (const name of file.names()) {
     const t = await file.readTensor(name);

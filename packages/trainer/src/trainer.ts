@@ -6,6 +6,7 @@ import {
   pruneCheckpoints,
   type RunCounters,
   readLatestCheckpoint,
+  STATE_FORMAT,
   writeCheckpoint,
 } from './checkpoint.js';
 import { clipCoefficient, squaredNorm } from './clip.js';
@@ -294,7 +295,11 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
 
   try {
     if (out && options.resume) {
-      const ckpt = await readLatestCheckpoint(out);
+      const ckpt = await readLatestCheckpoint(out, {
+        epochs: o.epochs,
+        stepsPerEpoch: o.stepsPerEpoch,
+        generators: Object.keys(generators),
+      });
       if (ckpt) {
         const s: CheckpointState = ckpt.state;
         const diff = Object.keys(fingerprint).filter((k) => JSON.stringify(fingerprint[k]) !== JSON.stringify(s.fingerprint[k]));
@@ -319,6 +324,11 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
         epochStartRng = s.epochStartRng;
         best = s.best;
         bestState = ckpt.best;
+        // readLatestCheckpoint checks this too; the run must never report a best state it does not hold.
+        if ((best === null) !== (bestState === null))
+          throw new Error(
+            `train: checkpoint ${resumedFrom ?? ckpt.path} has a best record without its tensors, or tensors without a record`,
+          );
         validation = s.validation;
         log = s.log;
         counters = s.counters;
@@ -346,7 +356,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       counters.elapsedSeconds = elapsed();
       const moments = await optimizer.state();
       const state: CheckpointState = {
-        format: 1,
+        format: STATE_FORMAT,
         fingerprint,
         step,
         epochsDone,
