@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
 import { loadModel } from '@peft/models/node';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { benchTraining } from './commands/bench.js';
 import { main } from './main.js';
 
@@ -143,7 +143,48 @@ describe('peft', () => {
     const { code, out } = await run(['--help']);
     expect(code).toBe(0);
     expect(out).toContain('Usage: peft <command> [options]');
-    expect((await run(['nope'])).code).toBe(1);
+    expect((await run(['nope'])).code).toBe(2);
     expect((await run(['info', '--bogus'])).code).toBe(2);
+  });
+
+  it('--version prints the package version', async () => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8'));
+    for (const flag of ['--version', '-v']) {
+      const { code, out } = await run([flag]);
+      expect(code).toBe(0);
+      expect(out).toBe(version);
+    }
+  });
+
+  async function failing(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+      written.push(String(s));
+      return true;
+    });
+    try {
+      const r = await run(argv);
+      return { ...r, err: written.join('') };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it('an unknown command or study exits non-zero and suggests the closest name', async () => {
+    let r = await failing(['trian']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('unknown command "trian"; did you mean train?');
+    r = await failing(['train', 'livdoor']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('unknown study "livdoor"; did you mean livedoor?');
+    expect(r.out).not.toContain('LoRA-trains');
+    r = await failing(['train', 'bc5']);
+    expect(r.err).toContain('did you mean bc5cdr?');
+    r = await failing(['train', 'imdb']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('unknown study "imdb" (known: livedoor, bc5cdr)');
+    r = await failing(['train']);
+    expect(r.code).toBe(2);
+    expect((await run(['train', '--help'])).code).toBe(0);
   });
 });

@@ -5,6 +5,7 @@ import { INFO_HELP, infoCommand } from './commands/info.js';
 import { MERGE_HELP, mergeCommand } from './commands/merge.js';
 import { PREDICT_HELP, predictCommand } from './commands/predict.js';
 import { TRAIN_HELP, trainCommand } from './commands/train.js';
+import { cliVersion, unknownMessage } from './suggest.js';
 
 type Command = { help: string; run: (argv: string[], out: (s: string) => void, signal?: AbortSignal) => Promise<void> };
 
@@ -22,6 +23,7 @@ export function usage(): string {
   return `peft: LoRA fine-tuning of Hugging Face decoder models in TypeScript
 
 Usage: peft <command> [options]      (peft <command> --help for its options)
+       peft --version
 
 Commands:
 ${Object.entries(COMMANDS)
@@ -44,10 +46,14 @@ export async function main(
     out(usage());
     return name ? 0 : 1;
   }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    out(cliVersion());
+    return 0;
+  }
   const command = COMMANDS[name];
   if (!command) {
-    process.stderr.write(`peft: unknown command ${JSON.stringify(name)}: commands are ${Object.keys(COMMANDS).join(', ')}\n`);
-    return 1;
+    process.stderr.write(`peft: ${unknownMessage('command', name, Object.keys(COMMANDS))}\n`);
+    return 2;
   }
   try {
     await command.run(rest, out, signal);

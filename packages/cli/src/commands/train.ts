@@ -1,3 +1,5 @@
+import { UsageError } from '../args.js';
+import { unknownMessage } from '../suggest.js';
 import { bc5cdrMain } from './bc5cdr.js';
 import { livedoorMain } from './livedoor.js';
 
@@ -24,7 +26,10 @@ export async function trainCommand(argv: string[], out: (s: string) => void, sig
     await livedoorMain(rest, { usage: 'peft train livedoor --model <dir> --data <path> [options]' }, { log, signal });
   } else if (recipe === 'bc5cdr') {
     await bc5cdrMain(rest, { usage: 'peft train bc5cdr --model <dir> --data <dir> [options]' }, { log, signal });
-  } else {
+  } else if (recipe === undefined || recipe === '--help' || recipe === '-h') {
     out(TRAIN_HELP);
+    if (recipe === undefined) throw new UsageError('which study? livedoor or bc5cdr');
+  } else {
+    throw new UsageError(`${unknownMessage('study', recipe, ['livedoor', 'bc5cdr'])} Run \`peft train --help\`.`);
   }
 }
