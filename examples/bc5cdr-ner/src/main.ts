@@ -25,6 +25,8 @@ const DEFAULTS: Bc5cdrCommandDefaults = {
   usage: 'pnpm --filter @peft/example-bc5cdr-ner start [-- options]',
   tinyModel: TINY_MODEL,
   fixtureData: FIXTURE_DATA,
+  // With no arguments the example replaces its own previous tiny run; any other folder is guarded.
+  replaceDefaultTinyRun: true,
 };
 
 export { UsageError };

@@ -28,6 +28,9 @@ const DEFAULTS: LivedoorCommandDefaults = {
   usage: 'pnpm --filter @peft/example-livedoor-classification start [-- options]',
   tinyModel: TINY_MODEL,
   fixtureData: FIXTURE_DATA,
+  // `pnpm start` with no arguments replaces its own previous tiny run in runs/tiny-gpt-neox;
+  // any other run folder (--out, --model) needs --resume or --overwrite when it holds a run.
+  replaceDefaultTinyRun: true,
 };
 
 export { UsageError };

@@ -5,12 +5,15 @@ import { parseArgs } from 'node:util';
 import type { DType } from '@peft/core';
 import { UsageError } from '../args.js';
 import { BC5CDR_LAYER_SETS, type Bc5cdrLayers, type Bc5cdrOptions, type Bc5cdrResult, runBc5cdr } from '../recipes/bc5cdr.js';
+import { prepareRunFolder } from '../runfolder.js';
 
 /** What runs when --model / --data are absent (the example's bundled tiny model and corpus), and the usage line. */
 export interface Bc5cdrCommandDefaults {
   usage: string;
   tinyModel?: string;
   fixtureData?: string;
+  /** Replace the previous tiny run in the default folder instead of refusing (the example's no-argument run). */
+  replaceDefaultTinyRun?: boolean;
 }
 
 /**
@@ -64,6 +67,8 @@ Training
   --no-gradient-checkpointing   keep activations (faster, more memory)
   --evaluate-untrained     also score the adapter before training (epoch 0)
   --resume                 continue an interrupted run in --out
+  --overwrite              replace a previous run in --out (without it, or --resume, a folder that
+                           holds one is an error and is left as it is)
 
 Without --model, the defaults are the tiny run's: r ${BC5CDR_TINY_DEFAULTS.r}, lr ${BC5CDR_TINY_DEFAULTS.lr}, ${BC5CDR_TINY_DEFAULTS.epochs} epochs, batch ${BC5CDR_TINY_DEFAULTS.batchSize}, max length ${BC5CDR_TINY_DEFAULTS.maxLength}.
 Ctrl-C stops at the next step after writing a checkpoint; --resume continues it.
@@ -97,6 +102,7 @@ const OPTIONS = {
   'no-gradient-checkpointing': { type: 'boolean' },
   'evaluate-untrained': { type: 'boolean' },
   resume: { type: 'boolean' },
+  overwrite: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -127,7 +133,7 @@ function parseValues(argv: readonly string[]) {
 export function parseBc5cdrCommandLine(
   argv: readonly string[],
   defaults: Bc5cdrCommandDefaults,
-): Omit<Bc5cdrOptions, 'out'> & { out?: string; help: boolean } {
+): Omit<Bc5cdrOptions, 'out'> & { out?: string; help: boolean; overwrite: boolean } {
   const values = parseValues(argv);
   const tiny = values.model === undefined && defaults.tinyModel !== undefined;
   if (values.model === undefined && !tiny && !values.help) throw new UsageError('--model <Llama-2 model folder> is required');
@@ -177,6 +183,7 @@ export function parseBc5cdrCommandLine(
     gradientCheckpointing: gc ?? (tiny ? BC5CDR_TINY_DEFAULTS.gradientCheckpointing : undefined),
     evaluateUntrained: values['evaluate-untrained'] ?? false,
     resume: values.resume ?? false,
+    overwrite: values.overwrite ?? false,
   };
   if (!tiny && values.data === undefined && !options.help) {
     throw new UsageError('--model needs --data <BC5CDR folder> too (the bundled fixture abstracts go with the bundled tiny model only)');
@@ -215,9 +222,11 @@ export async function bc5cdrMain(
     log(bc5cdrHelp(defaults));
     return null;
   }
-  const { help: _help, ...options } = parsed;
+  const { help: _help, overwrite, ...options } = parsed;
   const tiny = options.modelDir === defaults.tinyModel;
   const out = options.out ?? bc5cdrDefaultOut(options, tiny);
+  const replace = overwrite || (tiny && options.out === undefined && defaults.replaceDefaultTinyRun === true && !options.resume);
+  await prepareRunFolder(out, { resume: options.resume ?? false, overwrite: replace, log });
   if (tiny)
     log('No --model: the bundled tiny Llama on the fixture abstracts (a smoke run: a random 2-layer model does not learn NER in seconds).');
   const started = performance.now();

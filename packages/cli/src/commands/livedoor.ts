@@ -6,12 +6,18 @@ import type { DType } from '@peft/core';
 import type { LivedoorTemplate } from '@peft/datasets';
 import { UsageError } from '../args.js';
 import { type LivedoorOptions, type LivedoorResult, runLivedoor } from '../recipes/livedoor.js';
+import { prepareRunFolder } from '../runfolder.js';
 
 /** What runs when --model / --data are absent (the example's bundled tiny model and corpus), and the usage line. */
 export interface LivedoorCommandDefaults {
   usage: string;
   tinyModel?: string;
   fixtureData?: string;
+  /**
+   * Replace the previous tiny run in the default folder instead of refusing (the example's
+   * no-argument run, meant to be run again and again). An explicit --out is always guarded.
+   */
+  replaceDefaultTinyRun?: boolean;
 }
 
 /**
@@ -61,6 +67,8 @@ Training (the study's values unless noted)
   --sweep                  the study's grid: lr ∈ {1e-4, 3e-4, 5e-4, 1e-3} × template ∈ {0, 1, 2},
                            selected by validation macro-F1
   --resume                 continue an interrupted run (or sweep) in --out
+  --overwrite              replace a previous run in --out (without it, or --resume, a folder that
+                           holds one is an error and is left as it is)
 
 Ctrl-C stops at the next step after writing a checkpoint; --resume continues it.
 `;
@@ -83,6 +91,7 @@ const OPTIONS = {
   'no-gradient-checkpointing': { type: 'boolean' },
   sweep: { type: 'boolean' },
   resume: { type: 'boolean' },
+  overwrite: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -103,7 +112,7 @@ function parseValues(argv: readonly string[]) {
   }
 }
 
-export type LivedoorCommandLine = Omit<LivedoorOptions, 'out'> & { out?: string; help: boolean };
+export type LivedoorCommandLine = Omit<LivedoorOptions, 'out'> & { out?: string; help: boolean; overwrite: boolean };
 
 /** The recipe options a command line asks for (the tiny run's settings when --model is absent). */
 export function parseLivedoorCommandLine(argv: readonly string[], defaults: LivedoorCommandDefaults): LivedoorCommandLine {
@@ -140,6 +149,7 @@ export function parseLivedoorCommandLine(argv: readonly string[], defaults: Live
     gradientCheckpointing: values['no-gradient-checkpointing'] ? false : undefined,
     sweep: values.sweep ?? false,
     resume: values.resume ?? false,
+    overwrite: values.overwrite ?? false,
   };
 }
 
@@ -185,9 +195,11 @@ export async function livedoorMain(
     log(livedoorHelp(defaults));
     return null;
   }
-  const { help: _help, ...options } = parsed;
+  const { help: _help, overwrite, ...options } = parsed;
   const tiny = options.modelDir === defaults.tinyModel;
   const out = options.out ?? livedoorDefaultOut(options.modelDir, options.sweep === true);
+  const replace = overwrite || (tiny && options.out === undefined && defaults.replaceDefaultTinyRun === true && !options.resume);
+  await prepareRunFolder(out, { resume: options.resume ?? false, overwrite: replace, log });
   if (tiny) log('No --model: the bundled tiny GPT-NeoX on the fixture corpus (9 categories × 15 articles) on the CPU.');
   const started = performance.now();
   const result = await runLivedoor({ ...options, out, log, progress: opts.progress, signal: opts.signal });
