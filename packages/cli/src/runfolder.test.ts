@@ -85,7 +85,7 @@ describe('a run folder that holds a previous run', () => {
     expect(snapshot(dir)).toEqual(before);
     const lines: string[] = [];
     await prepareRunFolder(dir, { resume: false, overwrite: true, log: (l) => lines.push(l) });
-    expect(lines.join('\n')).toContain(`removing the previous run in ${dir}`);
+    expect(lines.join('\n')).toContain(`replacing the previous run in ${dir}`);
     expect(() => statSync(dir)).toThrow();
   });
 

@@ -54,6 +54,6 @@ export async function prepareRunFolder(
         'Pass --resume to continue it, or --overwrite to replace it (or choose another --out).',
     );
   }
-  opts.log?.(`--overwrite: removing the previous run in ${dir}`);
+  opts.log?.(`replacing the previous run in ${dir}`);
   await rm(dir, { recursive: true, force: true });
 }
