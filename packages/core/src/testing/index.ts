@@ -6,6 +6,19 @@ export {
   DEFAULT_TOLERANCES,
   FLOAT_DTYPES,
 } from './conformance.js';
+export {
+  BINARY_MUTATORS,
+  describeFailures,
+  type FuzzFailure,
+  type FuzzReport,
+  FuzzRng,
+  type FuzzTarget,
+  fuzzCases,
+  type Mutator,
+  runFuzz,
+  TEXT_MUTATORS,
+  unclearError,
+} from './fuzz.js';
 export { finiteDifference, GRADCHECK_KERNELS, type GradcheckOptions, gradcheckCases } from './gradcheck.js';
 export { type HostTensor, hostTensor } from './harness.js';
 export { createOracleBackend } from './oracle-backend.js';
