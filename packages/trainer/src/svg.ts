@@ -18,6 +18,38 @@ export interface LineChartOptions {
 
 // matplotlib's tab10, so the plot looks like the ones people make in Python.
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+// Beyond the palette, each further round of colours gets its own dash pattern (and marker), so no two series look alike.
+const DASHES = ['', '7 4', '2 3', '9 3 2 3', '4 2 1 2 1 2'];
+const MARKERS = ['circle', 'square', 'triangle', 'diamond', 'cross'] as const;
+
+/** Colour, dash pattern and marker of the i-th series: distinct for the first 50. */
+export function seriesStyle(i: number): { color: string; dash: string; marker: (typeof MARKERS)[number] } {
+  const round = Math.floor(i / COLORS.length);
+  return { color: COLORS[i % COLORS.length]!, dash: DASHES[round % DASHES.length]!, marker: MARKERS[round % MARKERS.length]! };
+}
+
+function marker(kind: (typeof MARKERS)[number], x: number, y: number, color: string): string {
+  const r = 2.8;
+  if (kind === 'circle') return `<circle cx="${num(x)}" cy="${num(y)}" r="2.5" fill="${color}"/>`;
+  if (kind === 'square') return `<rect x="${num(x - r)}" y="${num(y - r)}" width="${num(2 * r)}" height="${num(2 * r)}" fill="${color}"/>`;
+  if (kind === 'cross') {
+    return `<path d="M${num(x - r)} ${num(y - r)}L${num(x + r)} ${num(y + r)}M${num(x - r)} ${num(y + r)}L${num(x + r)} ${num(y - r)}" stroke="${color}" stroke-width="1.5"/>`;
+  }
+  const pts =
+    kind === 'triangle'
+      ? [
+          [x, y - r],
+          [x + r, y + r],
+          [x - r, y + r],
+        ]
+      : [
+          [x, y - r - 0.5],
+          [x + r + 0.5, y],
+          [x, y + r + 0.5],
+          [x - r - 0.5, y],
+        ];
+  return `<polygon points="${pts.map(([a, b]) => `${num(a!)},${num(b!)}`).join(' ')}" fill="${color}"/>`;
+}
 
 export function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -46,12 +78,20 @@ export function lineChartSvg(series: readonly Series[], opts: LineChartOptions =
   const plotW = width - left - right;
   const plotH = height - top - bottom;
   const pts = series.flatMap((s) => s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)));
-  const xs = pts.map(([x]) => x);
-  const ys = pts.map(([, y]) => y);
-  const xMin = Math.min(0, ...xs);
-  const xMax = Math.max(xMin + 1, ...xs);
-  let yLo = ys.length ? Math.min(...ys) : 0;
-  let yHi = ys.length ? Math.max(...ys) : 1;
+  // Loops, not Math.min(...xs): a long run has more points than a call has arguments.
+  let xMin = 0;
+  let xMax = 1;
+  let yMin = Number.POSITIVE_INFINITY;
+  let yMax = Number.NEGATIVE_INFINITY;
+  for (const [x, y] of pts) {
+    if (x < xMin) xMin = x;
+    if (x > xMax) xMax = x;
+    if (y < yMin) yMin = y;
+    if (y > yMax) yMax = y;
+  }
+  if (xMax - xMin < 1) xMax = xMin + 1;
+  let yLo = pts.length ? yMin : 0;
+  let yHi = pts.length ? yMax : 1;
   if (yHi - yLo < 1e-9) {
     yLo -= 0.05;
     yHi += 0.05;
@@ -59,7 +99,10 @@ export function lineChartSvg(series: readonly Series[], opts: LineChartOptions =
   const yStep = niceStep(yHi - yLo, 5);
   yLo = Math.floor(yLo / yStep) * yStep;
   yHi = Math.ceil(yHi / yStep) * yStep;
-  const xStep = Math.max(1, Math.ceil((xMax - xMin) / 10));
+  // Rounding can leave the extreme value a hair outside the ticks: widen by a step then.
+  if (pts.length && yLo > yMin) yLo -= yStep;
+  if (pts.length && yHi < yMax) yHi += yStep;
+  const xStep = Math.max(1, niceStep(xMax - xMin, 8));
   const px = (x: number) => left + ((x - xMin) / (xMax - xMin)) * plotW;
   const py = (y: number) => top + (1 - (y - yLo) / (yHi - yLo)) * plotH;
   const yText = (y: number) =>
@@ -78,29 +121,33 @@ export function lineChartSvg(series: readonly Series[], opts: LineChartOptions =
     out.push(`<line x1="${left}" x2="${left + plotW}" y1="${num(py(y))}" y2="${num(py(y))}" stroke="#e0e0e0"/>`);
     out.push(`<text x="${left - 6}" y="${num(py(y) + 4)}" text-anchor="end">${yText(y)}</text>`);
   }
-  for (let x = Math.ceil(xMin); x <= xMax; x += xStep) {
+  for (let x = Math.ceil(xMin / xStep) * xStep; x <= xMax + 1e-9; x += xStep) {
     out.push(`<line x1="${num(px(x))}" x2="${num(px(x))}" y1="${top + plotH}" y2="${top + plotH + 5}" stroke="#333333"/>`);
     out.push(`<text x="${num(px(x))}" y="${top + plotH + 18}" text-anchor="middle">${x}</text>`);
   }
-  out.push(`<rect x="${left}" y="${top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333333"/>`);
+  out.push(`<rect data-role="plot" x="${left}" y="${top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333333"/>`);
   if (opts.xLabel) out.push(`<text x="${left + plotW / 2}" y="${height - 12}" text-anchor="middle">${escapeXml(opts.xLabel)}</text>`);
   if (opts.yLabel) {
     out.push(`<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(opts.yLabel)}</text>`);
   }
+  // The legend's rows shrink to fit the plot's height when there are many series.
+  const rowH = Math.max(11, Math.min(18, (plotH - 10) / Math.max(1, series.length)));
   series.forEach((s, i) => {
-    const color = COLORS[i % COLORS.length]!;
+    const { color, dash, marker: shape } = seriesStyle(i);
+    const dashAttr = dash ? ` stroke-dasharray="${dash}"` : '';
     const good = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     const strokeWidth = opts.highlight === i ? 3 : 1.5;
     const coords = good.map(([x, y]) => `${num(px(x))},${num(py(y))}`).join(' ');
     out.push(`<g data-series="${escapeXml(s.label)}">`);
-    out.push(`<polyline points="${coords}" fill="none" stroke="${color}" stroke-width="${strokeWidth}"/>`);
-    for (const [x, y] of good) out.push(`<circle cx="${num(px(x))}" cy="${num(py(y))}" r="2.5" fill="${color}"/>`);
+    if (good.length > 1) out.push(`<polyline points="${coords}" fill="none" stroke="${color}" stroke-width="${strokeWidth}"${dashAttr}/>`);
+    for (const [x, y] of good) out.push(marker(shape, px(x), py(y), color));
     out.push('</g>');
-    const ly = top + 10 + i * 18;
+    const ly = top + 10 + i * rowH;
     out.push(
-      `<line x1="${left + plotW + 14}" x2="${left + plotW + 34}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="${strokeWidth}"/>`,
+      `<line x1="${left + plotW + 14}" x2="${left + plotW + 34}" y1="${num(ly)}" y2="${num(ly)}" stroke="${color}" stroke-width="${strokeWidth}"${dashAttr}/>`,
     );
-    out.push(`<text x="${left + plotW + 40}" y="${ly + 4}">${escapeXml(s.label)}</text>`);
+    out.push(marker(shape, left + plotW + 24, ly, color));
+    out.push(`<text x="${left + plotW + 40}" y="${num(ly + 4)}"${rowH < 14 ? ' font-size="10"' : ''}>${escapeXml(s.label)}</text>`);
   });
   out.push('</svg>');
   return `${out.join('\n')}\n`;

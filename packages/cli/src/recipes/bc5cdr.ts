@@ -26,6 +26,8 @@ import {
   type NerScores,
   scoreNer,
 } from '../tasks/ner.js';
+import { CURVES_FILE, writeCurves } from './curves.js';
+import { RUN_SETTINGS_FILE, runSettingsText } from './run-settings.js';
 
 /** Study B's LoRA layer sets (finding 3). */
 export type Bc5cdrLayers = 'q' | 'qk' | 'qkv' | 'qkvo' | 'all';
@@ -313,6 +315,8 @@ export interface Bc5cdrRun {
   adapterDir: string;
   /** PEFT's print_trainable_parameters line. */
   trainableLine: string;
+  /** The run's curves.svg (training loss, validation entity F1), null when there is no log to draw. */
+  curves: string | null;
   /** Null when a finished run folder was reused (resume). */
   train: TrainResult | null;
   validation: NerScores;
@@ -573,6 +577,30 @@ export async function runBc5cdr(options: Bc5cdrOptions): Promise<Bc5cdrResult> {
           generator,
           describe: runConfig,
         });
+        // The run's settings beside the adapter (peft_run.json), so that eval and predict reproduce it.
+        const saveAdapter = task.saveArtifacts.bind(task);
+        const runSettings = runSettingsText({
+          format: 1,
+          study: 'bc5cdr',
+          task: 'ner-generation',
+          model: settings.model,
+          modelType: config.modelType,
+          data: corpus.dir,
+          dtype: model.dtype,
+          seed: s.seed,
+          method: s.method,
+          perLabel: s.labels === 'per-label',
+          types: [...runLabels],
+          instruction: s.prompt,
+          maxLength: s.maxLength,
+          evalBatchSize: s.evalBatchSize,
+          limit: { ...s.limit },
+          decoding: { strategy: 'greedy', stopStrings: ['\n'], maxNewTokensMargin: 8 },
+        });
+        task.saveArtifacts = async (sink) => {
+          await saveAdapter(sink);
+          await sink.writeFile(RUN_SETTINGS_FILE, runSettings);
+        };
         if (name !== 'all' || runs.length === 0) {
           const ex = task.trainExamples[0]!;
           log(`[${name}] training text: ${JSON.stringify(ex.prompt + ex.answer)} (loss after "Answer:")`);
@@ -612,13 +640,16 @@ export async function runBc5cdr(options: Bc5cdrOptions): Promise<Bc5cdrResult> {
           test = task.lastPredictions.get('test') ?? (await task.predict('test'));
           await store.writeFile('predictions/validation.json', predictionsJson(validation));
           await store.writeFile('predictions/test.json', predictionsJson(test));
+          await writeCurves(store, { scoreLabel: 'entity F1', title: `BC5CDR ${name}` });
         }
+        const curves = (await store.readFile(CURVES_FILE)) ? join(dir, CURVES_FILE) : null;
         validationRuns.push(validation);
         testRuns.push(test);
         runs.push({
           name,
           dir,
           adapterDir: join(dir, 'adapter'),
+          curves,
           trainableLine,
           train: result,
           validation: scoreNer(validation, runLabels),

@@ -24,6 +24,8 @@ import {
 import { nodeRunStore } from '@peft/trainer/node';
 import { createBackend, gemmNote } from '../backends.js';
 import { type ClassificationMetrics, ClassificationTask, type LabelledText } from '../tasks/classification.js';
+import { CURVES_FILE, writeCurves } from './curves.js';
+import { type LivedoorRunSettings, RUN_SETTINGS_FILE, runSettingsText } from './run-settings.js';
 
 /** Study A's grid: learning rate × template, selected by validation macro-F1. */
 export const LIVEDOOR_GRID = { lr: [1e-4, 3e-4, 5e-4, 1e-3], template: [0, 1, 2] } as const;
@@ -122,6 +124,8 @@ export interface LivedoorRun {
   /** The run's folder and its adapter folder (null without an `out` path). */
   runDir: string | null;
   adapterDir: string | null;
+  /** The run's curves.svg (training loss and validation macro-F1), null without an `out` path. */
+  curves: string | null;
   /** The trainer's result; null for a sweep configuration reused from an earlier process (resume). */
   train: TrainResult | null;
 }
@@ -315,12 +319,13 @@ function storeOf(out: LivedoorOptions['out']): { store: RunStore | undefined; di
   return { store: out, dir: null };
 }
 
-/** Writes the labels beside the adapter, after the PEFT files. */
-function withLabels(task: ClassificationTask, labels: readonly string[]) {
+/** Writes the labels and the run's settings (peft_run.json: what eval and predict reuse) beside the adapter, after the PEFT files. */
+function withLabels(task: ClassificationTask, labels: readonly string[], settings: LivedoorRunSettings) {
   const save = task.saveArtifacts.bind(task);
   task.saveArtifacts = async (sink: FileSink) => {
     await save(sink);
     await sink.writeFile(LABELS_FILE, `${JSON.stringify(labels, null, 2)}\n`);
+    await sink.writeFile(RUN_SETTINGS_FILE, runSettingsText(settings));
   };
 }
 
@@ -433,6 +438,7 @@ export async function runLivedoor(options: LivedoorOptions): Promise<LivedoorRes
           testPredictions: [],
           runDir,
           adapterDir: runDir ? join(runDir, 'adapter') : null,
+          curves: runDir && (await exists(join(runDir, CURVES_FILE))) ? join(runDir, CURVES_FILE) : null,
           train: null,
         };
       }
@@ -511,7 +517,21 @@ async function trainOne(options: LivedoorOptions, r: Resolved, p: Prepared, one:
       baseModelNameOrPath: options.modelDir,
       describe: { model: one.modelName, modelType: p.config.modelType, dtype: one.dtype, template: one.template },
     });
-    withLabels(task, p.labels);
+    withLabels(task, p.labels, {
+      format: 1,
+      study: 'livedoor',
+      task: 'sequence-classification',
+      model: resolve(options.modelDir),
+      modelType: p.config.modelType,
+      data: resolve(options.data),
+      dtype: one.dtype,
+      seed: r.seed,
+      template: one.template,
+      maxLength: r.maxLength,
+      evalBatchSize: r.evalBatchSize,
+      labels: [...p.labels],
+      pooling: 'last-token',
+    });
     const result = await train(task, {
       epochs: r.epochs,
       batchSize: r.batchSize,
@@ -539,6 +559,9 @@ async function trainOne(options: LivedoorOptions, r: Resolved, p: Prepared, one:
         split: { train: p.split.train.length, validation: p.split.validation.length, test: p.split.test.length },
       },
     });
+    const drawn = one.out
+      ? await writeCurves(one.out, { scoreLabel: 'macro-F1', title: `${one.modelName}, template ${one.template}, lr ${one.lr}` })
+      : false;
     const test = result.test!.metrics as ClassificationMetrics;
     const testPredictions = task.lastPredictions.get('test') ?? (await task.predict('test'));
     return {
@@ -551,6 +574,7 @@ async function trainOne(options: LivedoorOptions, r: Resolved, p: Prepared, one:
       testPredictions,
       runDir: one.runDir,
       adapterDir: one.runDir ? join(one.runDir, 'adapter') : null,
+      curves: drawn && one.runDir ? join(one.runDir, CURVES_FILE) : null,
       train: result,
     };
   } finally {

@@ -106,6 +106,22 @@ export function nerInstructionText(method: NerMethod, label: string | undefined,
   return `The task is to identify ${types} entities in the input. Please list them by type as "${labels.map((l) => `${l}: …`).join('; ')}", with None for a type without entities.`;
 }
 
+/**
+ * The prompt and expected answer of one query (a sentence, for one label when per-label), exactly
+ * as `GenerativeNerTask` trains and generates them; `predict` builds its prompts with it.
+ */
+export function nerQueryExample(
+  sentence: Sentence,
+  label: string | undefined,
+  opts: { method: NerMethod; labels: readonly string[]; instruction: boolean | string },
+): PromptAnswer {
+  let instruction: boolean | string = false;
+  if (opts.instruction === true) instruction = nerInstructionText(opts.method, label, opts.labels);
+  else if (typeof opts.instruction === 'string') instruction = opts.instruction;
+  const onlyOurs = label === undefined ? sentence : { ...sentence, spans: sentence.spans.filter((s) => opts.labels.includes(s.type)) };
+  return nerExample(onlyOurs, { method: opts.method, label, labels: opts.labels, instruction });
+}
+
 /** Parses one generation back into spans on the sentence's tokens (never throws). */
 export function parseNerOutput(
   output: string,
@@ -293,11 +309,7 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
   }
 
   #example(sentence: Sentence, label: string | undefined): PromptAnswer {
-    let instruction: boolean | string = false;
-    if (this.#instruction === true) instruction = nerInstructionText(this.method, label, this.labels);
-    else if (typeof this.#instruction === 'string') instruction = this.#instruction;
-    const onlyOurs = label === undefined ? sentence : { ...sentence, spans: sentence.spans.filter((s) => this.labels.includes(s.type)) };
-    return nerExample(onlyOurs, { method: this.method, label, labels: this.labels, instruction });
+    return nerQueryExample(sentence, label, { method: this.method, labels: this.labels, instruction: this.#instruction });
   }
 
   #queries(sentences: readonly Sentence[]): Query[] {
