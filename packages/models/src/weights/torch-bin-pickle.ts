@@ -221,6 +221,23 @@ const OP = {
 const OP_NAMES = new Map<number, string>(Object.entries(OP).map(([k, v]) => [v, k]));
 
 const MARK = Symbol('mark');
+
+/** Longest LONG1/LONG4 integer, in bytes: torch writes at most 8; far larger ones are refused. */
+export const MAX_LONG_BYTES = 1 << 16;
+/** Longest decimal integer of the text opcodes (INT, LONG, GET, PUT): Python's own default str-to-int limit. */
+export const MAX_INT_DIGITS = 4300;
+/** Deepest nesting of MARKs: a state dict needs a handful. */
+export const MAX_MARK_DEPTH = 1000;
+/**
+ * Most values a pickle may push (each opcode that makes or fetches a value counts one): a state
+ * dict needs about 30 per tensor, so this allows over 100,000 tensors while bounding memory.
+ */
+export const MAX_PICKLE_VALUES = 4_000_000;
+/** Deepest nesting of tensor-subclass rebuilds (`_rebuild_from_type_v2` of itself). */
+const MAX_REBUILD_DEPTH = 16;
+
+/** An error the unpickler raised on purpose (as opposed to one of the engine's, which is translated). */
+class PickleError extends Error {}
 type StackItem = PyValue | typeof MARK;
 
 export interface UnpickleResult {
@@ -233,7 +250,17 @@ export interface UnpickleResult {
  * Unpickles a torch.save `data.pkl` without executing anything. `fileName` prefixes every error.
  */
 export function unpickleTorch(bytes: Uint8Array, fileName: string): UnpickleResult {
-  return new Unpickler(bytes, fileName).load();
+  const unpickler = new Unpickler(bytes, fileName);
+  try {
+    return unpickler.load();
+  } catch (error) {
+    if (error instanceof PickleError) throw new Error(error.message);
+    // Nothing below should throw otherwise; if the engine does (memory, a limit), say where.
+    const kind = error instanceof Error ? error.name : typeof error;
+    throw new Error(
+      `${fileName}: data.pkl at byte ${unpickler.at}: cannot be read (${kind} while interpreting the pickle): the file is corrupt or not a torch.save checkpoint`,
+    );
+  }
 }
 
 class Unpickler {
@@ -255,8 +282,16 @@ class Unpickler {
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
+  /** Values pushed so far (bounded by MAX_PICKLE_VALUES). */
+  private values = 0;
+
+  /** Offset of the opcode being run. */
+  get at(): number {
+    return this.opStart;
+  }
+
   private fail(message: string, at = this.opStart): never {
-    throw new Error(`${this.fileName}: data.pkl at byte ${at}: ${message}`);
+    throw new PickleError(`${this.fileName}: data.pkl at byte ${at}: ${message}`);
   }
 
   private need(n: number): number {
@@ -295,6 +330,9 @@ class Unpickler {
   }
 
   private push(v: PyValue): void {
+    if (++this.values > MAX_PICKLE_VALUES) {
+      this.fail(`builds more than ${MAX_PICKLE_VALUES} values, far more than a state dict needs: the file is corrupt or hostile`);
+    }
     this.stack.push(v);
   }
   private pop(): PyValue {
@@ -314,6 +352,13 @@ class Unpickler {
     if (!prev) this.fail('uses a mark that was never set: the pickle is corrupt');
     this.stack = prev;
     return items;
+  }
+  private memoSet(i: number): void {
+    const v = this.top();
+    if (!this.memo.has(i) && ++this.values > MAX_PICKLE_VALUES) {
+      this.fail(`builds more than ${MAX_PICKLE_VALUES} values, far more than a state dict needs: the file is corrupt or hostile`);
+    }
+    this.memo.set(i, v);
   }
   private memoGet(i: number): PyValue {
     if (!this.memo.has(i)) this.fail(`reads memo entry ${i}, which was never stored: the pickle is corrupt`);
@@ -340,6 +385,7 @@ class Unpickler {
           return { root, storages: this.storages };
         }
         case OP.MARK:
+          if (this.metastack.length >= MAX_MARK_DEPTH) this.fail(`nests more than ${MAX_MARK_DEPTH} MARKs: the pickle is corrupt`, at);
           this.metastack.push(this.stack);
           this.stack = [];
           break;
@@ -380,6 +426,7 @@ class Unpickler {
         case OP.LONG4: {
           const n = this.dv.getInt32(this.need(4), true);
           if (n < 0) this.fail(`LONG4 has a negative length ${n}`, at);
+          if (n > MAX_LONG_BYTES) this.fail(`LONG4 integer of ${n} bytes is longer than ${MAX_LONG_BYTES}: torch writes at most 8`, at);
           this.push(this.long(n));
           break;
         }
@@ -414,7 +461,7 @@ class Unpickler {
           this.push(this.utf8.decode(this.take(this.u64())));
           break;
         case OP.UNICODE:
-          this.push(unescapeRawUnicode(this.line()));
+          this.push(unescapeRawUnicode(this.line(), (m) => this.fail(m, at)));
           break;
         case OP.BINSTRING: {
           const n = this.dv.getInt32(this.need(4), true);
@@ -525,16 +572,16 @@ class Unpickler {
 
         // --- memo ---
         case OP.BINPUT:
-          this.memo.set(this.u8(), this.top());
+          this.memoSet(this.u8());
           break;
         case OP.LONG_BINPUT:
-          this.memo.set(this.u32(), this.top());
+          this.memoSet(this.u32());
           break;
         case OP.PUT:
-          this.memo.set(this.parseIndex(this.line(), at), this.top());
+          this.memoSet(this.parseIndex(this.line(), at));
           break;
         case OP.MEMOIZE:
-          this.memo.set(this.memo.size, this.top());
+          this.memoSet(this.memo.size);
           break;
         case OP.BINGET:
           this.push(this.memoGet(this.u8()));
@@ -593,7 +640,7 @@ class Unpickler {
         case OP.EXT1:
         case OP.EXT2:
         case OP.EXT4: {
-          const detail = op === OP.INST ? ` (${this.line()}.${this.line()})` : '';
+          const detail = op === OP.INST ? ` (${clip(`${this.line()}.${this.line()}`)})` : '';
           this.fail(`opcode ${OP_NAMES.get(op)}${detail} builds arbitrary objects and is not allowed: only tensors and dicts are read`, at);
           break;
         }
@@ -607,37 +654,42 @@ class Unpickler {
     }
   }
 
+  /** A little-endian two's-complement integer of n bytes, in time linear in n (through one hex string). */
   private long(n: number): number | bigint {
     const b = this.take(n);
     if (n === 0) return 0;
-    let v = 0n;
-    for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
+    const digits = new Array<string>(n);
+    for (let i = 0; i < n; i++) digits[i] = HEX[b[n - 1 - i]!]!;
+    let v = BigInt(`0x${digits.join('')}`);
     if (b[n - 1]! & 0x80) v -= 1n << BigInt(8 * n);
     return toNumber(v);
   }
 
   private parseInt(text: string, at: number): number | bigint {
-    if (!/^[-+]?\d+$/.test(text.trim())) this.fail(`integer ${JSON.stringify(text)} is malformed`, at);
-    return toNumber(BigInt(text.trim()));
+    const t = text.trim();
+    if (t.length > MAX_INT_DIGITS + 1) this.fail(`integer of ${t.length} characters is longer than ${MAX_INT_DIGITS} digits`, at);
+    if (!/^[-+]?\d+$/.test(t)) this.fail(`integer ${JSON.stringify(text.slice(0, 24))} is malformed`, at);
+    return toNumber(BigInt(t));
   }
 
   private parseIndex(text: string, at: number): number {
     const v = this.parseInt(text, at);
-    if (typeof v !== 'number' || v < 0) this.fail(`memo index ${text} is invalid`, at);
+    if (typeof v !== 'number' || v < 0) this.fail(`memo index ${clip(text)} is invalid`, at);
     return v;
   }
 
   private findGlobal(module: string, name: string): PyGlobal {
     const kind = allowGlobal(module, name);
     if (!kind) {
-      throw new Error(
-        `${this.fileName}: pickle global ${JSON.stringify(`${module}.${name}`)} is not allowed: only tensors and dicts are read (the file may be malicious, or holds objects other than a state dict)`,
+      throw new PickleError(
+        `${this.fileName}: pickle global ${JSON.stringify(clip(`${module}.${name}`))} is not allowed: only tensors and dicts are read (the file may be malicious, or holds objects other than a state dict)`,
       );
     }
     return new PyGlobal(module, name);
   }
 
-  private call(fn: PyValue, args: PyValue, at: number): PyValue {
+  private call(fn: PyValue, args: PyValue, at: number, depth = 0): PyValue {
+    if (depth > MAX_REBUILD_DEPTH) this.fail(`nests tensor rebuilds more than ${MAX_REBUILD_DEPTH} deep: the pickle is corrupt`, at);
     if (!(fn instanceof PyGlobal)) this.fail(`REDUCE calls ${describe(fn)}, which is not callable`, at);
     if (!(args instanceof PyTuple)) this.fail(`REDUCE of ${fn.qualifiedName} has arguments ${describe(args)}, not a tuple`, at);
     const a = args.items;
@@ -671,7 +723,7 @@ class Unpickler {
         const [func, type, inner] = a;
         if (!(type instanceof PyGlobal) || !TYPES.has(type.qualifiedName))
           this.fail(`${where} with type ${describe(type)} is not supported`, at);
-        const t = this.call(func ?? null, inner ?? null, at);
+        const t = this.call(func ?? null, inner ?? null, at, depth + 1);
         if (t instanceof TorchTensorRef && type.name === 'Parameter') t.parameter = true;
         return t;
       }
@@ -704,7 +756,8 @@ class Unpickler {
     if (!isStorageRef(storage)) this.fail(`_rebuild_tensor_v2 of ${describe(storage)}, not a storage`, at);
     const shape = this.intTuple(size, 'size', at);
     const strides = this.intTuple(stride, 'stride', at);
-    if (shape.length !== strides.length) this.fail(`_rebuild_tensor_v2 size (${shape}) and stride (${strides}) differ in length`, at);
+    if (shape.length !== strides.length)
+      this.fail(`_rebuild_tensor_v2 size (${shape.length} dims) and stride (${strides.length} dims) differ in length`, at);
     if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) {
       this.fail(`_rebuild_tensor_v2 storage offset ${describe(offset)} is not a non-negative integer`, at);
     }
@@ -792,28 +845,48 @@ function toNumber(v: bigint): number | bigint {
 
 function unquote(s: string, fail: (m: string) => never): string {
   const q = s[0];
-  if ((q !== "'" && q !== '"') || s[s.length - 1] !== q || s.length < 2) fail(`STRING argument ${JSON.stringify(s)} is not quoted`);
+  if ((q !== "'" && q !== '"') || s[s.length - 1] !== q || s.length < 2) fail(`STRING argument ${JSON.stringify(clip(s))} is not quoted`);
   return s.slice(1, -1).replace(/\\(x[0-9a-fA-F]{2}|.)/g, (_, e: string) => {
     if (e[0] === 'x') return String.fromCharCode(Number.parseInt(e.slice(1), 16));
     return ({ n: '\n', r: '\r', t: '\t', '\\': '\\', "'": "'", '"': '"' } as Record<string, string>)[e] ?? `\\${e}`;
   });
 }
 
-function unescapeRawUnicode(s: string): string {
-  return s.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_, u4?: string, u8?: string) =>
-    String.fromCodePoint(Number.parseInt(u4 ?? u8!, 16)),
-  );
+function unescapeRawUnicode(s: string, fail: (m: string) => never): string {
+  return s.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (seq: string, u4?: string, u8?: string) => {
+    const code = Number.parseInt(u4 ?? u8!, 16);
+    if (code > 0x10ffff) fail(`UNICODE escape ${seq} is not a Unicode code point (at most \\U0010ffff)`);
+    return String.fromCodePoint(code);
+  });
 }
 
-/** A short description of a value for error messages. */
-export function describe(v: PyValue | undefined): string {
+/** At most 80 characters of a text argument, for error messages. */
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 80)}...` : s;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** A short description of a value for error messages (nested tuples are shown two levels deep). */
+export function describe(v: PyValue | undefined, depth = 0): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'None';
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  if (typeof v === 'bigint') {
+    // Decimal conversion of a huge integer is slow: show its size instead.
+    const bits = (v < 0n ? -v : v).toString(16).length * 4;
+    return bits > 64 ? `an integer of about ${bits} bits` : String(v);
+  }
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (v instanceof Uint8Array) return `bytes[${v.byteLength}]`;
   if (Array.isArray(v)) return `a list of ${v.length}`;
-  if (v instanceof PyTuple) return `(${v.items.slice(0, 5).map(describe).join(', ')}${v.items.length > 5 ? ', ...' : ''})`;
+  if (v instanceof PyTuple) {
+    if (depth >= 2) return `a tuple of ${v.items.length}`;
+    return `(${v.items
+      .slice(0, 5)
+      .map((x) => describe(x, depth + 1))
+      .join(', ')}${v.items.length > 5 ? ', ...' : ''})`;
+  }
   if (v instanceof PyDict) return `a dict of ${v.map.size}`;
   if (v instanceof Set) return `a set of ${v.size}`;
   if (v instanceof PyGlobal) return v.qualifiedName;

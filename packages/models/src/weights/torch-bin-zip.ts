@@ -166,8 +166,8 @@ function parseCentralDirectory(cd: Uint8Array, count: number, name: string, file
       if (id === 0x0001) {
         let q = e + 4;
         const take = (what: string): number => {
-          if (q + 8 > e + 4 + size) throw new Error(`${name}: zip64 extra field of ${JSON.stringify(entryName)} lacks the ${what}`);
-          const v = safeU64(dv, q, name, `${what} of ${JSON.stringify(entryName)}`);
+          if (q + 8 > e + 4 + size) throw new Error(`${name}: zip64 extra field of ${quoteName(entryName)} lacks the ${what}`);
+          const v = safeU64(dv, q, name, `${what} of ${quoteName(entryName)}`);
           q += 8;
           return v;
         };
@@ -179,7 +179,7 @@ function parseCentralDirectory(cd: Uint8Array, count: number, name: string, file
     }
     if (localHeaderOffset + 30 + compressedSize > fileSize) {
       throw new Error(
-        `${name}: zip entry ${JSON.stringify(entryName)} (${compressedSize} bytes at offset ${localHeaderOffset}) runs past the end of the file (${fileSize} bytes): the file is truncated`,
+        `${name}: zip entry ${quoteName(entryName)} (${compressedSize} bytes at offset ${localHeaderOffset}) runs past the end of the file (${fileSize} bytes): the file is truncated`,
       );
     }
     entries.set(entryName, { name: entryName, method, flags, crc32, compressedSize, uncompressedSize, localHeaderOffset });
@@ -206,82 +206,207 @@ async function describeNonZip(source: TorchBinSource): Promise<string> {
   return 'it is not a torch.save (torch >= 1.6) zip archive, or it is truncated';
 }
 
-/** Absolute offset of an entry's data (after its local header, which has its own extra field). */
+/** Largest `data.pkl` (or other whole entry) read into memory: real ones are kilobytes to a few megabytes. */
+export const MAX_PICKLE_BYTES = 256 * 2 ** 20;
+/**
+ * Largest plausible ratio of uncompressed to compressed size for deflate (its limit is about
+ * 1032:1); a directory that declares more is lying, and nothing is allocated from it.
+ */
+export const MAX_DEFLATE_RATIO = 1032;
+/** Compressed bytes read and fed to the inflater at a time. */
+const INFLATE_INPUT_CHUNK = 1 << 16;
+
+const dataOffsets = new WeakMap<ZipEntry, number>();
+
+/**
+ * Absolute offset of an entry's data (after its local header, which has its own extra field).
+ * The local header must agree with the central directory: signature, name, method, encryption,
+ * and (unless the sizes are in a data descriptor) CRC and sizes.
+ */
 export async function entryDataOffset(source: TorchBinSource, entry: ZipEntry): Promise<number> {
-  const header = await source.read(entry.localHeaderOffset, 30);
+  const known = dataOffsets.get(entry);
+  if (known !== undefined) return known;
+  const where = `${source.name}: zip entry ${quoteName(entry.name)}`;
+  if (entry.localHeaderOffset + 30 > source.size) {
+    throw new Error(`${where}: its local header at offset ${entry.localHeaderOffset} runs past the end of the file (${source.size} bytes)`);
+  }
+  // The header and (what should be) the entry's name, in one read.
+  const centralName = new TextEncoder().encode(entry.name);
+  const header = await source.read(entry.localHeaderOffset, Math.min(30 + centralName.byteLength, source.size - entry.localHeaderOffset));
   const dv = new DataView(header.buffer, header.byteOffset, 30);
   if (dv.getUint32(0, true) !== LFH_SIG) {
-    throw new Error(
-      `${source.name}: zip entry ${JSON.stringify(entry.name)} has no local header at offset ${entry.localHeaderOffset}: the file is corrupt`,
-    );
+    throw new Error(`${where} has no local header at offset ${entry.localHeaderOffset}: the file is corrupt`);
   }
-  const offset = entry.localHeaderOffset + 30 + dv.getUint16(26, true) + dv.getUint16(28, true);
+  const flags = dv.getUint16(6, true);
+  const method = dv.getUint16(8, true);
+  const nameLength = dv.getUint16(26, true);
+  const offset = entry.localHeaderOffset + 30 + nameLength + dv.getUint16(28, true);
   if (offset + entry.compressedSize > source.size) {
     throw new Error(
-      `${source.name}: zip entry ${JSON.stringify(entry.name)} data [${offset}, ${offset + entry.compressedSize}) runs past the end of the file (${source.size} bytes): the file is truncated`,
+      `${where}: data [${offset}, ${offset + entry.compressedSize}) runs past the end of the file (${source.size} bytes): the file is truncated`,
     );
   }
+  const mismatch = (field: string, local: number | string, central: number | string) =>
+    new Error(`${where}: its local header gives ${field} ${local} but the central directory ${central}: the file is corrupt`);
+  if (method !== entry.method) throw mismatch('compression method', method, entry.method);
+  if ((flags & 1) !== (entry.flags & 1)) throw mismatch('encryption flag', flags & 1, entry.flags & 1);
+  const localName =
+    nameLength === centralName.byteLength
+      ? header.subarray(30)
+      : await source.read(entry.localHeaderOffset + 30, Math.min(nameLength, source.size - entry.localHeaderOffset - 30));
+  if (!sameName(localName, centralName, entry.name)) {
+    throw new Error(`${where}: its local header names a different file (${nameLength} bytes): the file is corrupt`);
+  }
+  if (!(flags & 8)) {
+    // No data descriptor: the local header carries CRC and sizes (0xffffffff: they are in its zip64 extra field).
+    const crc = dv.getUint32(14, true);
+    const compressed = dv.getUint32(18, true);
+    const uncompressed = dv.getUint32(22, true);
+    if (crc !== entry.crc32) throw mismatch('CRC', `0x${hex(crc)}`, `0x${hex(entry.crc32)}`);
+    if (compressed !== 0xffffffff && compressed !== entry.compressedSize)
+      throw mismatch('compressed size', compressed, entry.compressedSize);
+    if (uncompressed !== 0xffffffff && uncompressed !== entry.uncompressedSize) {
+      throw mismatch('uncompressed size', uncompressed, entry.uncompressedSize);
+    }
+  }
+  dataOffsets.set(entry, offset);
   return offset;
 }
 
-function checkEntry(source: TorchBinSource, entry: ZipEntry): void {
-  if (entry.flags & 1) throw new Error(`${source.name}: zip entry ${JSON.stringify(entry.name)} is encrypted: not supported`);
+/** Local and central names agree byte for byte, or decode to the same text (the central one was decoded leniently). */
+function sameName(local: Uint8Array, central: Uint8Array, decoded: string): boolean {
+  if (local.byteLength === central.byteLength && local.every((b, i) => b === central[i])) return true;
+  return new TextDecoder('utf-8', { fatal: false }).decode(local) === decoded;
+}
+
+/** Refuses entries this reader cannot read (encrypted, unknown method) or whose declared sizes are implausible. */
+export function assertReadableEntry(source: TorchBinSource, entry: ZipEntry): void {
+  const where = `${source.name}: zip entry ${quoteName(entry.name)}`;
+  if (entry.flags & 1) throw new Error(`${where} is encrypted: not supported`);
   if (entry.method !== 0 && entry.method !== 8) {
-    throw new Error(
-      `${source.name}: zip entry ${JSON.stringify(entry.name)} uses compression method ${entry.method}: only stored (0) and deflate (8) are supported`,
-    );
+    throw new Error(`${where} uses compression method ${entry.method}: only stored (0) and deflate (8) are supported`);
   }
   if (entry.method === 0 && entry.compressedSize !== entry.uncompressedSize) {
     throw new Error(
-      `${source.name}: stored zip entry ${JSON.stringify(entry.name)} has compressed size ${entry.compressedSize} but uncompressed size ${entry.uncompressedSize}: the file is corrupt`,
+      `${where}: stored, but its compressed size ${entry.compressedSize} differs from its uncompressed size ${entry.uncompressedSize}: the file is corrupt`,
+    );
+  }
+  if (entry.method === 8 && entry.uncompressedSize > plausibleInflatedSize(entry.compressedSize)) {
+    throw new Error(
+      `${where}: ${entry.compressedSize} deflated bytes cannot hold the ${entry.uncompressedSize} bytes the directory declares (deflate compresses at most ${MAX_DEFLATE_RATIO}:1): the file is corrupt or a decompression bomb`,
     );
   }
 }
 
-/** The whole uncompressed content of an entry, CRC-checked. */
-export async function readEntry(source: TorchBinSource, entry: ZipEntry): Promise<Uint8Array> {
-  checkEntry(source, entry);
-  const offset = await entryDataOffset(source, entry);
-  const raw = await source.read(offset, entry.compressedSize);
-  const data = entry.method === 8 ? await inflateRaw(raw, source.name, entry) : raw;
-  if (data.byteLength !== entry.uncompressedSize) {
+/** The most bytes `compressed` bytes of deflate data can inflate to. */
+function plausibleInflatedSize(compressed: number): number {
+  return compressed * MAX_DEFLATE_RATIO + 64;
+}
+
+/**
+ * The whole uncompressed content of an entry, CRC-checked. `maxBytes` (default MAX_PICKLE_BYTES)
+ * bounds what it may declare; a deflated entry is inflated in bounded steps into a buffer that
+ * grows with what really comes out, and inflating past the declared size is an error.
+ */
+export async function readEntry(source: TorchBinSource, entry: ZipEntry, maxBytes = MAX_PICKLE_BYTES): Promise<Uint8Array> {
+  assertReadableEntry(source, entry);
+  const where = `${source.name}: zip entry ${quoteName(entry.name)}`;
+  if (entry.uncompressedSize > maxBytes) {
     throw new Error(
-      `${source.name}: zip entry ${JSON.stringify(entry.name)} holds ${data.byteLength} bytes, the directory says ${entry.uncompressedSize}: the file is corrupt`,
+      `${where} declares ${entry.uncompressedSize} bytes, more than the ${maxBytes} this reader accepts for it: the file is corrupt`,
     );
+  }
+  const offset = await entryDataOffset(source, entry);
+  const data =
+    entry.method === 8
+      ? await inflateRange(source, entry, offset, 0, entry.uncompressedSize, true)
+      : await source.read(offset, entry.compressedSize);
+  if (data.byteLength !== entry.uncompressedSize) {
+    throw new Error(`${where} holds ${data.byteLength} bytes, the directory says ${entry.uncompressedSize}: the file is corrupt`);
   }
   const crc = crc32(data);
   if (crc !== entry.crc32) {
-    throw new Error(
-      `${source.name}: zip entry ${JSON.stringify(entry.name)} fails its CRC check (0x${hex(crc)}, expected 0x${hex(entry.crc32)}): the file is corrupt`,
-    );
+    throw new Error(`${where} fails its CRC check (0x${hex(crc)}, expected 0x${hex(entry.crc32)}): the file is corrupt`);
   }
   return data;
 }
 
 /**
  * Bytes [start, start + length) of an entry's uncompressed content. A stored entry reads only
- * that range (after a 30-byte read of its local header); a deflated one is inflated whole, then sliced.
+ * that range (after a small read of its local header); a deflated one is inflated from its start
+ * only as far as the range's end, keeping only the range. Only a read of a whole deflated entry
+ * is CRC-checked (a range cannot be).
  */
 export async function readEntryRange(source: TorchBinSource, entry: ZipEntry, start: number, length: number): Promise<Uint8Array> {
-  checkEntry(source, entry);
-  if (start < 0 || length < 0 || start + length > entry.uncompressedSize) {
+  assertReadableEntry(source, entry);
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length) || start < 0 || length < 0 || start + length > entry.uncompressedSize) {
     throw new Error(
-      `${source.name}: cannot read bytes [${start}, ${start + length}) of zip entry ${JSON.stringify(entry.name)}, which holds ${entry.uncompressedSize} bytes`,
+      `${source.name}: cannot read bytes [${start}, ${start + length}) of zip entry ${quoteName(entry.name)}, which holds ${entry.uncompressedSize} bytes`,
     );
   }
-  // Stored entries are read range by range without a CRC check (it would need the whole entry);
-  // deflated ones are inflated whole and CRC-checked.
-  if (entry.method === 8) return (await readEntry(source, entry)).subarray(start, start + length);
   if (length === 0) return new Uint8Array(0);
   const offset = await entryDataOffset(source, entry);
+  if (entry.method === 8) {
+    const whole = start === 0 && length === entry.uncompressedSize;
+    const data = await inflateRange(source, entry, offset, start, length, whole);
+    if (data.byteLength !== length) {
+      throw new Error(
+        `${source.name}: zip entry ${quoteName(entry.name)} inflates to fewer bytes than the ${entry.uncompressedSize} the directory declares: the file is corrupt or truncated`,
+      );
+    }
+    if (whole && crc32(data) !== entry.crc32) {
+      throw new Error(`${source.name}: zip entry ${quoteName(entry.name)} fails its CRC check: the file is corrupt`);
+    }
+    return data;
+  }
   return source.read(offset + start, length);
 }
 
-async function inflateRaw(bytes: Uint8Array, name: string, entry: ZipEntry): Promise<Uint8Array> {
+/** A byte buffer that grows (doubling, up to a cap) with what is appended, so memory follows real output. */
+class GrowingBuffer {
+  private buf: Uint8Array;
+  length = 0;
+  constructor(
+    initial: number,
+    private readonly cap: number,
+  ) {
+    this.buf = new Uint8Array(Math.min(initial, cap));
+  }
+  append(chunk: Uint8Array): void {
+    const need = this.length + chunk.byteLength;
+    if (need > this.buf.byteLength) {
+      const next = new Uint8Array(Math.min(this.cap, Math.max(need, this.buf.byteLength * 2)));
+      next.set(this.buf.subarray(0, this.length));
+      this.buf = next;
+    }
+    this.buf.set(chunk, this.length);
+    this.length = need;
+  }
+  bytes(): Uint8Array {
+    return this.length === this.buf.byteLength ? this.buf : this.buf.subarray(0, this.length);
+  }
+}
+
+/**
+ * Inflates a deflated entry from its start and keeps bytes [start, start + length) of the output.
+ * Compressed data is read and fed in 64 KiB steps; it stops as soon as the range is complete,
+ * unless `whole`, in which case it inflates to the end and fails as soon as the output exceeds the
+ * declared size. Memory: the kept range (grown as it arrives) plus one step's output.
+ */
+async function inflateRange(
+  source: TorchBinSource,
+  entry: ZipEntry,
+  offset: number,
+  start: number,
+  length: number,
+  whole: boolean,
+): Promise<Uint8Array> {
+  const name = source.name;
+  const where = `${name}: zip entry ${quoteName(entry.name)}`;
   const Stream = (globalThis as { DecompressionStream?: typeof DecompressionStream }).DecompressionStream;
   if (!Stream) {
     throw new Error(
-      `${name}: zip entry ${JSON.stringify(entry.name)} is deflate-compressed and this runtime has no DecompressionStream: re-save the checkpoint with torch.save (it stores entries uncompressed)`,
+      `${where} is deflate-compressed and this runtime has no DecompressionStream: re-save the checkpoint with torch.save (it stores entries uncompressed)`,
     );
   }
   let stream: DecompressionStream;
@@ -289,29 +414,52 @@ async function inflateRaw(bytes: Uint8Array, name: string, entry: ZipEntry): Pro
     stream = new Stream('deflate-raw' as CompressionFormat);
   } catch {
     throw new Error(
-      `${name}: zip entry ${JSON.stringify(entry.name)} is deflate-compressed and this runtime's DecompressionStream lacks 'deflate-raw': re-save the checkpoint with torch.save (it stores entries uncompressed)`,
+      `${where} is deflate-compressed and this runtime's DecompressionStream lacks 'deflate-raw': re-save the checkpoint with torch.save (it stores entries uncompressed)`,
     );
   }
+  const writer = stream.writable.getWriter();
+  const reader = stream.readable.getReader();
+  let stopped = false;
+  const feeding = (async () => {
+    for (let fed = 0; fed < entry.compressedSize && !stopped; ) {
+      const n = Math.min(INFLATE_INPUT_CHUNK, entry.compressedSize - fed);
+      const chunk = await source.read(offset + fed, n);
+      fed += n;
+      await writer.write(chunk.slice());
+    }
+    if (!stopped) await writer.close();
+  })();
+  feeding.catch(() => {});
+  const end = start + length;
+  const out = new GrowingBuffer(Math.min(length, Math.max(1 << 16, entry.compressedSize * 4)), length);
+  let produced = 0;
   try {
-    const out = new Uint8Array(entry.uncompressedSize);
-    const writer = stream.writable.getWriter();
-    const writing = writer.write(bytes.slice()).then(() => writer.close());
-    writing.catch(() => {});
-    const reader = stream.readable.getReader();
-    let n = 0;
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (n + value.byteLength > out.byteLength)
-        throw new Error(`it inflates past the ${entry.uncompressedSize} bytes the directory gives`);
-      out.set(value, n);
-      n += value.byteLength;
+      const from = produced;
+      produced += value.byteLength;
+      if (produced > entry.uncompressedSize) {
+        throw new Error(`it inflates past the ${entry.uncompressedSize} bytes the directory declares (a decompression bomb?)`);
+      }
+      if (produced > start && from < end) out.append(value.subarray(Math.max(0, start - from), Math.min(value.byteLength, end - from)));
+      if (produced >= end && !whole) break;
     }
-    await writing;
-    return out.subarray(0, n);
+    if (whole || produced < end) await feeding;
   } catch (error) {
-    throw new Error(`${name}: zip entry ${JSON.stringify(entry.name)} cannot be inflated: ${(error as Error).message}`);
+    throw new Error(`${where} cannot be inflated: ${errorText(error)}`);
+  } finally {
+    stopped = true;
+    await reader.cancel().catch(() => {});
+    await writer.abort().catch(() => {});
   }
+  return out.bytes();
+}
+
+/** An engine or zlib error's message, without anything from the file (those messages never quote data). */
+function errorText(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.length > 200 ? `${message.slice(0, 200)}...` : message;
 }
 
 let crcTable: Uint32Array | undefined;
@@ -328,6 +476,11 @@ export function crc32(bytes: Uint8Array): number {
   let c = 0xffffffff;
   for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
+}
+
+/** An entry name for error messages: quoted, and cut short if it is long. */
+export function quoteName(name: string): string {
+  return JSON.stringify(name.length > 100 ? `${name.slice(0, 100)}...` : name);
 }
 
 function hex(n: number): string {

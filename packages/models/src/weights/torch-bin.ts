@@ -9,7 +9,7 @@ import { assertDType, bf16ToFloat, decode, encode, f16ToFloat, floatToBf16, floa
 import type { TorchDType, TorchStorageRef } from './torch-bin-pickle.js';
 import { describe, PyDict, TORCH_DTYPE_BYTES, TORCH_STORAGE_TYPES, TorchTensorRef, unpickleTorch } from './torch-bin-pickle.js';
 import type { TorchBinSource, ZipEntry } from './torch-bin-zip.js';
-import { readEntry, readEntryRange, readZipDirectory } from './torch-bin-zip.js';
+import { assertReadableEntry, quoteName, readEntry, readEntryRange, readZipDirectory } from './torch-bin-zip.js';
 
 export type { TorchDType } from './torch-bin-pickle.js';
 export type { TorchBinSource } from './torch-bin-zip.js';
@@ -123,9 +123,9 @@ export class TorchBinFile implements TorchBinReader {
     const record = this.tensors.get(name);
     if (!record) {
       const known = this.names();
-      const sample = known.slice(0, 5).map((n) => JSON.stringify(n));
+      const sample = known.slice(0, 5).map(quoteName);
       throw new Error(
-        `${this.name}: no tensor ${JSON.stringify(name)}: the file has ${known.length} tensors${known.length ? ` (${sample.join(', ')}${known.length > 5 ? ', ...' : ''})` : ''}`,
+        `${this.name}: no tensor ${quoteName(name)}: the file has ${known.length} tensors${known.length ? ` (${sample.join(', ')}${known.length > 5 ? ', ...' : ''})` : ''}`,
       );
     }
     return record;
@@ -163,7 +163,7 @@ export class TorchBinFile implements TorchBinReader {
     const bytes = await readEntryRange(this.source, entry, spanStart, spanLength);
     if (bytes.byteLength !== spanLength) {
       throw new Error(
-        `${this.name}: reading tensor ${JSON.stringify(name)} gave ${bytes.byteLength} bytes, expected ${spanLength}: the file changed or is truncated`,
+        `${this.name}: reading tensor ${quoteName(name)} gave ${bytes.byteLength} bytes, expected ${spanLength}: the file changed or is truncated`,
       );
     }
     let out = isContiguous(ref.shape, ref.stride) ? bytes : gather(bytes, size, ref.shape, ref.stride);
@@ -178,7 +178,7 @@ export class TorchBinFile implements TorchBinReader {
    */
   async readTensor(name: string, options: TorchBinReadOptions = {}): Promise<TorchBinLoadedTensor> {
     const { ref, dtype: torchDType } = this.record(name);
-    const where = `${this.name}: tensor ${JSON.stringify(name)}`;
+    const where = `${this.name}: tensor ${quoteName(name)}`;
     const dtype = options.dtype === undefined ? defaultCoreDTypeOfTorch(torchDType) : assertDType(options.dtype, where);
     const bytes = await this.readRaw(name);
     return { dtype, shape: [...ref.shape], data: convertTorchBytes(bytes, torchDType, dtype, where) };
@@ -192,19 +192,30 @@ export class TorchBinFile implements TorchBinReader {
 /**
  * Opens a torch.save zip checkpoint: reads the end of the file and the zip central directory,
  * then `data.pkl`, which it unpickles without executing anything. Tensor data is not read.
+ * The returned file owns `source` (its `close()` closes it); if opening fails, `source` is closed
+ * before the error is thrown.
  */
 export async function openTorchBin(source: TorchBinSource): Promise<TorchBinFile> {
+  try {
+    return await openSource(source);
+  } catch (error) {
+    await source.close?.().catch(() => {});
+    throw error;
+  }
+}
+
+async function openSource(source: TorchBinSource): Promise<TorchBinFile> {
   const name = source.name;
   const { entries } = await readZipDirectory(source);
   const all = [...entries.keys()];
   const pkl = all.find((n) => /^[^/]+\/data\.pkl$/.test(n)) ?? all.find((n) => n === 'data.pkl' || n.endsWith('/data.pkl'));
   if (!pkl) {
     const torchScript = all.some((n) => n.endsWith('/constants.pkl') || /\/code\//.test(n));
-    const sample = all.slice(0, 5).map((n) => JSON.stringify(n));
+    // The entry names are not listed: the file may be any zip archive (a link to someone's document).
     throw new Error(
       torchScript
         ? `${name}: this is a TorchScript archive (torch.jit.save), not a torch.save checkpoint: save the model's state_dict() with torch.save instead`
-        : `${name}: the zip archive has no data.pkl, so it is not a torch.save checkpoint (entries: ${sample.join(', ')}${all.length > 5 ? ', ...' : ''})`,
+        : `${name}: the zip archive has no data.pkl, so it is not a torch.save checkpoint (it has ${all.length} ${all.length === 1 ? 'entry' : 'entries'}, none named <folder>/data.pkl)`,
     );
   }
   const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length); // "pytorch_model/" (or "")
@@ -212,9 +223,11 @@ export async function openTorchBin(source: TorchBinSource): Promise<TorchBinFile
   const byteOrderEntry = entries.get(`${prefix}byteorder`);
   let byteOrder: 'little' | 'big' = 'little';
   if (byteOrderEntry) {
-    const text = new TextDecoder().decode(await readEntry(source, byteOrderEntry)).trim();
-    if (text !== 'little' && text !== 'big')
-      throw new Error(`${name}: byteorder entry says ${JSON.stringify(text)}, not "little" or "big"`);
+    const text = new TextDecoder().decode(await readEntry(source, byteOrderEntry, 64)).trim();
+    if (text !== 'little' && text !== 'big') {
+      const shown = /^[a-z]{1,16}$/.test(text) ? `says ${JSON.stringify(text)}` : `holds ${byteOrderEntry.uncompressedSize} bytes`;
+      throw new Error(`${name}: byteorder entry ${shown}, not "little" or "big"`);
+    }
     byteOrder = text;
   }
 
@@ -235,7 +248,7 @@ export async function openTorchBin(source: TorchBinSource): Promise<TorchBinFile
       otherKeys.push(key);
       continue;
     }
-    tensors.set(key, checkTensor(name, key, value, entries, prefix));
+    tensors.set(key, checkTensor(source, key, value, entries, prefix));
   }
   if (tensors.size === 0 && otherKeys.length > 0) {
     const nested = [...root.map].find(([, v]) => v instanceof PyDict && [...v.map.values()].some((x) => x instanceof TorchTensorRef));
@@ -248,8 +261,21 @@ export async function openTorchBin(source: TorchBinSource): Promise<TorchBinFile
   return new TorchBinFile(source, prefix, byteOrder, tensors, otherKeys);
 }
 
-function checkTensor(fileName: string, name: string, ref: TorchTensorRef, entries: Map<string, ZipEntry>, prefix: string): TensorRecord {
-  const where = `${fileName}: tensor ${JSON.stringify(name)}`;
+/**
+ * Checks a tensor against its storage before anything is read or allocated: the storage's zip
+ * entry exists and is readable, holds exactly the bytes data.pkl says (a deflated entry's declared
+ * size must be plausible for its compressed size), and the view stays inside it. A view with more
+ * elements than its storage (stride-0 broadcasts, overlapping strides) is refused, so a tensor
+ * never loads to more bytes than the file holds for it.
+ */
+function checkTensor(
+  source: TorchBinSource,
+  name: string,
+  ref: TorchTensorRef,
+  entries: Map<string, ZipEntry>,
+  prefix: string,
+): TensorRecord {
+  const where = `${source.name}: tensor ${quoteName(name)}`;
   const storage: TorchStorageRef = ref.storage;
   const dtype = storage.dtype;
   if (!dtype) {
@@ -259,29 +285,31 @@ function checkTensor(fileName: string, name: string, ref: TorchTensorRef, entrie
         .join(', ')}`,
     );
   }
+  const key = quoteName(storage.key);
   const entryName = `${prefix}data/${storage.key}`;
   const entry = entries.get(entryName);
-  if (!entry)
-    throw new Error(
-      `${where}: its storage ${JSON.stringify(storage.key)} (zip entry ${JSON.stringify(entryName)}) is missing from the archive`,
-    );
+  if (!entry) throw new Error(`${where}: its storage ${key} (zip entry ${quoteName(entryName)}) is missing from the archive`);
+  assertReadableEntry(source, entry);
   const size = TORCH_DTYPE_BYTES[dtype];
   if (entry.uncompressedSize !== storage.numel * size) {
     throw new Error(
-      `${where}: its storage ${JSON.stringify(storage.key)} holds ${entry.uncompressedSize} bytes but data.pkl says ${storage.numel} ${dtype} elements (${storage.numel * size} bytes): the file is corrupt`,
+      `${where}: its storage ${key} holds ${entry.uncompressedSize} bytes but data.pkl says ${storage.numel} ${dtype} elements (${storage.numel * size} bytes): the file is corrupt`,
     );
   }
+  const rank = ref.shape.length;
+  const shown = () => (rank > 8 ? `a ${rank}-d view` : `shape [${ref.shape}] with stride [${ref.stride}] from offset ${ref.storageOffset}`);
   let numel = 1;
-  let last = ref.storageOffset;
-  for (let d = 0; d < ref.shape.length; d++) {
-    numel *= ref.shape[d]!;
-    last += (ref.shape[d]! - 1) * ref.stride[d]!;
-  }
-  if (!Number.isSafeInteger(numel)) throw new Error(`${where}: shape [${ref.shape}] is too large`);
-  if (numel > 0 && last >= storage.numel) {
+  for (let d = 0; d < rank; d++) numel *= ref.shape[d]!;
+  if (numel === 0) return { ref, dtype, entry, numel };
+  if (!Number.isSafeInteger(numel) || numel > storage.numel) {
     throw new Error(
-      `${where}: shape [${ref.shape}] with stride [${ref.stride}] from offset ${ref.storageOffset} reaches element ${last} of storage ${JSON.stringify(storage.key)}, which has ${storage.numel}: the file is corrupt`,
+      `${where}: ${shown()} has ${numel} elements but its storage ${key} holds only ${storage.numel}: a view larger than its storage (stride 0 or overlapping strides) is not loaded; save t.contiguous() instead`,
     );
+  }
+  let last = ref.storageOffset;
+  for (let d = 0; d < rank; d++) last += (ref.shape[d]! - 1) * ref.stride[d]!;
+  if (!Number.isSafeInteger(last) || last >= storage.numel) {
+    throw new Error(`${where}: ${shown()} reaches element ${last} of storage ${key}, which has ${storage.numel}: the file is corrupt`);
   }
   return { ref, dtype, entry, numel };
 }
