@@ -1,9 +1,12 @@
+import { stat } from 'node:fs/promises';
 import type { Backend } from '@peft/core';
 import { loadAdapter, nodeDirReader, saveMerged } from '@peft/core/node';
-import { loadPeftSequenceClassifierFrom, readAdapterConfig } from '@peft/heads';
-import { loadModel } from '@peft/models/node';
-import { parse, str } from '../args.js';
+import { adapterLabels, loadPeftSequenceClassifierFrom } from '@peft/heads';
+import { loadConfig, loadModel } from '@peft/models/node';
+import { parse, str, UsageError } from '../args.js';
 import { createBackend } from '../backends.js';
+import { AdapterMismatchError, checkAdapter, readAdapterFacts } from '../recipes/adapter-check.js';
+import { shownPath, userPath } from '../recipes/paths.js';
 
 export const MERGE_HELP = `peft merge --model <dir> --adapter <dir> --out <dir> [--backend cpu]
 
@@ -13,17 +16,43 @@ A sequence-classification adapter (task_type SEQ_CLS, the score head in modules_
 a …ForSequenceClassification folder with its class names, which transformers'
 AutoModelForSequenceClassification and @peft/heads' loader read.
 The tokenizer files are not copied: copy them from the model folder if you need them.
+Relative paths are read from the folder you run the command in (under \`pnpm peft\`, the folder
+pnpm was started in). An adapter trained on another base model is refused when its shapes do not
+fit (both named), and merged with a warning when only the name differs.
 `;
 
-/** Merges the adapter and writes the folder; returns the transformers class it holds. */
-export async function mergeAdapter(opts: { model: string; adapter: string; out: string; backend: Backend }): Promise<string> {
-  const adapterConfig = await readAdapterConfig(nodeDirReader(opts.adapter));
-  if (adapterConfig.task_type === 'SEQ_CLS') {
+const MERGEABLE = ['CAUSAL_LM', 'SEQ_CLS'];
+
+/** Merges the adapter and writes the folder; returns the transformers class it holds. Paths are used as given. */
+export async function mergeAdapter(opts: {
+  model: string;
+  adapter: string;
+  out: string;
+  backend: Backend;
+  warn?: (line: string) => void;
+}): Promise<string> {
+  const warn = opts.warn ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  const config = await loadConfig(opts.model);
+  const facts = await readAdapterFacts(opts.adapter);
+  if (facts.taskType !== null && !MERGEABLE.includes(facts.taskType)) {
+    throw new AdapterMismatchError(
+      `${opts.adapter}/adapter_config.json has task_type ${facts.taskType}: peft merge writes CAUSAL_LM (…ForCausalLM) and SEQ_CLS (…ForSequenceClassification, the score head from modules_to_save) folders only`,
+    );
+  }
+  // A classifier adapter from Python PEFT may leave task_type unset: its score head tells.
+  const classifier =
+    facts.taskType === 'SEQ_CLS' || (facts.taskType === null && (await adapterLabels(nodeDirReader(opts.adapter))) !== null);
+  await checkAdapter(opts.adapter, opts.model, config, {
+    expected: classifier ? 'SEQ_CLS' : 'CAUSAL_LM',
+    command: 'peft merge',
+    warn,
+  });
+  if (classifier) {
     const peft = await loadPeftSequenceClassifierFrom(nodeDirReader(opts.adapter), nodeDirReader(opts.model), { backend: opts.backend });
     try {
       await saveMerged(peft, opts.out);
-      const classifier = peft.model;
-      return `${(classifier.config.raw.architectures as string[])[0]}, ${classifier.numLabels} labels: ${classifier.id2label.join(', ')}`;
+      const head = peft.model;
+      return `${(head.config.raw.architectures as string[] | undefined)?.[0] ?? 'sequence classifier'}, ${head.numLabels} labels: ${head.id2label.join(', ')}`;
     } finally {
       peft.dispose();
     }
@@ -53,10 +82,13 @@ export async function mergeCommand(argv: string[], out: (s: string) => void): Pr
     out(MERGE_HELP);
     return;
   }
+  const isDir = async (p: string) => (await stat(userPath(p)).catch(() => null))?.isDirectory() ?? false;
+  if (!(await isDir(model))) throw new UsageError(`model folder ${shownPath(model)} does not exist or is not a folder`);
+  if (!(await isDir(adapter))) throw new UsageError(`adapter folder ${shownPath(adapter)} does not exist or is not a folder`);
   const backend = await createBackend(str(values, 'backend')!);
   try {
-    const what = await mergeAdapter({ model, adapter, out: dir, backend });
-    out(`merged ${adapter} into ${model}: wrote ${dir} (${what})`);
+    const what = await mergeAdapter({ model: userPath(model), adapter: userPath(adapter), out: userPath(dir), backend });
+    out(`merged ${adapter} into ${model}: wrote ${userPath(dir)} (${what})`);
   } finally {
     backend.destroy();
   }

@@ -103,7 +103,7 @@ export async function adapterShapeProblems(adapterDir: string, config: ModelConf
       } else if (head && shape[1] !== config.hiddenSize) {
         problems.push(`${name} is [${shape.join(', ')}]: the model's hidden size is ${config.hiddenSize}`);
       }
-      if (problems.length >= 3) break;
+      if (problems.length >= 2) break;
     }
   } finally {
     await file.close();
