@@ -1,8 +1,11 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { writeFileAtomic } from './atomic-write.js';
+import { makeDirectory, writeFileAtomic } from './atomic-write.js';
+
+// As root a folder's mode does not stop writes; the injected cases are in atomic-write.failure.test.ts.
+const root = process.getuid?.() === 0;
 
 let dir: string;
 beforeEach(async () => {
@@ -52,5 +55,35 @@ describe('writeFileAtomic', () => {
     }
     await expect(writeFileAtomic(join(dir, 'new.bin'), chunks())).rejects.toThrow('boom');
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('refuses to replace a folder, naming it, and leaves no temporary file', async () => {
+    const path = join(dir, 'adapter');
+    await mkdir(path);
+    await writeFile(join(path, 'inside'), 'kept');
+    await expect(writeFileAtomic(path, 'x')).rejects.toThrow(
+      `cannot write ${path}: ${path} is a folder, not a file (EISDIR). ${path} was left as it was.`,
+    );
+    expect(await readdir(dir)).toEqual(['adapter']);
+    expect(await readFile(join(path, 'inside'), 'utf8')).toBe('kept');
+  });
+
+  it('names a parent that is a file', async () => {
+    await writeFile(join(dir, 'run'), 'a file');
+    const sub = join(dir, 'run', 'adapter');
+    await expect(makeDirectory(sub, join(sub, 'a.json'))).rejects.toThrow(
+      `cannot write ${join(sub, 'a.json')}: cannot create the folder ${sub}: ${join(dir, 'run')} is a file, not a folder`,
+    );
+  });
+
+  it.skipIf(root)('names a read-only folder (chmod 555) as not writable', async () => {
+    await chmod(dir, 0o555);
+    try {
+      await expect(writeFileAtomic(join(dir, 'x.json'), '{}')).rejects.toThrow(`its folder ${dir} is not writable (EACCES)`);
+      const sub = join(dir, 'a', 'b');
+      await expect(makeDirectory(sub, join(sub, 'f'))).rejects.toThrow(`the folder ${dir} is not writable`);
+    } finally {
+      await chmod(dir, 0o755);
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { access, mkdir, readdir, rm } from 'node:fs/promises';
+import { access, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoadedTensor, ReadTensorOptions, TensorReader } from '../safetensors/reader.js';
 import { openSafetensors, type SafetensorsFile } from '../safetensors/reader.js';
@@ -8,7 +8,7 @@ import type { ShardPlan } from '../safetensors/shards.js';
 import { DEFAULT_MAX_SHARD_SIZE, planShards } from '../safetensors/shards.js';
 import type { LazyTensorsToWrite, LazyTensorToWrite, NamedLazyTensorToWrite } from '../safetensors/writer.js';
 import { namedTensors, writeSafetensorsTo } from '../safetensors/writer.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { makeDirectory, writeFileAtomic } from './atomic-write.js';
 import { nodeDirReader } from './dir-reader.js';
 import { fileSource } from './file-source.js';
 
@@ -57,7 +57,7 @@ export async function saveShardedSafetensors(
     prefix,
     indexMetadata: options.indexMetadata,
   });
-  await mkdir(dir, { recursive: true });
+  await makeDirectory(dir, join(dir, plan.shards[0]?.fileName ?? `${prefix}.safetensors`));
   const byName = new Map(list.map((t) => [t.name, t]));
   for (const shard of plan.shards) {
     await saveSafetensors(
