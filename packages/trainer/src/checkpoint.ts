@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { GeneratorState } from '@peft/core';
-import { CheckpointError } from './errors.js';
+import { CheckpointError, causeInWords, errorCode, RunFolderError, remedyFor } from './errors.js';
 import type { LogRow } from './log.js';
 import type { HostState } from './state.js';
 import { hostStateFromBytes, writeHostState } from './state.js';
@@ -69,38 +69,100 @@ function stepOf(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/** The process id where there is one (Node), written into temporary names so that a later run knows whether their writer is alive. */
+const pid = (): number => (globalThis as { process?: { pid?: number } }).process?.pid ?? 0;
+
+/**
+ * `checkpoints/.tmp-step-NNNNNNNN-<pid>-<random>`: a checkpoint being written (or left by a writer
+ * that was killed). Groups: step, pid (absent in names written before the pid was added).
+ */
+export const CHECKPOINT_TEMP_PATTERN = /^\.tmp-step-(\d+)-(?:(\d+)-)?[0-9a-z]+$/;
+
+/**
+ * What became of the checkpoints when a write failed, as sentences for an error message: the newest
+ * complete checkpoint (intact: checkpoints are renamed into place only when complete, and older
+ * ones removed only after that) and how to continue from it.
+ */
+export async function intactCheckpointNote(store: RunStore, code: string): Promise<string> {
+  const all = await listCheckpoints(store).catch(() => null);
+  const remedy = remedyFor(code);
+  if (all === null) return `${remedy[0]!.toUpperCase()}${remedy.slice(1)}, then resume the run.`;
+  const last = all.at(-1);
+  if (!last) return `No checkpoint of this run has been written yet: ${remedy}, then start the run again.`;
+  return (
+    `The newest complete checkpoint ${store.name}/${CHECKPOINT_DIR}/${last.name} (step ${last.step}) is intact: ` +
+    `${remedy}, then run again with resume to continue from it.`
+  );
+}
+
 /**
  * Writes a checkpoint so that it appears whole or not at all: every file goes into a temporary
- * folder, the manifest last, and the folder is then renamed to `checkpoints/step-NNNNNNNN`.
+ * folder, the manifest last, and the folder is then renamed to `checkpoints/step-NNNNNNNN`. An
+ * older checkpoint is never touched here (`pruneCheckpoints` removes old ones once this returned);
+ * an earlier folder of the same step is moved aside first and removed only after the rename.
+ * A failing write (disk full, read-only, ...) removes the temporary folder and ends in a
+ * `RunFolderError` naming the file, the cause, and the newest checkpoint, which is intact.
  * Returns the checkpoint's path in the store.
  */
 export async function writeCheckpoint(store: RunStore, parts: CheckpointParts): Promise<string> {
   const name = checkpointName(parts.state.step);
-  const tmp = `${CHECKPOINT_DIR}/.tmp-${name}-${Math.random().toString(36).slice(2, 10)}`;
+  const unique = () => `${pid()}-${Math.random().toString(36).slice(2, 10)}`;
+  const tmp = `${CHECKPOINT_DIR}/.tmp-${name}-${unique()}`;
+  const final = `${CHECKPOINT_DIR}/${name}`;
   const files = [...REQUIRED];
+  let doing = 'trainable.safetensors';
   try {
     await writeHostState(store, `${tmp}/trainable.safetensors`, parts.trainable);
+    doing = 'optimizer.safetensors';
     await writeHostState(store, `${tmp}/optimizer.safetensors`, parts.moments);
     if (parts.best) {
+      doing = 'best.safetensors';
       await writeHostState(store, `${tmp}/best.safetensors`, parts.best);
       files.push('best.safetensors');
     }
+    doing = 'state.json';
     await store.writeFile(`${tmp}/state.json`, jsonText(parts.state));
     // Checksums of the bytes as they landed in the store (read back), so that a bad write is caught on resume too.
     const sums: Record<string, string> = {};
     for (const f of files) {
+      doing = f;
       const bytes = await store.readFile(`${tmp}/${f}`);
       if (!bytes) throw new Error(`${store.name}/${tmp}/${f}: just written but cannot be read back`);
       sums[f] = sha256(bytes);
     }
+    doing = 'manifest.json';
     await store.writeFile(`${tmp}/manifest.json`, jsonText({ format: FORMAT, step: parts.state.step, files, sha256: sums }));
-    const final = `${CHECKPOINT_DIR}/${name}`;
-    await store.remove(final);
-    await store.rename(tmp, final);
+    doing = `(renaming ${tmp} to ${final})`;
+    // A folder of the same step (one without a manifest, which no resume would use) is replaced only
+    // once the new one is in place.
+    const aside = (await store.list(final)).length > 0 ? `${CHECKPOINT_DIR}/.tmp-${name}-${unique()}` : null;
+    if (aside) await store.rename(final, aside);
+    try {
+      await store.rename(tmp, final);
+    } catch (error) {
+      if (aside) await store.rename(aside, final).catch(() => {});
+      throw error;
+    }
+    if (aside) await store.remove(aside).catch(() => {});
     return final;
   } catch (error) {
-    await store.remove(tmp).catch(() => {});
-    throw error;
+    const removed = await store.remove(tmp).then(
+      () => true,
+      () => false,
+    );
+    const code = errorCode(error);
+    if (!code) throw error;
+    const file = (error as { file?: unknown; path?: unknown }).file ?? (error as { path?: unknown }).path;
+    const at = typeof file === 'string' ? file : `${store.name}/${tmp}/${doing}`;
+    const left = removed
+      ? 'The unfinished checkpoint was removed.'
+      : `The unfinished checkpoint ${store.name}/${tmp} could not be removed; it is removed on the next start.`;
+    throw new RunFolderError(
+      `cannot write checkpoint ${store.name}/${final}: writing ${doing} failed: ${causeInWords(code)} (${code} at ${at}). ${left} ${await intactCheckpointNote(store, code)}`,
+      at,
+      code,
+      { cause: error },
+    );
   }
 }
 
@@ -211,6 +273,19 @@ function checkState(
   return v as unknown as CheckpointState;
 }
 
+/** The trained tensors as state.json's fingerprint lists them ("name dtype [2, 3]"), by name; calls `bad` on anything else. */
+function trainedSpecs(list: unknown, bad: (value: unknown) => never): Map<string, { dtype: string; shape: number[] }> {
+  const out = new Map<string, { dtype: string; shape: number[] }>();
+  if (!Array.isArray(list) || list.length === 0) return bad(list);
+  for (const entry of list) {
+    const m = typeof entry === 'string' ? /^(.+) ([a-z0-9]+) \[([0-9, ]*)\]$/i.exec(entry) : null;
+    const shape = m ? (m[3] === '' ? [] : m[3]!.split(', ').map(Number)) : [];
+    if (!m || !shape.every(isCount) || out.has(m[1]!)) return bad(entry);
+    out.set(m[1]!, { dtype: m[2]!, shape });
+  }
+  return out;
+}
+
 /**
  * Reads the newest complete checkpoint, or null when there is none. Every file named in its
  * manifest must be there with the SHA-256 recorded when it was written, and state.json must hold a
@@ -273,10 +348,46 @@ export async function readLatestCheckpoint(
   const state = checkState(raw, hasBest, expect, (field, value, expected) =>
     fail('state.json', `field "${field}" is ${show(value)}; expected ${expected}`),
   );
-  const tensors = async (f: string) => hostStateFromBytes(at(f), `${store.name}/${path}/${f}`);
+  const tensors = async (f: string): Promise<HostState> => {
+    try {
+      return await hostStateFromBytes(at(f), `${store.name}/${path}/${f}`);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      return fail(f, `cannot be read as safetensors (${message.slice(0, 300)})`);
+    }
+  };
+  // Every trained tensor with the dtype and shape the state says it was trained with (the resumed run
+  // compares those with its own), and AdamW moments for each tensor that has updates.
+  const specs = trainedSpecs(state.fingerprint.trainable, (value) =>
+    fail('state.json', `field "fingerprint.trainable" is ${show(value)}; expected a list of "name dtype [shape]"`),
+  );
+  for (const k of Object.keys(state.optimizerSteps))
+    if (!specs.has(k)) fail('state.json', `field "optimizerSteps.${k}" names a tensor that is not trained (not in fingerprint.trainable)`);
+  const checkTensors = (f: string, host: HostState) => {
+    for (const [name, spec] of specs) {
+      const h = host.get(name);
+      if (!h) fail(f, `has no tensor "${name}", which was trained`);
+      else if (h.dtype !== spec.dtype || h.shape.join() !== spec.shape.join())
+        fail(f, `has "${name}" as ${h.dtype} [${h.shape.join(', ')}]; expected ${spec.dtype} [${spec.shape.join(', ')}] as trained`);
+    }
+  };
   const trainable = await tensors('trainable.safetensors');
+  checkTensors('trainable.safetensors', trainable);
   const moments = await tensors('optimizer.safetensors');
+  for (const [name, spec] of specs) {
+    if (state.optimizerSteps[name] === undefined) continue;
+    const size = spec.shape.reduce((a, b) => a * b, 1);
+    for (const key of [`${name}.exp_avg`, `${name}.exp_avg_sq`]) {
+      const m = moments.get(key);
+      if (m?.dtype !== 'float32' || m.data.length !== size)
+        fail(
+          'optimizer.safetensors',
+          `has ${m ? `"${key}" as ${m.dtype} [${m.shape.join(', ')}]` : `no "${key}"`}; expected ${size} float32 values (the AdamW moment of "${name}")`,
+        );
+    }
+  }
   const best = hasBest ? await tensors('best.safetensors') : null;
+  if (best) checkTensors('best.safetensors', best);
   return { path, state, trainable, moments, best };
 }
 

@@ -9,7 +9,7 @@ export {
   readLatestCheckpoint,
 } from './checkpoint.js';
 export { clipCoefficient, squaredNorm } from './clip.js';
-export { CheckpointError, TrainingAbortedError, TrainingDivergedError } from './errors.js';
+export { CheckpointError, RunFolderError, TrainingAbortedError, TrainingDivergedError } from './errors.js';
 export { LOG_COLUMNS, type LogRow, logCsv } from './log.js';
 export { formatDuration, Progress, type ProgressOptions, type ProgressStep } from './progress.js';
 export { learningRate, SCHEDULE_KINDS, type ScheduleKind, type ScheduleOptions, scheduleFactor } from './schedule.js';

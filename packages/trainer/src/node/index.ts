@@ -1,1 +1,1 @@
-export { nodeRunStore } from './store.js';
+export { type NodeRunStoreOptions, nodeRunStore, removeStaleTempFiles } from './store.js';
