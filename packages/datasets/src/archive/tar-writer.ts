@@ -11,6 +11,8 @@ export interface TarWriteEntry {
   data?: Uint8Array | string;
   /** Link target for symlink / hardlink entries. */
   linkTarget?: string;
+  /** pax records written in an extended header before the entry (values not checked). */
+  pax?: Record<string, string>;
 }
 
 const encoder = new TextEncoder();
@@ -68,10 +70,16 @@ export function writeTar(entries: readonly TarWriteEntry[]): Uint8Array {
     const data =
       type === 'file' ? (typeof e.data === 'string' ? encoder.encode(e.data) : (e.data ?? new Uint8Array(0))) : new Uint8Array(0);
     let name = e.path;
+    let records = Object.entries(e.pax ?? {})
+      .map(([k, v]) => paxRecord(k, v))
+      .join('');
     if (encoder.encode(name).length > 100) {
-      const pax = encoder.encode(paxRecord('path', name));
-      parts.push(header('PaxHeader', 'x', pax.length, ''), ...padded(pax));
+      records = paxRecord('path', name) + records;
       name = 'pax-long-name';
+    }
+    if (records !== '') {
+      const pax = encoder.encode(records);
+      parts.push(header('PaxHeader', 'x', pax.length, ''), ...padded(pax));
     }
     parts.push(header(name, typeflag, data.length, e.linkTarget ?? ''), ...padded(data));
   }

@@ -1,3 +1,4 @@
+import type { MalformedOptions } from '../text/malformed.js';
 import { pySplitLines, pyStrip } from '../text/python-strings.js';
 
 /** One livedoor news article after normalisation (Study A). */
@@ -28,6 +29,20 @@ export interface LivedoorNormalizeOptions {
    *   "strip full-width and ASCII spaces"); not the original behaviour.
    */
   titleSpaces?: 'strip' | 'remove';
+}
+
+/** Largest article file read (16 MiB; livedoor articles are a few KB). */
+export const MAX_LIVEDOOR_ARTICLE_BYTES = 16 * 2 ** 20;
+
+export interface LivedoorReadOptions extends LivedoorNormalizeOptions, MalformedOptions {
+  /**
+   * Largest article file read, in bytes (default {@link MAX_LIVEDOOR_ARTICLE_BYTES}); a larger one
+   * is malformed. An article that is not valid UTF-8, has fewer than 3 lines, is too large, or (in an
+   * archive) appears a second time is malformed: an error by default, or with `malformed: 'warn'`
+   * skipped (for a repeated entry the later copy replaces the earlier, as extraction would) and
+   * reported in `warnings`.
+   */
+  maxArticleBytes?: number;
 }
 
 /** Title rule: NFKC, then full-width and ASCII spaces stripped (see {@link LivedoorNormalizeOptions}). */
@@ -90,6 +105,8 @@ export interface LivedoorCorpus {
   labels: string[];
   /** Ordered by category, then numeric article id. */
   examples: LivedoorExample[];
+  /** From `readLivedoor`: one line per article skipped with `malformed: 'warn'`. */
+  warnings?: string[];
 }
 
 /**

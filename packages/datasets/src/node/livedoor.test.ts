@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,5 +106,106 @@ describe('readLivedoor errors', () => {
     const notGz = join(scratch, 'not.tar.gz');
     writeFileSync(notGz, new Uint8Array([0x1f, 0x8b, 1, 2, 3]));
     await expect(readLivedoor(notGz)).rejects.toThrow('is not a readable tar.gz archive');
+  });
+});
+
+describe('readLivedoor on hostile archives and articles', () => {
+  const article = (n: number) => ({ path: `text/smax/smax-${n}.txt`, data: `u\nd\nt${n}\nbody\n` });
+
+  it('streams past a 1 GiB LICENSE.txt in a 1 MB tar.gz: seconds and little memory', async () => {
+    // gzip members may be concatenated: one member holds the header, then 16 copies of a member of 64 MiB of zeros.
+    // (The 2 GiB case of the audit takes 2.7 s and 118 MiB peak RSS; before, 79 s and 4.2 GB.)
+    const size = 2 ** 30;
+    const header = writeTar([{ path: 'text/smax/LICENSE.txt', data: '' }])
+      .subarray(0, 512)
+      .slice();
+    header.set(
+      Array.from(`${size.toString(8).padStart(11, '0')}\0`, (c) => c.charCodeAt(0)),
+      124,
+    );
+    header.fill(32, 148, 156);
+    const sum = header.reduce((a, b) => a + b, 0);
+    header.set(
+      Array.from(`${sum.toString(8).padStart(6, '0')}\0 `, (c) => c.charCodeAt(0)),
+      148,
+    );
+    const zeros = gzipSync(new Uint8Array(64 * 2 ** 20), { level: 9 });
+    const path = join(scratch, 'bomb.tar.gz');
+    writeFileSync(path, Buffer.concat([gzipSync(header), ...Array(16).fill(zeros), gzipSync(writeTar([article(1)]))]));
+    const rssBefore = process.resourceUsage().maxRSS * 1024;
+    const started = performance.now();
+    const corpus = await readLivedoor(path);
+    const ms = performance.now() - started;
+    const grew = process.resourceUsage().maxRSS * 1024 - rssBefore;
+    expect(corpus.examples.map((e) => e.id)).toEqual(['smax-1']);
+    expect(ms).toBeLessThan(10_000);
+    expect(grew).toBeLessThan(512 * 2 ** 20);
+  }, 30_000);
+
+  it('says a 700 MB article is too large, with the limit (folder and archive)', async () => {
+    const dir = join(scratch, 'big', 'text', 'smax');
+    mkdirSync(dir, { recursive: true });
+    const fd = openSync(join(dir, 'smax-1.txt'), 'w');
+    ftruncateSync(fd, 700 * 2 ** 20); // sparse: no disk space used
+    closeSync(fd);
+    await expect(readLivedoor(join(scratch, 'big'))).rejects.toThrow(
+      `livedoor article ${join(dir, 'smax-1.txt')} is 734003200 bytes; articles larger than 16777216 bytes are not read (maxArticleBytes)`,
+    );
+    const tar = writeTar([article(1)]);
+    tar.set(
+      Array.from(`${(700 * 2 ** 20).toString(8).padStart(11, '0')}\0`, (c) => c.charCodeAt(0)),
+      124,
+    );
+    tar.fill(32, 148, 156);
+    const sum = tar.subarray(0, 512).reduce((a, b) => a + b, 0);
+    tar.set(
+      Array.from(`${sum.toString(8).padStart(6, '0')}\0 `, (c) => c.charCodeAt(0)),
+      148,
+    );
+    const path = join(scratch, 'big.tar.gz');
+    writeFileSync(path, gzipSync(tar));
+    await expect(readLivedoor(path)).rejects.toThrow(
+      `livedoor article ${path}:text/smax/smax-1.txt is 734003200 bytes; articles larger than 16777216`,
+    );
+    const warned = await readLivedoor(path, { malformed: 'warn', maxArticleBytes: 2 ** 30 }).catch((e: Error) => e.message);
+    expect(warned).toContain(`${path}: truncated tar archive: entry "text/smax/smax-1.txt" declares 734003200 bytes`);
+  });
+
+  it('reports an unreadable pax size as such, naming archive and entry (not as a 0-line article)', async () => {
+    for (const size of ['-5', 'abc']) {
+      const path = join(scratch, `pax${size}.tar.gz`);
+      writeFileSync(path, gzipSync(writeTar([{ ...article(1), pax: { size } }])));
+      await expect(readLivedoor(path)).rejects.toThrow(
+        `${path}: corrupt pax extended header "PaxHeader" at byte 0 (data at byte 512): record "size" is ${JSON.stringify(size)}`,
+      );
+    }
+  });
+
+  it('counts an entry stored twice once: an error, or a warning and the later copy', async () => {
+    const path = join(scratch, 'dup.tar.gz');
+    const later = { path: './text/smax/smax-1.txt', data: 'u\nd\nlater\nbody\n' };
+    writeFileSync(path, gzipSync(writeTar([article(1), article(2), later])));
+    await expect(readLivedoor(path)).rejects.toThrow(`livedoor archive ${path}: entry "text/smax/smax-1.txt" appears more than once`);
+    const corpus = await readLivedoor(path, { malformed: 'warn' });
+    expect(corpus.examples.map((e) => [e.id, e.title])).toEqual([
+      ['smax-1', 'later'],
+      ['smax-2', 't2'],
+    ]);
+    expect(corpus.warnings).toEqual([
+      `livedoor archive ${path}: entry "text/smax/smax-1.txt" appears more than once; the later copy replaces the earlier`,
+    ]);
+  });
+
+  it("skips and counts malformed articles with malformed: 'warn'", async () => {
+    const path = join(scratch, 'mixed.tar.gz');
+    const bad = { path: 'text/smax/smax-3.txt', data: new Uint8Array([0x75, 0x0a, 0xff, 0x0a, 0x74, 0x0a]) };
+    writeFileSync(path, gzipSync(writeTar([article(1), { path: 'text/smax/smax-2.txt', data: 'one line' }, bad])));
+    await expect(readLivedoor(path)).rejects.toThrow(`livedoor article ${path}:text/smax/smax-2.txt has 1 line(s)`);
+    const corpus = await readLivedoor(path, { malformed: 'warn' });
+    expect(corpus.examples.map((e) => e.id)).toEqual(['smax-1']);
+    expect(corpus.warnings).toEqual([
+      `livedoor article ${path}:text/smax/smax-2.txt has 1 line(s); expected at least 3 (URL, date, title, then the body). Is this file truncated?`,
+      `livedoor article ${path}:text/smax/smax-3.txt is not valid UTF-8`,
+    ]);
   });
 });
