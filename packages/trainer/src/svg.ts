@@ -20,6 +20,7 @@ export interface LineChartOptions {
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 // Beyond the palette, each further round of colours gets its own dash pattern (and marker), so no two series look alike.
 const DASHES = ['', '7 4', '2 3', '9 3 2 3', '4 2 1 2 1 2'];
+const MAX_MARKERS = 200;
 const MARKERS = ['circle', 'square', 'triangle', 'diamond', 'cross'] as const;
 
 /** Colour, dash pattern and marker of the i-th series: distinct for the first 50. */
@@ -140,13 +141,13 @@ export function lineChartSvg(series: readonly Series[], opts: LineChartOptions =
     const coords = good.map(([x, y]) => `${num(px(x))},${num(py(y))}`).join(' ');
     out.push(`<g data-series="${escapeXml(s.label)}">`);
     if (good.length > 1) out.push(`<polyline points="${coords}" fill="none" stroke="${color}" stroke-width="${strokeWidth}"${dashAttr}/>`);
-    for (const [x, y] of good) out.push(marker(shape, px(x), py(y), color));
+    // Markers while they can be told apart; a long per-step curve is a line only.
+    if (good.length <= MAX_MARKERS) for (const [x, y] of good) out.push(marker(shape, px(x), py(y), color));
     out.push('</g>');
     const ly = top + 10 + i * rowH;
     out.push(
       `<line x1="${left + plotW + 14}" x2="${left + plotW + 34}" y1="${num(ly)}" y2="${num(ly)}" stroke="${color}" stroke-width="${strokeWidth}"${dashAttr}/>`,
     );
-    out.push(marker(shape, left + plotW + 24, ly, color));
     out.push(`<text x="${left + plotW + 40}" y="${num(ly + 4)}"${rowH < 14 ? ' font-size="10"' : ''}>${escapeXml(s.label)}</text>`);
   });
   out.push('</svg>');
