@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { ByteSource } from '../safetensors/byte-source.js';
 import { checkRange } from '../safetensors/byte-source.js';
 
@@ -10,10 +10,15 @@ const MAX_READ_BYTES = 1 << 30;
  * asked for are read. Call `close()` when done (closing a `SafetensorsFile` does it).
  */
 export async function fileSource(path: string, name = path): Promise<ByteSource> {
+  // Only regular files (through links, as the Hugging Face cache has them): opening a FIFO would
+  // wait for a writer, and a directory or device has no meaningful size.
+  if (!(await stat(path)).isFile()) throw new Error(`${name}: not a regular file: expected a file of bytes`);
   const handle = await open(path, 'r');
   let size: number;
   try {
-    size = (await handle.stat()).size;
+    const info = await handle.stat();
+    if (!info.isFile()) throw new Error(`${name}: not a regular file: expected a file of bytes`);
+    size = info.size;
   } catch (error) {
     await handle.close();
     throw error;

@@ -1,5 +1,6 @@
 import type { SafetensorsDType } from './dtypes.js';
 import { isSafetensorsDType, SAFETENSORS_DTYPES, safetensorsDTypeBits } from './dtypes.js';
+import { describeJsonValue as describe, parseUntrustedJson, quoteName } from './json.js';
 
 /** Same cap as the reference crate: a header longer than this is not a safetensors file. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -25,23 +26,35 @@ export interface SafetensorsHeader {
   tensors: Map<string, SafetensorsTensorInfo>;
 }
 
+/** Nesting of a safetensors header: the object of tensors, each tensor's object, its arrays. */
+const MAX_HEADER_DEPTH = 3;
+
 const ENTRY_FIELDS = ['dtype', 'shape', 'data_offsets'] as const;
 
-/** Reads the u64 header length from the first 8 bytes and checks it against the file size. */
+/**
+ * Reads the u64 header length from the first 8 bytes and checks it against the file size. The
+ * length field of a file that is not safetensors is 8 arbitrary bytes (text, if a link leads to a
+ * text file), so a length beyond the file is reported without its value.
+ */
 export function readHeaderLength(first8: Uint8Array, fileName: string, fileSize: number): number {
   if (fileSize < 8 || first8.byteLength < 8) {
     throw new Error(`${fileName}: file is ${fileSize} bytes, too small for a safetensors file, which starts with an 8-byte header length`);
   }
   const view = new DataView(first8.buffer, first8.byteOffset, 8);
   const n = view.getBigUint64(0, true);
-  if (n > BigInt(MAX_HEADER_BYTES)) {
-    throw new Error(`${fileName}: header length ${n} is over the ${MAX_HEADER_BYTES}-byte limit: the file is corrupt or not safetensors`);
+  if (n > BigInt(fileSize - 8)) {
+    throw new Error(
+      `${fileName}: not a safetensors file (header length field exceeds the file size ${fileSize}): the file is truncated or not safetensors`,
+    );
   }
   const length = Number(n);
-  if (8 + length > fileSize) {
+  if (length > MAX_HEADER_BYTES) {
     throw new Error(
-      `${fileName}: header length ${length} runs past the end of the file (${fileSize} bytes, so at most ${fileSize - 8} bytes of header): the file is truncated or not safetensors`,
+      `${fileName}: header length ${length} is over the ${MAX_HEADER_BYTES}-byte limit: the file is corrupt or not safetensors`,
     );
+  }
+  if (length < 2) {
+    throw new Error(`${fileName}: header length ${length} is too short for a JSON object: the file is corrupt or not safetensors`);
   }
   return length;
 }
@@ -61,12 +74,8 @@ export function parseHeader(headerBytes: Uint8Array, fileName: string, fileSize:
   } catch {
     return fail(`header (${headerByteLength} bytes) is not valid UTF-8: the file is corrupt or not safetensors`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    return fail(`header is not valid JSON (${(error as Error).message}); it starts with ${JSON.stringify(text.slice(0, 40))}`);
-  }
+  // A header is an object of objects whose deepest values are the shape and data_offsets arrays.
+  const json = parseUntrustedJson(text, fileName, { maxDepth: MAX_HEADER_DEPTH, what: 'header' });
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     return fail(`header must be a JSON object of tensors, got ${describe(json)}`);
   }
@@ -74,8 +83,8 @@ export function parseHeader(headerBytes: Uint8Array, fileName: string, fileSize:
   if (duplicate) {
     return fail(
       duplicate.depth === 1
-        ? `header names tensor ${JSON.stringify(duplicate.key)} twice: tensor names must be unique`
-        : `header repeats the key ${JSON.stringify(duplicate.key)} inside one object`,
+        ? `header names tensor ${quoteName(duplicate.key)} twice: tensor names must be unique`
+        : `header repeats the key ${quoteName(duplicate.key)} inside one object`,
     );
   }
 
@@ -88,7 +97,7 @@ export function parseHeader(headerBytes: Uint8Array, fileName: string, fileSize:
         fail(`__metadata__ must be an object of strings, got ${describe(value)}`);
       }
       for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail(`__metadata__ value of ${JSON.stringify(key)} must be a string, got ${describe(v)}`);
+        if (typeof v !== 'string') fail(`__metadata__ value of ${quoteName(key)} must be a string, got ${describe(v)}`);
         metadata[key] = v as string;
       }
       continue;
@@ -106,13 +115,13 @@ export function parseHeader(headerBytes: Uint8Array, fileName: string, fileSize:
     if (begin > end) {
       fail(
         previous
-          ? `${begin - end} unused bytes between tensor ${JSON.stringify(previous[0])} (data_offsets ${offsets(previous[1])}) and tensor ${JSON.stringify(name)} (data_offsets ${offsets(info)}): tensors must be contiguous`
-          : `tensor ${JSON.stringify(name)} data_offsets ${offsets(info)} leave ${begin} unused bytes at the start of the data: the first tensor must begin at 0`,
+          ? `${begin - end} unused bytes between tensor ${quoteName(previous[0])} (data_offsets ${offsets(previous[1])}) and tensor ${quoteName(name)} (data_offsets ${offsets(info)}): tensors must be contiguous`
+          : `tensor ${quoteName(name)} data_offsets ${offsets(info)} leave ${begin} unused bytes at the start of the data: the first tensor must begin at 0`,
       );
     }
     if (begin < end && previous) {
       fail(
-        `tensor ${JSON.stringify(name)} data_offsets ${offsets(info)} overlap tensor ${JSON.stringify(previous[0])} data_offsets ${offsets(previous[1])}: tensors must not share bytes`,
+        `tensor ${quoteName(name)} data_offsets ${offsets(info)} overlap tensor ${quoteName(previous[0])} data_offsets ${offsets(previous[1])}: tensors must not share bytes`,
       );
     }
     end = info.dataOffsets[1];
@@ -120,7 +129,7 @@ export function parseHeader(headerBytes: Uint8Array, fileName: string, fileSize:
   }
   if (end !== dataSize) {
     fail(
-      `data region is ${dataSize} bytes (file ${fileSize} bytes, header ${headerByteLength} bytes) but the tensors cover ${end}: ${dataSize - end} trailing bytes after ${previous ? `tensor ${JSON.stringify(previous[0])}` : 'the header'}`,
+      `data region is ${dataSize} bytes (file ${fileSize} bytes, header ${headerByteLength} bytes) but the tensors cover ${end}: ${dataSize - end} trailing bytes after ${previous ? `tensor ${quoteName(previous[0])}` : 'the header'}`,
     );
   }
   return { headerByteLength, dataOffset, metadata, tensors: new Map(entries) };
@@ -133,7 +142,7 @@ function parseEntry(
   dataOffset: number,
   dataSize: number,
 ): SafetensorsTensorInfo {
-  const quoted = JSON.stringify(name);
+  const quoted = quoteName(name);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     fail(`tensor ${quoted} must be an object {"dtype", "shape", "data_offsets"}, got ${describe(value)}`);
   }
@@ -143,39 +152,40 @@ function parseEntry(
   }
   for (const key of Object.keys(entry)) {
     if (!(ENTRY_FIELDS as readonly string[]).includes(key)) {
-      fail(`tensor ${quoted} has an unexpected field ${JSON.stringify(key)}: expected only dtype, shape and data_offsets`);
+      fail(`tensor ${quoted} has an unexpected field ${quoteName(key, 40)}: expected only dtype, shape and data_offsets`);
     }
   }
   const { dtype, shape, data_offsets: dataOffsets } = entry;
   if (!isSafetensorsDType(dtype)) {
     fail(
-      `tensor ${quoted} has dtype ${JSON.stringify(dtype)}, which is not a safetensors dtype: known are ${SAFETENSORS_DTYPES.join(', ')}`,
+      `tensor ${quoted} has dtype ${typeof dtype === 'string' ? quoteName(dtype, 20) : describe(dtype)}, which is not a safetensors dtype: known are ${SAFETENSORS_DTYPES.join(', ')}`,
     );
   }
   const st = dtype as SafetensorsDType;
   if (!Array.isArray(shape) || !shape.every(isCount)) {
-    fail(`tensor ${quoted} shape ${JSON.stringify(shape)} must be an array of non-negative integers`);
+    fail(`tensor ${quoted} shape ${numbersText(shape)} must be an array of non-negative integers`);
   }
   const dims = shape as number[];
   if (!Array.isArray(dataOffsets) || dataOffsets.length !== 2 || !dataOffsets.every(isCount)) {
-    fail(`tensor ${quoted} data_offsets ${JSON.stringify(dataOffsets)} must be [begin, end], two non-negative integers`);
+    fail(`tensor ${quoted} data_offsets ${numbersText(dataOffsets)} must be [begin, end], two non-negative integers`);
   }
   const [begin, end] = dataOffsets as [number, number];
   if (end < begin) fail(`tensor ${quoted} data_offsets [${begin}, ${end}] end before they begin`);
 
-  const elements = dims.reduce((a, b) => a * b, 1);
-  const bits = elements * safetensorsDTypeBits(st);
-  if (!Number.isSafeInteger(bits)) {
-    fail(`tensor ${quoted} shape ${JSON.stringify(dims)} is too large: ${elements} elements of ${st} overflow`);
+  // Checked at every step, as the reference crate's checked_mul: no intermediate beyond 2^53.
+  let bits = safetensorsDTypeBits(st);
+  for (const d of dims) {
+    bits *= d;
+    if (!Number.isSafeInteger(bits)) {
+      fail(`tensor ${quoted} shape ${numbersText(dims)} is too large: its size in bits overflows 2^53 (${st})`);
+    }
   }
   if (bits % 8 !== 0) {
-    fail(`tensor ${quoted} ${st} ${JSON.stringify(dims).replaceAll(',', ', ')} is ${bits} bits, not a whole number of bytes`);
+    fail(`tensor ${quoted} ${st} ${shapeText(dims)} is ${bits} bits, not a whole number of bytes`);
   }
   const needed = bits / 8;
   if (end - begin !== needed) {
-    fail(
-      `tensor ${quoted} data_offsets [${begin}, ${end}] cover ${end - begin} bytes but ${st} ${JSON.stringify(dims).replaceAll(',', ', ')} needs ${needed}`,
-    );
+    fail(`tensor ${quoted} data_offsets [${begin}, ${end}] cover ${end - begin} bytes but ${st} ${shapeText(dims)} needs ${needed}`);
   }
   if (end > dataSize) {
     fail(
@@ -189,19 +199,17 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
+/** A short array of numbers as JSON, anything else described without its contents. */
+function numbersText(value: unknown): string {
+  return Array.isArray(value) && value.length <= 8 && value.every((v) => typeof v === 'number') ? JSON.stringify(value) : describe(value);
+}
+
+function shapeText(dims: number[]): string {
+  return dims.length <= 8 ? `[${dims.join(', ')}]` : `[${dims.slice(0, 8).join(', ')}, … (${dims.length} dimensions)]`;
+}
+
 function offsets(info: SafetensorsTensorInfo): string {
   return `[${info.dataOffsets[0]}, ${info.dataOffsets[1]}]`;
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return `an array ${truncate(JSON.stringify(value))}`;
-  if (typeof value === 'object') return `an object ${truncate(JSON.stringify(value))}`;
-  return `${typeof value} ${truncate(JSON.stringify(value))}`;
-}
-
-function truncate(s: string): string {
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
 /**

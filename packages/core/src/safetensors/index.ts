@@ -11,6 +11,8 @@ export {
 } from './dtypes.js';
 export type { SafetensorsHeader, SafetensorsTensorInfo } from './header.js';
 export { MAX_HEADER_BYTES } from './header.js';
+export type { UntrustedJsonOptions } from './json.js';
+export { describeJsonValue, jsonNesting, parseUntrustedJson, quoteName } from './json.js';
 export type { LoadedTensor, ReadTensorOptions, TensorReader } from './reader.js';
 export { openSafetensors, SafetensorsFile } from './reader.js';
 export type { FileOpener, ShardedOptions, ShardedTensorInfo, ShardFile, ShardIndexData } from './sharded-reader.js';

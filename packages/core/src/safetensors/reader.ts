@@ -5,6 +5,7 @@ import { convertTensorBytes } from './convert.js';
 import { defaultCoreDType } from './dtypes.js';
 import type { SafetensorsTensorInfo } from './header.js';
 import { parseHeader, readHeaderLength } from './header.js';
+import { quoteName } from './json.js';
 
 /** A tensor loaded into core's raw storage form: f16/bf16 as 16-bit patterns. */
 export interface LoadedTensor {
@@ -66,9 +67,9 @@ export class SafetensorsFile implements TensorReader {
     const info = this.tensors.get(name);
     if (!info) {
       const known = this.names();
-      const sample = known.slice(0, 5).map((n) => JSON.stringify(n));
+      const sample = known.slice(0, 5).map((n) => quoteName(n, 60));
       throw new Error(
-        `${this.name}: no tensor ${JSON.stringify(name)}: the file has ${known.length} tensors${known.length ? ` (${sample.join(', ')}${known.length > 5 ? ', ...' : ''})` : ''}`,
+        `${this.name}: no tensor ${quoteName(name)}: the file has ${known.length} tensors${known.length ? ` (${sample.join(', ')}${known.length > 5 ? ', ...' : ''})` : ''}`,
       );
     }
     return { ...info, shape: [...info.shape], dataOffsets: [...info.dataOffsets] };
@@ -80,7 +81,7 @@ export class SafetensorsFile implements TensorReader {
     const bytes = await this.source.read(info.byteOffset, info.byteLength);
     if (bytes.byteLength !== info.byteLength) {
       throw new Error(
-        `${this.name}: reading tensor ${JSON.stringify(name)} gave ${bytes.byteLength} bytes, expected ${info.byteLength}: the file changed or is truncated`,
+        `${this.name}: reading tensor ${quoteName(name)} gave ${bytes.byteLength} bytes, expected ${info.byteLength}: the file changed or is truncated`,
       );
     }
     return bytes;
@@ -98,7 +99,7 @@ export class SafetensorsFile implements TensorReader {
       const bytes = await this.source.read(info.byteOffset + done, length, staging);
       if (bytes.byteLength !== length) {
         throw new Error(
-          `${this.name}: reading tensor ${JSON.stringify(name)} gave ${bytes.byteLength} bytes, expected ${length}: the file changed or is truncated`,
+          `${this.name}: reading tensor ${quoteName(name)} gave ${bytes.byteLength} bytes, expected ${length}: the file changed or is truncated`,
         );
       }
       onChunk(bytes, done);
@@ -113,7 +114,7 @@ export class SafetensorsFile implements TensorReader {
    */
   async readTensor(name: string, options: ReadTensorOptions = {}): Promise<LoadedTensor> {
     const info = this.info(name);
-    const where = `${this.name}: tensor ${JSON.stringify(name)}`;
+    const where = `${this.name}: tensor ${quoteName(name)}`;
     const dtype = options.dtype === undefined ? defaultCoreDType(info.dtype) : assertDType(options.dtype, where);
     if (dtype === null) {
       throw new Error(`${where} is ${info.dtype}, which has no core dtype: read its bytes with readRaw`);
@@ -127,10 +128,19 @@ export class SafetensorsFile implements TensorReader {
   }
 }
 
-/** Reads and validates only the header of a safetensors source (two small reads). */
+/**
+ * Reads and validates only the header of a safetensors source (two small reads). The file takes
+ * the source over: `close()` closes it, and when the header is rejected it is closed before the
+ * error is thrown, so a failed open holds no file handle.
+ */
 export async function openSafetensors(source: ByteSource): Promise<SafetensorsFile> {
-  const first8 = source.size >= 8 ? await source.read(0, 8) : new Uint8Array(0);
-  const headerLength = readHeaderLength(first8, source.name, source.size);
-  const headerBytes = await source.read(8, headerLength);
-  return new SafetensorsFile(source, parseHeader(headerBytes, source.name, source.size));
+  try {
+    const first8 = source.size >= 8 ? await source.read(0, 8) : new Uint8Array(0);
+    const headerLength = readHeaderLength(first8, source.name, source.size);
+    const headerBytes = await source.read(8, headerLength);
+    return new SafetensorsFile(source, parseHeader(headerBytes, source.name, source.size));
+  } catch (error) {
+    await source.close?.();
+    throw error;
+  }
 }

@@ -103,12 +103,12 @@ describe('openShardedSafetensors', () => {
   it('rejects a malformed index', async () => {
     const bad = (text: string) => openShardedSafetensors(bytesReader({ 'model.safetensors.index.json': new TextEncoder().encode(text) }));
     await expect(bad('{"weight_map": [1]}')).rejects.toThrow(
-      'model.safetensors.index.json: "weight_map" must be an object {tensor name: shard file}, got [1]',
+      'model.safetensors.index.json: "weight_map" must be an object {tensor name: shard file}, got an array [1]',
     );
     await expect(bad('{"weight_map": {"a": 3}}')).rejects.toThrow(
-      'model.safetensors.index.json: weight_map entry for tensor "a" must be a shard file name, got 3',
+      'model.safetensors.index.json: weight_map entry for tensor "a" must be a shard file name, got number 3',
     );
-    await expect(bad('{"weight_map": ')).rejects.toThrow('model.safetensors.index.json: not valid JSON');
+    await expect(bad('{"weight_map": ')).rejects.toThrow('model.safetensors.index.json: the index is not valid JSON');
   });
 
   it('works over browser File objects', async () => {
@@ -135,5 +135,54 @@ describe('openShardedSafetensors', () => {
     const sharded = await openShardedSafetensors(reader);
     await sharded.close();
     expect(closed.sort()).toEqual(['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
+  });
+
+  it('accepts only plain file names beside the index in weight_map', async () => {
+    const bad = (file: unknown) =>
+      openShardedSafetensors(
+        bytesReader({ 'model.safetensors.index.json': new TextEncoder().encode(JSON.stringify({ weight_map: { w: file } })) }),
+      );
+    for (const file of ['../secret.safetensors', '/etc/passwd', 'sub/model.safetensors', 'a\\b', '..', 'x'.repeat(300)]) {
+      const message = await bad(file).catch((e: Error) => e.message);
+      expect(message).toMatch(
+        /^model\.safetensors\.index\.json: weight_map entry for tensor "w" is ".*: expected the name of a file in the same folder as the index \(no path\)$/,
+      );
+      expect(String(message).length).toBeLessThan(300);
+    }
+    await expect(bad('')).rejects.toThrow('weight_map entry for tensor "w" must be a shard file name, got the string ""');
+    await expect(bad(['a'])).rejects.toThrow('weight_map entry for tensor "w" must be a shard file name, got an array of 1 item');
+  });
+
+  it('rejects an index that nests absurdly, is not text or is huge, without quoting it', async () => {
+    const open = (bytes: Uint8Array) => openShardedSafetensors(bytesReader({ 'model.safetensors.index.json': bytes }));
+    const deep = new TextEncoder().encode(`{"metadata": ${'['.repeat(50_000)}${']'.repeat(50_000)}}`);
+    await expect(open(deep)).rejects.toThrow('model.safetensors.index.json: the index nests arrays or objects more than 8 levels deep');
+    await expect(open(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]))).rejects.toThrow(
+      'model.safetensors.index.json: the index is not UTF-8 text: it is not a JSON index',
+    );
+    const text = await open(new TextEncoder().encode('root:x:0:0:root:/root:/bin/bash')).catch((e: Error) => e.message);
+    expect(text).toMatch(/^model\.safetensors\.index\.json: the index is not valid JSON/);
+    expect(text).not.toContain('root');
+    const huge: ByteSource = { name: 'model.safetensors.index.json', size: 2 ** 40, read: async () => new Uint8Array(0) };
+    await expect(openShardedSafetensors({ name: 'big', open: async () => huge })).rejects.toThrow(
+      'model.safetensors.index.json: the index is 1099511627776 bytes, more than the 67108864 an index JSON may have',
+    );
+  });
+
+  it('names the missing shard and closes the shards it opened when one fails', async () => {
+    const { files } = checkpoint();
+    delete files['model-00002-of-00002.safetensors'];
+    const open = new Set<string>();
+    const base = bytesReader(files);
+    const reader: FileOpener = {
+      name: 'ckpt',
+      async open(name) {
+        const source = await base.open(name);
+        open.add(name);
+        return { ...source, read: source.read.bind(source), close: async () => void open.delete(name) };
+      },
+    };
+    await expect(openShardedSafetensors(reader)).rejects.toThrow('in shard "model-00002-of-00002.safetensors", which cannot be opened');
+    expect([...open]).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 import type { ByteSource } from './byte-source.js';
 import { blobSource, bytesSource } from './byte-source.js';
 import type { SafetensorsTensorInfo } from './header.js';
+import { describeJsonValue, parseUntrustedJson, quoteName } from './json.js';
 import type { LoadedTensor, ReadTensorOptions, SafetensorsFile, TensorReader } from './reader.js';
 import { openSafetensors } from './reader.js';
 
@@ -12,6 +13,11 @@ export interface FileOpener {
   list?(): Promise<string[]>;
 }
 
+function fileList(names: Iterable<string>): string {
+  const all = [...names];
+  return all.length > 10 ? `${all.slice(0, 10).join(', ')}, … (${all.length} files)` : all.join(', ');
+}
+
 /** A reader over files held in memory, keyed by file name. */
 export function bytesReader(files: Record<string, Uint8Array> | Map<string, Uint8Array>, name = 'memory'): FileOpener {
   const map = files instanceof Map ? files : new Map(Object.entries(files));
@@ -19,7 +25,7 @@ export function bytesReader(files: Record<string, Uint8Array> | Map<string, Uint
     name,
     async open(fileName) {
       const bytes = map.get(fileName);
-      if (!bytes) throw new Error(`${name}: no file ${JSON.stringify(fileName)}; files are ${[...map.keys()].join(', ')}`);
+      if (!bytes) throw new Error(`${name}: no file ${quoteName(fileName)}; files are ${fileList(map.keys())}`);
       return bytesSource(bytes, fileName);
     },
     async list() {
@@ -42,7 +48,7 @@ export function filesReader(files: Iterable<File> | ArrayLike<File>, name = 'sel
     name,
     async open(fileName) {
       const file = map.get(fileName);
-      if (!file) throw new Error(`${name}: no file ${JSON.stringify(fileName)}; files are ${[...map.keys()].join(', ')}`);
+      if (!file) throw new Error(`${name}: no file ${quoteName(fileName)}; files are ${fileList(map.keys())}`);
       return blobSource(file, fileName);
     },
     async list() {
@@ -95,6 +101,8 @@ export class ShardedCheckpoint<Info, Loaded, ReadOptions, F extends ShardFile<In
   /** The index's "metadata" object (transformers writes {"total_size": N}). */
   readonly metadata: Record<string, unknown>;
   private readonly weightMap: Map<string, string>;
+  /** Tensor names per shard file, in index order. */
+  private readonly byShard = new Map<string, string[]>();
   private readonly opened = new Map<string, Promise<F>>();
   private readonly options: ShardedOptions;
   private readonly openFile: (source: ByteSource) => Promise<F>;
@@ -110,6 +118,11 @@ export class ShardedCheckpoint<Info, Loaded, ReadOptions, F extends ShardFile<In
     this.indexFileName = indexFileName;
     this.metadata = index.metadata;
     this.weightMap = index.weightMap;
+    for (const [name, file] of index.weightMap) {
+      const names = this.byShard.get(file);
+      if (names) names.push(name);
+      else this.byShard.set(file, [name]);
+    }
     this.options = options;
     this.openFile = openFile;
   }
@@ -124,7 +137,7 @@ export class ShardedCheckpoint<Info, Loaded, ReadOptions, F extends ShardFile<In
 
   /** Shard file names in the order the index first mentions them. */
   shardFiles(): string[] {
-    return [...new Set(this.weightMap.values())];
+    return [...this.byShard.keys()];
   }
 
   /** The shard file holding a tensor (from the index alone, without opening anything). */
@@ -132,7 +145,7 @@ export class ShardedCheckpoint<Info, Loaded, ReadOptions, F extends ShardFile<In
     const file = this.weightMap.get(name);
     if (file === undefined) {
       throw new Error(
-        `${this.indexFileName}: no tensor ${JSON.stringify(name)} in weight_map (${this.weightMap.size} tensors over ${this.shardFiles().length} shards)`,
+        `${this.indexFileName}: no tensor ${quoteName(name)} in weight_map (${this.weightMap.size} tensors over ${this.shardFiles().length} shards)`,
       );
     }
     return file;
@@ -161,9 +174,9 @@ export class ShardedCheckpoint<Info, Loaded, ReadOptions, F extends ShardFile<In
     return (await this.shard(this.shardOf(name))).readTensor(name, options);
   }
 
-  /** Opens and validates every shard not opened yet. */
+  /** Opens and validates every shard not opened yet, one at a time (an index may name thousands). */
   async validate(): Promise<void> {
-    await Promise.all(this.shardFiles().map((f) => this.shard(f)));
+    for (const f of this.shardFiles()) await this.shard(f);
   }
 
   async close(): Promise<void> {
@@ -174,13 +187,13 @@ export class ShardedCheckpoint<Info, Loaded, ReadOptions, F extends ShardFile<In
   }
 
   private async openShard(fileName: string): Promise<F> {
-    const expected = [...this.weightMap].filter(([, f]) => f === fileName).map(([n]) => n);
+    const expected = this.byShard.get(fileName) ?? [];
     let source: ByteSource;
     try {
       source = await this.reader.open(fileName);
     } catch (error) {
       throw new Error(
-        `${this.indexFileName}: weight_map puts ${expected.length} tensors (${JSON.stringify(expected[0])}${expected.length > 1 ? ', ...' : ''}) in shard ${JSON.stringify(fileName)}, which cannot be opened: ${(error as Error).message}`,
+        `${this.indexFileName}: weight_map puts ${expected.length} tensors (${quoteName(expected[0] ?? '')}${expected.length > 1 ? ', ...' : ''}) in shard ${quoteName(fileName)}, which cannot be opened: ${(error as Error).message}`,
       );
     }
     let file: F;
@@ -189,7 +202,7 @@ export class ShardedCheckpoint<Info, Loaded, ReadOptions, F extends ShardFile<In
       const missing = expected.filter((n) => !file.has(n));
       if (missing.length > 0) {
         throw new Error(
-          `${fileName}: tensor ${JSON.stringify(missing[0])}${missing.length > 1 ? ` and ${missing.length - 1} more` : ''} listed in ${this.indexFileName} weight_map for this shard is not in it (the shard has ${file.names().length} tensors)`,
+          `${fileName}: tensor ${quoteName(missing[0] ?? '')}${missing.length > 1 ? ` and ${missing.length - 1} more` : ''} listed in ${this.indexFileName} weight_map for this shard is not in it (the shard has ${file.names().length} tensors)`,
         );
       }
       const policy = this.options.unmapped ?? 'warn';
@@ -199,8 +212,8 @@ export class ShardedCheckpoint<Info, Loaded, ReadOptions, F extends ShardFile<In
         const more = extra.length > 1 ? ` (and ${extra.length - 1} more)` : '';
         const mapped = this.weightMap.get(first);
         const message = mapped
-          ? `${fileName}: tensor ${JSON.stringify(first)}${more} is in this shard but ${this.indexFileName} maps it to ${JSON.stringify(mapped)}: it will be read from there`
-          : `${fileName}: tensor ${JSON.stringify(first)}${more} is in this shard but not in ${this.indexFileName} weight_map: it will not be loaded`;
+          ? `${fileName}: tensor ${quoteName(first)}${more} is in this shard but ${this.indexFileName} maps it to ${quoteName(mapped)}: it will be read from there`
+          : `${fileName}: tensor ${quoteName(first)}${more} is in this shard but not in ${this.indexFileName} weight_map: it will not be loaded`;
         if (policy === 'error') throw new Error(message);
         (this.options.warn ?? console.warn)(message);
       }
@@ -256,39 +269,46 @@ export async function openShardedSafetensors(
   return openShardedCheckpoint(reader, indexFileName, options, (index) => new ShardedSafetensors(reader, indexFileName, index, options));
 }
 
+/** Longest index JSON read: transformers' index of a checkpoint with 100,000 tensors is about 10 MB. */
+const MAX_INDEX_BYTES = 64 << 20;
+
 async function readText(reader: FileOpener, fileName: string): Promise<string> {
   const source = await reader.open(fileName);
   try {
-    return new TextDecoder().decode(await source.read(0, source.size));
+    if (source.size > MAX_INDEX_BYTES) {
+      throw new Error(`${fileName}: the index is ${source.size} bytes, more than the ${MAX_INDEX_BYTES} an index JSON may have`);
+    }
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(await source.read(0, source.size));
+    } catch (error) {
+      if (error instanceof TypeError) throw new Error(`${fileName}: the index is not UTF-8 text: it is not a JSON index`);
+      throw error;
+    }
   } finally {
     await source.close?.();
   }
 }
 
-function parseIndex(text: string, fileName: string): { metadata: Record<string, unknown>; weightMap: Map<string, string> } {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${fileName}: not valid JSON (${(error as Error).message})`);
+/** A shard's name in weight_map must be a plain file name beside the index. */
+function checkShardFileName(indexFile: string, tensor: string, file: unknown): string {
+  const where = `${indexFile}: weight_map entry for tensor ${quoteName(tensor)}`;
+  if (typeof file !== 'string' || file === '') throw new Error(`${where} must be a shard file name, got ${describeJsonValue(file)}`);
+  if (file.length > 255 || /[/\\\0]/.test(file) || file === '.' || file === '..') {
+    throw new Error(`${where} is ${quoteName(file, 60)}: expected the name of a file in the same folder as the index (no path)`);
   }
+  return file;
+}
+
+function parseIndex(text: string, fileName: string): { metadata: Record<string, unknown>; weightMap: Map<string, string> } {
+  const json = parseUntrustedJson(text, fileName, { maxDepth: 8, what: 'the index' });
   const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (!isObject(json)) throw new Error(`${fileName}: must be a JSON object with "weight_map", got ${JSON.stringify(json)?.slice(0, 60)}`);
+  if (!isObject(json)) throw new Error(`${fileName}: must be a JSON object with "weight_map", got ${describeJsonValue(json)}`);
   const { metadata = {}, weight_map: weightMap } = json;
-  if (!isObject(metadata)) throw new Error(`${fileName}: "metadata" must be an object, got ${JSON.stringify(metadata)}`);
+  if (!isObject(metadata)) throw new Error(`${fileName}: "metadata" must be an object, got ${describeJsonValue(metadata)}`);
   if (!isObject(weightMap)) {
-    throw new Error(
-      `${fileName}: "weight_map" must be an object {tensor name: shard file}, got ${JSON.stringify(weightMap)?.slice(0, 60)}`,
-    );
+    throw new Error(`${fileName}: "weight_map" must be an object {tensor name: shard file}, got ${describeJsonValue(weightMap)}`);
   }
   const map = new Map<string, string>();
-  for (const [name, file] of Object.entries(weightMap)) {
-    if (typeof file !== 'string' || file === '') {
-      throw new Error(
-        `${fileName}: weight_map entry for tensor ${JSON.stringify(name)} must be a shard file name, got ${JSON.stringify(file)}`,
-      );
-    }
-    map.set(name, file);
-  }
+  for (const [name, file] of Object.entries(weightMap)) map.set(name, checkShardFileName(fileName, name, file));
   return { metadata, weightMap: map };
 }

@@ -1,0 +1,96 @@
+// Parsing JSON read from untrusted files (safetensors headers, index files, config.json): nesting
+// and size are bounded before JSON.parse runs, and a syntax error is reported by position only,
+// never with the engine's message, which quotes the text (the text may be any file a link leads to).
+
+export interface UntrustedJsonOptions {
+  /** Deepest nesting of arrays and objects allowed (the top level is depth 1). */
+  maxDepth: number;
+  /** Longest text allowed, in characters. */
+  maxLength?: number;
+  /** What the text is, for messages: "header", "the index", ... (default "the file"). */
+  what?: string;
+}
+
+/** The deepest nesting of `[` and `{` outside strings, and where it first goes beyond `limit`. */
+export function jsonNesting(text: string, limit: number): { depth: number; tooDeepAt: number | null } {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      // Skip the string; an unterminated one ends the scan (JSON.parse reports it).
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c /* \ */) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      depth++;
+      if (depth > max) max = depth;
+      if (depth > limit) return { depth, tooDeepAt: i };
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+      depth--;
+    }
+  }
+  return { depth: max, tooDeepAt: null };
+}
+
+/**
+ * Where JSON.parse failed, as words that quote nothing from the text: "at character 17", or
+ * "(the text ends early)".
+ */
+export function jsonSyntaxWhere(error: unknown, text: string): string {
+  const message = error instanceof Error ? error.message : '';
+  const at = /position (\d+)/.exec(message);
+  if (at && Number(at[1]) < text.length) return `at character ${at[1]} of ${text.length}`;
+  if (at) return `(the text ends early, after ${text.length} characters)`;
+  if (/end of (JSON|data)/i.test(message)) return `(the text ends early, after ${text.length} characters)`;
+  if (text.trim() === '') return '(the text is empty)';
+  return `(${text.length} characters)`;
+}
+
+/**
+ * `JSON.parse` for text read from a file: refuses text longer than `maxLength` or nested deeper
+ * than `maxDepth` before parsing, and reports syntax errors without quoting the text.
+ */
+export function parseUntrustedJson(text: string, fileName: string, options: UntrustedJsonOptions): unknown {
+  const what = options.what ?? 'the file';
+  if (options.maxLength !== undefined && text.length > options.maxLength) {
+    throw new Error(`${fileName}: ${what} is ${text.length} characters long, more than the ${options.maxLength} allowed`);
+  }
+  const nesting = jsonNesting(text, options.maxDepth);
+  if (nesting.tooDeepAt !== null) {
+    throw new Error(
+      `${fileName}: ${what} nests arrays or objects more than ${options.maxDepth} levels deep (at character ${nesting.tooDeepAt}), deeper than this kind of file ever nests`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${fileName}: ${what} is not valid JSON ${jsonSyntaxWhere(error, text)}`);
+  }
+}
+
+/**
+ * A short, safe description of a value from parsed JSON for an error message: the type, and for
+ * numbers, booleans and short strings the value; never the contents of arrays or objects.
+ */
+export function describeJsonValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'nothing';
+  if (Array.isArray(value)) {
+    if (value.length <= 8 && value.every((v) => typeof v === 'number')) return `an array ${JSON.stringify(value)}`;
+    return `an array of ${value.length} item${value.length === 1 ? '' : 's'}`;
+  }
+  if (typeof value === 'object') {
+    const n = Object.keys(value).length;
+    return `an object with ${n} key${n === 1 ? '' : 's'}`;
+  }
+  if (typeof value === 'string') return `the string ${quoteName(value, 40)}`;
+  return `${typeof value} ${String(value)}`;
+}
+
+/** A name from a file, quoted as JSON and cut to `max` characters, for error messages. */
+export function quoteName(name: string, max = 120): string {
+  return name.length > max ? `${JSON.stringify(name.slice(0, max))}… (${name.length} characters)` : JSON.stringify(name);
+}
