@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { GeneratorState } from '@peft/core';
 import { CheckpointError, causeInWords, errorCode, RunFolderError, remedyFor } from './errors.js';
 import type { LogRow } from './log.js';
-import type { HostState } from './state.js';
+import type { HostState, HostTensor } from './state.js';
 import { hostStateFromBytes, writeHostState } from './state.js';
 import { jsonText, type RunStore, readJson } from './store.js';
 import type { ValidationRecord } from './types.js';
@@ -13,6 +13,7 @@ const FORMAT = 2;
 /** The format of state.json. */
 export const STATE_FORMAT = 1;
 const REQUIRED = ['trainable.safetensors', 'optimizer.safetensors', 'state.json'];
+const KNOWN = [...REQUIRED, 'best.safetensors'];
 
 function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -186,7 +187,12 @@ export interface ResumeExpectations {
   generators?: readonly string[];
 }
 
-const show = (v: unknown): string => (v === undefined ? 'missing' : JSON.stringify(v));
+/** A value for a message: JSON, at most 120 characters. */
+const show = (v: unknown): string => {
+  if (v === undefined) return 'missing';
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 120 ? `${text.slice(0, 117)}…` : text;
+};
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
@@ -256,7 +262,18 @@ function checkState(
       fail('best', best, 'one of the records in "validation"');
     if (!hasBestFile) fail('best', best, 'null, since manifest.json lists no best.safetensors');
   } else if (hasBestFile) fail('best', null, 'a validation record, since manifest.json lists best.safetensors');
-  if (!Array.isArray(v.log) || !v.log.every(isObject)) fail('log', v.log, 'an array of log rows');
+  if (!Array.isArray(v.log)) fail('log', v.log, 'an array of log rows');
+  for (const [i, row] of (v.log as unknown[]).entries()) {
+    if (!isObject(row)) fail(`log[${i}]`, row, 'a log row { epoch, step, lr, loss, valScore, tokensPerSecond, elapsedSeconds }');
+    const r = row as Record<string, unknown>;
+    count(`log[${i}].epoch`, r.epoch, epochsDone + 1, 'at most the epoch in progress');
+    count(`log[${i}].step`, r.step, step, 'at most step');
+    for (const k of ['lr', 'elapsedSeconds'])
+      if (typeof r[k] !== 'number' || !Number.isFinite(r[k])) fail(`log[${i}].${k}`, r[k], 'a finite number');
+    // JSON writes a NaN loss as null.
+    for (const k of ['loss', 'valScore', 'tokensPerSecond'])
+      if (r[k] !== null && typeof r[k] !== 'number') fail(`log[${i}].${k}`, r[k], 'a number or null');
+  }
   if (!isObject(v.counters)) fail('counters', v.counters, 'an object of running sums');
   const counters = v.counters as Record<string, unknown>;
   for (const k of [
@@ -270,7 +287,32 @@ function checkState(
     'elapsedSeconds',
   ])
     if (typeof counters[k] !== 'number' || !Number.isFinite(counters[k])) fail(`counters.${k}`, counters[k], 'a finite number');
+  // JSON wrote a NaN score as null; the run goes on with NaN, as it would have without the restart.
+  for (const r of [...validation, v.best] as ({ score: number | null } | null)[]) if (r && r.score === null) r.score = Number.NaN;
   return v as unknown as CheckpointState;
+}
+
+/**
+ * The index of the first NaN or infinite element of a float tensor (or a negative one, with
+ * `nonNegative`), or -1. 16-bit dtypes are stored as bit patterns: all exponent bits set is NaN or
+ * infinity.
+ */
+function firstNonFinite(h: HostTensor, nonNegative: boolean): number {
+  const d = h.data;
+  if (d instanceof Float32Array) {
+    for (let i = 0; i < d.length; i++) {
+      const x = d[i] as number;
+      if (!Number.isFinite(x) || (nonNegative && x < 0)) return i;
+    }
+    return -1;
+  }
+  const mask = h.dtype === 'bfloat16' ? 0x7f80 : h.dtype === 'float16' ? 0x7c00 : 0;
+  if (mask === 0 || !(d instanceof Uint16Array)) return -1;
+  for (let i = 0; i < d.length; i++) {
+    const bits = d[i] as number;
+    if ((bits & mask) === mask || (nonNegative && bits & 0x8000 && bits & 0x7fff)) return i;
+  }
+  return -1;
 }
 
 /** The trained tensors as state.json's fingerprint lists them ("name dtype [2, 3]"), by name; calls `bad` on anything else. */
@@ -317,7 +359,7 @@ export async function readLatestCheckpoint(
   if (!isObject(manifest)) return fail('manifest.json', `is ${show(manifest)}, not an object`);
   if (manifest.format !== FORMAT) {
     throw new CheckpointError(
-      `${store.name}/${path}: checkpoint format ${show(manifest.format)} is not ${FORMAT}: it was written by another version of @peft/trainer. Start the run again without resume, into a new folder.`,
+      `${store.name}/${path}/manifest.json: checkpoint format ${show(manifest.format)} is not ${FORMAT}: it was written by another version of @peft/trainer. Start the run again without resume, into a new folder.`,
       `${store.name}/${path}/manifest.json`,
     );
   }
@@ -326,6 +368,8 @@ export async function readLatestCheckpoint(
   if (!Array.isArray(files) || !files.every((f) => typeof f === 'string'))
     return fail('manifest.json', `has "files" ${show(files)}, not a list of file names`);
   for (const f of REQUIRED) if (!files.includes(f)) fail('manifest.json', `does not list ${f}`);
+  for (const f of files as string[])
+    if (!KNOWN.includes(f)) fail('manifest.json', `lists ${show(f)}, which is not a checkpoint file (${KNOWN.join(', ')})`);
   if (!isObject(sums)) return fail('manifest.json', `has "sha256" ${show(sums)}, not an object of checksums by file`);
   const bytes = new Map<string, Uint8Array>();
   for (const f of files as string[]) {
@@ -366,10 +410,23 @@ export async function readLatestCheckpoint(
   const checkTensors = (f: string, host: HostState) => {
     for (const [name, spec] of specs) {
       const h = host.get(name);
-      if (!h) fail(f, `has no tensor "${name}", which was trained`);
+      if (!h) fail(f, `has no tensor "${name}", which state.json's fingerprint.trainable lists as trained`);
       else if (h.dtype !== spec.dtype || h.shape.join() !== spec.shape.join())
-        fail(f, `has "${name}" as ${h.dtype} [${h.shape.join(', ')}]; expected ${spec.dtype} [${spec.shape.join(', ')}] as trained`);
+        fail(
+          f,
+          `has "${name}" as ${h.dtype} [${h.shape.join(', ')}]; expected ${spec.dtype} [${spec.shape.join(', ')}] as state.json's fingerprint.trainable lists it`,
+        );
+      else checkFinite(f, name, h);
     }
+  };
+  // A run stops before it applies a non-finite update, so a checkpoint never holds NaN or infinity.
+  const checkFinite = (f: string, name: string, h: HostTensor, nonNegative = false) => {
+    const at = firstNonFinite(h, nonNegative);
+    if (at >= 0)
+      fail(
+        f,
+        `has ${nonNegative ? 'a negative, NaN or infinite' : 'a NaN or infinite'} value in "${name}" at element ${at}, which training never writes`,
+      );
   };
   const trainable = await tensors('trainable.safetensors');
   checkTensors('trainable.safetensors', trainable);
@@ -379,10 +436,11 @@ export async function readLatestCheckpoint(
     const size = spec.shape.reduce((a, b) => a * b, 1);
     for (const key of [`${name}.exp_avg`, `${name}.exp_avg_sq`]) {
       const m = moments.get(key);
-      if (m?.dtype !== 'float32' || m.data.length !== size)
+      if (m?.dtype === 'float32' && m.data.length === size) checkFinite('optimizer.safetensors', key, m, key.endsWith('_sq'));
+      else
         fail(
           'optimizer.safetensors',
-          `has ${m ? `"${key}" as ${m.dtype} [${m.shape.join(', ')}]` : `no "${key}"`}; expected ${size} float32 values (the AdamW moment of "${name}")`,
+          `has ${m ? `"${key}" as ${m.dtype} [${m.shape.join(', ')}]` : `no "${key}"`}; expected ${size} float32 values (the AdamW moment of "${name}", whose shape state.json's fingerprint.trainable gives)`,
         );
     }
   }
