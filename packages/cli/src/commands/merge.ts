@@ -42,6 +42,12 @@ export async function mergeAdapter(opts: {
   // A classifier adapter from Python PEFT may leave task_type unset: its score head tells.
   const classifier =
     facts.taskType === 'SEQ_CLS' || (facts.taskType === null && (await adapterLabels(nodeDirReader(opts.adapter))) !== null);
+  if (!classifier && facts.baseModelClass?.endsWith('ForSequenceClassification')) {
+    warn(
+      `warning: ${opts.adapter} was made on a ${facts.baseModelClass} (auto_mapping) but holds no score head (no modules_to_save, task_type unset): ` +
+        'the merged folder is the adapted backbone with the causal-LM head; the classification head is not in the adapter',
+    );
+  }
   await checkAdapter(opts.adapter, opts.model, config, {
     expected: classifier ? 'SEQ_CLS' : 'CAUSAL_LM',
     command: 'peft merge',

@@ -15,6 +15,8 @@ export class AdapterMismatchError extends Error {}
 export interface AdapterFacts {
   baseModel: string | null;
   taskType: string | null;
+  /** auto_mapping.base_model_class (Python PEFT writes it when task_type is unset), e.g. GPTNeoXForSequenceClassification. */
+  baseModelClass: string | null;
 }
 
 const WHAT: Record<string, string> = {
@@ -47,6 +49,12 @@ export async function readAdapterFacts(adapterDir: string): Promise<AdapterFacts
   return {
     baseModel: typeof o.base_model_name_or_path === 'string' && o.base_model_name_or_path !== '' ? o.base_model_name_or_path : null,
     taskType: typeof o.task_type === 'string' ? o.task_type : null,
+    baseModelClass:
+      typeof o.auto_mapping === 'object' &&
+      o.auto_mapping !== null &&
+      typeof (o.auto_mapping as Record<string, unknown>).base_model_class === 'string'
+        ? ((o.auto_mapping as Record<string, unknown>).base_model_class as string)
+        : null,
   };
 }
 

@@ -69,13 +69,17 @@ export function runSettingsText(settings: RunSettings): string {
 /** A settings file that is present but wrong: names the file and the field. */
 export class RunSettingsError extends Error {}
 
+/** A value as an error shows it: primitives clipped, containers by kind and size (never stringified whole). */
+function shown(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (Array.isArray(value)) return `a list of ${value.length}`;
+  if (typeof value === 'object' && value !== null) return 'an object';
+  const text = JSON.stringify(value);
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
 function check(file: string, ok: boolean, field: string, expected: string, value: unknown): void {
-  if (!ok) {
-    const shown = JSON.stringify(value);
-    throw new RunSettingsError(
-      `${file}: field "${field}" must be ${expected}, got ${shown === undefined ? 'nothing' : shown.length > 60 ? `${shown.slice(0, 60)}…` : shown}`,
-    );
-  }
+  if (!ok) throw new RunSettingsError(`${file}: field "${field}" must be ${expected}, got ${shown(value)}`);
 }
 
 const posInt = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
@@ -146,6 +150,11 @@ export async function readRunSettings(adapterDir: string): Promise<RunSettings |
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new RunSettingsError(`${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   }
+  return runSettingsFromText(text, file);
+}
+
+/** Parses and validates peft_run.json's text; `file` names it in errors. */
+export function runSettingsFromText(text: string, file: string): RunSettings {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
