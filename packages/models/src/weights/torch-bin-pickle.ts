@@ -658,6 +658,11 @@ class Unpickler {
   private long(n: number): number | bigint {
     const b = this.take(n);
     if (n === 0) return 0;
+    if (n <= 6) {
+      let small = 0;
+      for (let i = n - 1; i >= 0; i--) small = small * 256 + b[i]!;
+      return b[n - 1]! & 0x80 ? small - 2 ** (8 * n) : small;
+    }
     const digits = new Array<string>(n);
     for (let i = 0; i < n; i++) digits[i] = HEX[b[n - 1 - i]!]!;
     let v = BigInt(`0x${digits.join('')}`);

@@ -3,11 +3,11 @@
  * never writes (deflated entries, lying sizes, mismatched local headers), and protocol-2 pickle
  * pieces written the way torch.save writes them. Test code only.
  */
-import { deflateRawSync } from 'node:zlib';
+import { constants, deflateRawSync } from 'node:zlib';
 import type { TorchBinSource } from './torch-bin-zip.js';
 import { crc32 } from './torch-bin-zip.js';
 
-export const latin1 = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
+export const latin1 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
 
 /** One file of a test archive. */
 export interface TestZipFile {
@@ -21,6 +21,22 @@ export interface TestZipFile {
   localDeclaredSize?: number;
   /** Overrides the name written in the local header only. */
   localName?: string;
+  /** Ready-made deflate data (with `method: 8`): `data` is then unused except for its length unless `declaredSize` is given. */
+  deflated?: Uint8Array;
+  /** Overrides the CRC-32 (default: computed from `data`). */
+  crc?: number;
+}
+
+/**
+ * Raw deflate data of `mib` MiB of zeros, made cheaply: one MiB compressed with a sync flush
+ * (non-final blocks), repeated, then an empty final block.
+ */
+export function deflatedZeros(mib: number): Uint8Array {
+  const chunk = deflateRawSync(new Uint8Array(1 << 20), { finishFlush: constants.Z_SYNC_FLUSH });
+  const out = new Uint8Array(chunk.length * mib + 2);
+  for (let i = 0; i < mib; i++) out.set(chunk, i * chunk.length);
+  out.set([0x03, 0x00], chunk.length * mib);
+  return out;
 }
 
 /** A zip archive; deflated entries are compressed with node's zlib. */
@@ -32,10 +48,10 @@ export function makeZip(files: readonly TestZipFile[]): Uint8Array {
   for (const file of files) {
     const data = typeof file.data === 'string' ? latin1(file.data) : file.data;
     const method = file.method ?? 0;
-    const stored = method === 8 ? new Uint8Array(deflateRawSync(data)) : data;
+    const stored = file.deflated ?? (method === 8 ? new Uint8Array(deflateRawSync(data)) : data);
     const n = enc.encode(file.name);
     const ln = enc.encode(file.localName ?? file.name);
-    const crc = crc32(data);
+    const crc = file.crc ?? crc32(data);
     const size = file.declaredSize ?? data.length;
     const local = new Uint8Array(30 + ln.length + stored.length);
     const l = new DataView(local.buffer);

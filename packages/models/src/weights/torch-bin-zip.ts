@@ -206,8 +206,12 @@ async function describeNonZip(source: TorchBinSource): Promise<string> {
   return 'it is not a torch.save (torch >= 1.6) zip archive, or it is truncated';
 }
 
-/** Largest `data.pkl` (or other whole entry) read into memory: real ones are kilobytes to a few megabytes. */
-export const MAX_PICKLE_BYTES = 256 * 2 ** 20;
+/**
+ * Largest `data.pkl` (or other whole entry) read into memory. Real ones take about 100 bytes per
+ * tensor: kilobytes, a few megabytes for the largest models. The bound keeps a deflated bomb that
+ * declares it to a few seconds of inflating.
+ */
+export const MAX_PICKLE_BYTES = 64 * 2 ** 20;
 /**
  * Largest plausible ratio of uncompressed to compressed size for deflate (its limit is about
  * 1032:1); a directory that declares more is lying, and nothing is allocated from it.
