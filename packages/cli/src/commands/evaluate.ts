@@ -273,7 +273,8 @@ export function formatEvalReport(r: EvalReport): string {
   const lines = ['| entity type | P | R | F1 | gold |', '|---|---:|---:|---:|---:|'];
   for (const [t, v] of Object.entries(perType))
     lines.push(`| ${t} | ${pct(v.precision)} | ${pct(v.recall)} | ${pct(v.f1)} | ${v.support} |`);
-  lines.push(`| overall (micro) | ${pct(m.precision)} | ${pct(m.recall)} | ${pct(m.f1)} | ${m.support ?? '—'} |`);
+  const gold = Object.values(perType).reduce((n, v) => n + v.support, 0);
+  lines.push(`| overall (micro) | ${pct(m.precision)} | ${pct(m.recall)} | ${pct(m.f1)} | ${gold} |`);
   return lines.join('\n');
 }
 
