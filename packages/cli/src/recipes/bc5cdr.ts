@@ -698,6 +698,8 @@ export async function runBc5cdr(options: Bc5cdrOptions): Promise<Bc5cdrResult> {
     );
     await root.writeFile('results.md', `# BC5CDR, ${what}\n\n${table}\n`);
     log(`run folder: ${out} (adapters: ${runs.map((r) => r.adapterDir).join(', ')})`);
+    const curves = runs.flatMap((r) => (r.curves ? [r.curves] : []));
+    if (curves.length > 0) log(`curves (training loss, validation entity F1): ${curves.join(', ')}`);
     return result;
   } finally {
     model?.dispose();

@@ -74,7 +74,7 @@ describe('peft_run.json', () => {
     expect(lines).toEqual([]);
     expect(settingValue(name, 512, 64, 512, warn)).toBe(512);
     expect(lines).toEqual([
-      "warning: --max-length 512 overrides the run's max length 64 (peft_run.json); the scores will differ from the run's",
+      "warning: --max-length 512 overrides the run's max length 64 (peft_run.json); the scores may differ from the run's",
     ]);
   });
 });

@@ -179,7 +179,7 @@ export function settingValue<T>(
   if (given === undefined) return run ?? fallback;
   if (run !== undefined && JSON.stringify(run) !== JSON.stringify(given)) {
     warn(
-      `warning: --${name.flag} ${JSON.stringify(given)} overrides the run's ${name.what} ${JSON.stringify(run)} (${source}); the scores will differ from the run's`,
+      `warning: --${name.flag} ${JSON.stringify(given)} overrides the run's ${name.what} ${JSON.stringify(run)} (${source}); the scores may differ from the run's`,
     );
   }
   return given;
