@@ -64,6 +64,9 @@ export function curvesSvg(rows: readonly LogRow[], opts: CurvesOptions): string 
   if (epochLoss.length > 0) loss.push({ label: 'loss, mean per epoch', points: epochLoss.map((r) => [r.step, r.loss!] as const) });
   const percent = opts.percent ?? true;
   const score: Series[] = [{ label: `validation ${opts.scoreLabel}`, points: epochs.map((r) => [r.epoch, r.valScore!] as const) }];
+  // The state the run keeps: the first epoch with the best score (the trainer's rule; epoch 0 counts).
+  const best = epochs.reduce<LogRow | null>((b, r) => (b === null || r.valScore! > b.valScore! ? r : b), null);
+  if (best) score.push({ label: `selected: epoch ${best.epoch}`, points: [[best.epoch, best.valScore!]] });
   const top = lineChartSvg(loss, {
     title: opts.title ? `${opts.title}: training loss` : 'training loss',
     xLabel: 'optimizer step',

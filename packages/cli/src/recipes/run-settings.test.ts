@@ -59,7 +59,9 @@ describe('peft_run.json', () => {
       'field "decoding.maxNewTokensMargin" must be a non-negative integer, got -1',
     );
     expect(() => runSettingsFromText('{"format": 1,', 'p/peft_run.json')).toThrow(RunSettingsError);
-    expect(() => runSettingsFromText('[]', 'p/peft_run.json')).toThrow('p/peft_run.json: field "(top level)" must be an object, got a list of 0');
+    expect(() => runSettingsFromText('[]', 'p/peft_run.json')).toThrow(
+      'p/peft_run.json: field "(top level)" must be an object, got a list of 0',
+    );
     const long = bad({ model: 'x'.repeat(5000), modelType: 5 });
     expect(long).toThrow(/got 5$/);
   });
@@ -118,13 +120,20 @@ describe('curves.svg', () => {
     const series = (body: string) => [...body.matchAll(/<g data-series="([^"]*)">([\s\S]*?)<\/g>/g)];
     const [top, bottom] = panels.map((p) => p[2]!);
     expect(series(top!).map((s) => s[1])).toEqual(['loss, mean per logging window', 'loss, mean per epoch']);
-    expect(series(bottom!).map((s) => s[1])).toEqual(['validation macro-F1']);
+    expect(series(bottom!).map((s) => s[1])).toEqual(['validation macro-F1', 'selected: epoch 2']);
     for (const body of [top!, bottom!]) {
       const frame = /<rect data-role="plot" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"/.exec(body)!.slice(1).map(Number);
       const [x0, y0, w, h] = frame as [number, number, number, number];
       const strokes = new Set<string>();
       for (const s of series(body)) {
-        const line = /<polyline points="([^"]*)"[^>]*stroke="([^"]*)"/.exec(s[2]!)!;
+        const line =
+          /<polyline points="([^"]*)"[^>]*stroke="([^"]*)"/.exec(s[2]!) ??
+          /<circle cx="([^"]*)" cy="[^"]*" r="[^"]*" fill="([^"]*)"/.exec(s[2]!)!;
+        if (!line[1]!.includes(',')) {
+          // A one-point series: its marker.
+          const c = /<circle cx="([^"]*)" cy="([^"]*)"/.exec(s[2]!)!;
+          line[1] = `${c[1]},${c[2]}`;
+        }
         strokes.add(line[2]!);
         for (const pt of line[1]!.split(' ')) {
           const [x, y] = pt.split(',').map(Number) as [number, number];
