@@ -453,5 +453,11 @@ export async function readLatestCheckpoint(
 export async function pruneCheckpoints(store: RunStore, keep: number): Promise<void> {
   for (const name of await store.list(CHECKPOINT_DIR)) if (name.startsWith('.tmp-')) await store.remove(`${CHECKPOINT_DIR}/${name}`);
   const all = await listCheckpoints(store);
-  for (const c of all.slice(0, Math.max(0, all.length - keep))) await store.remove(`${CHECKPOINT_DIR}/${c.name}`);
+  // Renamed out of the way first: a kill while its files are being removed leaves a temporary folder, never a
+  // checkpoint with some of its files gone.
+  for (const c of all.slice(0, Math.max(0, all.length - keep))) {
+    const doomed = `${CHECKPOINT_DIR}/.tmp-${c.name}-${pid()}-${Math.random().toString(36).slice(2, 10)}`;
+    await store.rename(`${CHECKPOINT_DIR}/${c.name}`, doomed);
+    await store.remove(doomed);
+  }
 }
