@@ -1,8 +1,23 @@
-export { readTar, safeArchivePath, type TarEntry } from './archive/tar.js';
+export { DEFAULT_MAX_TAR_ENTRY_BYTES, type ReadTarOptions, readTar, safeArchivePath, type TarEntry } from './archive/tar.js';
 export { type TarWriteEntry, writeTar } from './archive/tar-writer.js';
-export { type BioReadOptions, formatBio, fromBioTags, parseBio, toBioTags } from './bc5cdr/bio.js';
+export {
+  type BioReadOptions,
+  type BioReadResult,
+  formatBio,
+  fromBioTags,
+  parseBio,
+  parseBioSentences,
+  toBioTags,
+} from './bc5cdr/bio.js';
 export { formatBioC, parseBioC } from './bc5cdr/bioc.js';
-export type { BiomedicalDocument, Mention, MentionCheckOptions, Passage, ReadResult } from './bc5cdr/document.js';
+export {
+  type BiomedicalDocument,
+  MAX_DOCUMENT_LENGTH,
+  type Mention,
+  type MentionCheckOptions,
+  type Passage,
+  type ReadResult,
+} from './bc5cdr/document.js';
 export {
   BC5CDR_LABELS,
   extractAllLabels,
@@ -24,7 +39,7 @@ export { formatPubTator, parsePubTator } from './bc5cdr/pubtator.js';
 export { documentsToSentences, mergeSpansByPriority, type Sentence, type SentencesResult, type TokenSpan } from './bc5cdr/sentence.js';
 export { type CorpusStatistics, corpusStatistics, formatStatisticsTable } from './bc5cdr/statistics.js';
 export { splitSentences, type TokenOffset, tokenize, tokenizeWithOffsets } from './bc5cdr/tokenize.js';
-export { parseXml, type XmlElement, type XmlNode } from './bc5cdr/xml.js';
+export { MAX_XML_DEPTH, parseXml, type XmlElement, type XmlNode } from './bc5cdr/xml.js';
 export { type BatchOptions, batchIndices, batchItems } from './collate/batches.js';
 export {
   type Batch,
@@ -43,6 +58,8 @@ export {
   type LivedoorCorpus,
   type LivedoorExample,
   type LivedoorNormalizeOptions,
+  type LivedoorReadOptions,
+  MAX_LIVEDOOR_ARTICLE_BYTES,
   normalizeLivedoorBody,
   normalizeLivedoorTitle,
   parseLivedoorArticle,
@@ -51,4 +68,5 @@ export { type LivedoorSplit, type LivedoorSplitOptions, splitLivedoor } from './
 export { formatLivedoor, type LivedoorTemplate } from './livedoor/template.js';
 export { PhiloxStream } from './random/philox.js';
 export { seededShuffle, splitIntoParts } from './random/shuffle.js';
+export type { MalformedOptions } from './text/malformed.js';
 export { pySplitLines, pyStrip } from './text/python-strings.js';

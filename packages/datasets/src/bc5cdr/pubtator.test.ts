@@ -64,3 +64,58 @@ describe('parsePubTator', () => {
     );
   });
 });
+
+describe('parsePubTator on malformed input', () => {
+  const doc = (start: string, end = '6') =>
+    `1|t|Drug X causes rash.\n1|a|Fever.\n1\t${start}\t${end}\tDrug X\tChemical\tC1\n1\t14\t18\trash\tDisease\tD1\n\n`;
+
+  it('rejects a mention whose start or end offset is not a non-negative decimal integer (it is not a relation line)', () => {
+    for (const bad of ['-1', '1.0', '', ' 0', 'abc', '0x1', '1e2', 'Infinity', '99999999999999999999']) {
+      expect(() => parsePubTator(doc(bad))).toThrow(
+        `PubTator line 3: start offset ${JSON.stringify(bad)} is not a non-negative decimal integer`,
+      );
+      expect(() => parsePubTator(doc('0', bad))).toThrow(
+        `PubTator line 3: end offset ${JSON.stringify(bad)} is not a non-negative decimal integer`,
+      );
+    }
+  });
+
+  it("skips and counts malformed lines with malformed: 'warn'", () => {
+    const source = `${doc('abc')}2|t|Second.\nnot an annotation\n2\t0\t6\tSecond\tChemical\n3\t0\t1\tx\tChemical\n\n4|a|no title\n\n`;
+    const { documents, warnings } = parsePubTator(source, { malformed: 'warn' });
+    expect(documents.map((d) => [d.id, d.mentions.map((m) => m.text)])).toEqual([
+      ['1', ['rash']],
+      ['2', ['Second']],
+    ]);
+    expect(warnings).toEqual([
+      'PubTator line 3: start offset "abc" is not a non-negative decimal integer',
+      'PubTator line 7: expected "PMID<TAB>start<TAB>end<TAB>mention<TAB>type[<TAB>id]", a relation "PMID<TAB>CID<TAB>…" or "PMID|t|…", got 1 tab-separated column(s)',
+      'PubTator line 9: annotation for PMID 3 outside its document (current document: 2)',
+      'PubTator document 4 (line 11) has no title line "4|t|…"',
+    ]);
+    expect(() => parsePubTator(source)).toThrow('PubTator line 3: start offset "abc"');
+  });
+
+  it('still ignores relation lines, with or without extra columns', () => {
+    const source = `${doc('0')}1\tCID\tC1\tD1\n1\tAssociation\tC1\tD1\tNovel\n1\tCID\tC1\n`;
+    expect(parsePubTator(source).documents[0]!.mentions.length).toBe(2);
+  });
+
+  it('accepts offsets that count code points (as Python does) after a character outside the BMP, converting them', () => {
+    // 𝛼 is one code point but two UTF-16 units: Python writes 0-12 and 17-24, JavaScript counts 0-13 and 18-25.
+    const source =
+      '1|t|\u{1d6fc}-Tocopherol and aspirin.\n1|a|x\n1\t0\t12\t\u{1d6fc}-Tocopherol\tChemical\tC1\n1\t17\t24\taspirin\tChemical\tC2\n\n';
+    const { documents, warnings } = parsePubTator(source);
+    expect(warnings).toEqual([]);
+    expect(documents[0]!.mentions).toEqual([
+      { start: 0, end: 13, text: '\u{1d6fc}-Tocopherol', type: 'Chemical', conceptId: 'C1' },
+      { start: 18, end: 25, text: 'aspirin', type: 'Chemical', conceptId: 'C2' },
+    ]);
+    // UTF-16 offsets of the same text are read as they are.
+    expect(parsePubTator(formatPubTator(documents)).documents).toEqual(documents);
+    // Offsets that match neither way are still an error.
+    expect(() => parsePubTator(source.replace('\t17\t24\t', '\t16\t23\t'))).toThrow(
+      'document 1: mention Chemical at 16-23: expected "aspirin"',
+    );
+  });
+});

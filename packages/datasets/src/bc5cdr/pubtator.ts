@@ -1,3 +1,4 @@
+import { clip, quoteSnippet, reportMalformed } from '../text/malformed.js';
 import {
   type BiomedicalDocument,
   checkMentions,
@@ -15,11 +16,20 @@ interface Draft {
   line: number;
 }
 
+const ANNOTATION_FORMAT = '"PMID<TAB>start<TAB>end<TAB>mention<TAB>type[<TAB>id]"';
+/** A non-negative decimal integer below 2^53, nothing else (no sign, point, exponent or spaces). */
+const OFFSET = /^\d{1,15}$/;
+/** A relation line's second column: a relation type such as CID. */
+const RELATION = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
 /**
  * Parses PubTator text: `PMID|t|title`, `PMID|a|abstract`, then tab-separated annotation lines
- * `PMID start end mention type [id [more…]]`; relation lines (`PMID\tCID\t…`) are ignored; a blank
- * line ends a document. Offsets count characters of `title + " " + abstract`; every mention's text
- * is checked against that slice.
+ * `PMID start end mention type [id [more…]]`; relation lines (`PMID<TAB>CID<TAB>…`: a word in the
+ * second column and no offset in the third) are ignored; a blank line ends a document. Offsets
+ * count characters of `title + " " + abstract` (UTF-16 code units, or code points as Python counts:
+ * see `checkMentions`) and must be non-negative decimal integers; every mention's text is checked
+ * against that slice. A line that is none of these, or an annotation with a bad offset, is
+ * malformed: an error naming the line, or with `malformed: 'warn'` skipped and reported in `warnings`.
  */
 export function parsePubTator(source: string, options: MentionCheckOptions = {}): ReadResult {
   const documents: BiomedicalDocument[] = [];
@@ -30,7 +40,10 @@ export function parsePubTator(source: string, options: MentionCheckOptions = {})
     if (!draft) return;
     const d = draft;
     draft = undefined;
-    if (d.title === undefined) throw new Error(`PubTator document ${d.id} (line ${d.line}) has no title line "${d.id}|t|…"`);
+    if (d.title === undefined) {
+      reportMalformed(options, warnings, `PubTator document ${clip(d.id)} (line ${d.line}) has no title line "${clip(d.id)}|t|…"`);
+      return;
+    }
     const passages = [{ type: 'title', offset: 0, text: d.title }];
     if (d.abstract !== undefined) passages.push({ type: 'abstract', offset: d.title.length + 1, text: d.abstract });
     const text = layoutPassages(d.id, passages);
@@ -42,6 +55,7 @@ export function parsePubTator(source: string, options: MentionCheckOptions = {})
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     const lineNo = i + 1;
+    const malformed = (message: string) => reportMalformed(options, warnings, `PubTator line ${lineNo}: ${message}`);
     if (line.trim() === '') {
       finish();
       continue;
@@ -56,16 +70,21 @@ export function parsePubTator(source: string, options: MentionCheckOptions = {})
       continue;
     }
     const cols = line.split('\t');
-    if (cols.length >= 3 && !/^\d+$/.test(cols[1]!)) continue; // relation line, e.g. PMID CID chemical disease
-    if (cols.length < 5)
-      throw new Error(
-        `PubTator line ${lineNo}: expected "PMID<TAB>start<TAB>end<TAB>mention<TAB>type[<TAB>id]", got ${JSON.stringify(line)}`,
-      );
+    if (cols.length >= 3 && RELATION.test(cols[1]!) && !OFFSET.test(cols[2]!)) continue; // relation line, e.g. PMID CID chemical disease
+    if (cols.length < 5) {
+      malformed(`expected ${ANNOTATION_FORMAT}, a relation "PMID<TAB>CID<TAB>…" or "PMID|t|…", got ${cols.length} tab-separated column(s)`);
+      continue;
+    }
     const [id, start, end, mention, type, conceptId] = cols as [string, string, string, string, string, string | undefined];
     if (!draft || draft.id !== id) {
-      throw new Error(`PubTator line ${lineNo}: annotation for PMID ${id} outside its document (current document: ${draft?.id ?? 'none'})`);
+      malformed(`annotation for PMID ${clip(id)} outside its document (current document: ${draft ? clip(draft.id) : 'none'})`);
+      continue;
     }
-    if (!/^\d+$/.test(end)) throw new Error(`PubTator line ${lineNo}: end offset ${JSON.stringify(end)} is not a number`);
+    if (!OFFSET.test(start) || !OFFSET.test(end)) {
+      const [what, value] = OFFSET.test(start) ? ['end', end] : ['start', start];
+      malformed(`${what} offset ${quoteSnippet(value, 20)} is not a non-negative decimal integer`);
+      continue;
+    }
     const m: Mention = { start: Number(start), end: Number(end), text: mention, type };
     if (conceptId !== undefined && conceptId !== '') m.conceptId = conceptId;
     draft.mentions.push(m);

@@ -3,6 +3,10 @@
  * predefined plus numeric character references. The prolog, DOCTYPE (with an internal subset),
  * comments and processing instructions are skipped. A stray end tag closes up to its matching open
  * element, or is ignored when none is open; elements left open at the end are closed.
+ *
+ * The reader is linear in its input (an end tag with no open element of its name is dropped in
+ * constant time), nests at most {@link MAX_XML_DEPTH} elements, and rejects a character reference
+ * that is not an XML character (`&#x110000;`, `&#0;`, a surrogate) with an error giving its position.
  */
 
 export interface XmlElement {
@@ -15,23 +19,56 @@ export type XmlNode = XmlElement | string;
 
 const NAMED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
-export function decodeXmlEntities(s: string): string {
+/** Deepest element nesting accepted (BioC needs 6). */
+export const MAX_XML_DEPTH = 256;
+
+/** XML 1.0 `Char`: tab, newline, carriage return, and U+0020–U+D7FF, U+E000–U+FFFD, U+10000–U+10FFFF. */
+function isXmlChar(cp: number): boolean {
+  return (
+    cp === 0x9 ||
+    cp === 0xa ||
+    cp === 0xd ||
+    (cp >= 0x20 && cp <= 0xd7ff) ||
+    (cp >= 0xe000 && cp <= 0xfffd) ||
+    (cp >= 0x10000 && cp <= 0x10ffff)
+  );
+}
+
+/**
+ * Replaces the five predefined entities and numeric character references; other named references are
+ * left as they are. `at` (the position of `s` in the file) is used in errors only.
+ */
+export function decodeXmlEntities(s: string, at = 0): string {
   if (!s.includes('&')) return s;
-  return s.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[A-Za-z]+);/g, (whole, ref: string) => {
-    if (ref.startsWith('#x')) return String.fromCodePoint(Number.parseInt(ref.slice(2), 16));
-    if (ref.startsWith('#')) return String.fromCodePoint(Number.parseInt(ref.slice(1), 10));
-    return NAMED[ref] ?? whole;
+  return s.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[A-Za-z]+);/g, (whole, ref: string, offset: number) => {
+    if (ref.startsWith('#')) {
+      const digits = ref.startsWith('#x') ? ref.slice(2) : ref.slice(1);
+      const cp = digits.length > 8 ? Number.POSITIVE_INFINITY : Number.parseInt(digits, ref.startsWith('#x') ? 16 : 10);
+      if (!isXmlChar(cp)) {
+        const shown = whole.length > 20 ? `${whole.slice(0, 20)}…` : whole;
+        throw new Error(
+          `XML: character reference "${shown}" at character ${at + offset} is not a valid XML character (code point beyond U+10FFFF, a surrogate or a control)`,
+        );
+      }
+      return String.fromCodePoint(cp);
+    }
+    return Object.hasOwn(NAMED, ref) ? NAMED[ref]! : whole;
   });
 }
 
-function parseAttributes(source: string, tag: string): Record<string, string> {
+function parseAttributes(source: string, tag: string, at: number): Record<string, string> {
   const attributes: Record<string, string> = {};
   const re = /([^\s=/>]+)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?/g;
   for (let m = re.exec(source); m; m = re.exec(source)) {
     const value = m[2] ?? m[3] ?? m[4] ?? '';
-    attributes[m[1]!] = decodeXmlEntities(value);
+    const key = m[1]!;
+    // An attribute named __proto__ is an ordinary key, not the prototype.
+    if (key === '__proto__')
+      Object.defineProperty(attributes, key, { value: decodeXmlEntities(value, at), enumerable: true, writable: true });
+    else attributes[key] = decodeXmlEntities(value, at);
   }
-  if (Object.keys(attributes).length === 0 && source.trim() !== '') throw new Error(`XML: cannot read the attributes of <${tag}>`);
+  if (Object.keys(attributes).length === 0 && source.trim() !== '')
+    throw new Error(`XML: cannot read the attributes of <${tag.slice(0, 40)}> at character ${at}`);
   return attributes;
 }
 
@@ -39,13 +76,15 @@ function parseAttributes(source: string, tag: string): Record<string, string> {
 export function parseXml(source: string): XmlElement {
   const root: XmlElement = { name: '#document', attributes: {}, children: [] };
   const stack: XmlElement[] = [root];
+  // How many elements of each name are open, so that a stray end tag costs O(1).
+  const open = new Map<string, number>();
   const top = () => stack[stack.length - 1]!;
   let pos = 0;
   const n = source.length;
   while (pos < n) {
     const lt = source.indexOf('<', pos);
     const textEnd = lt === -1 ? n : lt;
-    if (textEnd > pos) top().children.push(decodeXmlEntities(source.slice(pos, textEnd)));
+    if (textEnd > pos) top().children.push(decodeXmlEntities(source.slice(pos, textEnd), pos));
     if (lt === -1) break;
     if (source.startsWith('<!--', lt)) {
       const end = source.indexOf('-->', lt + 4);
@@ -71,8 +110,14 @@ export function parseXml(source: string): XmlElement {
       const gt = source.indexOf('>', lt);
       const name = source.slice(lt + 2, gt === -1 ? n : gt).trim();
       pos = gt === -1 ? n : gt + 1;
-      const at = stack.findLastIndex((e) => e.name === name);
-      if (at > 0) stack.length = at;
+      if ((open.get(name) ?? 0) > 0) {
+        // Each pop undoes one push, so all end tags together cost O(number of elements).
+        for (;;) {
+          const closed = stack.pop()!;
+          open.set(closed.name, open.get(closed.name)! - 1);
+          if (closed.name === name) break;
+        }
+      }
     } else {
       // Start tag: find the closing '>' outside quoted attribute values.
       let i = lt + 1;
@@ -90,11 +135,17 @@ export function parseXml(source: string): XmlElement {
       const selfClosing = inner.endsWith('/');
       if (selfClosing) inner = inner.slice(0, -1);
       const nameMatch = /^[^\s/>]+/.exec(inner);
-      if (!nameMatch) throw new Error(`XML: malformed tag at character ${lt}: ${JSON.stringify(source.slice(lt, lt + 40))}`);
+      if (!nameMatch) throw new Error(`XML: malformed tag at character ${lt}: "<" is not followed by an element name`);
       const name = nameMatch[0];
-      const element: XmlElement = { name, attributes: parseAttributes(inner.slice(name.length), name), children: [] };
+      const element: XmlElement = { name, attributes: parseAttributes(inner.slice(name.length), name, lt), children: [] };
       top().children.push(element);
-      if (!selfClosing) stack.push(element);
+      if (!selfClosing) {
+        if (stack.length > MAX_XML_DEPTH) {
+          throw new Error(`XML: elements nested more than ${MAX_XML_DEPTH} deep at character ${lt}; a BioC file nests about 6`);
+        }
+        stack.push(element);
+        open.set(name, (open.get(name) ?? 0) + 1);
+      }
     }
   }
   return root;
@@ -110,7 +161,14 @@ export function childElement(e: XmlElement, name: string): XmlElement | undefine
   return childElements(e, name)[0];
 }
 
-/** All text inside `e`, concatenated. */
+/** All text inside `e`, concatenated (iterative: depth does not use the call stack). */
 export function textContent(e: XmlElement): string {
-  return e.children.map((c) => (typeof c === 'string' ? c : textContent(c))).join('');
+  const parts: string[] = [];
+  const pending: XmlNode[] = [...e.children].reverse();
+  while (pending.length > 0) {
+    const node = pending.pop()!;
+    if (typeof node === 'string') parts.push(node);
+    else for (let i = node.children.length - 1; i >= 0; i--) pending.push(node.children[i]!);
+  }
+  return parts.join('');
 }

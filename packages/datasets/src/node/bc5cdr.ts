@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { type BioReadOptions, parseBio } from '../bc5cdr/bio.js';
+import { type BioReadOptions, type BioReadResult, parseBioSentences } from '../bc5cdr/bio.js';
 import { parseBioC } from '../bc5cdr/bioc.js';
 import type { MentionCheckOptions, ReadResult } from '../bc5cdr/document.js';
 import { parsePubTator } from '../bc5cdr/pubtator.js';
@@ -14,7 +14,7 @@ async function readText(path: string, what: string): Promise<string> {
 }
 
 function withFile(path: string, e: unknown): Error {
-  return new Error(`${path}: ${(e as Error).message}`);
+  return new Error(`${path}: ${(e as Error).message}`, { cause: e });
 }
 
 /** Reads a PubTator file (e.g. `CDR_TrainingSet.PubTator.txt`). */
@@ -37,12 +37,17 @@ export async function readBioC(path: string, options: MentionCheckOptions = {}):
   }
 }
 
-/** Reads a tokenised BIO file (`token<TAB>tag`, blank line between sentences). */
-export async function readBio(path: string, options: BioReadOptions = {}): Promise<Sentence[]> {
+/** Reads a tokenised BIO file (`token<TAB>tag`, blank line between sentences), with the warnings of `malformed: 'warn'`. */
+export async function readBioSentences(path: string, options: BioReadOptions = {}): Promise<BioReadResult> {
   const text = await readText(path, 'BIO');
   try {
-    return parseBio(text, options);
+    return parseBioSentences(text, options);
   } catch (e) {
     throw withFile(path, e);
   }
+}
+
+/** Reads a tokenised BIO file (`token<TAB>tag`, blank line between sentences). */
+export async function readBio(path: string, options: BioReadOptions = {}): Promise<Sentence[]> {
+  return (await readBioSentences(path, options)).sentences;
 }

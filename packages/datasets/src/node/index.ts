@@ -1,2 +1,2 @@
-export { readBio, readBioC, readPubTator } from './bc5cdr.js';
+export { readBio, readBioC, readBioSentences, readPubTator } from './bc5cdr.js';
 export { readLivedoor } from './livedoor.js';

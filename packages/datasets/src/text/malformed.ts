@@ -22,3 +22,8 @@ export function reportMalformed(options: MalformedOptions, warnings: string[], m
 export function quoteSnippet(text: string, max = 80): string {
   return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
 }
+
+/** A name or id for an error message, cut to `max` characters. */
+export function clip(text: string, max = 40): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
