@@ -3,6 +3,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bytesReader } from '@peft/core';
 import { nodeDirReader } from '@peft/core/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openTorchBin } from './torch-bin.js';
@@ -277,6 +278,30 @@ describe('deflated storages inflate only what a read needs', () => {
     ]);
     const l = await measure(async () => (await openTorchBin(memorySource(long, 'l.bin'))).readTensor('w'));
     expectClear(l.error, 'l.bin', 'inflates past the 16 bytes the directory declares');
+  });
+});
+
+describe('the shard index', () => {
+  const index = (text: string | Uint8Array) =>
+    openShardedTorchBin(bytesReader({ 'pytorch_model.bin.index.json': typeof text === 'string' ? latin1(text) : text }));
+
+  it('names the field and the type of a wrong value, never the value', async () => {
+    await expect(index('{"weight_map": "SECRET"}')).rejects.toThrow(
+      'pytorch_model.bin.index.json: "weight_map" must be an object {tensor name: shard file}, got a string',
+    );
+    await expect(index('{"weight_map": {"w": ["SECRET"]}}')).rejects.toThrow(
+      'pytorch_model.bin.index.json: weight_map entry for tensor "w" must be a shard file name, got an array',
+    );
+    await expect(index('{"weight_map": {"w": 1}, SECRET}')).rejects.toThrow(
+      /^pytorch_model\.bin\.index\.json: not valid JSON( \(at character \d+\))?$/,
+    );
+    await expect(index(new Uint8Array([0x7b, 0xff, 0x7d]))).rejects.toThrow('pytorch_model.bin.index.json: is not UTF-8 text');
+  });
+
+  it('refuses shard names that leave the model folder', async () => {
+    for (const shard of ['/etc/passwd', '../x.bin', 'a/../../x.bin', 'C:\\x.bin', '\\\\server\\x.bin']) {
+      await expect(index(JSON.stringify({ weight_map: { w: shard } }))).rejects.toThrow('which is not a file name inside the model folder');
+    }
   });
 });
 

@@ -321,6 +321,19 @@ class Unpickler {
     const at = this.need(n);
     return this.bytes.subarray(at, at + n);
   }
+  /** UTF-8 text; short ASCII strings (tensor names, keys) skip the decoder, whose per-call cost dominates them. */
+  private text(b: Uint8Array): string {
+    if (b.byteLength <= 64) {
+      let s = '';
+      for (let i = 0; i < b.byteLength; i++) {
+        const c = b[i]!;
+        if (c >= 0x80) return this.utf8.decode(b);
+        s += String.fromCharCode(c);
+      }
+      return s;
+    }
+    return this.utf8.decode(b);
+  }
   private line(): string {
     const end = this.bytes.indexOf(0x0a, this.pos);
     if (end < 0) this.fail('a text opcode argument has no terminating newline: the pickle is truncated');
@@ -452,13 +465,13 @@ class Unpickler {
 
         // --- strings and bytes ---
         case OP.BINUNICODE:
-          this.push(this.utf8.decode(this.take(this.u32())));
+          this.push(this.text(this.take(this.u32())));
           break;
         case OP.SHORT_BINUNICODE:
-          this.push(this.utf8.decode(this.take(this.u8())));
+          this.push(this.text(this.take(this.u8())));
           break;
         case OP.BINUNICODE8:
-          this.push(this.utf8.decode(this.take(this.u64())));
+          this.push(this.text(this.take(this.u64())));
           break;
         case OP.UNICODE:
           this.push(unescapeRawUnicode(this.line(), (m) => this.fail(m, at)));
