@@ -73,10 +73,10 @@ describe('pickle opcodes are linear and bounded', () => {
     // Before: 64 KiB took 0.6 s and 256 KiB 322 s (quadratic); now 64 KiB takes a few ms.
     const ok = await measure(() => unpickleTorch(long4(1 << 16), 'data.pkl'));
     expect(ok.error).toBeUndefined();
-    expect(ok.ms).toBeLessThan(150);
+    expect(ok.ms).toBeLessThan(300);
     const big = await measure(() => unpickleTorch(long4(256 * 1024), 'big.bin'));
     expectClear(big.error, 'big.bin', 'LONG4 integer of 262144 bytes is longer than 65536');
-    expect(big.ms).toBeLessThan(100);
+    expect(big.ms).toBeLessThan(500);
   });
 
   it('decodes LONG1 integers of every width to the right values, ten thousand 255-byte ones quickly', async () => {
@@ -94,7 +94,7 @@ describe('pickle opcodes are linear and bounded', () => {
     const pkl = latin1(`\x80\x02${one.repeat(10000)}N.`);
     const r = await measure(() => unpickleTorch(pkl, 'data.pkl'));
     expect(r.error).toBeUndefined();
-    expect(r.ms).toBeLessThan(1000);
+    expect(r.ms).toBeLessThan(5000);
   });
 
   it('refuses text integers longer than 4300 digits', async () => {
@@ -108,7 +108,7 @@ describe('pickle opcodes are linear and bounded', () => {
     const pkl = pickleBytes(new Uint8Array([0x80, 0x02, 0x8b, n & 0xff, n >>> 8, 0, 0]), new Uint8Array(n).fill(0x11), latin1('.'));
     const r = await measure(() => openTorchBin(memorySource(binWith(pkl), 'int.bin')));
     expectClear(r.error, 'int.bin', 'the checkpoint holds an integer of about 480000 bits, not a state dict');
-    expect(r.ms).toBeLessThan(500);
+    expect(r.ms).toBeLessThan(1000);
   });
 
   it('translates a UNICODE escape beyond U+10FFFF', async () => {
@@ -133,7 +133,7 @@ describe('pickle opcodes are linear and bounded', () => {
     const manyMarks = latin1(`\x80\x02${'('.repeat(1000000)}.`);
     const marks = await measure(() => unpickleTorch(manyMarks, 'marks.bin'));
     expectClear(marks.error, 'marks.bin', 'nests more than 1000 MARKs');
-    expect(marks.ms).toBeLessThan(200);
+    expect(marks.ms).toBeLessThan(500);
     const manyDups = latin1(`\x80\x02N${'2'.repeat(MAX_PICKLE_VALUES + 10)}.`);
     const dups = await measure(() => unpickleTorch(manyDups, 'dup.bin'));
     expectClear(dups.error, 'dup.bin', `builds more than ${MAX_PICKLE_VALUES} values`);
@@ -163,7 +163,7 @@ describe('tensors are checked against their storage before anything is allocated
       'stride0.bin',
       'tensor "w": shape [1073741824] with stride [0] from offset 0 has 1073741824 elements but its storage "0" holds only 1',
     );
-    expect(r.ms).toBeLessThan(100);
+    expect(r.ms).toBeLessThan(500);
     expect(r.bufferGrowth).toBeLessThan(MiB);
   });
 
@@ -215,12 +215,12 @@ describe('zip entry sizes are never trusted', () => {
     const big = makeZip([{ name: 'a/data.pkl', data: noise(100 * 1024), method: 8, declaredSize: 65 * MiB }]);
     const r = await measure(() => openTorchBin(memorySource(big, 'big.bin')));
     expectClear(r.error, 'big.bin', 'declares 68157440 bytes, more than the 67108864 this reader accepts');
-    expect(r.ms).toBeLessThan(500);
+    expect(r.ms).toBeLessThan(1000);
     // Declares 1 MiB but holds 64 MiB of zeros: stops at the first output past 1 MiB.
     const bomb = makeZip([{ name: 'a/data.pkl', data: '', deflated: deflatedZeros(64), method: 8, declaredSize: MiB }]);
     const b = await measure(() => openTorchBin(memorySource(bomb, 'bomb.bin')));
     expectClear(b.error, 'bomb.bin', 'inflates past the 1048576 bytes the directory declares');
-    expect(b.ms).toBeLessThan(2000);
+    expect(b.ms).toBeLessThan(5000);
     expect(b.bufferGrowth).toBeLessThan(48 * MiB);
   });
 
@@ -259,7 +259,7 @@ describe('deflated storages inflate only what a read needs', () => {
     const before = source.bytesRead;
     const r = await measure(async () => expect(Array.from((await ckpt.readTensor('w')).data)).toEqual([0]));
     expect(r.error).toBeUndefined();
-    expect(r.ms).toBeLessThan(500);
+    expect(r.ms).toBeLessThan(2000);
     expect(r.bufferGrowth).toBeLessThan(16 * MiB);
     expect(source.bytesRead - before).toBeLessThanOrEqual(30 + 'a/data/0'.length + 65536);
   });
