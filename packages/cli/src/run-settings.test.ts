@@ -286,6 +286,12 @@ describe('the tiny bc5cdr run (one Chemical adapter, 4 sentences per split)', ()
     expect(report.metrics.samples.length).toBeGreaterThan(0);
   }, 60_000);
 
+  it('given the run folder instead of an adapter folder, eval names the adapter folders inside it', async () => {
+    const r = await run(['eval', '--adapter', out]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${out} has no adapter_config.json, so it is not an adapter folder; the adapter folder inside it: ${adapter}`);
+  });
+
   it('predict needs no kind and prints the answer and the parsed entities on one line', async () => {
     const r = await run([
       'predict',

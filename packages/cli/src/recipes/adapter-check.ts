@@ -1,7 +1,7 @@
 // Explains an adapter that does not fit the model or the command, from adapter_config.json
 // (base_model_name_or_path, task_type) and the shapes in adapter_model.safetensors, before any
 // weights are read.
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { openSafetensors } from '@peft/core';
 import { nodeDirReader } from '@peft/core/node';
@@ -24,6 +24,19 @@ const WHAT: Record<string, string> = {
   CAUSAL_LM: 'a causal-LM adapter (a bc5cdr run: peft eval bc5cdr, peft predict ner)',
 };
 
+/** Adapter folders one or two levels down (a run folder's adapter/, a bc5cdr run's <type>/adapter/, a sweep's <config>/adapter/). */
+async function adaptersInside(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  const has = async (d: string) => (await stat(join(d, 'adapter_config.json')).catch(() => null))?.isFile() ?? false;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names.sort()) {
+    if (await has(join(dir, name))) found.push(join(dir, name));
+    else if (await has(join(dir, name, 'adapter'))) found.push(join(dir, name, 'adapter'));
+    if (found.length >= 4) break;
+  }
+  return found;
+}
+
 /** base_model_name_or_path and task_type of adapter_config.json (null where absent). */
 export async function readAdapterFacts(adapterDir: string): Promise<AdapterFacts> {
   const file = join(adapterDir, 'adapter_config.json');
@@ -32,10 +45,12 @@ export async function readAdapterFacts(adapterDir: string): Promise<AdapterFacts
     text = await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') throw new AdapterMismatchError(`${file} cannot be read (${code ?? 'error'})`);
+    const inside = await adaptersInside(adapterDir);
     throw new AdapterMismatchError(
-      code === 'ENOENT'
-        ? `${file} does not exist: --adapter must be a PEFT adapter folder (adapter_config.json, adapter_model.safetensors), e.g. a run's adapter/ folder`
-        : `${file} cannot be read (${code ?? 'error'})`,
+      inside.length > 0
+        ? `${adapterDir} has no adapter_config.json, so it is not an adapter folder; the adapter folder${inside.length > 1 ? 's' : ''} inside it: ${inside.join(', ')}`
+        : `${file} does not exist: --adapter must be a PEFT adapter folder (adapter_config.json, adapter_model.safetensors), e.g. a run's adapter/ folder`,
     );
   }
   let raw: unknown;
