@@ -270,6 +270,95 @@ describe('resume from a damaged checkpoint', () => {
     expect(e.file.endsWith('step-00000008/state.json')).toBe(true);
   });
 
+  /** Changes a file's bytes and rewrites its checksum, as a consistent but wrong checkpoint would have it. */
+  const resign = (file: string, change: (bytes: Buffer) => void) => (dir: string) => {
+    const bytes = readFileSync(join(dir, file));
+    change(bytes);
+    writeFileSync(join(dir, file), bytes);
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    manifest.sha256[file] = createHash('sha256').update(bytes).digest('hex');
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
+  };
+  /** The byte offset of a tensor's data in a safetensors file. */
+  const dataAt = (bytes: Buffer, name: string) => {
+    const headerLength = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+    return 8 + headerLength + header[name].data_offsets[0];
+  };
+
+  it.each<[string, (dir: string) => void, string, string]>([
+    [
+      'a NaN in a trained tensor',
+      resign('trainable.safetensors', (b) => b.writeUInt32LE(0x7fc00000, dataAt(b, 'fc2.weight') + 4)),
+      'trainable.safetensors',
+      'has a NaN or infinite value in "fc2.weight" at element 1, which training never writes',
+    ],
+    [
+      'a negative second moment',
+      resign('optimizer.safetensors', (b) => b.writeFloatLE(-1, dataAt(b, 'fc1.bias.exp_avg_sq'))),
+      'optimizer.safetensors',
+      'has a negative, NaN or infinite value in "fc1.bias.exp_avg_sq" at element 0',
+    ],
+    [
+      'a trained tensor of another shape',
+      editState((s) => {
+        const f = s.fingerprint as { trainable: string[] };
+        return {
+          ...s,
+          fingerprint: { ...f, trainable: f.trainable.map((t) => t.replace('fc2.bias float32 [3]', 'fc2.bias float32 [4]')) },
+        };
+      }),
+      'trainable.safetensors',
+      `has "fc2.bias" as float32 [3]; expected float32 [4] as state.json's fingerprint.trainable lists it`,
+    ],
+    ['a log row that is not a row', editState((s) => ({ ...s, log: [...(s.log as unknown[]), 'x,y'] })), 'state.json', 'field "log['],
+    [
+      'a log row with a text loss',
+      editState((s) => ({ ...s, log: (s.log as object[]).map((r) => ({ ...r, loss: '1,2' })) })),
+      'state.json',
+      'field "log[0].loss" is "1,2"; expected a number or null',
+    ],
+    [
+      'optimizer steps of a tensor that is not trained',
+      editState((s) => ({ ...s, optimizerSteps: { ...(s.optimizerSteps as object), 'fc9.bias': 1 } })),
+      'state.json',
+      'field "optimizerSteps.fc9.bias" names a tensor that is not trained',
+    ],
+    [
+      'a manifest listing a file outside the checkpoint',
+      (dir) => {
+        const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+        manifest.files.push('../../config.json');
+        writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
+      },
+      'manifest.json',
+      'manifest.json lists "../../config.json", which is not a checkpoint file',
+    ],
+  ])('refuses %s with a CheckpointError naming the file', async (_, damage, file, message) => {
+    const e = await resumeAfter(damage);
+    expect(e.file.endsWith(`step-00000008/${file}`)).toBe(true);
+    expect(e.message).toContain(message);
+  });
+
+  it('resumes a NaN validation score (null in state.json) as NaN, as the uninterrupted run has it', async () => {
+    await base();
+    cpSync(join(root, 'damaged'), join(root, 'nan-score'), { recursive: true });
+    const dir = join(root, 'nan-score', 'checkpoints', 'step-00000008');
+    editState((s) => {
+      const validation = (s.validation as { score: number | null }[]).map((r, i) => (i === 0 ? { ...r, score: null } : r));
+      return { ...s, validation };
+    })(dir);
+    const task = newTask();
+    const resumed = await train(task, {
+      ...damaged,
+      out: nodeRunStore(join(root, 'nan-score')),
+      resume: true,
+      progress: { write: () => {} },
+    });
+    task.dispose();
+    expect(resumed.validation[0]!.score).toBeNaN();
+  });
+
   it('still resumes an undamaged copy to the uninterrupted result', async () => {
     await base();
     const whole = await uninterrupted();
