@@ -34,7 +34,7 @@ const ENTRY_FIELDS = ['dtype', 'shape', 'data_offsets'] as const;
 /**
  * Reads the u64 header length from the first 8 bytes and checks it against the file size. The
  * length field of a file that is not safetensors is 8 arbitrary bytes (text, if a link leads to a
- * text file), so a length beyond the file is reported without its value.
+ * text file), so a length beyond both the file and any real header is reported without its value.
  */
 export function readHeaderLength(first8: Uint8Array, fileName: string, fileSize: number): number {
   if (fileSize < 8 || first8.byteLength < 8) {
@@ -42,7 +42,8 @@ export function readHeaderLength(first8: Uint8Array, fileName: string, fileSize:
   }
   const view = new DataView(first8.buffer, first8.byteOffset, 8);
   const n = view.getBigUint64(0, true);
-  if (n > BigInt(fileSize - 8)) {
+  if (n > BigInt(MAX_HEADER_BYTES) && n > BigInt(fileSize - 8)) {
+    // Beyond any header: these 8 bytes were never a length (text, if a link leads to a text file).
     throw new Error(
       `${fileName}: not a safetensors file (header length field exceeds the file size ${fileSize}): the file is truncated or not safetensors`,
     );
@@ -51,6 +52,11 @@ export function readHeaderLength(first8: Uint8Array, fileName: string, fileSize:
   if (length > MAX_HEADER_BYTES) {
     throw new Error(
       `${fileName}: header length ${length} is over the ${MAX_HEADER_BYTES}-byte limit: the file is corrupt or not safetensors`,
+    );
+  }
+  if (8 + length > fileSize) {
+    throw new Error(
+      `${fileName}: header length ${length} runs past the end of the file (${fileSize} bytes, so at most ${fileSize - 8} bytes of header): the file is truncated or not safetensors`,
     );
   }
   if (length < 2) {
@@ -222,10 +228,16 @@ function firstDuplicateKey(text: string): { key: string; depth: number } | null 
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
       let j = i + 1;
-      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
+      let escaped = false;
+      while (text.charCodeAt(j) !== 0x22) {
+        if (text.charCodeAt(j) === 0x5c /* \ */) {
+          escaped = true;
+          j += 2;
+        } else j++;
+      }
       const top = stack[stack.length - 1];
       if (top?.keys && top.expectKey) {
-        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        const key = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : text.slice(i + 1, j);
         if (top.keys.has(key)) return { key, depth: stack.length };
         top.keys.add(key);
         top.expectKey = false;
