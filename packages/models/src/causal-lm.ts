@@ -9,8 +9,8 @@ import {
   paramInit,
   prepareInput,
 } from './models/common.js';
-import { GPTNeoXModel } from './models/gpt-neox.js';
-import { LlamaModel } from './models/llama.js';
+import { GPTNeoXModel, gptNeoXParameterShapes } from './models/gpt-neox.js';
+import { LlamaModel, llamaParameterShapes } from './models/llama.js';
 
 /** The decoder without its LM head: token ids → last hidden states [batch, seq, hidden]. */
 export interface BaseModel extends Module {
@@ -139,6 +139,22 @@ export class CausalLM extends Module {
     }
     return { total, trainable };
   }
+}
+
+/**
+ * The parameter names and shapes a `CausalLM` of this config has, in `namedParameters()` order
+ * (a tied LM head is listed once, under the embedding's name), computed without allocating
+ * anything: loading checks a checkpoint against it before building the model.
+ */
+export function causalLMParameterShapes(config: ModelConfig): Array<[string, number[]]> {
+  const neox = config.modelType === 'gpt_neox';
+  const baseName = neox ? 'gpt_neox' : 'model';
+  const base = (neox ? gptNeoXParameterShapes(config) : llamaParameterShapes(config)).map(([n, shape]): [string, number[]] => [
+    `${baseName}.${n}`,
+    shape,
+  ]);
+  if (!config.tieWordEmbeddings) base.push([`${neox ? 'embed_out' : 'lm_head'}.weight`, [config.vocabSize, config.hiddenSize]]);
+  return base;
 }
 
 export function createModel(config: ModelConfig, opts: CreateModelOptions): CausalLM {

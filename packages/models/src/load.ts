@@ -7,11 +7,12 @@ import {
   type LoadedTensor,
   openSafetensors,
   openShardedSafetensors,
+  parseUntrustedJson,
   type RawArray,
   type SafetensorsFile,
   type ShardedSafetensors,
 } from '@peft/core';
-import { CausalLM } from './causal-lm.js';
+import { CausalLM, causalLMParameterShapes } from './causal-lm.js';
 import { type ModelConfig, parseConfig } from './config.js';
 import { TORCH_BIN_FORMAT } from './weights/torch-bin-format.js';
 
@@ -21,8 +22,8 @@ export interface WeightReader {
   readonly label: string;
   names(): string[];
   has(name: string): boolean;
-  /** Shape and the file holding the tensor. */
-  info(name: string): Promise<{ shape: number[]; file: string }>;
+  /** Shape and the file holding the tensor, and its stored dtype where the format says (safetensors: F32, BF16, …). */
+  info(name: string): Promise<{ shape: number[]; file: string; dtype?: string }>;
   readTensor(name: string, opts: { dtype: DType }): Promise<LoadedTensor>;
   /**
    * Streams a tensor stored in `dtype` as-is through `staging`, piece by piece (element offset and
@@ -70,7 +71,10 @@ function fromSafetensorsFile(file: SafetensorsFile, name: string): WeightReader 
     label: name,
     names: () => file.names(),
     has: (n) => file.has(n),
-    info: async (n) => ({ shape: file.info(n).shape, file: name }),
+    info: async (n) => {
+      const info = file.info(n);
+      return { shape: info.shape, file: name, dtype: info.dtype };
+    },
     readTensor: (n, opts) => file.readTensor(n, opts),
     stream: (n, dtype, staging, onChunk) => streamSafetensors(file, n, dtype, staging, onChunk),
     close: () => file.close(),
@@ -84,7 +88,7 @@ function fromSharded(sharded: ShardedSafetensors, index: string): WeightReader {
     has: (n) => sharded.has(n),
     info: async (n) => {
       const info = await sharded.info(n);
-      return { shape: info.shape, file: info.file };
+      return { shape: info.shape, file: info.file, dtype: info.dtype };
     },
     readTensor: (n, opts) => sharded.readTensor(n, opts),
     stream: async (n, dtype, staging, onChunk) => streamSafetensors(await sharded.shard(sharded.shardOf(n)), n, dtype, staging, onChunk),
@@ -96,6 +100,7 @@ export const SAFETENSORS_FORMAT: WeightFormat = {
   files: ['model.safetensors.index.json', 'model.safetensors'],
   async open(opener, file) {
     if (file.endsWith('.index.json')) return fromSharded(await openShardedSafetensors(opener, file, { lazy: true }), file);
+    // openSafetensors closes the source when it refuses the file.
     return fromSafetensorsFile(await openSafetensors(await opener.open(file)), file);
   },
 };
@@ -149,7 +154,12 @@ export function chooseDtype(config: ModelConfig, backend: Backend, requested?: D
   return backend.dtypes.includes(preferred) ? preferred : 'float32';
 }
 
-async function readText(opener: FileOpener, file: string): Promise<string> {
+/** Longest config.json read (real ones are a few kilobytes). */
+const MAX_CONFIG_BYTES = 16 << 20;
+/** Deepest nesting read from config.json (multimodal configs nest a text_config or two). */
+const MAX_CONFIG_DEPTH = 32;
+
+async function readText(opener: FileOpener, file: string, where: string): Promise<string> {
   let source: Awaited<ReturnType<FileOpener['open']>>;
   try {
     source = await opener.open(file);
@@ -158,21 +168,103 @@ async function readText(opener: FileOpener, file: string): Promise<string> {
       `${opener.name}: ${file} not found: a Hugging Face model folder has config.json beside its weights (${(error as Error).message})`,
     );
   }
-  const bytes = await source.read(0, source.size);
-  await source.close?.();
-  return new TextDecoder().decode(bytes);
+  try {
+    if (source.size > MAX_CONFIG_BYTES) {
+      throw new Error(
+        `${where} is ${source.size} bytes, more than the ${MAX_CONFIG_BYTES} a config.json may have: it is not a model config`,
+      );
+    }
+    const bytes = await source.read(0, source.size);
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      throw new Error(`${where} is not UTF-8 text: it is not a JSON model config`);
+    }
+  } finally {
+    await source.close?.();
+  }
 }
 
 export async function readConfig(opener: FileOpener): Promise<ModelConfig> {
-  const text = await readText(opener, 'config.json');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${opener.name}/config.json does not parse as JSON: ${(error as Error).message}`);
+  const where = `${opener.name}/config.json`;
+  const text = await readText(opener, 'config.json', where);
+  const raw = parseUntrustedJson(text, where, { maxDepth: MAX_CONFIG_DEPTH, maxLength: MAX_CONFIG_BYTES, what: 'the text' });
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    const got = raw === null ? 'null' : Array.isArray(raw) ? 'an array' : `a ${typeof raw}`;
+    throw new Error(`${where} must hold a JSON object of model settings ({"model_type": ..., "hidden_size": ...}), got ${got}`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${opener.name}/config.json must hold a JSON object`);
-  return parseConfig(raw as Record<string, unknown>, `${opener.name}/config.json`);
+  return parseConfig(raw as Record<string, unknown>, where);
+}
+
+/** Stored dtypes a weight may have: floating point, converted to the storage dtype when read. */
+const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ']);
+
+/**
+ * Checks a checkpoint's tensor names, shapes and dtypes (from its headers only) against the
+ * parameters `config` gives, so that a checkpoint that does not fit, or a config.json that does
+ * not fit its checkpoint, is refused before any of the model's memory is allocated.
+ */
+export async function checkCheckpoint(
+  where: string,
+  config: ModelConfig,
+  weights: WeightReader,
+  shapes: ReadonlyArray<readonly [string, readonly number[]]> = causalLMParameterShapes(config),
+): Promise<void> {
+  const expected = new Set(shapes.map(([n]) => n));
+  const tiedHead = config.tieWordEmbeddings ? `${config.modelType === 'gpt_neox' ? 'embed_out' : 'lm_head'}.weight` : null;
+  const missing = shapes.map(([n]) => n).filter((n) => !weights.has(n));
+  if (missing.length > 0) {
+    throw new Error(
+      `${where}: ${weights.label} is missing ${missing.length} of the model's ${shapes.length} tensors: ${list(missing)} (a ${config.modelType} model with this config.json, num_hidden_layers ${config.numLayers}, has them)`,
+    );
+  }
+  const extra = weights.names().filter((n) => !expected.has(n) && n !== tiedHead && !IGNORED.some((re) => re.test(n)));
+  if (extra.length > 0) {
+    throw new Error(
+      `${where}: ${weights.label} has ${extra.length} tensors that a ${config.modelType} model with this config.json does not: ${list(extra)}`,
+    );
+  }
+  for (const [name, shape] of shapes) {
+    const info = await weights.info(name);
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(
+        `${where}/${info.file}: tensor "${short(name)}" has shape [${info.shape.slice(0, 8).join(', ')}], config.json gives [${shape.join(', ')}]`,
+      );
+    }
+    if (info.dtype !== undefined && !FLOAT_DTYPES.has(info.dtype)) {
+      throw new Error(
+        `${where}/${info.file}: tensor "${short(name)}" is stored as ${info.dtype}: model weights must be floating point (${[...FLOAT_DTYPES].join(', ')})`,
+      );
+    }
+  }
+}
+
+/** A tensor name for a message, cut short when a file gives an absurd one. */
+function short(name: string): string {
+  return name.length > 120 ? `${name.slice(0, 120)}… (${name.length} characters)` : name;
+}
+
+function list(names: string[]): string {
+  return `${names.slice(0, 5).map(short).join(', ')}${names.length > 5 ? ', …' : ''}`;
+}
+
+/** Builds the model for loading, translating an allocation failure into an error that says what was asked for. */
+function allocate(
+  where: string,
+  config: ModelConfig,
+  backend: Backend,
+  dtype: DType,
+  shapes: ReadonlyArray<readonly [string, readonly number[]]>,
+): CausalLM {
+  try {
+    return keep(new CausalLM(config, { backend, dtype, init: 'zeros' }));
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    const count = shapes.reduce((sum, [, s]) => sum + s.reduce((a, b) => a * b, 1), 0);
+    throw new Error(
+      `${where}: could not allocate the ${config.modelType} model of config.json (${count} parameters as ${dtype}, ${count * bytesPerElement(dtype)} bytes) on backend "${backend.name}": ${error.message}`,
+    );
+  }
 }
 
 /**
@@ -186,32 +278,16 @@ export async function loadModelFrom(opener: FileOpener, opts: LoadOptions): Prom
   const config = await readConfig(opener);
   const dtype = chooseDtype(config, opts.backend, opts.dtype);
   const weights = await openWeights(opener);
-  const model = keep(new CausalLM(config, { backend: opts.backend, dtype, init: 'zeros' }));
-  // One reused buffer for reading: host memory beyond the backend's own stays at its size.
-  const staging = new Uint8Array(STAGING_BYTES);
+  let model: CausalLM | undefined;
   try {
-    const params = [...model.namedParameters()];
-    const expected = new Set(params.map(([n]) => n));
-    const tiedHead = config.tieWordEmbeddings ? `${model.headName}.weight` : null;
-    const missing = params.map(([n]) => n).filter((n) => !weights.has(n));
-    if (missing.length > 0) {
-      throw new Error(
-        `${opener.name}: ${weights.label} is missing ${missing.length} of the model's ${params.length} tensors: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`,
-      );
-    }
-    const extra = weights.names().filter((n) => !expected.has(n) && n !== tiedHead && !IGNORED.some((re) => re.test(n)));
-    if (extra.length > 0) {
-      throw new Error(
-        `${opener.name}: ${weights.label} has ${extra.length} tensors that a ${config.modelType} model with this config.json does not: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}`,
-      );
-    }
-    for (const [name, param] of params) {
-      const info = await weights.info(name);
-      if (info.shape.join() !== param.shape.join()) {
-        throw new Error(
-          `${opener.name}/${info.file}: tensor "${name}" has shape [${info.shape.join(', ')}], config.json gives [${param.shape.join(', ')}]`,
-        );
-      }
+    // Names, shapes and dtypes from the checkpoint's headers first: nothing is allocated for a
+    // checkpoint that does not fit config.json.
+    const shapes = causalLMParameterShapes(config);
+    await checkCheckpoint(opener.name, config, weights, shapes);
+    model = allocate(opener.name, config, opts.backend, dtype, shapes);
+    // One reused buffer for reading: host memory beyond the backend's own stays at its size.
+    const staging = new Uint8Array(STAGING_BYTES);
+    for (const [name, param] of model.namedParameters()) {
       const buffer = param.buffer('loadModel');
       const streamed = await weights.stream?.(name, param.dtype, staging, (data, offset) => opts.backend.write(buffer, data, offset));
       if (!streamed) {
@@ -221,7 +297,7 @@ export async function loadModelFrom(opener: FileOpener, opts: LoadOptions): Prom
       param.name = name;
     }
   } catch (error) {
-    model.dispose();
+    model?.dispose();
     throw error;
   } finally {
     await weights.close();

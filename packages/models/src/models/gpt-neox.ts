@@ -93,6 +93,29 @@ export class GPTNeoXLayer extends Module {
   }
 }
 
+/**
+ * The names and shapes of GPTNeoXModel's parameters for a config, in `namedParameters()` order,
+ * without building it: what a checkpoint is checked against before any memory is allocated.
+ */
+export function gptNeoXParameterShapes(config: ModelConfig): Array<[string, number[]]> {
+  const { hiddenSize: h, intermediateSize: m } = config;
+  const out: Array<[string, number[]]> = [['embed_in.weight', [config.vocabSize, h]]];
+  const linear = (name: string, inF: number, outF: number, bias: boolean) => {
+    out.push([`${name}.weight`, [outF, inF]]);
+    if (bias) out.push([`${name}.bias`, [outF]]);
+  };
+  for (let i = 0; i < config.numLayers; i++) {
+    const p = `layers.${i}`;
+    for (const norm of ['input_layernorm', 'post_attention_layernorm']) out.push([`${p}.${norm}.weight`, [h]], [`${p}.${norm}.bias`, [h]]);
+    linear(`${p}.attention.query_key_value`, h, 3 * h, config.attentionBias);
+    linear(`${p}.attention.dense`, h, h, config.attentionOutputBias);
+    linear(`${p}.mlp.dense_h_to_4h`, h, m, true);
+    linear(`${p}.mlp.dense_4h_to_h`, m, h, true);
+  }
+  out.push(['final_layer_norm.weight', [h]], ['final_layer_norm.bias', [h]]);
+  return out;
+}
+
 /** GPTNeoXModel: embeddings, layers and the final norm (the base model heads pool from). */
 export class GPTNeoXModel extends Module {
   readonly embed_in: Embedding;

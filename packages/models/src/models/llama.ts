@@ -80,6 +80,32 @@ export class LlamaDecoderLayer extends Module {
   }
 }
 
+/**
+ * The names and shapes of LlamaModel's parameters for a config, in `namedParameters()` order,
+ * without building it: what a checkpoint is checked against before any memory is allocated.
+ */
+export function llamaParameterShapes(config: ModelConfig): Array<[string, number[]]> {
+  const { hiddenSize: h, intermediateSize: m, numHeads, numKvHeads, headDim } = config;
+  const out: Array<[string, number[]]> = [['embed_tokens.weight', [config.vocabSize, h]]];
+  const linear = (name: string, inF: number, outF: number, bias: boolean) => {
+    out.push([`${name}.weight`, [outF, inF]]);
+    if (bias) out.push([`${name}.bias`, [outF]]);
+  };
+  for (let i = 0; i < config.numLayers; i++) {
+    const p = `layers.${i}`;
+    linear(`${p}.self_attn.q_proj`, h, numHeads * headDim, config.attentionBias);
+    linear(`${p}.self_attn.k_proj`, h, numKvHeads * headDim, config.attentionBias);
+    linear(`${p}.self_attn.v_proj`, h, numKvHeads * headDim, config.attentionBias);
+    linear(`${p}.self_attn.o_proj`, numHeads * headDim, h, config.attentionOutputBias);
+    linear(`${p}.mlp.gate_proj`, h, m, config.mlpBias);
+    linear(`${p}.mlp.up_proj`, h, m, config.mlpBias);
+    linear(`${p}.mlp.down_proj`, m, h, config.mlpBias);
+    out.push([`${p}.input_layernorm.weight`, [h]], [`${p}.post_attention_layernorm.weight`, [h]]);
+  }
+  out.push(['norm.weight', [h]]);
+  return out;
+}
+
 /** LlamaModel (and MistralModel, Qwen2Model: the same tree): embed_tokens, layers and the final RMSNorm. */
 export class LlamaModel extends Module {
   readonly layers: ModuleList<LlamaDecoderLayer>;
