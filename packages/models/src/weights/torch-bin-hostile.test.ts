@@ -390,3 +390,23 @@ describe('model folders on disk', () => {
     expect(r.error!.message).not.toContain('SECRET');
   });
 });
+
+describe('long names from the file are cut short in messages', () => {
+  it('a storage class name of 100,000 characters', async () => {
+    const type = `${'Q'.repeat(100000)}Storage`;
+    const r = await measure(() =>
+      openTorchBin(
+        memorySource(binWith(stateDictPickle(`${str('w')}${tensorPickle(type, '0', 1, 0, [1], [1])}`), { '0': f32(1) }), 'n.bin'),
+      ),
+    );
+    expectClear(r.error, 'n.bin', 'tensor "w" is stored as torch.QQQQ');
+  });
+
+  it('a tensor name and a storage key of 100,000 characters', async () => {
+    const long = 'k'.repeat(100000);
+    const r = await measure(() =>
+      openTorchBin(memorySource(binWith(stateDictPickle(`${str(long)}${tensorPickle('FloatStorage', long, 1, 0, [1], [1])}`)), 'k.bin')),
+    );
+    expectClear(r.error, 'k.bin', 'is missing from the archive');
+  });
+});

@@ -907,7 +907,7 @@ export function describe(v: PyValue | undefined, depth = 0): string {
   }
   if (v instanceof PyDict) return `a dict of ${v.map.size}`;
   if (v instanceof Set) return `a set of ${v.size}`;
-  if (v instanceof PyGlobal) return v.qualifiedName;
+  if (v instanceof PyGlobal) return clip(v.qualifiedName);
   if (v instanceof TorchTensorRef) return `a tensor of shape [${v.shape}]`;
   return `storage ${v.key}`;
 }

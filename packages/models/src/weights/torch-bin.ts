@@ -280,7 +280,9 @@ function checkTensor(
   const dtype = storage.dtype;
   if (!dtype) {
     throw new Error(
-      `${where} is stored as torch.${storage.storageType}, which is not supported: storage types are ${Object.keys(TORCH_STORAGE_TYPES)
+      `${where} is stored as torch.${storage.storageType.length > 64 ? `${storage.storageType.slice(0, 64)}...` : storage.storageType}, which is not supported: storage types are ${Object.keys(
+        TORCH_STORAGE_TYPES,
+      )
         .map((s) => `torch.${s}`)
         .join(', ')}`,
     );
