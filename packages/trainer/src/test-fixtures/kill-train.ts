@@ -15,7 +15,7 @@ if (!dir) throw new Error('kill-train: give the run folder as the first argument
 
 // log.csv's tokens/s and elapsed seconds measure the wall clock: stopped, every run writes the same bytes.
 performance.now = () => 0;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The run folder, each file streamed in 2 chunks 15 ms apart (as a large tensor file takes time). */
 function slow(store: RunStore): RunStore {
