@@ -34,11 +34,18 @@ function tinyModel(): Plugin {
   };
 }
 
+// Cross-origin isolation: with these two headers a page gets SharedArrayBuffer, and the CPU
+// backend's WebAssembly GEMM then runs on Web Workers beside the page's thread (without them it
+// runs on the page's thread alone). A static host of dist/ needs to send the same headers.
+const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: './',
   // Workspace packages resolve to their TypeScript sources (the @peft/source export condition).
   resolve: { conditions: ['@peft/source', 'module', 'browser', 'development|production'] },
   build: { target: 'es2022', outDir: 'dist', emptyOutDir: true },
+  server: { headers: ISOLATION },
+  preview: { headers: ISOLATION },
   plugins: [tinyModel()],
 });

@@ -254,7 +254,13 @@ describe.skipIf(!haveChromium)('browser-finetune end to end (headless Chromium: 
       expect(note).toContain(how);
     }
     expect(note).not.toMatch(/\bNode\b|npm|webgpu package/);
-    expect((await summary(cpuPage)).backend).toMatch(/^CPU, WebAssembly \(matrix products on (wasm-simd|js) x\d+ threads?\)$/);
+    const cpuBackend = (await summary(cpuPage)).backend!;
+    console.log(`[browser-finetune] CPU backend: ${cpuBackend}`);
+    expect(cpuBackend).toMatch(/^CPU, WebAssembly \(matrix products on wasm-simd x\d+ threads?\)$/);
+    // vite serves the page cross-origin isolated, so the GEMM has SharedArrayBuffer and Web Workers.
+    expect(await cpuPage.evaluate(() => crossOriginIsolated)).toBe(true);
+    const cores = await cpuPage.evaluate(() => navigator.hardwareConcurrency);
+    if (cores > 1) expect(cpuBackend).toContain(`x${Math.min(cores, 8)} threads`);
     await shot(cpuPage, 'cpu-ready');
 
     // A whole run on the CPU: the loss goes down as on WebGPU.
