@@ -1,3 +1,4 @@
+import { TrainingAbortedError } from '@peft/trainer';
 import { UsageError } from './args.js';
 import { BENCH_HELP, benchCommand } from './commands/bench.js';
 import { EVAL_HELP, evalCommand } from './commands/evaluate.js';
@@ -60,6 +61,10 @@ export async function main(
     return 0;
   } catch (error) {
     process.stderr.write(`peft ${name}: ${(error as Error).message}\n`);
+    if (error instanceof TrainingAbortedError) {
+      process.stderr.write('Run the same command with --resume (and the same --out) to continue.\n');
+      return 130;
+    }
     if (!(error instanceof UsageError) && process.env.PEFT_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
     return error instanceof UsageError ? 2 : 1;
   }

@@ -215,6 +215,17 @@ function resolve(o: TrainOptions, trainSize: number): Resolved {
 
 const now = (): number => performance.now() / 1000;
 
+/**
+ * Lets the event loop run (signal handlers, timers, I/O) before the next step. The CPU backend's
+ * kernels run synchronously and `data()` resolves as a microtask, so without this a Ctrl-C would
+ * only be seen when an epoch's evaluation awaits real I/O. A macrotask turn costs microseconds.
+ */
+const yieldToEventLoop = (): Promise<void> =>
+  new Promise((resolve) => {
+    if (typeof setImmediate === 'function') setImmediate(resolve);
+    else setTimeout(resolve, 0);
+  });
+
 function isFloat(t: Tensor): boolean {
   return t.dtype !== 'int32';
 }
@@ -507,6 +518,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       const order = shuffledIndices(o.trainSize, dataRng);
       task.setTraining?.(true);
       for (; stepInEpoch < o.stepsPerEpoch; ) {
+        await yieldToEventLoop();
         if (options.signal?.aborted) {
           await checkpoint();
           progress?.done();
