@@ -97,7 +97,7 @@ function target(file: (typeof FILES)[number], resign: boolean, cases: number, wr
   const manifest = JSON.parse(text(stopped.get(`${CKPT}/manifest.json`) as Uint8Array));
   let n = 0;
   return {
-    reader: `checkpoint ${file}${resign ? ' (checksum rewritten)' : ''}`,
+    reader: `checkpoint-${file}${resign ? '-resigned' : ''}`,
     file: `run/${CKPT}/${file}`,
     seeds: [seed],
     cases,
