@@ -197,7 +197,7 @@ export async function readConfig(opener: FileOpener): Promise<ModelConfig> {
 }
 
 /** Stored dtypes a weight may have: floating point, converted to the storage dtype when read. */
-const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ']);
+export const FLOAT_DTYPES: ReadonlySet<string> = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ']);
 
 /**
  * Checks a checkpoint's tensor names, shapes and dtypes (from its headers only) against the

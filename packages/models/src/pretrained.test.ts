@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
-import { Linear, Module } from '@peft/core';
+import { Embedding, Linear, Module } from '@peft/core';
 import { nodeDirReader } from '@peft/core/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openWeights } from './load.js';
@@ -59,6 +59,27 @@ describe('loadWeightsInto', () => {
         'tensor "embed_out.weight" has shape [600, 64], the model needs [3, 64]',
       );
       small.dispose();
+    } finally {
+      await weights.close();
+      tree.dispose();
+    }
+  });
+
+  it('checks every tensor of the checkpoint before writing any: a misshapen one leaves the others untouched', async () => {
+    const dir = join(FIXTURES, 'tiny-gpt-neox');
+    const tree = new Module();
+    // embed_in fits the checkpoint; embed_out, registered after it, does not.
+    tree.registerModule('gpt_neox', new Module()).registerModule('embed_in', new Embedding(600, 64, { backend, init: 'zeros' }));
+    tree.registerModule('embed_out', new Linear(64, 3, { backend, bias: false, init: 'zeros' }));
+    const weights = await openWeights(nodeDirReader(dir));
+    try {
+      await expect(
+        loadWeightsInto(dir, weights, tree.namedParameters(), {
+          ignore: (n) => n.startsWith('gpt_neox.') && n !== 'gpt_neox.embed_in.weight',
+        }),
+      ).rejects.toThrow('tensor "embed_out.weight" has shape [600, 64], the model needs [3, 64]');
+      const embed = (await tree.getParameter('gpt_neox.embed_in.weight').data()) as Float32Array;
+      expect(embed.every((v) => v === 0)).toBe(true);
     } finally {
       await weights.close();
       tree.dispose();

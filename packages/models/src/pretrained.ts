@@ -1,6 +1,6 @@
 import type { FileOpener, Tensor } from '@peft/core';
 import type { CausalLM } from './causal-lm.js';
-import { type LoadOptions, loadModelFrom, type WeightReader } from './load.js';
+import { FLOAT_DTYPES, type LoadOptions, loadModelFrom, type WeightReader } from './load.js';
 
 /**
  * transformers' `AutoModelForCausalLM.from_pretrained` over any file source: the causal LM of a
@@ -52,15 +52,23 @@ export async function loadWeightsInto(
       `${where}: ${weights.label} has ${extra.length} tensors that this model does not: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}`,
     );
   }
-  const staging = new Uint8Array(4 << 20);
+  // Every shape and stored dtype is checked from the headers before anything is written, so a
+  // checkpoint that does not fit leaves the parameters as they were.
   for (const [name, param] of list) {
     if (!weights.has(name)) continue;
     const info = await weights.info(name);
-    if (info.shape.join() !== param.shape.join()) {
+    if (info.shape.length !== param.shape.length || info.shape.some((d, i) => d !== param.shape[i])) {
       throw new Error(
-        `${where}/${info.file}: tensor "${name}" has shape [${info.shape.join(', ')}], the model needs [${param.shape.join(', ')}]`,
+        `${where}/${info.file}: tensor "${name}" has shape [${info.shape.slice(0, 8).join(', ')}], the model needs [${param.shape.join(', ')}]`,
       );
     }
+    if (info.dtype !== undefined && !FLOAT_DTYPES.has(info.dtype)) {
+      throw new Error(`${where}/${info.file}: tensor "${name}" is stored as ${info.dtype}: weights must be floating point`);
+    }
+  }
+  const staging = new Uint8Array(4 << 20);
+  for (const [name, param] of list) {
+    if (!weights.has(name)) continue;
     const backend = param.backend;
     const buffer = param.buffer('loadWeights');
     const streamed = await weights.stream?.(name, param.dtype, staging, (data, offset) => backend.write(buffer, data, offset));
