@@ -100,7 +100,7 @@ describe('LoraConfig', () => {
     expect(() => loraConfig({ r: 2.5 })).toThrow('LoraConfig: r is 2.5');
     expect(() => loraConfig({ loraDropout: 1 })).toThrow('LoraConfig: loraDropout is 1: expected a probability in [0, 1)');
     expect(() => loraConfig({ rankPattern: { q_proj: 0 } })).toThrow('LoraConfig: rankPattern["q_proj"] is 0');
-    expect(() => loraConfig({ targetModules: '(' })).toThrow('LoraConfig: targetModules "(" is not a valid regular expression');
+    expect(() => loraConfig({ targetModules: '(' })).toThrow('LoraConfig: targetModules "(" has an unclosed "("');
     expect(() => loraConfig({ targetModules: '.*q', layersToTransform: [0] })).toThrow(
       'cannot be used when targetModules is a regex string',
     );

@@ -1,17 +1,20 @@
 import { noGrad } from '../autograd/tape.js';
+import { Embedding } from '../nn/embedding.js';
+import { Linear } from '../nn/linear.js';
 import type { Module } from '../nn/module.js';
 import { cast } from '../ops/shape.js';
 import type { Generator } from '../random/generator.js';
+import type { SafetensorsFile } from '../safetensors/reader.js';
 import { openSafetensors } from '../safetensors/reader.js';
 import type { FileOpener } from '../safetensors/sharded-reader.js';
 import { DEFAULT_MAX_SHARD_SIZE, planShards } from '../safetensors/shards.js';
 import { type ByteSink, type NamedLazyTensorToWrite, writeSafetensorsTo } from '../safetensors/writer.js';
 import type { Tensor } from '../tensor.js';
-import { fromPeftConfigDict, type LoraConfig, toPeftConfigJson } from './lora/config.js';
+import { cloneConfig, fromPeftConfigDict, type LoraConfig, type TaskType, toPeftConfigJson } from './lora/config.js';
 import { LoraLayer } from './lora/layer.js';
-import { inputEmbeddingsOf, outputEmbeddingsOf } from './lora/model.js';
+import { describeTree, inputEmbeddingsOf, modelTypeOf, outputEmbeddingsOf } from './lora/model.js';
 import { getPeftModel, PeftModel } from './peft-model.js';
-import { ALL_LINEAR, EMBEDDING_LAYER_NAMES, fullMatch } from './targets.js';
+import { ALL_LINEAR, CLASSIFIER_HEAD_NAMES, EMBEDDING_LAYER_NAMES, fullMatch, planTargets, resolveTargetModules } from './targets.js';
 
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';
@@ -192,6 +195,108 @@ export interface LoadAdapterOptions {
   /** model_type when the model does not declare one (only used when adapter_config.json has no target_modules). */
   modelType?: string;
   generator?: Generator;
+  /**
+   * How the model is used (PEFT's task type: a classifier is SEQ_CLS or TOKEN_CLS, a language model
+   * CAUSAL_LM); when adapter_config.json's task_type differs, a warning says so. Default: the
+   * model's own `taskType`, else read from its heads (a `score` / `classifier` module: a classifier).
+   */
+  taskType?: TaskType;
+  /** Receives warnings (an adapter trained on another base model or for another task); default console.warn. */
+  warn?: (message: string) => void;
+}
+
+/** The last path segment of a model name or folder ("EleutherAI/pythia-70m" → "pythia-70m"). */
+function modelBaseName(nameOrPath: string): string {
+  const parts = nameOrPath.split(/[\\/]+/).filter((p) => p !== '');
+  return (parts[parts.length - 1] ?? nameOrPath).toLowerCase();
+}
+
+const shortName = (s: string) => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}…` : s);
+
+/** Warnings for an adapter that may belong to another base model or task (not errors: folders get moved and renamed). */
+function warnOnMismatch(config: LoraConfig, model: Module, file: string, opts: LoadAdapterOptions): void {
+  const warn = opts.warn ?? console.warn;
+  const trainedOn = config.baseModelNameOrPath;
+  const loadedFrom = nameOrPathOf(model);
+  if (trainedOn && loadedFrom && modelBaseName(trainedOn) !== modelBaseName(loadedFrom)) {
+    warn(
+      `${file}: base_model_name_or_path is ${shortName(trainedOn)} but the base model was loaded from ${shortName(loadedFrom)}: ` +
+        'the adapter may have been trained on another model (ignore this if the folder was renamed)',
+    );
+  }
+  const declared = (model as unknown as { taskType?: unknown }).taskType;
+  const hasClassifier = [...model.children()].some(([name]) => (CLASSIFIER_HEAD_NAMES as readonly string[]).includes(name));
+  const loadedAs: TaskType | null = opts.taskType ?? (typeof declared === 'string' ? (declared as TaskType) : null);
+  const task = config.taskType;
+  if (task === null) return;
+  const classifierTask = task === 'SEQ_CLS' || task === 'TOKEN_CLS';
+  if (loadedAs !== null) {
+    if (loadedAs !== task)
+      warn(`${file}: task_type is "${task}" but the model is loaded as "${loadedAs}": the adapter was trained for another task`);
+  } else if (classifierTask && !hasClassifier) {
+    warn(
+      `${file}: task_type is "${task}" (a classifier with a trained ${CLASSIFIER_HEAD_NAMES.join(' / ')} head) but this model has no such head: load it onto a classifier`,
+    );
+  } else if (task === 'CAUSAL_LM' && hasClassifier) {
+    warn(`${file}: task_type is "CAUSAL_LM" but this model is a classifier (it has a ${CLASSIFIER_HEAD_NAMES.join(' / ')} head)`);
+  }
+}
+
+/**
+ * Checks the adapter file's header (names, shapes, dtypes of the LoRA tensors) against the config
+ * and the model before any adapter weight is allocated, so that an absurd rank or a file for
+ * another model fails at once. Target-matching errors are left to the injection that follows.
+ */
+function checkAdapterHeader(config: LoraConfig, model: Module, file: SafetensorsFile, where: string, opts: LoadAdapterOptions): void {
+  const planned = cloneConfig(config);
+  if (planned.taskType === 'SEQ_CLS' || planned.taskType === 'TOKEN_CLS')
+    planned.modulesToSave = [...(planned.modulesToSave ?? []), ...CLASSIFIER_HEAD_NAMES];
+  const entries = describeTree(model);
+  let targets: ReturnType<typeof planTargets>['targets'];
+  try {
+    resolveTargetModules(planned, entries, {
+      modelType: opts.modelType !== undefined ? opts.modelType : modelTypeOf(model),
+      outputEmbeddings: outputEmbeddingsOf(model),
+    });
+    targets = planTargets(planned, entries).targets;
+  } catch {
+    return;
+  }
+  /** name, shape, and which axis is the rank */
+  const expected: [string, number[], 0 | 1][] = [];
+  for (const t of targets) {
+    let layer = model.getSubmodule(t.name);
+    if (layer instanceof LoraLayer) layer = layer.baseLayer;
+    const key = `${PREFIX}${t.name}`;
+    if (layer instanceof Linear) {
+      expected.push([`${key}.lora_A.weight`, [t.r, layer.inFeatures], 0], [`${key}.lora_B.weight`, [layer.outFeatures, t.r], 1]);
+    } else if (layer instanceof Embedding) {
+      expected.push([`${key}.lora_embedding_A`, [t.r, layer.numEmbeddings], 0], [`${key}.lora_embedding_B`, [layer.embeddingDim, t.r], 1]);
+    }
+  }
+  const missing = expected.filter(([k]) => !file.has(k)).map(([k]) => k);
+  if (missing.length > 0) {
+    throw new Error(
+      `${where}/${ADAPTER_WEIGHTS_NAME} lacks ${missing.length} of the adapter's LoRA tensors that ${ADAPTER_CONFIG_NAME} (r ${config.r}, target_modules ${shortName(JSON.stringify(config.targetModules))}) asks for: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`,
+    );
+  }
+  for (const [key, shape, rankAxis] of expected) {
+    const info = file.info(key);
+    if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16' && info.dtype !== 'F64') {
+      throw new Error(`${where}/${ADAPTER_WEIGHTS_NAME}: tensor "${key}" is ${info.dtype}: LoRA weights must be F32, F16, BF16 or F64`);
+    }
+    if (info.shape.join() === shape.join()) continue;
+    const got = `[${info.shape.join(', ')}]`;
+    const modelAxis = 1 - rankAxis;
+    if (info.shape.length === 2 && info.shape[modelAxis] === shape[modelAxis]) {
+      throw new Error(
+        `${where}/${ADAPTER_WEIGHTS_NAME}: tensor "${key}" has shape ${got} but ${ADAPTER_CONFIG_NAME} gives this module rank ${shape[rankAxis]} (r, rank_pattern): the config does not match the weights`,
+      );
+    }
+    throw new Error(
+      `${where}/${ADAPTER_WEIGHTS_NAME}: tensor "${key}" has shape ${got} but this model needs [${shape.join(', ')}]: the adapter was made for a model of another size`,
+    );
+  }
 }
 
 async function readText(opener: FileOpener, fileName: string): Promise<string> {
@@ -215,20 +320,23 @@ export async function loadAdapterFrom<M extends Module>(
   opts: LoadAdapterOptions = {},
 ): Promise<PeftModel<M>> {
   const where = opener.name;
-  let rawConfig: Record<string, unknown>;
+  let rawConfig: unknown;
   try {
-    rawConfig = JSON.parse(await readText(opener, ADAPTER_CONFIG_NAME)) as Record<string, unknown>;
+    rawConfig = JSON.parse(await readText(opener, ADAPTER_CONFIG_NAME));
   } catch (error) {
     throw new Error(`${where}: cannot read ${ADAPTER_CONFIG_NAME}: ${(error as Error).message}`);
   }
   const config = fromPeftConfigDict(rawConfig, `${where}/${ADAPTER_CONFIG_NAME}`);
   config.inferenceMode = !opts.isTrainable;
   const adapter = opts.adapterName ?? 'default';
+  const base: Module = model instanceof PeftModel ? model.model : model;
+  warnOnMismatch(config, base, `${where}/${ADAPTER_CONFIG_NAME}`, opts);
   const source = await opener.open(ADAPTER_WEIGHTS_NAME);
   const file = await openSafetensors(source);
   let peft: PeftModel<M> | null = null;
   const fresh = !(model instanceof PeftModel);
   try {
+    checkAdapterHeader(config, base, file, where, opts);
     const adapterOpts = { modelType: opts.modelType, generator: opts.generator };
     try {
       if (model instanceof PeftModel) {

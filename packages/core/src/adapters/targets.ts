@@ -1,4 +1,5 @@
 import type { LoraConfig } from './lora/config.js';
+import { compileModulePattern } from './module-pattern.js';
 
 /** PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING (0.18.1): the targets used when none are given. */
 export const DEFAULT_LORA_TARGET_MODULES: Readonly<Record<string, readonly string[]>> = {
@@ -59,9 +60,36 @@ export interface ModuleEntry {
   className?: string;
 }
 
-/** Regex that Python's re.fullmatch(pattern, key) would use. */
+/**
+ * Python's re.fullmatch(pattern, key), in time linear in the key (module-pattern.ts: the
+ * supported subset; a pattern outside it throws a ModulePatternError naming it).
+ */
 export function fullMatch(pattern: string, key: string): boolean {
-  return new RegExp(`^(?:${pattern})$`).test(key);
+  return compileModulePattern(pattern).fullMatch(key);
+}
+
+/** PEFT's guard `re.match(rf"(^|.*\.){m}($|\..*)", key)`: `key` is a module to save or inside one. */
+export function isModuleToSave(name: string, key: string): boolean {
+  return compileModulePattern(`(?:^|.*\\.)${name}(?:$|\\..*)`).prefixMatch(key);
+}
+
+/**
+ * PEFT's `re.match(rf".*\.{pattern}\.(\d+)\.", key)` group 1: the layer index after the last
+ * ".<pattern>." in `key` that is followed by digits and a ".", or null.
+ */
+export function layerIndexAfter(pattern: string, key: string): number | null {
+  const p = compileModulePattern(pattern);
+  const dots: number[] = [];
+  for (let i = 0; i < key.length; i++) if (key[i] === '.') dots.push(i);
+  for (let x = dots.length - 1; x >= 0; x--) {
+    for (let y = dots.length - 1; y > x; y--) {
+      const a = dots[x] as number;
+      const b = dots[y] as number;
+      const digits = /^(\d+)\./.exec(key.slice(b + 1));
+      if (digits && p.fullMatch(key.slice(a + 1, b))) return Number(digits[1]);
+    }
+  }
+  return null;
 }
 
 export type MatchResult = 'target' | 'excluded' | 'unmatched';
@@ -75,7 +103,7 @@ export function checkTargetModule(config: LoraConfig, key: string): MatchResult 
     } else if (ex.includes(key) || ex.some((e) => key.endsWith(`.${e}`))) return 'excluded';
   }
   // Adapters never go on modules that modules_to_save trains fully.
-  if (config.modulesToSave?.some((m) => new RegExp(`^(?:.*\\.)?${m}(?:$|\\..*)`).test(key))) return 'excluded';
+  if (config.modulesToSave?.some((m) => isModuleToSave(m, key))) return 'excluded';
   const targets = config.targetModules;
   if (targets === null) return 'unmatched';
   if (typeof targets === 'string') return fullMatch(targets, key) ? 'target' : 'unmatched';
@@ -91,11 +119,8 @@ export function checkTargetModule(config: LoraConfig, key: string): MatchResult 
       if (m) index = Number(m[1]);
     } else {
       for (const p of typeof lp === 'string' ? [lp] : lp) {
-        const m = new RegExp(`^.*\\.${p}\\.(\\d+)\\.`).exec(key);
-        if (m) {
-          index = Number(m[1]);
-          break;
-        }
+        index = layerIndexAfter(p, key);
+        if (index !== null) break;
       }
     }
     found = index !== null && (typeof ltt === 'number' ? index === ltt : (ltt as number[]).includes(index));
@@ -106,7 +131,7 @@ export function checkTargetModule(config: LoraConfig, key: string): MatchResult 
 /** PEFT's get_pattern_key: the first rank/alpha pattern key whose regex matches the end of the module path. */
 export function patternValue(pattern: Record<string, number>, key: string, fallback: number): number {
   for (const [p, v] of Object.entries(pattern)) {
-    if (new RegExp(`^(?:.*\\.)?(?:${p})$`).test(key)) return v;
+    if (compileModulePattern(`(?:.*\\.)?(?:${p})`).fullMatch(key)) return v;
   }
   return fallback;
 }

@@ -1,3 +1,4 @@
+import { compileModulePattern, ModulePatternError } from '../module-pattern.js';
 import { pythonJsonDumps } from '../python-json.js';
 
 /** The PEFT release whose `adapter_config.json` field set and defaults we write (and whose semantics we follow). */
@@ -88,6 +89,7 @@ function fail(field: string, value: unknown, expected: string): never {
 
 function positiveInt(field: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(field, v, 'expected a positive integer (r must be at least 1)');
+  if (v > MAX_LORA_RANK) fail(field, v, `expected a rank of at most ${MAX_LORA_RANK}`);
   return v;
 }
 
@@ -107,13 +109,21 @@ function stringsOrString(field: string, v: unknown): string[] | string | null {
   fail(field, v, 'expected a list of non-empty module names, a regex string, or null');
 }
 
+/** Largest rank accepted: far above any practical adapter, low enough that a typo cannot allocate terabytes. */
+export const MAX_LORA_RANK = 65536;
+
 function checkRegex(field: string, pattern: string): void {
   try {
-    new RegExp(pattern);
+    compileModulePattern(pattern);
   } catch (error) {
-    throw new Error(`LoraConfig: ${field} ${JSON.stringify(pattern)} is not a valid regular expression: ${(error as Error).message}`);
+    if (!(error instanceof ModulePatternError)) throw error;
+    throw new Error(`LoraConfig: ${field} ${error.message}; ${SUPPORTED_PATTERNS}`);
   }
 }
+
+/** What a module-name pattern may use (module-pattern.ts), for errors. */
+export const SUPPORTED_PATTERNS =
+  'module-name patterns support literals, ".", classes ([a-z_], \\d, \\w, \\s), groups, "|", quantifiers (* + ? {m,n}) and anchors; not backreferences, lookarounds, inline flags, atomic groups or possessive quantifiers';
 
 function pattern(field: string, v: unknown, check: (f: string, x: unknown) => number): Record<string, number> {
   if (v === undefined || v === null) return {};
@@ -199,6 +209,10 @@ export function loraConfig(input: LoraConfigInput = {}): LoraConfig {
   const mts = input.modulesToSave;
   if (mts !== undefined && mts !== null && !(Array.isArray(mts) && mts.every((s) => typeof s === 'string' && s !== ''))) {
     fail('modulesToSave', mts, 'expected a list of module names or null');
+  }
+  for (const m of mts ?? []) checkRegex('modulesToSave entry', m);
+  for (const p of layersPattern === null ? [] : typeof layersPattern === 'string' ? [layersPattern] : layersPattern) {
+    checkRegex('layersPattern', p);
   }
   const taskType = input.taskType ?? null;
   if (taskType !== null && !TASK_TYPES.includes(taskType)) fail('taskType', taskType, `expected one of ${TASK_TYPES.join(', ')} or null`);
@@ -333,35 +347,144 @@ const INACTIVE: Record<string, (v: unknown) => boolean> = {
   lora_ga_config: (v) => v === null || v === undefined,
 };
 
-/** Reads an adapter_config.json object written by Python PEFT (any recent version) or by us. */
-export function fromPeftConfigDict(raw: Record<string, unknown>, file = 'adapter_config.json'): LoraConfig {
-  if (raw.peft_type !== 'LORA') {
-    throw new Error(`${file} has peft_type ${JSON.stringify(raw.peft_type)}: only "LORA" adapters are supported`);
+/** A short JSON rendering of a value for an error message (never more than ~120 characters). */
+function shown(v: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = String(v);
   }
-  for (const [k, inactive] of Object.entries(INACTIVE)) {
-    if (k in raw && !inactive(raw[k])) throw new Error(`${file}: ${k} is ${JSON.stringify(raw[k])}: not supported (only its default is)`);
+  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
+}
+
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string' && s !== '');
+
+/**
+ * Checks the type and range of every adapter_config.json field we use, before any is used;
+ * errors name the file, the field (as the file spells it), the value and what is expected.
+ */
+function checkPeftConfigFields(raw: Record<string, unknown>, file: string): void {
+  const bad = (field: string, expected: string): never => {
+    throw new Error(`${file}: ${field} is ${shown(raw[field])}: expected ${expected}`);
+  };
+  const has = (field: string) => raw[field] !== undefined && raw[field] !== null;
+  const pattern = (field: string, p: string) => {
+    try {
+      compileModulePattern(p);
+    } catch (error) {
+      if (!(error instanceof ModulePatternError)) throw error;
+      throw new Error(`${file}: ${field} ${error.message}; ${SUPPORTED_PATTERNS}`);
+    }
+  };
+  const rank = (field: string, v: unknown) =>
+    typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_LORA_RANK
+      ? undefined
+      : `${field} is ${shown(v)}: expected a positive integer rank of at most ${MAX_LORA_RANK}`;
+  if (raw.r !== undefined) {
+    const why = rank('r', raw.r);
+    if (why) throw new Error(`${file}: ${why}`);
+  }
+  if (raw.lora_alpha !== undefined && (typeof raw.lora_alpha !== 'number' || !Number.isFinite(raw.lora_alpha)))
+    bad('lora_alpha', 'a finite number');
+  if (
+    raw.lora_dropout !== undefined &&
+    (typeof raw.lora_dropout !== 'number' || !Number.isFinite(raw.lora_dropout) || raw.lora_dropout < 0 || raw.lora_dropout >= 1)
+  )
+    bad('lora_dropout', 'a probability in [0, 1)');
+  for (const field of ['target_modules', 'exclude_modules']) {
+    const v = raw[field];
+    if (!has(field)) continue;
+    if (typeof v === 'string') {
+      if (v === '') bad(field, 'a non-empty regex, a list of module names, or null');
+      if (v.toLowerCase() !== 'all-linear') pattern(field, v);
+    } else if (!isStringList(v)) bad(field, 'a list of non-empty module names, a regex string, or null');
+  }
+  if (raw.bias !== undefined && raw.bias !== 'none' && raw.bias !== 'all' && raw.bias !== 'lora_only')
+    bad('bias', '"none", "all" or "lora_only"');
+  if (has('task_type') && !TASK_TYPES.includes(raw.task_type as TaskType)) bad('task_type', `one of ${TASK_TYPES.join(', ')} or null`);
+  for (const field of ['use_dora', 'use_rslora', 'inference_mode']) {
+    if (has(field) && typeof raw[field] !== 'boolean') bad(field, 'true or false');
   }
   const init = raw.init_lora_weights;
+  if (init !== undefined && init !== true && init !== false && init !== 'gaussian') {
+    bad(
+      'init_lora_weights',
+      typeof init === 'string'
+        ? 'true, false or "gaussian" (other PEFT inits such as pissa, olora, loftq, eva, corda are not supported)'
+        : 'true, false or "gaussian"',
+    );
+  }
+  for (const field of ['rank_pattern', 'alpha_pattern']) {
+    if (!has(field)) continue;
+    const v = raw[field];
+    if (typeof v !== 'object' || Array.isArray(v)) bad(field, 'an object mapping module-name patterns to numbers');
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      pattern(`${field} key`, k);
+      if (field === 'rank_pattern') {
+        const why = rank(`rank_pattern[${shown(k)}]`, x);
+        if (why) throw new Error(`${file}: ${why}`);
+      } else if (typeof x !== 'number' || !Number.isFinite(x)) {
+        throw new Error(`${file}: alpha_pattern[${shown(k)}] is ${shown(x)}: expected a finite number`);
+      }
+    }
+  }
+  if (has('modules_to_save')) {
+    if (!isStringList(raw.modules_to_save)) bad('modules_to_save', 'a list of non-empty module names or null');
+    for (const m of raw.modules_to_save as string[]) pattern('modules_to_save entry', m);
+  }
+  if (has('layers_to_transform')) {
+    const v = raw.layers_to_transform;
+    const index = (i: unknown) => typeof i === 'number' && Number.isInteger(i) && i >= 0;
+    if (!(index(v) || (Array.isArray(v) && v.every(index))))
+      bad('layers_to_transform', 'a non-negative layer index, a list of them, or null');
+  }
+  if (has('layers_pattern')) {
+    const v = raw.layers_pattern;
+    if (typeof v === 'string') pattern('layers_pattern', v);
+    else if (isStringList(v)) for (const p of v) pattern('layers_pattern', p);
+    else bad('layers_pattern', 'a module-list name, a list of them, or null');
+  }
+  for (const field of ['base_model_name_or_path', 'revision']) {
+    if (has(field) && typeof raw[field] !== 'string') bad(field, 'a string or null');
+  }
+}
+
+/** Reads an adapter_config.json object written by Python PEFT (any recent version) or by us. */
+export function fromPeftConfigDict(raw: unknown, file = 'adapter_config.json'): LoraConfig {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new Error(
+      `${file} must hold a JSON object (PEFT's adapter config), got ${raw === null ? 'null' : Array.isArray(raw) ? 'an array' : typeof raw}`,
+    );
+  }
+  const dict = raw as Record<string, unknown>;
+  if (dict.peft_type !== 'LORA') {
+    throw new Error(`${file} has peft_type ${shown(dict.peft_type)}: only "LORA" adapters are supported`);
+  }
+  for (const [k, inactive] of Object.entries(INACTIVE)) {
+    if (k in dict && !inactive(dict[k])) throw new Error(`${file}: ${k} is ${shown(dict[k])}: not supported (only its default is)`);
+  }
+  checkPeftConfigFields(dict, file);
   try {
     return loraConfig({
-      r: raw.r as number,
-      loraAlpha: raw.lora_alpha as number,
-      loraDropout: raw.lora_dropout as number,
-      targetModules: raw.target_modules as string[] | string | null,
-      excludeModules: raw.exclude_modules as string[] | string | null,
-      bias: raw.bias as LoraBias,
-      useRslora: (raw.use_rslora as boolean) ?? false,
-      initLoraWeights: (typeof init === 'string' && init !== 'gaussian' ? init : (init ?? true)) as InitLoraWeights,
-      rankPattern: (raw.rank_pattern as Record<string, number>) ?? {},
-      alphaPattern: (raw.alpha_pattern as Record<string, number>) ?? {},
-      layersToTransform: raw.layers_to_transform as number[] | number | null,
-      layersPattern: raw.layers_pattern as string[] | string | null,
-      modulesToSave: raw.modules_to_save as string[] | null,
-      useDora: (raw.use_dora as boolean) ?? false,
-      taskType: (raw.task_type as TaskType | null) ?? null,
-      baseModelNameOrPath: (raw.base_model_name_or_path as string | null) ?? null,
-      revision: (raw.revision as string | null) ?? null,
-      inferenceMode: (raw.inference_mode as boolean) ?? false,
+      r: dict.r as number,
+      loraAlpha: dict.lora_alpha as number,
+      loraDropout: dict.lora_dropout as number,
+      targetModules: dict.target_modules as string[] | string | null,
+      excludeModules: dict.exclude_modules as string[] | string | null,
+      bias: dict.bias as LoraBias,
+      useRslora: (dict.use_rslora as boolean) ?? false,
+      initLoraWeights: (dict.init_lora_weights ?? true) as InitLoraWeights,
+      rankPattern: (dict.rank_pattern as Record<string, number>) ?? {},
+      alphaPattern: (dict.alpha_pattern as Record<string, number>) ?? {},
+      layersToTransform: dict.layers_to_transform as number[] | number | null,
+      layersPattern: dict.layers_pattern as string[] | string | null,
+      modulesToSave: dict.modules_to_save as string[] | null,
+      useDora: (dict.use_dora as boolean) ?? false,
+      taskType: (dict.task_type as TaskType | null) ?? null,
+      baseModelNameOrPath: (dict.base_model_name_or_path as string | null) ?? null,
+      revision: (dict.revision as string | null) ?? null,
+      inferenceMode: (dict.inference_mode as boolean) ?? false,
     });
   } catch (error) {
     throw new Error(`${file}: ${(error as Error).message}`);
