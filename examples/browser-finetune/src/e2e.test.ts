@@ -319,6 +319,21 @@ describe.skipIf(!haveChromium)('browser-finetune end to end (headless Chromium: 
     console.log(`[browser-finetune] CPU try-it after stop: ${rows.map((r) => `${r.label} ${r.shown}`).join(', ')}`);
     await shot(cpuPage, 'cpu-stopped');
     await cpuPage.close();
+
+    // A browser with WebGPU that finds no adapter: the CPU as well, and the page says which case it is.
+    const noAdapter = await context.newPage();
+    watch(noAdapter);
+    await noAdapter.addInitScript(() => {
+      GPU.prototype.requestAdapter = async () => null;
+    });
+    await noAdapter.goto(`${url}?steps=4`);
+    await noAdapter.waitForSelector('body[data-state="idle"], body[data-state="error"]', { timeout: 60_000 });
+    expect(await noAdapter.getAttribute('body', 'data-state'), `page status: ${await noAdapter.textContent('#status')}`).toBe('idle');
+    expect(await noAdapter.getAttribute('body', 'data-backend')).toBe('cpu');
+    expect(await noAdapter.textContent('#backend-note')).toMatch(
+      /^This browser has WebGPU but found no GPU adapter\. Training runs on the CPU/,
+    );
+    await noAdapter.close();
     expect(pageErrors).toEqual([]);
   }, 120_000);
 });

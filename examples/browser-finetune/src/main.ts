@@ -249,6 +249,7 @@ async function prepare(): Promise<void> {
   trainButton.disabled = true;
   session?.dispose();
   session = null;
+  $('try').hidden = true; // a new classifier has not trained yet (the downloads of the last run stay)
   setState('loading', 'loading the model…');
   const kind = backendSelect.value as BackendKind;
   const b = await backendFor(kind);
@@ -436,7 +437,7 @@ $<HTMLFormElement>('try-form').addEventListener('submit', (ev) => {
   const message = $<HTMLParagraphElement>('try-message');
   const output = $<HTMLTableElement>('try-output');
   const text = $<HTMLInputElement>('try-text').value;
-  if (session === null || training) {
+  if (session === null || !session.trained || training) {
     message.textContent = 'train first (or wait for training to end)';
     return;
   }
