@@ -1,6 +1,7 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
 import { loadModel } from '@peft/models/node';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -187,4 +188,182 @@ describe('peft', () => {
     expect(r.code).toBe(2);
     expect((await run(['train', '--help'])).code).toBe(0);
   });
+});
+
+/** The CLI from source in a child process of its own process group (as a terminal's foreground job). */
+interface Child {
+  proc: ChildProcess;
+  text: () => string;
+  exited: Promise<number | null>;
+  /** Resolves when the output matches. */
+  waitFor: (re: RegExp, timeoutMs?: number) => Promise<void>;
+}
+
+function spawnCli(command: string, args: string[]): Child {
+  const proc = spawn(command, args, { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  const on = (d: Buffer) => {
+    text += d.toString();
+    for (const w of waiters.splice(0)) (w.re.test(text) ? w.resolve : () => waiters.push(w))();
+  };
+  proc.stdout!.on('data', on);
+  proc.stderr!.on('data', on);
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  return {
+    proc,
+    text: () => text,
+    exited,
+    waitFor: (re, timeoutMs = 120_000) =>
+      new Promise<void>((resolve, reject) => {
+        if (re.test(text)) return resolve();
+        const timer = setTimeout(() => reject(new Error(`no ${re} in ${timeoutMs} ms; output:\n${text.slice(-2000)}`)), timeoutMs);
+        waiters.push({
+          re,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+        exited.then(() => {
+          if (!re.test(text)) {
+            clearTimeout(timer);
+            reject(new Error(`exited before ${re}; output:\n${text.slice(-2000)}`));
+          }
+        });
+      }),
+  };
+}
+
+const nodeCli = (args: string[]) =>
+  spawnCli(process.execPath, ['--conditions=@peft/source', '--import', 'tsx', join(ROOT, 'packages', 'cli', 'src', 'bin.ts'), ...args]);
+
+/** Milliseconds until no process of the group is left (polled every 10 ms), or null after `limitMs`. */
+async function groupGone(pgid: number, limitMs: number): Promise<number | null> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < limitMs) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return performance.now() - t0;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return null;
+}
+
+/** The newest checkpoint's step and step within its epoch. */
+function newestCheckpoint(dir: string): { name: string; step: number; stepInEpoch: number } {
+  const names = readdirSync(join(dir, 'checkpoints'))
+    .filter((n) => /^step-\d+$/.test(n))
+    .sort();
+  const name = names.at(-1)!;
+  const state = JSON.parse(readFileSync(join(dir, 'checkpoints', name, 'state.json'), 'utf8'));
+  return { name, step: state.step, stepInEpoch: state.stepInEpoch };
+}
+
+/** pnpm as `pnpm peft` runs it: the one running this test, else the repository's version through npx (null when neither runs). */
+function pnpmCommand(): string[] | null {
+  const execpath = process.env.npm_execpath ?? '';
+  if (/pnpm/.test(execpath)) return [process.execPath, execpath];
+  const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).packageManager as string;
+  const probe = spawnSync('npx', ['-y', version, '--version'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  return probe.status === 0 ? ['npx', '-y', version] : null;
+}
+
+describe('Ctrl-C during a CPU-backend epoch of the tiny livedoor run', () => {
+  // Three epochs of 14 steps each; Ctrl-C comes at step 2 of epoch 2.
+  const settings = ['--epochs', '3', '--threads', '1'];
+  const reference = mkdtempSync(join(tmpdir(), 'peft-sigint-ref-'));
+  temps.push(reference);
+  const pnpm = pnpmCommand();
+  if (!pnpm) console.warn('[cli] Ctrl-C under pnpm: skipped (neither $npm_execpath nor npx can run pnpm here)');
+
+  const sameAsReference = (dir: string) => {
+    const adapter = (d: string) => readFileSync(join(d, 'adapter', 'adapter_model.safetensors'));
+    expect(adapter(dir).equals(adapter(reference))).toBe(true);
+    expect(readFileSync(join(dir, 'test-metrics.json'), 'utf8')).toBe(readFileSync(join(reference, 'test-metrics.json'), 'utf8'));
+    expect(readFileSync(join(dir, 'adapter', 'labels.json'), 'utf8')).toBe(readFileSync(join(reference, 'adapter', 'labels.json'), 'utf8'));
+  };
+
+  async function interrupt(child: Child, dir: string, opts: { twice: boolean }) {
+    await child.waitFor(/epoch 2\/3 step 2\/14/);
+    const sent = performance.now();
+    process.kill(-child.proc.pid!, 'SIGINT');
+    if (opts.twice) {
+      await child.waitFor(/stopping after the current step/, 10_000);
+      process.kill(-child.proc.pid!, 'SIGINT');
+    }
+    const gone = await groupGone(child.proc.pid!, 20_000);
+    expect(gone, `processes still running 20 s after Ctrl-C:\n${child.text().slice(-1500)}`).not.toBeNull();
+    const seconds = (performance.now() - sent) / 1000;
+    expect(existsSync(join(dir, 'run.lock')), 'the lock file is removed').toBe(false);
+    return { seconds, text: child.text() };
+  }
+
+  it('an uninterrupted run (the reference)', async () => {
+    const { code } = await run(['train', 'livedoor', ...settings, '--out', reference, '--overwrite']);
+    expect(code).toBe(0);
+  }, 120_000);
+
+  it(`stops within a step with a checkpoint inside the epoch, every process of the group gone${pnpm ? ' (under pnpm)' : ''}; --resume then finishes byte-identical`, async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'peft-sigint-')), 'run');
+    temps.push(dirname(dir));
+    const args = ['train', 'livedoor', ...settings, '--out', dir];
+    const child = pnpm ? spawnCli(pnpm[0]!, [...pnpm.slice(1), 'peft', ...args]) : nodeCli(args);
+    const { seconds, text } = await interrupt(child, dir, { twice: false });
+    // The step running at the signal finishes, a checkpoint is written, and the process exits:
+    // well under a second here; the bound leaves room for a loaded machine, and stays far below an epoch's end
+    // being waited for (which the checkpoint's position rules out anyway).
+    expect(seconds).toBeLessThan(8);
+    expect(text).toContain('SIGINT: stopping after the current step');
+    expect(text).toMatch(/training aborted at epoch 2, step \d+\/14/);
+    const ckpt = newestCheckpoint(dir);
+    expect(ckpt.stepInEpoch, `${ckpt.name} is inside epoch 2`).toBeGreaterThan(0);
+    expect(ckpt.stepInEpoch).toBeLessThan(14);
+    expect(ckpt.step).toBe(14 + ckpt.stepInEpoch);
+    const { code, out } = await run([...args, '--resume']);
+    expect(code).toBe(0);
+    expect(out).toContain(`run folder: ${dir}`);
+    sameAsReference(dir);
+  }, 240_000);
+
+  it('a second Ctrl-C quits at once (exit 130), the last checkpoint intact: --resume finishes byte-identical', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'peft-sigint2-')), 'run');
+    temps.push(dirname(dir));
+    const args = ['train', 'livedoor', ...settings, '--out', dir];
+    const child = nodeCli(args);
+    const { text } = await interrupt(child, dir, { twice: true });
+    expect(await child.exited).toBe(130);
+    expect(text).toContain('SIGINT again: quitting now');
+    const { code } = await run([...args, '--resume']);
+    expect(code).toBe(0);
+    sameAsReference(dir);
+  }, 240_000);
+});
+
+describe('one process per run folder', () => {
+  it('of two runs started at once into one folder, the second refuses, naming the first (pid, start time)', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'peft-lock-')), 'run');
+    temps.push(dirname(dir));
+    const args = ['train', 'livedoor', '--epochs', '10', '--threads', '1', '--out', dir];
+    const children = [nodeCli(args), nodeCli(args)];
+    // Whichever takes the lock trains; the other exits 1 at once.
+    const first = await Promise.race(children.map((c, i) => c.exited.then((code) => ({ i, code }))));
+    const loser = children[first.i]!;
+    const winner = children[1 - first.i]!;
+    expect(first.code, loser.text()).toBe(1);
+    const holder = JSON.parse(readFileSync(join(dir, 'run.lock'), 'utf8'));
+    expect(holder.pid).toBe(winner.proc.pid);
+    expect(holder.command).toContain('train livedoor');
+    expect(loser.text()).toContain(
+      `the run folder ${dir} is in use by another training process: pid ${winner.proc.pid}, started ${holder.started}`,
+    );
+    expect(loser.text()).toContain('--resume');
+    // The winner is not disturbed; stopped, it removes its lock.
+    await winner.waitFor(/epoch 1\/10 step 2\/14/);
+    process.kill(-winner.proc.pid!, 'SIGINT');
+    expect(await winner.exited).toBe(130);
+    expect(existsSync(join(dir, 'run.lock'))).toBe(false);
+  }, 240_000);
 });

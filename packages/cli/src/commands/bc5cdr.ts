@@ -4,8 +4,9 @@
 import { parseArgs } from 'node:util';
 import type { DType } from '@peft/core';
 import { UsageError } from '../args.js';
+import { choosePreset, defaultRunFolder, folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
 import { BC5CDR_LAYER_SETS, type Bc5cdrLayers, type Bc5cdrOptions, type Bc5cdrResult, runBc5cdr } from '../recipes/bc5cdr.js';
-import { prepareRunFolder } from '../runfolder.js';
+import { openRunFolder, runCommandLine } from '../runfolder.js';
 
 /** What runs when --model / --data are absent (the example's bundled tiny model and corpus), and the usage line. */
 export interface Bc5cdrCommandDefaults {
@@ -29,6 +30,16 @@ export const BC5CDR_TINY_DEFAULTS = {
   gradientCheckpointing: false,
 } as const;
 
+/** The study's settings (the recipe's defaults), for the preset line and the run names. */
+export const BC5CDR_STUDY_DEFAULTS = {
+  r: 128,
+  lr: 1e-4,
+  epochs: 3,
+  batchSize: 8,
+  maxLength: 256,
+  gradientCheckpointing: true,
+} as const;
+
 export function bc5cdrHelp(defaults: Bc5cdrCommandDefaults): string {
   return `Study B: BC5CDR NER by generation with a LoRA-tuned causal LM.
 
@@ -38,12 +49,19 @@ Data and model
   --model <dir>            local Hugging Face model folder (Llama-2-7B for the study)
   --data <dir>             BC5CDR folder: CDR_{Training,Development,Test}Set.PubTator.txt,
                            or the .BioC.xml files, or BIO files (CDR_*Set.BIO.tsv, train/devel/test.tsv)
-  --out <dir>              run folder (default runs/<setting>)
+  --out <dir>              run folder (default ${
+    defaults.replaceDefaultTinyRun && defaults.tinyModel
+      ? `${bc5cdrDefaultOut({ modelDir: defaults.tinyModel, r: BC5CDR_TINY_DEFAULTS.r }, true)} without --model, else `
+      : ''
+  }runs/<model>-bc5cdr-<method>-<labels>-<types>-<input|prompt>-<layers>-lora-r<r>-lr<lr>-<UTC time>;
+                           with --resume and no --out, the newest run of those settings)
   --backend <name>         cpu (default), webgpu or cuda (when its package is installed)
   --dtype <dtype>          base weights' storage dtype (default bfloat16 for a 16-bit checkpoint)
   --threads <n>            CPU backend worker threads (default: every core)
 
 The study's switches
+  --preset <tiny|study>    default settings: tiny for a model of hidden size ≤ ${TINY_HIDDEN_SIZE} (the bundled tiny
+                           Llama), study otherwise; options given override single values
   --method <m>             tagging (default) | extraction                       (finding 2)
   --labels <l>             per-label (default: one adapter per type, merged
                            Disease > Chemical) | all (one adapter, both types)  (finding 2)
@@ -70,8 +88,9 @@ Training
   --overwrite              replace a previous run in --out (without it, or --resume, a folder that
                            holds one is an error and is left as it is)
 
-Without --model, the defaults are the tiny run's: r ${BC5CDR_TINY_DEFAULTS.r}, lr ${BC5CDR_TINY_DEFAULTS.lr}, ${BC5CDR_TINY_DEFAULTS.epochs} epochs, batch ${BC5CDR_TINY_DEFAULTS.batchSize}, max length ${BC5CDR_TINY_DEFAULTS.maxLength}.
-Ctrl-C stops at the next step after writing a checkpoint; --resume continues it.
+The tiny preset's defaults: r ${BC5CDR_TINY_DEFAULTS.r}, lr ${BC5CDR_TINY_DEFAULTS.lr}, ${BC5CDR_TINY_DEFAULTS.epochs} epochs, batch ${BC5CDR_TINY_DEFAULTS.batchSize}, max length ${BC5CDR_TINY_DEFAULTS.maxLength}, no gradient checkpointing.
+Ctrl-C stops after the current step, writing a checkpoint (a second Ctrl-C quits at once, keeping
+the last one); --resume continues it. One run at a time per run folder (its lock file is run.lock).
 `;
 }
 
@@ -103,6 +122,7 @@ const OPTIONS = {
   'evaluate-untrained': { type: 'boolean' },
   resume: { type: 'boolean' },
   overwrite: { type: 'boolean' },
+  preset: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -133,10 +153,12 @@ function parseValues(argv: readonly string[]) {
 export function parseBc5cdrCommandLine(
   argv: readonly string[],
   defaults: Bc5cdrCommandDefaults,
-): Omit<Bc5cdrOptions, 'out'> & { out?: string; help: boolean; overwrite: boolean } {
+): Omit<Bc5cdrOptions, 'out'> & { out?: string; help: boolean; overwrite: boolean; preset: Preset } {
   const values = parseValues(argv);
-  const tiny = values.model === undefined && defaults.tinyModel !== undefined;
-  if (values.model === undefined && !tiny && !values.help) throw new UsageError('--model <Llama-2 model folder> is required');
+  const bundled = values.model === undefined && defaults.tinyModel !== undefined;
+  if (values.model === undefined && !bundled && !values.help) throw new UsageError('--model <Llama-2 model folder> is required');
+  const preset = choosePreset(values.preset, values.model ?? defaults.tinyModel ?? '', bundled);
+  const tiny = preset.name === 'tiny';
   const layersArg = values.layers;
   let layers: Bc5cdrLayers | string[] | undefined;
   if (layersArg !== undefined) {
@@ -155,8 +177,9 @@ export function parseBc5cdrCommandLine(
   const gc = values['no-gradient-checkpointing'] ? false : values['gradient-checkpointing'] ? true : undefined;
   const options = {
     help: values.help ?? false,
+    preset,
     modelDir: values.model ?? defaults.tinyModel ?? '',
-    data: values.data ?? (tiny ? (defaults.fixtureData ?? '') : ''),
+    data: values.data ?? (bundled ? (defaults.fixtureData ?? '') : ''),
     out: values.out,
     backend: values.backend ?? 'cpu',
     dtype: oneOf(values.dtype, 'dtype', ['float32', 'bfloat16', 'float16'] as DType[]),
@@ -185,13 +208,13 @@ export function parseBc5cdrCommandLine(
     resume: values.resume ?? false,
     overwrite: values.overwrite ?? false,
   };
-  if (!tiny && values.data === undefined && !options.help) {
+  if (!bundled && values.data === undefined && !options.help) {
     throw new UsageError('--model needs --data <BC5CDR folder> too (the bundled fixture abstracts go with the bundled tiny model only)');
   }
   return options;
 }
 
-/** runs/<method>-<labels>-<prompt|input>-<layers>-r<r>, the default run folder. */
+/** runs/[tiny-]<method>-<labels>-<prompt|input>-<layers>-r<r>: the examples' no-argument run folder (replaced by each such run). */
 export function bc5cdrDefaultOut(
   o: Pick<Bc5cdrOptions, 'method' | 'labels' | 'prompt' | 'layers' | 'r' | 'modelDir'>,
   tiny: boolean,
@@ -210,6 +233,51 @@ export function bc5cdrDefaultOut(
   return `runs/${name}`;
 }
 
+/**
+ * The settings part of a default run folder's name: model folder, study, method, labels, types,
+ * input or prompt, layers, LoRA rank and learning rate, e.g.
+ * `Llama-2-7b-hf-bc5cdr-tagging-per-label-chemical+disease-input-all-lora-r128-lr1e-4`.
+ */
+export function bc5cdrRunName(
+  o: Pick<Bc5cdrOptions, 'modelDir' | 'method' | 'labels' | 'types' | 'prompt' | 'layers' | 'r' | 'lr'>,
+): string {
+  const layers = o.layers === undefined ? 'all' : typeof o.layers === 'string' ? o.layers : o.layers.join('+');
+  const types =
+    o.types && o.types.length > 0
+      ? [...o.types]
+          .map((t) => t.toLowerCase())
+          .sort()
+          .join('+')
+      : 'chemical+disease';
+  return [
+    folderName(o.modelDir),
+    'bc5cdr',
+    o.method ?? 'tagging',
+    o.labels ?? 'per-label',
+    types,
+    o.prompt ? 'prompt' : 'input',
+    layers,
+    `lora-r${o.r ?? BC5CDR_STUDY_DEFAULTS.r}`,
+    `lr${lrName(o.lr ?? BC5CDR_STUDY_DEFAULTS.lr)}`,
+  ]
+    .join('-')
+    .replace(/[^\w.+-]/g, '_');
+}
+
+/** One line: which preset applies, its values in this run, and how to change them. */
+export function bc5cdrPresetLine(
+  preset: Preset,
+  o: Pick<Bc5cdrOptions, 'r' | 'lr' | 'epochs' | 'batchSize' | 'maxLength' | 'gradientCheckpointing'>,
+): string {
+  const d = BC5CDR_STUDY_DEFAULTS;
+  const other = preset.name === 'tiny' ? 'study' : 'tiny';
+  return (
+    `preset ${preset.name} (${preset.reason}): r ${o.r ?? d.r}, lr ${o.lr ?? d.lr}, batch size ${o.batchSize ?? d.batchSize}, ` +
+    `max length ${o.maxLength ?? d.maxLength}, ${o.epochs ?? d.epochs} epochs, gradient checkpointing ${(o.gradientCheckpointing ?? d.gradientCheckpointing) ? 'on' : 'off'}; ` +
+    `--r, --lr, --batch-size, --max-length, --epochs override one, --preset ${other} switches`
+  );
+}
+
 /** Runs the command; returns the recipe's result (null for --help). Errors propagate. */
 export async function bc5cdrMain(
   argv: readonly string[],
@@ -222,15 +290,25 @@ export async function bc5cdrMain(
     log(bc5cdrHelp(defaults));
     return null;
   }
-  const { help: _help, overwrite, ...options } = parsed;
+  const { help: _help, overwrite, preset, ...options } = parsed;
   const tiny = options.modelDir === defaults.tinyModel;
-  const out = options.out ?? bc5cdrDefaultOut(options, tiny);
-  const replace = overwrite || (tiny && options.out === undefined && defaults.replaceDefaultTinyRun === true && !options.resume);
-  await prepareRunFolder(out, { resume: options.resume ?? false, overwrite: replace, log });
-  if (tiny)
-    log('No --model: the bundled tiny Llama on the fixture abstracts (a smoke run: a random 2-layer model does not learn NER in seconds).');
-  const started = performance.now();
-  const result = await runBc5cdr({ ...options, out, log, progress: opts.progress, signal: opts.signal });
-  log(`finished in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  return result;
+  // The examples' no-argument run keeps its fixed folder (and replaces its previous run there).
+  const fixed = tiny && options.out === undefined && defaults.replaceDefaultTinyRun === true;
+  const out = options.out ?? (fixed ? bc5cdrDefaultOut(options, true) : defaultRunFolder(bc5cdrRunName(options), options.resume === true));
+  const replace = overwrite || (fixed && !options.resume);
+  const lock = await openRunFolder(out, { resume: options.resume ?? false, overwrite: replace, command: runCommandLine(), log });
+  try {
+    if (tiny)
+      log(
+        `No --model: the bundled tiny Llama on the fixture abstracts on the ${options.backend} backend (a smoke run: a random 2-layer model does not learn NER in seconds).`,
+      );
+    log(bc5cdrPresetLine(preset, options));
+    log(`run folder: ${out}`);
+    const started = performance.now();
+    const result = await runBc5cdr({ ...options, out, log, progress: opts.progress, signal: opts.signal });
+    log(`finished in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return result;
+  } finally {
+    lock.release();
+  }
 }

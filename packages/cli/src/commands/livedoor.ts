@@ -5,8 +5,13 @@ import { parseArgs } from 'node:util';
 import type { DType } from '@peft/core';
 import type { LivedoorTemplate } from '@peft/datasets';
 import { UsageError } from '../args.js';
+import { choosePreset, defaultRunFolder, folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
 import { type LivedoorOptions, type LivedoorResult, runLivedoor } from '../recipes/livedoor.js';
-import { prepareRunFolder } from '../runfolder.js';
+import { openRunFolder, runCommandLine } from '../runfolder.js';
+
+// The run-folder and preset API the examples and other programs use (this module is re-exported whole).
+export { choosePreset, type Preset, type PresetName, TINY_HIDDEN_SIZE } from '../presets.js';
+export { LOCK_FILE, lockRunFolder, openRunFolder, RunFolderInUseError, type RunLock, type RunLockHolder } from '../runfolder.js';
 
 /** What runs when --model / --data are absent (the example's bundled tiny model and corpus), and the usage line. */
 export interface LivedoorCommandDefaults {
@@ -50,18 +55,23 @@ ${defaults.tinyModel ? '\nWith no options: the bundled tiny GPT-NeoX on the fixt
 Data and model
   --model <dir>            local Hugging Face model folder (gpt_neox or llama), e.g. rinna/japanese-gpt-neox-3.6b
   --data <path>            ldcc-20140209.tar.gz, or its extracted text/ folder (or that folder's parent)
-  --out <dir>              run folder (default runs/<model>[-sweep])
+  --out <dir>              run folder (default ${
+    defaults.replaceDefaultTinyRun && defaults.tinyModel ? `${livedoorDefaultOut(defaults.tinyModel, false)} without --model, else ` : ''
+  }runs/<model>-livedoor-lora-r32-lr<lr>-t<template>-<UTC time>;
+                           with --resume and no --out, the newest run of those settings)
   --backend <name>         cpu (default), webgpu or cuda (when its package is installed)
   --dtype <dtype>          backbone storage dtype (default bfloat16 for a 16-bit checkpoint, as the study)
   --threads <n>            CPU backend worker threads (default: every core)
 
 Training (the study's values unless noted)
+  --preset <tiny|study>    default settings: tiny for a model of hidden size ≤ ${TINY_HIDDEN_SIZE} (the bundled tiny
+                           GPT-NeoX), study otherwise; options given override single values
   --template <0|1|2>       input template (default 2: "{title}\\n{body}")
-  --lr <x>                 peak learning rate (default 5e-4; tiny model ${LIVEDOOR_TINY_DEFAULTS.lr})
+  --lr <x>                 peak learning rate (default 5e-4; tiny preset ${LIVEDOOR_TINY_DEFAULTS.lr})
   --epochs <n>             default 10
-  --batch-size <n>         examples per update (default 32; tiny model ${LIVEDOOR_TINY_DEFAULTS.batchSize})
+  --batch-size <n>         examples per update (default 32; tiny preset ${LIVEDOOR_TINY_DEFAULTS.batchSize})
   --micro-batch-size <n>   examples per forward pass (gradient accumulation; default the batch size)
-  --max-length <n>         tokens per article, longer ones truncated (default 512; tiny model ${LIVEDOOR_TINY_DEFAULTS.maxLength})
+  --max-length <n>         tokens per article, longer ones truncated (default 512; tiny preset ${LIVEDOOR_TINY_DEFAULTS.maxLength})
   --seed <n>               split, initial weights, dropout and data order (default 42)
   --no-gradient-checkpointing   keep activations (faster, more memory)
   --sweep                  the study's grid: lr ∈ {1e-4, 3e-4, 5e-4, 1e-3} × template ∈ {0, 1, 2},
@@ -70,7 +80,8 @@ Training (the study's values unless noted)
   --overwrite              replace a previous run in --out (without it, or --resume, a folder that
                            holds one is an error and is left as it is)
 
-Ctrl-C stops at the next step after writing a checkpoint; --resume continues it.
+Ctrl-C stops after the current step, writing a checkpoint (a second Ctrl-C quits at once, keeping
+the last one); --resume continues it. One run at a time per run folder (its lock file is run.lock).
 `;
 }
 
@@ -92,6 +103,7 @@ const OPTIONS = {
   sweep: { type: 'boolean' },
   resume: { type: 'boolean' },
   overwrite: { type: 'boolean' },
+  preset: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -112,14 +124,16 @@ function parseValues(argv: readonly string[]) {
   }
 }
 
-export type LivedoorCommandLine = Omit<LivedoorOptions, 'out'> & { out?: string; help: boolean; overwrite: boolean };
+export type LivedoorCommandLine = Omit<LivedoorOptions, 'out'> & { out?: string; help: boolean; overwrite: boolean; preset: Preset };
 
 /** The recipe options a command line asks for (the tiny run's settings when --model is absent). */
 export function parseLivedoorCommandLine(argv: readonly string[], defaults: LivedoorCommandDefaults): LivedoorCommandLine {
   const values = parseValues(argv);
   const tiny = values.model === undefined && defaults.tinyModel !== undefined;
   if (values.model === undefined && !tiny && !values.help) throw new UsageError('--model <Hugging Face model folder> is required');
-  const d = tiny ? LIVEDOOR_TINY_DEFAULTS : LIVEDOOR_STUDY_DEFAULTS;
+  const modelDir = values.model ?? defaults.tinyModel ?? '';
+  const preset = choosePreset(values.preset, modelDir, tiny);
+  const d = preset.name === 'tiny' ? LIVEDOOR_TINY_DEFAULTS : LIVEDOOR_STUDY_DEFAULTS;
   const template = number(values.template, 'template');
   if (template !== undefined && template !== 0 && template !== 1 && template !== 2)
     throw new UsageError(`--template ${template} is not one of 0, 1, 2`);
@@ -133,7 +147,8 @@ export function parseLivedoorCommandLine(argv: readonly string[], defaults: Live
   }
   return {
     help: values.help ?? false,
-    modelDir: values.model ?? defaults.tinyModel ?? '',
+    preset,
+    modelDir,
     data: values.data ?? defaults.fixtureData ?? '',
     out: values.out,
     backend: values.backend ?? 'cpu',
@@ -153,14 +168,28 @@ export function parseLivedoorCommandLine(argv: readonly string[], defaults: Live
   };
 }
 
-/** runs/<model folder name>[-sweep], the default run folder. */
+/** runs/<model folder name>[-sweep]: the examples' no-argument run folder (replaced by each such run). */
 export function livedoorDefaultOut(modelDir: string, sweep: boolean): string {
-  const name =
-    modelDir
-      .replace(/[\\/]+$/, '')
-      .split(/[\\/]/)
-      .pop() || 'model';
-  return `runs/${name}${sweep ? '-sweep' : ''}`;
+  return `runs/${folderName(modelDir)}${sweep ? '-sweep' : ''}`;
+}
+
+/**
+ * The settings part of a default run folder's name: model folder, study, method and rank, learning
+ * rate and template (a sweep: its grid), e.g. `japanese-gpt-neox-3.6b-livedoor-lora-r32-lr5e-4-t2`.
+ */
+export function livedoorRunName(o: Pick<LivedoorOptions, 'modelDir' | 'lr' | 'template' | 'sweep' | 'lora'>): string {
+  const r = `lora-r${o.lora?.r ?? 32}`;
+  const settings = o.sweep ? ['sweep'] : [`lr${lrName(o.lr ?? LIVEDOOR_STUDY_DEFAULTS.lr)}`, `t${o.template ?? 2}`];
+  return [folderName(o.modelDir), 'livedoor', r, ...settings].join('-');
+}
+
+/** One line: which preset applies, its values in this run, and how to change them. */
+export function livedoorPresetLine(preset: Preset, o: Pick<LivedoorOptions, 'lr' | 'epochs' | 'batchSize' | 'maxLength'>): string {
+  const other = preset.name === 'tiny' ? 'study' : 'tiny';
+  return (
+    `preset ${preset.name} (${preset.reason}): lr ${o.lr}, batch size ${o.batchSize}, max length ${o.maxLength}, ${o.epochs} epochs; ` +
+    `--lr, --batch-size, --max-length, --epochs override one, --preset ${other} switches`
+  );
 }
 
 /** What to print after a run: the study's table, then where the results are. */
@@ -195,14 +224,27 @@ export async function livedoorMain(
     log(livedoorHelp(defaults));
     return null;
   }
-  const { help: _help, overwrite, ...options } = parsed;
+  const { help: _help, overwrite, preset, ...options } = parsed;
   const tiny = options.modelDir === defaults.tinyModel;
-  const out = options.out ?? livedoorDefaultOut(options.modelDir, options.sweep === true);
-  const replace = overwrite || (tiny && options.out === undefined && defaults.replaceDefaultTinyRun === true && !options.resume);
-  await prepareRunFolder(out, { resume: options.resume ?? false, overwrite: replace, log });
-  if (tiny) log('No --model: the bundled tiny GPT-NeoX on the fixture corpus (9 categories × 15 articles) on the CPU.');
-  const started = performance.now();
-  const result = await runLivedoor({ ...options, out, log, progress: opts.progress, signal: opts.signal });
-  for (const line of livedoorReport(result, (performance.now() - started) / 1000)) log(line);
-  return result;
+  // The examples' no-argument run keeps its fixed folder (and replaces its previous run there).
+  const fixed = tiny && options.out === undefined && defaults.replaceDefaultTinyRun === true;
+  const out =
+    options.out ??
+    (fixed
+      ? livedoorDefaultOut(options.modelDir, options.sweep === true)
+      : defaultRunFolder(livedoorRunName(options), options.resume === true));
+  const replace = overwrite || (fixed && !options.resume);
+  const lock = await openRunFolder(out, { resume: options.resume ?? false, overwrite: replace, command: runCommandLine(), log });
+  try {
+    if (tiny)
+      log(`No --model: the bundled tiny GPT-NeoX on the fixture corpus (9 categories × 15 articles) on the ${options.backend} backend.`);
+    log(livedoorPresetLine(preset, options));
+    log(`run folder: ${out}`);
+    const started = performance.now();
+    const result = await runLivedoor({ ...options, out, log, progress: opts.progress, signal: opts.signal });
+    for (const line of livedoorReport(result, (performance.now() - started) / 1000)) log(line);
+    return result;
+  } finally {
+    lock.release();
+  }
 }

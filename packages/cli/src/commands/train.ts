@@ -1,4 +1,5 @@
 import { UsageError } from '../args.js';
+import { bundledFixtures } from '../presets.js';
 import { unknownMessage } from '../suggest.js';
 import { bc5cdrMain } from './bc5cdr.js';
 import { livedoorMain } from './livedoor.js';
@@ -14,18 +15,40 @@ test-metrics.json, config.json, checkpoints/, the adapter in PEFT format).
   bc5cdr     Study B: BC5CDR NER by generation; --data is the folder with CDR_*Set.PubTator.txt
              (or BioC XML, or the BIO files); tagging or extraction, per-label or all labels
 
+Inside the repository, --model and --data may be left out: the bundled tiny model and fixture
+corpus are used (seconds on a CPU). A model of hidden size ≤ 256 gets the tiny preset's settings,
+any other the study's (one line says which; --preset tiny|study chooses).
+
 \`peft train livedoor --help\` and \`peft train bc5cdr --help\` list every option.
-Ctrl-C stops at the next step after writing a checkpoint; --resume continues the run.
+Ctrl-C stops after the current step, writing a checkpoint (a second Ctrl-C quits at once);
+--resume continues the run. One run at a time per run folder (run.lock names the process).
 `;
 
 /** Runs a study recipe from the command line; a signal (Ctrl-C) stops it at a step boundary with a checkpoint. */
 export async function trainCommand(argv: string[], out: (s: string) => void, signal?: AbortSignal): Promise<void> {
   const [recipe, ...rest] = argv;
   const log = (line: string) => out(line);
+  // In a checkout of the repository the bundled tiny models are the default, as in the examples
+  // (but each run gets its own folder, as any CLI run).
+  const bundled = bundledFixtures();
   if (recipe === 'livedoor') {
-    await livedoorMain(rest, { usage: 'peft train livedoor --model <dir> --data <path> [options]' }, { log, signal });
+    await livedoorMain(
+      rest,
+      {
+        usage: 'peft train livedoor --model <dir> --data <path> [options]',
+        ...(bundled ? { tinyModel: bundled.tinyGptNeox, fixtureData: bundled.livedoor } : {}),
+      },
+      { log, signal },
+    );
   } else if (recipe === 'bc5cdr') {
-    await bc5cdrMain(rest, { usage: 'peft train bc5cdr --model <dir> --data <dir> [options]' }, { log, signal });
+    await bc5cdrMain(
+      rest,
+      {
+        usage: 'peft train bc5cdr --model <dir> --data <dir> [options]',
+        ...(bundled ? { tinyModel: bundled.tinyLlama, fixtureData: bundled.bc5cdr } : {}),
+      },
+      { log, signal },
+    );
   } else if (recipe === undefined || recipe === '--help' || recipe === '-h') {
     out(TRAIN_HELP);
     if (recipe === undefined) throw new UsageError('which study? livedoor or bc5cdr');
