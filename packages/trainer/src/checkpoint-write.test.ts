@@ -134,6 +134,12 @@ describe('writeCheckpoint when the disk fails', () => {
           // The prune failed: an old checkpoint may be left whole, or renamed aside (removed at the next prune or start), never half removed.
           for (const name of await inner.list(CHECKPOINT_DIR))
             if (/^step-/.test(name)) expect(await inner.readFile(`${CHECKPOINT_DIR}/${name}/trainable.safetensors`)).not.toBeNull();
+          expect(error).toBeInstanceOf(RunFolderError);
+          expect((error as Error).message).toMatch(
+            new RegExp(
+              `^cannot remove old checkpoints in /runs/a/checkpoints: .* \\(${code} at .*\\)\\. The newest complete checkpoint /runs/a/checkpoints/step-00000004 \\(step 4\\) is intact: `,
+            ),
+          );
           outcomes.add('prune');
         }
       }

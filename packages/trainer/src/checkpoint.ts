@@ -449,15 +449,31 @@ export async function readLatestCheckpoint(
   return { path, state, trainable, moments, best };
 }
 
-/** Removes all but the newest `keep` checkpoints, and leftovers of interrupted writes. */
+/**
+ * Removes all but the newest `keep` checkpoints, and leftovers of interrupted writes. A failure
+ * (read-only, ...) is a `RunFolderError` that says the newest checkpoint is complete.
+ */
 export async function pruneCheckpoints(store: RunStore, keep: number): Promise<void> {
-  for (const name of await store.list(CHECKPOINT_DIR)) if (name.startsWith('.tmp-')) await store.remove(`${CHECKPOINT_DIR}/${name}`);
-  const all = await listCheckpoints(store);
-  // Renamed out of the way first: a kill while its files are being removed leaves a temporary folder, never a
-  // checkpoint with some of its files gone.
-  for (const c of all.slice(0, Math.max(0, all.length - keep))) {
-    const doomed = `${CHECKPOINT_DIR}/.tmp-${c.name}-${pid()}-${Math.random().toString(36).slice(2, 10)}`;
-    await store.rename(`${CHECKPOINT_DIR}/${c.name}`, doomed);
-    await store.remove(doomed);
+  try {
+    for (const name of await store.list(CHECKPOINT_DIR)) if (name.startsWith('.tmp-')) await store.remove(`${CHECKPOINT_DIR}/${name}`);
+    const all = await listCheckpoints(store);
+    // Renamed out of the way first: a kill while its files are being removed leaves a temporary folder, never a
+    // checkpoint with some of its files gone.
+    for (const c of all.slice(0, Math.max(0, all.length - keep))) {
+      const doomed = `${CHECKPOINT_DIR}/.tmp-${c.name}-${pid()}-${Math.random().toString(36).slice(2, 10)}`;
+      await store.rename(`${CHECKPOINT_DIR}/${c.name}`, doomed);
+      await store.remove(doomed);
+    }
+  } catch (error) {
+    const code = errorCode(error);
+    if (!code) throw error;
+    const file = (error as { file?: unknown }).file;
+    const at = typeof file === 'string' ? file : `${store.name}/${CHECKPOINT_DIR}`;
+    throw new RunFolderError(
+      `cannot remove old checkpoints in ${store.name}/${CHECKPOINT_DIR}: ${causeInWords(code)} (${code} at ${at}). ${await intactCheckpointNote(store, code)}`,
+      at,
+      code,
+      { cause: error },
+    );
   }
 }
