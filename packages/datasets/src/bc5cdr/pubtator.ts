@@ -46,7 +46,13 @@ export function parsePubTator(source: string, options: MentionCheckOptions = {})
     }
     const passages = [{ type: 'title', offset: 0, text: d.title }];
     if (d.abstract !== undefined) passages.push({ type: 'abstract', offset: d.title.length + 1, text: d.abstract });
-    const text = layoutPassages(d.id, passages);
+    let text: string;
+    try {
+      text = layoutPassages(d.id, passages);
+    } catch (e) {
+      reportMalformed(options, warnings, `PubTator ${(e as Error).message}`);
+      return;
+    }
     const mentions = [...d.mentions].sort((a, b) => a.start - b.start || a.end - b.end);
     documents.push({ id: d.id, passages, text, mentions: checkMentions(d.id, text, mentions, options, warnings) });
   };
