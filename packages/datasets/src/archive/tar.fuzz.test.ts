@@ -124,7 +124,7 @@ describe('tar fuzz', () => {
       reader: 'tar.gz',
       file: 'ldcc-20140209.tar.gz',
       seeds: SEEDS.map((s) => gzip(s)),
-      cases: 600,
+      cases: 300,
       mutators: [...BINARY_MUTATORS, ...INSIDE_GZIP, ...INSIDE_GZIP],
       extraCases: HOSTILE.map((c) => ({ name: c.name, bytes: gzip(c.bytes) })),
       read: readTarGz,
