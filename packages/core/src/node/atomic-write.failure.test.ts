@@ -163,7 +163,7 @@ describe('makeDirectory', () => {
     inject.readOnly = true;
     const sub = join(dir, 'run', 'adapter');
     await expect(makeDirectory(sub, join(sub, 'adapter_model.safetensors'))).rejects.toThrow(
-      `cannot write ${join(sub, 'adapter_model.safetensors')}: cannot create the folder ${sub}: the folder ${dir} is not writable (ENOENT). Nothing was written.`,
+      `cannot write ${join(sub, 'adapter_model.safetensors')}: cannot create the folder ${sub}: the folder ${dir} is not writable (mkdir reported ENOENT). Nothing was written.`,
     );
   });
 
@@ -180,7 +180,7 @@ describe('makeDirectory', () => {
       (e: unknown) => e as Error,
     );
     expect((error as Error).message).toBe(
-      `cannot write ${join(out, 'model.safetensors')}: cannot create the folder ${out}: the folder ${dir} is not writable (ENOENT). Nothing was written.`,
+      `cannot write ${join(out, 'model.safetensors')}: cannot create the folder ${out}: the folder ${dir} is not writable (mkdir reported ENOENT). Nothing was written.`,
     );
   });
 });

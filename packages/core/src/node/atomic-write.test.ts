@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,5 +86,45 @@ describe('writeFileAtomic', () => {
     } finally {
       await chmod(dir, 0o755);
     }
+  });
+});
+
+/** Mounts a small tmpfs at `at` (root on Linux only); false where that is not allowed. */
+const mountTmpfs = (at: string, size: string) =>
+  process.platform === 'linux' && root && spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', at]).status === 0;
+
+describe('writeFileAtomic on a real small disk (a 64 KiB tmpfs)', () => {
+  let disk: string;
+  let mounted = false;
+  beforeEach(async () => {
+    disk = join(dir, 'disk');
+    await mkdir(disk);
+    mounted = mountTmpfs(disk, '64k');
+  });
+  afterEach(() => {
+    if (mounted) spawnSync('umount', [disk]);
+  });
+
+  it('a file that does not fit fails with ENOSPC naming it, keeps the old file and leaves no temporary file', async (ctx) => {
+    if (!mounted) ctx.skip();
+    const path = join(disk, 'adapter_model.safetensors');
+    await writeFileAtomic(path, new Uint8Array(16 << 10).fill(1));
+    await expect(writeFileAtomic(path, new Uint8Array(64 << 10).fill(2))).rejects.toThrow(
+      `cannot write ${path}: the disk is full (ENOSPC). ${path} was left as it was.`,
+    );
+    expect((await readFile(path)).every((b) => b === 1)).toBe(true);
+    expect(await readdir(disk)).toEqual(['adapter_model.safetensors']);
+  });
+
+  it('a read-only file system is named as such', async (ctx) => {
+    if (!mounted) ctx.skip();
+    if (spawnSync('mount', ['-o', 'remount,ro', disk]).status !== 0) ctx.skip();
+    const path = join(disk, 'config.json');
+    await expect(writeFileAtomic(path, '{}')).rejects.toThrow(
+      `cannot write ${path}: its folder ${disk} is on a read-only file system (EROFS).`,
+    );
+    await expect(makeDirectory(join(disk, 'a', 'b'), join(disk, 'a', 'b', 'f'))).rejects.toThrow(
+      `cannot create the folder ${join(disk, 'a', 'b')}: ${disk} is on a read-only file system (mkdir reported ENOENT). Nothing was written.`,
+    );
   });
 });

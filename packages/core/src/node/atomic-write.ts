@@ -77,19 +77,23 @@ export async function makeDirectory(dir: string, file: string): Promise<void> {
       if (up === parent) break;
       parent = up;
     }
-    const writable =
-      isDir &&
-      (await access(parent, constants.W_OK).then(
-        () => true,
-        () => false,
-      ));
+    // Why the parent refuses a write: null when it accepts one.
+    const refused = isDir
+      ? await access(parent, constants.W_OK).then(
+          () => null,
+          (e: unknown) => codeOf(e) ?? 'EACCES',
+        )
+      : 'ENOTDIR';
+    const writable = refused === null;
     let cause: string;
     if (parent !== dir && !isDir) cause = `${parent} is a file, not a folder`;
-    else if (code === 'EROFS') cause = `${parent} is on a read-only file system`;
+    else if (code === 'EROFS' || refused === 'EROFS') cause = `${parent} is on a read-only file system`;
     else if (!writable || code === 'EACCES' || code === 'EPERM') cause = `the folder ${parent} is not writable`;
     else if (parent === dir && !isDir) cause = `${dir} is a file, not a folder`;
     else cause = CAUSES[code] ?? String((error as Error)?.message).slice(0, 200);
-    const out = new Error(`cannot write ${file}: cannot create the folder ${dir}: ${cause} (${code}). Nothing was written.`, {
+    // A recursive mkdir below a read-only folder reports ENOENT: shown as what it is, not as the cause.
+    const shown = code === 'ENOENT' && (isDir || parent !== dir) ? 'mkdir reported ENOENT' : code;
+    const out = new Error(`cannot write ${file}: cannot create the folder ${dir}: ${cause} (${shown}). Nothing was written.`, {
       cause: error,
     });
     Object.assign(out, { code, path: dir, syscall: 'mkdir' });
