@@ -179,11 +179,65 @@ describe('nodeRunStore when the disk fails', () => {
       (e, dir) => {
         const file = join(dir, 'adapter', 'trainable.safetensors');
         expect(e.message).toBe(
-          `cannot write ${file}: cannot create the folder ${join(dir, 'adapter')}: the folder ${dir} is not writable (ENOENT). ` +
+          `cannot write ${file}: cannot create the folder ${join(dir, 'adapter')}: the folder ${dir} is not writable (mkdir reported ENOENT). ` +
             `The newest complete checkpoint ${dir}/checkpoints/step-00000006 (step 6) is intact: make the run folder writable, then run again with resume to continue from it.`,
         );
       },
     );
+  });
+});
+
+/** A small tmpfs mounted at `dir` (root on Linux only); false where mounting is not allowed. */
+function mountTmpfs(dir: string, size: string): boolean {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) return false;
+  mkdirSync(dir, { recursive: true });
+  return spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]).status === 0;
+}
+const disk = join(root, 'small-disk');
+const mounted = mountTmpfs(disk, '2m');
+afterAll(() => {
+  if (mounted) spawnSync('umount', [disk]);
+});
+
+describe.runIf(mounted)('on a real full disk (a 2 MiB tmpfs)', () => {
+  it('a checkpoint that no longer fits fails with ENOSPC naming the file; after space is freed the run resumes to the same result', async () => {
+    const expected = await uninterrupted();
+    const dir = join(disk, 'run');
+    const filler = join(disk, 'filler');
+    const task = newTask();
+    const error = await train(task, {
+      ...options,
+      out: nodeRunStore(dir),
+      onStep: (s) => {
+        // Fill the disk after update 4 (its checkpoint is written by then): the next checkpoint, at the end of epoch 2, cannot be.
+        if (s.step !== 4) return;
+        try {
+          writeFileSync(filler, new Uint8Array(4 << 20));
+        } catch (e) {
+          expect((e as NodeJS.ErrnoException).code).toBe('ENOSPC');
+        }
+      },
+    }).catch((e: unknown) => e);
+    task.dispose();
+    expect(error).toBeInstanceOf(RunFolderError);
+    const e = error as RunFolderErrorType;
+    expect(e.code).toBe('ENOSPC');
+    expect(e.message).toMatch(
+      new RegExp(
+        `^cannot write checkpoint ${dir}/checkpoints/step-00000006: writing \\S+ failed: the disk is full \\(ENOSPC at ${dir}/checkpoints/\\.tmp-step-00000006-\\d+-[0-9a-z]+/\\S+\\)\\. ` +
+          `The unfinished checkpoint was removed\\. The newest complete checkpoint ${dir}/checkpoints/step-00000004 \\(step 4\\) is intact: free some space on the disk, then run again with resume to continue from it\\.$`,
+      ),
+    );
+    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['step-00000004']);
+    rmSync(filler);
+    const second = newTask();
+    const resumed = await train(second, { ...options, out: nodeRunStore(dir), resume: true });
+    expect(resumed.resumedFrom).toBe(`${dir}/checkpoints/step-00000004`);
+    expect(resumed.test).toEqual(expected.test);
+    expect(await rawState(second)).toEqual(expected.state);
+    expect(readFileSync(join(dir, 'adapter', 'trainable.safetensors')).equals(expected.adapter)).toBe(true);
+    expect(readFileSync(join(dir, 'log.csv'), 'utf8')).toBe(expected.log);
+    second.dispose();
   });
 });
 

@@ -226,12 +226,15 @@ async function whyNoFolder(dir: string, code: string): Promise<[why: string, lik
     parent = up;
   }
   const what = parent === dir ? `the folder ${dir}` : `cannot create the folder ${dir}: the folder ${parent}`;
-  if (!isDir) return [`${parent} is a file, not a folder (${code}).`, 'ENOTDIR'];
-  if (code === 'EROFS') return [`${what} is on a read-only file system (${code}).`, code];
-  const writable = await access(parent, constants.W_OK).then(
-    () => true,
-    () => false,
+  // A recursive mkdir below a read-only folder reports ENOENT: shown as what it is, not as the cause.
+  const shown = code === 'ENOENT' ? 'mkdir reported ENOENT' : code;
+  if (!isDir) return [`${parent} is a file, not a folder (${shown}).`, 'ENOTDIR'];
+  // Why the parent refuses a write: null when it accepts one (a recursive mkdir on a read-only file system says ENOENT).
+  const refused = await access(parent, constants.W_OK).then(
+    () => null,
+    (e: unknown) => errorCode(e) ?? 'EACCES',
   );
-  if (!writable || code === 'EACCES' || code === 'EPERM') return [`${what} is not writable (${code}).`, 'EACCES'];
+  if (code === 'EROFS' || refused === 'EROFS') return [`${what} is on a read-only file system (${shown}).`, 'EROFS'];
+  if (refused !== null || code === 'EACCES' || code === 'EPERM') return [`${what} is not writable (${shown}).`, 'EACCES'];
   return [`${what}: ${causeInWords(code)} (${code}).`, code];
 }
