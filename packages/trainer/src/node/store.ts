@@ -58,8 +58,12 @@ export async function removeStaleTempFiles(dir: string): Promise<{ removed: stri
     if (pid === null || !alive(pid)) return true;
     return pid === process.pid && s.mtimeMs < processStart;
   };
+  // A run folder holds a few dozen entries; a folder given by mistake (a home folder) is not walked through.
+  let budget = 20_000;
   const walk = async (rel: string, depth: number): Promise<void> => {
     const entries = await readdir(join(root, rel), { withFileTypes: true }).catch(() => []);
+    budget -= entries.length;
+    if (budget < 0) return;
     for (const e of entries) {
       const path = rel === '' ? e.name : `${rel}/${e.name}`;
       const full = join(root, path);
