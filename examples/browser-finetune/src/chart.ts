@@ -48,7 +48,7 @@ export function stepTicks(steps: number): number[] {
 /** Decimals that tell the ticks apart. */
 function decimals(ticks: readonly number[]): number {
   const step = ticks.length > 1 ? Math.abs(ticks[1]! - ticks[0]!) : 1;
-  return Math.min(6, Math.max(0, -Math.floor(Math.log10(step))));
+  return Math.min(6, Math.max(0, -Math.floor(Math.log10(step) + 1e-9))); // 1.4 − 1.3 is 0.0999…: one decimal, not two
 }
 
 const NS = 'http://www.w3.org/2000/svg';

@@ -184,10 +184,18 @@ describe.skipIf(!haveChromium)('browser-finetune end to end (headless Chromium: 
 
     const started = Date.now();
     await page.click('#train');
-    // The time left, extrapolated from the steps so far, while training.
-    await page.waitForFunction(() => /^about [\d.]+ (ms|s|min) left$/.test(document.getElementById('eta')!.textContent ?? ''), null, {
-      timeout: 60_000,
-    });
+    // The time left, extrapolated from the steps so far (here the second), while training.
+    await page.waitForFunction(
+      () => {
+        const bar = document.getElementById('progress') as HTMLProgressElement;
+        const left = document.getElementById('eta')!.textContent ?? '';
+        return bar.value >= 2 && bar.value < bar.max && /^about [\d.]+ (ms|s|min) left$/.test(left);
+      },
+      null,
+      { timeout: 60_000 },
+    );
+    expect(await page.isEnabled('#stop')).toBe(true);
+    await shot(page, 'webgpu-training');
     await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 75_000 });
     const status = await page.textContent('#status');
     expect(await page.getAttribute('body', 'data-state'), `page status: ${status}`).toBe('done');
