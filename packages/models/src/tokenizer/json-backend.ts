@@ -6,6 +6,7 @@
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import type { TokenizerBackend, TokenizerSpecialTokens } from './backend.js';
 import { parseJsonFile } from './config.js';
+import { checkTokenizerJson } from './json-validate.js';
 
 const FILE = 'tokenizer.json';
 /** stands for the sequence when asking the post-processor which tokens it adds */
@@ -33,10 +34,9 @@ export class TokenizerJsonBackend implements TokenizerBackend {
       throw new Error(`${FILE} must hold a JSON object`);
     }
     const tok = json as Record<string, unknown>;
-    const model = tok.model as { type?: unknown; vocab?: unknown } | undefined;
-    if (!model || typeof model !== 'object') throw new Error(`${FILE} has no "model" object`);
-    const added = tok.added_tokens ?? [];
-    if (!Array.isArray(added)) throw new Error(`${FILE} "added_tokens" must be a list`);
+    checkTokenizerJson(tok, FILE);
+    const model = tok.model as { type?: unknown; vocab?: unknown };
+    const added = (tok.added_tokens ?? []) as unknown[];
     const complete = {
       normalizer: null,
       pre_tokenizer: null,
@@ -82,13 +82,13 @@ export class TokenizerJsonBackend implements TokenizerBackend {
   }
 
   encodeText(text: string): number[] {
-    return this.hf.encode(text, { add_special_tokens: false }).ids;
+    return guarded('encoding', () => this.hf.encode(text, { add_special_tokens: false }).ids);
   }
 
   defaultAffixes(): { prefix: number[]; suffix: number[] } | null {
     const post = this.hf.post_processor as unknown as PostProcess | null;
     if (!post) return { prefix: [], suffix: [] };
-    const tokens = post([SEQUENCE_SENTINEL], null, true).tokens;
+    const tokens = guarded('running post_processor', () => post([SEQUENCE_SENTINEL], null, true).tokens);
     const at = tokens.indexOf(SEQUENCE_SENTINEL);
     const ids = (ts: string[]) =>
       ts.map((t) => {
@@ -102,6 +102,21 @@ export class TokenizerJsonBackend implements TokenizerBackend {
   decode(ids: readonly number[], skipSpecial: boolean): string {
     const kept = skipSpecial ? ids.filter((id) => !this.specialIds.has(id)) : [...ids];
     if (kept.length === 0) return '';
-    return this.hf.decode(kept, { skip_special_tokens: skipSpecial, clean_up_tokenization_spaces: this.cleanUp });
+    return guarded('decoding', () =>
+      this.hf.decode(kept, { skip_special_tokens: skipSpecial, clean_up_tokenization_spaces: this.cleanUp }),
+    );
+  }
+}
+
+/**
+ * Runs a library call on a validated tokenizer.json; a failure that validation did not foresee
+ * (a component field of an unexpected type) becomes an error naming the file, not a bare TypeError.
+ */
+function guarded<T>(what: string, run: () => T): T {
+  try {
+    return run();
+  } catch (e) {
+    const message = (e as Error)?.message ?? String(e);
+    throw new Error(`${FILE}: ${what} failed, the file's components are malformed: ${message.slice(0, 300)}`);
   }
 }
