@@ -21,7 +21,7 @@ function projectKind(cwd: string): 'workspace' | 'pnpm' | 'npm' {
   for (let dir = cwd; ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'pnpm-workspace.yaml'))) return 'workspace';
     if (existsSync(join(dir, 'pnpm-lock.yaml'))) return 'pnpm';
-    if (existsSync(join(dir, 'package-lock.json')) || existsSync(join(dir, 'package.json'))) return 'npm';
+    if (existsSync(join(dir, 'package-lock.json'))) return 'npm';
     if (dirname(dir) === dir) return 'npm';
   }
 }

@@ -1,10 +1,12 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
+import { webGpuAvailable } from '@peft/backend-webgpu';
 import { loadModel } from '@peft/models/node';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { createBackend, installAdvice } from './backends.js';
 import { benchTraining } from './commands/bench.js';
 import { main } from './main.js';
 
@@ -366,4 +368,53 @@ describe('one process per run folder', () => {
     expect(await winner.exited).toBe(130);
     expect(existsSync(join(dir, 'run.lock'))).toBe(false);
   }, 240_000);
+});
+
+const gpu = await webGpuAvailable();
+
+describe('--backend webgpu|cuda from the repository', () => {
+  it('the install advice fits the project: this pnpm workspace, a pnpm project, an npm project', () => {
+    expect(installAdvice('webgpu', join(ROOT, 'packages', 'cli'))).toContain('run `npx -y pnpm@10.34.9 install` at the repository root');
+    const project = mkdtempSync(join(tmpdir(), 'peft-advice-'));
+    temps.push(project);
+    writeFileSync(join(project, 'package.json'), '{}');
+    expect(installAdvice('cuda', project)).toBe('install it next to @peft/cli: `npm i @peft/backend-cuda`');
+    writeFileSync(join(project, 'pnpm-lock.yaml'), '');
+    expect(installAdvice('cuda', project)).toBe('install it next to @peft/cli: `pnpm add @peft/backend-cuda`');
+  });
+
+  it('the backend packages resolve from @peft/cli (core alone cannot see them under pnpm)', async () => {
+    for (const name of ['backend-webgpu', 'backend-cuda'])
+      expect(existsSync(join(ROOT, 'packages', 'cli', 'node_modules', '@peft', name, 'package.json')), name).toBe(true);
+    await expect(createBackend('tpu')).rejects.toThrow('--backend "tpu" is not one of cpu, webgpu, cuda');
+  });
+
+  if (!gpu.available) console.warn(`[cli] skipping peft train livedoor --backend webgpu: no WebGPU adapter (${gpu.reason})`);
+  it.skipIf(!gpu.available)(
+    `peft train livedoor --backend webgpu on the bundled tiny model (${gpu.reason})`,
+    async () => {
+      const out = join(mkdtempSync(join(tmpdir(), 'peft-webgpu-')), 'run');
+      temps.push(dirname(out));
+      // One update over the whole training split on short inputs: the WebGPU path end to end, quickly on a software adapter.
+      const { code, out: printed } = await run([
+        'train',
+        'livedoor',
+        '--backend',
+        'webgpu',
+        '--epochs',
+        '1',
+        '--batch-size',
+        '109',
+        '--max-length',
+        '16',
+        '--out',
+        out,
+      ]);
+      expect(code).toBe(0);
+      expect(printed).toContain('on the webgpu backend');
+      expect(printed).toContain('preset tiny (no --model: the bundled tiny model)');
+      expect(JSON.parse(readFileSync(join(out, 'test-metrics.json'), 'utf8')).score).toBeGreaterThanOrEqual(0);
+    },
+    300_000,
+  );
 });
