@@ -277,7 +277,7 @@ async function prepare(): Promise<void> {
   stepSeconds = Number.NaN;
   showEstimate();
   setState('loading', `timing one training step on ${b.name}…`);
-  measuredBatch = session.options.batchSize;
+  measuredBatch = Math.min(session.options.batchSize, session.summary.trainSize); // the rows measureStep times
   stepSeconds = await session.measureStep();
   showEstimate();
   window.peftSummary = { ...session.summary, stepSeconds, measuredBatch, backendDescription: backendText };
@@ -485,7 +485,8 @@ for (const input of [numbers.steps, numbers.batch]) input.addEventListener('inpu
 
 /** Empty axes (for the steps in the field) until training draws on them. */
 function emptyChart(): void {
-  if (training) return;
+  const state = document.body.dataset.state;
+  if (training || state === 'done' || state === 'stopped') return; // keep the curve of the last run
   try {
     new LossChart(chartSvg, fieldNumber(numbers.steps, 'steps', true)).placeholder('the loss of each step appears here while training');
   } catch {
