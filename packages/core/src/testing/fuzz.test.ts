@@ -60,4 +60,12 @@ describe('fuzz harness', () => {
     });
     expect(report.failures.map((f) => f.reason)).toEqual([expect.stringMatching(/grew memory by/), expect.stringMatching(/took \d+ ms/)]);
   });
+
+  it('never changes a seed, also when it is a Node Buffer', () => {
+    const buffer = Buffer.from('{"a": 12, "b": [1, 2, 3]}');
+    const before = buffer.toString('hex');
+    const target = { reader: 'b', file: 'b.json', seeds: [buffer], cases: 50, read: () => {}, mutators: TEXT_MUTATORS };
+    expect([...fuzzCases(target)].length).toBe(50);
+    expect(buffer.toString('hex')).toBe(before);
+  });
 });

@@ -260,9 +260,11 @@ export function* fuzzCases(target: FuzzTarget): Generator<{ name: string; bytes:
   for (const c of target.extraCases ?? []) yield c;
   const rng = new FuzzRng(target.seed ?? hashSeed(target.reader));
   const mutators = target.mutators ?? BINARY_MUTATORS;
+  // Plain copies: a Node Buffer's slice() is a view, so mutating a Buffer seed would change it.
+  const seeds = target.seeds.map((s) => new Uint8Array(s));
   for (let i = 0; i < target.cases; i++) {
     const seedIndex = rng.below(target.seeds.length);
-    let bytes = target.seeds[seedIndex] as Uint8Array;
+    let bytes = seeds[seedIndex] as Uint8Array;
     const steps = 1 + rng.below(4);
     const names: string[] = [];
     for (let k = 0; k < steps; k++) {
