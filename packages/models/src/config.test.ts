@@ -112,4 +112,31 @@ describe('parseConfig validates every field it uses', () => {
       expect(parseConfig(fixture(name)).numLayers).toBeGreaterThan(0);
     }
   });
+
+  it('keeps messages about rope settings short when the values are huge', () => {
+    const factors = Array.from({ length: 64 }, (_, i) => 1 + i / 7);
+    const base = {
+      model_type: 'llama',
+      hidden_size: 4096,
+      num_attention_heads: 32,
+      num_hidden_layers: 2,
+      vocab_size: 100,
+      intermediate_size: 100,
+    };
+    const rope = (factor: number) => ({ rope_type: 'longrope', short_factor: factors, long_factor: factors, factor });
+    for (const config of [
+      { ...base, rope_parameters: rope(2), rope_scaling: rope(3) },
+      { ...base, rope_scaling: Array.from({ length: 10_000 }, () => 1) },
+    ]) {
+      let message = '';
+      try {
+        parseConfig(config);
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/^config\.json: rope_/);
+      expect(message).toMatch(/characters cut/);
+      expect(message.length).toBeLessThanOrEqual(1000);
+    }
+  });
 });

@@ -222,7 +222,7 @@ export function parseConfig(raw: Record<string, unknown>, file = 'config.json'):
   if (range !== undefined && range !== null && !(typeof range === 'number' && Number.isFinite(range) && range >= 0 && range <= 1)) {
     throw new Error(`${file}: field "initializer_range" is ${show(range)}: expected a number from 0 to 1`);
   }
-  const rope = parseRope(raw, file, { modelType: type, headDim, maxPositionEmbeddings });
+  const rope = boundedMessage(() => parseRope(raw, file, { modelType: type, headDim, maxPositionEmbeddings }));
   const common = {
     modelType: type,
     vocabSize,
@@ -280,6 +280,23 @@ export function parseConfig(raw: Record<string, unknown>, file = 'config.json'):
   }
   checkTensorSizes(config, file);
   return config;
+}
+
+/** Longest error message passed on from the rope settings' reader, which quotes the values it refuses. */
+const MAX_MESSAGE = 1000;
+
+/**
+ * Runs `read`, cutting an over-long error message (a rope dict with thousands of factors is
+ * quoted whole) to its start, which names the key, and its end, which says what was expected.
+ */
+function boundedMessage<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof Error) || error.message.length <= MAX_MESSAGE) throw error;
+    const m = error.message;
+    throw new Error(`${m.slice(0, 600)} … (${m.length - 900} characters cut) … ${m.slice(-300)}`);
+  }
 }
 
 /** Refuses a config whose weight matrices would not fit one typed array each. */
