@@ -79,10 +79,12 @@ class ProtoReader {
   varint(): { lo: number; value: number } {
     let lo = 0;
     let hi = 0;
+    const start = this.pos;
     for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw new Error(`truncated varint at byte ${this.pos}`);
+      if (this.pos >= this.end) throw new Error(`truncated varint at byte ${start}`);
       const b = this.buf[this.pos++];
       const bits = b & 0x7f;
+      if (i === 9 && bits > 1) throw new Error(`varint at byte ${start} overflows 64 bits`);
       if (i < 4) lo |= bits << (7 * i);
       else if (i === 4) {
         lo |= bits << 28;
@@ -94,7 +96,7 @@ class ProtoReader {
         return { lo, value: hi * 2 ** 32 + lo };
       }
     }
-    throw new Error(`varint longer than 10 bytes at byte ${this.pos}`);
+    throw new Error(`varint longer than 10 bytes at byte ${start}`);
   }
 
   int32(): number {
@@ -113,9 +115,10 @@ class ProtoReader {
   }
 
   bytes(): Uint8Array {
+    const at = this.pos;
     const { value: len } = this.varint();
-    if (this.pos + len > this.end) {
-      throw new Error(`length ${len} at byte ${this.pos} runs past the end (${this.end})`);
+    if (len > this.end - this.pos) {
+      throw new Error(`length ${len} at byte ${at} runs past the end of its message (byte ${this.end})`);
     }
     const out = this.buf.subarray(this.pos, this.pos + len);
     this.pos += len;
@@ -128,59 +131,72 @@ class ProtoReader {
   }
 
   string(): string {
-    return utf8.decode(this.bytes());
+    const at = this.pos;
+    const bytes = this.bytes();
+    try {
+      return utf8.decode(bytes);
+    } catch {
+      throw new Error(`string at byte ${at} is not valid UTF-8`);
+    }
   }
 
-  tag(): { field: number; wire: number } {
+  /** The next field's number and wire type; `at` is where its tag starts. */
+  tag(): { field: number; wire: number; at: number } {
+    const at = this.pos;
     const { value } = this.varint();
     const field = Math.floor(value / 8);
-    if (field === 0) throw new Error(`field number 0 at byte ${this.pos}`);
-    return { field, wire: value % 8 };
+    if (field === 0) throw new Error(`field number 0 at byte ${at}`);
+    if (field > MAX_FIELD_NUMBER) throw new Error(`field number ${field} at byte ${at} is beyond protobuf's ${MAX_FIELD_NUMBER}`);
+    return { field, wire: value % 8, at };
   }
 
-  skip(wire: number): void {
+  /** Skips a field of an unread number; `at` is where its tag started (for errors). */
+  skip(wire: number, at: number): void {
     switch (wire) {
       case WIRE_VARINT:
         this.varint();
         return;
-      case WIRE_I64:
-        this.pos += 8;
-        break;
       case WIRE_LEN:
         this.bytes();
         return;
-      case WIRE_I32:
-        this.pos += 4;
-        break;
+      case WIRE_I64:
+      case WIRE_I32: {
+        const size = wire === WIRE_I64 ? 8 : 4;
+        if (size > this.end - this.pos) throw new Error(`field at byte ${at} needs ${size} bytes but its message ends at byte ${this.end}`);
+        this.pos += size;
+        return;
+      }
       default:
-        throw new Error(`unsupported wire type ${wire} at byte ${this.pos}`);
+        throw new Error(`unsupported wire type ${wire} at byte ${at}`);
     }
-    if (this.pos > this.end) throw new Error('truncated field at the end of a message');
   }
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** Largest protobuf field number (2^29 - 1). */
+const MAX_FIELD_NUMBER = 536870911;
 
-function expectWire(field: string, wire: number, expected: number): void {
-  if (wire !== expected) throw new Error(`field ${field} has wire type ${wire}, expected ${expected}`);
+function expectWire(field: string, tag: { wire: number; at: number }, expected: number): void {
+  if (tag.wire !== expected) throw new Error(`field ${field} at byte ${tag.at} has wire type ${tag.wire}, expected ${expected}`);
 }
 
 function readPiece(r: ProtoReader): SentencePiece {
   const p: SentencePiece = { piece: '', score: 0, type: PieceType.NORMAL };
   while (!r.done()) {
-    const { field, wire } = r.tag();
+    const tag = r.tag();
+    const { field, wire, at } = tag;
     if (field === 1) {
-      expectWire('SentencePiece.piece', wire, WIRE_LEN);
+      expectWire('SentencePiece.piece', tag, WIRE_LEN);
       p.piece = r.string();
     } else if (field === 2) {
-      expectWire('SentencePiece.score', wire, WIRE_I32);
+      expectWire('SentencePiece.score', tag, WIRE_I32);
       p.score = r.float();
     } else if (field === 3) {
-      expectWire('SentencePiece.type', wire, WIRE_VARINT);
+      expectWire('SentencePiece.type', tag, WIRE_VARINT);
       const t = r.int32();
-      if (t < 1 || t > 6) throw new Error(`piece type ${t} is not one of 1..6`);
+      if (t < 1 || t > 6) throw new Error(`piece type ${t} at byte ${at} is not one of 1..6`);
       p.type = t as PieceType;
-    } else r.skip(wire);
+    } else r.skip(wire, at);
   }
   return p;
 }
@@ -202,7 +218,7 @@ function readTrainerSpec(r: ProtoReader): TrainerSpec {
     unkSurface: ' \u2047 ',
   };
   while (!r.done()) {
-    const { field, wire } = r.tag();
+    const { field, wire, at } = r.tag();
     const varint = wire === WIRE_VARINT;
     const len = wire === WIRE_LEN;
     if (field === 3 && varint) t.modelType = r.int32();
@@ -218,7 +234,7 @@ function readTrainerSpec(r: ProtoReader): TrainerSpec {
     else if (field === 46 && len) t.bosPiece = r.string();
     else if (field === 47 && len) t.eosPiece = r.string();
     else if (field === 48 && len) t.padPiece = r.string();
-    else r.skip(wire);
+    else r.skip(wire, at);
   }
   return t;
 }
@@ -233,7 +249,7 @@ function readNormalizerSpec(r: ProtoReader): NormalizerSpec {
     normalizationRuleTsv: '',
   };
   while (!r.done()) {
-    const { field, wire } = r.tag();
+    const { field, wire, at } = r.tag();
     const varint = wire === WIRE_VARINT;
     const len = wire === WIRE_LEN;
     if (field === 1 && len) n.name = r.string();
@@ -242,7 +258,7 @@ function readNormalizerSpec(r: ProtoReader): NormalizerSpec {
     else if (field === 4 && varint) n.removeExtraWhitespaces = r.bool();
     else if (field === 5 && varint) n.escapeWhitespaces = r.bool();
     else if (field === 6 && len) n.normalizationRuleTsv = r.string();
-    else r.skip(wire);
+    else r.skip(wire, at);
   }
   return n;
 }
@@ -261,17 +277,17 @@ export function parseModelProto(bytes: Uint8Array, fileName: string): ModelProto
   try {
     const r = new ProtoReader(bytes, 0, bytes.length);
     while (!r.done()) {
-      const { field, wire } = r.tag();
-      if (field === 1) {
-        expectWire('ModelProto.pieces', wire, WIRE_LEN);
+      const tag = r.tag();
+      if (tag.field === 1) {
+        expectWire('ModelProto.pieces', tag, WIRE_LEN);
         pieces.push(readPiece(r.sub()));
-      } else if (field === 2) {
-        expectWire('ModelProto.trainer_spec', wire, WIRE_LEN);
+      } else if (tag.field === 2) {
+        expectWire('ModelProto.trainer_spec', tag, WIRE_LEN);
         trainerSpec = readTrainerSpec(r.sub());
-      } else if (field === 3) {
-        expectWire('ModelProto.normalizer_spec', wire, WIRE_LEN);
+      } else if (tag.field === 3) {
+        expectWire('ModelProto.normalizer_spec', tag, WIRE_LEN);
         normalizerSpec = readNormalizerSpec(r.sub());
-      } else r.skip(wire);
+      } else r.skip(tag.wire, tag.at);
     }
   } catch (e) {
     fail((e as Error).message);
