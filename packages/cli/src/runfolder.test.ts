@@ -168,6 +168,16 @@ describe('the run folder lock', () => {
     expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
   });
 
+  it('a folder the lock created is removed at release when the run left nothing in it', async () => {
+    const dir = join(tmp, 'lock-made', 'run');
+    (await lockRunFolder(dir, { command: 'x' })).release();
+    expect(existsSync(dir)).toBe(false);
+    const kept = await lockRunFolder(dir, { command: 'x' });
+    writeFileSync(join(dir, 'log.csv'), '');
+    kept.release();
+    expect(readdirSync(dir)).toEqual(['log.csv']);
+  });
+
   it('--overwrite keeps the lock and removes everything else', async () => {
     const dir = previous('lock-overwrite');
     const lock = await openRunFolder(dir, { resume: false, overwrite: true, command: 'x' });

@@ -1,4 +1,4 @@
-import { readFileSync, unlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -173,11 +173,13 @@ export async function checkRunFolderFree(dir: string): Promise<void> {
  * runs started at once gets it) with this process's id, host, start time and command. A lock whose
  * process has ended on this machine is taken over with a log line; a live one is a
  * RunFolderInUseError naming its process. The lock file is removed by `release()` and, should the
- * process exit first (an error, a second Ctrl-C), by an 'exit' handler.
+ * process exit first (an error, a second Ctrl-C), by an 'exit' handler. A folder it had to create
+ * is removed again if the run left nothing in it.
  */
 export async function lockRunFolder(dir: string, opts: { command: string; log?: (line: string) => void }): Promise<RunLock> {
   const path = join(dir, LOCK_FILE);
-  await mkdir(dir, { recursive: true });
+  // A folder made here and still empty at release (the run failed before writing) is removed again.
+  const created = (await mkdir(dir, { recursive: true })) !== undefined;
   const holder: RunLockHolder = { pid: process.pid, host: hostname(), started: new Date().toISOString(), command: opts.command };
   const text = `${JSON.stringify(holder, null, 2)}\n`;
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -216,6 +218,7 @@ export async function lockRunFolder(dir: string, opts: { command: string; log?: 
       try {
         // Only our own lock: never one that a later run took over.
         if (readFileSync(path, 'utf8') === text) unlinkSync(path);
+        if (created && readdirSync(dir).length === 0) rmdirSync(dir);
       } catch {}
     };
     process.on('exit', release);
