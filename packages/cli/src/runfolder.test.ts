@@ -231,7 +231,7 @@ describe('default run folders and presets', () => {
     const parsed = parseLivedoorCommandLine(['--model', NEOX, '--data', LIVEDOOR], { usage: '' });
     expect(parsed).toMatchObject({ lr: 1e-2, batchSize: 8, maxLength: 64, epochs: 10, preset: { name: 'tiny' } });
     expect(livedoorPresetLine(parsed.preset, parsed)).toBe(
-      'preset tiny (tiny-gpt-neox is tiny: hidden size 64 ≤ 256): lr 0.01, batch size 8, max length 64, 10 epochs; --lr, --batch-size, --max-length, --epochs override one, --preset study switches',
+      'preset tiny (tiny-gpt-neox is tiny: hidden size 64 ≤ 256): lr 0.01, batch size 8, max length 64, epochs 10; --lr, --batch-size, --max-length, --epochs override one, --preset study switches',
     );
     expect(parseLivedoorCommandLine(['--model', NEOX, '--data', LIVEDOOR, '--lr', '3e-3'], { usage: '' }).lr).toBe(3e-3);
     expect(parseLivedoorCommandLine(['--model', real, '--data', LIVEDOOR], { usage: '' })).toMatchObject({
@@ -255,7 +255,7 @@ describe('default run folders and presets', () => {
     const study = parseBc5cdrCommandLine(['--model', join(ROOT, 'fixtures', 'configs', 'llama-2-7b'), '--data', BC5CDR], { usage: '' });
     expect(study).toMatchObject({ r: undefined, lr: undefined, preset: { name: 'study' } });
     expect(bc5cdrPresetLine(study.preset, study)).toContain(
-      'r 128, lr 0.0001, batch size 8, max length 256, 3 epochs, gradient checkpointing on',
+      'r 128, lr 0.0001, batch size 8, max length 256, epochs 3, gradient checkpointing on',
     );
   });
 });

@@ -273,7 +273,7 @@ export function bc5cdrPresetLine(
   const other = preset.name === 'tiny' ? 'study' : 'tiny';
   return (
     `preset ${preset.name} (${preset.reason}): r ${o.r ?? d.r}, lr ${o.lr ?? d.lr}, batch size ${o.batchSize ?? d.batchSize}, ` +
-    `max length ${o.maxLength ?? d.maxLength}, ${o.epochs ?? d.epochs} epochs, gradient checkpointing ${(o.gradientCheckpointing ?? d.gradientCheckpointing) ? 'on' : 'off'}; ` +
+    `max length ${o.maxLength ?? d.maxLength}, epochs ${o.epochs ?? d.epochs}, gradient checkpointing ${(o.gradientCheckpointing ?? d.gradientCheckpointing) ? 'on' : 'off'}; ` +
     `--r, --lr, --batch-size, --max-length, --epochs override one, --preset ${other} switches`
   );
 }

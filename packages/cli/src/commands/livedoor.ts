@@ -187,7 +187,7 @@ export function livedoorRunName(o: Pick<LivedoorOptions, 'modelDir' | 'lr' | 'te
 export function livedoorPresetLine(preset: Preset, o: Pick<LivedoorOptions, 'lr' | 'epochs' | 'batchSize' | 'maxLength'>): string {
   const other = preset.name === 'tiny' ? 'study' : 'tiny';
   return (
-    `preset ${preset.name} (${preset.reason}): lr ${o.lr}, batch size ${o.batchSize}, max length ${o.maxLength}, ${o.epochs} epochs; ` +
+    `preset ${preset.name} (${preset.reason}): lr ${o.lr}, batch size ${o.batchSize}, max length ${o.maxLength}, epochs ${o.epochs}; ` +
     `--lr, --batch-size, --max-length, --epochs override one, --preset ${other} switches`
   );
 }
