@@ -574,7 +574,7 @@ describe('PEFT files', () => {
     const m = neox();
     const names = [...m.namedParameters()].map(([n]) => n);
     await expect(loadAdapterFrom(m, bytesReader(sink.files, 'llama-adapter'))).rejects.toThrow(
-      'llama-adapter: the adapter does not fit this model: LoRA: target modules ["q_proj","v_proj"] not found in the base model',
+      'llama-adapter: the adapter that adapter_config.json describes does not fit this model: LoRA: target modules ["q_proj","v_proj"] not found in the base model',
     );
     expect([...m.namedParameters()].map(([n]) => n)).toEqual(names);
     const wider = new ToyLlama(13, 10, 2, backend, new Generator(1));
@@ -584,7 +584,7 @@ describe('PEFT files', () => {
     expect([...wider.namedParameters()].some(([n]) => n.includes('lora'))).toBe(false);
     const deeper = new ToyLlama(13, 6, 1, backend, new Generator(1));
     await expect(loadAdapterFrom(deeper, bytesReader(sink.files, 'llama-adapter'))).rejects.toThrow(
-      /has 4 tensors this model has no place for \(was the adapter made for another base model\?\): base_model\.model\.model\.layers\.1/,
+      /has 4 tensors this model has no place for \(was the adapter made for another base model, or does adapter_config\.json target fewer modules than it holds\?\): base_model\.model\.model\.layers\.1/,
     );
     for (const x of [p, m, wider, deeper]) x.dispose();
   });

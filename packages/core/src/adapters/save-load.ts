@@ -345,7 +345,9 @@ export async function loadAdapterFrom<M extends Module>(
       } else peft = getPeftModel(model, config, { ...adapterOpts, adapterName: adapter });
     } catch (error) {
       const base = config.baseModelNameOrPath ? ` (it was trained on ${config.baseModelNameOrPath})` : '';
-      throw new Error(`${where}: the adapter does not fit this model${base}: ${(error as Error).message}`);
+      throw new Error(
+        `${where}: the adapter that ${ADAPTER_CONFIG_NAME} describes does not fit this model${base}: ${(error as Error).message}`,
+      );
     }
     const expected = adapterStateDict(peft, { adapterName: adapter, saveEmbeddingLayers: false });
     const params = new Map(peft.namedParameters());
@@ -360,7 +362,7 @@ export async function loadAdapterFrom<M extends Module>(
     if (unknown.length > 0) {
       const base = config.baseModelNameOrPath ? `, trained on ${config.baseModelNameOrPath}` : '';
       throw new Error(
-        `${where}/${ADAPTER_WEIGHTS_NAME} has ${unknown.length} tensors this model has no place for (was the adapter made for another base model${base}?): ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''}`,
+        `${where}/${ADAPTER_WEIGHTS_NAME} has ${unknown.length} tensors this model has no place for (was the adapter made for another base model${base}, or does ${ADAPTER_CONFIG_NAME} target fewer modules than it holds?): ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''}`,
       );
     }
     const missing = [...expected.keys()].filter((k) => !file.has(k));
