@@ -135,8 +135,8 @@ describe('loading a hostile model folder', () => {
       ['[]', 'config.json must hold a JSON object of model settings ({"model_type": ..., "hidden_size": ...}), got an array'],
       ['7', 'config.json must hold a JSON object of model settings ({"model_type": ..., "hidden_size": ...}), got a number'],
       ['{}', 'config.json has no "model_type": expected one of gpt_neox, llama, mistral, qwen2 (is this a Hugging Face model folder?)'],
-      [SECRET, 'config.json: the text is not valid JSON (80 characters)'],
-      ['', 'config.json: the text is not valid JSON (the text ends early, after 0 characters)'],
+      [SECRET, 'config.json: the text is not valid JSON at character 0 of 80'],
+      ['', 'config.json: the text is not valid JSON (the text is empty)'],
       ['{"model_type": "llama",', 'config.json: the text is not valid JSON (the text ends early, after 23 characters)'],
       [new Uint8Array([0x7b, 0xff, 0x7d]), 'config.json is not UTF-8 text: it is not a JSON model config'],
       [

@@ -36,17 +36,114 @@ export function jsonNesting(text: string, limit: number): { depth: number; tooDe
 }
 
 /**
- * Where JSON.parse failed, as words that quote nothing from the text: "at character 17", or
- * "(the text ends early)".
+ * Where JSON.parse failed, as words that quote nothing from the text: "at character 17 of 80", or
+ * "(the text ends early, after 80 characters)".
  */
 export function jsonSyntaxWhere(error: unknown, text: string): string {
   const message = error instanceof Error ? error.message : '';
-  const at = /position (\d+)/.exec(message);
-  if (at && Number(at[1]) < text.length) return `at character ${at[1]} of ${text.length}`;
-  if (at) return `(the text ends early, after ${text.length} characters)`;
-  if (/end of (JSON|data)/i.test(message)) return `(the text ends early, after ${text.length} characters)`;
+  const given = /position (\d+)/.exec(message);
+  const at = given ? Number(given[1]) : firstJsonErrorAt(text);
+  if (at !== null && at < text.length) return `at character ${at} of ${text.length}`;
   if (text.trim() === '') return '(the text is empty)';
+  if (at !== null || /end of (JSON|data)/i.test(message)) return `(the text ends early, after ${text.length} characters)`;
   return `(${text.length} characters)`;
+}
+
+const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+
+/**
+ * The offset of the first character that makes `text` invalid JSON (text.length when it ends
+ * early), or null when it finds none. Iterative, so any nesting is safe to scan.
+ */
+export function firstJsonErrorAt(text: string): number | null {
+  // Each open container: '{' expecting a key, ':' after a key, 'v' a value, ',' after a value; '[' likewise.
+  const stack: Array<{ obj: boolean; state: 'first' | 'key' | 'colon' | 'value' | 'comma' }> = [];
+  let i = 0;
+  let done = false;
+  const n = text.length;
+  const skip = () => {
+    while (i < n && WS.has(text.charCodeAt(i))) i++;
+  };
+  const scanString = (): boolean => {
+    i++;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        i++;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c === 0x5c) {
+        const e = text[i + 1];
+        if (e === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) return false;
+          i += 6;
+        } else if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
+        else return false;
+      } else i++;
+    }
+    return false;
+  };
+  const scanScalar = (): boolean => {
+    const rest = text.slice(i, i + 5);
+    for (const word of ['true', 'false', 'null']) {
+      if (rest.startsWith(word)) {
+        i += word.length;
+        return true;
+      }
+    }
+    const m = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/.exec(text.slice(i, i + 400));
+    if (!m || m[0] === '' || m[0] === '-') return false;
+    i += m[0].length;
+    return true;
+  };
+  // A value has been read: advance the state of the container holding it.
+  const valueDone = () => {
+    const top = stack[stack.length - 1];
+    if (top) top.state = 'comma';
+    else done = true;
+  };
+  for (;;) {
+    skip();
+    if (done) return i < n ? i : null;
+    if (i >= n) return n;
+    const c = text[i]!;
+    const top = stack[stack.length - 1];
+    if (top && (top.state === 'comma' || top.state === 'first') && (c === '}' || c === ']')) {
+      if ((c === '}') !== top.obj) return i;
+      i++;
+      stack.pop();
+      valueDone();
+      continue;
+    }
+    if (top?.state === 'comma') {
+      if (c !== ',') return i;
+      i++;
+      top.state = top.obj ? 'key' : 'value';
+      continue;
+    }
+    if (top?.obj && (top.state === 'first' || top.state === 'key')) {
+      if (c !== '"' || !scanString()) return i;
+      top.state = 'colon';
+      continue;
+    }
+    if (top?.state === 'colon') {
+      if (c !== ':') return i;
+      i++;
+      top.state = 'value';
+      continue;
+    }
+    // A value.
+    if (c === '{' || c === '[') {
+      stack.push({ obj: c === '{', state: 'first' });
+      i++;
+      // The parent stays in 'value' until this container closes (valueDone then moves it on).
+      continue;
+    }
+    const start = i;
+    if (c === '"' ? !scanString() : !scanScalar()) return i > start && i >= n ? n : start;
+    valueDone();
+  }
 }
 
 /**
