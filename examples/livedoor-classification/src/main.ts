@@ -51,19 +51,27 @@ export function main(
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  // As `peft train`: the first Ctrl-C (or SIGTERM) stops after the current step with a checkpoint,
+  // a second one quits at once (the last checkpoint stays intact, the run folder's lock is removed).
   const controller = new AbortController();
-  process.once('SIGINT', () => {
-    process.stderr.write('\nstopping after the current step (Ctrl-C again to quit now)…\n');
-    controller.abort(new Error('interrupted'));
-    process.once('SIGINT', () => process.exit(130));
-  });
+  const stop = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      process.stderr.write(`\n${signal} again: quitting now (the last checkpoint is kept)\n`);
+      process.exit(130);
+    }
+    process.stderr.write(`\n${signal}: stopping after the current step, with a checkpoint (Ctrl-C again to quit now)…\n`);
+    controller.abort(new Error(`interrupted by ${signal}`));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   main(process.argv.slice(2), { signal: controller.signal }).then(
     () => {
       process.exitCode = 0;
     },
     (error: Error) => {
       process.stderr.write(`livedoor-classification: ${error.message}\n`);
-      if (error instanceof TrainingAbortedError) process.stderr.write('Run the same command with --resume to continue.\n');
+      if (error instanceof TrainingAbortedError)
+        process.stderr.write('Run the same command with --resume to continue (pnpm start -- --resume).\n');
       process.exitCode = error instanceof UsageError ? 2 : error instanceof TrainingAbortedError ? 130 : 1;
     },
   );
