@@ -113,4 +113,30 @@ describe('tokenizer.json validation', () => {
       'tokenizer.json: pre_tokenizer.pattern is {"Regex":5}: expected {"String": text} or {"Regex": pattern}',
     );
   });
+
+  it('refuses Split / Replace regexes that repeat a repeating group (catastrophic backtracking on encode)', () => {
+    const split = (regex: string) => (t: Json) => {
+      t.pre_tokenizer = {
+        type: 'Sequence',
+        pretokenizers: [{ type: 'Split', pattern: { Regex: regex }, behavior: 'Isolated', invert: false }, t.pre_tokenizer],
+      };
+    };
+    // Before: encoding a 40-character sentence with (.+)+Z ran for more than 60 s.
+    rejects(
+      split('(.+)+Z'),
+      'tokenizer.json: pre_tokenizer.pretokenizers[0].pattern.Regex "(.+)+Z" repeats a group that itself repeats (the quantifier at character 5)',
+    );
+    rejects(
+      (t) => (t.normalizer = { type: 'Replace', pattern: { Regex: '(\\w*,)*x' }, content: '' }),
+      'tokenizer.json: normalizer.pattern.Regex',
+    );
+    // The regexes of real tokenizers (GPT-2, Llama 3, BLOOM) pass.
+    for (const regex of [
+      "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+      ' ?[^(\\s|[.,!?…。，、।۔،])]+',
+    ]) {
+      expect(load(split(regex)).error, regex).toBeNull();
+    }
+  });
 });

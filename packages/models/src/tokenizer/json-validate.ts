@@ -117,6 +117,13 @@ class Checker {
     if (typeof p.String === 'string') return;
     if (typeof p.Regex !== 'string') this.bad(field, p, '{"String": text} or {"Regex": pattern}');
     if (p.Regex.length > 10_000) this.fail(field, `is a regex of ${p.Regex.length} characters: at most 10000`);
+    const at = nestedRepeat(p.Regex);
+    if (at >= 0) {
+      this.fail(
+        `${field}.Regex`,
+        `${shown(p.Regex)} repeats a group that itself repeats (the quantifier at character ${at + 1}): such a regex can take exponential time on some texts; write it without nested repetition`,
+      );
+    }
   }
 
   private postProcessor(path: string, type: string, node: Json): void {
@@ -255,6 +262,56 @@ export function checkTokenizerJson(tok: Json, file = 'tokenizer.json'): void {
   c.component('pre_tokenizer', tok.pre_tokenizer);
   c.component('post_processor', tok.post_processor);
   c.component('decoder', tok.decoder);
+}
+
+/**
+ * Where a regex repeats (`*`, `+`, `{m,}`, `{m,n}` with n > 1) a group that contains a repetition
+ * itself, as in `(a+)+` or `(\\w*,)*`: the shape that makes a backtracking engine take exponential
+ * time. Returns the index of the outer quantifier, or -1. Character classes and escapes are skipped.
+ */
+export function nestedRepeat(regex: string): number {
+  // For each open group: does it contain a quantifier?
+  const open: boolean[] = [];
+  let lastGroupRepeats = false;
+  for (let i = 0; i < regex.length; i++) {
+    const ch = regex[i];
+    if (ch === '\\') {
+      i++;
+      lastGroupRepeats = false;
+      continue;
+    }
+    if (ch === '[') {
+      // skip the class: a "]" right after "[" or "[^" is literal
+      let j = i + 1;
+      if (regex[j] === '^') j++;
+      if (regex[j] === ']') j++;
+      while (j < regex.length && regex[j] !== ']') j += regex[j] === '\\' ? 2 : 1;
+      i = j;
+      lastGroupRepeats = false;
+      continue;
+    }
+    if (ch === '(') {
+      open.push(false);
+      lastGroupRepeats = false;
+      continue;
+    }
+    if (ch === ')') {
+      lastGroupRepeats = open.pop() ?? false;
+      if (lastGroupRepeats && open.length > 0) open[open.length - 1] = true;
+      continue;
+    }
+    let repeats = ch === '*' || ch === '+';
+    if (ch === '{') {
+      const m = /^\{(\d*)(,?)(\d*)\}/.exec(regex.slice(i, i + 24));
+      if (m) repeats = m[2] === ',' ? m[3] === '' || Number(m[3]) > 1 : Number(m[1]) > 1;
+    }
+    if (repeats) {
+      if (lastGroupRepeats && regex[i - 1] === ')') return i;
+      if (open.length > 0) open[open.length - 1] = true;
+    }
+    lastGroupRepeats = false;
+  }
+  return -1;
 }
 
 function checkMerges(c: Checker, merges: unknown, vocab: ReadonlyMap<string, number>): void {

@@ -70,6 +70,15 @@ describe('tokenizer.json fuzz', () => {
           }),
         },
         { name: 'deep pre_tokenizer', bytes: nested(100_000) },
+        {
+          name: 'catastrophic Split regex',
+          bytes: hostile((t) => {
+            t.pre_tokenizer = {
+              type: 'Sequence',
+              pretokenizers: [{ type: 'Split', pattern: { Regex: '(.+)+Z' }, behavior: 'Isolated' }, t.pre_tokenizer],
+            };
+          }),
+        },
       ],
       read(bytes) {
         const tok = createTokenizer({ 'tokenizer.json': new TextDecoder().decode(bytes) });

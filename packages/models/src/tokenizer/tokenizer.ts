@@ -177,7 +177,7 @@ class HfFolderTokenizer implements Tokenizer {
       const need = (flag: boolean, id: number | null, what: string) => {
         if (flag && id === null) {
           throw new Error(
-            `the tokenizer adds a ${what} token (add_${what}_token or tokenizer_class ${settings.tokenizerClass}) but has no ${what}_token`,
+            `tokenizer_config.json: the tokenizer adds a ${what} token (add_${what}_token or tokenizer_class ${settings.tokenizerClass}) but has no ${what}_token (set ${what}_token in tokenizer_config.json or special_tokens_map.json, or add_${what}_token false)`,
           );
         }
         return flag && id !== null ? [id] : [];
