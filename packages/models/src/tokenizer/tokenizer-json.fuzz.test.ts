@@ -13,6 +13,7 @@ describe('tokenizer.json fuzz', () => {
     const neox = read('neox-bpe/tokenizer.json');
     const llama = read('llama-bpe/tokenizer.json');
     const vocab = JSON.parse(neox.toString('utf8'));
+    // biome-ignore lint/suspicious/noExplicitAny: edits of a parsed tokenizer.json
     const hostile = (edit: (t: Record<string, any>) => void) => {
       const t = structuredClone(vocab);
       edit(t);
