@@ -117,6 +117,30 @@ describe('adapter_config.json fields', () => {
     expect(error?.message).toMatch(/^adapter: cannot read adapter_config\.json: /);
   });
 
+  it('bounds the file and its lists before matching them against every module', async () => {
+    const files = await savedAdapter();
+    const big = await load(withConfig(files, (c) => (c.padding = 'x'.repeat(17 * 2 ** 20))));
+    expect(big.error?.message).toMatch(/^adapter: cannot read adapter_config\.json: it is 178\d{5} bytes: at most 16777216 are read$/);
+    const many = Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`m${i}`, 2]));
+    const cases: [(c: Record<string, unknown>) => void, string][] = [
+      [(c) => (c.rank_pattern = many), 'adapter/adapter_config.json: rank_pattern has 1001 patterns: at most 1000 are supported'],
+      [(c) => (c.alpha_pattern = many), 'adapter/adapter_config.json: alpha_pattern has 1001 patterns: at most 1000 are supported'],
+      [
+        (c) => (c.modules_to_save = Object.keys(many)),
+        'adapter/adapter_config.json: modules_to_save lists 1001 modules: at most 1000 are supported',
+      ],
+      [
+        (c) => (c.target_modules = Array.from({ length: 100_001 }, (_, i) => `t${i}`)),
+        'adapter/adapter_config.json: target_modules lists 100001 names: at most 100000 are supported',
+      ],
+    ];
+    for (const [edit, message] of cases) {
+      const { error, ms } = await load(withConfig(files, edit));
+      expect(error?.message).toBe(message);
+      expect(ms).toBeLessThan(1000);
+    }
+  });
+
   it('validates every field it uses, naming the field, the value and what is expected', async () => {
     const files = await savedAdapter();
     const cases: [string, unknown, string][] = [

@@ -299,9 +299,13 @@ function checkAdapterHeader(config: LoraConfig, model: Module, file: Safetensors
   }
 }
 
+/** Largest adapter_config.json read (PEFT writes about 1 KiB). */
+const MAX_CONFIG_BYTES = 16 * 2 ** 20;
+
 async function readText(opener: FileOpener, fileName: string): Promise<string> {
   const source = await opener.open(fileName);
   try {
+    if (source.size > MAX_CONFIG_BYTES) throw new Error(`it is ${source.size} bytes: at most ${MAX_CONFIG_BYTES} are read`);
     return new TextDecoder().decode(await source.read(0, source.size));
   } finally {
     await source.close?.();

@@ -358,6 +358,11 @@ function shown(v: unknown): string {
   return text.length > 120 ? `${text.slice(0, 120)}…` : text;
 }
 
+/** Most names in target_modules / exclude_modules (each is compared with every module path). */
+const MAX_NAMES = 100_000;
+/** Most patterns in rank_pattern, alpha_pattern, modules_to_save (each is a regex run on every module path). */
+const MAX_PATTERNS = 1000;
+
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string' && s !== '');
 
 /**
@@ -399,6 +404,7 @@ function checkPeftConfigFields(raw: Record<string, unknown>, file: string): void
       if (v === '') bad(field, 'a non-empty regex, a list of module names, or null');
       if (v.toLowerCase() !== 'all-linear') pattern(field, v);
     } else if (!isStringList(v)) bad(field, 'a list of non-empty module names, a regex string, or null');
+    else if (v.length > MAX_NAMES) throw new Error(`${file}: ${field} lists ${v.length} names: at most ${MAX_NAMES} are supported`);
   }
   if (raw.bias !== undefined && raw.bias !== 'none' && raw.bias !== 'all' && raw.bias !== 'lora_only')
     bad('bias', '"none", "all" or "lora_only"');
@@ -419,6 +425,8 @@ function checkPeftConfigFields(raw: Record<string, unknown>, file: string): void
     if (!has(field)) continue;
     const v = raw[field];
     if (typeof v !== 'object' || Array.isArray(v)) bad(field, 'an object mapping module-name patterns to numbers');
+    const keys = Object.keys(v as object).length;
+    if (keys > MAX_PATTERNS) throw new Error(`${file}: ${field} has ${keys} patterns: at most ${MAX_PATTERNS} are supported`);
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
       pattern(`${field} key`, k);
       if (field === 'rank_pattern') {
@@ -431,6 +439,8 @@ function checkPeftConfigFields(raw: Record<string, unknown>, file: string): void
   }
   if (has('modules_to_save')) {
     if (!isStringList(raw.modules_to_save)) bad('modules_to_save', 'a list of non-empty module names or null');
+    const n = (raw.modules_to_save as string[]).length;
+    if (n > MAX_PATTERNS) throw new Error(`${file}: modules_to_save lists ${n} modules: at most ${MAX_PATTERNS} are supported`);
     for (const m of raw.modules_to_save as string[]) pattern('modules_to_save entry', m);
   }
   if (has('layers_to_transform')) {
