@@ -156,8 +156,12 @@ export function readTokenizerSettings(
   const addedTokens: TokenizerSettings['addedTokens'] = [];
   if (hasDecoder) {
     for (const [id, value] of Object.entries(asObject(decoder, `${CONFIG} added_tokens_decoder`))) {
-      const content = tokenText(value, `${CONFIG} added_tokens_decoder["${id}"]`);
-      if (content === null || !/^\d+$/.test(id)) continue;
+      const shownId = JSON.stringify(id.length > 40 ? `${id.slice(0, 40)}…` : id);
+      if (!/^\d{1,10}$/.test(id) || Number(id) >= 2 ** 31) {
+        throw new Error(`${CONFIG} added_tokens_decoder has the key ${shownId}: keys must be token ids (non-negative integers below 2^31)`);
+      }
+      const content = tokenText(value, `${CONFIG} added_tokens_decoder[${shownId}]`);
+      if (content === null) continue;
       const special = (value as { special?: unknown }).special === true;
       const f = tokenFlags(value) ?? { lstrip: false, rstrip: false, singleWord: false };
       addedTokens.push({ id: Number(id), content, special, ...f });

@@ -110,8 +110,16 @@ export class SentencePieceBackend implements TokenizerBackend {
     // legacy: false loads the model with add_dummy_prefix off (T5Tokenizer.get_spm_processor)
     this.sp = new SentencePieceProcessor(bytes, source, this.legacy ? {} : { addDummyPrefix: false });
     let size = this.sp.pieceSize;
+    // Added tokens extend the vocabulary past the pieces; an id far past them is a broken config,
+    // not a vocabulary of that size.
+    const limit = this.sp.pieceSize + 2 * options.addedTokens.length + 65536;
     for (const t of options.addedTokens) {
       if (t.content.length === 0) continue;
+      if (t.id >= limit) {
+        throw new Error(
+          `tokenizer_config.json added_tokens_decoder["${t.id}"]: id ${t.id} is far beyond the ${this.sp.pieceSize} pieces of ${source} (at most ${limit - 1})`,
+        );
+      }
       this.addedById.set(t.id, t.content);
       this.addedByText.set(t.content, t.id);
       size = Math.max(size, t.id + 1);

@@ -102,3 +102,29 @@ describe('special-token text against transformers (special-token-goldens.json)',
     });
   }
 });
+
+describe('hostile added_tokens_decoder', () => {
+  const dir = tokenizerFixturePath('sp-unigram');
+  const model = new Uint8Array(readFileSync(`${dir}/spiece.model`));
+  const config = (id: string) =>
+    JSON.stringify({
+      ...JSON.parse(readFileSync(`${dir}/tokenizer_config.json`, 'utf8')),
+      added_tokens_decoder: { [id]: { content: '<zz>', special: true } },
+    });
+
+  it('refuses keys that are not token ids, naming tokenizer_config.json and the key', () => {
+    for (const id of ['-1', '1.5', 'abc', '2147483648']) {
+      expect(() => createTokenizer({ 'spiece.model': model, 'tokenizer_config.json': config(id) })).toThrow(
+        `tokenizer_config.json added_tokens_decoder has the key "${id}": keys must be token ids (non-negative integers below 2^31)`,
+      );
+    }
+  });
+
+  it('refuses an id far past the SentencePiece pieces instead of taking it as the vocabulary size', () => {
+    // Before: accepted, with a vocabulary size of 1000000001.
+    expect(() => createTokenizer({ 'spiece.model': model, 'tokenizer_config.json': config('1000000000') })).toThrow(
+      'tokenizer_config.json added_tokens_decoder["1000000000"]: id 1000000000 is far beyond the 600 pieces of spiece.model (at most 66137)',
+    );
+    expect(createTokenizer({ 'spiece.model': model, 'tokenizer_config.json': config('600') }).vocabSize).toBe(601);
+  });
+});
