@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compileModulePattern, ModulePatternError } from './module-pattern.js';
+import { checkModulePattern, compileModulePattern, ModulePatternError } from './module-pattern.js';
+import { isModuleToSave, patternValue } from './targets.js';
 
 const NAMES = [
   'model.layers.0.self_attn.q_proj',
@@ -85,18 +86,27 @@ describe('module-name patterns (Python re.fullmatch, linear time)', () => {
       ['a{5,2}', 'maximum is below its minimum'],
       ['a{2000}', 'more than 1000 times'],
       ['(a{900}){900}', 'too complex'],
+      ['a{999}b{999}c{999}d{999}e{10}', 'too complex'],
       ['x'.repeat(1001), 'at most 1000'],
     ];
     for (const [pattern, reason] of cases) {
       let error: unknown;
       try {
-        compileModulePattern(pattern);
+        checkModulePattern(pattern);
       } catch (e) {
         error = e;
       }
       expect(error, pattern).toBeInstanceOf(ModulePatternError);
       expect((error as Error).message).toContain(reason);
       expect((error as Error).message).toContain(JSON.stringify(pattern.slice(0, 20)).slice(0, 10));
+    }
+  });
+
+  it('patterns at the limits still match when wrapped for rank_pattern and modules_to_save', () => {
+    for (const p of ['q'.repeat(1000), 'a{999}b{999}c{999}d{990}']) {
+      expect(() => checkModulePattern(p)).not.toThrow();
+      expect(patternValue({ [p]: 3 }, `model.layers.0.${p.startsWith('q') ? p : 'x'}`, 1)).toBe(p.startsWith('q') ? 3 : 1);
+      expect(isModuleToSave(p, 'model.score')).toBe(false);
     }
   });
 });

@@ -19,6 +19,11 @@
 export const MAX_PATTERN_LENGTH = 1000;
 /** Most automaton states a pattern may compile to (`a{1000}` is 1,000). */
 const MAX_STATES = 4000;
+/**
+ * The matchers wrap a checked pattern in a few more states and characters (`(?:.*\.)?(?:…)` for
+ * rank_pattern keys), so compiling allows this much beyond the limits that checking enforces.
+ */
+const WRAPPER_ALLOWANCE = 64;
 /** Largest bound of a counted repetition. */
 const MAX_REPEAT = 1000;
 
@@ -308,8 +313,7 @@ class Builder {
   constructor(private readonly pattern: string) {}
 
   private add(s: State): number {
-    if (this.states.length >= MAX_STATES)
-      throw new ModulePatternError(this.pattern, `is too complex: more than ${MAX_STATES} automaton states (counted repetitions included)`);
+    if (this.states.length >= MAX_STATES + WRAPPER_ALLOWANCE) throw tooComplex(this.pattern);
     this.states.push(s);
     return this.states.length - 1;
   }
@@ -361,14 +365,18 @@ export class ModulePattern {
   private generation = 0;
 
   constructor(readonly source: string) {
-    if (source.length > MAX_PATTERN_LENGTH)
-      throw new ModulePatternError(source, `is ${source.length} characters long: at most ${MAX_PATTERN_LENGTH} are supported`);
+    if (source.length > MAX_PATTERN_LENGTH + WRAPPER_ALLOWANCE) throw tooLong(source);
     const ast = new Parser(source).parse();
     const builder = new Builder(source);
     const accept = builder.states.push({ k: 'match' }) - 1;
     this.start = builder.build(ast, accept);
     this.states = builder.states;
     this.mark = new Int32Array(this.states.length);
+  }
+
+  /** Number of automaton states. */
+  get size(): number {
+    return this.states.length;
   }
 
   fullMatch(text: string): boolean {
@@ -423,6 +431,23 @@ export class ModulePattern {
 const cache = new Map<string, ModulePattern>();
 
 /** The compiled pattern (cached); throws ModulePatternError for a pattern outside the subset. */
+function tooComplex(source: string): ModulePatternError {
+  return new ModulePatternError(source, `is too complex: more than ${MAX_STATES} automaton states (counted repetitions included)`);
+}
+
+function tooLong(source: string): ModulePatternError {
+  return new ModulePatternError(source, `is ${source.length} characters long: at most ${MAX_PATTERN_LENGTH} are supported`);
+}
+
+/**
+ * Checks a pattern read from a config: the supported syntax, at most MAX_PATTERN_LENGTH
+ * characters and 4,000 automaton states. Throws a ModulePatternError naming it.
+ */
+export function checkModulePattern(source: string): void {
+  if (source.length > MAX_PATTERN_LENGTH) throw tooLong(source);
+  if (compileModulePattern(source).size > MAX_STATES) throw tooComplex(source);
+}
+
 export function compileModulePattern(source: string): ModulePattern {
   let p = cache.get(source);
   if (!p) {

@@ -1,4 +1,4 @@
-import { compileModulePattern, ModulePatternError } from '../module-pattern.js';
+import { checkModulePattern, ModulePatternError } from '../module-pattern.js';
 import { pythonJsonDumps } from '../python-json.js';
 
 /** The PEFT release whose `adapter_config.json` field set and defaults we write (and whose semantics we follow). */
@@ -114,7 +114,7 @@ export const MAX_LORA_RANK = 65536;
 
 function checkRegex(field: string, pattern: string): void {
   try {
-    compileModulePattern(pattern);
+    checkModulePattern(pattern);
   } catch (error) {
     if (!(error instanceof ModulePatternError)) throw error;
     throw new Error(`LoraConfig: ${field} ${error.message}; ${SUPPORTED_PATTERNS}`);
@@ -376,7 +376,7 @@ function checkPeftConfigFields(raw: Record<string, unknown>, file: string): void
   const has = (field: string) => raw[field] !== undefined && raw[field] !== null;
   const pattern = (field: string, p: string) => {
     try {
-      compileModulePattern(p);
+      checkModulePattern(p);
     } catch (error) {
       if (!(error instanceof ModulePatternError)) throw error;
       throw new Error(`${file}: ${field} ${error.message}; ${SUPPORTED_PATTERNS}`);
