@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import type { PeftModel } from '../adapters/peft-model.js';
 import {
   type FileSink,
@@ -10,7 +9,7 @@ import {
   saveMergedTo,
 } from '../adapters/save-load.js';
 import type { Module } from '../nn/module.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { makeDirectory, writeFileAtomic } from './atomic-write.js';
 import { insideDir, nodeDirReader } from './dir-reader.js';
 
 /** A `FileSink` over a directory (created if needed); each file is written atomically. */
@@ -19,9 +18,10 @@ export function nodeDirSink(dir: string): FileSink {
   return {
     name: dir,
     async writeFile(fileName, data) {
-      made ??= mkdir(dir, { recursive: true });
+      const path = insideDir(dir, fileName);
+      made ??= makeDirectory(dir, path);
       await made;
-      await writeFileAtomic(insideDir(dir, fileName), data);
+      await writeFileAtomic(path, data);
     },
   };
 }

@@ -68,6 +68,7 @@ const { tmpdir } = await import('node:os');
 const { join } = await import('node:path');
 const { makeDirectory, writeFileAtomic } = await import('./atomic-write.js');
 const { saveShardedSafetensors } = await import('./save.js');
+const { nodeDirSink } = await import('./adapters.js');
 
 let dir: string;
 beforeEach(async () => {
@@ -181,6 +182,18 @@ describe('makeDirectory', () => {
     );
     expect((error as Error).message).toBe(
       `cannot write ${join(out, 'model.safetensors')}: cannot create the folder ${out}: the folder ${dir} is not writable (mkdir reported ENOENT). Nothing was written.`,
+    );
+  });
+
+  it('an adapter folder below a read-only one names the folder, not a bare ENOENT', async () => {
+    inject.mkdirCode = 'ENOENT';
+    inject.readOnly = true;
+    const out = join(dir, 'run', 'adapter');
+    const error = await nodeDirSink(out)
+      .writeFile('adapter_config.json', '{}')
+      .catch((e: unknown) => e as Error);
+    expect((error as Error).message).toBe(
+      `cannot write ${join(out, 'adapter_config.json')}: cannot create the folder ${out}: the folder ${dir} is not writable (mkdir reported ENOENT). Nothing was written.`,
     );
   });
 });
