@@ -201,8 +201,19 @@ interface Child {
   waitFor: (re: RegExp, timeoutMs?: number) => Promise<void>;
 }
 
+const children: ChildProcess[] = [];
+afterAll(() => {
+  // A failed assertion must not leave a training process behind.
+  for (const c of children) {
+    try {
+      if (c.exitCode === null && c.signalCode === null) process.kill(-c.pid!, 'SIGKILL');
+    } catch {}
+  }
+});
+
 function spawnCli(command: string, args: string[]): Child {
   const proc = spawn(command, args, { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(proc);
   let text = '';
   const waiters: { re: RegExp; resolve: () => void }[] = [];
   const on = (d: Buffer) => {
