@@ -115,6 +115,25 @@ describe('AutoModelForSequenceClassification.fromPretrained', () => {
       'id2label has key "2": keys must be the ids 0…1',
     );
   });
+
+  it('a config.json that does not fit its checkpoint is refused from the headers, before the model is allocated', async () => {
+    const dir = join(work, 'huge-config');
+    mkdirSync(dir, { recursive: true });
+    for (const f of ['model.safetensors']) copyFileSync(join(FIXTURES, 'tiny-gpt-neox', f), join(dir, f));
+    const config = JSON.parse(readFileSync(join(FIXTURES, 'tiny-gpt-neox', 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 5000 }));
+    const before = process.memoryUsage().arrayBuffers;
+    const started = performance.now();
+    await expect(AutoModelForSequenceClassification.fromPretrained(dir, { backend, numLabels: 2 })).rejects.toThrow(
+      /model\.safetensors is missing \d+ of the model's \d+ tensors/,
+    );
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(64 * 2 ** 20);
+    writeFileSync(join(dir, 'config.json'), '{"model_type": "gpt_neox", "secret text');
+    const error = await AutoModelForSequenceClassification.fromPretrained(dir, { backend, numLabels: 2 }).catch((e: Error) => e);
+    expect((error as Error).message).toMatch(/config\.json/);
+    expect((error as Error).message).not.toContain('secret');
+  });
 });
 
 interface Job {

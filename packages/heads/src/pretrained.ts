@@ -10,7 +10,7 @@ import {
   openSafetensors,
   type PeftModel,
 } from '@peft/core';
-import { CausalLM, chooseDtype, loadWeightsInto, openWeights, readConfig } from '@peft/models';
+import { CausalLM, causalLMParameterShapes, checkCheckpoint, chooseDtype, loadWeightsInto, openWeights, readConfig } from '@peft/models';
 import { normalizeId2Label, SequenceClassifier } from './sequence-classifier.js';
 
 export interface SequenceClassifierFromPretrainedOptions {
@@ -79,18 +79,14 @@ export async function loadSequenceClassifierFrom(
   const { numLabels, id2label } = resolveLabels(config.raw, opener.name, opts);
   const dtype = chooseDtype(config, opts.backend, opts.dtype);
   const weights = await openWeights(opener);
-  const model = keep(new CausalLM(config, { backend: opts.backend, dtype, init: 'zeros' }));
-  model.nameOrPath = opener.name;
+  let model: CausalLM | null = null;
   let classifier: SequenceClassifier | null = null;
   try {
-    const range = config.raw.initializer_range;
-    classifier = new SequenceClassifier(model, {
-      numLabels,
-      id2label,
-      padTokenId: opts.padTokenId,
-      generator: opts.generator,
-      init: { normal: typeof range === 'number' && range > 0 ? range : 0.02 },
-    });
+    // The checkpoint's names, shapes and dtypes against config.json before anything is allocated:
+    // the decoder must be there; the LM head (not read) and a saved score head may be.
+    const head = `${config.modelType === 'gpt_neox' ? 'embed_out' : 'lm_head'}.weight`;
+    const shapes = causalLMParameterShapes(config).filter(([name]) => name !== head);
+    await checkCheckpoint(opener.name, config, weights, shapes, (name) => name === SCORE || name === head);
     if (weights.has(SCORE)) {
       const rows = (await weights.info(SCORE)).shape[0];
       if (rows !== numLabels) {
@@ -99,7 +95,16 @@ export async function loadSequenceClassifierFrom(
         );
       }
     }
-    const head = `${model.headName}.weight`;
+    model = keep(new CausalLM(config, { backend: opts.backend, dtype, init: 'zeros' }));
+    model.nameOrPath = opener.name;
+    const range = config.raw.initializer_range;
+    classifier = new SequenceClassifier(model, {
+      numLabels,
+      id2label,
+      padTokenId: opts.padTokenId,
+      generator: opts.generator,
+      init: { normal: typeof range === 'number' && range > 0 ? range : 0.02 },
+    });
     await loadWeightsInto(opener.name, weights, classifier.namedParameters(), {
       optional: (name) => name === SCORE,
       ignore: (name) => name === head,
@@ -109,8 +114,8 @@ export async function loadSequenceClassifierFrom(
     model.freeze();
     return classifier;
   } catch (error) {
-    (classifier ?? model).dispose();
-    if (classifier) model.lmHead.weight.dispose();
+    (classifier ?? model)?.dispose();
+    if (classifier) model?.lmHead.weight.dispose();
     throw error;
   } finally {
     await weights.close();
@@ -140,7 +145,9 @@ async function readJson(opener: FileOpener, file: string): Promise<unknown> {
     try {
       return JSON.parse(text);
     } catch (error) {
-      throw new Error(`${opener.name}/${file} does not parse as JSON: ${(error as Error).message}`);
+      // The engine's message may quote the text: give only where it failed.
+      const at = /position (\d+)/.exec((error as Error).message)?.[1];
+      throw new Error(`${opener.name}/${file} does not parse as JSON${at === undefined ? '' : ` (at character ${at})`}`);
     }
   } finally {
     await source.close?.();

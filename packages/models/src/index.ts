@@ -1,6 +1,14 @@
-export { type BaseModel, CausalLM, type CausalLMOutput, type CreateModelOptions, createModel } from './causal-lm.js';
+export {
+  type BaseModel,
+  CausalLM,
+  type CausalLMOutput,
+  type CreateModelOptions,
+  causalLMParameterShapes,
+  createModel,
+} from './causal-lm.js';
 export { type ModelConfig, parseConfig, SUPPORTED_MODEL_TYPES } from './config.js';
 export {
+  checkCheckpoint,
   chooseDtype,
   type LoadOptions,
   loadModelFrom,

@@ -209,6 +209,8 @@ export async function checkCheckpoint(
   config: ModelConfig,
   weights: WeightReader,
   shapes: ReadonlyArray<readonly [string, readonly number[]]> = causalLMParameterShapes(config),
+  /** Tensors the checkpoint may hold beyond `shapes` (a classifier's score head, an LM head not read). */
+  allowExtra: (name: string) => boolean = () => false,
 ): Promise<void> {
   const expected = new Set(shapes.map(([n]) => n));
   const tiedHead = config.tieWordEmbeddings ? `${config.modelType === 'gpt_neox' ? 'embed_out' : 'lm_head'}.weight` : null;
@@ -218,7 +220,7 @@ export async function checkCheckpoint(
       `${where}: ${weights.label} is missing ${missing.length} of the model's ${shapes.length} tensors: ${list(missing)} (a ${config.modelType} model with this config.json, num_hidden_layers ${config.numLayers}, has them)`,
     );
   }
-  const extra = weights.names().filter((n) => !expected.has(n) && n !== tiedHead && !IGNORED.some((re) => re.test(n)));
+  const extra = weights.names().filter((n) => !expected.has(n) && n !== tiedHead && !allowExtra(n) && !IGNORED.some((re) => re.test(n)));
   if (extra.length > 0) {
     throw new Error(
       `${where}: ${weights.label} has ${extra.length} tensors that a ${config.modelType} model with this config.json does not: ${list(extra)}`,
