@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { GeneratorState } from '@peft/core';
 import { CheckpointError, causeInWords, errorCode, RunFolderError, remedyFor } from './errors.js';
 import type { LogRow } from './log.js';
@@ -15,8 +14,12 @@ export const STATE_FORMAT = 1;
 const REQUIRED = ['trainable.safetensors', 'optimizer.safetensors', 'state.json'];
 const KNOWN = [...REQUIRED, 'best.safetensors'];
 
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+async function sha256(bytes: Uint8Array): Promise<string> {
+  // Web Crypto: the same in Node (20+) and browsers, so this module stays free of node: imports.
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  let hex = '';
+  for (const b of digest) hex += b.toString(16).padStart(2, '0');
+  return hex;
 }
 
 /** Everything besides tensors that a resumed run needs to continue exactly where it stopped. */
@@ -129,7 +132,7 @@ export async function writeCheckpoint(store: RunStore, parts: CheckpointParts): 
       doing = f;
       const bytes = await store.readFile(`${tmp}/${f}`);
       if (!bytes) throw new Error(`${store.name}/${tmp}/${f}: just written but cannot be read back`);
-      sums[f] = sha256(bytes);
+      sums[f] = await sha256(bytes);
     }
     doing = 'manifest.json';
     await store.writeFile(`${tmp}/manifest.json`, jsonText({ format: FORMAT, step: parts.state.step, files, sha256: sums }));
@@ -377,7 +380,7 @@ export async function readLatestCheckpoint(
     if (typeof want !== 'string' || !/^[0-9a-f]{64}$/.test(want)) fail('manifest.json', `has no SHA-256 for ${f} (found ${show(want)})`);
     const data = await store.readFile(`${path}/${f}`);
     if (!data) return fail(f, 'is listed in manifest.json but missing');
-    const got = sha256(data);
+    const got = await sha256(data);
     if (got !== want) fail(f, `is damaged: its SHA-256 is ${got}, but ${want} was recorded in manifest.json when it was written`);
     bytes.set(f, data);
   }
