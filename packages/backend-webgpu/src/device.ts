@@ -9,19 +9,23 @@ export interface DeviceRequest {
   gpu?: GPU;
 }
 
-const HOW_TO =
-  'In a browser use one with WebGPU enabled (Chrome/Edge 113+, Safari 26+, Firefox 141+ on Windows). ' +
-  'In Node install the optional peer dependency `webgpu` (npm i webgpu) and a GPU driver; on a machine without a GPU, ' +
-  "SwiftShader works: install Debian's chromium package and libvulkan1, then set " +
-  'VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json and XDG_RUNTIME_DIR. ' +
-  'Or pass your own GPUDevice: createWebGpuBackend({ device })';
+const IN_NODE = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+
+/** How to get WebGPU where this runs: browser settings in a browser, the `webgpu` package in Node. */
+const HOW_TO = IN_NODE
+  ? 'In Node install the optional peer dependency `webgpu` (npm i webgpu) and a GPU driver; on a machine without a GPU, ' +
+    "SwiftShader works: install Debian's chromium package and libvulkan1, then set " +
+    'VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json and XDG_RUNTIME_DIR. ' +
+    'Or pass your own GPUDevice: createWebGpuBackend({ device })'
+  : 'Use a browser with WebGPU enabled: Chrome/Edge 113+ (or chrome://flags/#enable-unsafe-webgpu where the GPU is blocklisted), ' +
+    'Safari 26+ (or Safari Technology Preview), Firefox 141+ on Windows (elsewhere Firefox Nightly with dom.webgpu.enabled). ' +
+    'WebGPU needs a secure context (https or localhost). Or use the CPU backend, which runs in any browser.';
 
 /** The GPU entry point of this environment: navigator.gpu, else the `webgpu` package in Node. */
 export async function findGpu(): Promise<{ gpu: GPU; source: string } | { gpu: null; why: string }> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return { gpu: nav.gpu, source: 'navigator.gpu' };
-  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-  if (!isNode) return { gpu: null, why: 'navigator.gpu is undefined: this browser has no WebGPU (or it is disabled)' };
+  if (!IN_NODE) return { gpu: null, why: 'navigator.gpu is undefined: this browser has no WebGPU (or it is disabled)' };
   let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
   try {
     const name = 'webgpu';
