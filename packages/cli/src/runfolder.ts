@@ -10,6 +10,7 @@ export const LOCK_FILE = 'run.lock';
 /** Files and folders a training run leaves in its run folder (a sweep leaves them one level down, per configuration). */
 const RUN_ENTRIES = new Set([
   'log.csv',
+  'curves.svg',
   'checkpoints',
   'adapter',
   'config.json',

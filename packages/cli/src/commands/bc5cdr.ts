@@ -6,6 +6,7 @@ import type { DType } from '@peft/core';
 import { UsageError } from '../args.js';
 import { choosePreset, defaultRunFolder, folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
 import { BC5CDR_LAYER_SETS, type Bc5cdrLayers, type Bc5cdrOptions, type Bc5cdrResult, runBc5cdr } from '../recipes/bc5cdr.js';
+import { fromUser } from '../recipes/paths.js';
 import { openRunFolder, runCommandLine } from '../runfolder.js';
 
 /** What runs when --model / --data are absent (the example's bundled tiny model and corpus), and the usage line. */
@@ -154,7 +155,14 @@ export function parseBc5cdrCommandLine(
   argv: readonly string[],
   defaults: Bc5cdrCommandDefaults,
 ): Omit<Bc5cdrOptions, 'out'> & { out?: string; help: boolean; overwrite: boolean; preset: Preset } {
-  const values = parseValues(argv);
+  const parsedValues = parseValues(argv);
+  // Paths as typed, from the user's folder (a package script runs in the repository root).
+  const values = {
+    ...parsedValues,
+    model: fromUser(parsedValues.model),
+    data: fromUser(parsedValues.data),
+    out: fromUser(parsedValues.out),
+  };
   const bundled = values.model === undefined && defaults.tinyModel !== undefined;
   if (values.model === undefined && !bundled && !values.help) throw new UsageError('--model <Llama-2 model folder> is required');
   const preset = choosePreset(values.preset, values.model ?? defaults.tinyModel ?? '', bundled);

@@ -7,6 +7,7 @@ import type { LivedoorTemplate } from '@peft/datasets';
 import { UsageError } from '../args.js';
 import { choosePreset, defaultRunFolder, folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
 import { type LivedoorOptions, type LivedoorResult, runLivedoor } from '../recipes/livedoor.js';
+import { fromUser } from '../recipes/paths.js';
 import { openRunFolder, runCommandLine } from '../runfolder.js';
 
 // The run-folder and preset API the examples and other programs use (this module is re-exported whole).
@@ -128,7 +129,14 @@ export type LivedoorCommandLine = Omit<LivedoorOptions, 'out'> & { out?: string;
 
 /** The recipe options a command line asks for (the tiny run's settings when --model is absent). */
 export function parseLivedoorCommandLine(argv: readonly string[], defaults: LivedoorCommandDefaults): LivedoorCommandLine {
-  const values = parseValues(argv);
+  const parsedValues = parseValues(argv);
+  // Paths as typed, from the user's folder (a package script runs in the repository root).
+  const values = {
+    ...parsedValues,
+    model: fromUser(parsedValues.model),
+    data: fromUser(parsedValues.data),
+    out: fromUser(parsedValues.out),
+  };
   const tiny = values.model === undefined && defaults.tinyModel !== undefined;
   if (values.model === undefined && !tiny && !values.help) throw new UsageError('--model <Hugging Face model folder> is required');
   const modelDir = values.model ?? defaults.tinyModel ?? '';
@@ -208,6 +216,7 @@ export function livedoorReport(result: LivedoorResult, seconds: number): string[
   }
   if (result.runDir) lines.push(`run folder: ${result.runDir}`);
   if (result.adapterDir) lines.push(`adapter (PEFT format, score head in modules_to_save, labels.json): ${result.adapterDir}`);
+  if (result.curves) lines.push(`curves (training loss, validation macro-F1): ${result.curves}`);
   lines.push(`finished in ${seconds.toFixed(1)} s`);
   return lines;
 }

@@ -22,3 +22,12 @@ export function shownPath(given: string, env: NodeJS.ProcessEnv = process.env, c
   const full = userPath(given, env, cwd);
   return full === given ? given : `${given} (looked for at ${full})`;
 }
+
+/**
+ * A path from the command line as the program should open it: unchanged when the program runs in
+ * the user's folder; resolved from the user's folder when a package script moved it elsewhere.
+ */
+export function fromUser(path: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string | undefined {
+  if (path === undefined) return undefined;
+  return userCwd(env, cwd) === cwd ? path : userPath(path, env, cwd);
+}
