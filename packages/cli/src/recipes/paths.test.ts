@@ -20,7 +20,9 @@ describe('paths from the command line', () => {
     const saved = { ...process.env };
     Object.assign(process.env, { INIT_CWD: '/home/me/work', npm_lifecycle_event: 'peft' });
     try {
-      const o = parseLivedoorCommandLine(['--model', 'm', '--data', 'd.tar.gz', '--out', 'runs/a', '--preset', 'study'], {});
+      const o = parseLivedoorCommandLine(['--model', 'm', '--data', 'd.tar.gz', '--out', 'runs/a', '--preset', 'study'], {
+        usage: 'peft train livedoor',
+      });
       expect([o.modelDir, o.data, o.out]).toEqual(['/home/me/work/m', '/home/me/work/d.tar.gz', '/home/me/work/runs/a']);
     } finally {
       process.env = saved;
