@@ -56,12 +56,14 @@ async function importFromWorkingDirectory(pkg: string): Promise<boolean> {
   // Inside this repository, code runs from source under the `@peft/source` export condition.
   const fromSource = [...proc.execArgv, proc.env.NODE_OPTIONS ?? ''].some((a) => a.includes('@peft/source'));
   try {
-    const fs = (await import(/* @vite-ignore */ 'node:fs')) as {
+    // Module names in variables: browser bundlers leave the imports alone instead of warning about them.
+    const [fsName, pathName, urlName] = ['node:fs', 'node:path', 'node:url'];
+    const fs = (await import(/* @vite-ignore */ fsName)) as {
       existsSync(p: string): boolean;
       readFileSync(p: string, e: string): string;
     };
-    const path = (await import(/* @vite-ignore */ 'node:path')) as { join(...p: string[]): string; dirname(p: string): string };
-    const url = (await import(/* @vite-ignore */ 'node:url')) as { pathToFileURL(p: string): URL };
+    const path = (await import(/* @vite-ignore */ pathName)) as { join(...p: string[]): string; dirname(p: string): string };
+    const url = (await import(/* @vite-ignore */ urlName)) as { pathToFileURL(p: string): URL };
     for (let dir = proc.cwd(); ; dir = path.dirname(dir)) {
       const root = path.join(dir, 'node_modules', ...pkg.split('/'));
       if (fs.existsSync(path.join(root, 'package.json'))) {
