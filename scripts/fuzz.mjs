@@ -10,11 +10,15 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = join(root, '.tmp', 'fuzz');
 rmSync(dir, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
-const r = spawnSync('pnpm', ['exec', 'vitest', 'run', '.fuzz.test.ts'], {
+const r = spawnSync(process.execPath, [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '.fuzz.test.ts'], {
   cwd: root,
   stdio: 'inherit',
   env: { ...process.env, PEFT_FUZZ_REPORT: dir },
 });
+if (r.error) {
+  console.error(`could not run vitest: ${r.error.message}`);
+  process.exit(1);
+}
 const rows = readdirSync(dir)
   .filter((f) => f.endsWith('.json'))
   .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')))
