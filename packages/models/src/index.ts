@@ -14,7 +14,6 @@ export {
   loadModelFrom,
   openWeights,
   readConfig,
-  registerWeightFormat,
   SAFETENSORS_FORMAT,
   type WeightFormat,
   type WeightReader,

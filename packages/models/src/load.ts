@@ -105,12 +105,8 @@ export const SAFETENSORS_FORMAT: WeightFormat = {
   },
 };
 
-const formats: WeightFormat[] = [SAFETENSORS_FORMAT, TORCH_BIN_FORMAT];
-
-/** Adds a checkpoint format after the built-in ones (pytorch_model.bin registers itself this way). */
-export function registerWeightFormat(format: WeightFormat): void {
-  formats.push(format);
-}
+/** The checkpoint formats a model folder may hold, in the order they are looked for. */
+const formats: readonly WeightFormat[] = [SAFETENSORS_FORMAT, TORCH_BIN_FORMAT];
 
 async function exists(opener: FileOpener, file: string, listing: string[] | null): Promise<boolean> {
   if (listing) return listing.includes(file);
