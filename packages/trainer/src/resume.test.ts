@@ -6,6 +6,7 @@ import { createCpuBackend } from '@peft/backend-cpu';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CheckpointError, TrainingAbortedError, TrainingDivergedError } from './errors.js';
 import { nodeRunStore } from './node/index.js';
+import { memoryRunStore } from './store.js';
 import { BlobTask, rawState } from './test-helpers.js';
 import { type TrainOptions, train } from './trainer.js';
 
@@ -117,6 +118,25 @@ describe('resume', () => {
     expect(await rawState(second)).toEqual(whole.state);
     second.dispose();
     other.dispose();
+  });
+
+  it('refuses to resume with other settings: a CheckpointError naming state.json, each setting with both values, and the ways out', async () => {
+    const out = memoryRunStore('run');
+    const first = newTask();
+    await train(first, { ...settings('refused'), out, epochs: 1, evaluateTest: false });
+    first.dispose();
+    const other = newTask();
+    const changed = { lr: 0.05, weightDecay: 0, eps: 1e-6, maxGradNorm: null, seed: 7 };
+    const error = await train(other, { ...settings('refused'), out, epochs: 1, ...changed, resume: true }).catch((e: unknown) => e);
+    other.dispose();
+    expect(error).toBeInstanceOf(CheckpointError);
+    expect((error as CheckpointError).file).toBe('run/checkpoints/step-00000005/state.json');
+    expect((error as Error).message).toBe(
+      'train: cannot resume from run/checkpoints/step-00000005: it was made with different settings: lr 0.03 there, 0.05 now; ' +
+        'weightDecay 0.01 there, 0 now; eps 1e-8 there, 0.000001 now; maxGradNorm 1 there, null now; and 1 more (seed) (as its state.json records). ' +
+        'Resume with the original settings (lr 0.03, weightDecay 0.01, eps 1e-8, maxGradNorm 1), or start a new run: in another run folder, ' +
+        'or in this one without resume (--overwrite), which removes its checkpoints.',
+    );
   });
 
   it('stops on a NaN loss with the epoch and step named, keeping the last good checkpoint', async () => {

@@ -3,6 +3,7 @@ import { AdamW, type NoDecayRule } from './adamw.js';
 import {
   CHECKPOINT_DIR,
   type CheckpointState,
+  intactCheckpointNote,
   pruneCheckpoints,
   type RunCounters,
   readLatestCheckpoint,
@@ -10,7 +11,7 @@ import {
   writeCheckpoint,
 } from './checkpoint.js';
 import { clipCoefficient, squaredNorm } from './clip.js';
-import { TrainingAbortedError, TrainingDivergedError } from './errors.js';
+import { CheckpointError, causeInWords, errorCode, RunFolderError, TrainingAbortedError, TrainingDivergedError } from './errors.js';
 import { type LogRow, logCsv } from './log.js';
 import { Progress, type ProgressOptions } from './progress.js';
 import { learningRate, SCHEDULE_KINDS, type ScheduleKind, type ScheduleOptions } from './schedule.js';
@@ -226,6 +227,118 @@ const yieldToEventLoop = (): Promise<void> =>
     else setTimeout(resolve, 0);
   });
 
+/** A value for a message, cut short when long (the list of trainable tensors). */
+function shown(v: unknown): string {
+  const text = JSON.stringify(v) ?? 'nothing';
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * The refusal to resume from a checkpoint whose state.json records settings that differ from this
+ * run's: each differing setting with both values (at most four), and the ways out.
+ */
+function settingsRefusal(
+  checkpoint: string,
+  diff: readonly string[],
+  there: Record<string, unknown>,
+  now: Record<string, unknown>,
+): CheckpointError {
+  const listed = diff.slice(0, 4);
+  const more = diff.length > listed.length ? `; and ${diff.length - listed.length} more (${diff.slice(4).join(', ')})` : '';
+  const file = `${checkpoint}/state.json`;
+  return new CheckpointError(
+    `train: cannot resume from ${checkpoint}: it was made with different settings: ${listed
+      .map((k) => `${k} ${shown(there[k])} there, ${shown(now[k])} now`)
+      .join('; ')}${more} (as its state.json records). Resume with the original settings ` +
+      `(${listed.map((k) => `${k} ${shown(there[k])}`).join(', ')}), or start a new run: in another run folder, ` +
+      'or in this one without resume (--overwrite), which removes its checkpoints.',
+    file,
+  );
+}
+
+/**
+ * `TrainTask.evaluate` as the trainer calls it: with the run's signal, so that a task that
+ * evaluates in batches can stop between them (by throwing) when the run is aborted.
+ */
+type EvaluateWithSignal = (split: Split, options?: { signal?: AbortSignal }) => Promise<Evaluation>;
+
+const ADAPTER_DIR = 'adapter';
+
+/** The process id where there is one (Node), for temporary names that the stale-file sweep of `nodeRunStore` recognises. */
+const pid = (): number => (globalThis as { process?: { pid?: number } }).process?.pid ?? 0;
+
+/**
+ * Writes the run's result into `adapter/` so that a failed write leaves the previous one as it was:
+ * the new files go into a temporary folder beside it, then the old folder is moved aside, the new
+ * one moved in, and the old one removed; a failed move puts the old one back. The temporary names
+ * (`.tmp-step-NNNNNNNN-<pid>-adapter`, `…-oldadapter`) follow the checkpoints' temporary folders,
+ * so that what a killed run leaves is removed by the next one.
+ */
+async function replaceAdapter(out: RunStore, step: number, write: (sink: RunStore) => Promise<void>): Promise<void> {
+  const base = `.tmp-step-${String(step).padStart(8, '0')}-${pid()}-`;
+  const tmp = `${base}adapter`;
+  const aside = `${base}oldadapter`;
+  const hadOld = (await out.list('')).includes(ADAPTER_DIR);
+  /** The error for a failed step; a store's own RunFolderError (cause in words, intact checkpoint) is kept, its temporary path shown as the adapter's. */
+  const failed = async (error: unknown, file: string, doing: string, kept = true): Promise<RunFolderError> => {
+    const previous = !hadOld
+      ? ''
+      : kept
+        ? ' (the previous one is unchanged)'
+        : ` (the previous one could not be moved back: it is in ${out.name}/${aside}; move it to ${out.name}/${ADAPTER_DIR} by hand)`;
+    const head = `cannot write the adapter ${out.name}/${ADAPTER_DIR}${previous}: `;
+    if (error instanceof RunFolderError) {
+      const shownAs = (text: string) => (doing.startsWith('writing') ? text.split(tmp).join(ADAPTER_DIR) : text);
+      return new RunFolderError(head + shownAs(error.message), shownAs(error.file), error.code, { cause: error });
+    }
+    const code = errorCode(error) ?? 'unknown';
+    const why =
+      code === 'unknown' ? (error instanceof Error ? error.message : String(error)).slice(0, 300) : `${causeInWords(code)} (${code})`;
+    return new RunFolderError(`${head}${doing} failed: ${why}. ${await intactCheckpointNote(out, code)}`, file, code, { cause: error });
+  };
+  await out.remove(tmp);
+  let writing = '';
+  const inner = subStore(out, tmp);
+  const sink: RunStore = {
+    ...inner,
+    name: inner.name,
+    writeFile: (path, data) => {
+      writing = path;
+      return inner.writeFile(path, data);
+    },
+  };
+  try {
+    await write(sink);
+  } catch (error) {
+    await out.remove(tmp).catch(() => {});
+    const file = `${out.name}/${ADAPTER_DIR}/${writing}`;
+    throw await failed(error, file, `writing ${ADAPTER_DIR}/${writing || '(its first file)'}`);
+  }
+  if (hadOld) {
+    await out.remove(aside);
+    try {
+      await out.rename(ADAPTER_DIR, aside);
+    } catch (error) {
+      await out.remove(tmp).catch(() => {});
+      throw await failed(error, `${out.name}/${ADAPTER_DIR}`, `moving the previous ${ADAPTER_DIR} aside`);
+    }
+  }
+  try {
+    await out.rename(tmp, ADAPTER_DIR);
+  } catch (error) {
+    const back =
+      !hadOld ||
+      (await out.rename(aside, ADAPTER_DIR).then(
+        () => true,
+        () => false,
+      ));
+    await out.remove(tmp).catch(() => {});
+    throw await failed(error, `${out.name}/${ADAPTER_DIR}`, `moving the new ${ADAPTER_DIR} into place`, back);
+  }
+  // What a failed removal leaves is a temporary folder that the next run's sweep removes.
+  if (hadOld) await out.remove(aside).catch(() => {});
+}
+
 function isFloat(t: Tensor): boolean {
   return t.dtype !== 'int32';
 }
@@ -314,14 +427,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       if (ckpt) {
         const s: CheckpointState = ckpt.state;
         const diff = Object.keys(fingerprint).filter((k) => JSON.stringify(fingerprint[k]) !== JSON.stringify(s.fingerprint[k]));
-        if (diff.length > 0) {
-          const show = (v: unknown) => JSON.stringify(v);
-          throw new Error(
-            `train: cannot resume from ${out.name}/${ckpt.path}: it was made with different settings: ${diff
-              .map((k) => `${k} ${show(s.fingerprint[k])} there, ${show(fingerprint[k])} now`)
-              .join('; ')}. Resume with the same settings, or start afresh without resume.`,
-          );
-        }
+        if (diff.length > 0) throw settingsRefusal(`${out.name}/${ckpt.path}`, diff, s.fingerprint, fingerprint);
         restore(named, ckpt.trainable, `resume from ${ckpt.path}`);
         optimizer.setState({ steps: s.optimizerSteps, moments: new Map([...ckpt.moments].map(([k, h]) => [k, h.data])) });
         for (const [name, g] of Object.entries(generators)) {
@@ -390,16 +496,52 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       await writeLogs();
     };
 
-    const evaluate = async (split: Split): Promise<Evaluation> => {
+    /**
+     * Stops the run after a Ctrl-C. Between steps the state is checkpointed first. During an
+     * evaluation it is not (a checkpoint holds no state between an epoch's last step and its
+     * evaluation): the newest checkpoint stays, and a resume redoes the steps after it and the evaluation.
+     */
+    const aborted = async (during: Split | null, epoch: number, cause: unknown): Promise<never> => {
+      if (during === null) await checkpoint();
+      progress?.done();
+      const redo =
+        during === null
+          ? ''
+          : lastCheckpointStep === step
+            ? ' (the evaluation is redone)'
+            : ` (${lastCheckpointStep + 1 === step ? `step ${step}` : `steps ${lastCheckpointStep + 1} to ${step}`} and the evaluation are redone)`;
+      throw new TrainingAbortedError(
+        `training aborted${during === null ? '' : ` during the ${during} evaluation`} at epoch ${epoch}, ` +
+          `step ${stepInEpoch}/${o.stepsPerEpoch} (${step}/${o.totalSteps}); ` +
+          (lastCheckpoint
+            ? `continue it with resume: true from ${lastCheckpoint}${redo}`
+            : out
+              ? 'no checkpoint was written yet, so start the run again'
+              : 'no run folder, so nothing was saved'),
+        step,
+        lastCheckpoint,
+        { cause },
+      );
+    };
+
+    const evaluate = async (split: Split, epoch: number): Promise<Evaluation> => {
       task.setTraining?.(false);
-      const r = await task.evaluate(split);
+      const signal = options.signal;
+      let r: Evaluation;
+      try {
+        // A task that evaluates in batches may take the signal and stop between them (throwing); one that does not ignores it.
+        r = await (task.evaluate as EvaluateWithSignal).call(task, split, signal ? { signal } : undefined);
+      } catch (error) {
+        if (signal?.aborted) return aborted(split, epoch, signal.reason);
+        throw error;
+      }
       if (!r || typeof r.score !== 'number')
         throw new Error(`train: evaluate("${split}") must resolve to { score: number, metrics }, got ${JSON.stringify(r)}`);
       return { score: r.score, metrics: r.metrics ?? {} };
     };
 
     const recordEpoch = async (epoch: number, trainLoss: number | null): Promise<void> => {
-      const v = await evaluate('validation');
+      const v = await evaluate('validation', epoch);
       const record: ValidationRecord = { epoch, step, score: v.score, metrics: v.metrics };
       validation.push(record);
       const improved = best === null || better(v.score, best.score);
@@ -519,17 +661,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       task.setTraining?.(true);
       for (; stepInEpoch < o.stepsPerEpoch; ) {
         await yieldToEventLoop();
-        if (options.signal?.aborted) {
-          await checkpoint();
-          progress?.done();
-          throw new TrainingAbortedError(
-            `training aborted at epoch ${epoch}, step ${stepInEpoch}/${o.stepsPerEpoch} (${step}/${o.totalSteps}); ` +
-              (lastCheckpoint ? `continue it with resume: true from ${lastCheckpoint}` : 'no run folder, so nothing was saved'),
-            step,
-            lastCheckpoint,
-            { cause: options.signal.reason },
-          );
-        }
+        if (options.signal?.aborted) await aborted(null, epoch, options.signal.reason);
         const indices = order.slice(stepInEpoch * o.batchSize, (stepInEpoch + 1) * o.batchSize);
         const r = await update(epoch, indices);
         if (!r.ok) {
@@ -618,15 +750,15 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
     // The best state (the untrained one counts) is what the run reports and leaves in the tensors.
     if (bestState) restore(named, bestState, 'restoring the best state');
     const chosen: ValidationRecord = best ?? { epoch: epochsDone, step, score: Number.NaN, metrics: {} };
-    const test = o.evaluateTest ? await evaluate('test') : null;
+    const test = o.evaluateTest ? await evaluate('test', epochsDone) : null;
     if (test)
       progress?.line(`test score ${test.score.toFixed(4)} with the state of epoch ${chosen.epoch} (validation ${chosen.score.toFixed(4)})`);
     if (out) {
       await writeLogs();
-      const artifacts = subStore(out, 'adapter');
-      await out.remove('adapter');
-      if (task.saveArtifacts) await task.saveArtifacts(artifacts);
-      else await writeHostState(artifacts, 'trainable.safetensors', await snapshot(named));
+      await replaceAdapter(out, step, async (sink) => {
+        if (task.saveArtifacts) await task.saveArtifacts(sink);
+        else await writeHostState(sink, 'trainable.safetensors', await snapshot(named));
+      });
       await out.writeFile(
         'test-metrics.json',
         jsonText({

@@ -156,13 +156,14 @@ describe('nodeRunStore when the disk fails', () => {
     await failThenResume(
       'full-adapter',
       () => {
-        inject.writePath = /[/\\]adapter[/\\]\.trainable\.safetensors\./;
+        // The new adapter is written into a temporary folder beside adapter/ and moved in when complete.
+        inject.writePath = /[/\\]\.tmp-step-\d+-\d+-adapter[/\\]\.trainable\.safetensors\./;
       },
       (e, dir) => {
         const file = join(dir, 'adapter', 'trainable.safetensors');
         expect(e.file).toBe(file);
         expect(e.message).toBe(
-          `cannot write ${file}: the disk is full (ENOSPC). ${file} was left as it was. ` +
+          `cannot write the adapter ${join(dir, 'adapter')}: cannot write ${file}: the disk is full (ENOSPC). ${file} was left as it was. ` +
             `The newest complete checkpoint ${dir}/checkpoints/step-00000006 (step 6) is intact: free some space on the disk, then run again with resume to continue from it.`,
         );
       },
@@ -173,13 +174,13 @@ describe('nodeRunStore when the disk fails', () => {
     await failThenResume(
       'read-only',
       () => {
-        inject.mkdirPath = /[/\\]read-only[/\\]adapter$/;
+        inject.mkdirPath = /[/\\]read-only[/\\]\.tmp-step-\d+-\d+-adapter$/;
         inject.readOnly = /[/\\]read-only$/;
       },
       (e, dir) => {
         const file = join(dir, 'adapter', 'trainable.safetensors');
         expect(e.message).toBe(
-          `cannot write ${file}: cannot create the folder ${join(dir, 'adapter')}: the folder ${dir} is not writable (mkdir reported ENOENT). ` +
+          `cannot write the adapter ${join(dir, 'adapter')}: cannot write ${file}: cannot create the folder ${join(dir, 'adapter')}: the folder ${dir} is not writable (mkdir reported ENOENT). ` +
             `The newest complete checkpoint ${dir}/checkpoints/step-00000006 (step 6) is intact: make the run folder writable, then run again with resume to continue from it.`,
         );
       },
@@ -266,6 +267,9 @@ describe('stale temporary files of killed runs', () => {
       deadConfig: `.config.json.${dead}.0123456789ab.tmp`,
       deadCheckpoint: `checkpoints/.tmp-step-00000005-${dead}-k2x9`,
       deadAdapter: `adapter/.trainable.safetensors.${dead}.a1b2c3d4e5f6.tmp`,
+      // The final adapter being written, and the previous one moved aside, when the writer was killed.
+      deadNewAdapter: `.tmp-step-00000006-${dead}-adapter`,
+      deadOldAdapter: `.tmp-step-00000006-${dead}-oldadapter`,
       // This process's pid, from before it started (a container restarts with the same pid).
       ownOld: `.log.csv.${process.pid}.bbbbbbbbbbbb.tmp`,
       // A live process (our parent) that wrote long before the newest checkpoint.
@@ -275,10 +279,13 @@ describe('stale temporary files of killed runs', () => {
       // Not our naming pattern: kept.
       other: '.notes.tmp',
     };
-    mkdirSync(join(dir, files.deadCheckpoint));
-    writeFileSync(join(dir, files.deadCheckpoint, 'trainable.safetensors'), 'partial');
+    const folders = ['deadCheckpoint', 'deadNewAdapter', 'deadOldAdapter'];
+    for (const k of folders) {
+      mkdirSync(join(dir, files[k as keyof typeof files]));
+      writeFileSync(join(dir, files[k as keyof typeof files], 'trainable.safetensors'), 'partial');
+    }
     mkdirSync(join(dir, 'adapter'));
-    for (const [k, f] of Object.entries(files)) if (k !== 'deadCheckpoint') writeFileSync(join(dir, f), 'partial');
+    for (const [k, f] of Object.entries(files)) if (!folders.includes(k)) writeFileSync(join(dir, f), 'partial');
     for (const f of [files.ownOld, files.liveOld]) utimesSync(join(dir, f), past, past);
 
     const lines: string[] = [];
@@ -287,9 +294,9 @@ describe('stale temporary files of killed runs', () => {
     second.dispose();
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      new RegExp(`^removed 5 temporary file\\(s\\) left in ${dir} by interrupted writes \\(their writer is gone\\): `),
+      new RegExp(`^removed 7 temporary file\\(s\\) left in ${dir} by interrupted writes \\(their writer is gone\\): `),
     );
-    for (const k of ['deadConfig', 'deadCheckpoint', 'deadAdapter', 'ownOld', 'liveOld'] as const) {
+    for (const k of ['deadConfig', 'deadCheckpoint', 'deadAdapter', 'deadNewAdapter', 'deadOldAdapter', 'ownOld', 'liveOld'] as const) {
       expect(existsSync(join(dir, files[k])), k).toBe(false);
     }
     expect(lines[0]).toContain(files.deadConfig);
