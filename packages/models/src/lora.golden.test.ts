@@ -244,7 +244,7 @@ describe('adapters written with Python PEFT conventions load and compute what Py
   it('an adapter for another base model or size fails with a clear error', async () => {
     const neox = await loadModel(join(ROOT, 'models', 'tiny-gpt-neox'), { backend, dtype: 'float32' });
     await expect(loadAdapter(neox, adapterDir('tiny-llama-all'))).rejects.toThrow(
-      /the adapter does not fit this model \(it was trained on fixtures\/models\/tiny-llama\): LoRA: target modules \["q_proj",.*\] not found in the base model/,
+      /tiny-llama-all: the adapter that adapter_config.json describes does not fit this model \(it was trained on fixtures\/models\/tiny-llama\): LoRA: target modules \["q_proj",.*\] not found in the base model/,
     );
     const smaller = await loadModel(join(ROOT, 'models', 'tiny-llama-bias'), { backend, dtype: 'float32' });
     await expect(loadAdapter(smaller, adapterDir('tiny-llama-dora'))).rejects.toThrow(
