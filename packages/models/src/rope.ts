@@ -73,6 +73,17 @@ export interface RopeContext {
   maxPositionEmbeddings: number;
 }
 
+/** A value from config.json for a message: its JSON, cut to 120 characters. */
+function shown(v: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = String(v);
+  }
+  return text.length > 120 ? `${text.slice(0, 120)}… (${text.length} characters)` : text;
+}
+
 function same(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -91,13 +102,13 @@ export function parseRope(raw: Record<string, unknown>, file: string, ctx: RopeC
     ['rope_parameters', params],
     ['rope_scaling', scaling],
   ] as const) {
-    if (given(v) && !isObject(v)) throw new Error(`${file}: ${key} is ${JSON.stringify(v)}: expected an object or null`);
+    if (given(v) && !isObject(v)) throw new Error(`${file}: ${key} is ${shown(v)}: expected an object or null`);
   }
   const p = isObject(params) && Object.keys(params).length > 0 ? params : null;
   const s = isObject(scaling) && Object.keys(scaling).length > 0 ? scaling : null;
   if (p && s && !same(p, s)) {
     throw new Error(
-      `${file}: rope_parameters ${JSON.stringify(p)} and rope_scaling ${JSON.stringify(s)} disagree: keep one (transformers 5 writes rope_parameters)`,
+      `${file}: rope_parameters ${shown(p)} and rope_scaling ${shown(s)} disagree: keep one (transformers 5 writes rope_parameters)`,
     );
   }
   // transformers 5: `self.rope_parameters = rope_scaling or self.rope_parameters`.
@@ -111,28 +122,25 @@ export function parseRope(raw: Record<string, unknown>, file: string, ctx: RopeC
   const rt = get('rope_type');
   const t = get('type');
   if (rt !== undefined && t !== undefined && rt !== t) {
-    throw new Error(`${file}: ${where}.rope_type ${JSON.stringify(rt)} and ${where}.type ${JSON.stringify(t)} disagree`);
+    throw new Error(`${file}: ${where}.rope_type ${shown(rt)} and ${where}.type ${shown(t)} disagree`);
   }
   const typeValue = rt ?? t ?? 'default';
   if (!SUPPORTED_ROPE_TYPES.includes(typeValue as RopeType)) {
-    throw new Error(
-      `${file}: ${where}.rope_type ${JSON.stringify(typeValue)} is not supported: supported are ${SUPPORTED_ROPE_TYPES.join(', ')}`,
-    );
+    throw new Error(`${file}: ${where}.rope_type ${shown(typeValue)} is not supported: supported are ${SUPPORTED_ROPE_TYPES.join(', ')}`);
   }
   const type = typeValue as RopeType;
   for (const [key, v] of Object.entries(dict)) {
     if (!given(v)) continue;
     if (['rope_type', 'type', 'rope_theta', 'partial_rotary_factor'].includes(key) || TYPE_KEYS[type].includes(key)) continue;
     throw new Error(
-      `${file}: ${where}.${key} = ${JSON.stringify(v)} is not understood with rope_type "${type}" (it reads ${['rope_theta', 'partial_rotary_factor', ...TYPE_KEYS[type]].join(', ')})`,
+      `${file}: ${where}.${key} = ${shown(v)} is not understood with rope_type "${type}" (it reads ${['rope_theta', 'partial_rotary_factor', ...TYPE_KEYS[type]].join(', ')})`,
     );
   }
   for (const key of REQUIRED[type]) {
     if (get(key) === undefined) throw new Error(`${file}: ${where}.${key} is missing: rope_type "${type}" needs it`);
   }
   const num = (v: unknown, name: string, check: (x: number) => boolean, what: string): number => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || !check(v))
-      throw new Error(`${file}: ${name} is ${JSON.stringify(v)}: expected ${what}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) throw new Error(`${file}: ${name} is ${shown(v)}: expected ${what}`);
     return v;
   };
   const positive = (x: number) => x > 0;
@@ -193,7 +201,7 @@ export function parseRope(raw: Record<string, unknown>, file: string, ctx: RopeC
     const v = dictPrf ?? topPrf;
     if (v !== undefined && v !== 1) {
       throw new Error(
-        `${file}: ${dictPrf !== undefined ? `${where}.` : ''}partial_rotary_factor ${JSON.stringify(v)} is not supported for ${ctx.modelType}: transformers rotates every feature of its heads (it ignores the key with the default rope and fails with the others)`,
+        `${file}: ${dictPrf !== undefined ? `${where}.` : ''}partial_rotary_factor ${shown(v)} is not supported for ${ctx.modelType}: transformers rotates every feature of its heads (it ignores the key with the default rope and fails with the others)`,
       );
     }
     prf = 1;
@@ -267,7 +275,7 @@ export function parseRope(raw: Record<string, unknown>, file: string, ctx: RopeC
     rope.betaSlow = optional('beta_slow', 1) || 1;
     const truncate = get('truncate');
     if (truncate !== undefined && typeof truncate !== 'boolean')
-      throw new Error(`${file}: ${where}.truncate is ${JSON.stringify(truncate)}: expected true or false`);
+      throw new Error(`${file}: ${where}.truncate is ${shown(truncate)}: expected true or false`);
     rope.truncate = truncate ?? true;
     const mscale = optional('mscale', 0);
     const mscaleAllDim = optional('mscale_all_dim', 0);
@@ -283,7 +291,7 @@ export function parseRope(raw: Record<string, unknown>, file: string, ctx: RopeC
   for (const key of ['short_factor', 'long_factor'] as const) {
     const v = get(key);
     if (!Array.isArray(v) || v.length !== half || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) {
-      throw new Error(`${file}: ${where}.${key} is ${JSON.stringify(v)}: expected ${half} positive numbers (rotary features / 2)`);
+      throw new Error(`${file}: ${where}.${key} is ${shown(v)}: expected ${half} positive numbers (rotary features / 2)`);
     }
     if (key === 'short_factor') rope.shortFactor = v as number[];
     else rope.longFactor = v as number[];
