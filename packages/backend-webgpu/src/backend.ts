@@ -28,7 +28,7 @@ import { arg, paddedBytes, WebGpuBuffer } from './buffer.js';
 import { type DeviceRequest, requestDevice } from './device.js';
 import { gelu, geluBackward, siluMul, siluMulBackward } from './kernels/activations.js';
 import { adamw } from './kernels/adamw.js';
-import { attention, attentionBackward } from './kernels/attention.js';
+import { type AttentionKind, attention, attentionBackward } from './kernels/attention.js';
 import type { Ctx } from './kernels/common.js';
 import { addInto, copy, fill } from './kernels/copy.js';
 import { affine, binary, unary, unaryBackward } from './kernels/elementwise.js';
@@ -52,6 +52,12 @@ export interface WebGpuBackendOptions extends DeviceRequest {
    * (SwiftShader and the like), else `tiled`.
    */
   gemm?: GemmKind;
+  /**
+   * The attention kernels (see kernels/attention.ts): `tiled` (a workgroup per row, for GPUs) or
+   * `rows` (a thread per row, no barriers, for adapters that run on the CPU). Default: `rows` on
+   * a fallback adapter, else `tiled`.
+   */
+  attention?: AttentionKind;
 }
 
 /** Whether the device runs on the CPU (a fallback adapter such as SwiftShader): barriers are emulated there. */
@@ -73,6 +79,8 @@ export class WebGpuBackend implements Backend, Ctx {
   readonly rt: GpuRuntime;
   /** Which GEMM kernel runs (see WebGpuBackendOptions.gemm). */
   readonly gemm: GemmKind;
+  /** Which attention kernels run (see WebGpuBackendOptions.attention). */
+  readonly attentionKind: AttentionKind;
   /** Threads per workgroup of the one-row reductions (see Ctx.rowThreads). */
   readonly rowThreads: number;
   private readonly live = new Set<WebGpuBuffer>();
@@ -83,14 +91,18 @@ export class WebGpuBackend implements Backend, Ctx {
     readonly device: GPUDevice,
     /** Whether destroy() also destroys the device (true when the backend requested it). */
     private readonly ownsDevice: boolean,
-    opts: { maxBatch?: number; gemm?: GemmKind } = {},
+    opts: { maxBatch?: number; gemm?: GemmKind; attention?: AttentionKind } = {},
   ) {
     this.rt = new GpuRuntime(device, opts.maxBatch);
     if (opts.gemm !== undefined && opts.gemm !== 'tiled' && opts.gemm !== 'registers') {
       throw new Error(`createWebGpuBackend: gemm must be 'tiled' or 'registers', got ${JSON.stringify(opts.gemm)}`);
     }
+    if (opts.attention !== undefined && opts.attention !== 'tiled' && opts.attention !== 'rows') {
+      throw new Error(`createWebGpuBackend: attention must be 'tiled' or 'rows', got ${JSON.stringify(opts.attention)}`);
+    }
     const cpu = isCpuAdapter(device);
     this.gemm = opts.gemm ?? (cpu ? 'registers' : 'tiled');
+    this.attentionKind = opts.attention ?? (cpu ? 'rows' : 'tiled');
     this.rowThreads = cpu ? 4 : 256;
   }
 
@@ -367,5 +379,5 @@ export class WebGpuBackend implements Backend, Ctx {
  */
 export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
   const device = opts.device ?? (await requestDevice(opts));
-  return new WebGpuBackend(device, opts.device === undefined, { maxBatch: opts.maxBatch, gemm: opts.gemm });
+  return new WebGpuBackend(device, opts.device === undefined, { maxBatch: opts.maxBatch, gemm: opts.gemm, attention: opts.attention });
 }

@@ -2,6 +2,7 @@
 export { createWebGpuBackend, isCpuAdapter, WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 export { WebGpuBuffer } from './buffer.js';
 export { webGpuAvailable } from './device.js';
+export type { AttentionKind } from './kernels/attention.js';
 export type { GemmKind } from './kernels/matmul.js';
 
 import { registerBackend } from '@peft/core';

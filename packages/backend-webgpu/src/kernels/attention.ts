@@ -11,10 +11,19 @@
  * takes D_i = Σ_j P_ij·dP_ij and writes dq = scale·Σ_j P_ij·(dP_ij − D_i)·k_j; pass B (one
  * workgroup per key row and kv head) sums dk and dv over the queries and the query heads that
  * share the kv head, so no float atomics are needed. headDim ≤ 256.
+ *
+ * `rows` form (CPU-backed adapters such as SwiftShader): the same three passes with one thread per
+ * query row (forward, dq) or per key row (dk, dv), headDim compiled in, q/k/v rows and the
+ * accumulators in registers, no workgroup memory and no barriers. A CPU implementation runs the
+ * 64 threads of a `tiled` workgroup one after another at every barrier, and with headDim 16 three
+ * quarters of them idle through the value loops; there this form is an order of magnitude faster.
  */
 import type { AttentionParams, DeviceBuffer } from '@peft/core';
 import { arg, counts, finite } from '../buffer.js';
 import type { Ctx } from './common.js';
+
+export type AttentionKind = 'tiled' | 'rows';
+type AttnCtx = Ctx & { readonly attentionKind: AttentionKind };
 
 const T = 64;
 const DMAX = 256;
@@ -52,7 +61,7 @@ fn key_real(b: u32, j: u32) -> bool { return HAS_MASK == 0u || ld_mask(b * P.seq
 `;
 
 export function attention(
-  ctx: Ctx,
+  ctx: AttnCtx,
   out: DeviceBuffer,
   lse: DeviceBuffer,
   q: DeviceBuffer,
@@ -71,6 +80,7 @@ export function attention(
   const vb = arg(ctx.owner, K, 'v', v, nk, 'float');
   if (o === qb || o === kb || o === vb) throw new Error('attention: out must not be the same buffer as q, k or v');
   const mb = mask === null ? null : arg(ctx.owner, K, 'mask', mask, p.batch * p.seqK, 'int32');
+  const rows = ctx.attentionKind === 'rows';
   ctx.rt.launch({
     kernel: K,
     params: params(p),
@@ -83,7 +93,9 @@ export function attention(
       { name: 'mask', buf: mb, access: 'read' },
     ],
     workgroupSize: T,
-    code: `const HAS_MASK = ${mb ? 1 : 0}u;
+    code: rows
+      ? forwardRows(p.headDim, mb !== null)
+      : `const HAS_MASK = ${mb ? 1 : 0}u;
 ${VISIBILITY}
 var<workgroup> qs: array<f32, ${DMAX}>;
 var<workgroup> ps: array<f32, ${T}>;
@@ -142,12 +154,12 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   }
   if (lid == 0u) { st_lse((b * P.heads + h) * P.seqQ + i, select(neg_inf(), m + log(l), seen)); }
 }`,
-    groups: p.batch * p.heads * p.seqQ,
+    groups: rows ? Math.ceil((p.batch * p.heads * p.seqQ) / T) : p.batch * p.heads * p.seqQ,
   });
 }
 
 export function attentionBackward(
-  ctx: Ctx,
+  ctx: AttnCtx,
   dq: DeviceBuffer,
   dk: DeviceBuffer,
   dv: DeviceBuffer,
@@ -185,6 +197,7 @@ export function attentionBackward(
   }
   // stats[2·row] = lse, stats[2·row + 1] = D_i, for pass B.
   const stats = ctx.rt.temp(ctx.owner, 'float32', Math.max(1, 2 * rows), K);
+  const byRows = ctx.attentionKind === 'rows';
   const head = `const HAS_MASK = ${mb ? 1 : 0}u;
 ${VISIBILITY}
 var<workgroup> red: array<f32, ${T}>;
@@ -213,7 +226,9 @@ fn wg_sum(v: f32, lid: u32) -> f32 {
       { name: 'mask', buf: mb, access: 'read' },
     ],
     workgroupSize: T,
-    code: `${head}
+    code: byRows
+      ? dqRows(p.headDim, mb !== null)
+      : `${head}
 var<workgroup> qs: array<f32, ${DMAX}>;
 var<workgroup> gs: array<f32, ${DMAX}>;
 var<workgroup> ds: array<f32, ${T}>;
@@ -272,7 +287,7 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   }
   if (lid == 0u) { st_stats(2u * row, l); st_stats(2u * row + 1u, di); }
 }`,
-    groups: rows,
+    groups: byRows ? Math.ceil(rows / T) : rows,
   });
   ctx.rt.launch({
     kernel: `${K} (dk, dv)`,
@@ -288,7 +303,9 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
       { name: 'mask', buf: mb, access: 'read' },
     ],
     workgroupSize: T,
-    code: `${head}
+    code: byRows
+      ? dkvRows(p.headDim, mb !== null)
+      : `${head}
 var<workgroup> ks: array<f32, ${DMAX}>;
 var<workgroup> vs: array<f32, ${DMAX}>;
 var<workgroup> pw: array<f32, ${T}>;
@@ -358,7 +375,151 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
     if (d < P.D) { st_dk(ko + d, accK[u]); st_dv(ko + d, accV[u]); }
   }
 }`,
-    groups: p.batch * p.kvHeads * p.seqK,
+    groups: byRows ? Math.ceil((p.batch * p.kvHeads * p.seqK) / T) : p.batch * p.kvHeads * p.seqK,
   });
   ctx.rt.done(stats);
+}
+
+// --- the `rows` form ------------------------------------------------------------------------
+
+/** WGSL shared by the `rows` kernels: headDim as a constant, the visibility helpers and a row loader. */
+function rowsHead(headDim: number, hasMask: boolean): string {
+  return `const HAS_MASK = ${hasMask ? 1 : 0}u;
+const D = ${headDim}u;
+${VISIBILITY}`;
+}
+
+/** A register array of headDim floats (length at least 1: WGSL has no empty arrays). */
+const vec = (headDim: number) => `array<f32, ${Math.max(1, headDim)}>`;
+
+function forwardRows(headDim: number, hasMask: boolean): string {
+  const V = vec(headDim);
+  return `${rowsHead(headDim, hasMask)}
+fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
+  let r = group * ${T}u + lid;
+  if (r >= P.batch * P.heads * P.seqQ) { return; }
+  let i = r % P.seqQ;
+  let h = (r / P.seqQ) % P.heads;
+  let b = r / (P.seqQ * P.heads);
+  let kh = h / P.group;
+  let qo = ((b * P.seqQ + i) * P.heads + h) * D;
+  var qv: ${V};
+  var acc: ${V};
+  for (var d = 0u; d < D; d++) { qv[d] = ld_q(qo + d); acc[d] = 0.0; }
+  let last = key_end(i);
+  var m = neg_inf();
+  var l = 0.0;
+  for (var j = 0u; j < last; j++) {
+    if (!key_real(b, j)) { continue; }
+    let ko = ((b * P.seqK + j) * P.kvHeads + kh) * D;
+    var dot = 0.0;
+    for (var d = 0u; d < D; d++) { dot = fma(qv[d], ld_k(ko + d), dot); }
+    let s = P.scale * dot;
+    if (s == neg_inf()) { continue; }
+    var pt = 1.0;
+    if (s > m) {
+      let corr = select(exp(m - s), 0.0, m == neg_inf());
+      l = l * corr;
+      for (var d = 0u; d < D; d++) { acc[d] = acc[d] * corr; }
+      m = s;
+    } else {
+      pt = exp(s - m);
+    }
+    l = l + pt;
+    for (var d = 0u; d < D; d++) { acc[d] = fma(pt, ld_v(ko + d), acc[d]); }
+  }
+  let seen = l > 0.0;
+  for (var d = 0u; d < D; d++) { st_out(qo + d, select(0.0, acc[d] / l, seen)); }
+  st_lse((b * P.heads + h) * P.seqQ + i, select(neg_inf(), m + log(l), seen));
+}`;
+}
+
+function dqRows(headDim: number, hasMask: boolean): string {
+  const V = vec(headDim);
+  return `${rowsHead(headDim, hasMask)}
+fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
+  let r = group * ${T}u + lid;
+  if (r >= P.batch * P.heads * P.seqQ) { return; }
+  let i = r % P.seqQ;
+  let h = (r / P.seqQ) % P.heads;
+  let b = r / (P.seqQ * P.heads);
+  let kh = h / P.group;
+  let qo = ((b * P.seqQ + i) * P.heads + h) * D;
+  let row = (b * P.heads + h) * P.seqQ + i;
+  var qv: ${V};
+  var gv: ${V};
+  var acc: ${V};
+  for (var d = 0u; d < D; d++) { qv[d] = ld_q(qo + d); gv[d] = ld_g(qo + d); acc[d] = 0.0; }
+  let l = ld_lse(row);
+  let last = select(0u, key_end(i), l > neg_inf());
+  // D_i = Σ_j P_ij·dP_ij, then dq = scale·Σ_j P_ij·(dP_ij − D_i)·k_j.
+  var di = 0.0;
+  for (var sweep = 0u; sweep < 2u; sweep++) {
+    for (var j = 0u; j < last; j++) {
+      if (!key_real(b, j)) { continue; }
+      let ko = ((b * P.seqK + j) * P.kvHeads + kh) * D;
+      var dot = 0.0;
+      var dp = 0.0;
+      for (var d = 0u; d < D; d++) {
+        dot = fma(qv[d], ld_k(ko + d), dot);
+        dp = fma(gv[d], ld_v(ko + d), dp);
+      }
+      let pj = exp(P.scale * dot - l);
+      if (sweep == 0u) {
+        di = di + pj * dp;
+      } else {
+        let w = P.scale * pj * (dp - di);
+        if (w == 0.0) { continue; }
+        for (var d = 0u; d < D; d++) { acc[d] = fma(w, ld_k(ko + d), acc[d]); }
+      }
+    }
+  }
+  for (var d = 0u; d < D; d++) { st_dq(qo + d, acc[d]); }
+  st_stats(2u * row, l);
+  st_stats(2u * row + 1u, di);
+}`;
+}
+
+function dkvRows(headDim: number, hasMask: boolean): string {
+  const V = vec(headDim);
+  return `${rowsHead(headDim, hasMask)}
+fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
+  let r = group * ${T}u + lid;
+  if (r >= P.batch * P.kvHeads * P.seqK) { return; }
+  let j = r % P.seqK;
+  let kh = (r / P.seqK) % P.kvHeads;
+  let b = r / (P.seqK * P.kvHeads);
+  let ko = ((b * P.seqK + j) * P.kvHeads + kh) * D;
+  var kv: ${V};
+  var vv: ${V};
+  var accK: ${V};
+  var accV: ${V};
+  for (var d = 0u; d < D; d++) { kv[d] = ld_k(ko + d); vv[d] = ld_v(ko + d); accK[d] = 0.0; accV[d] = 0.0; }
+  // Queries that see key j: i ≥ j − (seqK − seqQ) when causal.
+  var i0 = 0u;
+  if (P.causal == 1u) { i0 = min(u32(max(0, i32(j) + i32(P.seqQ) - i32(P.seqK))), P.seqQ); }
+  let hEnd = select(0u, (kh + 1u) * P.group, key_real(b, j));
+  for (var h = kh * P.group; h < hEnd; h++) {
+    for (var i = i0; i < P.seqQ; i++) {
+      let row = (b * P.heads + h) * P.seqQ + i;
+      let l = ld_stats(2u * row);
+      if (!(l > neg_inf())) { continue; }
+      let qo = ((b * P.seqQ + i) * P.heads + h) * D;
+      var dot = 0.0;
+      var dp = 0.0;
+      for (var d = 0u; d < D; d++) {
+        dot = fma(ld_q(qo + d), kv[d], dot);
+        dp = fma(ld_g(qo + d), vv[d], dp);
+      }
+      let pe = exp(P.scale * dot - l);
+      let dse = P.scale * pe * (dp - ld_stats(2u * row + 1u));
+      if (pe == 0.0 && dse == 0.0) { continue; }
+      for (var d = 0u; d < D; d++) {
+        accV[d] = fma(pe, ld_g(qo + d), accV[d]);
+        accK[d] = fma(dse, ld_q(qo + d), accK[d]);
+      }
+    }
+  }
+  for (var d = 0u; d < D; d++) { st_dk(ko + d, accK[d]); st_dv(ko + d, accV[d]); }
+}`;
 }
