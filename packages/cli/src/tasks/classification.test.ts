@@ -3,7 +3,7 @@ import { createCpuBackend } from '@peft/backend-cpu';
 import { bytesReader, Generator, getPeftModel, loadAdapterFrom, loraConfig, memorySink, type PeftModel } from '@peft/core';
 import { SequenceClassifier } from '@peft/heads';
 import { loadModel, loadTokenizer } from '@peft/models/node';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { ClassificationTask, classificationMetrics, type LabelledText } from './classification.js';
 
 const TINY = join(import.meta.dirname, '..', '..', '..', '..', 'fixtures', 'models', 'tiny-gpt-neox');
@@ -109,6 +109,28 @@ describe('ClassificationTask (Study A as a TrainTask)', () => {
     expect(await again.predict('test')).toEqual(predicted);
     expect(await again.predict('validation')).toEqual(await task.predict('validation'));
     loaded.dispose();
+    peft.dispose();
+  });
+
+  it('stops an evaluation before its next batch once the signal is aborted, throwing the reason', async () => {
+    const peft = await studyA();
+    const tokenizer = await loadTokenizer(TINY);
+    const task = new ClassificationTask({ peft, tokenizer, data: DATA, labels: LABELS, maxLength: 32, evalBatchSize: 1 });
+    const controller = new AbortController();
+    const reason = new Error('ctrl-c');
+    const head = peft.model;
+    const original = head.predict.bind(head);
+    // Ctrl-C while the first of the test split's three batches runs.
+    const predict = vi.spyOn(head, 'predict').mockImplementation((batch) => {
+      controller.abort(reason);
+      return original(batch);
+    });
+    await expect(task.evaluate('test', { signal: controller.signal })).rejects.toBe(reason);
+    expect(predict).toHaveBeenCalledTimes(1);
+    expect(task.lastPredictions.has('test')).toBe(false);
+    predict.mockRestore();
+    // Without a signal (or before an abort) it runs to the end.
+    expect((await task.evaluate('test', { signal: new AbortController().signal })).metrics).toMatchObject({ examples: 3 });
     peft.dispose();
   });
 

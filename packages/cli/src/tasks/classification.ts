@@ -146,13 +146,17 @@ export class ClassificationTask implements TrainTask<ClassificationBatch> {
     return this.#options.dropoutGenerator ? { dropout: this.#options.dropoutGenerator } : {};
   }
 
-  /** Predicted class ids of texts, in their order (eval mode, no gradients, batches sorted by length). */
-  async predictTexts(texts: readonly string[]): Promise<number[]> {
+  /**
+   * Predicted class ids of texts, in their order (eval mode, no gradients, batches sorted by length).
+   * An aborted `signal` stops it before the next batch, throwing the signal's reason.
+   */
+  async predictTexts(texts: readonly string[], options: { signal?: AbortSignal } = {}): Promise<number[]> {
     const out = new Array<number>(texts.length);
     // Longest first within the whole list, so each batch pads little.
     const lengths = texts.map((t) => this.#tokenizer.encode(t).length);
     const order = texts.map((_, i) => i).sort((a, b) => lengths[b]! - lengths[a]! || a - b);
     for (let at = 0; at < order.length; at += this.evalBatchSize) {
+      options.signal?.throwIfAborted();
       const idx = order.slice(at, at + this.evalBatchSize);
       const batch = this.#collate(idx.map((i) => ({ text: texts[i]!, label: 0 })));
       const pred = await this.head.predict(batch);
@@ -164,13 +168,17 @@ export class ClassificationTask implements TrainTask<ClassificationBatch> {
   }
 
   /** Predicted class ids of a split's examples, in the split's order. */
-  predict(split: Split | 'train'): Promise<number[]> {
-    return this.predictTexts(this.#data[split].map((e) => e.text));
+  predict(split: Split | 'train', options: { signal?: AbortSignal } = {}): Promise<number[]> {
+    return this.predictTexts(
+      this.#data[split].map((e) => e.text),
+      options,
+    );
   }
 
-  async evaluate(split: Split): Promise<Evaluation> {
+  /** Scores a split; the trainer passes its signal, so that a Ctrl-C stops the evaluation between batches. */
+  async evaluate(split: Split, options: { signal?: AbortSignal } = {}): Promise<Evaluation> {
     const yTrue = this.#data[split].map((e) => e.label);
-    const yPred = await this.predict(split);
+    const yPred = await this.predict(split, options);
     this.lastPredictions.set(split, yPred);
     const metrics = classificationMetrics(yTrue, yPred, this.labels);
     return { score: metrics.f1, metrics };

@@ -6,7 +6,7 @@ import { readPubTator } from '@peft/datasets/node';
 import type { CausalLM, Tokenizer } from '@peft/models';
 import { loadModel, loadTokenizer } from '@peft/models/node';
 import { train } from '@peft/trainer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   GenerativeNerTask,
   type GenerativeNerTaskOptions,
@@ -201,6 +201,28 @@ describe('GenerativeNerTask on the tiny Llama', () => {
     await expect(withTask({ labels: ['Disease', 'Chemical'] }, async () => 0)).rejects.toThrow(/train one task per label/);
     await withTask({ method: 'extraction', labels: ['Disease', 'Chemical'], perLabel: false }, async (task) => {
       expect(task.trainExamples[0]!.answer).toBe(' Disease: nephrotoxicity; Chemical: Cisplatin');
+    });
+  });
+
+  it('stops generating before the next batch once the signal is aborted, throwing the reason', async () => {
+    await withTask({ evalBatchSize: 2 }, async (task) => {
+      const controller = new AbortController();
+      const reason = new Error('ctrl-c');
+      // Ctrl-C while the first of the validation split's three batches (5 sentences, 2 a batch) generates.
+      const generate = vi.spyOn(task.head, 'generateText').mockImplementation(async (ids) => {
+        controller.abort(reason);
+        return (ids as readonly number[][]).map(() => ' none'); // the task passes rows of token ids
+      });
+      await expect(task.evaluate('validation', { signal: controller.signal })).rejects.toBe(reason);
+      expect(generate).toHaveBeenCalledTimes(1);
+      generate.mockClear();
+      controller.abort(); // already aborted: nothing is generated
+      await expect(task.evaluate('validation', { signal: controller.signal })).rejects.toBe(reason);
+      expect(generate).not.toHaveBeenCalled();
+      // Without a signal it runs to the end.
+      await task.evaluate('validation');
+      expect(generate).toHaveBeenCalledTimes(3);
+      generate.mockRestore();
     });
   });
 

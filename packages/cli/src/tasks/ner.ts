@@ -360,13 +360,17 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
     return this.#generator ? { lora: this.#generator } : {};
   }
 
-  /** Greedy generations for prompts, batched (shortest first, so that a batch's rows are of similar length). */
-  async generate(prompts: readonly string[], maxNewTokens: number): Promise<string[]> {
+  /**
+   * Greedy generations for prompts, batched (shortest first, so that a batch's rows are of similar
+   * length). An aborted `signal` stops it before the next batch, throwing the signal's reason.
+   */
+  async generate(prompts: readonly string[], maxNewTokens: number, options: { signal?: AbortSignal } = {}): Promise<string[]> {
     const tok = this.tokenizer;
     const ids = prompts.map((p) => tok.encode(p));
     const order = ids.map((_, i) => i).sort((a, b) => ids[a]!.length - ids[b]!.length || a - b);
     const out = new Array<string>(prompts.length);
     for (let at = 0; at < order.length; at += this.#evalBatchSize) {
+      options.signal?.throwIfAborted();
       const chunk = order.slice(at, at + this.#evalBatchSize);
       const texts = await this.head.generateText(
         chunk.map((i) => ids[i]!),
@@ -393,13 +397,14 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
   }
 
   /** Generates for every sentence of a split (per label when per-label), parses and merges. */
-  async predict(split: Split | 'train'): Promise<NerPrediction[]> {
+  async predict(split: Split | 'train', options: { signal?: AbortSignal } = {}): Promise<NerPrediction[]> {
     const sentences = split === 'train' ? this.#data.train : this.#data[split];
     const queries = this.#queries(sentences);
     if (queries.length === 0) return [];
     const texts = await this.generate(
       queries.map((q) => q.example.prompt),
       this.maxNewTokensFor(queries.map((q) => q.example.answer)),
+      options,
     );
     const perSentence = this.#queryLabels.length;
     return sentences.map((sentence, i) => {
@@ -425,8 +430,9 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
     });
   }
 
-  async evaluate(split: Split): Promise<Evaluation> {
-    const predictions = await this.predict(split);
+  /** Scores a split; the trainer passes its signal, so that a Ctrl-C stops the generation between batches. */
+  async evaluate(split: Split, options: { signal?: AbortSignal } = {}): Promise<Evaluation> {
+    const predictions = await this.predict(split, options);
     this.lastPredictions.set(split, predictions);
     const scores = scoreNer(predictions, this.labels);
     return { score: scores.f1, metrics: evaluationMetrics(scores, predictions) };
