@@ -1,0 +1,188 @@
+/**
+ * Host side of kernels/attention.cu (float32 CUDA cores, any dtype, headDim ≤ 256) and
+ * kernels/attention_tc.cu (tensor cores: one 16-bit dtype, headDim 64 or 128, sm_80+): which
+ * variant runs, its grid and shared memory.
+ */
+import type { AttentionParams, DeviceBuffer } from '@peft/core';
+import { arg, type CudaBuffer, counts, finite } from '../buffer.js';
+import { DTYPE_CODE, type KernelName } from '../kernels.js';
+import { type Ctx, temp } from './common.js';
+import { fillRange } from './copy.js';
+
+/** Sizes of q and k/v, and the feature-register variant (2, 4 or 8 per lane) for headDim. */
+function checkAttention(K: string, p: AttentionParams): { nq: number; nk: number; nv: 2 | 4 | 8 } {
+  counts(K, { batch: p.batch, seqQ: p.seqQ, seqK: p.seqK, heads: p.heads, kvHeads: p.kvHeads, headDim: p.headDim });
+  finite(K, 'scale', p.scale);
+  if (p.kvHeads === 0 ? p.heads !== 0 : p.heads % p.kvHeads !== 0)
+    throw new Error(`${K}: heads ${p.heads} must be a multiple of kvHeads ${p.kvHeads}`);
+  if (p.headDim > 256) throw new Error(`${K}: headDim ${p.headDim} is larger than the 256 these kernels support`);
+  const nv = p.headDim <= 64 ? 2 : p.headDim <= 128 ? 4 : 8;
+  return { nq: p.batch * p.seqQ * p.heads * p.headDim, nk: p.batch * p.seqK * p.kvHeads * p.headDim, nv };
+}
+
+function attnShape(p: AttentionParams) {
+  return { batch: p.batch, seqQ: p.seqQ, seqK: p.seqK, heads: p.heads, kvHeads: p.kvHeads, D: p.headDim, scale: p.scale, causal: p.causal };
+}
+
+export function attention(
+  ctx: Ctx,
+  out: DeviceBuffer,
+  lse: DeviceBuffer,
+  q: DeviceBuffer,
+  k: DeviceBuffer,
+  v: DeviceBuffer,
+  mask: DeviceBuffer | null,
+  p: AttentionParams,
+): void {
+  const K = 'attention';
+  const { nq, nk, nv } = checkAttention(K, p);
+  const o = arg(ctx.owner, K, 'out', out, nq, 'float');
+  const l = arg(ctx.owner, K, 'lse', lse, p.batch * p.heads * p.seqQ, 'float32');
+  const qb = arg(ctx.owner, K, 'q', q, nq, 'float');
+  const kb = arg(ctx.owner, K, 'k', k, nk, 'float');
+  const vb = arg(ctx.owner, K, 'v', v, nk, 'float');
+  const mb = mask === null ? null : arg(ctx.owner, K, 'mask', mask, p.batch * p.seqK, 'int32');
+  if (o === qb || o === kb || o === vb) throw new Error('attention: out must not be the same buffer as q, k or v');
+  if (p.batch * p.heads * p.seqQ === 0) return;
+  const D = p.headDim;
+  const half = tcDtype(ctx, qb, kb, vb, D);
+  if (half) {
+    ctx.rt.launch(`attention_fwd_tc_${half}_${D}` as KernelName, [Math.ceil(p.seqQ / 64), p.heads, p.batch], [128], 0, [
+      o.ptr,
+      DTYPE_CODE[o.dtype],
+      l.ptr,
+      qb.ptr,
+      kb.ptr,
+      vb.ptr,
+      mb?.ptr ?? 0,
+      attnShape(p),
+    ]);
+    return;
+  }
+  const smem = (16 * D + 32 * (D + 1) + 32 * D) * 4;
+  ctx.rt.launch(`attention_fwd_${nv}`, [Math.ceil(p.seqQ / 16), p.heads, p.batch], [128], smem, [
+    o.ptr,
+    DTYPE_CODE[o.dtype],
+    l.ptr,
+    qb.ptr,
+    DTYPE_CODE[qb.dtype],
+    kb.ptr,
+    DTYPE_CODE[kb.dtype],
+    vb.ptr,
+    DTYPE_CODE[vb.dtype],
+    mb?.ptr ?? 0,
+    attnShape(p),
+  ]);
+}
+
+/** The tensor-core attention kernels' dtype name, when they apply: q, k and v of one 16-bit dtype, D = 64 or 128, sm_80+. */
+function tcDtype(ctx: Ctx, q: CudaBuffer, k: CudaBuffer, v: CudaBuffer, D: number): 'bf16' | 'f16' | null {
+  if (!ctx.tensorCores || k.dtype !== q.dtype || v.dtype !== q.dtype || (D !== 64 && D !== 128)) return null;
+  return q.dtype === 'bfloat16' ? 'bf16' : q.dtype === 'float16' ? 'f16' : null;
+}
+
+export function attentionBackward(
+  ctx: Ctx,
+  dq: DeviceBuffer,
+  dk: DeviceBuffer,
+  dv: DeviceBuffer,
+  dOut: DeviceBuffer,
+  q: DeviceBuffer,
+  k: DeviceBuffer,
+  v: DeviceBuffer,
+  out: DeviceBuffer,
+  lse: DeviceBuffer,
+  mask: DeviceBuffer | null,
+  p: AttentionParams,
+): void {
+  const K = 'attentionBackward';
+  const { nq, nk, nv } = checkAttention(K, p);
+  const dqb = arg(ctx.owner, K, 'dq', dq, nq, 'float');
+  const dkb = arg(ctx.owner, K, 'dk', dk, nk, 'float');
+  const dvb = arg(ctx.owner, K, 'dv', dv, nk, 'float');
+  const g = arg(ctx.owner, K, 'dOut', dOut, nq, 'float');
+  const qb = arg(ctx.owner, K, 'q', q, nq, 'float');
+  const kb = arg(ctx.owner, K, 'k', k, nk, 'float');
+  const vb = arg(ctx.owner, K, 'v', v, nk, 'float');
+  const ob = arg(ctx.owner, K, 'out', out, nq, 'float'); // validated only: delta_i comes from P and dP (see attention_tc.cu)
+  const l = arg(ctx.owner, K, 'lse', lse, p.batch * p.heads * p.seqQ, 'float32');
+  const mb = mask === null ? null : arg(ctx.owner, K, 'mask', mask, p.batch * p.seqK, 'int32');
+  for (const [name, buf] of [
+    ['dq', dqb],
+    ['dk', dkb],
+    ['dv', dvb],
+  ] as const) {
+    if (buf === g || buf === qb || buf === kb || buf === vb || buf === ob) {
+      throw new Error(`attentionBackward: ${name} must not be the same buffer as an input`);
+    }
+  }
+  const D = p.headDim;
+  const rowsQ = p.batch * p.heads * p.seqQ;
+  if (nk > 0 && p.seqQ === 0) {
+    fillRange(ctx, dkb, 0, nk);
+    fillRange(ctx, dvb, 0, nk);
+  }
+  if (rowsQ === 0) return;
+  const delta = temp(ctx, rowsQ * 4);
+  const shape = attnShape(p);
+  const half = tcDtype(ctx, qb, kb, vb, D);
+  if (half && g.dtype === qb.dtype) {
+    // dq first: it sums delta_i = Σ_j P_ij·dP_ij, which the dk/dv kernel reads.
+    ctx.rt.launch(`attention_bwd_dq_tc_${half}_${D}` as KernelName, [Math.ceil(p.seqQ / 64), p.heads, p.batch], [128], 0, [
+      dqb.ptr,
+      DTYPE_CODE[dqb.dtype],
+      delta.ptr,
+      g.ptr,
+      qb.ptr,
+      kb.ptr,
+      vb.ptr,
+      l.ptr,
+      mb?.ptr ?? 0,
+      shape,
+    ]);
+    if (p.seqK > 0) {
+      // Shared memory: the block's 64 keys and values, a 32-query tile of q and dO (16-bit, rows padded by 8), lse and delta of the tile.
+      const smem = (2 * 64 + 2 * 32) * (D + 8) * 2 + 64 * 4;
+      ctx.rt.launch(`attention_bwd_dkdv_tc_${half}_${D}` as KernelName, [Math.ceil(p.seqK / 64), p.kvHeads, p.batch], [128], smem, [
+        dkb.ptr,
+        DTYPE_CODE[dkb.dtype],
+        dvb.ptr,
+        DTYPE_CODE[dvb.dtype],
+        g.ptr,
+        qb.ptr,
+        kb.ptr,
+        vb.ptr,
+        l.ptr,
+        delta.ptr,
+        mb?.ptr ?? 0,
+        shape,
+      ]);
+    }
+    ctx.rt.release(delta);
+    return;
+  }
+  const ptrs = [g.ptr, DTYPE_CODE[g.dtype], qb.ptr, DTYPE_CODE[qb.dtype], kb.ptr, DTYPE_CODE[kb.dtype], vb.ptr, DTYPE_CODE[vb.dtype]];
+  ctx.rt.launch(`attention_bwd_dq_${nv}`, [Math.ceil(p.seqQ / 16), p.heads, p.batch], [128], (32 * D + 64 * (D + 1)) * 4, [
+    dqb.ptr,
+    DTYPE_CODE[dqb.dtype],
+    delta.ptr,
+    ...ptrs,
+    l.ptr,
+    mb?.ptr ?? 0,
+    shape,
+  ]);
+  if (p.seqK > 0) {
+    ctx.rt.launch(`attention_bwd_dkdv_${nv}`, [Math.ceil(p.seqK / 16), p.kvHeads, p.batch], [128], (32 * D + 64 * (D + 1) + 64) * 4, [
+      dkb.ptr,
+      DTYPE_CODE[dkb.dtype],
+      dvb.ptr,
+      DTYPE_CODE[dvb.dtype],
+      ...ptrs,
+      l.ptr,
+      delta.ptr,
+      mb?.ptr ?? 0,
+      shape,
+    ]);
+  }
+  ctx.rt.release(delta);
+}
