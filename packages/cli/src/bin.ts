@@ -11,7 +11,7 @@ const stop = (signal: NodeJS.Signals) => {
     process.stderr.write(`\n${signal} again: quitting now (the last checkpoint is kept)\n`);
     process.exit(130);
   }
-  process.stderr.write(`\n${signal}: stopping after the current step, with a checkpoint (Ctrl-C again to quit now)…\n`);
+  process.stderr.write(`\n${signal}: stopping after the current step or evaluation batch, with a checkpoint (Ctrl-C again to quit now)…\n`);
   controller.abort(new Error(`interrupted by ${signal}`));
 };
 process.on('SIGINT', stop);

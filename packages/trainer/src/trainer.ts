@@ -260,7 +260,6 @@ function settingsRefusal(
  * `TrainTask.evaluate` as the trainer calls it: with the run's signal, so that a task that
  * evaluates in batches can stop between them (by throwing) when the run is aborted.
  */
-type EvaluateWithSignal = (split: Split, options?: { signal?: AbortSignal }) => Promise<Evaluation>;
 
 const ADAPTER_DIR = 'adapter';
 
@@ -530,7 +529,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       let r: Evaluation;
       try {
         // A task that evaluates in batches may take the signal and stop between them (throwing); one that does not ignores it.
-        r = await (task.evaluate as EvaluateWithSignal).call(task, split, signal ? { signal } : undefined);
+        r = await task.evaluate(split, signal ? { signal } : undefined);
       } catch (error) {
         if (signal?.aborted) return aborted(split, epoch, signal.reason);
         throw error;

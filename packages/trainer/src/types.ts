@@ -54,8 +54,12 @@ export interface TrainTask<B = unknown> {
   weight?(batch: B): number;
   /** Tokens in the micro-batch, for tokens/s. Default: its number of examples. */
   tokens?(batch: B): number;
-  /** Scores a split with the current values of the trainable tensors. Run the work under `noGrad` and `tidy`. */
-  evaluate(split: Split): Promise<Evaluation>;
+  /**
+   * Scores a split with the current values of the trainable tensors. Run the work under `noGrad` and
+   * `tidy`. When `options.signal` is given, check it between batches (`signal.throwIfAborted()`), so
+   * that Ctrl-C during a long evaluation stops within one batch.
+   */
+  evaluate(split: Split, options?: { signal?: AbortSignal }): Promise<Evaluation>;
   /** Training mode (dropout) on before each epoch's steps, off before each evaluation. */
   setTraining?(training: boolean): void;
   /** Generators whose state a resume must restore (dropout masks), by name. */
