@@ -43,7 +43,7 @@ else {
   count(g.GPUBuffer?.prototype, 'mapAsync');
   count(g.GPUComputePassEncoder?.prototype, 'dispatchWorkgroups');
   count(g.GPUCommandEncoder?.prototype, 'copyBufferToBuffer');
-  backend = await createWebGpuBackend();
+  backend = await createWebGpuBackend(process.env.ATTENTION ? { attention: process.env.ATTENTION as 'tiled' | 'rows' } : {});
 }
 
 function batch() {
@@ -126,7 +126,10 @@ if (which !== 'cpu' && process.env.PER_KERNEL) {
     await rt.sync();
     const ms = performance.now() - t0;
     total += ms;
-    const key = l.kernel;
+    const key =
+      process.env.PER_KERNEL === 'detail'
+        ? `${l.kernel} ${JSON.stringify(l.groups)} ${(l.params ?? []).map(([k, , v]) => `${k}=${v}`).join(' ')} ${/P.m \+ gr|stepA|ia \+ vec4<u32>\(P.m\)/.test(l.code) ? 'tA' : ''}${/ia \+ vec4<u32>\(P.m\)/.test(l.code) ? 'A^T' : ''}${/ib \+ vec4<u32>\(1u\)/.test(l.code) ? 'B^T' : ''}`
+        : l.kernel;
     const e = byKernel.get(key) ?? { ms: 0, n: 0, grids: new Set<string>() };
     e.ms += ms;
     e.n++;

@@ -5,8 +5,10 @@
  * - `tiled` (GPUs): a 64×64 output tile per workgroup of 256 threads, A and B staged through
  *   workgroup memory 16 k at a time, each thread 4×4 outputs kept in four vec4 accumulators.
  * - `registers` (CPU-backed adapters such as SwiftShader): no workgroup memory and no barriers;
- *   each thread reads its 4 rows of A and 4 columns of B straight from storage and keeps a 4×4
- *   block in registers. A CPU implementation emulates barriers by switching between the threads
+ *   each of 64 threads reads its 8 rows of A and 8 columns of B straight from storage and keeps
+ *   an 8×8 block in registers (fully unrolled; a plain multiply-add, which ran faster than fma()
+ *   there). 8×8 rather than 4×4 halves the loads per multiply-add; together 20–30% faster on
+ *   the tiny model's shapes. A CPU implementation emulates barriers by switching between the threads
  *   of a workgroup and has caches where a GPU has shared memory, so staging costs there and
  *   buys nothing; on SwiftShader this form is 2–5× faster than `tiled`.
  *
@@ -21,6 +23,9 @@ export type GemmKind = 'tiled' | 'registers';
 
 const TM = 64;
 const TK = 16;
+/** `registers`: RB × RB outputs per thread, RT × RT threads per workgroup (a TM × TM tile). */
+const RB = 8;
+const RT = TM / RB;
 
 export function matmul(ctx: Ctx & { readonly gemm: GemmKind }, out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, p: MatmulParams): void {
   const { batch, m, n, k, strideA, strideB, strideOut, alpha, accumulate, transA, transB } = p;
@@ -52,6 +57,7 @@ export function matmul(ctx: Ctx & { readonly gemm: GemmKind }, out: DeviceBuffer
       { name: 'b', buf: bb, access: 'read' },
     ],
     code,
+    workgroupSize: ctx.gemm === 'registers' ? RT * RT : 256,
     groups: [Math.ceil(n / TM), Math.ceil(m / TM), sum ? 1 : batch],
   });
 }
@@ -122,31 +128,40 @@ function registersCode(transA: boolean, transB: boolean, sum: boolean, accumulat
   // Element (r, k) of A is at oa + r·rowA + k·stepA; element (k, c) of B at ob + c·colB + k·stepB.
   const [rowA, stepA] = transA ? ['1u', 'P.m'] : ['P.k', '1u'];
   const [colB, stepB] = transB ? ['P.k', '1u'] : ['1u', 'P.n'];
+  const H = RB / 4;
+  const R = [...Array(RB).keys()];
+  const HH = [...Array(H).keys()];
+  const body: string[] = [];
+  for (const h of HH) {
+    body.push(`let b${h} = vec4<f32>(${[0, 1, 2, 3].map((j) => `ld_b(ib${4 * h + j})`).join(', ')});`);
+  }
+  for (const r of R)
+    body.push(`{ let a = vec4<f32>(ld_a(ia${r})); ${HH.map((h) => `acc${r}_${h} = a * b${h} + acc${r}_${h};`).join(' ')} }`);
+  for (const i of R) body.push(`ia${i} = ia${i} + ${stepA}; ib${i} = ib${i} + ${stepB};`);
+  const put = (r: number) => `if (r0 + ${r}u < P.m) {
+    let row = oo + (r0 + ${r}u) * P.n;
+    ${HH.map(
+      (h) => `for (var j = 0u; j < 4u; j++) {
+      let c = c0 + ${4 * h}u + j;
+      if (c < P.n) { ${accumulate ? `st_out(row + c, P.alpha * acc${r}_${h}[j] + ld_out(row + c));` : `st_out(row + c, P.alpha * acc${r}_${h}[j]);`} }
+    }`,
+    ).join('\n    ')}
+  }`;
   return `fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
-  let r0 = wid.y * 64u + (lid / 16u) * 4u;
-  let c0 = wid.x * 64u + (lid % 16u) * 4u;
+  let r0 = wid.y * ${TM}u + (lid / ${RT}u) * ${RB}u;
+  let c0 = wid.x * ${TM}u + (lid % ${RT}u) * ${RB}u;
   if (r0 >= P.m || c0 >= P.n) { return; }
-  // Rows and columns past the edge read the last one (a valid address); their sums are never stored.
-  let rows = min(vec4<u32>(r0, r0 + 1u, r0 + 2u, r0 + 3u), vec4<u32>(P.m - 1u));
-  let cols = min(vec4<u32>(c0, c0 + 1u, c0 + 2u, c0 + 3u), vec4<u32>(P.n - 1u));
-  var acc0 = vec4<f32>(0.0);
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
+  ${R.flatMap((r) => HH.map((h) => `var acc${r}_${h} = vec4<f32>(0.0);`)).join(' ')}
   ${batchRange(sum)}
   for (var bt = b0; bt < b1; bt++) {
-    var ia = vec4<u32>(bt * P.strideA) + rows * ${rowA};
-    var ib = vec4<u32>(bt * P.strideB) + cols * ${colB};
+    // Rows and columns past the edge read the last one (a valid address); their sums are never stored.
+    ${R.map((i) => `var ia${i} = bt * P.strideA + min(r0 + ${i}u, P.m - 1u) * ${rowA};`).join(' ')}
+    ${R.map((i) => `var ib${i} = bt * P.strideB + min(c0 + ${i}u, P.n - 1u) * ${colB};`).join(' ')}
     for (var kk = 0u; kk < P.k; kk++) {
-      let b = vec4<f32>(ld_b(ib.x), ld_b(ib.y), ld_b(ib.z), ld_b(ib.w));
-      acc0 = fma(vec4<f32>(ld_a(ia.x)), b, acc0);
-      acc1 = fma(vec4<f32>(ld_a(ia.y)), b, acc1);
-      acc2 = fma(vec4<f32>(ld_a(ia.z)), b, acc2);
-      acc3 = fma(vec4<f32>(ld_a(ia.w)), b, acc3);
-      ia = ia + vec4<u32>(${stepA});
-      ib = ib + vec4<u32>(${stepB});
+      ${body.join('\n      ')}
     }
   }
-  ${storeBlock(sum, accumulate)}
+  let oo = ${sum ? '0u' : 'wid.z * P.strideOut'};
+  ${R.map(put).join('\n  ')}
 }`;
 }
