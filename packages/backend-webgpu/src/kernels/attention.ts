@@ -448,6 +448,7 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   let row = (b * P.heads + h) * P.seqQ + i;
   var qv: ${V};
   var gv: ${V};
+  var kr: ${V};
   var acc: ${V};
   for (var d = 0u; d < D; d++) { qv[d] = ld_q(qo + d); gv[d] = ld_g(qo + d); acc[d] = 0.0; }
   let l = ld_lse(row);
@@ -461,7 +462,8 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
       var dot = 0.0;
       var dp = 0.0;
       for (var d = 0u; d < D; d++) {
-        dot = fma(qv[d], ld_k(ko + d), dot);
+        kr[d] = ld_k(ko + d);
+        dot = fma(qv[d], kr[d], dot);
         dp = fma(gv[d], ld_v(ko + d), dp);
       }
       let pj = exp(P.scale * dot - l);
@@ -470,7 +472,7 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
       } else {
         let w = P.scale * pj * (dp - di);
         if (w == 0.0) { continue; }
-        for (var d = 0u; d < D; d++) { acc[d] = fma(w, ld_k(ko + d), acc[d]); }
+        for (var d = 0u; d < D; d++) { acc[d] = fma(w, kr[d], acc[d]); }
       }
     }
   }
@@ -494,6 +496,8 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   var vv: ${V};
   var accK: ${V};
   var accV: ${V};
+  var qr: ${V};
+  var gr: ${V};
   for (var d = 0u; d < D; d++) { kv[d] = ld_k(ko + d); vv[d] = ld_v(ko + d); accK[d] = 0.0; accV[d] = 0.0; }
   // Queries that see key j: i ≥ j − (seqK − seqQ) when causal.
   var i0 = 0u;
@@ -508,15 +512,17 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
       var dot = 0.0;
       var dp = 0.0;
       for (var d = 0u; d < D; d++) {
-        dot = fma(ld_q(qo + d), kv[d], dot);
-        dp = fma(ld_g(qo + d), vv[d], dp);
+        qr[d] = ld_q(qo + d);
+        gr[d] = ld_g(qo + d);
+        dot = fma(qr[d], kv[d], dot);
+        dp = fma(gr[d], vv[d], dp);
       }
       let pe = exp(P.scale * dot - l);
       let dse = P.scale * pe * (dp - ld_stats(2u * row + 1u));
       if (pe == 0.0 && dse == 0.0) { continue; }
       for (var d = 0u; d < D; d++) {
-        accV[d] = fma(pe, ld_g(qo + d), accV[d]);
-        accK[d] = fma(dse, ld_q(qo + d), accK[d]);
+        accV[d] = fma(pe, gr[d], accV[d]);
+        accK[d] = fma(dse, qr[d], accK[d]);
       }
     }
   }
