@@ -22,5 +22,6 @@ export {
 export { finiteDifference, GRADCHECK_KERNELS, type GradcheckOptions, gradcheckCases } from './gradcheck.js';
 export { type HostTensor, hostTensor } from './harness.js';
 export { createOracleBackend } from './oracle-backend.js';
+export { type ReadmeBlock, type ReadmeClaim, type ReadmeRun, type ReadmeRunOptions, readmeBlocks, runReadmeSnippet } from './readme.js';
 export * as reference from './reference.js';
 export { hashSeed, TestRng } from './rng.js';
