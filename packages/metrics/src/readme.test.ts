@@ -1,26 +1,23 @@
+// Runs the README's snippet as it is written there (against the sources): its
+// `expression; // <value>` lines are checked by the runner, its bindings and output here.
+import { join } from 'node:path';
+import { runReadmeSnippet } from '@peft/core/testing';
 import { expect, it } from 'vitest';
-// The README's first snippet, verbatim below (imports from the package there).
-import { entityPrecisionRecallF1, f1Score, formatTagged, parseTagged, spanScores } from './index.js';
+import type { EntityScoresAveraged, ParseResult, Span } from './index.js';
 
-it('README snippet runs', () => {
-  // Study A: macro F1 over all labels, zero_division = 0 (scikit-learn semantics)
-  const f1 = f1Score([0, 1, 2, 2], [0, 2, 2, 2], { average: 'macro', labels: [0, 1, 2], zeroDivision: 0 });
+it('README snippet runs', async () => {
+  const run = await runReadmeSnippet(join(import.meta.dirname, '..', 'README.md'), { bindings: ['f1', 'gold', 'parsed', 'scores'] });
+  const { f1, gold, parsed, scores } = run.bindings as { f1: number; gold: Span[]; parsed: ParseResult; scores: EntityScoresAveraged };
+  // Study A: macro F1 over all labels, zero_division = 0
   expect(f1).toBeCloseTo(0.6, 12);
-
-  // Study B: parse a generation back onto the input tokens, then score exact spans
-  const tokens = ['Mesna', 'significantly', 'reduces', 'IFO', "'s", 'genotoxicity'];
-  const gold = [
+  // Study B: formatTagged's markers and the exact-span F1 of the parsed generation
+  expect(run.claims.map((c) => c.actual)).toEqual(["@@Mesna## significantly reduces @@IFO## 's genotoxicity", 1]);
+  expect(gold).toEqual([
     { type: 'Chemical', start: 0, end: 1 },
     { type: 'Chemical', start: 3, end: 4 },
-  ];
-  expect(formatTagged(tokens, gold, { format: 'markers', label: 'Chemical' })).toBe(
-    "@@Mesna## significantly reduces @@IFO## 's genotoxicity",
-  );
-  const parsed = parseTagged("@@Mesna## significantly reduces @@IFO##'s genotoxicity", tokens, { format: 'markers', label: 'Chemical' });
+  ]);
   expect(parsed.spans).toEqual(gold);
-  expect(spanScores([gold], [parsed.spans]).micro.f1).toBe(1);
-
   // seqeval-style entity F1 on BIO tags
-  const scores = entityPrecisionRecallF1([['B-PER', 'I-PER', 'O']], [['B-PER', 'O', 'O']], { average: 'micro' });
   expect(scores.f1).toBe(0);
+  expect(run.lines).toEqual([`0.6000 ${JSON.stringify(gold)} 1 0`]);
 });
