@@ -4,19 +4,12 @@
 import { parseArgs } from 'node:util';
 import type { DType } from '@peft/core';
 import { UsageError } from '../args.js';
-import { choosePreset, defaultRunFolder, folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
+import { choosePreset, folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
 import { BC5CDR_LAYER_SETS, type Bc5cdrLayers, type Bc5cdrOptions, type Bc5cdrResult, runBc5cdr } from '../recipes/bc5cdr.js';
-import { fromUser } from '../recipes/paths.js';
-import { openRunFolder, runCommandLine } from '../runfolder.js';
+import * as study from './study-command.js';
 
 /** What runs when --model / --data are absent (the example's bundled tiny model and corpus), and the usage line. */
-export interface Bc5cdrCommandDefaults {
-  usage: string;
-  tinyModel?: string;
-  fixtureData?: string;
-  /** Replace the previous tiny run in the default folder instead of refusing (the example's no-argument run). */
-  replaceDefaultTinyRun?: boolean;
-}
+export type Bc5cdrCommandDefaults = study.StudyCommandDefaults;
 
 /**
  * Settings of the default smoke run: small enough to finish in seconds on a CPU. A 2-layer, 64-wide
@@ -86,22 +79,14 @@ Training
   --no-gradient-checkpointing   keep activations (faster, more memory)
   --evaluate-untrained     also score the adapter before training (epoch 0)
   --resume                 continue an interrupted run in --out
-  --overwrite              replace a previous run in --out (without it, or --resume, a folder that
-                           holds one is an error and is left as it is)
+${study.HELP_OVERWRITE}
 
 The tiny preset's defaults: r ${BC5CDR_TINY_DEFAULTS.r}, lr ${BC5CDR_TINY_DEFAULTS.lr}, ${BC5CDR_TINY_DEFAULTS.epochs} epochs, batch ${BC5CDR_TINY_DEFAULTS.batchSize}, max length ${BC5CDR_TINY_DEFAULTS.maxLength}, no gradient checkpointing.
-Ctrl-C stops after the current step, writing a checkpoint (a second Ctrl-C quits at once, keeping
-the last one); --resume continues it. One run at a time per run folder (its lock file is run.lock).
-`;
+${study.HELP_CTRL_C}`;
 }
 
 const OPTIONS = {
-  model: { type: 'string' },
-  data: { type: 'string' },
-  out: { type: 'string' },
-  backend: { type: 'string' },
-  dtype: { type: 'string' },
-  threads: { type: 'string' },
+  ...study.OPTIONS,
   method: { type: 'string' },
   labels: { type: 'string' },
   types: { type: 'string' },
@@ -110,59 +95,18 @@ const OPTIONS = {
   r: { type: 'string' },
   alpha: { type: 'string' },
   dropout: { type: 'string' },
-  lr: { type: 'string' },
-  epochs: { type: 'string' },
-  'batch-size': { type: 'string' },
-  'micro-batch-size': { type: 'string' },
-  'max-length': { type: 'string' },
   'eval-batch-size': { type: 'string' },
-  seed: { type: 'string' },
   limit: { type: 'string' },
   'gradient-checkpointing': { type: 'boolean' },
-  'no-gradient-checkpointing': { type: 'boolean' },
   'evaluate-untrained': { type: 'boolean' },
-  resume: { type: 'boolean' },
-  overwrite: { type: 'boolean' },
-  preset: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
 
-function number(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} ${JSON.stringify(v)} is not a number`);
-  return n;
-}
-
-function oneOf<T extends string>(v: string | undefined, name: string, allowed: readonly T[]): T | undefined {
-  if (v === undefined) return undefined;
-  if (!allowed.includes(v as T)) throw new UsageError(`--${name} ${JSON.stringify(v)} is not one of ${allowed.join(', ')}`);
-  return v as T;
-}
-
-function parseValues(argv: readonly string[]) {
-  try {
-    // `pnpm … start -- --model …` may pass the `--` on.
-    const args = argv[0] === '--' ? argv.slice(1) : [...argv];
-    return parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}. Run with --help for the options.`);
-  }
-}
+/** The recipe options of a command line, and what the command itself uses. */
+export type Bc5cdrCommandLine = Omit<Bc5cdrOptions, 'out'> & { out?: string; help: boolean; overwrite: boolean; preset: Preset };
 
 /** The recipe options a command line asks for (the tiny smoke run's settings when --model is absent). */
-export function parseBc5cdrCommandLine(
-  argv: readonly string[],
-  defaults: Bc5cdrCommandDefaults,
-): Omit<Bc5cdrOptions, 'out'> & { out?: string; help: boolean; overwrite: boolean; preset: Preset } {
-  const parsedValues = parseValues(argv);
-  // Paths as typed, from the user's folder (a package script runs in the repository root).
-  const values = {
-    ...parsedValues,
-    model: fromUser(parsedValues.model),
-    data: fromUser(parsedValues.data),
-    out: fromUser(parsedValues.out),
-  };
+export function parseBc5cdrCommandLine(argv: readonly string[], defaults: Bc5cdrCommandDefaults): Bc5cdrCommandLine {
+  const values = study.args(argv, (args) => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values);
   const bundled = values.model === undefined && defaults.tinyModel !== undefined;
   if (values.model === undefined && !bundled && !values.help) throw new UsageError('--model <Llama-2 model folder> is required');
   const preset = choosePreset(values.preset, values.model ?? defaults.tinyModel ?? '', bundled);
@@ -190,27 +134,27 @@ export function parseBc5cdrCommandLine(
     data: values.data ?? (bundled ? (defaults.fixtureData ?? '') : ''),
     out: values.out,
     backend: values.backend ?? 'cpu',
-    dtype: oneOf(values.dtype, 'dtype', ['float32', 'bfloat16', 'float16'] as DType[]),
-    threads: number(values.threads, 'threads'),
-    method: oneOf(values.method, 'method', ['tagging', 'extraction'] as const),
-    labels: oneOf(values.labels, 'labels', ['per-label', 'all'] as const),
+    dtype: study.oneOf(values.dtype, 'dtype', ['float32', 'bfloat16', 'float16'] as DType[]),
+    threads: study.number(values.threads, 'threads'),
+    method: study.oneOf(values.method, 'method', ['tagging', 'extraction'] as const),
+    labels: study.oneOf(values.labels, 'labels', ['per-label', 'all'] as const),
     types: values.types
       ?.split(',')
       .map((t) => t.trim())
       .filter(Boolean),
     prompt: values.prompt ?? false,
     layers,
-    r: number(values.r, 'r') ?? (tiny ? BC5CDR_TINY_DEFAULTS.r : undefined),
-    alpha: number(values.alpha, 'alpha'),
-    dropout: number(values.dropout, 'dropout'),
-    lr: number(values.lr, 'lr') ?? (tiny ? BC5CDR_TINY_DEFAULTS.lr : undefined),
-    epochs: number(values.epochs, 'epochs') ?? (tiny ? BC5CDR_TINY_DEFAULTS.epochs : undefined),
-    batchSize: number(values['batch-size'], 'batch-size') ?? (tiny ? BC5CDR_TINY_DEFAULTS.batchSize : undefined),
-    microBatchSize: number(values['micro-batch-size'], 'micro-batch-size'),
-    maxLength: number(values['max-length'], 'max-length') ?? (tiny ? BC5CDR_TINY_DEFAULTS.maxLength : undefined),
-    evalBatchSize: number(values['eval-batch-size'], 'eval-batch-size'),
-    seed: number(values.seed, 'seed'),
-    limit: number(values.limit, 'limit'),
+    r: study.number(values.r, 'r') ?? (tiny ? BC5CDR_TINY_DEFAULTS.r : undefined),
+    alpha: study.number(values.alpha, 'alpha'),
+    dropout: study.number(values.dropout, 'dropout'),
+    lr: study.number(values.lr, 'lr') ?? (tiny ? BC5CDR_TINY_DEFAULTS.lr : undefined),
+    epochs: study.number(values.epochs, 'epochs') ?? (tiny ? BC5CDR_TINY_DEFAULTS.epochs : undefined),
+    batchSize: study.number(values['batch-size'], 'batch-size') ?? (tiny ? BC5CDR_TINY_DEFAULTS.batchSize : undefined),
+    microBatchSize: study.number(values['micro-batch-size'], 'micro-batch-size'),
+    maxLength: study.number(values['max-length'], 'max-length') ?? (tiny ? BC5CDR_TINY_DEFAULTS.maxLength : undefined),
+    evalBatchSize: study.number(values['eval-batch-size'], 'eval-batch-size'),
+    seed: study.number(values.seed, 'seed'),
+    limit: study.number(values.limit, 'limit'),
     gradientCheckpointing: gc ?? (tiny ? BC5CDR_TINY_DEFAULTS.gradientCheckpointing : undefined),
     evaluateUntrained: values['evaluate-untrained'] ?? false,
     resume: values.resume ?? false,
@@ -222,12 +166,17 @@ export function parseBc5cdrCommandLine(
   return options;
 }
 
+/** A layer set's name in a folder name: the set, or the module names joined by +. */
+function layersName(layers: Bc5cdrOptions['layers']): string {
+  return layers === undefined ? 'all' : typeof layers === 'string' ? layers : layers.join('+');
+}
+
 /** runs/[tiny-]<method>-<labels>-<prompt|input>-<layers>-r<r>: the examples' no-argument run folder (replaced by each such run). */
 export function bc5cdrDefaultOut(
   o: Pick<Bc5cdrOptions, 'method' | 'labels' | 'prompt' | 'layers' | 'r' | 'modelDir'>,
   tiny: boolean,
 ): string {
-  const layers = o.layers === undefined ? 'all' : typeof o.layers === 'string' ? o.layers : o.layers.join('+');
+  const layers = layersName(o.layers);
   const name = [
     tiny ? 'tiny' : null,
     o.method ?? 'tagging',
@@ -249,7 +198,7 @@ export function bc5cdrDefaultOut(
 export function bc5cdrRunName(
   o: Pick<Bc5cdrOptions, 'modelDir' | 'method' | 'labels' | 'types' | 'prompt' | 'layers' | 'r' | 'lr'>,
 ): string {
-  const layers = o.layers === undefined ? 'all' : typeof o.layers === 'string' ? o.layers : o.layers.join('+');
+  const layers = layersName(o.layers);
   const types =
     o.types && o.types.length > 0
       ? [...o.types]
@@ -278,45 +227,25 @@ export function bc5cdrPresetLine(
   o: Pick<Bc5cdrOptions, 'r' | 'lr' | 'epochs' | 'batchSize' | 'maxLength' | 'gradientCheckpointing'>,
 ): string {
   const d = BC5CDR_STUDY_DEFAULTS;
-  const other = preset.name === 'tiny' ? 'study' : 'tiny';
-  return (
-    `preset ${preset.name} (${preset.reason}): r ${o.r ?? d.r}, lr ${o.lr ?? d.lr}, batch size ${o.batchSize ?? d.batchSize}, ` +
-    `max length ${o.maxLength ?? d.maxLength}, epochs ${o.epochs ?? d.epochs}, gradient checkpointing ${(o.gradientCheckpointing ?? d.gradientCheckpointing) ? 'on' : 'off'}; ` +
-    `--r, --lr, --batch-size, --max-length, --epochs override one, --preset ${other} switches`
+  return study.presetLine(
+    preset,
+    `r ${o.r ?? d.r}, lr ${o.lr ?? d.lr}, batch size ${o.batchSize ?? d.batchSize}, max length ${o.maxLength ?? d.maxLength}, ` +
+      `epochs ${o.epochs ?? d.epochs}, gradient checkpointing ${(o.gradientCheckpointing ?? d.gradientCheckpointing) ? 'on' : 'off'}`,
+    ['r', 'lr', 'batch-size', 'max-length', 'epochs'],
   );
 }
 
+const BC5CDR: study.Study<Omit<Bc5cdrOptions, 'out'>, Bc5cdrResult> = {
+  parse: parseBc5cdrCommandLine,
+  help: bc5cdrHelp,
+  defaultOut: (o) => bc5cdrDefaultOut(o, true),
+  runName: bc5cdrRunName,
+  tinyNote: (o) =>
+    `No --model: the bundled tiny Llama on the fixture abstracts on the ${o.backend} backend (a smoke run: a random 2-layer model does not learn NER in seconds).`,
+  presetLine: bc5cdrPresetLine,
+  recipe: runBc5cdr,
+  report: (_, seconds) => [`finished in ${seconds.toFixed(1)} s`],
+};
+
 /** Runs the command; returns the recipe's result (null for --help). Errors propagate. */
-export async function bc5cdrMain(
-  argv: readonly string[],
-  defaults: Bc5cdrCommandDefaults,
-  opts: { log?: (line: string) => void; progress?: Bc5cdrOptions['progress']; signal?: AbortSignal } = {},
-): Promise<Bc5cdrResult | null> {
-  const log = opts.log ?? ((line: string) => console.log(line));
-  const parsed = parseBc5cdrCommandLine(argv, defaults);
-  if (parsed.help) {
-    log(bc5cdrHelp(defaults));
-    return null;
-  }
-  const { help: _help, overwrite, preset, ...options } = parsed;
-  const tiny = options.modelDir === defaults.tinyModel;
-  // The examples' no-argument run keeps its fixed folder (and replaces its previous run there).
-  const fixed = tiny && options.out === undefined && defaults.replaceDefaultTinyRun === true;
-  const out = options.out ?? (fixed ? bc5cdrDefaultOut(options, true) : defaultRunFolder(bc5cdrRunName(options), options.resume === true));
-  const replace = overwrite || (fixed && !options.resume);
-  const lock = await openRunFolder(out, { resume: options.resume ?? false, overwrite: replace, command: runCommandLine(), log });
-  try {
-    if (tiny)
-      log(
-        `No --model: the bundled tiny Llama on the fixture abstracts on the ${options.backend} backend (a smoke run: a random 2-layer model does not learn NER in seconds).`,
-      );
-    log(bc5cdrPresetLine(preset, options));
-    log(`run folder: ${out}`);
-    const started = performance.now();
-    const result = await runBc5cdr({ ...options, out, log, progress: opts.progress, signal: opts.signal });
-    log(`finished in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    return result;
-  } finally {
-    lock.release();
-  }
-}
+export const bc5cdrMain = study.main(BC5CDR);

@@ -5,26 +5,16 @@ import { parseArgs } from 'node:util';
 import type { DType } from '@peft/core';
 import type { LivedoorTemplate } from '@peft/datasets';
 import { UsageError } from '../args.js';
-import { choosePreset, defaultRunFolder, folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
+import { choosePreset, folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
 import { type LivedoorOptions, type LivedoorResult, runLivedoor } from '../recipes/livedoor.js';
-import { fromUser } from '../recipes/paths.js';
-import { openRunFolder, runCommandLine } from '../runfolder.js';
+import * as study from './study-command.js';
 
 // The run-folder and preset API the examples and other programs use (this module is re-exported whole).
 export { choosePreset, type Preset, type PresetName, TINY_HIDDEN_SIZE } from '../presets.js';
 export { LOCK_FILE, lockRunFolder, openRunFolder, RunFolderInUseError, type RunLock, type RunLockHolder } from '../runfolder.js';
 
 /** What runs when --model / --data are absent (the example's bundled tiny model and corpus), and the usage line. */
-export interface LivedoorCommandDefaults {
-  usage: string;
-  tinyModel?: string;
-  fixtureData?: string;
-  /**
-   * Replace the previous tiny run in the default folder instead of refusing (the example's
-   * no-argument run, meant to be run again and again). An explicit --out is always guarded.
-   */
-  replaceDefaultTinyRun?: boolean;
-}
+export type LivedoorCommandDefaults = study.StudyCommandDefaults;
 
 /**
  * Settings of the default run on the tiny model (everything else is the study's: r 32, α 16,
@@ -78,76 +68,29 @@ Training (the study's values unless noted)
   --sweep                  the study's grid: lr ∈ {1e-4, 3e-4, 5e-4, 1e-3} × template ∈ {0, 1, 2},
                            selected by validation macro-F1
   --resume                 continue an interrupted run (or sweep) in --out
-  --overwrite              replace a previous run in --out (without it, or --resume, a folder that
-                           holds one is an error and is left as it is)
+${study.HELP_OVERWRITE}
 
-Ctrl-C stops after the current step, writing a checkpoint (a second Ctrl-C quits at once, keeping
-the last one); --resume continues it. One run at a time per run folder (its lock file is run.lock).
-`;
+${study.HELP_CTRL_C}`;
 }
 
 const OPTIONS = {
-  model: { type: 'string' },
-  data: { type: 'string' },
-  out: { type: 'string' },
-  backend: { type: 'string' },
-  dtype: { type: 'string' },
-  threads: { type: 'string' },
+  ...study.OPTIONS,
   template: { type: 'string' },
-  lr: { type: 'string' },
-  epochs: { type: 'string' },
-  'batch-size': { type: 'string' },
-  'micro-batch-size': { type: 'string' },
-  'max-length': { type: 'string' },
-  seed: { type: 'string' },
-  'no-gradient-checkpointing': { type: 'boolean' },
   sweep: { type: 'boolean' },
-  resume: { type: 'boolean' },
-  overwrite: { type: 'boolean' },
-  preset: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
-
-function number(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} ${JSON.stringify(v)} is not a number`);
-  return n;
-}
-
-function parseValues(argv: readonly string[]) {
-  // `pnpm … start -- --model …` hands the separator on to the script.
-  const args = argv[0] === '--' ? argv.slice(1) : [...argv];
-  try {
-    return parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}. Run with --help for the options.`);
-  }
-}
 
 export type LivedoorCommandLine = Omit<LivedoorOptions, 'out'> & { out?: string; help: boolean; overwrite: boolean; preset: Preset };
 
 /** The recipe options a command line asks for (the tiny run's settings when --model is absent). */
 export function parseLivedoorCommandLine(argv: readonly string[], defaults: LivedoorCommandDefaults): LivedoorCommandLine {
-  const parsedValues = parseValues(argv);
-  // Paths as typed, from the user's folder (a package script runs in the repository root).
-  const values = {
-    ...parsedValues,
-    model: fromUser(parsedValues.model),
-    data: fromUser(parsedValues.data),
-    out: fromUser(parsedValues.out),
-  };
+  const values = study.args(argv, (args) => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values);
   const tiny = values.model === undefined && defaults.tinyModel !== undefined;
   if (values.model === undefined && !tiny && !values.help) throw new UsageError('--model <Hugging Face model folder> is required');
   const modelDir = values.model ?? defaults.tinyModel ?? '';
   const preset = choosePreset(values.preset, modelDir, tiny);
   const d = preset.name === 'tiny' ? LIVEDOOR_TINY_DEFAULTS : LIVEDOOR_STUDY_DEFAULTS;
-  const template = number(values.template, 'template');
-  if (template !== undefined && template !== 0 && template !== 1 && template !== 2)
-    throw new UsageError(`--template ${template} is not one of 0, 1, 2`);
-  const dtypes: DType[] = ['float32', 'bfloat16', 'float16'];
-  if (values.dtype !== undefined && !dtypes.includes(values.dtype as DType))
-    throw new UsageError(`--dtype ${JSON.stringify(values.dtype)} is not one of ${dtypes.join(', ')}`);
+  const template = study.oneOf<LivedoorTemplate>(study.number(values.template, 'template'), 'template', [0, 1, 2]);
+  const dtype = study.oneOf<DType>(values.dtype, 'dtype', ['float32', 'bfloat16', 'float16']);
   if (!tiny && values.data === undefined && !values.help) {
     throw new UsageError(
       '--model needs --data <ldcc-20140209.tar.gz or text/> too (the fixture corpus goes with the bundled tiny model only)',
@@ -160,15 +103,15 @@ export function parseLivedoorCommandLine(argv: readonly string[], defaults: Live
     data: values.data ?? defaults.fixtureData ?? '',
     out: values.out,
     backend: values.backend ?? 'cpu',
-    dtype: values.dtype as DType | undefined,
-    threads: number(values.threads, 'threads'),
-    template: template as LivedoorTemplate | undefined,
-    lr: number(values.lr, 'lr') ?? d.lr,
-    epochs: number(values.epochs, 'epochs') ?? d.epochs,
-    batchSize: number(values['batch-size'], 'batch-size') ?? d.batchSize,
-    microBatchSize: number(values['micro-batch-size'], 'micro-batch-size'),
-    maxLength: number(values['max-length'], 'max-length') ?? d.maxLength,
-    seed: number(values.seed, 'seed'),
+    dtype,
+    threads: study.number(values.threads, 'threads'),
+    template,
+    lr: study.number(values.lr, 'lr') ?? d.lr,
+    epochs: study.number(values.epochs, 'epochs') ?? d.epochs,
+    batchSize: study.number(values['batch-size'], 'batch-size') ?? d.batchSize,
+    microBatchSize: study.number(values['micro-batch-size'], 'micro-batch-size'),
+    maxLength: study.number(values['max-length'], 'max-length') ?? d.maxLength,
+    seed: study.number(values.seed, 'seed'),
     gradientCheckpointing: values['no-gradient-checkpointing'] ? false : undefined,
     sweep: values.sweep ?? false,
     resume: values.resume ?? false,
@@ -193,11 +136,12 @@ export function livedoorRunName(o: Pick<LivedoorOptions, 'modelDir' | 'lr' | 'te
 
 /** One line: which preset applies, its values in this run, and how to change them. */
 export function livedoorPresetLine(preset: Preset, o: Pick<LivedoorOptions, 'lr' | 'epochs' | 'batchSize' | 'maxLength'>): string {
-  const other = preset.name === 'tiny' ? 'study' : 'tiny';
-  return (
-    `preset ${preset.name} (${preset.reason}): lr ${o.lr}, batch size ${o.batchSize}, max length ${o.maxLength}, epochs ${o.epochs}; ` +
-    `--lr, --batch-size, --max-length, --epochs override one, --preset ${other} switches`
-  );
+  return study.presetLine(preset, `lr ${o.lr}, batch size ${o.batchSize}, max length ${o.maxLength}, epochs ${o.epochs}`, [
+    'lr',
+    'batch-size',
+    'max-length',
+    'epochs',
+  ]);
 }
 
 /** What to print after a run: the study's table, then where the results are. */
@@ -221,39 +165,16 @@ export function livedoorReport(result: LivedoorResult, seconds: number): string[
   return lines;
 }
 
+const LIVEDOOR: study.Study<Omit<LivedoorOptions, 'out'>, LivedoorResult> = {
+  parse: parseLivedoorCommandLine,
+  help: livedoorHelp,
+  defaultOut: (o) => livedoorDefaultOut(o.modelDir, o.sweep === true),
+  runName: livedoorRunName,
+  tinyNote: (o) => `No --model: the bundled tiny GPT-NeoX on the fixture corpus (9 categories × 15 articles) on the ${o.backend} backend.`,
+  presetLine: livedoorPresetLine,
+  recipe: runLivedoor,
+  report: livedoorReport,
+};
+
 /** Runs the command; returns the recipe's result (null for --help). Errors propagate. */
-export async function livedoorMain(
-  argv: readonly string[],
-  defaults: LivedoorCommandDefaults,
-  opts: { log?: (line: string) => void; progress?: LivedoorOptions['progress']; signal?: AbortSignal } = {},
-): Promise<LivedoorResult | null> {
-  const log = opts.log ?? ((line: string) => console.log(line));
-  const parsed = parseLivedoorCommandLine(argv, defaults);
-  if (parsed.help) {
-    log(livedoorHelp(defaults));
-    return null;
-  }
-  const { help: _help, overwrite, preset, ...options } = parsed;
-  const tiny = options.modelDir === defaults.tinyModel;
-  // The examples' no-argument run keeps its fixed folder (and replaces its previous run there).
-  const fixed = tiny && options.out === undefined && defaults.replaceDefaultTinyRun === true;
-  const out =
-    options.out ??
-    (fixed
-      ? livedoorDefaultOut(options.modelDir, options.sweep === true)
-      : defaultRunFolder(livedoorRunName(options), options.resume === true));
-  const replace = overwrite || (fixed && !options.resume);
-  const lock = await openRunFolder(out, { resume: options.resume ?? false, overwrite: replace, command: runCommandLine(), log });
-  try {
-    if (tiny)
-      log(`No --model: the bundled tiny GPT-NeoX on the fixture corpus (9 categories × 15 articles) on the ${options.backend} backend.`);
-    log(livedoorPresetLine(preset, options));
-    log(`run folder: ${out}`);
-    const started = performance.now();
-    const result = await runLivedoor({ ...options, out, log, progress: opts.progress, signal: opts.signal });
-    for (const line of livedoorReport(result, (performance.now() - started) / 1000)) log(line);
-    return result;
-  } finally {
-    lock.release();
-  }
-}
+export const livedoorMain = study.main(LIVEDOOR);

@@ -1,5 +1,5 @@
 import { UsageError } from '../args.js';
-import { bundledFixtures } from '../presets.js';
+import { type BundledFixtures, bundledFixtures } from '../presets.js';
 import { unknownMessage } from '../suggest.js';
 import { bc5cdrMain } from './bc5cdr.js';
 import { livedoorMain } from './livedoor.js';
@@ -24,35 +24,33 @@ Ctrl-C stops after the current step, writing a checkpoint (a second Ctrl-C quits
 --resume continues the run. One run at a time per run folder (run.lock names the process).
 `;
 
+/** Each study's command, its usage line, and the bundled tiny model and fixture corpus it runs without --model / --data. */
+const STUDIES = {
+  livedoor: {
+    main: livedoorMain,
+    usage: 'peft train livedoor --model <dir> --data <path> [options]',
+    bundled: (b: BundledFixtures) => ({ tinyModel: b.tinyGptNeox, fixtureData: b.livedoor }),
+  },
+  bc5cdr: {
+    main: bc5cdrMain,
+    usage: 'peft train bc5cdr --model <dir> --data <dir> [options]',
+    bundled: (b: BundledFixtures) => ({ tinyModel: b.tinyLlama, fixtureData: b.bc5cdr }),
+  },
+} as const;
+
 /** Runs a study recipe from the command line; a signal (Ctrl-C) stops it at a step boundary with a checkpoint. */
 export async function trainCommand(argv: string[], out: (s: string) => void, signal?: AbortSignal): Promise<void> {
   const [recipe, ...rest] = argv;
-  const log = (line: string) => out(line);
+  if (recipe === undefined || recipe === '--help' || recipe === '-h') {
+    out(TRAIN_HELP);
+    if (recipe === undefined) throw new UsageError('which study? livedoor or bc5cdr');
+    return;
+  }
+  if (!Object.hasOwn(STUDIES, recipe))
+    throw new UsageError(`${unknownMessage('study', recipe, Object.keys(STUDIES))} Run \`peft train --help\`.`);
+  const study = STUDIES[recipe as keyof typeof STUDIES];
   // In a checkout of the repository the bundled tiny models are the default, as in the examples
   // (but each run gets its own folder, as any CLI run).
   const bundled = bundledFixtures();
-  if (recipe === 'livedoor') {
-    await livedoorMain(
-      rest,
-      {
-        usage: 'peft train livedoor --model <dir> --data <path> [options]',
-        ...(bundled ? { tinyModel: bundled.tinyGptNeox, fixtureData: bundled.livedoor } : {}),
-      },
-      { log, signal },
-    );
-  } else if (recipe === 'bc5cdr') {
-    await bc5cdrMain(
-      rest,
-      {
-        usage: 'peft train bc5cdr --model <dir> --data <dir> [options]',
-        ...(bundled ? { tinyModel: bundled.tinyLlama, fixtureData: bundled.bc5cdr } : {}),
-      },
-      { log, signal },
-    );
-  } else if (recipe === undefined || recipe === '--help' || recipe === '-h') {
-    out(TRAIN_HELP);
-    if (recipe === undefined) throw new UsageError('which study? livedoor or bc5cdr');
-  } else {
-    throw new UsageError(`${unknownMessage('study', recipe, ['livedoor', 'bc5cdr'])} Run \`peft train --help\`.`);
-  }
+  await study.main(rest, { usage: study.usage, ...(bundled ? study.bundled(bundled) : {}) }, { log: (line) => out(line), signal });
 }

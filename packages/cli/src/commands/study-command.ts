@@ -1,0 +1,164 @@
+// What the two study commands (`peft train livedoor`, `peft train bc5cdr`, and the examples that
+// share them) have in common: the options both take, reading numbers and choices from the command
+// line, the preset line, and the run around the recipe (run folder named, locked and released).
+import type { ProgressOptions } from '@peft/trainer';
+import { UsageError } from '../args.js';
+import { defaultRunFolder, type Preset } from '../presets.js';
+import { fromUser } from '../recipes/paths.js';
+import { openRunFolder, runCommandLine } from '../runfolder.js';
+
+/** The options both studies take (each adds its own). */
+export const OPTIONS = {
+  model: { type: 'string' },
+  data: { type: 'string' },
+  out: { type: 'string' },
+  backend: { type: 'string' },
+  dtype: { type: 'string' },
+  threads: { type: 'string' },
+  lr: { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'micro-batch-size': { type: 'string' },
+  'max-length': { type: 'string' },
+  seed: { type: 'string' },
+  'no-gradient-checkpointing': { type: 'boolean' },
+  resume: { type: 'boolean' },
+  overwrite: { type: 'boolean' },
+  preset: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** The help lines of --overwrite, which every study takes. */
+export const HELP_OVERWRITE = `  --overwrite              replace a previous run in --out (without it, or --resume, a folder that
+                           holds one is an error and is left as it is)`;
+
+/** The help's closing paragraph. */
+export const HELP_CTRL_C = `Ctrl-C stops after the current step, writing a checkpoint (a second Ctrl-C quits at once, keeping
+the last one); --resume continues it. One run at a time per run folder (its lock file is run.lock).
+`;
+
+/** What the example or the CLI passes: the usage line, and what runs when --model / --data are absent. */
+export interface StudyCommandDefaults {
+  usage: string;
+  tinyModel?: string;
+  fixtureData?: string;
+  /**
+   * Replace the previous tiny run in the default folder instead of refusing (the example's
+   * no-argument run, meant to be run again and again). An explicit --out is always guarded.
+   */
+  replaceDefaultTinyRun?: boolean;
+}
+
+/**
+ * The command line's values (`parse` calls node:util's parseArgs on the arguments): a leading `--`
+ * (`pnpm … start -- --model …` passes it on) dropped, a parse error as a UsageError that points at
+ * --help, and the paths taken from the user's folder (a package script runs in the repository root).
+ */
+export function args<V extends { model?: string; data?: string; out?: string }>(argv: readonly string[], parse: (args: string[]) => V): V {
+  const rest = argv[0] === '--' ? argv.slice(1) : [...argv];
+  let values: V;
+  try {
+    values = parse(rest);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}. Run with --help for the options.`);
+  }
+  return { ...values, model: fromUser(values.model), data: fromUser(values.data), out: fromUser(values.out) };
+}
+
+/** A number option's value (undefined when absent). */
+export function number(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} ${JSON.stringify(v)} is not a number`);
+  return n;
+}
+
+/** A choice option's value (undefined when absent). */
+export function oneOf<T extends string | number>(v: string | number | undefined, name: string, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) throw new UsageError(`--${name} ${JSON.stringify(v)} is not one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+/** One line: which preset applies, its values in this run (`lr 0.01, epochs 10`), and which options change them. */
+export function presetLine(preset: Preset, values: string, flags: readonly string[]): string {
+  const other = preset.name === 'tiny' ? 'study' : 'tiny';
+  return `preset ${preset.name} (${preset.reason}): ${values}; ${flags.map((f) => `--${f}`).join(', ')} override one, --preset ${other} switches`;
+}
+
+/** A study command's parsed line: the recipe's options, and what the command itself uses. */
+export type CommandLine<O> = O & { out?: string; help: boolean; overwrite: boolean; preset: Preset };
+
+/** What the examples and the CLI pass besides the arguments. */
+export interface StudyMainOptions {
+  /** Where the command's lines go (default standard output). */
+  log?: (line: string) => void;
+  /** The training progress bar; false for silence. */
+  progress?: ProgressOptions | false;
+  /** Stops training at the next step boundary, with a checkpoint (Ctrl-C). */
+  signal?: AbortSignal;
+}
+
+type RecipeOptions = { modelDir: string; backend?: unknown; resume?: boolean };
+
+/** How one study runs from its command line. */
+export interface Study<O extends RecipeOptions, R> {
+  parse: (argv: readonly string[], defaults: StudyCommandDefaults) => CommandLine<O>;
+  help: (defaults: StudyCommandDefaults) => string;
+  /** The examples' fixed no-argument run folder. */
+  defaultOut: (options: O) => string;
+  /** The settings part of a new run folder's name (runs/<name>-<UTC time>). */
+  runName: (options: O) => string;
+  /** Printed when the bundled tiny model runs (no --model). */
+  tinyNote: (options: O) => string;
+  presetLine: (preset: Preset, options: O) => string;
+  recipe: (options: O & { out: string } & StudyMainOptions) => Promise<R>;
+  /** Lines printed after the run. */
+  report: (result: R, seconds: number) => string[];
+}
+
+/**
+ * Runs a study command: its help, or the recipe in its run folder (--out; the examples' fixed one
+ * without --model; else a new runs/<settings>-<UTC time>, with --resume the newest such), locked
+ * for the run and released after it, between the preset line and the report. Returns the recipe's
+ * result (null for --help). Errors propagate.
+ */
+export async function run<O extends RecipeOptions, R>(
+  study: Study<O, R>,
+  argv: readonly string[],
+  defaults: StudyCommandDefaults,
+  opts: StudyMainOptions = {},
+): Promise<R | null> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const { help, overwrite, preset, out: given, ...rest } = study.parse(argv, defaults);
+  if (help) {
+    log(study.help(defaults));
+    return null;
+  }
+  const options = rest as unknown as O;
+  const resume = options.resume ?? false;
+  const tiny = options.modelDir === defaults.tinyModel;
+  // The examples' no-argument run keeps its fixed folder (and replaces its previous run there).
+  const fixed = tiny && given === undefined && defaults.replaceDefaultTinyRun === true;
+  const out = given ?? (fixed ? study.defaultOut(options) : defaultRunFolder(study.runName(options), resume));
+  const replace = overwrite || (fixed && !resume);
+  const lock = await openRunFolder(out, { resume, overwrite: replace, command: runCommandLine(), log });
+  try {
+    if (tiny) log(study.tinyNote(options));
+    log(study.presetLine(preset, options));
+    log(`run folder: ${out}`);
+    const started = performance.now();
+    const result = await study.recipe({ ...options, out, log, progress: opts.progress, signal: opts.signal });
+    for (const line of study.report(result, (performance.now() - started) / 1000)) log(line);
+    return result;
+  } finally {
+    lock.release();
+  }
+}
+
+/** A study's command as a function of its arguments (what the examples and `peft train` call). */
+export function main<O extends RecipeOptions, R>(
+  study: Study<O, R>,
+): (argv: readonly string[], defaults: StudyCommandDefaults, opts?: StudyMainOptions) => Promise<R | null> {
+  return (argv, defaults, opts = {}) => run(study, argv, defaults, opts);
+}
