@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import type { DType } from '@peft/core';
 import { UsageError } from '../args.js';
-import { choosePreset, folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
+import { folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
 import { BC5CDR_LAYER_SETS, type Bc5cdrLayers, type Bc5cdrOptions, type Bc5cdrResult, runBc5cdr } from '../recipes/bc5cdr.js';
 import * as study from './study-command.js';
 
@@ -106,10 +106,8 @@ export type Bc5cdrCommandLine = Omit<Bc5cdrOptions, 'out'> & { out?: string; hel
 
 /** The recipe options a command line asks for (the tiny smoke run's settings when --model is absent). */
 export function parseBc5cdrCommandLine(argv: readonly string[], defaults: Bc5cdrCommandDefaults): Bc5cdrCommandLine {
-  const values = study.args(argv, (args) => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values);
-  const bundled = values.model === undefined && defaults.tinyModel !== undefined;
-  if (values.model === undefined && !bundled && !values.help) throw new UsageError('--model <Llama-2 model folder> is required');
-  const preset = choosePreset(values.preset, values.model ?? defaults.tinyModel ?? '', bundled);
+  const parse = (args: string[]) => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values;
+  const { values, bundled, modelDir, preset } = study.commandLine(argv, defaults, parse, 'Llama-2 model folder');
   const tiny = preset.name === 'tiny';
   const layersArg = values.layers;
   let layers: Bc5cdrLayers | string[] | undefined;
@@ -130,7 +128,7 @@ export function parseBc5cdrCommandLine(argv: readonly string[], defaults: Bc5cdr
   const options = {
     help: values.help ?? false,
     preset,
-    modelDir: values.model ?? defaults.tinyModel ?? '',
+    modelDir,
     data: values.data ?? (bundled ? (defaults.fixtureData ?? '') : ''),
     out: values.out,
     backend: values.backend ?? 'cpu',

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import type { DType } from '@peft/core';
 import type { LivedoorTemplate } from '@peft/datasets';
 import { UsageError } from '../args.js';
-import { choosePreset, folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
+import { folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
 import { type LivedoorOptions, type LivedoorResult, runLivedoor } from '../recipes/livedoor.js';
 import * as study from './study-command.js';
 
@@ -83,11 +83,8 @@ export type LivedoorCommandLine = Omit<LivedoorOptions, 'out'> & { out?: string;
 
 /** The recipe options a command line asks for (the tiny run's settings when --model is absent). */
 export function parseLivedoorCommandLine(argv: readonly string[], defaults: LivedoorCommandDefaults): LivedoorCommandLine {
-  const values = study.args(argv, (args) => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values);
-  const tiny = values.model === undefined && defaults.tinyModel !== undefined;
-  if (values.model === undefined && !tiny && !values.help) throw new UsageError('--model <Hugging Face model folder> is required');
-  const modelDir = values.model ?? defaults.tinyModel ?? '';
-  const preset = choosePreset(values.preset, modelDir, tiny);
+  const parse = (args: string[]) => parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values;
+  const { values, bundled: tiny, modelDir, preset } = study.commandLine(argv, defaults, parse, 'Hugging Face model folder');
   const d = preset.name === 'tiny' ? LIVEDOOR_TINY_DEFAULTS : LIVEDOOR_STUDY_DEFAULTS;
   const template = study.oneOf<LivedoorTemplate>(study.number(values.template, 'template'), 'template', [0, 1, 2]);
   const dtype = study.oneOf<DType>(values.dtype, 'dtype', ['float32', 'bfloat16', 'float16']);

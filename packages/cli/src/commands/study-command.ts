@@ -3,7 +3,7 @@
 // line, the preset line, and the run around the recipe (run folder named, locked and released).
 import type { ProgressOptions } from '@peft/trainer';
 import { UsageError } from '../args.js';
-import { defaultRunFolder, type Preset } from '../presets.js';
+import { choosePreset, defaultRunFolder, type Preset } from '../presets.js';
 import { fromUser } from '../recipes/paths.js';
 import { openRunFolder, runCommandLine } from '../runfolder.js';
 
@@ -63,6 +63,24 @@ export function args<V extends { model?: string; data?: string; out?: string }>(
     throw new UsageError(`${(error as Error).message}. Run with --help for the options.`);
   }
   return { ...values, model: fromUser(values.model), data: fromUser(values.data), out: fromUser(values.out) };
+}
+
+/**
+ * The command line's values (see `args`), whether the bundled tiny model runs (no --model, and the
+ * example or the repository has one; otherwise --model is required, named as `model` says), the
+ * model folder and the preset that applies.
+ */
+export function commandLine<V extends { model?: string; data?: string; out?: string; preset?: string; help?: boolean }>(
+  argv: readonly string[],
+  defaults: StudyCommandDefaults,
+  parse: (args: string[]) => V,
+  model: string,
+): { values: V; bundled: boolean; modelDir: string; preset: Preset } {
+  const values = args(argv, parse);
+  const bundled = values.model === undefined && defaults.tinyModel !== undefined;
+  if (values.model === undefined && !bundled && !values.help) throw new UsageError(`--model <${model}> is required`);
+  const modelDir = values.model ?? defaults.tinyModel ?? '';
+  return { values, bundled, modelDir, preset: choosePreset(values.preset, modelDir, bundled) };
 }
 
 /** A number option's value (undefined when absent). */
