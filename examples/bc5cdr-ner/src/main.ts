@@ -13,9 +13,9 @@ import {
   bc5cdrHelp,
   bc5cdrMain,
   parseBc5cdrCommandLine,
+  runInterruptible,
   UsageError,
 } from '@peft/cli';
-import { TrainingAbortedError } from '@peft/trainer';
 
 /** The bundled tiny Llama and fixture corpus (paths from this file, so any working directory works). */
 export const TINY_MODEL = fileURLToPath(new URL('../../../fixtures/models/tiny-llama', import.meta.url));
@@ -46,28 +46,9 @@ export function main(
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   // As `peft train`: the first Ctrl-C (or SIGTERM) stops after the current step with a checkpoint,
   // a second one quits at once (the last checkpoint stays intact, the run folder's lock is removed).
-  const controller = new AbortController();
-  const stop = (signal: NodeJS.Signals) => {
-    if (controller.signal.aborted) {
-      process.stderr.write(`\n${signal} again: quitting now (the last checkpoint is kept)\n`);
-      process.exit(130);
-    }
-    process.stderr.write(
-      `\n${signal}: stopping after the current step or evaluation batch, with a checkpoint (Ctrl-C again to quit now)…\n`,
-    );
-    controller.abort(new Error(`interrupted by ${signal}`));
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  main(process.argv.slice(2), { signal: controller.signal }).then(
-    () => {
-      process.exitCode = 0;
-    },
-    (error: Error) => {
-      process.stderr.write(`bc5cdr-ner: ${error.message}\n`);
-      if (error instanceof TrainingAbortedError)
-        process.stderr.write('Run the same command with --resume to continue (pnpm start -- --resume).\n');
-      process.exitCode = error instanceof UsageError ? 2 : error instanceof TrainingAbortedError ? 130 : 1;
-    },
+  runInterruptible(
+    'bc5cdr-ner',
+    (signal) => main(process.argv.slice(2), { signal }),
+    'Run the same command with --resume to continue (pnpm start -- --resume).',
   );
 }

@@ -13,6 +13,7 @@ export { formatInfo, type InfoReport, infoReport } from './commands/info.js';
 export * from './commands/livedoor.js';
 export { mergeAdapter } from './commands/merge.js';
 export { type ClassPrediction, type PredictOptions, predictTexts } from './commands/predict.js';
+export { exitCodeOf, runInterruptible, stopOnSignals } from './interrupt.js';
 export { COMMANDS, main, usage } from './main.js';
 export * from './recipes/bc5cdr.js';
 export { CURVES_FILE, type CurvesOptions, curvesSvg, parseLogCsv, writeCurves } from './recipes/curves.js';
