@@ -170,9 +170,10 @@ export function parseUntrustedJson(text: string, fileName: string, options: Untr
 
 /**
  * A short, safe description of a value from parsed JSON for an error message: the type, and for
- * numbers, booleans and short strings the value; never the contents of arrays or objects.
+ * numbers, booleans and short strings the value (strings only by length with `quoteStrings:
+ * false`); never the contents of arrays or objects.
  */
-export function describeJsonValue(value: unknown): string {
+export function describeJsonValue(value: unknown, options: { quoteStrings?: boolean } = {}): string {
   if (value === null) return 'null';
   if (value === undefined) return 'nothing';
   if (Array.isArray(value)) {
@@ -183,7 +184,11 @@ export function describeJsonValue(value: unknown): string {
     const n = Object.keys(value).length;
     return `an object with ${n} key${n === 1 ? '' : 's'}`;
   }
-  if (typeof value === 'string') return `the string ${quoteName(value, 40)}`;
+  if (typeof value === 'string') {
+    // A file read through a link may be anything: where asked, a string is described, not shown.
+    if (options.quoteStrings === false && value !== '') return `a string of ${value.length} character${value.length === 1 ? '' : 's'}`;
+    return `the string ${quoteName(value, 40)}`;
+  }
   return `${typeof value} ${String(value)}`;
 }
 

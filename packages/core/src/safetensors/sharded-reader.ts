@@ -292,7 +292,8 @@ async function readText(reader: FileOpener, fileName: string): Promise<string> {
 /** A shard's name in weight_map must be a plain file name beside the index. */
 function checkShardFileName(indexFile: string, tensor: string, file: unknown): string {
   const where = `${indexFile}: weight_map entry for tensor ${quoteName(tensor)}`;
-  if (typeof file !== 'string' || file === '') throw new Error(`${where} must be a shard file name, got ${describeJsonValue(file)}`);
+  if (typeof file !== 'string' || file === '')
+    throw new Error(`${where} must be a shard file name, got ${describeJsonValue(file, { quoteStrings: false })}`);
   if (file.length > 255 || /[/\\\0]/.test(file) || file === '.' || file === '..') {
     throw new Error(`${where} is ${quoteName(file, 60)}: expected the name of a file in the same folder as the index (no path)`);
   }
@@ -302,11 +303,15 @@ function checkShardFileName(indexFile: string, tensor: string, file: unknown): s
 function parseIndex(text: string, fileName: string): { metadata: Record<string, unknown>; weightMap: Map<string, string> } {
   const json = parseUntrustedJson(text, fileName, { maxDepth: 8, what: 'the index' });
   const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (!isObject(json)) throw new Error(`${fileName}: must be a JSON object with "weight_map", got ${describeJsonValue(json)}`);
+  if (!isObject(json))
+    throw new Error(`${fileName}: must be a JSON object with "weight_map", got ${describeJsonValue(json, { quoteStrings: false })}`);
   const { metadata = {}, weight_map: weightMap } = json;
-  if (!isObject(metadata)) throw new Error(`${fileName}: "metadata" must be an object, got ${describeJsonValue(metadata)}`);
+  if (!isObject(metadata))
+    throw new Error(`${fileName}: "metadata" must be an object, got ${describeJsonValue(metadata, { quoteStrings: false })}`);
   if (!isObject(weightMap)) {
-    throw new Error(`${fileName}: "weight_map" must be an object {tensor name: shard file}, got ${describeJsonValue(weightMap)}`);
+    throw new Error(
+      `${fileName}: "weight_map" must be an object {tensor name: shard file}, got ${describeJsonValue(weightMap, { quoteStrings: false })}`,
+    );
   }
   const map = new Map<string, string>();
   for (const [name, file] of Object.entries(weightMap)) map.set(name, checkShardFileName(fileName, name, file));

@@ -3,7 +3,7 @@
  * {tensor: "pytorch_model-00001-of-00002.bin"}}) over several torch.save files, read by core's
  * format-independent ShardedCheckpoint with torch.save files as shards.
  */
-import { type FileOpener, ShardedCheckpoint, type ShardedOptions, type ShardIndexData } from '@peft/core';
+import { type FileOpener, openShardedCheckpoint, ShardedCheckpoint, type ShardedOptions, type ShardIndexData } from '@peft/core';
 import type { TorchBinLoadedTensor, TorchBinReader, TorchBinReadOptions, TorchBinSource, TorchBinTensorInfo } from './torch-bin.js';
 import { openTorchBin, type TorchBinFile } from './torch-bin.js';
 
@@ -31,100 +31,18 @@ export class ShardedTorchBin
   }
 }
 
-/** Largest index JSON read: real ones are tens to hundreds of kilobytes. */
-export const MAX_INDEX_BYTES = 64 * 2 ** 20;
-
 /**
- * Opens a sharded checkpoint from its index JSON. Reads only the index and each shard's zip
- * directory and data.pkl; by default every shard is opened and checked now.
+ * Opens a sharded checkpoint from its index JSON (read and checked by core's shared index reader:
+ * bounded size and nesting, shard names beside the index, errors that never quote the text).
+ * Reads only the index and each shard's zip directory and data.pkl; by default every shard is
+ * opened and checked now.
  */
-export async function openShardedTorchBin(
+export function openShardedTorchBin(
   reader: TorchBinFileReader,
   indexFileName = TORCH_BIN_INDEX_FILE,
   options: ShardedTorchBinOptions = {},
 ): Promise<ShardedTorchBin> {
-  const sharded = new ShardedTorchBin(reader, indexFileName, await readShardIndex(reader, indexFileName), options);
-  if (!options.lazy) {
-    try {
-      await sharded.validate();
-    } catch (error) {
-      await sharded.close();
-      throw error;
-    }
-  }
-  return sharded;
-}
-
-/**
- * Reads and checks `pytorch_model.bin.index.json`. Errors name the file and the field and describe
- * wrong values by their type only: the file may be a link to anything, and its text is never quoted.
- */
-export async function readShardIndex(reader: TorchBinFileReader, fileName: string): Promise<ShardIndexData> {
-  const source = await reader.open(fileName);
-  let bytes: Uint8Array;
-  try {
-    if (source.size > MAX_INDEX_BYTES) {
-      throw new Error(
-        `${fileName}: ${source.size} bytes is too large for a shard index (at most ${MAX_INDEX_BYTES}): it is not an index JSON`,
-      );
-    }
-    bytes = await source.read(0, source.size);
-  } finally {
-    await source.close?.();
-  }
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new Error(`${fileName}: is not UTF-8 text, so not an index JSON`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    // The engine's message quotes the text: keep only where it stopped.
-    const position = /position (\d+)/.exec((error as Error).message)?.[1];
-    throw new Error(`${fileName}: not valid JSON${position ? ` (at character ${position})` : ''}`);
-  }
-  if (!isObject(json)) throw new Error(`${fileName}: must be a JSON object with "weight_map", got ${typeOf(json)}`);
-  const { metadata = {}, weight_map: weightMap } = json;
-  if (!isObject(metadata)) throw new Error(`${fileName}: "metadata" must be an object, got ${typeOf(metadata)}`);
-  if (!isObject(weightMap))
-    throw new Error(`${fileName}: "weight_map" must be an object {tensor name: shard file}, got ${typeOf(weightMap)}`);
-  const map = new Map<string, string>();
-  for (const [name, file] of Object.entries(weightMap)) {
-    const where = `${fileName}: weight_map entry for tensor ${clip(name)}`;
-    if (typeof file !== 'string' || file === '') throw new Error(`${where} must be a shard file name, got ${typeOf(file)}`);
-    if (!isPlainShardName(file)) {
-      throw new Error(`${where} names shard ${clip(file)}, which is not a file name inside the model folder`);
-    }
-    map.set(name, file);
-  }
-  return { metadata, weightMap: map };
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** What a JSON value is, without its content. */
-function typeOf(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return v === '' ? 'an empty string' : 'a string';
-  if (typeof v === 'object') return 'an object';
-  return `a ${typeof v}`;
-}
-
-/** A name for error messages: quoted, and cut short if long. */
-function clip(s: string): string {
-  return JSON.stringify(s.length > 100 ? `${s.slice(0, 100)}...` : s);
-}
-
-/** A relative path that stays inside the folder: no absolute paths, drive letters, `..` parts or NUL. */
-function isPlainShardName(file: string): boolean {
-  if (file.includes('\0') || /^[/\\]/.test(file) || /^[A-Za-z]:/.test(file)) return false;
-  return file.split(/[/\\]/).every((part) => part !== '..' && part !== '');
+  return openShardedCheckpoint(reader, indexFileName, options, (index) => new ShardedTorchBin(reader, indexFileName, index, options));
 }
 
 /**
