@@ -10,7 +10,16 @@ import {
   openSafetensors,
   type PeftModel,
 } from '@peft/core';
-import { CausalLM, causalLMParameterShapes, checkCheckpoint, chooseDtype, loadWeightsInto, openWeights, readConfig } from '@peft/models';
+import {
+  CausalLM,
+  causalLMParameterShapes,
+  checkCheckpoint,
+  chooseDtype,
+  loadWeightsInto,
+  openWeights,
+  outputHeadName,
+  readConfig,
+} from '@peft/models';
 import { normalizeId2Label, SequenceClassifier } from './sequence-classifier.js';
 
 export interface SequenceClassifierFromPretrainedOptions {
@@ -84,7 +93,7 @@ export async function loadSequenceClassifierFrom(
   try {
     // The checkpoint's names, shapes and dtypes against config.json before anything is allocated:
     // the decoder must be there; the LM head (not read) and a saved score head may be.
-    const head = `${config.modelType === 'gpt_neox' ? 'embed_out' : 'lm_head'}.weight`;
+    const head = `${outputHeadName(config)}.weight`;
     const shapes = causalLMParameterShapes(config).filter(([name]) => name !== head);
     await checkCheckpoint(opener.name, config, weights, shapes, (name) => name === SCORE || name === head);
     if (weights.has(SCORE)) {

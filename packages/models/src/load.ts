@@ -14,6 +14,7 @@ import {
 } from '@peft/core';
 import { CausalLM, causalLMParameterShapes } from './causal-lm.js';
 import { type ModelConfig, parseConfig } from './config.js';
+import { outputHeadName } from './lora-count.js';
 import { TORCH_BIN_FORMAT } from './weights/torch-bin-format.js';
 
 /** One checkpoint's tensors, whatever the file format: names, shapes and lazy per-tensor reads. */
@@ -209,7 +210,7 @@ export async function checkCheckpoint(
   allowExtra: (name: string) => boolean = () => false,
 ): Promise<void> {
   const expected = new Set(shapes.map(([n]) => n));
-  const tiedHead = config.tieWordEmbeddings ? `${config.modelType === 'gpt_neox' ? 'embed_out' : 'lm_head'}.weight` : null;
+  const tiedHead = config.tieWordEmbeddings ? `${outputHeadName(config)}.weight` : null;
   const missing = shapes.map(([n]) => n).filter((n) => !weights.has(n));
   if (missing.length > 0) {
     throw new Error(
