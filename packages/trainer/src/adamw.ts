@@ -115,16 +115,19 @@ export class AdamW {
   step(lr: number = this.lr, gradScale = 1): void {
     if (!Number.isFinite(lr) || lr < 0) throw new Error(`AdamW.step: learning rate ${lr} must be a finite number >= 0`);
     if (!Number.isFinite(gradScale)) throw new Error(`AdamW.step: gradScale ${gradScale} must be finite`);
-    this.#update(lr, gradScale, null);
+    this.#update(lr, gradScale, null, undefined);
   }
 
-  /** Updates every parameter that has a gradient (values from `scalars` on the device when given); returns their names. */
-  #update(lr: number, gradScale: number, scalars: Tensor | null): string[] {
+  /**
+   * Updates every parameter that has a gradient, of those in `only` when given (values from
+   * `scalars` on the device when given); returns their names.
+   */
+  #update(lr: number, gradScale: number, scalars: Tensor | null, only: ReadonlySet<string> | undefined): string[] {
     const updated: string[] = [];
     noGrad(() => {
       for (const p of this.params) {
         const grad = p.tensor.grad;
-        if (!grad) continue;
+        if (!grad || (only && !only.has(p.name))) continue;
         const m = this.#moment(this.#m, p);
         const v = this.#moment(this.#v, p);
         const step = (this.#steps.get(p.name) ?? 0) + 1;
@@ -166,14 +169,16 @@ export class AdamW {
    * Enqueues the update of every parameter that has a gradient, reading the learning rate, the
    * bias corrections and the gradient scale from `scalars` on the device (float32 [4]: the three
    * values of `hyper(lr, t)`, then gradScale), so that a captured graph of this call replays with
-   * new values. Advances the step counts as `step` does; returns the names updated.
+   * new values. Advances the step counts as `step` does; returns the names updated. With `only`,
+   * just those of its names that have a gradient are updated (parameters at another update number
+   * take scalars of their own).
    */
-  stepWithScalars(scalars: Tensor): string[] {
+  stepWithScalars(scalars: Tensor, only?: ReadonlySet<string>): string[] {
     if (scalars.dtype !== 'float32' || scalars.size !== 4) {
       throw new Error(`AdamW.stepWithScalars: scalars ${scalars.describe()} must be float32 with 4 elements`);
     }
     // lr and gradScale here only pass validation: the kernel reads them from scalars.
-    return this.#update(0, 1, scalars);
+    return this.#update(0, 1, scalars, only);
   }
 
   /** Counts one more update of each named parameter: what a graph replay of `stepWithScalars` did on the device. */

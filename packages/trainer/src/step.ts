@@ -1,26 +1,20 @@
 import {
-  affine,
   type Backend,
   type BackendGraph,
   backward,
   cast,
   concat,
   type DType,
-  div,
   encode,
-  full,
   keep,
-  minimum,
   noGrad,
   reshape,
-  scale,
   type Tensor,
   tidy,
-  unary,
   zeros,
 } from '@peft/core';
 import type { AdamW } from './adamw.js';
-import { squaredNorm } from './clip.js';
+import { applyUpdate, gradientScale } from './update.js';
 
 /** Shape and dtype of one input of a `TrainingStep`. */
 export interface StepInputSpec {
@@ -219,7 +213,7 @@ export class TrainingStep<K extends string> {
     return this.#body().out;
   }
 
-  /** Forward, backward, clipping and AdamW; returns [loss, gradNorm, clipCoefficient] as one float32 tensor. */
+  /** Forward, backward, clipping and AdamW (the update `train()` applies too); returns [loss, gradNorm, clipCoefficient] as one float32 tensor. */
   #body(): { out: Tensor; updated: string[] } {
     const { optimizer } = this.#o;
     const loss = tidy(() => this.#o.loss(this.#inputs));
@@ -233,11 +227,8 @@ export class TrainingStep<K extends string> {
       const out = tidy(() => {
         const grads = optimizer.params.flatMap((p) => (p.tensor.grad ? [p.tensor.grad] : []));
         if (grads.length === 0) throw new Error('TrainingStep: no trainable parameter received a gradient from the loss');
-        const norm = unary('sqrt', squaredNorm(grads)!);
-        const one = full([1], 1, { backend: this.#o.backend, dtype: 'float32' });
-        // clip_grad_norm_: min(1, maxNorm / (norm + 1e-6)), in float32 on the device.
-        const coef = this.#maxGradNorm === null ? one : minimum(div(scale(one, this.#maxGradNorm), affine(norm, 1, 1e-6)), one);
-        updated = optimizer.stepWithScalars(concat([this.#hyper, coef], 0));
+        const { norm, coef } = gradientScale(grads, this.#maxGradNorm, this.#o.backend);
+        updated = applyUpdate(optimizer, this.#hyper, coef);
         optimizer.zeroGrad();
         const flat = reshape(loss, [1]);
         return concat([flat.dtype === 'float32' ? flat : cast(flat, 'float32'), norm, coef], 0);

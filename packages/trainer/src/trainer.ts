@@ -1,4 +1,4 @@
-import { add, backward, cast, concat, Generator, noGrad, reshape, scale, type Tensor, tidy, zeros } from '@peft/core';
+import { add, backward, cast, concat, Generator, noGrad, reshape, scale, type Tensor, tidy } from '@peft/core';
 import { AdamW, type NoDecayRule } from './adamw.js';
 import {
   CHECKPOINT_DIR,
@@ -10,7 +10,6 @@ import {
   STATE_FORMAT,
   writeCheckpoint,
 } from './checkpoint.js';
-import { clipCoefficient, squaredNorm } from './clip.js';
 import { CheckpointError, causeInWords, errorCode, RunFolderError, TrainingAbortedError, TrainingDivergedError } from './errors.js';
 import { type LogRow, logCsv } from './log.js';
 import { Progress, type ProgressOptions } from './progress.js';
@@ -19,6 +18,7 @@ import { shuffledIndices } from './shuffle.js';
 import { type HostState, restore, snapshot, writeHostState } from './state.js';
 import { jsonText, type RunStore, subStore } from './store.js';
 import type { Evaluation, Split, TrainTask, ValidationRecord } from './types.js';
+import { applyUpdateAt, type GradientScale, gradientScale } from './update.js';
 
 export interface TrainOptions {
   /** Passes over the training set. */
@@ -609,6 +609,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
       }
       let tokens = 0;
       let lossSum: Tensor | null = null;
+      let scaleBy: GradientScale | null = null;
       try {
         for (let i = 0; i < batches.length; i++) {
           const w = weights[i]! / totalWeight;
@@ -631,26 +632,24 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
           tokens += task.tokens ? task.tokens(b) : chunks[i]!.length;
         }
         const grads = named.map(([, t]) => t.grad).filter((g): g is Tensor => g !== null);
-        const values = tidy(() => {
-          const sq = squaredNorm(grads) ?? zeros([1], { backend: named[0]![1].backend });
-          return noGrad(() => concat([lossSum!, sq], 0));
-        });
-        const [loss, sq] = await values.data().finally(() => values.dispose());
-        const gradNorm = Math.sqrt(sq!);
-        if (!Number.isFinite(loss!) || !Number.isFinite(gradNorm)) {
+        scaleBy = gradientScale(grads, o.maxGradNorm, named[0]![1].backend);
+        const values = noGrad(() => concat([lossSum!, scaleBy!.norm, scaleBy!.coef], 0));
+        const [loss, gradNorm, coef] = await values.data().finally(() => values.dispose());
+        if (!Number.isFinite(loss!) || !Number.isFinite(gradNorm!)) {
           optimizer.zeroGrad();
-          return { ok: false as const, loss: loss!, gradNorm, tokens };
+          return { ok: false as const, loss: loss!, gradNorm: gradNorm!, tokens };
         }
         const lr = learningRate(o.lr, step, sched);
-        const coef = clipCoefficient(gradNorm, o.maxGradNorm);
-        optimizer.step(lr, coef);
+        applyUpdateAt(optimizer, lr, scaleBy.coef);
         optimizer.zeroGrad();
-        return { ok: true as const, loss: loss!, gradNorm, coef, lr, tokens, seconds: now() - t0 };
+        return { ok: true as const, loss: loss!, gradNorm: gradNorm!, coef: coef!, lr, tokens, seconds: now() - t0 };
       } catch (error) {
         optimizer.zeroGrad();
         throw error;
       } finally {
         (lossSum as Tensor | null)?.dispose();
+        scaleBy?.norm.dispose();
+        scaleBy?.coef.dispose();
       }
     };
 
