@@ -3,8 +3,8 @@
  * scripts/bundle-device.mjs, because that machine has Node (packed) but no package registry:
  * the conformance suite and the gradient checks of @peft/core/testing against the CPU backend,
  * 20 LoRA training steps of the tiny models against the CPU backend's losses
- * (scripts/training-check.ts; run from the repository checkout, which has fixtures/), then
- * kernel timings. Prints one line per failure and a summary; writes JSON to $OUT if set.
+ * (packages/integration/src/training-check.ts; run from the repository checkout, which has
+ * fixtures/), then kernel timings. Prints one line per failure and a summary; writes JSON to $OUT if set.
  *
  *   node device-check.mjs [--only NAME] [--no-bench]
  */
@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
 import type { MatmulParams } from '@peft/core';
 import { conformanceCases, gradcheckCases } from '@peft/core/testing';
+import { compareTraining, graphTrainer, type TrainingKind } from '../../integration/src/training-check.js';
 import { type CudaBackend, createCudaBackend, isAvailable } from '../src/index.js';
-import { compareTraining, graphTrainer, type TrainingKind } from './training-check.js';
 
 const args = process.argv.slice(2);
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;

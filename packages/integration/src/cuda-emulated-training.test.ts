@@ -1,18 +1,19 @@
 // LoRA training of the tiny checkpoints with the CUDA kernels run on the host emulator (see
-// emulated.test.ts): 20 steps give the CPU backend's losses, for Study A's classifier on
+// packages/backend-cuda/src/emulated.test.ts): 20 steps give the CPU backend's losses, for Study A's classifier on
 // GPT-NeoX and for Study B's causal-LM loss on Llama (RMSNorm, SwiGLU, GQA, full rotary), and
 // the caching allocator stops asking the device for memory after the first step.
-// The models, batches and tolerances are scripts/training-check.ts's, which device-check.ts runs
-// on a GPU.
+// The models, batches and tolerances are training-check.ts's, which
+// packages/backend-cuda/scripts/device-check.ts runs on a GPU.
 import { createCpuBackend } from '@peft/backend-cpu';
 import { describe, expect, it } from 'vitest';
-import { compareTraining, graphTrainer, trainer } from '../scripts/training-check.js';
-import { useEmulator } from './emulator.testkit.js';
+// The emulator's build lives with the kernels it compiles (as for benchmarks/cuda-memory-plan.ts).
+import { useEmulator } from '../../backend-cuda/src/emulator.testkit.js';
+import { compareTraining, graphTrainer, trainer } from './training-check.js';
 
 const emu = await useEmulator();
 
 describe.skipIf(!emu)('LoRA training with the CUDA kernels on the host emulator', async () => {
-  const { createCudaBackend } = await import('./index.js');
+  const { createCudaBackend } = await import('@peft/backend-cuda');
 
   for (const [kind, count] of [
     ['neox-classifier', 5], // lora_A and lora_B of query_key_value in 2 layers + score

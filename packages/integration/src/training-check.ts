@@ -1,50 +1,16 @@
 // LoRA training of tiny models, the same on two backends, for the CUDA backend's bar "training
 // the tiny models for 20 steps gives the CPU backend's losses within a stated tolerance". Used by
-// src/emulated-training.test.ts (CUDA kernels on the host emulator) and by device-check.ts (on a
-// GPU). Every random draw (LoRA A, score head, dropout masks, the headDim-64 model's weights)
-// comes from seeded Generators, whose Philox streams are bit for bit the same on every backend.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+// cuda-emulated-training.test.ts (CUDA kernels on the host emulator) and by
+// packages/backend-cuda/scripts/device-check.ts (on a GPU). Every random draw (LoRA A, score head,
+// dropout masks, the headDim-64 model's weights) comes from seeded Generators, whose Philox streams
+// are bit for bit the same on every backend.
+import { join } from 'node:path';
 import { type Backend, backward, crossEntropy, Generator, getPeftModel, loraConfig, mul, reshape, type Tensor } from '@peft/core';
-import { CausalLMHead, SequenceClassifier } from '@peft/heads';
+import { CausalLMHead } from '@peft/heads';
 import { createModel, parseConfig } from '@peft/models';
 import { loadModel } from '@peft/models/node';
 import { AdamW, TrainingStep } from '@peft/trainer';
-
-/** fixtures/models of the repository checkout, searched above this file and the working directory. */
-export function findFixtures(): string {
-  for (const start of [import.meta.dirname, process.cwd()]) {
-    for (let d = start; ; d = dirname(d)) {
-      if (existsSync(join(d, 'fixtures', 'models', 'tiny-llama', 'config.json'))) return join(d, 'fixtures', 'models');
-      if (dirname(d) === d) break;
-    }
-  }
-  throw new Error(
-    `cannot find fixtures/models/tiny-llama above ${import.meta.dirname} or ${process.cwd()}: run from the repository checkout`,
-  );
-}
-
-/** 4 right-padded rows of 3–8 ids from a seeded LCG; the last real token carries the class (30, 40 or 50). */
-export function toyBatch() {
-  const lengths = [5, 8, 3, 6];
-  const labels = [0, 1, 2, 1];
-  let s = 12345;
-  const rows = lengths.map((n, i) => {
-    const prefix = Array.from({ length: n - 1 }, () => {
-      s = (s * 1103515245 + 12345) % 2147483648;
-      return 60 + (s % 400);
-    });
-    return [...prefix, 30 + 10 * labels[i]!];
-  });
-  const width = Math.max(...lengths);
-  return {
-    inputIds: rows.map((r) => [...r, ...Array(width - r.length).fill(0)]),
-    attentionMask: rows.map((r) => [...r.map(() => 1), ...Array(width - r.length).fill(0)]),
-    labels,
-    // For the causal LM: the answer is the last real token, the rest is prompt or padding.
-    lmLabels: rows.map((r) => [...r.map((id, j) => (j === r.length - 1 ? id : -100)), ...Array(width - r.length).fill(-100)]),
-  };
-}
+import { findFixtures, toyBatch, toyClassifier } from './toy.js';
 
 export type TrainingKind = 'neox-classifier' | 'llama-causal-lm' | 'llama-head-dim-64';
 
@@ -69,13 +35,7 @@ export async function trainer(backend: Backend, kind: TrainingKind, dtype: 'floa
   const batch = toyBatch();
   let model: { loss(): Tensor; dispose(): void; params: [string, Tensor][] };
   if (kind === 'neox-classifier') {
-    const causal = await loadModel(join(fixtures, 'tiny-gpt-neox'), { backend, dtype });
-    const head = new SequenceClassifier(causal, { numLabels: 3, generator: new Generator(1) });
-    const peft = getPeftModel(head, loraConfig({ r: 8, loraAlpha: 16, loraDropout: 0.1, modulesToSave: ['score'], taskType: 'SEQ_CLS' }), {
-      modelType: causal.config.modelType,
-      generator: new Generator(2),
-    });
-    peft.train();
+    const peft = await toyClassifier(backend, dtype, fixtures);
     model = {
       loss: () => peft.model.loss(batch, batch.labels),
       dispose: () => peft.dispose(),
