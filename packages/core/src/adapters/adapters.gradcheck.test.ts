@@ -2,6 +2,7 @@ import { createCpuBackend } from '@peft/backend-cpu';
 import { afterAll, describe, expect, it } from 'vitest';
 import { backward, noGrad } from '../autograd/tape.js';
 import { tidy } from '../memory.js';
+import { setDropoutExamples } from '../nn/dropout.js';
 import { Embedding } from '../nn/embedding.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
@@ -131,6 +132,16 @@ describe('LoRA gradients agree with finite differences', () => {
       gen.manualSeed(11);
       return layer.forward(x);
     });
+    x.dispose();
+    p.dispose();
+  });
+
+  it('Linear with per-example dropout masks: each row its own mask, the same in every evaluation', async () => {
+    const { p, layer, a, b } = linearLora({ dropout: 0.3 });
+    expect(setDropoutExamples(p, { step: 3, keys: [8, 1] })).toBe(1);
+    expect(layer.lora_dropout.get('default')!.training).toBe(true);
+    const x = tensor(uniform(2 * 3 * 5), [2, 3, 5], { backend });
+    await check([a, b], () => layer.forward(x));
     x.dispose();
     p.dispose();
   });

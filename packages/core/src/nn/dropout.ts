@@ -1,11 +1,28 @@
-import { dropout } from '../ops/random.js';
+import { dropout, exampleDropout } from '../ops/random.js';
 import { reshape } from '../ops/shape.js';
 import { defaultGenerator, type Generator } from '../random/generator.js';
 import type { Tensor } from '../tensor.js';
 import { Module } from './module.js';
 
-/** Dropout active in training mode only, drawing its masks from a seeded generator. */
+/** The batch the next forward passes run on, for per-example dropout masks. */
+export interface DropoutExamples {
+  /** The optimizer step (updates completed before this one). */
+  step: number;
+  /** Each row's example key, e.g. its index in the training set; one per example of the batch. */
+  keys: readonly number[];
+}
+
+/**
+ * Dropout active in training mode only. Without example keys each call draws one mask for the
+ * whole tensor from the generator's stream (it advances the generator). With keys
+ * (`setExamples`, or `setDropoutExamples` on a whole model), each example's mask is a function of
+ * the generator's seed, the step, this module's stream and the example's key only (see
+ * `exampleDropout`), so splitting a batch into micro-batches or across processes, reordering it or
+ * padding it to another length changes no mask; the generator is not advanced.
+ */
 export class Dropout extends Module {
+  #examples: (DropoutExamples & { stream: number }) | null = null;
+
   constructor(
     readonly p: number,
     readonly generator: Generator = defaultGenerator,
@@ -14,8 +31,35 @@ export class Dropout extends Module {
     if (!(p >= 0 && p < 1)) throw new Error(`Dropout: probability ${p} must be in [0, 1)`);
   }
 
+  /** The example keys, step and stream the next forward passes use; null returns to whole-tensor masks. */
+  setExamples(examples: (DropoutExamples & { stream: number }) | null): void {
+    this.#examples = examples ? { step: examples.step, keys: [...examples.keys], stream: examples.stream } : null;
+  }
+
+  /** The keys set by `setExamples`, or null. */
+  get examples(): Readonly<DropoutExamples & { stream: number }> | null {
+    return this.#examples;
+  }
+
   forward(x: Tensor): Tensor {
     if (!this.training || this.p === 0) return reshape(x, x.shape);
+    const e = this.#examples;
+    if (e) return exampleDropout(x, this.p, { seed: this.generator.seed, step: e.step, stream: e.stream, keys: e.keys });
     return dropout(x, this.p, this.generator);
   }
+}
+
+/**
+ * Gives every Dropout under `model` the batch of its next forward passes (null: back to
+ * whole-tensor masks). The i-th Dropout in `namedModules()` order gets stream i, so each dropout
+ * call of a forward pass draws its own masks. Returns how many Dropout modules it keyed.
+ */
+export function setDropoutExamples(model: Module, examples: DropoutExamples | null): number {
+  let stream = 0;
+  for (const [, m] of model.namedModules()) {
+    if (!(m instanceof Dropout)) continue;
+    m.setExamples(examples ? { ...examples, stream } : null);
+    stream++;
+  }
+  return stream;
 }

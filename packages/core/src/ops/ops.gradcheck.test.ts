@@ -6,6 +6,7 @@ import { Generator } from '../random/generator.js';
 import { philoxUniform } from '../random/philox.js';
 import { type Tensor, tensor } from '../tensor.js';
 import * as ops from './index.js';
+import { exampleDropout } from './random.js';
 
 /**
  * Finite-difference checks of every differentiable op through the autograd tape on the CPU
@@ -191,6 +192,11 @@ describe('gradients agree with finite differences', () => {
       gen.manualSeed(3);
       return ops.dropout(x, 0.4, gen);
     });
+  });
+
+  it('per-example dropout (each row its own mask, regenerated in backward)', async () => {
+    await gradcheck([{ shape: [3, 2, 4] }], (x) => exampleDropout(x, 0.4, { seed: 3, step: 2, stream: 1, keys: [6, 0, 9] }));
+    await gradcheck([{ shape: [1, 5] }], (x) => exampleDropout(x, 0.4, { seed: 3, step: 0, stream: 0, keys: [2] }));
   });
 });
 
