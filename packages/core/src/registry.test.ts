@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createBackend, registerBackend, registeredBackends } from './registry.js';
+import { importFromWorkingDirectory } from './node/index.js';
+import { createBackend, registerBackend, registeredBackends, setBackendImporter } from './registry.js';
 import { tensor } from './tensor.js';
 
 describe('backend registry', () => {
@@ -48,6 +49,22 @@ describe('backend registry', () => {
     } finally {
       process.chdir(cwd);
       rmSync(project, { recursive: true, force: true });
+    }
+  });
+
+  it('looks in the working directory only through the importer @peft/core/node sets (browser-safe core has none of its own)', async () => {
+    const asked: string[] = [];
+    setBackendImporter(async (pkg) => {
+      asked.push(pkg);
+      return false;
+    });
+    try {
+      await expect(createBackend('elsewhere')).rejects.toThrow(/no backend "elsewhere": @peft\/backend-elsewhere could not be imported/);
+      expect(asked).toEqual(['@peft/backend-elsewhere']);
+      setBackendImporter(null);
+      await expect(createBackend('elsewhere')).rejects.toThrow(/install it \(npm i @peft\/backend-elsewhere\)/);
+    } finally {
+      setBackendImporter(importFromWorkingDirectory);
     }
   });
 
