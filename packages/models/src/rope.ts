@@ -89,13 +89,68 @@ function same(a: unknown, b: unknown): boolean {
 }
 
 /**
+ * The rope dict of a config.json as transformers 5 settles it, with checked reads: `get` reads the
+ * dict, `top` the config's top level, `num` a finite number that passes `check`.
+ */
+interface RopeReader {
+  file: string;
+  ctx: RopeContext;
+  neox: boolean;
+  /** rope_scaling given without rope_parameters (transformers 4's form). */
+  legacy: boolean;
+  /** The dict's key in messages: rope_scaling or rope_parameters. */
+  where: string;
+  dict: Record<string, unknown>;
+  get(key: string): unknown;
+  top(key: string): unknown;
+  num(v: unknown, name: string, check: (x: number) => boolean, what: string): number;
+}
+
+const positive = (x: number) => x > 0;
+const posInt = (x: number) => Number.isInteger(x) && x > 0;
+
+/**
  * Reads the rope settings of a config.json as transformers 5 reads them (a `rope_scaling` dict is
  * read as `rope_parameters`, and the top-level legacy keys fill what it leaves out). Settings two
  * keys give differently, and legacy configs that transformers 4 and 5 compute differently, are
  * errors that name the keys: neither reading is then safe to assume.
  */
 export function parseRope(raw: Record<string, unknown>, file: string, ctx: RopeContext): RopeConfig {
-  const neox = ctx.modelType === 'gpt_neox';
+  const r = ropeReader(raw, file, ctx);
+  const type = readRopeType(r);
+  const theta = readTheta(r);
+  const rotaryDim = readRotaryDim(r);
+  const rope: RopeConfig = {
+    type,
+    theta,
+    rotaryDim,
+    factor: 1,
+    maxPositionEmbeddings: ctx.maxPositionEmbeddings,
+    originalMaxPositionEmbeddings: ctx.maxPositionEmbeddings,
+    lowFreqFactor: 1,
+    highFreqFactor: 1,
+    betaFast: 32,
+    betaSlow: 1,
+    truncate: true,
+    shortFactor: [],
+    longFactor: [],
+    attentionScaling: 1,
+  };
+  if (type === 'default') return rope;
+  const factorGiven = r.get('factor');
+  if (factorGiven !== undefined) rope.factor = r.num(factorGiven, `${r.where}.factor`, positive, 'a positive number');
+  if (type === 'linear' || type === 'dynamic') return rope;
+
+  const { topOrig, dictOrig } = readOriginalMax(r, rope);
+  if (type === 'llama3') return readLlama3(r, rope);
+  const attentionFactor = r.get('attention_factor');
+  if (attentionFactor !== undefined) r.num(attentionFactor, `${r.where}.attention_factor`, positive, 'a positive number');
+  if (type === 'yarn') return readYarn(r, rope, attentionFactor as number | undefined, dictOrig);
+  return readLongrope(r, rope, { factorGiven, topOrig, attentionFactor: attentionFactor as number | undefined });
+}
+
+/** The rope dict: rope_scaling or rope_parameters (they must agree when both are given). */
+function ropeReader(raw: Record<string, unknown>, file: string, ctx: RopeContext): RopeReader {
   const params = raw.rope_parameters;
   const scaling = raw.rope_scaling;
   for (const [key, v] of [
@@ -114,13 +169,27 @@ export function parseRope(raw: Record<string, unknown>, file: string, ctx: RopeC
   // transformers 5: `self.rope_parameters = rope_scaling or self.rope_parameters`.
   const dict: Record<string, unknown> = s ?? p ?? {};
   const legacy = s !== null && p === null;
-  const where = legacy ? 'rope_scaling' : 'rope_parameters';
-  const get = (key: string): unknown => (given(dict[key]) ? dict[key] : undefined);
-  const top = (key: string): unknown => (given(raw[key]) ? raw[key] : undefined);
+  return {
+    file,
+    ctx,
+    neox: ctx.modelType === 'gpt_neox',
+    legacy,
+    where: legacy ? 'rope_scaling' : 'rope_parameters',
+    dict,
+    get: (key) => (given(dict[key]) ? dict[key] : undefined),
+    top: (key) => (given(raw[key]) ? raw[key] : undefined),
+    num: (v, name, check, what) => {
+      if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) throw new Error(`${file}: ${name} is ${shown(v)}: expected ${what}`);
+      return v;
+    },
+  };
+}
 
-  // rope_type (or its old name, type).
-  const rt = get('rope_type');
-  const t = get('type');
+/** rope_type (or its old name, type); every other key of the dict must be one that type reads. */
+function readRopeType(r: RopeReader): RopeType {
+  const { file, where } = r;
+  const rt = r.get('rope_type');
+  const t = r.get('type');
   if (rt !== undefined && t !== undefined && rt !== t) {
     throw new Error(`${file}: ${where}.rope_type ${shown(rt)} and ${where}.type ${shown(t)} disagree`);
   }
@@ -129,7 +198,7 @@ export function parseRope(raw: Record<string, unknown>, file: string, ctx: RopeC
     throw new Error(`${file}: ${where}.rope_type ${shown(typeValue)} is not supported: supported are ${SUPPORTED_ROPE_TYPES.join(', ')}`);
   }
   const type = typeValue as RopeType;
-  for (const [key, v] of Object.entries(dict)) {
+  for (const [key, v] of Object.entries(r.dict)) {
     if (!given(v)) continue;
     if (['rope_type', 'type', 'rope_theta', 'partial_rotary_factor'].includes(key) || TYPE_KEYS[type].includes(key)) continue;
     throw new Error(
@@ -137,67 +206,69 @@ export function parseRope(raw: Record<string, unknown>, file: string, ctx: RopeC
     );
   }
   for (const key of REQUIRED[type]) {
-    if (get(key) === undefined) throw new Error(`${file}: ${where}.${key} is missing: rope_type "${type}" needs it`);
+    if (r.get(key) === undefined) throw new Error(`${file}: ${where}.${key} is missing: rope_type "${type}" needs it`);
   }
-  const num = (v: unknown, name: string, check: (x: number) => boolean, what: string): number => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) throw new Error(`${file}: ${name} is ${shown(v)}: expected ${what}`);
-    return v;
-  };
-  const positive = (x: number) => x > 0;
-  const posInt = (x: number) => Number.isInteger(x) && x > 0;
+  return type;
+}
 
-  // rope_theta: the dict's, else the top-level key of the model type, else 10000.
+/** rope_theta: the dict's, else the top-level key of the model type, else 10000. */
+function readTheta(r: RopeReader): number {
+  const { file, where, neox } = r;
   const topThetaKey = neox ? 'rotary_emb_base' : 'rope_theta';
-  const dictTheta = get('rope_theta');
-  const topTheta = top(topThetaKey);
+  const dictTheta = r.get('rope_theta');
+  const topTheta = r.top(topThetaKey);
   if (dictTheta !== undefined && topTheta !== undefined && dictTheta !== topTheta) {
     throw new Error(`${file}: ${where}.rope_theta ${dictTheta} and ${topThetaKey} ${topTheta} disagree`);
   }
-  if (legacy && dictTheta !== undefined && dictTheta !== (topTheta ?? 10000)) {
+  if (r.legacy && dictTheta !== undefined && dictTheta !== (topTheta ?? 10000)) {
     throw new Error(
       `${file}: rope_scaling.rope_theta ${dictTheta}: transformers 4 ignores it (and uses ${topThetaKey} ${topTheta ?? '(absent: 10000)'}), transformers 5 uses it: move it to ${topThetaKey} or write rope_parameters`,
     );
   }
-  const theta = num(
+  const theta = r.num(
     dictTheta ?? topTheta ?? 10000,
     dictTheta !== undefined ? `${where}.rope_theta` : topThetaKey,
     positive,
     'a positive number',
   );
-  if (neox && top('rope_theta') !== undefined && top('rope_theta') !== theta) {
+  if (neox && r.top('rope_theta') !== undefined && r.top('rope_theta') !== theta) {
     throw new Error(
-      `${file}: rope_theta ${top('rope_theta')} is not what transformers' gpt_neox uses: it reads ${dictTheta !== undefined ? `${where}.rope_theta` : 'rotary_emb_base'} (${theta}): make them agree`,
+      `${file}: rope_theta ${r.top('rope_theta')} is not what transformers' gpt_neox uses: it reads ${dictTheta !== undefined ? `${where}.rope_theta` : 'rotary_emb_base'} (${theta}): make them agree`,
     );
   }
+  return theta;
+}
 
-  // partial_rotary_factor.
-  const dictPrf = get('partial_rotary_factor');
+/** Rotated features per head from partial_rotary_factor (GPT-NeoX: rotary_pct; others rotate all). */
+function readRotaryDim(r: RopeReader): number {
+  const { file, where, ctx } = r;
+  const dictPrf = r.get('partial_rotary_factor');
   let prf: number;
-  if (neox) {
-    const pct = top('rotary_pct');
+  if (r.neox) {
+    const pct = r.top('rotary_pct');
     if (dictPrf !== undefined && pct !== undefined && dictPrf !== pct) {
       throw new Error(`${file}: ${where}.partial_rotary_factor ${dictPrf} and rotary_pct ${pct} disagree`);
     }
-    if (legacy && dictPrf !== undefined && dictPrf !== (pct ?? 0.25)) {
+    if (r.legacy && dictPrf !== undefined && dictPrf !== (pct ?? 0.25)) {
       throw new Error(
         `${file}: rope_scaling.partial_rotary_factor ${dictPrf}: transformers 4 ignores it (and uses rotary_pct ${pct ?? '(absent: 0.25)'}), transformers 5 uses it: set rotary_pct`,
       );
     }
     // transformers' GPT-NeoX default is a quarter of each head.
-    prf = num(
+    prf = r.num(
       dictPrf ?? pct ?? 0.25,
       dictPrf !== undefined ? `${where}.partial_rotary_factor` : 'rotary_pct',
       (x) => x > 0 && x <= 1,
       'a number in (0, 1]',
     );
-    const topPrf = top('partial_rotary_factor');
+    const topPrf = r.top('partial_rotary_factor');
     if (topPrf !== undefined && topPrf !== prf) {
       throw new Error(
         `${file}: partial_rotary_factor ${topPrf} is not what transformers' gpt_neox uses: it reads ${dictPrf !== undefined ? `${where}.partial_rotary_factor` : 'rotary_pct'} (${prf}): make them agree`,
       );
     }
   } else {
-    const topPrf = top('partial_rotary_factor');
+    const topPrf = r.top('partial_rotary_factor');
     const v = dictPrf ?? topPrf;
     if (v !== undefined && v !== 1) {
       throw new Error(
@@ -212,84 +283,84 @@ export function parseRope(raw: Record<string, unknown>, file: string, ctx: RopeC
       `${file}: partial rotary factor ${prf} of head size ${ctx.headDim} gives ${rotaryDim} rotary features per head: must be even and > 0`,
     );
   }
+  return rotaryDim;
+}
 
-  const rope: RopeConfig = {
-    type,
-    theta,
-    rotaryDim,
-    factor: 1,
-    maxPositionEmbeddings: ctx.maxPositionEmbeddings,
-    originalMaxPositionEmbeddings: ctx.maxPositionEmbeddings,
-    lowFreqFactor: 1,
-    highFreqFactor: 1,
-    betaFast: 32,
-    betaSlow: 1,
-    truncate: true,
-    shortFactor: [],
-    longFactor: [],
-    attentionScaling: 1,
-  };
-  if (type === 'default') return rope;
-  const factorGiven = get('factor');
-  if (factorGiven !== undefined) rope.factor = num(factorGiven, `${where}.factor`, positive, 'a positive number');
-  if (type === 'linear' || type === 'dynamic') return rope;
-
-  // original_max_position_embeddings: transformers 5 prefers the top-level key, then the dict's,
-  // then max_position_embeddings.
-  const topOrig = top('original_max_position_embeddings');
-  const dictOrig = get('original_max_position_embeddings');
+/**
+ * original_max_position_embeddings (llama3, yarn, longrope) into `rope`: transformers 5 prefers
+ * the top-level key, then the dict's, then max_position_embeddings. Returns both keys as given.
+ */
+function readOriginalMax(r: RopeReader, rope: RopeConfig): { topOrig: unknown; dictOrig: unknown } {
+  const { file, where } = r;
+  const topOrig = r.top('original_max_position_embeddings');
+  const dictOrig = r.get('original_max_position_embeddings');
   if (topOrig !== undefined && dictOrig !== undefined && topOrig !== dictOrig) {
     throw new Error(
       `${file}: original_max_position_embeddings ${topOrig} and ${where}.original_max_position_embeddings ${dictOrig} disagree (transformers 5 uses the first, 4 the second)`,
     );
   }
   const origKey = topOrig !== undefined ? 'original_max_position_embeddings' : `${where}.original_max_position_embeddings`;
-  rope.originalMaxPositionEmbeddings = num(topOrig ?? dictOrig ?? ctx.maxPositionEmbeddings, origKey, posInt, 'a positive integer');
+  rope.originalMaxPositionEmbeddings = r.num(topOrig ?? dictOrig ?? r.ctx.maxPositionEmbeddings, origKey, posInt, 'a positive integer');
+  return { topOrig, dictOrig };
+}
+
+/** llama3: low_freq_factor and high_freq_factor (above it). */
+function readLlama3(r: RopeReader, rope: RopeConfig): RopeConfig {
+  rope.lowFreqFactor = r.num(r.get('low_freq_factor'), `${r.where}.low_freq_factor`, positive, 'a positive number');
+  rope.highFreqFactor = r.num(
+    r.get('high_freq_factor'),
+    `${r.where}.high_freq_factor`,
+    (x) => x > rope.lowFreqFactor,
+    `a number above low_freq_factor ${rope.lowFreqFactor}`,
+  );
+  return rope;
+}
+
+/** yarn: beta_fast, beta_slow, truncate, and the attention scaling (attention_factor or from mscale). */
+function readYarn(r: RopeReader, rope: RopeConfig, attentionFactor: number | undefined, dictOrig: unknown): RopeConfig {
+  const { file, where, ctx } = r;
   const orig = rope.originalMaxPositionEmbeddings;
-
-  if (type === 'llama3') {
-    rope.lowFreqFactor = num(get('low_freq_factor'), `${where}.low_freq_factor`, positive, 'a positive number');
-    rope.highFreqFactor = num(
-      get('high_freq_factor'),
-      `${where}.high_freq_factor`,
-      (x) => x > rope.lowFreqFactor,
-      `a number above low_freq_factor ${rope.lowFreqFactor}`,
+  if (r.legacy && (dictOrig ?? ctx.maxPositionEmbeddings) !== orig) {
+    throw new Error(
+      `${file}: rope_scaling (yarn) without original_max_position_embeddings: transformers 4 uses max_position_embeddings ${ctx.maxPositionEmbeddings}, transformers 5 the top-level original_max_position_embeddings ${orig}: put it in rope_scaling`,
     );
-    return rope;
   }
+  const optional = (key: string, fallback: number) => {
+    const v = r.get(key);
+    return v === undefined ? fallback : r.num(v, `${where}.${key}`, (x) => Number.isFinite(x), 'a number');
+  };
+  // transformers: `rope_parameters.get("beta_fast") or 32` (0 counts as absent).
+  rope.betaFast = optional('beta_fast', 32) || 32;
+  rope.betaSlow = optional('beta_slow', 1) || 1;
+  const truncate = r.get('truncate');
+  if (truncate !== undefined && typeof truncate !== 'boolean')
+    throw new Error(`${file}: ${where}.truncate is ${shown(truncate)}: expected true or false`);
+  rope.truncate = truncate ?? true;
+  const mscale = optional('mscale', 0);
+  const mscaleAllDim = optional('mscale_all_dim', 0);
+  const getMscale = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+  rope.attentionScaling =
+    attentionFactor ??
+    (mscale && mscaleAllDim ? getMscale(rope.factor, mscale) / getMscale(rope.factor, mscaleAllDim) : getMscale(rope.factor));
+  return rope;
+}
 
-  const attentionFactor = get('attention_factor');
-  if (attentionFactor !== undefined) num(attentionFactor, `${where}.attention_factor`, positive, 'a positive number');
-  if (type === 'yarn') {
-    if (legacy && (dictOrig ?? ctx.maxPositionEmbeddings) !== orig) {
-      throw new Error(
-        `${file}: rope_scaling (yarn) without original_max_position_embeddings: transformers 4 uses max_position_embeddings ${ctx.maxPositionEmbeddings}, transformers 5 the top-level original_max_position_embeddings ${orig}: put it in rope_scaling`,
-      );
-    }
-    const optional = (key: string, fallback: number) => {
-      const v = get(key);
-      return v === undefined ? fallback : num(v, `${where}.${key}`, (x) => Number.isFinite(x), 'a number');
-    };
-    // transformers: `rope_parameters.get("beta_fast") or 32` (0 counts as absent).
-    rope.betaFast = optional('beta_fast', 32) || 32;
-    rope.betaSlow = optional('beta_slow', 1) || 1;
-    const truncate = get('truncate');
-    if (truncate !== undefined && typeof truncate !== 'boolean')
-      throw new Error(`${file}: ${where}.truncate is ${shown(truncate)}: expected true or false`);
-    rope.truncate = truncate ?? true;
-    const mscale = optional('mscale', 0);
-    const mscaleAllDim = optional('mscale_all_dim', 0);
-    const getMscale = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
-    rope.attentionScaling =
-      (attentionFactor as number | undefined) ??
-      (mscale && mscaleAllDim ? getMscale(rope.factor, mscale) / getMscale(rope.factor, mscaleAllDim) : getMscale(rope.factor));
-    return rope;
-  }
-
-  // longrope
-  const half = rotaryDim / 2;
+/**
+ * longrope: short_factor and long_factor (rotaryDim / 2 positive numbers each), the factor
+ * (max / original when not given) and the attention scaling; a legacy rope_scaling that
+ * transformers 4 reads otherwise than 5 is an error.
+ */
+function readLongrope(
+  r: RopeReader,
+  rope: RopeConfig,
+  keys: { factorGiven: unknown; topOrig: unknown; attentionFactor: number | undefined },
+): RopeConfig {
+  const { file, where, ctx } = r;
+  const { factorGiven, topOrig, attentionFactor } = keys;
+  const orig = rope.originalMaxPositionEmbeddings;
+  const half = rope.rotaryDim / 2;
   for (const key of ['short_factor', 'long_factor'] as const) {
-    const v = get(key);
+    const v = r.get(key);
     if (!Array.isArray(v) || v.length !== half || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) {
       throw new Error(`${file}: ${where}.${key} is ${shown(v)}: expected ${half} positive numbers (rotary features / 2)`);
     }
@@ -298,7 +369,7 @@ export function parseRope(raw: Record<string, unknown>, file: string, ctx: RopeC
   }
   const factor = factorGiven !== undefined ? rope.factor : ctx.maxPositionEmbeddings / orig;
   rope.factor = factor;
-  if (legacy && attentionFactor === undefined) {
+  if (r.legacy && attentionFactor === undefined) {
     // transformers 4: original = top-level key or max_position_embeddings; factor = max / original when the top-level key is set.
     const orig4 = (topOrig as number | undefined) ?? ctx.maxPositionEmbeddings;
     const factor4 = topOrig !== undefined ? ctx.maxPositionEmbeddings / (topOrig as number) : (factorGiven as number | undefined);
@@ -307,12 +378,12 @@ export function parseRope(raw: Record<string, unknown>, file: string, ctx: RopeC
         `${file}: rope_scaling (longrope): transformers 4 reads original_max_position_embeddings ${orig4} and factor ${factor4}, transformers 5 ${orig} and ${factor}: write rope_parameters (transformers 5's form) to say which`,
       );
     }
-  } else if (legacy && (topOrig ?? ctx.maxPositionEmbeddings) !== orig) {
+  } else if (r.legacy && (topOrig ?? ctx.maxPositionEmbeddings) !== orig) {
     throw new Error(
       `${file}: rope_scaling (longrope): transformers 4 switches to long_factor past ${topOrig ?? ctx.maxPositionEmbeddings} tokens, transformers 5 past ${orig}: write rope_parameters (transformers 5's form) to say which`,
     );
   }
-  rope.attentionScaling = (attentionFactor as number | undefined) ?? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(orig)));
+  rope.attentionScaling = attentionFactor ?? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(orig)));
   return rope;
 }
 
