@@ -47,6 +47,7 @@ export {
   setBackendImporter,
 } from './registry.js';
 export * from './safetensors/index.js';
+export { type ShortValueOptions, shortValue } from './short-value.js';
 export {
   type CreateOptions,
   formatShape,
