@@ -1,6 +1,16 @@
 import { join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
-import { bytesReader, Generator, getPeftModel, loadAdapterFrom, loraConfig, memorySink, type PeftModel } from '@peft/core';
+import {
+  backward,
+  bytesReader,
+  Dropout,
+  Generator,
+  getPeftModel,
+  loadAdapterFrom,
+  loraConfig,
+  memorySink,
+  type PeftModel,
+} from '@peft/core';
 import { SequenceClassifier } from '@peft/heads';
 import { loadModel, loadTokenizer } from '@peft/models/node';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -82,6 +92,47 @@ describe('ClassificationTask (Study A as a TrainTask)', () => {
     loss.dispose();
     expect(Object.keys(task.generators())).toEqual(['dropout']);
     expect(task.describe()).toMatchObject({ task: 'sequence-classification', labels: LABELS, maxLength: 8 });
+    peft.dispose();
+  });
+
+  it('draws LoRA dropout per example: a batch of 4 gives the mean of two batches of 2 padded otherwise, in any order', async () => {
+    const peft = await studyA();
+    const tokenizer = await loadTokenizer(TINY);
+    const task = new ClassificationTask({ peft, tokenizer, data: DATA, labels: LABELS, maxLength: 32, dropoutGenerator: new Generator(2) });
+    // LoRA B starts at zero, where dropout before A changes nothing: give it values.
+    for (const [name, t] of peft.namedParameters())
+      if (name.includes('lora_B'))
+        backend.write(
+          t.buffer(),
+          Float32Array.from({ length: t.size }, (_, i) => Math.sin(i) / 4),
+        );
+    task.setTraining(true);
+    const loss = async (indices: number[], step: number) => {
+      const b = task.batch(indices);
+      expect(b.examples).toEqual(indices);
+      const t = task.loss(b, { epoch: 1, step, microStep: 0 });
+      // Backward recomputes each checkpointed layer's forward: the keys must still be in place.
+      if (t.requiresGrad) backward(t);
+      const v = await t.item();
+      t.dispose();
+      return { v, length: b.inputIds[0]!.length };
+    };
+    const dropouts = [...peft.namedModules()]
+      .filter(([n, m]) => n.includes('lora_dropout') && m instanceof Dropout)
+      .map(([, m]) => m as Dropout);
+    expect(dropouts).toHaveLength(2);
+    const drawn = dropouts[0]!.generator.offset;
+    const four = await loss([0, 1, 2, 3], 5);
+    const a = await loss([3, 0], 5);
+    const b = await loss([2, 1], 5);
+    // The two halves are padded to other lengths than the whole batch, and to each other's.
+    expect(new Set([four.length, a.length, b.length]).size).toBeGreaterThan(1);
+    expect(Math.abs((a.v + b.v) / 2 - four.v)).toBeLessThan(1e-5 * four.v);
+    // The masks are on (another step draws others) and the generator's stream is left alone.
+    expect((await loss([0, 1, 2, 3], 6)).v).not.toBeCloseTo(four.v, 6);
+    expect(dropouts[0]!.generator.offset).toBe(drawn);
+    task.setTraining(false);
+    expect((await loss([0, 1, 2, 3], 5)).v).not.toBeCloseTo(four.v, 6);
     peft.dispose();
   });
 

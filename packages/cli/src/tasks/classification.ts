@@ -1,10 +1,10 @@
 // Study A's training task: a LoRA-adapted decoder with a last-token classification head, as the
 // trainer sees it (batches of token ids, the head's cross-entropy, macro-F1 on validation).
-import { type FileSink, type Generator, type PeftModel, saveAdapterTo, type Tensor } from '@peft/core';
+import { type FileSink, type Generator, type PeftModel, saveAdapterTo, setDropoutExamples, type Tensor } from '@peft/core';
 import { type ClassificationBatch, collate, type TextTokenizer } from '@peft/datasets';
 import type { SequenceClassifier } from '@peft/heads';
 import { accuracyScore, classificationReport, confusionMatrix, precisionRecallFscoreSupport } from '@peft/metrics';
-import type { Evaluation, Split, TrainTask } from '@peft/trainer';
+import type { Evaluation, LossContext, Split, TrainTask } from '@peft/trainer';
 
 /** One example: the model input (a formatted template) and its class id. */
 export interface LabelledText {
@@ -44,6 +44,11 @@ export interface ClassificationTaskOptions {
   describe?: Record<string, unknown>;
 }
 
+/** A training micro-batch: the collated rows and the training-set index of each (its dropout key). */
+export interface ClassificationTrainBatch extends ClassificationBatch {
+  examples: number[];
+}
+
 /** What `evaluate` puts in `metrics` (val-metrics.json / test-metrics.json). */
 export interface ClassificationMetrics {
   [key: string]: unknown;
@@ -66,7 +71,7 @@ export interface ClassificationMetrics {
  * (zero_division 0) as the evaluation, selected by macro-F1. Saves a PEFT adapter folder with
  * the head under modules_to_save (`base_model.model.score.weight`).
  */
-export class ClassificationTask implements TrainTask<ClassificationBatch> {
+export class ClassificationTask implements TrainTask<ClassificationTrainBatch> {
   readonly peft: PeftModel<SequenceClassifier>;
   readonly labels: readonly string[];
   readonly maxLength: number;
@@ -123,12 +128,18 @@ export class ClassificationTask implements TrainTask<ClassificationBatch> {
     for (const [name, t] of this.peft.namedParameters()) if (t.requiresGrad) yield [name, t];
   }
 
-  /** Right-padded ids and mask of these training examples, truncated to maxLength. */
-  batch(indices: readonly number[]): ClassificationBatch {
-    return this.#collate(indices.map((i) => this.#data.train[i]!));
+  /** Right-padded ids and mask of these training examples, truncated to maxLength, with their indices. */
+  batch(indices: readonly number[]): ClassificationTrainBatch {
+    return { ...this.#collate(indices.map((i) => this.#data.train[i]!)), examples: [...indices] };
   }
 
-  loss(batch: ClassificationBatch): Tensor {
+  /**
+   * The head's mean cross-entropy. The LoRA dropout masks are drawn per example (its training-set
+   * index, the step): the same whatever batch, micro-batch or process holds it. The keys stay set
+   * until the next call, for the forward that gradient checkpointing recomputes in backward.
+   */
+  loss(batch: ClassificationTrainBatch, ctx?: LossContext): Tensor {
+    setDropoutExamples(this.peft, { step: ctx?.step ?? 0, keys: batch.examples });
     return this.head.loss(batch, batch.labels);
   }
 

@@ -204,6 +204,52 @@ describe('GenerativeNerTask on the tiny Llama', () => {
     });
   });
 
+  it('draws LoRA dropout per example: one batch of 4 answers as two batches of 2 padded otherwise', async () => {
+    const generator = new Generator(7);
+    const peft = getPeftModel(model, loraConfig({ r: 4, loraAlpha: 8, loraDropout: 0.3, targetModules: ['q_proj', 'v_proj'] }), {
+      generator,
+    });
+    try {
+      const task = new GenerativeNerTask({
+        peft,
+        tokenizer,
+        data,
+        method: 'tagging',
+        labels: ['Chemical'],
+        perLabel: true,
+        maxLength: 160,
+      });
+      // LoRA B starts at zero, where dropout before A changes nothing: give it values.
+      for (const [name, t] of peft.namedParameters())
+        if (name.includes('lora_B'))
+          backend.write(
+            t.buffer(),
+            Float32Array.from({ length: t.size }, (_, i) => Math.sin(i) / 4),
+          );
+      task.setTraining(true);
+      // Per-token mean: weigh each half's loss by its answer tokens to compare with the whole batch.
+      const loss = async (indices: number[], step: number) => {
+        const b = task.batch(indices);
+        expect(b.examples).toEqual(indices);
+        const t = task.loss(b, { epoch: 1, step, microStep: 0 });
+        const v = await t.item();
+        t.dispose();
+        return { v, answers: b.labels.flat().filter((l) => l !== -100).length, length: b.inputIds[0]!.length };
+      };
+      const drawn = generator.offset;
+      const four = await loss([0, 1, 2, 3], 3);
+      const a = await loss([2, 0], 3);
+      const b = await loss([1, 3], 3);
+      expect(new Set([four.length, a.length, b.length]).size).toBeGreaterThan(1);
+      const mean = (a.v * a.answers + b.v * b.answers) / (a.answers + b.answers);
+      expect(Math.abs(mean - four.v)).toBeLessThan(1e-5 * four.v);
+      expect((await loss([0, 1, 2, 3], 4)).v).not.toBeCloseTo(four.v, 6);
+      expect(generator.offset).toBe(drawn);
+    } finally {
+      peft.unload();
+    }
+  });
+
   it('stops generating before the next batch once the signal is aborted, throwing the reason', async () => {
     await withTask({ evalBatchSize: 2 }, async (task) => {
       const controller = new AbortController();

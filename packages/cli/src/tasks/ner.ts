@@ -1,4 +1,4 @@
-import { type FileSink, type Generator, type PeftModel, saveAdapterTo, type Tensor } from '@peft/core';
+import { type FileSink, type Generator, type PeftModel, saveAdapterTo, setDropoutExamples, type Tensor } from '@peft/core';
 import {
   BC5CDR_LABELS,
   collateCausalLM,
@@ -11,7 +11,7 @@ import {
 import { CausalLMHead, type CausalLMBatch as HeadCausalLMBatch } from '@peft/heads';
 import { mergeByPriority, type ParseResult, parseExtraction, parseTagged, type Span, spanScores } from '@peft/metrics';
 import type { CausalLM, Tokenizer } from '@peft/models';
-import type { Evaluation, Split, TrainTask } from '@peft/trainer';
+import type { Evaluation, LossContext, Split, TrainTask } from '@peft/trainer';
 
 /** Study B's priority when per-label runs disagree on a token: Disease first, then Chemical. */
 export const BC5CDR_PRIORITY: readonly string[] = ['Disease', 'Chemical'];
@@ -227,6 +227,8 @@ export interface NerBatch extends HeadCausalLMBatch {
   attentionMask: number[][];
   labels: number[][];
   tokens: number;
+  /** Each row's index in the training examples (its dropout key). */
+  examples: number[];
 }
 
 interface Query {
@@ -341,10 +343,17 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
       attentionMask: b.attentionMask,
       labels: b.labels,
       tokens: b.attentionMask.reduce((n, r) => n + r.reduce((a, x) => a + x, 0), 0),
+      examples: [...indices],
     };
   }
 
-  loss(batch: NerBatch): Tensor {
+  /**
+   * The answer tokens' mean cross-entropy, with LoRA dropout masks drawn per example (its index in
+   * the training examples, the step): the same whatever batch, micro-batch or process holds it. The
+   * keys stay set until the next call, for the forward that gradient checkpointing recomputes.
+   */
+  loss(batch: NerBatch, ctx?: LossContext): Tensor {
+    setDropoutExamples(this.peft, { step: ctx?.step ?? 0, keys: batch.examples });
     return this.head.loss(batch);
   }
 
