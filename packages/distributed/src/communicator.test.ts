@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_TIMEOUT_SECONDS, LocalCommunicator, resolveTimeout } from './communicator.js';
+import { MpiUnavailable, mpiAvailability } from './library.js';
 import { communicatorFromEnvironment } from './mpi-communicator.js';
 
 describe('resolveTimeout', () => {
@@ -45,5 +46,24 @@ describe('LocalCommunicator', () => {
   it('is what communicatorFromEnvironment gives outside an MPI launcher', async () => {
     const comm = await communicatorFromEnvironment({ env: { PATH: '/usr/bin' } });
     expect(comm).toBeInstanceOf(LocalCommunicator);
+  });
+});
+
+describe('communicatorFromEnvironment under a launcher', () => {
+  it('rejects with MpiUnavailable naming the library when it cannot be loaded', async () => {
+    const saved = process.env.PEFT_MPI_LIBRARY;
+    process.env.PEFT_MPI_LIBRARY = '/nonexistent/openmpi/lib/libmpi.so.40';
+    try {
+      const launched = { OMPI_COMM_WORLD_SIZE: '2', OMPI_COMM_WORLD_RANK: '0' };
+      const error = await communicatorFromEnvironment({ env: launched }).catch((err: Error) => err);
+      expect(error).toBeInstanceOf(MpiUnavailable);
+      expect((error as Error).message).toBe(
+        "no MPI library: PEFT_MPI_LIBRARY names /nonexistent/openmpi/lib/libmpi.so.40, which could not be loaded. Point it at Open MPI's libmpi.so.40 or MPICH's libmpi.so.12, or unset it to search the usual places",
+      );
+      expect(mpiAvailability()).toEqual({ available: false, reason: (error as Error).message });
+    } finally {
+      if (saved === undefined) delete process.env.PEFT_MPI_LIBRARY;
+      else process.env.PEFT_MPI_LIBRARY = saved;
+    }
   });
 });

@@ -40,6 +40,8 @@ export interface MpiHandles {
   infoNull: Handle;
   errorsReturn: Handle;
   inPlace: bigint;
+  /** MPI_STATUS_IGNORE: NULL in Open MPI, (MPI_Status *) 1 in MPICH. */
+  statusIgnore: bigint | null;
   commTypeShared: number;
   threadFunneled: number;
   /** Bytes of one MPI_Request. */
@@ -89,6 +91,7 @@ const MPICH_HANDLES: MpiHandles = {
   infoNull: 0x1c000000,
   errorsReturn: 0x54000001,
   inPlace: 0xffff_ffff_ffff_ffffn, // (void *) -1
+  statusIgnore: 1n,
   commTypeShared: 1,
   threadFunneled: 1,
   requestBytes: 4,
@@ -105,6 +108,7 @@ function openMpiHandles(lib: Koffi): MpiHandles {
     infoNull: address('ompi_mpi_info_null'),
     errorsReturn: address('ompi_mpi_errors_return'),
     inPlace: 1n,
+    statusIgnore: null,
     commTypeShared: 0,
     threadFunneled: 1,
     requestBytes: 8,

@@ -109,7 +109,9 @@ export class MpiCommunicator implements Communicator {
   }
 
   get description(): string {
-    const name = this.libraryVersion.split(',')[0] || this.mpi.flavour;
+    // "Open MPI v4.1.4, package: …" or "MPICH Version:\t4.0.2\nMPICH Release date: …"
+    const first = this.libraryVersion.split('\n')[0].split(',')[0].replace('Version:', '').replace(/\s+/g, ' ').trim();
+    const name = first || this.mpi.flavour;
     return `${name} (${this.mpi.path}), rank ${this.rank} of ${this.size}, local rank ${this.localRank}`;
   }
 
@@ -294,7 +296,7 @@ export class MpiCommunicator implements Communicator {
       const now = performance.now();
       const sliceEnd = now - started < 2000 ? now + 1 : now;
       do {
-        this.check('MPI_Test', this.mpi.MPI_Test(this.request.ptr, this.flag, null), what);
+        this.check('MPI_Test', this.mpi.MPI_Test(this.request.ptr, this.flag, this.mpi.handles.statusIgnore), what);
         if (this.flag[0]) return;
       } while (performance.now() < sliceEnd);
       const waited = performance.now() - started;

@@ -6,6 +6,11 @@
 import { createCommunicator } from './index.js';
 
 const scenario = process.argv[2];
+// Without the launcher's local rank the communicator asks MPI (MPI_Comm_split_type).
+if (scenario === 'collectives') {
+  delete process.env.OMPI_COMM_WORLD_LOCAL_RANK;
+  delete process.env.OMPI_COMM_WORLD_LOCAL_SIZE;
+}
 const comm = await createCommunicator();
 const { rank, size } = comm;
 const print = (tag: string, value: unknown) => process.stdout.write(`${tag} ${JSON.stringify(value)}\n`);

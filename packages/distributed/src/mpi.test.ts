@@ -66,7 +66,7 @@ afterEach(() => {
 });
 
 describe.skipIf(!mpirun)(`2 ranks under mpirun (${mpirun?.version ?? 'no mpirun on PATH: install openmpi-bin'})`, () => {
-  it('all-reduces (sum, mean, odd sizes, more than one chunk), broadcasts, gathers JSON, finds length mismatches', async () => {
+  it('all-reduces (sum, mean, odd sizes, more than one chunk), broadcasts, gathers JSON, finds length mismatches; local rank from MPI', async () => {
     const run = await job('collectives', 50);
     expect(run.errors, run.output).toEqual([]);
     expect(run.code, run.output).toBe(0);
