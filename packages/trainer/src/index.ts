@@ -11,6 +11,7 @@ export {
 export { clipCoefficient, squaredNorm } from './clip.js';
 export { CheckpointError, RunFolderError, TrainingAbortedError, TrainingDivergedError } from './errors.js';
 export { LOG_COLUMNS, type LogRow, logCsv } from './log.js';
+export type { EpochInfo, StepInfo, TrainOptions, TrainResult } from './options.js';
 export { formatDuration, Progress, type ProgressOptions, type ProgressStep } from './progress.js';
 export { learningRate, SCHEDULE_KINDS, type ScheduleKind, type ScheduleOptions, scheduleFactor } from './schedule.js';
 export { shuffledIndices } from './shuffle.js';
@@ -35,5 +36,5 @@ export {
   sweepMarkdown,
   sweepSvg,
 } from './sweep.js';
-export { type EpochInfo, type StepInfo, type TrainOptions, type TrainResult, train } from './trainer.js';
+export { train } from './trainer.js';
 export type { Evaluation, LossContext, Split, TrainTask, ValidationRecord } from './types.js';

@@ -70,6 +70,13 @@ export interface StepResult {
  * update equals an eager one. Random numbers (dropout) cannot be captured: use dropout 0, or
  * `graph: false`; with 'auto' the capture stops at the first dropout and that call runs eagerly,
  * with the masks drawn after those the attempt took from the generator.
+ *
+ * The update after backward (global norm, clipping factor, AdamW) is `update.ts`'s, the one
+ * `train()` applies too. `train()` does not run its steps through this class: its batches are
+ * accumulated from micro-batches whose shapes vary (tasks pad to each batch's longest sequence;
+ * the last batch of an epoch is smaller), the task's loss sees the epoch and step, and it reads
+ * the loss and gradient norm back and refuses a non-finite one before anything is applied, while
+ * here the update is part of the captured graph and is applied before the values are read.
  */
 export class TrainingStep<K extends string> {
   readonly #o: TrainingStepOptions<K>;

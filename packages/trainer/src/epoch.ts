@@ -1,0 +1,206 @@
+import { add, backward, cast, concat, noGrad, reshape, scale, type Tensor, tidy } from '@peft/core';
+import { elapsed, isFloat, now, type Run, yieldToEventLoop } from './run.js';
+import { checkpoint } from './run-folder.js';
+import { learningRate } from './schedule.js';
+import { shuffledIndices } from './shuffle.js';
+import { aborted, diverged } from './stop.js';
+import { applyUpdateAt, type GradientScale, gradientScale } from './update.js';
+
+/**
+ * One optimizer step's batch after the backward passes of its micro-batches: the gradients sit
+ * on the trainable tensors, each micro-batch's already multiplied by its share wᵢ / weight.
+ */
+export interface Accumulated {
+  /** The step's mean loss, Σ (wᵢ / weight) · lossᵢ, float32 [1] on the device. */
+  loss: Tensor;
+  /** The step's weight: Σ wᵢ over its micro-batches (their examples, or `TrainTask.weight`). */
+  weight: number;
+  /** Examples in the step. */
+  examples: number;
+  /** Tokens in the step, for tokens/s. */
+  tokens: number;
+}
+
+/** What one applied update reports to the logs. */
+interface StepOutcome {
+  loss: number;
+  gradNorm: number;
+  coef: number;
+  lr: number;
+  tokens: number;
+  seconds: number;
+}
+
+/** The step's example indices cut into micro-batches of `microBatchSize`. */
+function microBatches(indices: readonly number[], size: number): number[][] {
+  const chunks: number[][] = [];
+  for (let i = 0; i < indices.length; i += size) chunks.push(indices.slice(i, i + size));
+  return chunks;
+}
+
+/** Forward and backward over the step's micro-batches, each loss scaled by its share of the step's weight. */
+async function accumulate<B>(run: Run<B>, epoch: number, indices: readonly number[]): Promise<Accumulated> {
+  const { task } = run;
+  const chunks = microBatches(indices, run.o.microBatchSize);
+  const batches: B[] = [];
+  for (const c of chunks) batches.push(await task.batch(c));
+  const weights = batches.map((b, i) => (task.weight ? task.weight(b) : chunks[i]!.length));
+  const weight = weights.reduce((a, b) => a + b, 0);
+  if (!weights.every((w) => Number.isFinite(w) && w >= 0) || !(weight > 0)) {
+    throw new Error(`train: micro-batch weights must be finite, >= 0 and not all 0, got [${weights.join(', ')}]`);
+  }
+  let tokens = 0;
+  let lossSum: Tensor | null = null;
+  try {
+    for (const [i, b] of batches.entries()) {
+      const share = weights[i]! / weight;
+      const prev: Tensor | null = lossSum;
+      lossSum = tidy(() => {
+        const loss = task.loss(b, { epoch, step: run.state.step, microStep: i });
+        if (loss.size !== 1 || !isFloat(loss)) throw new Error(`train: the task's loss must be a float scalar, got ${loss.describe()}`);
+        if (!loss.requiresGrad) {
+          throw new Error(
+            `train: the task's loss ${loss.describe()} does not depend on any trainable tensor: compute it from the tensors trainable() returns (with requiresGrad) and not under noGrad`,
+          );
+        }
+        const l32 = loss.dtype === 'float32' ? loss : cast(loss, 'float32');
+        const scaled = share === 1 ? l32 : scale(l32, share);
+        backward(scaled);
+        return noGrad(() => (prev ? add(prev, reshape(scaled, [1])) : reshape(scaled, [1])));
+      });
+      prev?.dispose();
+      tokens += task.tokens ? task.tokens(b) : chunks[i]!.length;
+    }
+    return { loss: lossSum!, weight, examples: indices.length, tokens };
+  } catch (error) {
+    run.optimizer.zeroGrad();
+    (lossSum as Tensor | null)?.dispose();
+    throw error;
+  }
+}
+
+/**
+ * The one place between "gradients accumulated" and "norm, clip, update". A single process has
+ * nothing to do. A data-parallel run would all-reduce here the gradient of every trainable tensor
+ * (each multiplied by weight / the weight summed over processes, so that the sum is the mean over
+ * the global batch), the loss the same way, and sum weight, examples and tokens over processes.
+ */
+function synchronize(acc: Accumulated): Accumulated {
+  return acc;
+}
+
+/**
+ * One optimizer update: accumulate, synchronize, then the shared update (`update.ts`). The loss,
+ * gradient norm and clipping factor are read back first: when the loss or the norm is not finite
+ * the run stops (`TrainingDivergedError`) before anything is applied.
+ */
+async function trainStep<B>(run: Run<B>, epoch: number, indices: readonly number[]): Promise<StepOutcome> {
+  const { optimizer, named, o } = run;
+  const t0 = now();
+  const acc = synchronize(await accumulate(run, epoch, indices));
+  let scaleBy: GradientScale | null = null;
+  try {
+    const grads = named.map(([, t]) => t.grad).filter((g): g is Tensor => g !== null);
+    scaleBy = gradientScale(grads, o.maxGradNorm, named[0]![1].backend);
+    const values = noGrad(() => concat([acc.loss, scaleBy!.norm, scaleBy!.coef], 0));
+    const [loss, gradNorm, coef] = await values.data().finally(() => values.dispose());
+    if (!Number.isFinite(loss!) || !Number.isFinite(gradNorm!)) {
+      optimizer.zeroGrad();
+      return await diverged(run, epoch, loss!, gradNorm!);
+    }
+    const lr = learningRate(o.lr, run.state.step, run.sched);
+    applyUpdateAt(optimizer, lr, scaleBy.coef);
+    return { loss: loss!, gradNorm: gradNorm!, coef: coef!, lr, tokens: acc.tokens, seconds: now() - t0 };
+  } finally {
+    optimizer.zeroGrad();
+    acc.loss.dispose();
+    scaleBy?.norm.dispose();
+    scaleBy?.coef.dispose();
+  }
+}
+
+/** Counts an applied update and reports it: log row every `logEverySteps`, progress, step checkpoint, `onStep`. */
+async function recordStep(run: Run<unknown>, epoch: number, r: StepOutcome): Promise<void> {
+  const { o, state: s, pace } = run;
+  const c = s.counters;
+  s.step++;
+  s.stepInEpoch++;
+  pace.steps++;
+  pace.tokens += r.tokens;
+  pace.seconds += r.seconds;
+  c.lastLr = r.lr;
+  c.epochLossSum += r.loss;
+  c.epochSteps++;
+  c.windowLossSum += r.loss;
+  c.windowSteps++;
+  c.windowTokens += r.tokens;
+  c.windowSeconds += r.seconds;
+  if (s.step % o.logEverySteps === 0) {
+    s.log.push({
+      epoch,
+      step: s.step,
+      lr: r.lr,
+      loss: c.windowLossSum / c.windowSteps,
+      valScore: null,
+      tokensPerSecond: c.windowSeconds > 0 ? c.windowTokens / c.windowSeconds : null,
+      elapsedSeconds: elapsed(run),
+    });
+    c.windowLossSum = c.windowSteps = c.windowTokens = c.windowSeconds = 0;
+  }
+  const tokensPerSecond = pace.seconds > 0 ? pace.tokens / pace.seconds : 0;
+  const at = { epoch, stepInEpoch: s.stepInEpoch, stepsPerEpoch: o.stepsPerEpoch, step: s.step, totalSteps: o.totalSteps };
+  run.progress?.step({
+    epoch,
+    epochs: o.epochs,
+    stepInEpoch: s.stepInEpoch,
+    stepsPerEpoch: o.stepsPerEpoch,
+    step: s.step,
+    totalSteps: o.totalSteps,
+    loss: r.loss,
+    lr: r.lr,
+    tokensPerSecond,
+    etaSeconds: pace.steps > 0 ? ((o.totalSteps - s.step) * pace.seconds) / pace.steps : null,
+  });
+  if (o.checkpointEverySteps > 0 && s.step % o.checkpointEverySteps === 0 && s.stepInEpoch < o.stepsPerEpoch) await checkpoint(run);
+  await run.options.onStep?.({
+    ...at,
+    lr: r.lr,
+    loss: r.loss,
+    gradNorm: r.gradNorm,
+    clipCoefficient: r.coef,
+    tokens: r.tokens,
+    tokensPerSecond,
+    elapsedSeconds: elapsed(run),
+  });
+}
+
+/**
+ * The rest of epoch `epoch`'s updates (all of them, or those after a mid-epoch checkpoint), in the
+ * epoch's seeded order, `batchSize` examples each (the last may be smaller); resolves to the
+ * epoch's mean training loss (null when it had no update in this run).
+ */
+export async function runEpoch<B>(run: Run<B>, epoch: number): Promise<number | null> {
+  const { o, state: s } = run;
+  const signal = run.options.signal;
+  run.dataRng.setState(s.epochStartRng);
+  const order = shuffledIndices(o.trainSize, run.dataRng);
+  run.task.setTraining?.(true);
+  while (s.stepInEpoch < o.stepsPerEpoch) {
+    await yieldToEventLoop();
+    if (signal?.aborted) await aborted(run, null, epoch, signal.reason);
+    const indices = order.slice(s.stepInEpoch * o.batchSize, (s.stepInEpoch + 1) * o.batchSize);
+    await recordStep(run, epoch, await trainStep(run, epoch, indices));
+  }
+  run.progress?.done();
+  return s.counters.epochSteps > 0 ? s.counters.epochLossSum / s.counters.epochSteps : null;
+}
+
+/** Closes epoch `epoch` after its evaluation: the next one starts at its first step, from the generator's current state. */
+export function closeEpoch(run: Run<unknown>, epoch: number): void {
+  const s = run.state;
+  s.epochsDone = epoch;
+  s.stepInEpoch = 0;
+  s.epochStartRng = run.dataRng.state();
+  s.counters.epochLossSum = 0;
+  s.counters.epochSteps = 0;
+}
