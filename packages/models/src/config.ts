@@ -1,4 +1,5 @@
 import type { DType } from '@peft/core';
+import { shortValue } from '@peft/core';
 import { parseRope, type RopeConfig } from './rope.js';
 
 /** What the models read from a Hugging Face `config.json`, normalised across architectures. */
@@ -58,7 +59,7 @@ function field<T>(raw: Record<string, unknown>, file: string, key: string, check
 
 /** A config value for an error message: as JSON when short, else cut (strings) or summarised (arrays, objects). */
 function show(v: unknown): string {
-  if (typeof v === 'string') return v.length > 40 ? `${JSON.stringify(v.slice(0, 40))}… (${v.length} characters)` : JSON.stringify(v);
+  if (typeof v === 'string') return shortValue(v, { as: 'string', max: 40, markOutside: true, count: true });
   if (v === null || typeof v !== 'object') return String(v);
   const size = Array.isArray(v) ? v.length : Object.keys(v).length;
   if (size <= 16) {

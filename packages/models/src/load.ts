@@ -11,6 +11,7 @@ import {
   type RawArray,
   type SafetensorsFile,
   type ShardedSafetensors,
+  shortValue,
 } from '@peft/core';
 import { CausalLM, causalLMParameterShapes } from './causal-lm.js';
 import { type ModelConfig, parseConfig } from './config.js';
@@ -239,9 +240,7 @@ export async function checkCheckpoint(
 }
 
 /** A tensor name for a message, cut short when a file gives an absurd one. */
-function short(name: string): string {
-  return name.length > 120 ? `${name.slice(0, 120)}… (${name.length} characters)` : name;
-}
+const short = (name: string) => shortValue(name, { as: 'text', max: 120, count: true });
 
 function list(names: string[]): string {
   return `${names.slice(0, 5).map(short).join(', ')}${names.length > 5 ? ', …' : ''}`;

@@ -6,6 +6,8 @@
  * transformers 5's `modeling_rope_utils.py` step by step, in float32 as it computes them.
  */
 
+import { shortValue } from '@peft/core';
+
 /** The rope_type values implemented (transformers' ROPE_INIT_FUNCTIONS for these models, and "default"). */
 export const SUPPORTED_ROPE_TYPES = ['default', 'linear', 'dynamic', 'llama3', 'yarn', 'longrope'] as const;
 export type RopeType = (typeof SUPPORTED_ROPE_TYPES)[number];
@@ -74,15 +76,7 @@ export interface RopeContext {
 }
 
 /** A value from config.json for a message: its JSON, cut to 120 characters. */
-function shown(v: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(v) ?? String(v);
-  } catch {
-    text = String(v);
-  }
-  return text.length > 120 ? `${text.slice(0, 120)}… (${text.length} characters)` : text;
-}
+const shown = (v: unknown) => shortValue(v, { max: 120, count: true });
 
 function same(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);

@@ -1,8 +1,9 @@
 // The run's settings beside its adapter (peft_run.json): what `peft eval` and `peft predict` need to
 // score and run the adapter exactly as the training run did, with no flags repeated.
+
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DType } from '@peft/core';
+import { type DType, shortValue } from '@peft/core';
 
 /** The file beside adapter_config.json that holds the run's settings. */
 export const RUN_SETTINGS_FILE = 'peft_run.json';
@@ -74,8 +75,7 @@ function shown(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (Array.isArray(value)) return `a list of ${value.length}`;
   if (typeof value === 'object' && value !== null) return 'an object';
-  const text = JSON.stringify(value);
-  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+  return shortValue(value, { max: 60 });
 }
 
 function check(file: string, ok: boolean, field: string, expected: string, value: unknown): void {

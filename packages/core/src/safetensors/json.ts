@@ -2,6 +2,8 @@
 // and size are bounded before JSON.parse runs, and a syntax error is reported by position only,
 // never with the engine's message, which quotes the text (the text may be any file a link leads to).
 
+import { shortValue } from '../short-value.js';
+
 export interface UntrustedJsonOptions {
   /** Deepest nesting of arrays and objects allowed (the top level is depth 1). */
   maxDepth: number;
@@ -194,5 +196,5 @@ export function describeJsonValue(value: unknown, options: { quoteStrings?: bool
 
 /** A name from a file, quoted as JSON and cut to `max` characters, for error messages. */
 export function quoteName(name: string, max = 120): string {
-  return name.length > max ? `${JSON.stringify(name.slice(0, max))}… (${name.length} characters)` : JSON.stringify(name);
+  return shortValue(name, { as: 'string', max, markOutside: true, count: true });
 }

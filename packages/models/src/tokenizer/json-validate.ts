@@ -5,6 +5,8 @@
  * the field (`model.vocab["abc"]`, `added_tokens[3].id`, `pre_tokenizer.pretokenizers[0]`).
  */
 
+import { shortValue } from '@peft/core';
+
 /** Component types the library builds, per field; `children` names the list of a Sequence. */
 const COMPONENTS = {
   normalizer: {
@@ -62,15 +64,8 @@ type Json = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-function shown(v: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
-}
+/** A value from tokenizer.json for a message: its JSON, cut to 80 characters. */
+const shown = (v: unknown) => shortValue(v, { max: 80 });
 
 class Checker {
   constructor(private readonly file: string) {}

@@ -6,6 +6,8 @@
  * file and the global.
  */
 
+import { shortValue } from '@peft/core';
+
 /** Element types of torch storages, as their `torch.<dtype>` names. */
 export type TorchDType = 'float64' | 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
@@ -879,9 +881,7 @@ function unescapeRawUnicode(s: string, fail: (m: string) => never): string {
 }
 
 /** At most 80 characters of a text argument, for error messages. */
-function clip(s: string): string {
-  return s.length > 80 ? `${s.slice(0, 80)}...` : s;
-}
+const clip = (s: string) => shortValue(s, { as: 'text', max: 80, ellipsis: '...' });
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
@@ -889,7 +889,7 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'
 export function describe(v: PyValue | undefined, depth = 0): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'None';
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
+  if (typeof v === 'string') return shortValue(v, { as: 'string', max: 40, ellipsis: '...' });
   if (typeof v === 'bigint') {
     // Decimal conversion of a huge integer is slow: show its size instead.
     const bits = (v < 0n ? -v : v).toString(16).length * 4;

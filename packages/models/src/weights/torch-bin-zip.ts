@@ -5,6 +5,8 @@
  * with `DecompressionStream('deflate-raw')`. ZIP64 is supported (torch writes it past 4 GiB).
  */
 
+import { shortValue } from '@peft/core';
+
 /**
  * Random-access bytes, structurally the same as `ByteSource` of `@peft/core` (safetensors): an
  * in-memory buffer, a browser `Blob`, or a file on disk (`fileSource` of `@peft/core/node`).
@@ -484,7 +486,7 @@ export function crc32(bytes: Uint8Array): number {
 
 /** An entry name for error messages: quoted, and cut short if it is long. */
 export function quoteName(name: string): string {
-  return JSON.stringify(name.length > 100 ? `${name.slice(0, 100)}...` : name);
+  return shortValue(name, { as: 'string', max: 100, ellipsis: '...' });
 }
 
 function hex(n: number): string {

@@ -1,3 +1,4 @@
+import { shortValue } from '../../short-value.js';
 import { checkModulePattern, ModulePatternError } from '../module-pattern.js';
 import { pythonJsonDumps } from '../python-json.js';
 
@@ -348,15 +349,7 @@ const INACTIVE: Record<string, (v: unknown) => boolean> = {
 };
 
 /** A short JSON rendering of a value for an error message (never more than ~120 characters). */
-function shown(v: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(v) ?? String(v);
-  } catch {
-    text = String(v);
-  }
-  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
-}
+const shown = (v: unknown) => shortValue(v, { max: 120 });
 
 /** Most names in target_modules / exclude_modules (each is compared with every module path). */
 const MAX_NAMES = 100_000;
