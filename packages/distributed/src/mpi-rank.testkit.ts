@@ -75,6 +75,7 @@ async function peerStops(how: string) {
     if (how === 'exit') process.exit(3);
     if (how === 'kill') process.kill(process.pid, 'SIGKILL');
   }
+  if (rank === 0 && how === 'abort') await comm.abort(5);
   await comm.allReduce(new Float32Array(1234).fill(1), 'sum');
   print('result', { rank, completed: true });
   await comm.finalize();

@@ -107,6 +107,15 @@ describe.skipIf(!mpirun)(`2 ranks under mpirun (${mpirun?.version ?? 'no mpirun 
     expect(run.seconds).toBeLessThan(TIMEOUT + 20);
   });
 
+  it('abort(5) on one rank ends every rank, and mpirun exits with 5', async () => {
+    const run = await job('abort', TIMEOUT + 25);
+    expect(run.pids.length, run.output).toBe(1);
+    expect(run.results).toEqual([]);
+    expect(run.errors).toEqual([]);
+    expect(run.code, run.output).toBe(5);
+    expect(run.seconds).toBeLessThan(TIMEOUT + 20);
+  });
+
   for (const how of ['exit', 'kill'] as const) {
     it(`a rank that ${how === 'exit' ? 'exits with code 3' : 'is killed (SIGKILL)'}: mpirun ends the job with an error, no hang`, async () => {
       const run = await job(how, TIMEOUT + 25);
