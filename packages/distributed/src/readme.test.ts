@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { runReadmeSnippet } from '@peft/core/testing';
 import { expect, it } from 'vitest';
 import { mpiAvailability } from './library.js';
+import { createCommunicator, type MpiCommunicator } from './mpi-communicator.js';
 
 it('runs the README snippet', async () => {
   const available = mpiAvailability().available;
@@ -13,4 +14,12 @@ it('runs the README snippet', async () => {
   expect(comm.constructor.name).toBe(available ? 'MpiCommunicator' : 'LocalCommunicator');
   expect(Array.from(run.bindings.grads as Float32Array)).toEqual([1, 10]);
   expect(run.lines).toEqual([`MPI available: ${available}`, 'rank 0 of 1: mean gradient 1,10, 1 metric reports']);
+  if (available) {
+    // MPI starts once per process: after the snippet's finalize() it cannot start again.
+    await expect(createCommunicator()).rejects.toThrow(
+      'createCommunicator: MPI was already initialised in this process, and MPI allows that once: pass the communicator created first around',
+    );
+    const comm = run.bindings.comm as MpiCommunicator;
+    await expect(comm.barrier()).rejects.toThrow('rank 0 of 1: barrier: this communicator was finalized');
+  }
 });
