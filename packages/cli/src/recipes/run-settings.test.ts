@@ -41,6 +41,9 @@ export const BC5CDR_SETTINGS: RunSettings = {
 describe('peft_run.json', () => {
   it('round-trips both studies', () => {
     for (const s of [LIVEDOOR_SETTINGS, BC5CDR_SETTINGS]) expect(runSettingsFromText(runSettingsText(s), 'x/peft_run.json')).toEqual(s);
+    // lora_dropout is recorded since it became a flag; files without it still read.
+    const withDropout = { ...LIVEDOOR_SETTINGS, loraDropout: 0.05 };
+    expect(runSettingsFromText(runSettingsText(withDropout), 'x/peft_run.json')).toEqual(withDropout);
   });
 
   it('names the file and the field of a bad value', () => {
@@ -49,6 +52,8 @@ describe('peft_run.json', () => {
       () =>
         runSettingsFromText(JSON.stringify({ ...base, ...edit }), 'run/adapter/peft_run.json');
     expect(bad({ maxLength: 0 })).toThrow('run/adapter/peft_run.json: field "maxLength" must be a positive integer, got 0');
+    expect(bad({ loraDropout: 1 })).toThrow('run/adapter/peft_run.json: field "loraDropout" must be a probability in [0, 1), got 1');
+    expect(bad({ loraDropout: '0.1' }, BC5CDR_SETTINGS)).toThrow('field "loraDropout" must be a probability in [0, 1), got "0.1"');
     expect(bad({ template: 3 })).toThrow('field "template" must be 0, 1 or 2, got 3');
     expect(bad({ labels: [] })).toThrow('field "labels" must be a non-empty list of class names');
     expect(bad({ format: 2 })).toThrow('field "format" must be 1');

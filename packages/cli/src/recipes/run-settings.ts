@@ -28,6 +28,8 @@ export interface LivedoorRunSettings {
   data: string;
   dtype: DType;
   seed: number;
+  /** lora_dropout in training (absent in files from before it was recorded). */
+  loraDropout?: number;
   template: 0 | 1 | 2;
   maxLength: number;
   evalBatchSize: number;
@@ -47,6 +49,8 @@ export interface Bc5cdrRunSettings {
   data: string;
   dtype: DType;
   seed: number;
+  /** lora_dropout in training (absent in files from before it was recorded). */
+  loraDropout?: number;
   method: 'tagging' | 'extraction';
   /** One output per entity type (true) or one with every type. */
   perLabel: boolean;
@@ -97,6 +101,8 @@ export function parseRunSettings(raw: unknown, file: string): RunSettings {
   check(file, typeof o.seed === 'number' && Number.isSafeInteger(o.seed) && o.seed >= 0, 'seed', 'a non-negative integer', o.seed);
   check(file, posInt(o.maxLength), 'maxLength', 'a positive integer', o.maxLength);
   check(file, posInt(o.evalBatchSize), 'evalBatchSize', 'a positive integer', o.evalBatchSize);
+  const p = o.loraDropout;
+  check(file, p === undefined || (typeof p === 'number' && p >= 0 && p < 1), 'loraDropout', 'a probability in [0, 1)', p);
   if (o.study === 'livedoor') {
     check(file, o.task === 'sequence-classification', 'task', '"sequence-classification" for a livedoor run', o.task);
     check(file, o.template === 0 || o.template === 1 || o.template === 2, 'template', '0, 1 or 2', o.template);
