@@ -1,4 +1,4 @@
-import { type BufferRole, bytesPerElement, checkBufferArg, checkSameSize, type DeviceBuffer, type DType, type RawArray } from '@peft/core';
+import { bytesPerElement, type DeviceBuffer, type DType, RAW_ARRAY, type RawArray } from '@peft/core';
 
 /** Host memory of one tensor: float32 as Float32Array, float16/bfloat16 as raw bits in Uint16Array, int32 as Int32Array. */
 export class CpuBuffer implements DeviceBuffer {
@@ -13,7 +13,7 @@ export class CpuBuffer implements DeviceBuffer {
     /** Memory of exactly size × bytesPerElement(dtype) bytes to use, as it is (a new, zeroed array when omitted). */
     memory?: ArrayBufferLike,
   ) {
-    const Type = dtype === 'float32' ? Float32Array : dtype === 'int32' ? Int32Array : Uint16Array;
+    const Type = RAW_ARRAY[dtype];
     // A SharedArrayBuffer (backends with worker threads) reads and writes like an ArrayBuffer.
     this.data = memory === undefined ? new Type(size) : new Type(memory as ArrayBuffer, 0, size);
   }
@@ -98,40 +98,12 @@ export class HostPool {
   }
 }
 
-/** What kernels receive from the backend: its identity (buffer owner), its GEMM engine and its worker threads. */
+/**
+ * What kernels receive first: the backend's GEMM engine and its worker threads. It is also every
+ * buffer's `owner`, so it identifies the backend instance (core's checks refuse other owners).
+ */
 export interface CpuContext {
   readonly sgemm: import('./gemm/index.js').SgemmEngine;
   /** Worker threads for the elementwise kernels (null: the calling thread alone). */
   readonly pool: import('./parallel.js').KernelPool | null;
 }
-
-/** What a kernel argument must hold: any dtype, a float storage dtype, exactly float32, or int32. */
-export type Role = BufferRole;
-
-/** Checks that `buf` is a live CpuBuffer of `owner` with at least `need` elements of the right kind (see core's checkBufferArg). */
-export function arg(
-  owner: object,
-  kernel: string,
-  name: string,
-  buf: DeviceBuffer | null | undefined,
-  need: number,
-  role: Role,
-): CpuBuffer {
-  return checkBufferArg(CpuBuffer, 'cpu', owner, kernel, name, buf, need, role);
-}
-
-/** `arg` for elementwise operands: exactly `size` elements (the size of the output). */
-export function same(
-  owner: object,
-  kernel: string,
-  name: string,
-  buf: DeviceBuffer | null | undefined,
-  size: number,
-  role: Role,
-): CpuBuffer {
-  const b = arg(owner, kernel, name, buf, size, role);
-  checkSameSize(kernel, name, b, size);
-  return b;
-}
-
-export { checkCounts as counts, checkFinite as finite } from '@peft/core';

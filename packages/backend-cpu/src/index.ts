@@ -1,4 +1,4 @@
-export { CpuBackend, type CpuBackendOptions, createCpuBackend } from './backend.js';
+export { type CpuBackend, type CpuBackendOptions, createCpuBackend } from './backend.js';
 export { CpuBuffer } from './buffer.js';
 export {
   BlasUnavailable,

@@ -21,7 +21,7 @@
  *     dtypes: DTYPES,
  *     bufferClass: MyBuffer,                 // buffers are `instanceof` this …
  *     owner: ctx,                            // … and point to this object through `owner`
- *     context: ctx,
+ *     context: ctx,                          // (omitted: kernels get the composed backend itself)
  *     memory: { alloc, write, read, free, memory, resetPeak, sync, destroy },
  *     kernels: { ...copyKernels, ...elementwiseKernels, ...rotaryKernels, … },  // all of KernelName
  *     extras: { engineInfo },                // extra members of the returned object
@@ -76,8 +76,8 @@ export interface BackendParts<B extends OwnedBuffer, C, E extends object> {
   readonly bufferClass: BufferClass<B>;
   /** The object every buffer this backend allocates holds as `owner`. */
   readonly owner: object;
-  /** Passed first to every kernel implementation. */
-  readonly context: C;
+  /** Passed first to every kernel implementation; when omitted, the composed backend itself (with its extras). */
+  readonly context?: C;
   /** Throws when the backend can no longer do `what` (a lost device); called first by every kernel and by alloc, write, read and sync. */
   readonly alive?: (what: string) => void;
   readonly memory: MemoryParts<B>;
@@ -93,7 +93,9 @@ export function composeBackend<B extends OwnedBuffer, C, E extends object = Reco
   parts: BackendParts<B, C, E>,
 ): Backend & E {
   const c: CheckContext = { name: parts.name, dtypes: parts.dtypes, bufferClass: parts.bufferClass, owner: parts.owner };
-  const backend = { ...(parts.extras as E), name: parts.name, dtypes: parts.dtypes, ...memoryOf(c, parts), ...kernelsOf(c, parts) };
+  const to = { context: parts.context as C };
+  const backend = { ...(parts.extras as E), name: parts.name, dtypes: parts.dtypes, ...memoryOf(c, parts), ...kernelsOf(c, parts, to) };
+  if (parts.context === undefined) to.context = backend as C;
   return backend as Backend & E;
 }
 
@@ -162,160 +164,160 @@ function memoryOf<B extends OwnedBuffer, C, E extends object>(c: CheckContext, p
 function kernelsOf<B extends OwnedBuffer, C, E extends object>(
   c: CheckContext,
   parts: BackendParts<B, C, E>,
+  to: { context: C },
 ): Omit<Backend, 'name' | 'dtypes' | keyof MemoryParts<B>> {
   const k = parts.kernels;
-  const x = parts.context;
   const alive = parts.alive ?? noop;
   return {
     fill(out, value) {
       alive('fill');
       checks.fill(c, out, value);
-      k.fill(x, out, value);
+      k.fill(to.context, out, value);
     },
     copy(out, src, view) {
       alive('copy');
       checks.copy(c, out, src, view);
-      k.copy(x, out, src, view);
+      k.copy(to.context, out, src, view);
     },
     addInto(dst, src, view) {
       alive('addInto');
       checks.addInto(c, dst, src, view);
-      k.addInto(x, dst, src, view);
+      k.addInto(to.context, dst, src, view);
     },
     unary(op, out, a) {
       alive('unary');
       checks.unary(c, op, out, a);
-      k.unary(x, op, out, a);
+      k.unary(to.context, op, out, a);
     },
     affine(out, a, alpha, beta) {
       alive('affine');
       checks.affine(c, out, a, alpha, beta);
-      k.affine(x, out, a, alpha, beta);
+      k.affine(to.context, out, a, alpha, beta);
     },
     binary(op, out, a, aView, b, bView) {
       alive('binary');
       checks.binary(c, op, out, a, aView, b, bView);
-      k.binary(x, op, out, a, aView, b, bView);
+      k.binary(to.context, op, out, a, aView, b, bView);
     },
     reduce(op, out, a, outer, len, inner) {
       alive('reduce');
       checks.reduce(c, op, out, a, outer, len, inner);
-      k.reduce(x, op, out, a, outer, len, inner);
+      k.reduce(to.context, op, out, a, outer, len, inner);
     },
     argmax(out, a, rows, cols) {
       alive('argmax');
       checks.argmax(c, out, a, rows, cols);
-      k.argmax(x, out, a, rows, cols);
+      k.argmax(to.context, out, a, rows, cols);
     },
     matmul(out, a, b, p) {
       alive('matmul');
       checks.matmul(c, out, a, b, p);
-      k.matmul(x, out, a, b, p);
+      k.matmul(to.context, out, a, b, p);
     },
     embedding(out, weight, ids, n, dim) {
       alive('embedding');
       checks.embedding(c, out, weight, ids, n, dim);
-      k.embedding(x, out, weight, ids, n, dim);
+      k.embedding(to.context, out, weight, ids, n, dim);
     },
     embeddingBackward(dWeight, dOut, ids, n, dim) {
       alive('embeddingBackward');
       checks.embeddingBackward(c, dWeight, dOut, ids, n, dim);
-      k.embeddingBackward(x, dWeight, dOut, ids, n, dim);
+      k.embeddingBackward(to.context, dWeight, dOut, ids, n, dim);
     },
     layerNorm(out, mean, rstd, a, weight, bias, p) {
       alive('layerNorm');
       checks.layerNorm(c, out, mean, rstd, a, weight, bias, p);
-      k.layerNorm(x, out, mean, rstd, a, weight, bias, p);
+      k.layerNorm(to.context, out, mean, rstd, a, weight, bias, p);
     },
     layerNormBackward(dx, dWeight, dBias, dy, a, weight, mean, rstd, p) {
       alive('layerNormBackward');
       checks.layerNormBackward(c, dx, dWeight, dBias, dy, a, weight, mean, rstd, p);
-      k.layerNormBackward(x, dx, dWeight, dBias, dy, a, weight, mean, rstd, p);
+      k.layerNormBackward(to.context, dx, dWeight, dBias, dy, a, weight, mean, rstd, p);
     },
     rmsNorm(out, rstd, a, weight, p) {
       alive('rmsNorm');
       checks.rmsNorm(c, out, rstd, a, weight, p);
-      k.rmsNorm(x, out, rstd, a, weight, p);
+      k.rmsNorm(to.context, out, rstd, a, weight, p);
     },
     rmsNormBackward(dx, dWeight, dy, a, weight, rstd, p) {
       alive('rmsNormBackward');
       checks.rmsNormBackward(c, dx, dWeight, dy, a, weight, rstd, p);
-      k.rmsNormBackward(x, dx, dWeight, dy, a, weight, rstd, p);
+      k.rmsNormBackward(to.context, dx, dWeight, dy, a, weight, rstd, p);
     },
     rotary(out, a, positions, p) {
       alive('rotary');
       checks.rotary(c, out, a, positions, p);
-      k.rotary(x, out, a, positions, p);
+      k.rotary(to.context, out, a, positions, p);
     },
     rotaryBackward(dx, dy, positions, p) {
       alive('rotaryBackward');
       checks.rotaryBackward(c, dx, dy, positions, p);
-      k.rotaryBackward(x, dx, dy, positions, p);
+      k.rotaryBackward(to.context, dx, dy, positions, p);
     },
     attention(out, lse, q, kk, v, mask, p) {
       alive('attention');
       checks.attention(c, out, lse, q, kk, v, mask, p);
-      k.attention(x, out, lse, q, kk, v, mask, p);
+      k.attention(to.context, out, lse, q, kk, v, mask, p);
     },
     attentionBackward(dq, dk, dv, dOut, q, kk, v, out, lse, mask, p) {
       alive('attentionBackward');
       checks.attentionBackward(c, dq, dk, dv, dOut, q, kk, v, out, lse, mask, p);
-      k.attentionBackward(x, dq, dk, dv, dOut, q, kk, v, out, lse, mask, p);
+      k.attentionBackward(to.context, dq, dk, dv, dOut, q, kk, v, out, lse, mask, p);
     },
     gelu(out, a, approximate) {
       alive('gelu');
       checks.gelu(c, out, a, approximate);
-      k.gelu(x, out, a, approximate);
+      k.gelu(to.context, out, a, approximate);
     },
     geluBackward(dx, dy, a, approximate) {
       alive('geluBackward');
       checks.geluBackward(c, dx, dy, a, approximate);
-      k.geluBackward(x, dx, dy, a, approximate);
+      k.geluBackward(to.context, dx, dy, a, approximate);
     },
     siluMul(out, gate, up) {
       alive('siluMul');
       checks.siluMul(c, out, gate, up);
-      k.siluMul(x, out, gate, up);
+      k.siluMul(to.context, out, gate, up);
     },
     siluMulBackward(dGate, dUp, dy, gate, up) {
       alive('siluMulBackward');
       checks.siluMulBackward(c, dGate, dUp, dy, gate, up);
-      k.siluMulBackward(x, dGate, dUp, dy, gate, up);
+      k.siluMulBackward(to.context, dGate, dUp, dy, gate, up);
     },
     unaryBackward(op, dx, dy, a, y) {
       alive('unaryBackward');
       checks.unaryBackward(c, op, dx, dy, a, y);
-      k.unaryBackward(x, op, dx, dy, a, y);
+      k.unaryBackward(to.context, op, dx, dy, a, y);
     },
     crossEntropy(loss, lse, logits, targets, p) {
       alive('crossEntropy');
       checks.crossEntropy(c, loss, lse, logits, targets, p);
-      k.crossEntropy(x, loss, lse, logits, targets, p);
+      k.crossEntropy(to.context, loss, lse, logits, targets, p);
     },
     crossEntropyBackward(dLogits, dLoss, logits, targets, lse, p) {
       alive('crossEntropyBackward');
       checks.crossEntropyBackward(c, dLogits, dLoss, logits, targets, lse, p);
-      k.crossEntropyBackward(x, dLogits, dLoss, logits, targets, lse, p);
+      k.crossEntropyBackward(to.context, dLogits, dLoss, logits, targets, lse, p);
     },
     random(out, p) {
       alive('random');
       checks.random(c, out, p);
-      k.random(x, out, p);
+      k.random(to.context, out, p);
     },
     dropout(out, a, p) {
       alive('dropout');
       checks.dropout(c, out, a, p);
-      k.dropout(x, out, a, p);
+      k.dropout(to.context, out, a, p);
     },
     dropoutBackward(dx, dy, p) {
       alive('dropoutBackward');
       checks.dropoutBackward(c, dx, dy, p);
-      k.dropoutBackward(x, dx, dy, p);
+      k.dropoutBackward(to.context, dx, dy, p);
     },
     adamw(param, grad, m, v, p, scalars) {
       alive('adamw');
       checks.adamw(c, param, grad, m, v, p, scalars);
-      k.adamw(x, param, grad, m, v, p, scalars);
+      k.adamw(to.context, param, grad, m, v, p, scalars);
     },
   };
 }

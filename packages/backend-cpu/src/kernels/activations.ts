@@ -12,8 +12,8 @@
  * two float64 lanes at a time, chunk by chunk in the module's memory), with the same float32
  * results bit for bit; the loops below are its meaning and run without it.
  */
-import type { DeviceBuffer } from '@peft/core';
-import { arg, type CpuBuffer, type CpuContext, same } from '../buffer.js';
+import type { DeviceBuffer, KernelFamily } from '@peft/core';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, chunkOf, flushF32, readF32, writeF32 } from '../storage.js';
 import { elementwiseWasm, runChunks, runParallel } from './elementwise-wasm.js';
 import { ERF_POLY_MAX, erfcScaled, erfPoly, fastExp } from './math.js';
@@ -111,10 +111,10 @@ function geluTanh(len: number, out: Float32Array, oi: number, xs: Float32Array, 
 }
 
 /** exact: y = x·Φ(x) = 0.5·x·(1 + erf(x/√2)); approximate: y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
-export function gelu(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, approximate: boolean): void {
-  const o = arg(ctx, 'gelu', 'out', out, 0, 'float');
+function gelu(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, approximate: boolean): void {
+  const o = out as CpuBuffer;
   const n = o.size;
-  const xb = same(ctx, 'gelu', 'x', x, n, 'float');
+  const xb = x as CpuBuffer;
   const w = elementwiseWasm();
   if (w !== null) {
     if (runParallel(ctx, n, [xb], [o], 'gelu', [{ out: 0 }, { in: 0 }, 'start', 'end', approximate])) return;
@@ -153,11 +153,11 @@ function geluTanhBackward(len: number, out: Float32Array, oi: number, g: Float32
 }
 
 /** exact: y' = Φ(x) + x·φ(x); approximate: y' = 0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²). */
-export function geluBackward(ctx: CpuContext, dx: DeviceBuffer, dy: DeviceBuffer, x: DeviceBuffer, approximate: boolean): void {
-  const o = arg(ctx, 'geluBackward', 'dx', dx, 0, 'float');
+function geluBackward(ctx: CpuContext, dx: DeviceBuffer, dy: DeviceBuffer, x: DeviceBuffer, approximate: boolean): void {
+  const o = dx as CpuBuffer;
   const n = o.size;
-  const g = same(ctx, 'geluBackward', 'dy', dy, n, 'float');
-  const xs = same(ctx, 'geluBackward', 'x', x, n, 'float');
+  const g = dy as CpuBuffer;
+  const xs = x as CpuBuffer;
   const w = elementwiseWasm();
   if (w !== null) {
     if (runParallel(ctx, n, [g, xs], [o], 'geluBackward', [{ out: 0 }, { in: 0 }, { in: 1 }, 'start', 'end', approximate])) return;
@@ -176,11 +176,11 @@ function siluMulLoop(len: number, out: Float32Array, oi: number, gs: Float32Arra
 }
 
 /** out = silu(gate) · up, silu(x) = x·sigmoid(x). */
-export function siluMul(ctx: CpuContext, out: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer): void {
-  const o = arg(ctx, 'siluMul', 'out', out, 0, 'float');
+function siluMul(ctx: CpuContext, out: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer): void {
+  const o = out as CpuBuffer;
   const n = o.size;
-  const gs = same(ctx, 'siluMul', 'gate', gate, n, 'float');
-  const us = same(ctx, 'siluMul', 'up', up, n, 'float');
+  const gs = gate as CpuBuffer;
+  const us = up as CpuBuffer;
   const w = elementwiseWasm();
   if (w !== null) {
     if (runParallel(ctx, n, [gs, us], [o], 'siluMul', [{ out: 0 }, { in: 0 }, { in: 1 }, 'start', 'end'])) return;
@@ -192,7 +192,7 @@ export function siluMul(ctx: CpuContext, out: DeviceBuffer, gate: DeviceBuffer, 
 }
 
 /** dUp = dy · silu(gate); dGate = dy · up · s·(1 + gate·(1 − s)) with s = sigmoid(gate). */
-export function siluMulBackward(
+function siluMulBackward(
   ctx: CpuContext,
   dGate: DeviceBuffer,
   dUp: DeviceBuffer,
@@ -200,14 +200,12 @@ export function siluMulBackward(
   gate: DeviceBuffer,
   up: DeviceBuffer,
 ): void {
-  const K = 'siluMulBackward';
-  const dgb = arg(ctx, K, 'dGate', dGate, 0, 'float');
+  const dgb = dGate as CpuBuffer;
   const n = dgb.size;
-  const dub = same(ctx, K, 'dUp', dUp, n, 'float');
-  if (dgb === dub) throw new Error(`${K}: dGate and dUp must be different buffers`);
-  const gb = same(ctx, K, 'dy', dy, n, 'float');
-  const gateb = same(ctx, K, 'gate', gate, n, 'float');
-  const upb = same(ctx, K, 'up', up, n, 'float');
+  const dub = dUp as CpuBuffer;
+  const gb = dy as CpuBuffer;
+  const gateb = gate as CpuBuffer;
+  const upb = up as CpuBuffer;
   const w = elementwiseWasm();
   if (w !== null) {
     const args = [{ out: 0 }, { out: 1 }, { in: 0 }, { in: 1 }, { in: 2 }, 'start', 'end'] as const;
@@ -242,3 +240,6 @@ export function siluMulBackward(
     flushF32(dub, s, len, dU);
   }
 }
+
+/** The activation kernels; their arguments are checked in core (kernelChecks). */
+export const activationKernels = { gelu, geluBackward, siluMul, siluMulBackward } satisfies KernelFamily<CpuContext>;

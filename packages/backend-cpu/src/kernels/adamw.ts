@@ -1,6 +1,6 @@
 /** AdamW, PyTorch semantics (decoupled weight decay, bias-corrected moments), in place. */
-import type { AdamWParams, DeviceBuffer } from '@peft/core';
-import { arg, type CpuContext, finite, same } from '../buffer.js';
+import type { AdamWParams, DeviceBuffer, KernelFamily } from '@peft/core';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, chunkOf, flushF32, readF32 } from '../storage.js';
 
 /**
@@ -9,8 +9,8 @@ import { at, chunkOf, flushF32, readF32 } from '../storage.js';
  *   p ← p − lr · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + eps)
  * m and v are float32; the parameter may be stored as float16/bfloat16 (rounded on store).
  */
-export function adamw(
-  ctx: CpuContext,
+function adamw(
+  _ctx: CpuContext,
   param: DeviceBuffer,
   grad: DeviceBuffer,
   m: DeviceBuffer,
@@ -18,15 +18,11 @@ export function adamw(
   p: AdamWParams,
   scalars?: DeviceBuffer | null,
 ): void {
-  const K = 'adamw';
-  for (const key of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'gradScale'] as const) finite(K, key, p[key]);
-  if (!Number.isSafeInteger(p.step) || p.step < 1) throw new Error(`${K}: step must be an integer ≥ 1 (it is 1-based), got ${p.step}`);
-  const pb = arg(ctx, K, 'param', param, 0, 'float');
+  const pb = param as CpuBuffer;
   const n = pb.size;
-  const gb = same(ctx, K, 'grad', grad, n, 'float');
-  const ms = same(ctx, K, 'm', m, n, 'float32').data as Float32Array;
-  const vs = same(ctx, K, 'v', v, n, 'float32').data as Float32Array;
-  if (pb === grad || pb === m || pb === v || m === v) throw new Error(`${K}: param, m and v must be distinct buffers`);
+  const gb = grad as CpuBuffer;
+  const ms = (m as CpuBuffer).data as Float32Array;
+  const vs = (v as CpuBuffer).data as Float32Array;
   const { beta1, beta2, eps, weightDecay } = p;
   let { lr, gradScale } = p;
   let bc1 = 1 - beta1 ** p.step;
@@ -34,7 +30,7 @@ export function adamw(
   let decay = 1 - lr * weightDecay;
   if (scalars) {
     // lr, 1 − β1^t, 1 − β2^t and gradScale from the device (a replayable step); decay in float32 as the GPU kernels.
-    const s = same(ctx, K, 'scalars', scalars, 4, 'float32').data as Float32Array;
+    const s = (scalars as CpuBuffer).data as Float32Array;
     [lr, bc1, bc2, gradScale] = [s[0]!, s[1]!, s[2]!, s[3]!];
     decay = Math.fround(1 - Math.fround(lr * Math.fround(weightDecay)));
   }
@@ -60,3 +56,6 @@ export function adamw(
     flushF32(pb, start, len, ps);
   }
 }
+
+/** The optimizer kernel; its arguments are checked in core (kernelChecks). */
+export const adamwKernels = { adamw } satisfies KernelFamily<CpuContext>;

@@ -14,21 +14,13 @@
  * padding inside that span gets a −∞ bias. Scores and products are float32, row sums float64;
  * the row math is in attention-rows.ts.
  */
-import type { AttentionParams, DeviceBuffer } from '@peft/core';
-import { arg, type CpuContext, counts, finite } from '../buffer.js';
+import type { AttentionParams, DeviceBuffer, KernelFamily } from '@peft/core';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { loadF32, outF32, storeF32 } from '../storage.js';
 import { type AttentionRows, createAttentionRows } from './attention-rows.js';
 
 /** Query rows per score block: few enough that causal blocks skip most of the masked triangle. */
 const QUERY_BLOCK = 32;
-
-function checkParams(K: string, p: AttentionParams): void {
-  counts(K, { batch: p.batch, seqQ: p.seqQ, seqK: p.seqK, heads: p.heads, kvHeads: p.kvHeads, headDim: p.headDim });
-  finite(K, 'scale', p.scale);
-  if (p.kvHeads === 0 ? p.heads !== 0 : p.heads % p.kvHeads !== 0) {
-    throw new Error(`${K}: heads ${p.heads} must be a multiple of kvHeads ${p.kvHeads}`);
-  }
-}
 
 /** Float32 scratch reused across calls, per backend, grown on demand (never shrunk). */
 const scratchByContext = new WeakMap<object, Map<string, Float32Array>>();
@@ -91,7 +83,7 @@ function fillBias(mk: Int32Array | null, b: number, seqK: number, lo: number, hi
   return any;
 }
 
-export function attention(
+function attention(
   ctx: CpuContext,
   out: DeviceBuffer,
   lse: DeviceBuffer,
@@ -101,18 +93,15 @@ export function attention(
   mask: DeviceBuffer | null,
   p: AttentionParams,
 ): void {
-  const K = 'attention';
-  checkParams(K, p);
   const { batch, seqQ, seqK, heads, kvHeads, headDim: D, scale } = p;
   const nq = batch * seqQ * heads * D;
   const nk = batch * seqK * kvHeads * D;
-  const o = arg(ctx, K, 'out', out, nq, 'float');
-  const lseOut = arg(ctx, K, 'lse', lse, batch * heads * seqQ, 'float32').data as Float32Array;
-  const qs = loadF32(arg(ctx, K, 'q', q, nq, 'float'), 0, nq);
-  const ks = loadF32(arg(ctx, K, 'k', k, nk, 'float'), 0, nk);
-  const vs = loadF32(arg(ctx, K, 'v', v, nk, 'float'), 0, nk);
-  const mk = mask === null ? null : (arg(ctx, K, 'mask', mask, batch * seqK, 'int32').data as Int32Array);
-  if (o === q || o === k || o === v) throw new Error('attention: out must not be the same buffer as q, k or v');
+  const o = out as CpuBuffer;
+  const lseOut = (lse as CpuBuffer).data as Float32Array;
+  const qs = loadF32(q as CpuBuffer, 0, nq);
+  const ks = loadF32(k as CpuBuffer, 0, nk);
+  const vs = loadF32(v as CpuBuffer, 0, nk);
+  const mk = mask === null ? null : ((mask as CpuBuffer).data as Int32Array);
   const ys = outF32(o, nq);
   const group = heads / kvHeads;
   const bq = Math.min(QUERY_BLOCK, seqQ);
@@ -201,11 +190,11 @@ export function attention(
  * D_i = Σ_j P_ij·dP_ij, dS = P·(dP − D_i); dq = scale·dS·K, dk = scale·dSᵀ·Q, dv = Pᵀ·dO, with dk
  * and dv summed over the query heads that share a kv head. D_i equals Σ dO_i·O_i in exact
  * arithmetic; it is computed from P and dP so that the rounding of a float16/bfloat16 `out`
- * does not leak into the gradients (amplified by large scores), so `out` is only validated.
+ * does not leak into the gradients (amplified by large scores), so `out` is not read (core checks it).
  * Blocks and key spans are the forward's; dk and dv accumulate in float32 [seqK, headDim]
  * scratch per (batch, kv head).
  */
-export function attentionBackward(
+function attentionBackward(
   ctx: CpuContext,
   dq: DeviceBuffer,
   dk: DeviceBuffer,
@@ -214,164 +203,189 @@ export function attentionBackward(
   q: DeviceBuffer,
   k: DeviceBuffer,
   v: DeviceBuffer,
-  out: DeviceBuffer,
+  _out: DeviceBuffer,
   lse: DeviceBuffer,
   mask: DeviceBuffer | null,
   p: AttentionParams,
 ): void {
-  const K = 'attentionBackward';
-  checkParams(K, p);
-  const { batch, seqQ, seqK, heads, kvHeads, headDim: D, scale } = p;
+  const { batch, seqQ, seqK, heads, kvHeads, headDim: D } = p;
   const nq = batch * seqQ * heads * D;
   const nk = batch * seqK * kvHeads * D;
-  const dqb = arg(ctx, K, 'dq', dq, nq, 'float');
-  const dkb = arg(ctx, K, 'dk', dk, nk, 'float');
-  const dvb = arg(ctx, K, 'dv', dv, nk, 'float');
-  const g = loadF32(arg(ctx, K, 'dOut', dOut, nq, 'float'), 0, nq);
-  const qs = loadF32(arg(ctx, K, 'q', q, nq, 'float'), 0, nq);
-  const ks = loadF32(arg(ctx, K, 'k', k, nk, 'float'), 0, nk);
-  const vs = loadF32(arg(ctx, K, 'v', v, nk, 'float'), 0, nk);
-  arg(ctx, K, 'out', out, nq, 'float'); // validated only: see above
-  const ls = arg(ctx, K, 'lse', lse, batch * heads * seqQ, 'float32').data as Float32Array;
-  const mk = mask === null ? null : (arg(ctx, K, 'mask', mask, batch * seqK, 'int32').data as Int32Array);
-  for (const [name, buf] of [
-    ['dq', dqb],
-    ['dk', dkb],
-    ['dv', dvb],
-  ] as const) {
-    if (buf === dOut || buf === q || buf === k || buf === v || buf === out) {
-      throw new Error(`attentionBackward: ${name} must not be the same buffer as an input`);
-    }
-  }
-  const dqs = outF32(dqb, nq);
-  const dks = outF32(dkb, nk);
-  const dvs = outF32(dvb, nk);
-  const group = heads / kvHeads;
-  const bq = Math.min(QUERY_BLOCK, seqQ);
   const rk = rowKernels(ctx);
+  const bq = Math.min(QUERY_BLOCK, seqQ);
   rk.reserve(bq * seqK, seqK, bq);
-  const { s: P, ds: dS } = rk;
-  const gemm = ctx.sgemm;
-  // Heads are read and written in place (see attention); dk and dv of a kv head accumulate
-  // straight into their rows, zeroed first.
-  const ldq = heads * D;
-  const ldk = kvHeads * D;
+  const call: BackwardCall = {
+    ctx,
+    p,
+    rk,
+    g: loadF32(dOut as CpuBuffer, 0, nq),
+    qs: loadF32(q as CpuBuffer, 0, nq),
+    ks: loadF32(k as CpuBuffer, 0, nk),
+    vs: loadF32(v as CpuBuffer, 0, nk),
+    ls: (lse as CpuBuffer).data as Float32Array,
+    dqs: outF32(dq as CpuBuffer, nq),
+    dks: outF32(dk as CpuBuffer, nk),
+    dvs: outF32(dv as CpuBuffer, nk),
+  };
+  const mk = mask === null ? null : ((mask as CpuBuffer).data as Int32Array);
+  const group = heads / kvHeads;
   for (let b = 0; b < batch; b++) {
     const { lo, hi } = keySpan(mk, b, seqK);
     const biased = fillBias(mk, b, seqK, lo, hi, rk.bias);
     for (let kv = 0; kv < kvHeads; kv++) {
-      const k0 = ((b * seqK + lo) * kvHeads + kv) * D;
+      // dk and dv of a kv head accumulate straight into their rows, zeroed first.
       for (let j = 0; j < seqK; j++) {
         const ko = ((b * seqK + j) * kvHeads + kv) * D;
-        dks.fill(0, ko, ko + D);
-        dvs.fill(0, ko, ko + D);
+        call.dks.fill(0, ko, ko + D);
+        call.dvs.fill(0, ko, ko + D);
       }
       for (let h = kv * group; h < (kv + 1) * group; h++) {
-        const q0 = (b * seqQ * heads + h) * D;
-        const lseRow = (b * heads + h) * seqQ;
-        for (let i0 = 0; i0 < seqQ; i0 += bq) {
-          const rows = Math.min(bq, seqQ - i0);
-          const { end, seen0, step } = blockKeys(p, i0, rows, lo, hi);
-          const n = end - lo;
-          if (n <= 0) {
-            for (let r = 0; r < rows; r++) {
-              const qo = ((b * seqQ + i0 + r) * heads + h) * D;
-              dqs.fill(0, qo, qo + D);
-            }
-            continue;
-          }
-          gemm.sgemm({
-            m: rows,
-            n,
-            k: D,
-            a: qs,
-            aOffset: q0 + i0 * ldq,
-            lda: ldq,
-            transA: false,
-            b: ks,
-            bOffset: k0,
-            ldb: ldk,
-            transB: true,
-            c: P,
-            cOffset: 0,
-            alpha: scale,
-            accumulate: false,
-          });
-          gemm.sgemm({
-            m: rows,
-            n,
-            k: D,
-            a: g,
-            aOffset: q0 + i0 * ldq,
-            lda: ldq,
-            transA: false,
-            b: vs,
-            bOffset: k0,
-            ldb: ldk,
-            transB: true,
-            c: dS,
-            cOffset: 0,
-            alpha: 1,
-            accumulate: false,
-          });
-          for (let r = 0; r < rows; r++) rk.lse[r] = ls[lseRow + i0 + r];
-          rk.grad(rows, n, seen0, step, biased);
-          gemm.sgemm({
-            m: rows,
-            n: D,
-            k: n,
-            a: dS,
-            aOffset: 0,
-            transA: false,
-            b: ks,
-            bOffset: k0,
-            ldb: ldk,
-            transB: false,
-            c: dqs,
-            cOffset: q0 + i0 * ldq,
-            ldc: ldq,
-            alpha: scale,
-            accumulate: false,
-          });
-          gemm.sgemm({
-            m: n,
-            n: D,
-            k: rows,
-            a: dS,
-            aOffset: 0,
-            transA: true,
-            b: qs,
-            bOffset: q0 + i0 * ldq,
-            ldb: ldq,
-            transB: false,
-            c: dks,
-            cOffset: k0,
-            ldc: ldk,
-            alpha: scale,
-            accumulate: true,
-          });
-          gemm.sgemm({
-            m: n,
-            n: D,
-            k: rows,
-            a: P,
-            aOffset: 0,
-            transA: true,
-            b: g,
-            bOffset: q0 + i0 * ldq,
-            ldb: ldq,
-            transB: false,
-            c: dvs,
-            cOffset: k0,
-            ldc: ldk,
-            alpha: 1,
-            accumulate: true,
-          });
-        }
+        for (let i0 = 0; i0 < seqQ; i0 += bq) backwardBlock(call, b, kv, h, i0, Math.min(bq, seqQ - i0), lo, hi, biased);
       }
     }
   }
-  storeF32(dqb, dqs);
-  storeF32(dkb, dks);
-  storeF32(dvb, dvs);
+  storeF32(dq as CpuBuffer, call.dqs);
+  storeF32(dk as CpuBuffer, call.dks);
+  storeF32(dv as CpuBuffer, call.dvs);
 }
+
+/** What every query block of one attentionBackward call reads and writes (float32 copies of the buffers). */
+interface BackwardCall {
+  ctx: CpuContext;
+  p: AttentionParams;
+  rk: AttentionRows;
+  g: Float32Array;
+  qs: Float32Array;
+  ks: Float32Array;
+  vs: Float32Array;
+  ls: Float32Array;
+  dqs: Float32Array;
+  dks: Float32Array;
+  dvs: Float32Array;
+}
+
+/**
+ * The gradients of query rows [i0, i0 + rows) of head h (kv head kv) of batch b: dq of those rows,
+ * added into dk and dv of the block's keys [lo, end). Heads are read and written in place (see
+ * attention).
+ */
+function backwardBlock(
+  call: BackwardCall,
+  b: number,
+  kv: number,
+  h: number,
+  i0: number,
+  rows: number,
+  lo: number,
+  hi: number,
+  biased: boolean,
+): void {
+  const { p, rk, g, qs, ks, vs, dqs, dks, dvs } = call;
+  const { seqQ, seqK, heads, kvHeads, headDim: D, scale } = p;
+  const gemm = call.ctx.sgemm;
+  const { s: P, ds: dS } = rk;
+  const ldq = heads * D;
+  const ldk = kvHeads * D;
+  const q0 = (b * seqQ * heads + h) * D + i0 * ldq;
+  const k0 = ((b * seqK + lo) * kvHeads + kv) * D;
+  const { end, seen0, step } = blockKeys(p, i0, rows, lo, hi);
+  const n = end - lo;
+  if (n <= 0) {
+    for (let r = 0; r < rows; r++) {
+      const qo = ((b * seqQ + i0 + r) * heads + h) * D;
+      dqs.fill(0, qo, qo + D);
+    }
+    return;
+  }
+  gemm.sgemm({
+    m: rows,
+    n,
+    k: D,
+    a: qs,
+    aOffset: q0,
+    lda: ldq,
+    transA: false,
+    b: ks,
+    bOffset: k0,
+    ldb: ldk,
+    transB: true,
+    c: P,
+    cOffset: 0,
+    alpha: scale,
+    accumulate: false,
+  });
+  gemm.sgemm({
+    m: rows,
+    n,
+    k: D,
+    a: g,
+    aOffset: q0,
+    lda: ldq,
+    transA: false,
+    b: vs,
+    bOffset: k0,
+    ldb: ldk,
+    transB: true,
+    c: dS,
+    cOffset: 0,
+    alpha: 1,
+    accumulate: false,
+  });
+  const lseRow = (b * heads + h) * seqQ + i0;
+  for (let r = 0; r < rows; r++) rk.lse[r] = call.ls[lseRow + r];
+  rk.grad(rows, n, seen0, step, biased);
+  gemm.sgemm({
+    m: rows,
+    n: D,
+    k: n,
+    a: dS,
+    aOffset: 0,
+    transA: false,
+    b: ks,
+    bOffset: k0,
+    ldb: ldk,
+    transB: false,
+    c: dqs,
+    cOffset: q0,
+    ldc: ldq,
+    alpha: scale,
+    accumulate: false,
+  });
+  gemm.sgemm({
+    m: n,
+    n: D,
+    k: rows,
+    a: dS,
+    aOffset: 0,
+    transA: true,
+    b: qs,
+    bOffset: q0,
+    ldb: ldq,
+    transB: false,
+    c: dks,
+    cOffset: k0,
+    ldc: ldk,
+    alpha: scale,
+    accumulate: true,
+  });
+  gemm.sgemm({
+    m: n,
+    n: D,
+    k: rows,
+    a: P,
+    aOffset: 0,
+    transA: true,
+    b: g,
+    bOffset: q0,
+    ldb: ldq,
+    transB: false,
+    c: dvs,
+    cOffset: k0,
+    ldc: ldk,
+    alpha: 1,
+    accumulate: true,
+  });
+}
+
+/** The attention kernels; their arguments are checked in core (kernelChecks). */
+export const attentionKernels = { attention, attentionBackward } satisfies KernelFamily<CpuContext>;

@@ -10,20 +10,17 @@
  * Row starts of a view plan are doubles (Float64Array); element indices are below 2^32 (the
  * longest typed array), so `>>> 0` turns them into integers, which V8 indexes much faster.
  */
-import type { DeviceBuffer, View } from '@peft/core';
-import { arg, type CpuBuffer, type CpuContext } from '../buffer.js';
+import type { DeviceBuffer, KernelFamily, View } from '@peft/core';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, decodeInto, decodeTable, readF32, roundInto, toBf16, toF16 } from '../storage.js';
 import { planViews, type ViewPlan } from '../view.js';
 import { addIntoWasm, elementwiseWasm, MIN_ROW } from './elementwise-wasm.js';
 
 type Raw = Float32Array | Uint16Array | Int32Array;
 
-export function fill(ctx: CpuContext, out: DeviceBuffer, value: number): void {
-  const o = arg(ctx, 'fill', 'out', out, 0, 'any');
+function fill(_ctx: CpuContext, out: DeviceBuffer, value: number): void {
+  const o = out as CpuBuffer;
   if (o.dtype === 'int32') {
-    if (!Number.isInteger(value) || value < -2147483648 || value > 2147483647) {
-      throw new Error(`fill: value ${value} cannot be stored in an int32 buffer: use an integer in [-2^31, 2^31)`);
-    }
     (o.data as Int32Array).fill(value);
   } else if (o.dtype === 'float32') {
     (o.data as Float32Array).fill(value);
@@ -33,11 +30,10 @@ export function fill(ctx: CpuContext, out: DeviceBuffer, value: number): void {
 }
 
 /** out[i] = x[view(i)] (raw bits for equal dtypes; through float32 otherwise). */
-export function copy(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, view: View): void {
-  const src = arg(ctx, 'copy', 'x', x, 0, 'any');
-  const plan = planViews('copy', view.shape, [view], ['x'], [src.size]);
-  const dst = arg(ctx, 'copy', 'out', out, plan.count, 'any');
-  if (dst === src) throw new Error('copy: out and x are the same buffer: copy into a separate buffer');
+function copy(_ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, view: View): void {
+  const src = x as CpuBuffer;
+  const plan = planViews(view.shape, [view]);
+  const dst = out as CpuBuffer;
   if (plan.count === 0) return;
   if (dst.dtype === src.dtype) {
     gatherRaw(src.data, plan, dst.data);
@@ -53,11 +49,10 @@ export function copy(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, view: 
 }
 
 /** dst[view(i)] += src[i], in float32, rounding to dst's dtype. The view must not map two elements to one place. */
-export function addInto(ctx: CpuContext, dst: DeviceBuffer, src: DeviceBuffer, view: View): void {
-  const d = arg(ctx, 'addInto', 'dst', dst, 0, 'float');
-  const plan = planViews('addInto', view.shape, [view], ['dst'], [d.size]);
-  const s = arg(ctx, 'addInto', 'src', src, plan.count, 'float');
-  if (d === s) throw new Error('addInto: dst and src are the same buffer');
+function addInto(_ctx: CpuContext, dst: DeviceBuffer, src: DeviceBuffer, view: View): void {
+  const d = dst as CpuBuffer;
+  const plan = planViews(view.shape, [view]);
+  const s = src as CpuBuffer;
   const { rows, rowLen } = plan;
   const starts = plan.rowStart[0];
   const st = plan.step[0];
@@ -100,6 +95,9 @@ export function addInto(ctx: CpuContext, dst: DeviceBuffer, src: DeviceBuffer, v
     }
   }
 }
+
+/** The data movement kernels; their arguments are checked in core (kernelChecks), int32 conversions here. */
+export const copyKernels = { fill, copy, addInto } satisfies KernelFamily<CpuContext>;
 
 /** Rows at most this long are copied by a loop rather than `TypedArray.set` (which allocates a view per row). */
 const SHORT_ROW = 48;

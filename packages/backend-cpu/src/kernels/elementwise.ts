@@ -9,8 +9,8 @@
  * and f32x4.max / min propagate NaN and order −0 < +0 like Math.max / Math.min. The loops here
  * are their meaning, and run without it and for views it does not cover.
  */
-import type { BinaryOp, DeviceBuffer, UnaryOp, View } from '@peft/core';
-import { arg, type CpuBuffer, type CpuContext, finite, same } from '../buffer.js';
+import { type BinaryOp, type DeviceBuffer, type KernelFamily, type UnaryOp, unaryBackwardReadsY, type View } from '@peft/core';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, chunkOf, flushF32, readF32, scratch, storeF32, writeF32 } from '../storage.js';
 import { planViews, type ViewPlan } from '../view.js';
 import { binaryWasm, elementwiseWasm, runChunks, runParallel } from './elementwise-wasm.js';
@@ -74,13 +74,10 @@ function unaryLoop(op: UnaryOp, len: number, ys: Float32Array, yi: number, xs: F
   }
 }
 
-const UNARY_OPS: ReadonlySet<string> = new Set(['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'square', 'abs', 'silu', 'sigmoid', 'tanh', 'relu']);
-
-export function unary(ctx: CpuContext, op: UnaryOp, out: DeviceBuffer, x: DeviceBuffer): void {
-  if (!UNARY_OPS.has(op)) throw new Error(`unary: unknown op ${JSON.stringify(op)}`);
-  const o = arg(ctx, `unary(${op})`, 'out', out, 0, 'float');
+function unary(_ctx: CpuContext, op: UnaryOp, out: DeviceBuffer, x: DeviceBuffer): void {
+  const o = out as CpuBuffer;
   const n = o.size;
-  const xb = same(ctx, `unary(${op})`, 'x', x, n, 'float');
+  const xb = x as CpuBuffer;
   const step = chunkOf(n, o, xb);
   for (let s = 0; s < n; s += step) {
     const len = Math.min(step, n - s);
@@ -161,14 +158,11 @@ function unaryBackwardLoop(
  * dx = dy · f'(x). exp, sqrt, rsqrt, sigmoid and tanh read the forward output y; the others read
  * x. Conventions: abs'(0) = 0, relu'(0) = 0.
  */
-export function unaryBackward(ctx: CpuContext, op: UnaryOp, dx: DeviceBuffer, dy: DeviceBuffer, x: DeviceBuffer, y: DeviceBuffer): void {
-  if (!UNARY_OPS.has(op)) throw new Error(`unaryBackward: unknown op ${JSON.stringify(op)}`);
-  const kernel = `unaryBackward(${op})`;
-  const o = arg(ctx, kernel, 'dx', dx, 0, 'float');
+function unaryBackward(_ctx: CpuContext, op: UnaryOp, dx: DeviceBuffer, dy: DeviceBuffer, x: DeviceBuffer, y: DeviceBuffer): void {
+  const o = dx as CpuBuffer;
   const n = o.size;
-  const gb = same(ctx, kernel, 'dy', dy, n, 'float');
-  const usesY = op === 'exp' || op === 'sqrt' || op === 'rsqrt' || op === 'sigmoid' || op === 'tanh';
-  const vb = usesY ? same(ctx, kernel, 'y', y, n, 'float') : same(ctx, kernel, 'x', x, n, 'float');
+  const gb = dy as CpuBuffer;
+  const vb = (unaryBackwardReadsY(op) ? y : x) as CpuBuffer;
   const step = chunkOf(n, o, gb, vb);
   for (let s = 0; s < n; s += step) {
     const len = Math.min(step, n - s);
@@ -181,12 +175,10 @@ export function unaryBackward(ctx: CpuContext, op: UnaryOp, dx: DeviceBuffer, dy
 }
 
 /** out[i] = x[i]·alpha + beta. */
-export function affine(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, alpha: number, beta: number): void {
-  finite('affine', 'alpha', alpha);
-  finite('affine', 'beta', beta);
-  const o = arg(ctx, 'affine', 'out', out, 0, 'float');
+function affine(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, alpha: number, beta: number): void {
+  const o = out as CpuBuffer;
   const n = o.size;
-  const xb = same(ctx, 'affine', 'x', x, n, 'float');
+  const xb = x as CpuBuffer;
   const w = elementwiseWasm();
   if (w !== null) {
     const p = w.ptr;
@@ -276,12 +268,11 @@ function viewRange(buf: CpuBuffer, plan: ViewPlan, v: number, slot: number): { v
 }
 
 /** out (contiguous, the views' shape) = a[aView(i)] op b[bView(i)]. max/min propagate NaN like torch.maximum. */
-export function binary(ctx: CpuContext, op: BinaryOp, out: DeviceBuffer, a: DeviceBuffer, aView: View, b: DeviceBuffer, bView: View): void {
-  const kernel = `binary(${op})`;
-  const ab = arg(ctx, kernel, 'a', a, 0, 'float');
-  const bb = arg(ctx, kernel, 'b', b, 0, 'float');
-  const plan = planViews(kernel, aView.shape, [aView, bView], ['a', 'b'], [ab.size, bb.size]);
-  const o = arg(ctx, kernel, 'out', out, plan.count, 'float');
+function binary(ctx: CpuContext, op: BinaryOp, out: DeviceBuffer, a: DeviceBuffer, aView: View, b: DeviceBuffer, bView: View): void {
+  const ab = a as CpuBuffer;
+  const bb = b as CpuBuffer;
+  const plan = planViews(aView.shape, [aView, bView]);
+  const o = out as CpuBuffer;
   if (plan.count === 0) return;
   const w = elementwiseWasm();
   if (w !== null && binaryWasm(w, op, o, ab, bb, plan, ctx.pool)) return;
@@ -332,3 +323,6 @@ export function binary(ctx: CpuContext, op: BinaryOp, out: DeviceBuffer, a: Devi
     flushF32(o, k, rowLen, ys);
   }
 }
+
+/** The elementwise kernels; their arguments are checked in core (kernelChecks). */
+export const elementwiseKernels = { unary, unaryBackward, affine, binary } satisfies KernelFamily<CpuContext>;

@@ -1,14 +1,13 @@
 /** Embedding lookup and its scatter-add backward. An id outside [0, rows) is an error. */
-import type { DeviceBuffer } from '@peft/core';
-import { arg, type CpuBuffer, type CpuContext, counts } from '../buffer.js';
+import type { DeviceBuffer, KernelFamily } from '@peft/core';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, flushF32, readF32, scratch, writeF32 } from '../storage.js';
 
 /** out [n, dim] = weight[ids[i]]; same dtypes copy raw bits, otherwise values round to out's dtype. */
-export function embedding(ctx: CpuContext, out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, n: number, dim: number): void {
-  counts('embedding', { n, dim });
-  const o = arg(ctx, 'embedding', 'out', out, n * dim, 'float');
-  const w = arg(ctx, 'embedding', 'weight', weight, dim, 'float');
-  const idx = checkIds('embedding', arg(ctx, 'embedding', 'ids', ids, n, 'int32'), n, rowsOf('embedding', w, dim));
+function embedding(_ctx: CpuContext, out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, n: number, dim: number): void {
+  const o = out as CpuBuffer;
+  const w = weight as CpuBuffer;
+  const idx = checkIds('embedding', ids as CpuBuffer, n, rowsOf(w, dim));
   if (o.dtype === w.dtype) {
     const src = w.data;
     const dst = o.data;
@@ -29,19 +28,11 @@ export function embedding(ctx: CpuContext, out: DeviceBuffer, weight: DeviceBuff
 }
 
 /** dWeight [rows, dim] = 0, then dWeight[ids[i]] += dOut[i] (accumulated in float32). */
-export function embeddingBackward(
-  ctx: CpuContext,
-  dWeight: DeviceBuffer,
-  dOut: DeviceBuffer,
-  ids: DeviceBuffer,
-  n: number,
-  dim: number,
-): void {
-  counts('embeddingBackward', { n, dim });
-  const dw = arg(ctx, 'embeddingBackward', 'dWeight', dWeight, dim, 'float');
-  const rows = rowsOf('embeddingBackward', dw, dim);
-  const gb = arg(ctx, 'embeddingBackward', 'dOut', dOut, n * dim, 'float');
-  const idx = checkIds('embeddingBackward', arg(ctx, 'embeddingBackward', 'ids', ids, n, 'int32'), n, rows);
+function embeddingBackward(_ctx: CpuContext, dWeight: DeviceBuffer, dOut: DeviceBuffer, ids: DeviceBuffer, n: number, dim: number): void {
+  const dw = dWeight as CpuBuffer;
+  const rows = rowsOf(dw, dim);
+  const gb = dOut as CpuBuffer;
+  const idx = checkIds('embeddingBackward', ids as CpuBuffer, n, rows);
   if (dw.dtype === 'float32') {
     const acc = dw.data as Float32Array;
     acc.fill(0, 0, rows * dim);
@@ -75,12 +66,12 @@ export function embeddingBackward(
   for (let k = 0; k < touched.length; k++) flushF32(dw, touched[k] * dim, dim, acc, k * dim);
 }
 
-function rowsOf(kernel: string, w: CpuBuffer, dim: number): number {
-  if (dim === 0) return 0;
-  if (w.size % dim !== 0) throw new Error(`${kernel}: the weight buffer has ${w.size} elements, not a multiple of dim ${dim}`);
-  return w.size / dim;
+/** Rows of the table (core checked that its size is a multiple of dim). */
+function rowsOf(w: CpuBuffer, dim: number): number {
+  return dim === 0 ? 0 : w.size / dim;
 }
 
+/** The ids are read here, so their range is checked here (core checks the arguments themselves). */
 function checkIds(kernel: string, ids: CpuBuffer, n: number, rows: number): Int32Array {
   const idx = ids.data as Int32Array;
   for (let i = 0; i < n; i++) {
@@ -89,3 +80,6 @@ function checkIds(kernel: string, ids: CpuBuffer, n: number, rows: number): Int3
   }
   return idx;
 }
+
+/** The embedding kernels; their arguments are checked in core (kernelChecks), the ids' range here. */
+export const embeddingKernels = { embedding, embeddingBackward } satisfies KernelFamily<CpuContext>;

@@ -4,11 +4,12 @@
  * softmax: the running sum is rescaled whenever the running max grows); a target that is
  * neither ignoreIndex nor in [0, classes) is an error.
  */
-import type { CrossEntropyParams, DeviceBuffer } from '@peft/core';
-import { arg, type CpuContext, counts } from '../buffer.js';
+import type { CrossEntropyParams, DeviceBuffer, KernelFamily } from '@peft/core';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, flushF32, readF32, writeF32 } from '../storage.js';
 import { fastExp } from './math.js';
 
+/** Targets are read here, so their range is checked here (core checks the arguments themselves). */
 function checkTargets(K: string, targets: Int32Array, p: CrossEntropyParams): void {
   for (let r = 0; r < p.rows; r++) {
     const t = targets[r];
@@ -19,23 +20,20 @@ function checkTargets(K: string, targets: Int32Array, p: CrossEntropyParams): vo
 }
 
 /** loss[r] = lse[r] − logits[r, target[r]], or 0 when target[r] = ignoreIndex. */
-export function crossEntropy(
-  ctx: CpuContext,
+function crossEntropy(
+  _ctx: CpuContext,
   loss: DeviceBuffer,
   lse: DeviceBuffer,
   logits: DeviceBuffer,
   targets: DeviceBuffer,
   p: CrossEntropyParams,
 ): void {
-  const K = 'crossEntropy';
   const { rows, classes } = p;
-  counts(K, { rows, classes });
-  if (!Number.isSafeInteger(p.ignoreIndex)) throw new Error(`${K}: ignoreIndex must be an integer, got ${p.ignoreIndex}`);
-  const lossOut = arg(ctx, K, 'loss', loss, rows, 'float32').data as Float32Array;
-  const lseOut = arg(ctx, K, 'lse', lse, rows, 'float32').data as Float32Array;
-  const xb = arg(ctx, K, 'logits', logits, rows * classes, 'float');
-  const ts = arg(ctx, K, 'targets', targets, rows, 'int32').data as Int32Array;
-  checkTargets(K, ts, p);
+  const lossOut = (loss as CpuBuffer).data as Float32Array;
+  const lseOut = (lse as CpuBuffer).data as Float32Array;
+  const xb = logits as CpuBuffer;
+  const ts = (targets as CpuBuffer).data as Int32Array;
+  checkTargets('crossEntropy', ts, p);
   for (let r = 0; r < rows; r++) {
     const base = r * classes;
     const xs = readF32(xb, base, classes, 0);
@@ -60,8 +58,8 @@ export function crossEntropy(
 }
 
 /** dLogits[r] = (softmax(logits[r]) − onehot(target[r])) · dLoss[r], softmax = exp(logits − lse); 0 for ignored rows. */
-export function crossEntropyBackward(
-  ctx: CpuContext,
+function crossEntropyBackward(
+  _ctx: CpuContext,
   dLogits: DeviceBuffer,
   dLoss: DeviceBuffer,
   logits: DeviceBuffer,
@@ -69,15 +67,13 @@ export function crossEntropyBackward(
   lse: DeviceBuffer,
   p: CrossEntropyParams,
 ): void {
-  const K = 'crossEntropyBackward';
   const { rows, classes } = p;
-  counts(K, { rows, classes });
-  const o = arg(ctx, K, 'dLogits', dLogits, rows * classes, 'float');
-  const gb = arg(ctx, K, 'dLoss', dLoss, rows, 'float');
-  const xb = arg(ctx, K, 'logits', logits, rows * classes, 'float');
-  const ts = arg(ctx, K, 'targets', targets, rows, 'int32').data as Int32Array;
-  const ls = arg(ctx, K, 'lse', lse, rows, 'float32').data as Float32Array;
-  checkTargets(K, ts, p);
+  const o = dLogits as CpuBuffer;
+  const gb = dLoss as CpuBuffer;
+  const xb = logits as CpuBuffer;
+  const ts = (targets as CpuBuffer).data as Int32Array;
+  const ls = (lse as CpuBuffer).data as Float32Array;
+  checkTargets('crossEntropyBackward', ts, p);
   const g = readF32(gb, 0, rows, 1);
   const g0 = at(gb, 0);
   // In place over logits is safe: each element is read once, then written.
@@ -99,3 +95,6 @@ export function crossEntropyBackward(
     flushF32(o, base, classes, ds);
   }
 }
+
+/** The loss kernels; their arguments are checked in core (kernelChecks), the targets' range here. */
+export const lossKernels = { crossEntropy, crossEntropyBackward } satisfies KernelFamily<CpuContext>;

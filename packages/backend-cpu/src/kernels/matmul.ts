@@ -10,8 +10,8 @@
  * panel is one sgemm call (leading dimensions address the panel's part of the other operand and
  * of C), so no full float32 copy of it ever exists. Accumulation stays float32 throughout.
  */
-import type { DeviceBuffer, MatmulParams } from '@peft/core';
-import { arg, type CpuBuffer, type CpuContext, counts, finite } from '../buffer.js';
+import { type DeviceBuffer, type KernelFamily, type MatmulParams, matmulSpan as span } from '@peft/core';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import type { SgemmArgs } from '../gemm/index.js';
 import { decodeTable, loadF32, storeF32 } from '../storage.js';
 
@@ -23,24 +23,21 @@ export const matmulBlocking = {
   panelElements: 1 << 20,
 };
 
-export function matmul(ctx: CpuContext, out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, p: MatmulParams): void {
+/** Its arguments are checked in core (kernelChecks). */
+function matmul(ctx: CpuContext, out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, p: MatmulParams): void {
   const { batch, m, n, k, strideA, strideB, strideOut, alpha, accumulate, transA, transB } = p;
-  counts('matmul', { batch, m, n, k, strideA, strideB, strideOut });
-  finite('matmul', 'alpha', alpha);
-  const span = (stride: number, size: number) => (batch === 0 || size === 0 ? 0 : (batch - 1) * stride + size);
-  const ab = arg(ctx, 'matmul', 'a', a, span(strideA, m * k), 'float');
-  const bb = arg(ctx, 'matmul', 'b', b, span(strideB, k * n), 'float');
-  const ob = arg(ctx, 'matmul', 'out', out, span(strideOut, m * n), 'float');
-  if (ob === ab || ob === bb) throw new Error('matmul: out must not be the same buffer as a or b');
+  const ab = a as CpuBuffer;
+  const bb = b as CpuBuffer;
+  const ob = out as CpuBuffer;
   if (batch === 0 || m === 0 || n === 0) return;
 
-  const outLen = span(strideOut, m * n);
+  const outLen = span(batch, strideOut, m * n);
   const c = ob.dtype === 'float32' ? (ob.data as Float32Array) : accumulate ? loadF32(ob, 0, outLen) : new Float32Array(outLen);
   if (k === 0) {
     if (!accumulate) for (let i = 0; i < batch; i++) c.fill(0, i * strideOut, i * strideOut + m * n);
   } else {
-    const av = wholeData(ab, span(strideA, m * k));
-    const bv = wholeData(bb, span(strideB, k * n));
+    const av = wholeData(ab, span(batch, strideA, m * k));
+    const bv = wholeData(bb, span(batch, strideB, k * n));
     for (let i = 0; i < batch; i++) {
       const args: SgemmArgs = {
         m,
@@ -65,6 +62,8 @@ export function matmul(ctx: CpuContext, out: DeviceBuffer, a: DeviceBuffer, b: D
 }
 
 const EMPTY = new Float32Array(0);
+
+export const matmulKernels = { matmul } satisfies KernelFamily<CpuContext>;
 
 /**
  * The float32 values of an operand when it can be had whole: the buffer's own array (float32),

@@ -5,30 +5,21 @@
  * backward differentiates exactly the function the forward computed. Each row takes two passes:
  * statistics (sums in double precision), then the output.
  */
-import type { DeviceBuffer, NormParams } from '@peft/core';
-import { arg, type CpuBuffer, type CpuContext, counts, finite } from '../buffer.js';
+import type { DeviceBuffer, KernelFamily, NormParams } from '@peft/core';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, flushF32, readF32, scratch, writeF32 } from '../storage.js';
 
-function checkParams(kernel: string, p: NormParams): void {
-  counts(kernel, { rows: p.rows, dim: p.dim });
-  finite(kernel, 'eps', p.eps);
-  if (p.eps < 0) throw new Error(`${kernel}: eps must be non-negative, got ${p.eps}`);
-}
-
 /** The weight as float32 (element j at index j), or ones when there is none (g·1 = g exactly). */
-function weightOrOnes(weight: CpuBuffer | null, dim: number, slot: number): Float32Array {
-  if (weight !== null) {
-    const w = readF32(weight, 0, dim, slot);
-    return w;
-  }
+function weightOrOnes(weight: DeviceBuffer | null, dim: number, slot: number): Float32Array {
+  if (weight !== null) return readF32(weight as CpuBuffer, 0, dim, slot);
   const ones = scratch(slot, dim);
   ones.fill(1, 0, dim);
   return ones;
 }
 
 /** y = (x − mean) · rstd · weight + bias, rstd = 1/√(var + eps). */
-export function layerNorm(
-  ctx: CpuContext,
+function layerNorm(
+  _ctx: CpuContext,
   out: DeviceBuffer,
   mean: DeviceBuffer,
   rstd: DeviceBuffer,
@@ -37,15 +28,13 @@ export function layerNorm(
   bias: DeviceBuffer | null,
   p: NormParams,
 ): void {
-  const K = 'layerNorm';
-  checkParams(K, p);
   const { rows, dim, eps } = p;
-  const o = arg(ctx, K, 'out', out, rows * dim, 'float');
-  const meanOut = arg(ctx, K, 'mean', mean, rows, 'float32').data as Float32Array;
-  const rstdOut = arg(ctx, K, 'rstd', rstd, rows, 'float32').data as Float32Array;
-  const xb = arg(ctx, K, 'x', x, rows * dim, 'float');
-  const w = weightOrOnes(weight === null ? null : arg(ctx, K, 'weight', weight, dim, 'float'), dim, 1);
-  const b = bias === null ? null : readF32(arg(ctx, K, 'bias', bias, dim, 'float'), 0, dim, 2);
+  const o = out as CpuBuffer;
+  const meanOut = (mean as CpuBuffer).data as Float32Array;
+  const rstdOut = (rstd as CpuBuffer).data as Float32Array;
+  const xb = x as CpuBuffer;
+  const w = weightOrOnes(weight, dim, 1);
+  const b = bias === null ? null : readF32(bias as CpuBuffer, 0, dim, 2);
   for (let r = 0; r < rows; r++) {
     const base = r * dim;
     const xs = readF32(xb, base, dim, 0);
@@ -76,8 +65,8 @@ export function layerNorm(
  * With x̂ = (x − mean)·rstd and g = dy·weight: dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)),
  * dWeight = Σ_rows dy·x̂, dBias = Σ_rows dy.
  */
-export function layerNormBackward(
-  ctx: CpuContext,
+function layerNormBackward(
+  _ctx: CpuContext,
   dx: DeviceBuffer,
   dWeight: DeviceBuffer | null,
   dBias: DeviceBuffer | null,
@@ -88,17 +77,15 @@ export function layerNormBackward(
   rstd: DeviceBuffer,
   p: NormParams,
 ): void {
-  const K = 'layerNormBackward';
-  checkParams(K, p);
   const { rows, dim } = p;
-  const o = arg(ctx, K, 'dx', dx, rows * dim, 'float');
-  const dwOut = dWeight === null ? null : arg(ctx, K, 'dWeight', dWeight, dim, 'float32');
-  const dbOut = dBias === null ? null : arg(ctx, K, 'dBias', dBias, dim, 'float32');
-  const gb = arg(ctx, K, 'dy', dy, rows * dim, 'float');
-  const xb = arg(ctx, K, 'x', x, rows * dim, 'float');
-  const w = weightOrOnes(weight === null ? null : arg(ctx, K, 'weight', weight, dim, 'float'), dim, 2);
-  const mu = arg(ctx, K, 'mean', mean, rows, 'float32').data as Float32Array;
-  const rs = arg(ctx, K, 'rstd', rstd, rows, 'float32').data as Float32Array;
+  const o = dx as CpuBuffer;
+  const dwOut = dWeight as CpuBuffer | null;
+  const dbOut = dBias as CpuBuffer | null;
+  const gb = dy as CpuBuffer;
+  const xb = x as CpuBuffer;
+  const w = weightOrOnes(weight, dim, 2);
+  const mu = (mean as CpuBuffer).data as Float32Array;
+  const rs = (rstd as CpuBuffer).data as Float32Array;
   const params = dwOut !== null || dbOut !== null;
   const dw = new Float64Array(params ? dim : 0);
   const db = new Float64Array(params ? dim : 0);
@@ -144,21 +131,19 @@ export function layerNormBackward(
 }
 
 /** y = x · rstd · weight, rstd = 1/√(mean(x²) + eps). */
-export function rmsNorm(
-  ctx: CpuContext,
+function rmsNorm(
+  _ctx: CpuContext,
   out: DeviceBuffer,
   rstd: DeviceBuffer,
   x: DeviceBuffer,
   weight: DeviceBuffer | null,
   p: NormParams,
 ): void {
-  const K = 'rmsNorm';
-  checkParams(K, p);
   const { rows, dim, eps } = p;
-  const o = arg(ctx, K, 'out', out, rows * dim, 'float');
-  const rstdOut = arg(ctx, K, 'rstd', rstd, rows, 'float32').data as Float32Array;
-  const xb = arg(ctx, K, 'x', x, rows * dim, 'float');
-  const w = weightOrOnes(weight === null ? null : arg(ctx, K, 'weight', weight, dim, 'float'), dim, 1);
+  const o = out as CpuBuffer;
+  const rstdOut = (rstd as CpuBuffer).data as Float32Array;
+  const xb = x as CpuBuffer;
+  const w = weightOrOnes(weight, dim, 1);
   for (let r = 0; r < rows; r++) {
     const base = r * dim;
     const xs = readF32(xb, base, dim, 0);
@@ -178,8 +163,8 @@ export function rmsNorm(
 }
 
 /** With x̂ = x·rstd and g = dy·weight: dx = rstd · (g − x̂ · mean(g·x̂)), dWeight = Σ_rows dy·x̂. */
-export function rmsNormBackward(
-  ctx: CpuContext,
+function rmsNormBackward(
+  _ctx: CpuContext,
   dx: DeviceBuffer,
   dWeight: DeviceBuffer | null,
   dy: DeviceBuffer,
@@ -188,15 +173,13 @@ export function rmsNormBackward(
   rstd: DeviceBuffer,
   p: NormParams,
 ): void {
-  const K = 'rmsNormBackward';
-  checkParams(K, p);
   const { rows, dim } = p;
-  const o = arg(ctx, K, 'dx', dx, rows * dim, 'float');
-  const dwOut = dWeight === null ? null : arg(ctx, K, 'dWeight', dWeight, dim, 'float32');
-  const gb = arg(ctx, K, 'dy', dy, rows * dim, 'float');
-  const xb = arg(ctx, K, 'x', x, rows * dim, 'float');
-  const w = weightOrOnes(weight === null ? null : arg(ctx, K, 'weight', weight, dim, 'float'), dim, 2);
-  const rs = arg(ctx, K, 'rstd', rstd, rows, 'float32').data as Float32Array;
+  const o = dx as CpuBuffer;
+  const dwOut = dWeight as CpuBuffer | null;
+  const gb = dy as CpuBuffer;
+  const xb = x as CpuBuffer;
+  const w = weightOrOnes(weight, dim, 2);
+  const rs = (rstd as CpuBuffer).data as Float32Array;
   const dw = new Float64Array(dwOut === null ? 0 : dim);
   for (let r = 0; r < rows; r++) {
     const base = r * dim;
@@ -224,3 +207,6 @@ export function rmsNormBackward(
   }
   if (dwOut !== null) (dwOut.data as Float32Array).set(dw);
 }
+
+/** The norm kernels; their arguments are checked in core (kernelChecks). */
+export const normKernels = { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } satisfies KernelFamily<CpuContext>;

@@ -7,8 +7,16 @@
  * its table-driven fast path cannot vouch for are recomputed here with Math.log/cos/sin, as the
  * reference does. Without WebAssembly SIMD the reference functions of core run instead.
  */
-import { type DeviceBuffer, type DropoutParams, philoxNormal, philoxUniform, type RandomParams, splitKey } from '@peft/core';
-import { arg, type CpuBuffer, type CpuContext, finite, same } from '../buffer.js';
+import {
+  type DeviceBuffer,
+  type DropoutParams,
+  type KernelFamily,
+  philoxNormal,
+  philoxUniform,
+  type RandomParams,
+  splitKey,
+} from '@peft/core';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { loadF32, outF32, storeF32 } from '../storage.js';
 import { RANDOM_WASM_BASE64 } from './random.wasm.js';
 
@@ -120,10 +128,6 @@ function fillTables(t: Float64Array): void {
   }
 }
 
-function checkOffset(offset: number): void {
-  if (!Number.isSafeInteger(offset) || offset < 0) throw new Error(`random offset must be a non-negative safe integer, got ${offset}`);
-}
-
 /** Writes the Philox words of elements [start, start + m) of stream (key, offset) into the module's word chunk. */
 function chunkWords(w: RandomWasm, k0: number, k1: number, offset: number, start: number, m: number): void {
   const c = offset + start / 4;
@@ -146,14 +150,9 @@ function fastNormalRange(mean: number, std: number): boolean {
   return s >= 2 ** -100 && s <= 2 ** 100 && Math.abs(mean) <= 2 ** 100;
 }
 
-export function random(ctx: CpuContext, out: DeviceBuffer, p: RandomParams): void {
-  const o = arg(ctx, 'random', 'out', out, 0, 'float');
-  finite('random', 'low', p.low);
-  finite('random', 'high', p.high);
-  if (p.distribution !== 'uniform' && p.distribution !== 'normal')
-    throw new Error(`random: distribution ${JSON.stringify(p.distribution)} is not supported: use uniform or normal`);
+function random(_ctx: CpuContext, out: DeviceBuffer, p: RandomParams): void {
+  const o = out as CpuBuffer;
   const [k0, k1] = splitKey(p.seed);
-  checkOffset(p.offset);
   const w = randomWasm();
   if (w === null) {
     storeF32(
@@ -196,23 +195,21 @@ function storeChunk(w: RandomWasm, o: CpuBuffer, start: number, m: number): void
  * out = x · mask / (1 − p) with mask[i] = (u[i] ≥ p), u = philoxUniform(seed, offset, n). p is
  * compared in float32 (as a GPU kernel would). p = 0 keeps everything; p = 1 gives zeros.
  */
-export function dropout(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
-  applyMask(ctx, 'dropout', ['out', 'x'], out, x, p);
+function dropout(_ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
+  applyMask(out as CpuBuffer, x as CpuBuffer, p);
 }
 
 /** dx = dy · mask / (1 − p), the mask regenerated from (seed, offset). */
-export function dropoutBackward(ctx: CpuContext, dx: DeviceBuffer, dy: DeviceBuffer, p: DropoutParams): void {
-  applyMask(ctx, 'dropoutBackward', ['dx', 'dy'], dx, dy, p);
+function dropoutBackward(_ctx: CpuContext, dx: DeviceBuffer, dy: DeviceBuffer, p: DropoutParams): void {
+  applyMask(dx as CpuBuffer, dy as CpuBuffer, p);
 }
 
-function applyMask(ctx: CpuContext, K: string, names: [string, string], out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
-  finite(K, 'p', p.p);
-  if (p.p < 0 || p.p > 1) throw new Error(`${K}: p must be in [0, 1], got ${p.p}`);
-  const o = arg(ctx, K, names[0], out, 0, 'float');
+/** The randomness kernels; their arguments are checked in core (kernelChecks). */
+export const randomKernels = { random, dropout, dropoutBackward } satisfies KernelFamily<CpuContext>;
+
+function applyMask(o: CpuBuffer, xb: CpuBuffer, p: DropoutParams): void {
   const n = o.size;
-  const xb = same(ctx, K, names[1], x, n, 'float');
   const [k0, k1] = splitKey(p.seed);
-  checkOffset(p.offset);
   const scale = p.p < 1 ? 1 / (1 - p.p) : 0;
   const w = randomWasm();
   if (w === null) {

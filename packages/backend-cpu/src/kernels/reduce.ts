@@ -1,26 +1,15 @@
 /** Reductions over the middle axis of [outer, reduce, inner], and row argmax. */
-import type { DeviceBuffer, ReduceOp } from '@peft/core';
-import { arg, type CpuContext, counts } from '../buffer.js';
+import type { DeviceBuffer, KernelFamily, ReduceOp } from '@peft/core';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, flushF32, readF32, scratch, writeF32 } from '../storage.js';
 
 /**
  * out[o, i] = sum or max over r of x[o, r, i]. Sums accumulate in double precision; max
  * propagates NaN (like torch.amax). An empty reduction gives 0 (sum) or −Infinity (max).
  */
-export function reduce(
-  ctx: CpuContext,
-  op: ReduceOp,
-  out: DeviceBuffer,
-  x: DeviceBuffer,
-  outer: number,
-  reduce: number,
-  inner: number,
-): void {
-  const kernel = `reduce(${op})`;
-  counts(kernel, { outer, reduce, inner });
-  if (op !== 'sum' && op !== 'max') throw new Error(`reduce: unknown op ${JSON.stringify(op)}`);
-  const o = arg(ctx, kernel, 'out', out, outer * inner, 'float');
-  const xb = arg(ctx, kernel, 'x', x, outer * reduce * inner, 'float');
+function reduce(_ctx: CpuContext, op: ReduceOp, out: DeviceBuffer, x: DeviceBuffer, outer: number, reduce: number, inner: number): void {
+  const o = out as CpuBuffer;
+  const xb = x as CpuBuffer;
   const sum = op === 'sum';
   // out may be x: then results wait in scratch until every input is read.
   const ys = o === xb ? scratch(2, outer * inner) : writeF32(o, outer * inner, 2);
@@ -63,11 +52,9 @@ export function reduce(
 }
 
 /** out int32 [rows] = index of the largest value of each row; the first one on ties; a NaN counts as the largest (first NaN wins, like torch.argmax). */
-export function argmax(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, rows: number, cols: number): void {
-  counts('argmax', { rows, cols });
-  if (cols === 0 && rows > 0) throw new Error('argmax: cols is 0, so the rows have no largest element');
-  const o = arg(ctx, 'argmax', 'out', out, rows, 'int32').data as Int32Array;
-  const xb = arg(ctx, 'argmax', 'x', x, rows * cols, 'float');
+function argmax(_ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, rows: number, cols: number): void {
+  const o = (out as CpuBuffer).data as Int32Array;
+  const xb = x as CpuBuffer;
   for (let r = 0; r < rows; r++) {
     const xs = readF32(xb, r * cols, cols, 0);
     const base = at(xb, r * cols);
@@ -89,3 +76,6 @@ export function argmax(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, rows
     o[r] = best;
   }
 }
+
+/** reduce and argmax; their arguments are checked in core (kernelChecks). */
+export const reduceKernels = { reduce, argmax } satisfies KernelFamily<CpuContext>;

@@ -6,39 +6,23 @@
  * Features from rotaryDim on pass through. Angles, cos and sin are computed in double precision,
  * once per distinct position and pair for each call. The backward is the rotation by −θ.
  */
-import type { DeviceBuffer, RotaryParams } from '@peft/core';
-import { arg, type CpuContext, counts, finite } from '../buffer.js';
+import type { DeviceBuffer, KernelFamily, RotaryParams } from '@peft/core';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, flushF32, readF32, writeF32 } from '../storage.js';
 
-export function rotary(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, positions: DeviceBuffer, p: RotaryParams): void {
-  rotate(ctx, 'rotary', ['out', 'x'], out, x, positions, p, 1);
-}
+/** rotary and rotaryBackward; their arguments are checked in core (kernelChecks). */
+export const rotaryKernels = {
+  rotary(_ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, positions: DeviceBuffer, p: RotaryParams): void {
+    rotate(out as CpuBuffer, x as CpuBuffer, positions as CpuBuffer, p, 1);
+  },
+  rotaryBackward(_ctx: CpuContext, dx: DeviceBuffer, dy: DeviceBuffer, positions: DeviceBuffer, p: RotaryParams): void {
+    rotate(dx as CpuBuffer, dy as CpuBuffer, positions as CpuBuffer, p, -1);
+  },
+} satisfies KernelFamily<CpuContext>;
 
-export function rotaryBackward(ctx: CpuContext, dx: DeviceBuffer, dy: DeviceBuffer, positions: DeviceBuffer, p: RotaryParams): void {
-  rotate(ctx, 'rotaryBackward', ['dx', 'dy'], dx, dy, positions, p, -1);
-}
-
-function rotate(
-  ctx: CpuContext,
-  K: string,
-  names: [string, string],
-  out: DeviceBuffer,
-  x: DeviceBuffer,
-  positions: DeviceBuffer,
-  p: RotaryParams,
-  sign: 1 | -1,
-): void {
+function rotate(o: CpuBuffer, xb: CpuBuffer, positions: CpuBuffer, p: RotaryParams, sign: 1 | -1): void {
   const { batch, seq, heads, headDim, rotaryDim, base, positionScale } = p;
-  counts(K, { batch, seq, heads, headDim, rotaryDim });
-  finite(K, 'base', base);
-  finite(K, 'positionScale', positionScale);
-  if (rotaryDim % 2 !== 0 || rotaryDim > headDim)
-    throw new Error(`${K}: rotaryDim ${rotaryDim} must be even and at most headDim ${headDim}`);
-  if (!(base > 0) || !(positionScale > 0)) throw new Error(`${K}: base (${base}) and positionScale (${positionScale}) must be positive`);
-  const n = batch * seq * heads * headDim;
-  const o = arg(ctx, K, names[0], out, n, 'float');
-  const xb = arg(ctx, K, names[1], x, n, 'float');
-  const pos = arg(ctx, K, 'positions', positions, batch * seq, 'int32').data as Int32Array;
+  const pos = positions.data as Int32Array;
   const tokens = batch * seq;
   const half = rotaryDim / 2;
   const invFreq = new Float64Array(half);
