@@ -65,7 +65,9 @@ The study's switches
                            gate, embed_tokens, lm_head), or module names "q_proj,v_proj" (finding 3)
   --r <n>                  LoRA rank (default 128; the study's grid: 2, 4, 8, 64, 128)
   --alpha <a>              lora_alpha (default 2·r)
-  --dropout <p>            lora_dropout (default 0.05)
+  --lora-dropout <p>       lora_dropout, in [0, 1) (default 0.05; --dropout is the same option); masks
+                           are drawn per example, so they do not depend on the batch size, micro-batches
+                           or processes
 
 Training
   --lr <x>                 peak learning rate, linear decay (default 1e-4)
@@ -144,7 +146,7 @@ export function parseBc5cdrCommandLine(argv: readonly string[], defaults: Bc5cdr
     layers,
     r: study.number(values.r, 'r') ?? (tiny ? BC5CDR_TINY_DEFAULTS.r : undefined),
     alpha: study.number(values.alpha, 'alpha'),
-    dropout: study.number(values.dropout, 'dropout'),
+    dropout: loraDropout(values['lora-dropout'], values.dropout),
     lr: study.number(values.lr, 'lr') ?? (tiny ? BC5CDR_TINY_DEFAULTS.lr : undefined),
     epochs: study.number(values.epochs, 'epochs') ?? (tiny ? BC5CDR_TINY_DEFAULTS.epochs : undefined),
     batchSize: study.number(values['batch-size'], 'batch-size') ?? (tiny ? BC5CDR_TINY_DEFAULTS.batchSize : undefined),
@@ -247,3 +249,12 @@ const BC5CDR: study.Study<Omit<Bc5cdrOptions, 'out'>, Bc5cdrResult> = {
 
 /** Runs the command; returns the recipe's result (null for --help). Errors propagate. */
 export const bc5cdrMain = study.main(BC5CDR);
+
+/** --lora-dropout, or its older name --dropout; both given with different values is an error. */
+function loraDropout(value: string | undefined, older: string | undefined): number | undefined {
+  const p = study.number(value, 'lora-dropout');
+  const q = study.number(older, 'dropout');
+  if (p !== undefined && q !== undefined && p !== q)
+    throw new UsageError(`--lora-dropout ${p} and --dropout ${q} disagree: --dropout is the older name of --lora-dropout, give one`);
+  return p ?? q;
+}

@@ -64,6 +64,8 @@ Training (the study's values unless noted)
   --micro-batch-size <n>   examples per forward pass (gradient accumulation; default the batch size)
   --max-length <n>         tokens per article, longer ones truncated (default 512; tiny preset ${LIVEDOOR_TINY_DEFAULTS.maxLength})
   --seed <n>               split, initial weights, dropout and data order (default 42)
+  --lora-dropout <p>       lora_dropout, in [0, 1) (default 0.1); masks are drawn per example, so they do
+                           not depend on the batch size, micro-batches or processes
   --no-gradient-checkpointing   keep activations (faster, more memory)
   --sweep                  the study's grid: lr ∈ {1e-4, 3e-4, 5e-4, 1e-3} × template ∈ {0, 1, 2},
                            selected by validation macro-F1
@@ -93,6 +95,7 @@ export function parseLivedoorCommandLine(argv: readonly string[], defaults: Live
       '--model needs --data <ldcc-20140209.tar.gz or text/> too (the fixture corpus goes with the bundled tiny model only)',
     );
   }
+  const loraDropout = study.number(values['lora-dropout'], 'lora-dropout');
   return {
     help: values.help ?? false,
     preset,
@@ -109,6 +112,7 @@ export function parseLivedoorCommandLine(argv: readonly string[], defaults: Live
     microBatchSize: study.number(values['micro-batch-size'], 'micro-batch-size'),
     maxLength: study.number(values['max-length'], 'max-length') ?? d.maxLength,
     seed: study.number(values.seed, 'seed'),
+    lora: loraDropout === undefined ? undefined : { dropout: loraDropout },
     gradientCheckpointing: values['no-gradient-checkpointing'] ? false : undefined,
     sweep: values.sweep ?? false,
     resume: values.resume ?? false,

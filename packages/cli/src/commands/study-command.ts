@@ -21,6 +21,7 @@ export const OPTIONS = {
   'micro-batch-size': { type: 'string' },
   'max-length': { type: 'string' },
   seed: { type: 'string' },
+  'lora-dropout': { type: 'string' },
   'no-gradient-checkpointing': { type: 'boolean' },
   resume: { type: 'boolean' },
   overwrite: { type: 'boolean' },

@@ -152,6 +152,9 @@ describe('runBc5cdr', () => {
     await expect(runBc5cdr({ modelDir: TINY, data: CORPUS, out, r: 0, log: () => {} })).rejects.toThrow(
       /r must be a positive integer, got 0/,
     );
+    await expect(runBc5cdr({ modelDir: TINY, data: CORPUS, out, dropout: -0.1, log: () => {} })).rejects.toThrow(
+      'bc5cdr: dropout must be in [0, 1), got -0.1',
+    );
     await expect(runBc5cdr({ modelDir: TINY, data: CORPUS, out, types: ['Gene'], log: () => {} })).rejects.toThrow(
       /types \["Gene"\] must be distinct entity types of Disease, Chemical/,
     );
@@ -169,6 +172,7 @@ describe('runBc5cdr', () => {
       labels: 'per-label',
       layers: 'qkv',
       r: 4,
+      dropout: 0.2,
       lr: 1e-2,
       epochs: 1,
       batchSize: 4,
@@ -189,7 +193,9 @@ describe('runBc5cdr', () => {
         lora_alpha: 8,
         target_modules: expect.arrayContaining(['q_proj', 'k_proj', 'v_proj']),
         task_type: 'CAUSAL_LM',
+        lora_dropout: 0.2,
       });
+      expect(JSON.parse(readFileSync(join(run.adapterDir, 'peft_run.json'), 'utf8'))).toMatchObject({ loraDropout: 0.2 });
       expect(JSON.parse(readFileSync(join(run.dir, 'predictions', 'validation.json'), 'utf8'))).toHaveLength(4);
       expect(run.train!.steps).toBe(2);
     }

@@ -404,6 +404,7 @@ async function trainAdapter(
         data: p.corpus.dir,
         dtype: a.model.dtype,
         seed: s.seed,
+        loraDropout: s.dropout,
         method: s.method,
         perLabel: s.labels === 'per-label',
         types: [...runLabels],

@@ -108,6 +108,9 @@ describe('runLivedoor: bad input fails before any training starts', () => {
   it('options out of range', async () => {
     await expect(runLivedoor(quick({ template: 3 as 0, ...neverTrains }))).rejects.toThrow('livedoor: template must be 0, 1 or 2, got 3');
     await expect(runLivedoor(quick({ lr: -1, ...neverTrains }))).rejects.toThrow('livedoor: lr must be a number > 0, got -1');
+    await expect(runLivedoor(quick({ lora: { dropout: 1 }, ...neverTrains }))).rejects.toThrow(
+      'livedoor: lora.dropout must be in [0, 1), got 1',
+    );
     await expect(runLivedoor(quick({ batchSize: 8, microBatchSize: 16, ...neverTrains }))).rejects.toThrow(
       'livedoor: microBatchSize 16 is larger than batchSize 8',
     );
@@ -129,8 +132,10 @@ describe('runLivedoor sweep', () => {
     const summary = readFileSync(join(out, 'summary.md'), 'utf8');
     expect(summary.split('\n')[0]).toBe('| lr | template | epoch | val F1 | accuracy | precision | recall | F1 |');
     expect(readFileSync(join(out, 'results.md'), 'utf8')).toContain(`| tiny-gpt-neox (template ${result.template}, lr 0.01) |`);
-    for (const name of ['lr=0.01,template=0', 'lr=0.01,template=2'])
+    for (const name of ['lr=0.01,template=0', 'lr=0.01,template=2']) {
       expect(JSON.parse(readFileSync(join(out, name, 'adapter', 'labels.json'), 'utf8'))).toHaveLength(9);
+      expect(JSON.parse(readFileSync(join(out, name, 'adapter', 'peft_run.json'), 'utf8'))).toMatchObject({ loraDropout: 0.1 });
+    }
 
     const backend = createCpuBackend({ threads: 1 });
     const loaded = await loadLivedoorClassifier(TINY, result.adapterDir!, { backend });

@@ -428,6 +428,7 @@ async function trainOne(options: LivedoorOptions, r: Resolved, p: Prepared, one:
       data: resolve(options.data),
       dtype: one.dtype,
       seed: r.seed,
+      loraDropout: r.dropout,
       template: one.template,
       maxLength: r.maxLength,
       evalBatchSize: r.evalBatchSize,
