@@ -4,12 +4,20 @@
  * suite itself and for tests of code above the backend that want exact answers.
  */
 import type { Backend, BackendMemory, DeviceBuffer, View } from '../backend.js';
+import { composeBackend, type KernelImpls, type MemoryParts } from '../compose.js';
 import { bytesPerElement, type DType, decode, encode, type RawArray } from '../dtype.js';
 import * as ref from './reference.js';
 
-interface OracleBuffer extends DeviceBuffer {
-  data: Float64Array;
-  freed: boolean;
+class OracleBuffer implements DeviceBuffer {
+  freed = false;
+  readonly data: Float64Array;
+  constructor(
+    readonly owner: object,
+    readonly dtype: DType,
+    readonly size: number,
+  ) {
+    this.data = new Float64Array(size);
+  }
 }
 
 function round(values: ArrayLike<number>, dtype: DType): Float64Array {
@@ -17,255 +25,157 @@ function round(values: ArrayLike<number>, dtype: DType): Float64Array {
   return Float64Array.from(decode(encode(values, dtype), dtype));
 }
 
-function viewSpan(view: View): number {
-  let max = view.offset;
-  view.shape.forEach((s, d) => {
-    max += (s - 1) * view.strides[d]!;
-  });
-  return max + 1;
+/** The values of a buffer (checked by core: a live buffer of this backend with the elements the kernel needs). */
+const val = (buf: DeviceBuffer): Float64Array => (buf as OracleBuffer).data;
+const opt = (buf: DeviceBuffer | null): Float64Array | null => (buf === null ? null : val(buf));
+/** Stores `values`, rounded once to the buffer's dtype, from element 0. */
+const store = (buf: DeviceBuffer, values: ArrayLike<number>): void => val(buf).set(round(values, buf.dtype));
+const attentionSizes = (p: { batch: number; seqQ: number; seqK: number; heads: number; kvHeads: number; headDim: number }) => ({
+  qn: p.batch * p.seqQ * p.heads * p.headDim,
+  kn: p.batch * p.seqK * p.kvHeads * p.headDim,
+});
+
+class OracleMemory implements MemoryParts<OracleBuffer> {
+  readonly live = new Set<OracleBuffer>();
+  private peak = 0;
+  constructor(readonly owner: object) {}
+  private bytes(): number {
+    let n = 0;
+    for (const b of this.live) n += b.size * bytesPerElement(b.dtype);
+    return n;
+  }
+  alloc(dtype: DType, size: number): OracleBuffer {
+    const buf = new OracleBuffer(this.owner, dtype, size);
+    this.live.add(buf);
+    this.peak = Math.max(this.peak, this.bytes());
+    return buf;
+  }
+  write(buf: OracleBuffer, data: RawArray, offset: number): void {
+    buf.data.set(decode(data, buf.dtype), offset);
+  }
+  async read(buf: OracleBuffer): Promise<RawArray> {
+    return encode(buf.data, buf.dtype);
+  }
+  free(buf: OracleBuffer): void {
+    buf.freed = true;
+    this.live.delete(buf);
+  }
+  memory(): BackendMemory {
+    return { buffers: this.live.size, bytes: this.bytes(), peakBytes: this.peak, pooledBytes: 0 };
+  }
+  resetPeak(): void {
+    this.peak = this.bytes();
+  }
+  async sync(): Promise<void> {}
+  destroy(): void {
+    for (const b of this.live) b.freed = true;
+    this.live.clear();
+  }
 }
 
+/** Every kernel through the float64 reference; arguments are checked by core before these run. */
+const oracleKernels: KernelImpls<null> = {
+  fill: (_, out, value) => store(out, ref.fill(out.size, value)),
+  copy: (_, out, x, view: View) => store(out, ref.copy(val(x), view)),
+  addInto: (_, dst, src, view) => store(dst, ref.addInto(val(dst), val(src), view)),
+  unary: (_, op, out, x) => store(out, ref.unary(op, val(x))),
+  affine: (_, out, x, alpha, beta) => store(out, ref.affine(val(x), alpha, beta)),
+  binary: (_, op, out, a, aView, b, bView) => store(out, ref.binary(op, val(a), aView, val(b), bView)),
+  reduce: (_, op, out, x, outer, len, inner) => store(out, ref.reduce(op, val(x), outer, len, inner)),
+  argmax: (_, out, x, rows, cols) => store(out, ref.argmax(val(x), rows, cols)),
+  matmul(_, out, a, b, p) {
+    store(out, ref.matmul(val(a), val(b), p, val(out).subarray(0, ref.matmulSpan(p.batch, p.strideOut, p.m * p.n))));
+  },
+  embedding(_, out, weight, ids, n, dim) {
+    const idv = val(ids);
+    const rows = dim === 0 ? 0 : weight.size / dim;
+    for (let i = 0; i < n; i++) {
+      if (idv[i]! < 0 || idv[i]! >= rows)
+        throw new Error(`embedding: ids[${i}] = ${idv[i]} is outside the weight's rows: valid ids are 0..${rows - 1}`);
+    }
+    store(out, ref.embedding(val(weight), idv, n, dim));
+  },
+  embeddingBackward(_, dWeight, dOut, ids, n, dim) {
+    store(dWeight, ref.embeddingBackward(val(dOut), val(ids), n, dim, dim === 0 ? 0 : dWeight.size / dim));
+  },
+  layerNorm(_, out, mean, rstd, x, weight, bias, p) {
+    const r = ref.layerNorm(val(x), opt(weight), opt(bias), p);
+    store(out, r.out);
+    store(mean, r.mean);
+    store(rstd, r.rstd);
+  },
+  layerNormBackward(_, dx, dWeight, dBias, dy, x, weight, _mean, _rstd, p) {
+    const r = ref.layerNormBackward(val(dy), val(x), opt(weight), p);
+    store(dx, r.dx);
+    if (dWeight) store(dWeight, r.dWeight);
+    if (dBias) store(dBias, r.dBias);
+  },
+  rmsNorm(_, out, rstd, x, weight, p) {
+    const r = ref.rmsNorm(val(x), opt(weight), p);
+    store(out, r.out);
+    store(rstd, r.rstd);
+  },
+  rmsNormBackward(_, dx, dWeight, dy, x, weight, _rstd, p) {
+    const r = ref.rmsNormBackward(val(dy), val(x), opt(weight), p);
+    store(dx, r.dx);
+    if (dWeight) store(dWeight, r.dWeight);
+  },
+  rotary(_, out, x, positions, p) {
+    store(out, ref.rotary(val(x).subarray(0, p.batch * p.seq * p.heads * p.headDim), val(positions), p));
+  },
+  rotaryBackward(_, dx, dy, positions, p) {
+    store(dx, ref.rotaryBackward(val(dy).subarray(0, p.batch * p.seq * p.heads * p.headDim), val(positions), p));
+  },
+  attention(_, out, lse, q, k, v, mask, p) {
+    const r = ref.attention(val(q), val(k), val(v), opt(mask), p);
+    store(out, r.out);
+    store(lse, r.lse);
+  },
+  attentionBackward(_, dq, dk, dv, dOut, q, k, v, _out, _lse, mask, p) {
+    const { qn, kn } = attentionSizes(p);
+    const sub = (b: DeviceBuffer, n: number) => val(b).subarray(0, n);
+    const r = ref.attentionBackward(sub(dOut, qn), sub(q, qn), sub(k, kn), sub(v, kn), opt(mask), p);
+    store(dq, r.dq);
+    store(dk, r.dk);
+    store(dv, r.dv);
+  },
+  gelu: (_, out, x, approximate) => store(out, ref.gelu(val(x), approximate)),
+  geluBackward: (_, dx, dy, x, approximate) => store(dx, ref.geluBackward(val(dy), val(x), approximate)),
+  siluMul: (_, out, gate, up) => store(out, ref.siluMul(val(gate), val(up))),
+  siluMulBackward(_, dGate, dUp, dy, gate, up) {
+    const r = ref.siluMulBackward(val(dy), val(gate), val(up));
+    store(dGate, r.dGate);
+    store(dUp, r.dUp);
+  },
+  unaryBackward: (_, op, dx, dy, x, y) => store(dx, ref.unaryBackward(op, val(dy), val(x), val(y))),
+  crossEntropy(_, loss, lse, logits, targets, p) {
+    const r = ref.crossEntropy(val(logits), val(targets), p);
+    store(loss, r.loss);
+    store(lse, r.lse);
+  },
+  crossEntropyBackward(_, dLogits, dLoss, logits, targets, _lse, p) {
+    store(dLogits, ref.crossEntropyBackward(val(dLoss), val(logits), val(targets), p));
+  },
+  random: (_, out, p) => store(out, ref.random(out.size, p)),
+  dropout: (_, out, x, p) => store(out, ref.dropout(val(x), p)),
+  dropoutBackward: (_, dx, dy, p) => store(dx, ref.dropoutBackward(val(dy), p)),
+  adamw(_, param, grad, m, v, p, scalars) {
+    const r = ref.adamw(val(param), val(grad), val(m), val(v), p, scalars ? val(scalars) : null);
+    store(param, r.param);
+    store(m, r.m);
+    store(v, r.v);
+  },
+};
+
 export function createOracleBackend(): Backend {
-  const live = new Set<OracleBuffer>();
-  let peak = 0;
-  const bytes = () => [...live].reduce((a, b) => a + b.size * bytesPerElement(b.dtype), 0);
-
-  const use = (buf: DeviceBuffer, need: number, what: string): Float64Array => {
-    const b = buf as OracleBuffer;
-    if (b.freed || !live.has(b)) throw new Error(`oracle backend: ${what} uses a freed buffer`);
-    if (b.size < need) throw new Error(`oracle backend: ${what} needs ${need} elements, the buffer has ${b.size}`);
-    return b.data;
-  };
-  const opt = (buf: DeviceBuffer | null, need: number, what: string) => (buf ? use(buf, need, what) : null);
-  const store = (buf: DeviceBuffer, values: ArrayLike<number>, what: string) => {
-    use(buf, values.length, what);
-    (buf as OracleBuffer).data.set(round(values, buf.dtype));
-  };
-
-  const backend: Backend = {
+  const owner = {};
+  return composeBackend({
     name: 'oracle (float64)',
     dtypes: ['float32', 'float16', 'bfloat16', 'int32'],
-
-    alloc(dtype, size) {
-      const buf: OracleBuffer = { dtype, size, data: new Float64Array(size), freed: false };
-      live.add(buf);
-      peak = Math.max(peak, bytes());
-      return buf;
-    },
-    write(buf, data: RawArray, offset = 0) {
-      const d = use(buf, offset + data.length, 'write');
-      d.set(decode(data, buf.dtype), offset);
-    },
-    async read(buf) {
-      return encode(use(buf, 0, 'read'), buf.dtype);
-    },
-    free(buf) {
-      const b = buf as OracleBuffer;
-      if (b.freed) throw new Error('oracle backend: double free');
-      b.freed = true;
-      live.delete(b);
-    },
-    memory(): BackendMemory {
-      return { buffers: live.size, bytes: bytes(), peakBytes: peak, pooledBytes: 0 };
-    },
-    resetPeak() {
-      peak = bytes();
-    },
-    async sync() {},
-    destroy() {
-      for (const b of live) b.freed = true;
-      live.clear();
-    },
-
-    fill(out, value) {
-      store(out, ref.fill(out.size, value), 'fill');
-    },
-    copy(out, x, view) {
-      store(out, ref.copy(use(x, viewSpan(view), 'copy'), view), 'copy');
-    },
-    addInto(dst, src, view) {
-      const n = ref.viewSize(view.shape);
-      store(dst, ref.addInto(use(dst, viewSpan(view), 'addInto'), use(src, n, 'addInto'), view), 'addInto');
-    },
-    unary(op, out, x) {
-      if (out.size < x.size) throw new Error(`oracle backend: unary ${op} of ${x.size} elements into ${out.size}`);
-      store(out, ref.unary(op, use(x, 0, 'unary')), 'unary');
-    },
-    affine(out, x, alpha, beta) {
-      if (out.size < x.size) throw new Error(`oracle backend: affine of ${x.size} elements into ${out.size}`);
-      store(out, ref.affine(use(x, 0, 'affine'), alpha, beta), 'affine');
-    },
-    binary(op, out, a, aView, b, bView) {
-      store(out, ref.binary(op, use(a, viewSpan(aView), 'binary'), aView, use(b, viewSpan(bView), 'binary'), bView), 'binary');
-    },
-    reduce(op, out, x, outer, len, inner) {
-      store(out, ref.reduce(op, use(x, outer * len * inner, 'reduce'), outer, len, inner), 'reduce');
-    },
-    argmax(out, x, rows, cols) {
-      store(out, ref.argmax(use(x, rows * cols, 'argmax'), rows, cols), 'argmax');
-    },
-    matmul(out, a, b, p) {
-      const outSize = ref.matmulSpan(p.batch, p.strideOut, p.m * p.n);
-      const init = use(out, outSize, 'matmul out').subarray(0, outSize);
-      const result = ref.matmul(
-        use(a, ref.matmulSpan(p.batch, p.strideA, p.m * p.k), 'matmul a'),
-        use(b, ref.matmulSpan(p.batch, p.strideB, p.k * p.n), 'matmul b'),
-        p,
-        init,
-      );
-      store(out, result, 'matmul');
-    },
-    embedding(out, weight, ids, n, dim) {
-      const idv = use(ids, n, 'embedding ids');
-      const rows = weight.size / dim;
-      for (let i = 0; i < n; i++)
-        if (idv[i]! < 0 || idv[i]! >= rows) throw new Error(`oracle backend: embedding id ${idv[i]} outside [0, ${rows})`);
-      store(out, ref.embedding(use(weight, 0, 'embedding'), idv, n, dim), 'embedding');
-    },
-    embeddingBackward(dWeight, dOut, ids, n, dim) {
-      store(
-        dWeight,
-        ref.embeddingBackward(use(dOut, n * dim, 'embeddingBackward'), use(ids, n, 'embeddingBackward'), n, dim, dWeight.size / dim),
-        'embeddingBackward',
-      );
-    },
-    layerNorm(out, mean, rstd, x, weight, bias, p) {
-      const r = ref.layerNorm(use(x, p.rows * p.dim, 'layerNorm'), opt(weight, p.dim, 'layerNorm'), opt(bias, p.dim, 'layerNorm'), p);
-      store(out, r.out, 'layerNorm');
-      store(mean, r.mean, 'layerNorm');
-      store(rstd, r.rstd, 'layerNorm');
-    },
-    layerNormBackward(dx, dWeight, dBias, dy, x, weight, mean, rstd, p) {
-      use(mean, p.rows, 'layerNormBackward');
-      use(rstd, p.rows, 'layerNormBackward');
-      const r = ref.layerNormBackward(
-        use(dy, p.rows * p.dim, 'layerNormBackward'),
-        use(x, p.rows * p.dim, 'layerNormBackward'),
-        opt(weight, p.dim, 'layerNormBackward'),
-        p,
-      );
-      store(dx, r.dx, 'layerNormBackward');
-      if (dWeight) store(dWeight, r.dWeight, 'layerNormBackward');
-      if (dBias) store(dBias, r.dBias, 'layerNormBackward');
-    },
-    rmsNorm(out, rstd, x, weight, p) {
-      const r = ref.rmsNorm(use(x, p.rows * p.dim, 'rmsNorm'), opt(weight, p.dim, 'rmsNorm'), p);
-      store(out, r.out, 'rmsNorm');
-      store(rstd, r.rstd, 'rmsNorm');
-    },
-    rmsNormBackward(dx, dWeight, dy, x, weight, rstd, p) {
-      use(rstd, p.rows, 'rmsNormBackward');
-      const r = ref.rmsNormBackward(
-        use(dy, p.rows * p.dim, 'rmsNormBackward'),
-        use(x, p.rows * p.dim, 'rmsNormBackward'),
-        opt(weight, p.dim, 'rmsNormBackward'),
-        p,
-      );
-      store(dx, r.dx, 'rmsNormBackward');
-      if (dWeight) store(dWeight, r.dWeight, 'rmsNormBackward');
-    },
-    rotary(out, x, positions, p) {
-      const n = p.batch * p.seq * p.heads * p.headDim;
-      store(out, ref.rotary(use(x, n, 'rotary').subarray(0, n), use(positions, p.batch * p.seq, 'rotary'), p), 'rotary');
-    },
-    rotaryBackward(dx, dy, positions, p) {
-      const n = p.batch * p.seq * p.heads * p.headDim;
-      store(
-        dx,
-        ref.rotaryBackward(use(dy, n, 'rotaryBackward').subarray(0, n), use(positions, p.batch * p.seq, 'rotaryBackward'), p),
-        'rotaryBackward',
-      );
-    },
-    attention(out, lse, q, k, v, mask, p) {
-      const qn = p.batch * p.seqQ * p.heads * p.headDim;
-      const kn = p.batch * p.seqK * p.kvHeads * p.headDim;
-      const r = ref.attention(
-        use(q, qn, 'attention'),
-        use(k, kn, 'attention'),
-        use(v, kn, 'attention'),
-        opt(mask, p.batch * p.seqK, 'attention'),
-        p,
-      );
-      store(out, r.out, 'attention');
-      store(lse, r.lse, 'attention');
-    },
-    attentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, mask, p) {
-      const qn = p.batch * p.seqQ * p.heads * p.headDim;
-      const kn = p.batch * p.seqK * p.kvHeads * p.headDim;
-      use(out, qn, 'attentionBackward');
-      use(lse, p.batch * p.heads * p.seqQ, 'attentionBackward');
-      const r = ref.attentionBackward(
-        use(dOut, qn, 'attentionBackward').subarray(0, qn),
-        use(q, qn, 'attentionBackward').subarray(0, qn),
-        use(k, kn, 'attentionBackward').subarray(0, kn),
-        use(v, kn, 'attentionBackward').subarray(0, kn),
-        opt(mask, p.batch * p.seqK, 'attentionBackward'),
-        p,
-      );
-      store(dq, r.dq, 'attentionBackward');
-      store(dk, r.dk, 'attentionBackward');
-      store(dv, r.dv, 'attentionBackward');
-    },
-    gelu(out, x, approximate) {
-      store(out, ref.gelu(use(x, 0, 'gelu'), approximate), 'gelu');
-    },
-    geluBackward(dx, dy, x, approximate) {
-      store(dx, ref.geluBackward(use(dy, x.size, 'geluBackward'), use(x, 0, 'geluBackward'), approximate), 'geluBackward');
-    },
-    siluMul(out, gate, up) {
-      store(out, ref.siluMul(use(gate, 0, 'siluMul'), use(up, gate.size, 'siluMul')), 'siluMul');
-    },
-    siluMulBackward(dGate, dUp, dy, gate, up) {
-      const r = ref.siluMulBackward(
-        use(dy, gate.size, 'siluMulBackward'),
-        use(gate, 0, 'siluMulBackward'),
-        use(up, gate.size, 'siluMulBackward'),
-      );
-      store(dGate, r.dGate, 'siluMulBackward');
-      store(dUp, r.dUp, 'siluMulBackward');
-    },
-    unaryBackward(op, dx, dy, x, y) {
-      store(
-        dx,
-        ref.unaryBackward(op, use(dy, x.size, 'unaryBackward'), use(x, 0, 'unaryBackward'), use(y, x.size, 'unaryBackward')),
-        'unaryBackward',
-      );
-    },
-    crossEntropy(loss, lse, logits, targets, p) {
-      const r = ref.crossEntropy(use(logits, p.rows * p.classes, 'crossEntropy'), use(targets, p.rows, 'crossEntropy'), p);
-      store(loss, r.loss, 'crossEntropy');
-      store(lse, r.lse, 'crossEntropy');
-    },
-    crossEntropyBackward(dLogits, dLoss, logits, targets, lse, p) {
-      use(lse, p.rows, 'crossEntropyBackward');
-      store(
-        dLogits,
-        ref.crossEntropyBackward(
-          use(dLoss, p.rows, 'crossEntropyBackward'),
-          use(logits, p.rows * p.classes, 'crossEntropyBackward'),
-          use(targets, p.rows, 'crossEntropyBackward'),
-          p,
-        ),
-        'crossEntropyBackward',
-      );
-    },
-    random(out, p) {
-      store(out, ref.random(out.size, p), 'random');
-    },
-    dropout(out, x, p) {
-      store(out, ref.dropout(use(x, 0, 'dropout'), p), 'dropout');
-    },
-    dropoutBackward(dx, dy, p) {
-      store(dx, ref.dropoutBackward(use(dy, 0, 'dropoutBackward'), p), 'dropoutBackward');
-    },
-    adamw(param, grad, m, v, p, scalars) {
-      const n = param.size;
-      const s = scalars ? use(scalars, 4, 'adamw') : null;
-      const r = ref.adamw(use(param, n, 'adamw'), use(grad, n, 'adamw'), use(m, n, 'adamw'), use(v, n, 'adamw'), p, s);
-      store(param, r.param, 'adamw');
-      store(m, r.m, 'adamw');
-      store(v, r.v, 'adamw');
-    },
-  };
-  return backend;
+    bufferClass: OracleBuffer,
+    owner,
+    context: null,
+    memory: new OracleMemory(owner),
+    kernels: oracleKernels,
+  });
 }
