@@ -22,6 +22,8 @@ export { type BackendParts, composeBackend, type KernelFamily, type KernelImpl, 
 export * from './dtype.js';
 export {
   BINARY_OPS,
+  checkIdsInRange,
+  checkTargetsInRange,
   embeddingRows,
   type KernelChecks,
   type KernelName,
