@@ -5,50 +5,42 @@
  * float32 compute; float32, float16, bfloat16 and int32 storage. All work runs on one stream in
  * order; only `read` and `sync` wait, by polling an event from the event loop.
  *
- * This file holds allocation, the stream, graph capture and cuBLASLt's setup; each op forwards to
- * its family's host side in src/kernels/<family>.ts (argument checks, which kernel variant runs,
- * grid and launch arguments), the twin of kernels/<family>.cu.
+ * It is composed by core's `composeBackend`: core checks every argument, then calls this file's
+ * memory management (the caching allocator, the stream, graph capture) or the op families' host
+ * sides in src/kernels/<family>.ts (which kernel variant runs, grid and launch arguments), the
+ * twins of kernels/<family>.cu. This file also sets up cuBLASLt.
  *
  * Where the GPU cannot throw: an embedding id outside the table reads zeros (and its gradient is
  * dropped), a cross-entropy target that is neither a class nor ignoreIndex gives NaN, float →
  * int32 copies truncate and saturate (NaN → 0).
  */
-import type {
-  AdamWParams,
-  AttentionParams,
-  Backend,
-  BackendMemory,
-  BinaryOp,
-  CrossEntropyParams,
-  DeviceBuffer,
-  DropoutParams,
-  DType,
-  MatmulParams,
-  NormParams,
-  RandomParams,
-  RawArray,
-  ReduceOp,
-  RotaryParams,
-  UnaryOp,
-  View,
+import {
+  type Backend,
+  type BackendMemory,
+  bytesPerElement,
+  composeBackend,
+  DTYPES,
+  type DType,
+  type MemoryParts,
+  RAW_ARRAY,
+  type RawArray,
 } from '@peft/core';
-import { assertDType, bytesPerElement, DTYPES } from '@peft/core';
-import type { AllocatorStats, Block } from './allocator.js';
-import { arg, CudaBuffer } from './buffer.js';
+import type { AllocatorStats } from './allocator.js';
+import { CudaBuffer } from './buffer.js';
 import { CublasLt } from './cublaslt.js';
-import { gelu, geluBackward, siluMul, siluMulBackward } from './kernels/activations.js';
-import { adamw } from './kernels/adamw.js';
-import { attention, attentionBackward } from './kernels/attention.js';
+import { activationKernels } from './kernels/activations.js';
+import { adamwKernels } from './kernels/adamw.js';
+import { attentionKernels } from './kernels/attention.js';
 import type { Ctx } from './kernels/common.js';
-import { addInto, copy, fill } from './kernels/copy.js';
-import { affine, binary, unary, unaryBackward } from './kernels/elementwise.js';
-import { embedding, embeddingBackward } from './kernels/embedding.js';
-import { crossEntropy, crossEntropyBackward } from './kernels/loss.js';
-import { matmul } from './kernels/matmul.js';
-import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from './kernels/norms.js';
-import { dropout, dropoutBackward, random } from './kernels/random.js';
-import { argmax, reduce } from './kernels/reduce.js';
-import { rotary, rotaryBackward } from './kernels/rotary.js';
+import { copyKernels } from './kernels/copy.js';
+import { elementwiseKernels } from './kernels/elementwise.js';
+import { embeddingKernels } from './kernels/embedding.js';
+import { lossKernels } from './kernels/loss.js';
+import { matmulKernels } from './kernels/matmul.js';
+import { normKernels } from './kernels/norms.js';
+import { randomKernels } from './kernels/random.js';
+import { reduceKernels } from './kernels/reduce.js';
+import { rotaryKernels } from './kernels/rotary.js';
 import { CudaRuntime, type DeviceInfo } from './runtime.js';
 
 export interface CudaBackendOptions {
@@ -89,158 +81,28 @@ export interface CudaGraph {
   destroy(): void;
 }
 
-const RAW: Record<DType, (b: ArrayBuffer) => RawArray> = {
-  float32: (b) => new Float32Array(b),
-  float16: (b) => new Uint16Array(b),
-  bfloat16: (b) => new Uint16Array(b),
-  int32: (b) => new Int32Array(b),
-};
-
-const RAW_NAME: Record<DType, string> = { float32: 'Float32Array', float16: 'Uint16Array', bfloat16: 'Uint16Array', int32: 'Int32Array' };
-
-export class CudaBackend implements Backend {
-  readonly name = 'cuda';
-  readonly dtypes: readonly DType[] = DTYPES;
+/** The CUDA backend: `Backend`, graph capture, and what it runs on. */
+export interface CudaBackend extends Backend {
+  readonly name: 'cuda';
   readonly rt: CudaRuntime;
   /** cuBLASLt, or null when not found (then `gemmLibrary` says why). */
-  readonly lt: CublasLt | null = null;
+  readonly lt: CublasLt | null;
   /** Which GEMM runs: the cuBLASLt path, or why the tiled kernel is used. */
   readonly gemmLibrary: string;
-  private readonly live = new Set<CudaBuffer>();
-  private readonly workspace: Block | null = null;
-  private destroyed = false;
-  /** What the op families (src/kernels/) launch with. */
-  private readonly ctx: Ctx;
   /** Matmul calls per path since creation (tests and benchmarks read them). */
-  readonly gemmCounts = { cublasLt: 0, tiled: 0, skinny: 0 };
-  /** Kernel launches by kernel name since creation (graph replays not counted): which paths a workload took. */
-  kernelLaunches(): Record<string, number> {
-    return Object.fromEntries(this.rt.launchCounts);
-  }
-
+  readonly gemmCounts: { cublasLt: number; tiled: number; skinny: number };
   /** Whether attention uses the tensor-core kernels where they apply (see CudaBackendOptions.tensorCores). */
   readonly tensorCores: boolean;
   /** Whether LoRA's mixed-dtype GEMMs run on the skinny kernels (see CudaBackendOptions.mixedKernels). */
   readonly mixedKernels: boolean;
-
-  constructor(opts: CudaBackendOptions = {}) {
-    this.rt = new CudaRuntime(opts.deviceIndex ?? 0);
-    this.mixedKernels = opts.mixedKernels ?? true;
-    this.tensorCores = (opts.tensorCores ?? true) && this.rt.info.computeCapability[0] >= 8;
-    if (opts.cublas === false) {
-      this.gemmLibrary = 'tiled kernel (cublas: false)';
-    } else {
-      const bytes = opts.workspaceBytes ?? 32 * 2 ** 20;
-      this.workspace = this.rt.alloc(bytes);
-      const found = CublasLt.load(
-        this.rt.d.koffi,
-        this.rt.info.driverVersion,
-        this.rt.stream,
-        { ptr: this.workspace.ptr, bytes },
-        opts.allowTf32 ?? false,
-      );
-      this.lt = found.lt;
-      if (found.lt) {
-        this.gemmLibrary = `cuBLASLt ${found.lt.version} (${found.lt.path})`;
-      } else {
-        this.rt.release(this.workspace);
-        this.workspace = null;
-        this.gemmLibrary = `tiled kernel: no cuBLASLt found (tried ${found.tried.join(', ')}; set LD_LIBRARY_PATH or CUDA_HOME, or pip install nvidia-cublas-cu12)`;
-      }
-    }
-    this.ctx = {
-      owner: this,
-      rt: this.rt,
-      lt: this.lt,
-      gemmCounts: this.gemmCounts,
-      tensorCores: this.tensorCores,
-      mixedKernels: this.mixedKernels,
-    };
-  }
-
   /** The GPU this backend runs on. */
-  get device(): DeviceInfo {
-    return this.rt.info;
-  }
-
-  private alive(what: string): void {
-    if (this.destroyed) throw new Error(`${what}: this cuda backend was destroyed: create a new one`);
-    this.rt.alive(what);
-  }
-
-  // --- memory ---------------------------------------------------------------------------------
-
-  alloc(dtype: DType, size: number): DeviceBuffer {
-    this.alive('alloc');
-    assertDType(dtype, 'alloc');
-    if (!Number.isSafeInteger(size) || size < 0) throw new Error(`alloc: size must be a non-negative integer, got ${size}`);
-    const buf = new CudaBuffer(this, dtype, size, this.rt.alloc(size * bytesPerElement(dtype)));
-    this.live.add(buf);
-    return buf;
-  }
-
-  write(buf: DeviceBuffer, data: RawArray, offset = 0): void {
-    this.alive('write');
-    const b = arg(this, 'write', 'buf', buf, 0, 'any');
-    const ok =
-      b.dtype === 'float32' ? data instanceof Float32Array : b.dtype === 'int32' ? data instanceof Int32Array : data instanceof Uint16Array;
-    if (!ok)
-      throw new Error(
-        `write: a ${b.dtype} buffer takes a ${RAW_NAME[b.dtype]} of raw bits (see encode), got ${data?.constructor?.name ?? data}`,
-      );
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset + data.length > b.size) {
-      throw new Error(`write: ${data.length} elements at offset ${offset} do not fit in a buffer of ${b.size}`);
-    }
-    this.rt.upload(b.ptr + offset * bytesPerElement(b.dtype), data);
-  }
-
-  async read(buf: DeviceBuffer): Promise<RawArray> {
-    this.alive('read');
-    const b = arg(this, 'read', 'buf', buf, 0, 'any');
-    const bytes = await this.rt.download(b.ptr, b.byteLength);
-    return RAW[b.dtype](bytes.buffer as ArrayBuffer);
-  }
-
-  free(buf: DeviceBuffer): void {
-    if (buf instanceof CudaBuffer && buf.owner === this && buf.freed) {
-      if (this.destroyed) return;
-      throw new Error('free: this buffer was already freed');
-    }
-    const b = arg(this, 'free', 'buf', buf, 0, 'any');
-    b.freed = true;
-    this.live.delete(b);
-    this.rt.release(b.block);
-  }
-
-  memory(): BackendMemory {
-    const s = this.rt.stats();
-    return { buffers: this.live.size, bytes: s.reserved, peakBytes: s.peakReserved, pooledBytes: s.pooled };
-  }
-
+  readonly device: DeviceInfo;
+  /** Kernel launches by kernel name since creation (graph replays not counted): which paths a workload took. */
+  kernelLaunches(): Record<string, number>;
   /** The caching allocator's numbers (current, peak, reserved, pooled, …) and the device's free/total bytes. */
-  memoryStats(): CudaMemoryStats {
-    this.alive('memoryStats');
-    const free = [0];
-    const total = [0];
-    this.rt.d.cuMemGetInfo(free, total);
-    return { ...this.rt.stats(), deviceFree: Number(free[0]), deviceTotal: Number(total[0]) };
-  }
-
-  resetPeak(): void {
-    this.rt.allocator.resetPeak();
-  }
-
+  memoryStats(): CudaMemoryStats;
   /** Gives the pooled (free) device blocks back to the driver; waits for the stream. */
-  trimPool(): void {
-    this.alive('trimPool');
-    this.rt.trim();
-  }
-
-  async sync(): Promise<void> {
-    this.alive('sync');
-    await this.rt.sync();
-  }
-
+  trimPool(): void;
   /**
    * Captures the kernels `step` enqueues into a CUDA graph that `launch()` replays with one
    * driver call. The step must be deterministic in its launches: the same kernels on the same
@@ -250,225 +112,83 @@ export class CudaBackend implements Backend {
    * that the graph's own pool takes their place instead of adding to them: an eager warm-up step
    * followed by a capture then reserves about what one step needs, not twice that.
    */
+  captureGraph(step: () => void): CudaGraph;
+}
+
+/** Device memory through the caching allocator, the stream's reads and waits, graph capture (arguments checked by core). */
+class CudaMemory implements MemoryParts<CudaBuffer> {
+  private readonly live = new Set<CudaBuffer>();
+  /** Set by destroy(); every later call but free(), memory() and resetPeak() is refused (see `alive`). */
+  private destroyed = false;
+
+  constructor(private readonly ctx: Ctx) {}
+
+  /** Throws when the backend was destroyed or the device faulted; called first by every kernel and memory call. */
+  alive(what: string): void {
+    if (this.destroyed) throw new Error(`${what}: this cuda backend was destroyed: create a new one`);
+    this.ctx.rt.alive(what);
+  }
+
+  alloc(dtype: DType, size: number): CudaBuffer {
+    const buf = new CudaBuffer(this.ctx, dtype, size, this.ctx.rt.alloc(size * bytesPerElement(dtype)));
+    this.live.add(buf);
+    return buf;
+  }
+
+  write(buf: CudaBuffer, data: RawArray, offset: number): void {
+    this.ctx.rt.upload(buf.ptr + offset * bytesPerElement(buf.dtype), data);
+  }
+
+  async read(buf: CudaBuffer): Promise<RawArray> {
+    const bytes = await this.ctx.rt.download(buf.ptr, buf.byteLength);
+    return new RAW_ARRAY[buf.dtype](bytes.buffer as ArrayBuffer);
+  }
+
+  free(buf: CudaBuffer): void {
+    buf.freed = true;
+    this.live.delete(buf);
+    this.ctx.rt.release(buf.block);
+  }
+
+  memory(): BackendMemory {
+    const s = this.ctx.rt.stats();
+    return { buffers: this.live.size, bytes: s.reserved, peakBytes: s.peakReserved, pooledBytes: s.pooled };
+  }
+
+  resetPeak(): void {
+    this.ctx.rt.allocator.resetPeak();
+  }
+
+  async sync(): Promise<void> {
+    await this.ctx.rt.sync();
+  }
+
   captureGraph(step: () => void): CudaGraph {
-    this.alive('captureGraph');
-    this.rt.trim();
-    return this.rt.capture(step);
+    this.ctx.rt.trim();
+    return this.ctx.rt.capture(step);
   }
 
   destroy(): void {
-    if (this.destroyed) return;
     for (const b of this.live) b.freed = true;
     this.live.clear();
-    this.lt?.destroy();
-    this.rt.destroy();
+    this.ctx.lt?.destroy();
+    this.ctx.rt.destroy();
     this.destroyed = true;
   }
+}
 
-  // --- op families: checks, variant choice and launches live in src/kernels/<family>.ts -------
-
-  fill(out: DeviceBuffer, value: number): void {
-    this.alive('fill');
-    fill(this.ctx, out, value);
-  }
-
-  copy(out: DeviceBuffer, x: DeviceBuffer, view: View): void {
-    this.alive('copy');
-    copy(this.ctx, out, x, view);
-  }
-
-  addInto(dst: DeviceBuffer, src: DeviceBuffer, view: View): void {
-    this.alive('addInto');
-    addInto(this.ctx, dst, src, view);
-  }
-
-  unary(op: UnaryOp, out: DeviceBuffer, x: DeviceBuffer): void {
-    this.alive('unary');
-    unary(this.ctx, op, out, x);
-  }
-
-  unaryBackward(op: UnaryOp, dx: DeviceBuffer, dy: DeviceBuffer, x: DeviceBuffer, y: DeviceBuffer): void {
-    this.alive('unaryBackward');
-    unaryBackward(this.ctx, op, dx, dy, x, y);
-  }
-
-  affine(out: DeviceBuffer, x: DeviceBuffer, alpha: number, beta: number): void {
-    this.alive('affine');
-    affine(this.ctx, out, x, alpha, beta);
-  }
-
-  binary(op: BinaryOp, out: DeviceBuffer, a: DeviceBuffer, aView: View, b: DeviceBuffer, bView: View): void {
-    this.alive('binary');
-    binary(this.ctx, op, out, a, aView, b, bView);
-  }
-
-  reduce(op: ReduceOp, out: DeviceBuffer, x: DeviceBuffer, outer: number, n: number, inner: number): void {
-    this.alive('reduce');
-    reduce(this.ctx, op, out, x, outer, n, inner);
-  }
-
-  argmax(out: DeviceBuffer, x: DeviceBuffer, rows: number, cols: number): void {
-    this.alive('argmax');
-    argmax(this.ctx, out, x, rows, cols);
-  }
-
-  matmul(out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, p: MatmulParams): void {
-    this.alive('matmul');
-    matmul(this.ctx, out, a, b, p);
-  }
-
-  embedding(out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, n: number, dim: number): void {
-    this.alive('embedding');
-    embedding(this.ctx, out, weight, ids, n, dim);
-  }
-
-  embeddingBackward(dWeight: DeviceBuffer, dOut: DeviceBuffer, ids: DeviceBuffer, n: number, dim: number): void {
-    this.alive('embeddingBackward');
-    embeddingBackward(this.ctx, dWeight, dOut, ids, n, dim);
-  }
-
-  layerNorm(
-    out: DeviceBuffer,
-    mean: DeviceBuffer,
-    rstd: DeviceBuffer,
-    x: DeviceBuffer,
-    weight: DeviceBuffer | null,
-    bias: DeviceBuffer | null,
-    p: NormParams,
-  ): void {
-    this.alive('layerNorm');
-    layerNorm(this.ctx, out, mean, rstd, x, weight, bias, p);
-  }
-
-  rmsNorm(out: DeviceBuffer, rstd: DeviceBuffer, x: DeviceBuffer, weight: DeviceBuffer | null, p: NormParams): void {
-    this.alive('rmsNorm');
-    rmsNorm(this.ctx, out, rstd, x, weight, p);
-  }
-
-  layerNormBackward(
-    dx: DeviceBuffer,
-    dWeight: DeviceBuffer | null,
-    dBias: DeviceBuffer | null,
-    dy: DeviceBuffer,
-    x: DeviceBuffer,
-    weight: DeviceBuffer | null,
-    mean: DeviceBuffer,
-    rstd: DeviceBuffer,
-    p: NormParams,
-  ): void {
-    this.alive('layerNormBackward');
-    layerNormBackward(this.ctx, dx, dWeight, dBias, dy, x, weight, mean, rstd, p);
-  }
-
-  rmsNormBackward(
-    dx: DeviceBuffer,
-    dWeight: DeviceBuffer | null,
-    dy: DeviceBuffer,
-    x: DeviceBuffer,
-    weight: DeviceBuffer | null,
-    rstd: DeviceBuffer,
-    p: NormParams,
-  ): void {
-    this.alive('rmsNormBackward');
-    rmsNormBackward(this.ctx, dx, dWeight, dy, x, weight, rstd, p);
-  }
-
-  rotary(out: DeviceBuffer, x: DeviceBuffer, positions: DeviceBuffer, p: RotaryParams): void {
-    this.alive('rotary');
-    rotary(this.ctx, out, x, positions, p);
-  }
-
-  rotaryBackward(dx: DeviceBuffer, dy: DeviceBuffer, positions: DeviceBuffer, p: RotaryParams): void {
-    this.alive('rotaryBackward');
-    rotaryBackward(this.ctx, dx, dy, positions, p);
-  }
-
-  attention(
-    out: DeviceBuffer,
-    lse: DeviceBuffer,
-    q: DeviceBuffer,
-    k: DeviceBuffer,
-    v: DeviceBuffer,
-    mask: DeviceBuffer | null,
-    p: AttentionParams,
-  ): void {
-    this.alive('attention');
-    attention(this.ctx, out, lse, q, k, v, mask, p);
-  }
-
-  attentionBackward(
-    dq: DeviceBuffer,
-    dk: DeviceBuffer,
-    dv: DeviceBuffer,
-    dOut: DeviceBuffer,
-    q: DeviceBuffer,
-    k: DeviceBuffer,
-    v: DeviceBuffer,
-    out: DeviceBuffer,
-    lse: DeviceBuffer,
-    mask: DeviceBuffer | null,
-    p: AttentionParams,
-  ): void {
-    this.alive('attentionBackward');
-    attentionBackward(this.ctx, dq, dk, dv, dOut, q, k, v, out, lse, mask, p);
-  }
-
-  gelu(out: DeviceBuffer, x: DeviceBuffer, approximate: boolean): void {
-    this.alive('gelu');
-    gelu(this.ctx, out, x, approximate);
-  }
-
-  geluBackward(dx: DeviceBuffer, dy: DeviceBuffer, x: DeviceBuffer, approximate: boolean): void {
-    this.alive('geluBackward');
-    geluBackward(this.ctx, dx, dy, x, approximate);
-  }
-
-  siluMul(out: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer): void {
-    this.alive('siluMul');
-    siluMul(this.ctx, out, gate, up);
-  }
-
-  siluMulBackward(dGate: DeviceBuffer, dUp: DeviceBuffer, dy: DeviceBuffer, gate: DeviceBuffer, up: DeviceBuffer): void {
-    this.alive('siluMulBackward');
-    siluMulBackward(this.ctx, dGate, dUp, dy, gate, up);
-  }
-
-  crossEntropy(loss: DeviceBuffer, lse: DeviceBuffer, logits: DeviceBuffer, targets: DeviceBuffer, p: CrossEntropyParams): void {
-    this.alive('crossEntropy');
-    crossEntropy(this.ctx, loss, lse, logits, targets, p);
-  }
-
-  crossEntropyBackward(
-    dLogits: DeviceBuffer,
-    dLoss: DeviceBuffer,
-    logits: DeviceBuffer,
-    targets: DeviceBuffer,
-    lse: DeviceBuffer,
-    p: CrossEntropyParams,
-  ): void {
-    this.alive('crossEntropyBackward');
-    crossEntropyBackward(this.ctx, dLogits, dLoss, logits, targets, lse, p);
-  }
-
-  random(out: DeviceBuffer, p: RandomParams): void {
-    this.alive('random');
-    random(this.ctx, out, p);
-  }
-
-  dropout(out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
-    this.alive('dropout');
-    dropout(this.ctx, out, x, p);
-  }
-
-  dropoutBackward(dx: DeviceBuffer, dy: DeviceBuffer, p: DropoutParams): void {
-    this.alive('dropoutBackward');
-    dropoutBackward(this.ctx, dx, dy, p);
-  }
-
-  adamw(param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, p: AdamWParams, scalars?: DeviceBuffer | null): void {
-    this.alive('adamw');
-    adamw(this.ctx, param, grad, m, v, p, scalars);
-  }
+/** cuBLASLt with its workspace (a block of the allocator, released by the runtime's destroy), or why there is none. */
+function loadCublas(rt: CudaRuntime, opts: CudaBackendOptions): { lt: CublasLt | null; gemmLibrary: string } {
+  if (opts.cublas === false) return { lt: null, gemmLibrary: 'tiled kernel (cublas: false)' };
+  const bytes = opts.workspaceBytes ?? 32 * 2 ** 20;
+  const workspace = rt.alloc(bytes);
+  const found = CublasLt.load(rt.d.koffi, rt.info.driverVersion, rt.stream, { ptr: workspace.ptr, bytes }, opts.allowTf32 ?? false);
+  if (found.lt) return { lt: found.lt, gemmLibrary: `cuBLASLt ${found.lt.version} (${found.lt.path})` };
+  rt.release(workspace);
+  return {
+    lt: null,
+    gemmLibrary: `tiled kernel: no cuBLASLt found (tried ${found.tried.join(', ')}; set LD_LIBRARY_PATH or CUDA_HOME, or pip install nvidia-cublas-cu12)`,
+  };
 }
 
 /**
@@ -476,5 +196,57 @@ export class CudaBackend implements Backend {
  * call `isAvailable()` first to learn why without an exception.
  */
 export function createCudaBackend(opts: CudaBackendOptions = {}): CudaBackend {
-  return new CudaBackend(opts);
+  const rt = new CudaRuntime(opts.deviceIndex ?? 0);
+  const mixedKernels = opts.mixedKernels ?? true;
+  const tensorCores = (opts.tensorCores ?? true) && rt.info.computeCapability[0] >= 8;
+  const { lt, gemmLibrary } = loadCublas(rt, opts);
+  const gemmCounts = { cublasLt: 0, tiled: 0, skinny: 0 };
+  const ctx: Ctx = { rt, lt, gemmCounts, tensorCores, mixedKernels };
+  const memory = new CudaMemory(ctx);
+  const alive = (what: string): void => memory.alive(what);
+  const backend = composeBackend({
+    name: 'cuda',
+    dtypes: DTYPES,
+    bufferClass: CudaBuffer,
+    owner: ctx,
+    context: ctx,
+    alive,
+    memory,
+    kernels: {
+      ...copyKernels,
+      ...elementwiseKernels,
+      ...reduceKernels,
+      ...matmulKernels,
+      ...embeddingKernels,
+      ...normKernels,
+      ...rotaryKernels,
+      ...attentionKernels,
+      ...activationKernels,
+      ...lossKernels,
+      ...randomKernels,
+      ...adamwKernels,
+    },
+    extras: {
+      rt,
+      lt,
+      gemmLibrary,
+      gemmCounts,
+      tensorCores,
+      mixedKernels,
+      device: rt.info,
+      kernelLaunches: (): Record<string, number> => Object.fromEntries(rt.launchCounts),
+      memoryStats(): CudaMemoryStats {
+        alive('memoryStats');
+        const free = [0];
+        const total = [0];
+        rt.d.cuMemGetInfo(free, total);
+        return { ...rt.stats(), deviceFree: Number(free[0]), deviceTotal: Number(total[0]) };
+      },
+      trimPool(): void {
+        alive('trimPool');
+        rt.trim();
+      },
+    },
+  });
+  return backend as CudaBackend;
 }

@@ -190,6 +190,35 @@ describe.skipIf(!mock)('the driver plumbing, on a stand-in libcuda', async () =>
     b.destroy();
   });
 
+  it("checks arguments in core before any launch, then the CUDA kernels' own limits", () => {
+    const b = createCudaBackend({ cublas: false });
+    const other = createCudaBackend({ cublas: false });
+    const x = b.alloc('float32', 8);
+    const y = b.alloc('float32', 8);
+    const before = launches();
+    // Core's checks: a buffer of another instance, a size mismatch, a bad view.
+    expect(() => b.affine(y, other.alloc('float32', 8), 2, 1)).toThrow(/affine: x belongs to another cuda backend instance/);
+    expect(() => b.gelu(y, b.alloc('float32', 4), false)).toThrow(/gelu: x has 4 elements/);
+    expect(() => b.copy(y, x, { shape: [8], strides: [2], offset: 0 })).toThrow(
+      /copy: x view .* reaches elements 0\.\.14 of a buffer of 8/,
+    );
+    // What only these kernels need: headDim at most 256, ignoreIndex a 32-bit int.
+    const shape = { batch: 1, seqQ: 1, seqK: 1, heads: 1, kvHeads: 1, headDim: 512, scale: 1, causal: false };
+    const q = b.alloc('float32', 512);
+    expect(() => b.attention(b.alloc('float32', 512), b.alloc('float32', 1), q, q, q, null, shape)).toThrow(
+      /attention: headDim 512 is larger than the 256 these kernels support/,
+    );
+    const targets = b.alloc('int32', 2);
+    const lse = b.alloc('float32', 2);
+    const ce = { rows: 2, classes: 4, ignoreIndex: 2 ** 40 };
+    expect(() => b.crossEntropy(b.alloc('float32', 2), lse, x, targets, ce)).toThrow(/crossEntropy: ignoreIndex must be a 32-bit integer/);
+    expect(launches()).toBe(before);
+    other.destroy();
+    b.destroy();
+    expect(() => b.fill(x, 0)).toThrow(/fill: this cuda backend was destroyed/);
+    expect(() => b.free(x)).not.toThrow();
+  });
+
   it('finds no cuBLASLt here and says which GEMM it uses', () => {
     const b = createCudaBackend();
     expect(b.gemmLibrary).toMatch(/cuBLASLt|tiled kernel: no cuBLASLt found/);

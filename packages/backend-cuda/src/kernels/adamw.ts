@@ -1,10 +1,10 @@
 /** Host side of kernels/adamw.cu: the fused AdamW step (bias corrections computed here, per step). */
-import type { AdamWParams, DeviceBuffer } from '@peft/core';
-import { arg, finite, same } from '../buffer.js';
+import type { AdamWParams, DeviceBuffer, KernelFamily } from '@peft/core';
+import type { CudaBuffer } from '../buffer.js';
 import { DTYPE_CODE } from '../kernels.js';
 import { type Ctx, grid, THREADS } from './common.js';
 
-export function adamw(
+function adamw(
   ctx: Ctx,
   param: DeviceBuffer,
   grad: DeviceBuffer,
@@ -13,16 +13,12 @@ export function adamw(
   p: AdamWParams,
   scalars?: DeviceBuffer | null,
 ): void {
-  const K = 'adamw';
-  for (const key of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'gradScale'] as const) finite(K, key, p[key]);
-  if (!Number.isSafeInteger(p.step) || p.step < 1) throw new Error(`${K}: step must be an integer ≥ 1 (it is 1-based), got ${p.step}`);
-  const pb = arg(ctx.owner, K, 'param', param, 0, 'float');
+  const pb = param as CudaBuffer;
   const n = pb.size;
-  const g = same(ctx.owner, K, 'grad', grad, n, 'float');
-  const mb = same(ctx.owner, K, 'm', m, n, 'float32');
-  const vb = same(ctx.owner, K, 'v', v, n, 'float32');
-  if (pb === g || pb === mb || pb === vb || mb === vb) throw new Error(`${K}: param, m and v must be distinct buffers`);
-  const sb = scalars ? same(ctx.owner, K, 'scalars', scalars, 4, 'float32') : null;
+  const g = grad as CudaBuffer;
+  const mb = m as CudaBuffer;
+  const vb = v as CudaBuffer;
+  const sb = scalars ? (scalars as CudaBuffer) : null;
   if (n === 0) return;
   ctx.rt.launch('adamw', [grid(ctx, n)], [THREADS], 0, [
     pb.ptr,
@@ -44,3 +40,6 @@ export function adamw(
     n,
   ]);
 }
+
+/** The optimizer kernel; its arguments are checked in core (kernelChecks). */
+export const adamwKernels = { adamw } satisfies KernelFamily<Ctx>;

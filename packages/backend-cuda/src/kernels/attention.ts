@@ -1,30 +1,27 @@
 /**
  * Host side of kernels/attention.cu (float32 CUDA cores, any dtype, headDim ≤ 256) and
  * kernels/attention_tc.cu (tensor cores: one 16-bit dtype, headDim 64 or 128, sm_80+): which
- * variant runs, its grid and shared memory.
+ * variant runs, its grid and shared memory. Arguments are checked in core (kernelChecks); the
+ * kernels' largest headDim is checked here.
  */
-import type { AttentionParams, DeviceBuffer } from '@peft/core';
-import { arg, type CudaBuffer, counts, finite } from '../buffer.js';
+import type { AttentionParams, DeviceBuffer, KernelFamily } from '@peft/core';
+import type { CudaBuffer } from '../buffer.js';
 import { DTYPE_CODE, type KernelName } from '../kernels.js';
 import { type Ctx, temp } from './common.js';
 import { fillRange } from './copy.js';
 
-/** Sizes of q and k/v, and the feature-register variant (2, 4 or 8 per lane) for headDim. */
-function checkAttention(K: string, p: AttentionParams): { nq: number; nk: number; nv: 2 | 4 | 8 } {
-  counts(K, { batch: p.batch, seqQ: p.seqQ, seqK: p.seqK, heads: p.heads, kvHeads: p.kvHeads, headDim: p.headDim });
-  finite(K, 'scale', p.scale);
-  if (p.kvHeads === 0 ? p.heads !== 0 : p.heads % p.kvHeads !== 0)
-    throw new Error(`${K}: heads ${p.heads} must be a multiple of kvHeads ${p.kvHeads}`);
+/** The size of k/v, and the feature-register variant (2, 4 or 8 per lane) for headDim (at most 256 on these kernels). */
+function checkAttention(K: string, p: AttentionParams): { nk: number; nv: 2 | 4 | 8 } {
   if (p.headDim > 256) throw new Error(`${K}: headDim ${p.headDim} is larger than the 256 these kernels support`);
   const nv = p.headDim <= 64 ? 2 : p.headDim <= 128 ? 4 : 8;
-  return { nq: p.batch * p.seqQ * p.heads * p.headDim, nk: p.batch * p.seqK * p.kvHeads * p.headDim, nv };
+  return { nk: p.batch * p.seqK * p.kvHeads * p.headDim, nv };
 }
 
 function attnShape(p: AttentionParams) {
   return { batch: p.batch, seqQ: p.seqQ, seqK: p.seqK, heads: p.heads, kvHeads: p.kvHeads, D: p.headDim, scale: p.scale, causal: p.causal };
 }
 
-export function attention(
+function attention(
   ctx: Ctx,
   out: DeviceBuffer,
   lse: DeviceBuffer,
@@ -34,15 +31,13 @@ export function attention(
   mask: DeviceBuffer | null,
   p: AttentionParams,
 ): void {
-  const K = 'attention';
-  const { nq, nk, nv } = checkAttention(K, p);
-  const o = arg(ctx.owner, K, 'out', out, nq, 'float');
-  const l = arg(ctx.owner, K, 'lse', lse, p.batch * p.heads * p.seqQ, 'float32');
-  const qb = arg(ctx.owner, K, 'q', q, nq, 'float');
-  const kb = arg(ctx.owner, K, 'k', k, nk, 'float');
-  const vb = arg(ctx.owner, K, 'v', v, nk, 'float');
-  const mb = mask === null ? null : arg(ctx.owner, K, 'mask', mask, p.batch * p.seqK, 'int32');
-  if (o === qb || o === kb || o === vb) throw new Error('attention: out must not be the same buffer as q, k or v');
+  const { nv } = checkAttention('attention', p);
+  const o = out as CudaBuffer;
+  const l = lse as CudaBuffer;
+  const qb = q as CudaBuffer;
+  const kb = k as CudaBuffer;
+  const vb = v as CudaBuffer;
+  const mb = mask as CudaBuffer | null;
   if (p.batch * p.heads * p.seqQ === 0) return;
   const D = p.headDim;
   const half = tcDtype(ctx, qb, kb, vb, D);
@@ -81,7 +76,7 @@ function tcDtype(ctx: Ctx, q: CudaBuffer, k: CudaBuffer, v: CudaBuffer, D: numbe
   return q.dtype === 'bfloat16' ? 'bf16' : q.dtype === 'float16' ? 'f16' : null;
 }
 
-export function attentionBackward(
+function attentionBackward(
   ctx: Ctx,
   dq: DeviceBuffer,
   dk: DeviceBuffer,
@@ -90,32 +85,22 @@ export function attentionBackward(
   q: DeviceBuffer,
   k: DeviceBuffer,
   v: DeviceBuffer,
-  out: DeviceBuffer,
+  _out: DeviceBuffer,
   lse: DeviceBuffer,
   mask: DeviceBuffer | null,
   p: AttentionParams,
 ): void {
-  const K = 'attentionBackward';
-  const { nq, nk, nv } = checkAttention(K, p);
-  const dqb = arg(ctx.owner, K, 'dq', dq, nq, 'float');
-  const dkb = arg(ctx.owner, K, 'dk', dk, nk, 'float');
-  const dvb = arg(ctx.owner, K, 'dv', dv, nk, 'float');
-  const g = arg(ctx.owner, K, 'dOut', dOut, nq, 'float');
-  const qb = arg(ctx.owner, K, 'q', q, nq, 'float');
-  const kb = arg(ctx.owner, K, 'k', k, nk, 'float');
-  const vb = arg(ctx.owner, K, 'v', v, nk, 'float');
-  const ob = arg(ctx.owner, K, 'out', out, nq, 'float'); // validated only: delta_i comes from P and dP (see attention_tc.cu)
-  const l = arg(ctx.owner, K, 'lse', lse, p.batch * p.heads * p.seqQ, 'float32');
-  const mb = mask === null ? null : arg(ctx.owner, K, 'mask', mask, p.batch * p.seqK, 'int32');
-  for (const [name, buf] of [
-    ['dq', dqb],
-    ['dk', dkb],
-    ['dv', dvb],
-  ] as const) {
-    if (buf === g || buf === qb || buf === kb || buf === vb || buf === ob) {
-      throw new Error(`attentionBackward: ${name} must not be the same buffer as an input`);
-    }
-  }
+  // out is not read: delta_i comes from P and dP (see attention_tc.cu).
+  const { nk, nv } = checkAttention('attentionBackward', p);
+  const dqb = dq as CudaBuffer;
+  const dkb = dk as CudaBuffer;
+  const dvb = dv as CudaBuffer;
+  const g = dOut as CudaBuffer;
+  const qb = q as CudaBuffer;
+  const kb = k as CudaBuffer;
+  const vb = v as CudaBuffer;
+  const l = lse as CudaBuffer;
+  const mb = mask as CudaBuffer | null;
   const D = p.headDim;
   const rowsQ = p.batch * p.heads * p.seqQ;
   if (nk > 0 && p.seqQ === 0) {
@@ -186,3 +171,6 @@ export function attentionBackward(
   }
   ctx.rt.release(delta);
 }
+
+/** The attention kernels; their arguments are checked in core (kernelChecks), headDim's limit here. */
+export const attentionKernels = { attention, attentionBackward } satisfies KernelFamily<Ctx>;

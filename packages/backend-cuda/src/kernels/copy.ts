@@ -2,18 +2,16 @@
  * Host side of kernels/copy.cu: fill, strided copies with dtype conversion, and addInto (dst +=
  * a view of src). Same-dtype contiguous copies are one cuMemcpyDtoD; fills are memsets.
  */
-import type { DeviceBuffer, DType, View } from '@peft/core';
-import { bytesPerElement, encode } from '@peft/core';
-import { arg, type CudaBuffer } from '../buffer.js';
+import type { DeviceBuffer, DType, KernelFamily, View } from '@peft/core';
+import { bytesPerElement, encode, shapeSize } from '@peft/core';
+import type { CudaBuffer } from '../buffer.js';
 import { DTYPE_CODE, isContiguous, type KernelView, simplifyView } from '../kernels.js';
-import { type Ctx, checkView, grid, THREADS } from './common.js';
+import { type Ctx, grid, THREADS } from './common.js';
 
+/** Sets every element of `out` to `value` (core checked that an int32 buffer gets an int32 value). */
 export function fill(ctx: Ctx, out: DeviceBuffer, value: number): void {
-  const o = arg(ctx.owner, 'fill', 'out', out, 0, 'any');
+  const o = out as CudaBuffer;
   if (o.dtype === 'int32') {
-    if (!Number.isInteger(value) || value < -2147483648 || value > 2147483647) {
-      throw new Error(`fill: value ${value} cannot be stored in an int32 buffer: use an integer in [-2^31, 2^31)`);
-    }
     ctx.rt.memsetD32(o.ptr, value, o.size);
   } else if (o.dtype === 'float32') {
     ctx.rt.memsetD32(o.ptr, new Uint32Array(new Float32Array([value]).buffer)[0], o.size);
@@ -22,11 +20,10 @@ export function fill(ctx: Ctx, out: DeviceBuffer, value: number): void {
   }
 }
 
-export function copy(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, view: View): void {
-  const src = arg(ctx.owner, 'copy', 'x', x, 0, 'any');
-  const n = checkView('copy', view, 'x', src.size);
-  const dst = arg(ctx.owner, 'copy', 'out', out, n, 'any');
-  if (dst === src) throw new Error('copy: out and x are the same buffer: copy into a separate buffer');
+function copy(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, view: View): void {
+  const src = x as CudaBuffer;
+  const dst = out as CudaBuffer;
+  const n = shapeSize(view.shape);
   if (n === 0) return;
   const v = simplifyView(view);
   if (dst.dtype === src.dtype) {
@@ -38,14 +35,16 @@ export function copy(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, view: View): 
   ctx.rt.launch('copy_convert', [grid(ctx, n)], [THREADS], 0, [dst.ptr, DTYPE_CODE[dst.dtype], src.ptr, DTYPE_CODE[src.dtype], v, n]);
 }
 
-export function addInto(ctx: Ctx, dst: DeviceBuffer, src: DeviceBuffer, view: View): void {
-  const d = arg(ctx.owner, 'addInto', 'dst', dst, 0, 'float');
-  const n = checkView('addInto', view, 'dst', d.size);
-  const s = arg(ctx.owner, 'addInto', 'src', src, n, 'float');
-  if (d === s) throw new Error('addInto: dst and src are the same buffer');
+function addInto(ctx: Ctx, dst: DeviceBuffer, src: DeviceBuffer, view: View): void {
+  const d = dst as CudaBuffer;
+  const s = src as CudaBuffer;
+  const n = shapeSize(view.shape);
   if (n === 0) return;
   ctx.rt.launch('add_into', [grid(ctx, n)], [THREADS], 0, [d.ptr, DTYPE_CODE[d.dtype], s.ptr, DTYPE_CODE[s.dtype], simplifyView(view), n]);
 }
+
+/** The data movement kernels; their arguments are checked in core (kernelChecks). */
+export const copyKernels = { fill, copy, addInto } satisfies KernelFamily<Ctx>;
 
 /** Contiguous dtype conversion of `count` elements, device address to device address. */
 export function convert(ctx: Ctx, out: number, dtOut: DType, x: number, dtX: DType, count: number): void {

@@ -2,23 +2,21 @@
  * Host side of kernels/embedding.cu: row gathers, and their gradient scattered with float32
  * atomics (into a float32 temporary for a 16-bit table). An id outside the table reads zeros.
  */
-import type { DeviceBuffer } from '@peft/core';
-import { arg, counts } from '../buffer.js';
+import type { DeviceBuffer, KernelFamily } from '@peft/core';
+import type { CudaBuffer } from '../buffer.js';
 import { DTYPE_CODE } from '../kernels.js';
 import { type Ctx, grid, THREADS, temp } from './common.js';
 
-function rowsOf(kernel: string, size: number, dim: number): number {
-  if (dim === 0) return 0;
-  if (size % dim !== 0) throw new Error(`${kernel}: the weight buffer has ${size} elements, not a multiple of dim ${dim}`);
-  return size / dim;
+/** Rows of the table (core checked that its size is a multiple of dim). */
+function rowsOf(table: CudaBuffer, dim: number): number {
+  return dim === 0 ? 0 : table.size / dim;
 }
 
-export function embedding(ctx: Ctx, out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, n: number, dim: number): void {
-  counts('embedding', { n, dim });
-  const o = arg(ctx.owner, 'embedding', 'out', out, n * dim, 'float');
-  const w = arg(ctx.owner, 'embedding', 'weight', weight, dim, 'float');
-  const idx = arg(ctx.owner, 'embedding', 'ids', ids, n, 'int32');
-  const rows = rowsOf('embedding', w.size, dim);
+function embedding(ctx: Ctx, out: DeviceBuffer, weight: DeviceBuffer, ids: DeviceBuffer, n: number, dim: number): void {
+  const o = out as CudaBuffer;
+  const w = weight as CudaBuffer;
+  const idx = ids as CudaBuffer;
+  const rows = rowsOf(w, dim);
   if (n * dim === 0) return;
   ctx.rt.launch('embedding', [grid(ctx, n * dim)], [THREADS], 0, [
     o.ptr,
@@ -32,13 +30,11 @@ export function embedding(ctx: Ctx, out: DeviceBuffer, weight: DeviceBuffer, ids
   ]);
 }
 
-export function embeddingBackward(ctx: Ctx, dWeight: DeviceBuffer, dOut: DeviceBuffer, ids: DeviceBuffer, n: number, dim: number): void {
-  const K = 'embeddingBackward';
-  counts(K, { n, dim });
-  const dw = arg(ctx.owner, K, 'dWeight', dWeight, dim, 'float');
-  const rows = rowsOf(K, dw.size, dim);
-  const g = arg(ctx.owner, K, 'dOut', dOut, n * dim, 'float');
-  const idx = arg(ctx.owner, K, 'ids', ids, n, 'int32');
+function embeddingBackward(ctx: Ctx, dWeight: DeviceBuffer, dOut: DeviceBuffer, ids: DeviceBuffer, n: number, dim: number): void {
+  const dw = dWeight as CudaBuffer;
+  const rows = rowsOf(dw, dim);
+  const g = dOut as CudaBuffer;
+  const idx = ids as CudaBuffer;
   if (rows * dim === 0) return;
   const acc = dw.dtype === 'float32' ? null : temp(ctx, rows * dim * 4);
   const accPtr = acc ? acc.ptr : dw.ptr;
@@ -58,3 +54,6 @@ export function embeddingBackward(ctx: Ctx, dWeight: DeviceBuffer, dOut: DeviceB
     ctx.rt.release(acc);
   }
 }
+
+/** The embedding kernels; their arguments are checked in core (kernelChecks). The GPU does not read ids here, so an id out of range reads zeros. */
+export const embeddingKernels = { embedding, embeddingBackward } satisfies KernelFamily<Ctx>;

@@ -2,18 +2,19 @@
  * Host side of kernels/loss.cu: cross-entropy over rows of logits (saving log-sum-exp) and its
  * gradient. A target that is neither a class nor ignoreIndex gives NaN.
  */
-import type { CrossEntropyParams, DeviceBuffer } from '@peft/core';
-import { arg, counts } from '../buffer.js';
+import type { CrossEntropyParams, DeviceBuffer, KernelFamily } from '@peft/core';
+import type { CudaBuffer } from '../buffer.js';
 import { DTYPE_CODE } from '../kernels.js';
 import { type Ctx, THREADS } from './common.js';
 
+/** The kernels take ignoreIndex as an int (core checked that it is an integer). */
 function checkIgnore(kernel: string, ignoreIndex: number): void {
-  if (!Number.isSafeInteger(ignoreIndex) || ignoreIndex < -2147483648 || ignoreIndex > 2147483647) {
+  if (ignoreIndex < -2147483648 || ignoreIndex > 2147483647) {
     throw new Error(`${kernel}: ignoreIndex must be a 32-bit integer, got ${ignoreIndex}`);
   }
 }
 
-export function crossEntropy(
+function crossEntropy(
   ctx: Ctx,
   loss: DeviceBuffer,
   lse: DeviceBuffer,
@@ -21,20 +22,18 @@ export function crossEntropy(
   targets: DeviceBuffer,
   p: CrossEntropyParams,
 ): void {
-  const K = 'crossEntropy';
   const { rows, classes } = p;
-  counts(K, { rows, classes });
-  checkIgnore(K, p.ignoreIndex);
-  const lo = arg(ctx.owner, K, 'loss', loss, rows, 'float32');
-  const ls = arg(ctx.owner, K, 'lse', lse, rows, 'float32');
-  const x = arg(ctx.owner, K, 'logits', logits, rows * classes, 'float');
-  const t = arg(ctx.owner, K, 'targets', targets, rows, 'int32');
+  checkIgnore('crossEntropy', p.ignoreIndex);
+  const lo = loss as CudaBuffer;
+  const ls = lse as CudaBuffer;
+  const x = logits as CudaBuffer;
+  const t = targets as CudaBuffer;
   if (rows === 0) return;
   const threads = Math.min(THREADS * 2, Math.max(32, Math.ceil(classes / 32) * 32));
   ctx.rt.launch('cross_entropy', [rows], [threads], 0, [lo.ptr, ls.ptr, x.ptr, DTYPE_CODE[x.dtype], t.ptr, classes, p.ignoreIndex]);
 }
 
-export function crossEntropyBackward(
+function crossEntropyBackward(
   ctx: Ctx,
   dLogits: DeviceBuffer,
   dLoss: DeviceBuffer,
@@ -43,15 +42,13 @@ export function crossEntropyBackward(
   lse: DeviceBuffer,
   p: CrossEntropyParams,
 ): void {
-  const K = 'crossEntropyBackward';
   const { rows, classes } = p;
-  counts(K, { rows, classes });
-  checkIgnore(K, p.ignoreIndex);
-  const o = arg(ctx.owner, K, 'dLogits', dLogits, rows * classes, 'float');
-  const g = arg(ctx.owner, K, 'dLoss', dLoss, rows, 'float');
-  const x = arg(ctx.owner, K, 'logits', logits, rows * classes, 'float');
-  const t = arg(ctx.owner, K, 'targets', targets, rows, 'int32');
-  const ls = arg(ctx.owner, K, 'lse', lse, rows, 'float32');
+  checkIgnore('crossEntropyBackward', p.ignoreIndex);
+  const o = dLogits as CudaBuffer;
+  const g = dLoss as CudaBuffer;
+  const x = logits as CudaBuffer;
+  const t = targets as CudaBuffer;
+  const ls = lse as CudaBuffer;
   if (rows * classes === 0) return;
   const chunks = Math.max(1, Math.min(65535, Math.ceil(classes / THREADS / 4)));
   ctx.rt.launch('cross_entropy_backward', [rows, chunks], [THREADS], 0, [
@@ -67,3 +64,6 @@ export function crossEntropyBackward(
     p.ignoreIndex,
   ]);
 }
+
+/** The loss kernels; their arguments are checked in core (kernelChecks), ignoreIndex's 32-bit range here. */
+export const lossKernels = { crossEntropy, crossEntropyBackward } satisfies KernelFamily<Ctx>;

@@ -1,24 +1,22 @@
 /**
  * Host side of kernels/matmul.cu and kernels/matmul_skinny.cu: which GEMM a matmul runs on
- * (the skinny mixed-dtype kernels, cuBLASLt, or the tiled kernel) and its launch.
+ * (the skinny mixed-dtype kernels, cuBLASLt, or the tiled kernel) and its launch. Arguments are
+ * checked in core (kernelChecks); the limits of the kernels' 32-bit sizes and grid are checked here.
  */
-import type { DeviceBuffer, DType, MatmulParams } from '@peft/core';
+import { type DeviceBuffer, type DType, type KernelFamily, type MatmulParams, matmulSpan } from '@peft/core';
 import type { Block } from '../allocator.js';
-import { arg, counts, finite } from '../buffer.js';
+import type { CudaBuffer } from '../buffer.js';
 import { CublasLt, type GemmCall } from '../cublaslt.js';
 import { DTYPE_CODE, type KernelName } from '../kernels.js';
 import { type Ctx, grid, THREADS, temp } from './common.js';
 import { convert, fill, fillRange } from './copy.js';
 
-export function matmul(ctx: Ctx, out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, p: MatmulParams): void {
+function matmul(ctx: Ctx, out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, p: MatmulParams): void {
   const { batch, m, n, k, strideA, strideB, strideOut, alpha, accumulate, transA, transB } = p;
-  counts('matmul', { batch, m, n, k, strideA, strideB, strideOut });
-  finite('matmul', 'alpha', alpha);
-  const span = (stride: number, size: number) => (batch === 0 || size === 0 ? 0 : (batch - 1) * stride + size);
-  const ab = arg(ctx.owner, 'matmul', 'a', a, span(strideA, m * k), 'float');
-  const bb = arg(ctx.owner, 'matmul', 'b', b, span(strideB, k * n), 'float');
-  const ob = arg(ctx.owner, 'matmul', 'out', out, span(strideOut, m * n), 'float');
-  if (ob === ab || ob === bb) throw new Error('matmul: out must not be the same buffer as a or b');
+  const span = (stride: number, size: number) => matmulSpan(batch, stride, size);
+  const ab = a as CudaBuffer;
+  const bb = b as CudaBuffer;
+  const ob = out as CudaBuffer;
   if (batch === 0 || m === 0 || n === 0) return;
   for (const [key, v] of [
     ['m', m],
@@ -86,6 +84,9 @@ export function matmul(ctx: Ctx, out: DeviceBuffer, a: DeviceBuffer, b: DeviceBu
     accumulate ? 1 : 0,
   ]);
 }
+
+/** The matmul kernel; its arguments are checked in core (kernelChecks). */
+export const matmulKernels = { matmul } satisfies KernelFamily<Ctx>;
 
 /**
  * The GEMM on cuBLASLt, which takes operands of one dtype. A 16-bit operand against a float32

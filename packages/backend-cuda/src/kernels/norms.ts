@@ -2,22 +2,16 @@
  * Host side of kernels/norms.cu: LayerNorm and RMSNorm (one kernel, without the mean for RMSNorm)
  * over rows, their backward, and the weight/bias gradients summed over chunks of rows.
  */
-import type { DeviceBuffer, NormParams } from '@peft/core';
-import { arg, counts, finite } from '../buffer.js';
+import type { DeviceBuffer, KernelFamily, NormParams } from '@peft/core';
+import type { CudaBuffer } from '../buffer.js';
 import { DTYPE_CODE } from '../kernels.js';
 import { type Ctx, THREADS } from './common.js';
-
-function checkNorm(kernel: string, p: NormParams): void {
-  counts(kernel, { rows: p.rows, dim: p.dim });
-  finite(kernel, 'eps', p.eps);
-  if (p.eps < 0) throw new Error(`${kernel}: eps must be non-negative, got ${p.eps}`);
-}
 
 function rowThreads(dim: number): number {
   return Math.min(1024, Math.max(32, Math.ceil(Math.min(dim, THREADS * 4) / 4 / 32) * 32));
 }
 
-export function layerNorm(
+function layerNorm(
   ctx: Ctx,
   out: DeviceBuffer,
   mean: DeviceBuffer,
@@ -27,23 +21,15 @@ export function layerNorm(
   bias: DeviceBuffer | null,
   p: NormParams,
 ): void {
-  normForward(ctx, 'layerNorm', out, mean, rstd, x, weight, bias, p);
+  normForward(ctx, out, mean, rstd, x, weight, bias, p);
 }
 
-export function rmsNorm(
-  ctx: Ctx,
-  out: DeviceBuffer,
-  rstd: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  p: NormParams,
-): void {
-  normForward(ctx, 'rmsNorm', out, null, rstd, x, weight, null, p);
+function rmsNorm(ctx: Ctx, out: DeviceBuffer, rstd: DeviceBuffer, x: DeviceBuffer, weight: DeviceBuffer | null, p: NormParams): void {
+  normForward(ctx, out, null, rstd, x, weight, null, p);
 }
 
 function normForward(
   ctx: Ctx,
-  K: string,
   out: DeviceBuffer,
   mean: DeviceBuffer | null,
   rstd: DeviceBuffer,
@@ -52,14 +38,13 @@ function normForward(
   bias: DeviceBuffer | null,
   p: NormParams,
 ): void {
-  checkNorm(K, p);
   const { rows, dim, eps } = p;
-  const o = arg(ctx.owner, K, 'out', out, rows * dim, 'float');
-  const mb = mean === null ? null : arg(ctx.owner, K, 'mean', mean, rows, 'float32');
-  const rb = arg(ctx.owner, K, 'rstd', rstd, rows, 'float32');
-  const xb = arg(ctx.owner, K, 'x', x, rows * dim, 'float');
-  const w = weight === null ? null : arg(ctx.owner, K, 'weight', weight, dim, 'float');
-  const b = bias === null ? null : arg(ctx.owner, K, 'bias', bias, dim, 'float');
+  const o = out as CudaBuffer;
+  const mb = mean as CudaBuffer | null;
+  const rb = rstd as CudaBuffer;
+  const xb = x as CudaBuffer;
+  const w = weight as CudaBuffer | null;
+  const b = bias as CudaBuffer | null;
   if (rows === 0) return;
   ctx.rt.launch('layer_norm', [rows], [rowThreads(dim)], 0, [
     o.ptr,
@@ -78,7 +63,7 @@ function normForward(
   ]);
 }
 
-export function layerNormBackward(
+function layerNormBackward(
   ctx: Ctx,
   dx: DeviceBuffer,
   dWeight: DeviceBuffer | null,
@@ -90,10 +75,10 @@ export function layerNormBackward(
   rstd: DeviceBuffer,
   p: NormParams,
 ): void {
-  normBackward(ctx, 'layerNormBackward', dx, dWeight, dBias, dy, x, weight, mean, rstd, p);
+  normBackward(ctx, dx, dWeight, dBias, dy, x, weight, mean, rstd, p);
 }
 
-export function rmsNormBackward(
+function rmsNormBackward(
   ctx: Ctx,
   dx: DeviceBuffer,
   dWeight: DeviceBuffer | null,
@@ -103,12 +88,11 @@ export function rmsNormBackward(
   rstd: DeviceBuffer,
   p: NormParams,
 ): void {
-  normBackward(ctx, 'rmsNormBackward', dx, dWeight, null, dy, x, weight, null, rstd, p);
+  normBackward(ctx, dx, dWeight, null, dy, x, weight, null, rstd, p);
 }
 
 function normBackward(
   ctx: Ctx,
-  K: string,
   dx: DeviceBuffer,
   dWeight: DeviceBuffer | null,
   dBias: DeviceBuffer | null,
@@ -119,16 +103,15 @@ function normBackward(
   rstd: DeviceBuffer,
   p: NormParams,
 ): void {
-  checkNorm(K, p);
   const { rows, dim } = p;
-  const o = arg(ctx.owner, K, 'dx', dx, rows * dim, 'float');
-  const dw = dWeight === null ? null : arg(ctx.owner, K, 'dWeight', dWeight, dim, 'float32');
-  const db = dBias === null ? null : arg(ctx.owner, K, 'dBias', dBias, dim, 'float32');
-  const g = arg(ctx.owner, K, 'dy', dy, rows * dim, 'float');
-  const xb = arg(ctx.owner, K, 'x', x, rows * dim, 'float');
-  const w = weight === null ? null : arg(ctx.owner, K, 'weight', weight, dim, 'float');
-  const mb = mean === null ? null : arg(ctx.owner, K, 'mean', mean, rows, 'float32');
-  const rb = arg(ctx.owner, K, 'rstd', rstd, rows, 'float32');
+  const o = dx as CudaBuffer;
+  const dw = dWeight as CudaBuffer | null;
+  const db = dBias as CudaBuffer | null;
+  const g = dy as CudaBuffer;
+  const xb = x as CudaBuffer;
+  const w = weight as CudaBuffer | null;
+  const mb = mean as CudaBuffer | null;
+  const rb = rstd as CudaBuffer;
   // Parameter gradients first: dx may overwrite dy or x.
   if ((dw || db) && dim > 0) {
     if (dw) ctx.rt.memsetD32(dw.ptr, 0, dim);
@@ -167,3 +150,6 @@ function normBackward(
     dim,
   ]);
 }
+
+/** The norm kernels; their arguments are checked in core (kernelChecks). */
+export const normKernels = { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } satisfies KernelFamily<Ctx>;

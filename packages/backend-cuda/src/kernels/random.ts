@@ -2,25 +2,15 @@
  * Host side of kernels/random.cu: Philox uniform/normal fills and dropout, keyed by (seed,
  * offset). Neither can be captured in a CUDA graph (a replay would draw the same numbers).
  */
-import type { DeviceBuffer, DropoutParams, RandomParams } from '@peft/core';
+import type { DeviceBuffer, DropoutParams, KernelFamily, RandomParams } from '@peft/core';
 import { splitKey } from '@peft/core';
-import { arg, finite, same } from '../buffer.js';
+import type { CudaBuffer } from '../buffer.js';
 import { DTYPE_CODE } from '../kernels.js';
 import { type Ctx, grid, THREADS } from './common.js';
 
-function checkOffset(kernel: string, offset: number): void {
-  if (!Number.isSafeInteger(offset) || offset < 0) throw new Error(`${kernel}: offset must be a non-negative safe integer, got ${offset}`);
-}
-
-export function random(ctx: Ctx, out: DeviceBuffer, p: RandomParams): void {
-  const o = arg(ctx.owner, 'random', 'out', out, 0, 'float');
-  finite('random', 'low', p.low);
-  finite('random', 'high', p.high);
-  if (p.distribution !== 'uniform' && p.distribution !== 'normal') {
-    throw new Error(`random: distribution ${JSON.stringify(p.distribution)} is not supported: use uniform or normal`);
-  }
+function random(ctx: Ctx, out: DeviceBuffer, p: RandomParams): void {
+  const o = out as CudaBuffer;
   const [k0, k1] = splitKey(p.seed);
-  checkOffset('random', p.offset);
   const n = o.size;
   if (n === 0) return;
   notCapturing(ctx, 'random');
@@ -37,12 +27,12 @@ export function random(ctx: Ctx, out: DeviceBuffer, p: RandomParams): void {
   ]);
 }
 
-export function dropout(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
-  mask(ctx, 'dropout', ['out', 'x'], out, x, p);
+function dropout(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
+  mask(ctx, 'dropout', out, x, p);
 }
 
-export function dropoutBackward(ctx: Ctx, dx: DeviceBuffer, dy: DeviceBuffer, p: DropoutParams): void {
-  mask(ctx, 'dropoutBackward', ['dx', 'dy'], dx, dy, p);
+function dropoutBackward(ctx: Ctx, dx: DeviceBuffer, dy: DeviceBuffer, p: DropoutParams): void {
+  mask(ctx, 'dropoutBackward', dx, dy, p);
 }
 
 /** Philox's (seed, offset) are launch arguments: a graph would replay the same numbers on every launch. */
@@ -54,14 +44,11 @@ function notCapturing(ctx: Ctx, K: string): void {
   }
 }
 
-function mask(ctx: Ctx, K: string, names: [string, string], out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
-  finite(K, 'p', p.p);
-  if (p.p < 0 || p.p > 1) throw new Error(`${K}: p must be in [0, 1], got ${p.p}`);
-  const o = arg(ctx.owner, K, names[0], out, 0, 'float');
+function mask(ctx: Ctx, K: string, out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
+  const o = out as CudaBuffer;
   const n = o.size;
-  const xb = same(ctx.owner, K, names[1], x, n, 'float');
+  const xb = x as CudaBuffer;
   const [k0, k1] = splitKey(p.seed);
-  checkOffset(K, p.offset);
   if (n === 0) return;
   if (p.p > 0) notCapturing(ctx, K);
   ctx.rt.launch('dropout', [grid(ctx, Math.ceil(n / 4))], [THREADS], 0, [
@@ -77,3 +64,6 @@ function mask(ctx: Ctx, K: string, names: [string, string], out: DeviceBuffer, x
     n,
   ]);
 }
+
+/** The randomness kernels; their arguments are checked in core (kernelChecks), graph capture here. */
+export const randomKernels = { random, dropout, dropoutBackward } satisfies KernelFamily<Ctx>;

@@ -1,16 +1,13 @@
 /** Host side of kernels/reduce.cu: sum/max over one axis of [outer, reduce, inner], and argmax over rows. */
-import type { DeviceBuffer, ReduceOp } from '@peft/core';
+import type { DeviceBuffer, KernelFamily, ReduceOp } from '@peft/core';
 import { bytesPerElement } from '@peft/core';
-import { arg, counts } from '../buffer.js';
+import type { CudaBuffer } from '../buffer.js';
 import { DTYPE_CODE } from '../kernels.js';
 import { type Ctx, THREADS, temp } from './common.js';
 
-export function reduce(ctx: Ctx, op: ReduceOp, out: DeviceBuffer, x: DeviceBuffer, outer: number, reduce: number, inner: number): void {
-  const K = `reduce(${op})`;
-  counts(K, { outer, reduce, inner });
-  if (op !== 'sum' && op !== 'max') throw new Error(`reduce: unknown op ${JSON.stringify(op)}`);
-  const o = arg(ctx.owner, K, 'out', out, outer * inner, 'float');
-  const xb = arg(ctx.owner, K, 'x', x, outer * reduce * inner, 'float');
+function reduce(ctx: Ctx, op: ReduceOp, out: DeviceBuffer, x: DeviceBuffer, outer: number, reduce: number, inner: number): void {
+  const o = out as CudaBuffer;
+  const xb = x as CudaBuffer;
   if (outer * inner === 0) return;
   const code = op === 'sum' ? 0 : 1;
   const t = o === xb ? temp(ctx, outer * inner * bytesPerElement(o.dtype)) : null;
@@ -36,12 +33,13 @@ export function reduce(ctx: Ctx, op: ReduceOp, out: DeviceBuffer, x: DeviceBuffe
   }
 }
 
-export function argmax(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, rows: number, cols: number): void {
-  counts('argmax', { rows, cols });
-  if (cols === 0 && rows > 0) throw new Error('argmax: cols is 0, so the rows have no largest element');
-  const o = arg(ctx.owner, 'argmax', 'out', out, rows, 'int32');
-  const xb = arg(ctx.owner, 'argmax', 'x', x, rows * cols, 'float');
+function argmax(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, rows: number, cols: number): void {
+  const o = out as CudaBuffer;
+  const xb = x as CudaBuffer;
   if (rows === 0) return;
   const threads = Math.min(THREADS, Math.max(32, Math.ceil(cols / 32) * 32));
   ctx.rt.launch('argmax_rows', [rows], [threads], 0, [o.ptr, xb.ptr, DTYPE_CODE[xb.dtype], cols]);
 }
+
+/** The reduction kernels; their arguments are checked in core (kernelChecks). */
+export const reduceKernels = { reduce, argmax } satisfies KernelFamily<Ctx>;
