@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { AttentionParams, Backend, DeviceBuffer, MatmulParams, NormParams, RotaryParams, View } from './backend.js';
 import { composeBackend, type KernelImpls } from './compose.js';
 import { DTYPES, type DType, type RawArray } from './dtype.js';
-import { type KernelName, kernelChecks } from './kernel-checks.js';
+import { checkIdsInRange, checkTargetsInRange, type KernelName, kernelChecks } from './kernel-checks.js';
 
 class TestBuffer implements DeviceBuffer {
   freed = false;
@@ -347,5 +347,20 @@ describe('kernel checks', () => {
     expect(() => be.adamw(p, g, m, v, o, f32(be, 3))).toThrow(/adamw: scalars has 3 elements but the parameters need at least 4/);
     expect(() => be.adamw(p, g, m, v, o, f32(be, 5))).toThrow(/adamw: scalars has 5 elements but the output has 4/);
     expect(() => be.adamw(p, g, m, v, o, null)).not.toThrow();
+  });
+});
+
+describe('value checks for backends that read ids and targets on the host', () => {
+  it('ids name a row, targets a class or ignoreIndex', () => {
+    expect(() => checkIdsInRange('embedding', [0, 2, 3], 3, 3)).toThrow(
+      /embedding: ids\[2\] = 3 is outside the weight's rows: valid ids are 0..2/,
+    );
+    expect(() => checkIdsInRange('embedding', [0, -1], 2, 3)).toThrow(/ids\[1\] = -1/);
+    expect(() => checkIdsInRange('embedding', [0, 9], 1, 3)).not.toThrow(); // only the first n
+    const p = { rows: 2, classes: 3, ignoreIndex: -100 };
+    expect(() => checkTargetsInRange('crossEntropy', [0, 3], p)).toThrow(
+      /crossEntropy: targets\[1\] = 3 is not a class: use 0..2 or ignoreIndex -100/,
+    );
+    expect(() => checkTargetsInRange('crossEntropy', [-100, 2], p)).not.toThrow();
   });
 });

@@ -191,6 +191,27 @@ function embeddingBackward(c: CheckContext, dWeight: DeviceBuffer, dOut: DeviceB
   buf(c, K, 'ids', ids, n, 'int32');
 }
 
+/**
+ * For backends that read ids on the host (CPU, oracle): each of the first `n` ids names a row of
+ * the table, 0..rows − 1.
+ */
+export function checkIdsInRange(kernel: string, ids: ArrayLike<number>, n: number, rows: number): void {
+  for (let i = 0; i < n; i++) {
+    const id = ids[i]!;
+    if (id < 0 || id >= rows) throw new Error(`${kernel}: ids[${i}] = ${id} is outside the weight's rows: valid ids are 0..${rows - 1}`);
+  }
+}
+
+/** For backends that read targets on the host: each of the `rows` targets is a class or ignoreIndex. */
+export function checkTargetsInRange(kernel: string, targets: ArrayLike<number>, p: CrossEntropyParams): void {
+  for (let r = 0; r < p.rows; r++) {
+    const t = targets[r]!;
+    if (t !== p.ignoreIndex && (t < 0 || t >= p.classes)) {
+      throw new Error(`${kernel}: targets[${r}] = ${t} is not a class: use 0..${p.classes - 1} or ignoreIndex ${p.ignoreIndex}`);
+    }
+  }
+}
+
 // --- norms and rotary -----------------------------------------------------------------------------
 
 function normParams(kernel: string, p: NormParams): void {
