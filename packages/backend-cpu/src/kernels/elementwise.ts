@@ -70,7 +70,7 @@ function unaryLoop(op: UnaryOp, len: number, ys: Float32Array, yi: number, xs: F
       for (let i = 0; i < len; i++) ys[yi + i] = Math.max(xs[xi + i], 0);
       break;
     default:
-      throw new Error(`unary: unknown op ${JSON.stringify(op)}`);
+      throw new Error(`internal: unary has no loop for op ${JSON.stringify(op)} (core's check lets only known ops through)`);
   }
 }
 
@@ -150,7 +150,7 @@ function unaryBackwardLoop(
       for (let i = 0; i < len; i++) d[di + i] = v[vi + i] > 0 ? g[gi + i] : 0;
       break;
     default:
-      throw new Error(`unaryBackward: unknown op ${JSON.stringify(op)}`);
+      throw new Error(`internal: unaryBackward has no loop for op ${JSON.stringify(op)} (core's check lets only known ops through)`);
   }
 }
 
@@ -253,7 +253,7 @@ function binaryRow(
       for (let c = 0; c < len; c++) ys[yi + c] = Math.min(as[ai + c * sa], bs[bi + c * sb]);
       return;
     default:
-      throw new Error(`binary: unknown op ${JSON.stringify(op)}`);
+      throw new Error(`internal: binary has no loop for op ${JSON.stringify(op)} (core's check lets only known ops through)`);
   }
 }
 

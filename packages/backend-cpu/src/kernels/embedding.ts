@@ -1,5 +1,5 @@
 /** Embedding lookup and its scatter-add backward. An id outside [0, rows) is an error. */
-import type { DeviceBuffer, KernelFamily } from '@peft/core';
+import { checkIdsInRange, type DeviceBuffer, type KernelFamily } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, flushF32, readF32, scratch, writeF32 } from '../storage.js';
 
@@ -71,13 +71,10 @@ function rowsOf(w: CpuBuffer, dim: number): number {
   return dim === 0 ? 0 : w.size / dim;
 }
 
-/** The ids are read here, so their range is checked here (core checks the arguments themselves). */
+/** The ids as an array, checked in range here: a value check needs the data (core checks the arguments themselves). */
 function checkIds(kernel: string, ids: CpuBuffer, n: number, rows: number): Int32Array {
   const idx = ids.data as Int32Array;
-  for (let i = 0; i < n; i++) {
-    const id = idx[i];
-    if (id < 0 || id >= rows) throw new Error(`${kernel}: ids[${i}] = ${id} is outside the weight's rows: valid ids are 0..${rows - 1}`);
-  }
+  checkIdsInRange(kernel, idx, n, rows);
   return idx;
 }
 

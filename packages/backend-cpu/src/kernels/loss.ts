@@ -4,20 +4,10 @@
  * softmax: the running sum is rescaled whenever the running max grows); a target that is
  * neither ignoreIndex nor in [0, classes) is an error.
  */
-import type { CrossEntropyParams, DeviceBuffer, KernelFamily } from '@peft/core';
+import { type CrossEntropyParams, checkTargetsInRange, type DeviceBuffer, type KernelFamily } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, flushF32, readF32, writeF32 } from '../storage.js';
 import { fastExp } from './math.js';
-
-/** Targets are read here, so their range is checked here (core checks the arguments themselves). */
-function checkTargets(K: string, targets: Int32Array, p: CrossEntropyParams): void {
-  for (let r = 0; r < p.rows; r++) {
-    const t = targets[r];
-    if (t !== p.ignoreIndex && (t < 0 || t >= p.classes)) {
-      throw new Error(`${K}: targets[${r}] = ${t} is not a class: use 0..${p.classes - 1} or ignoreIndex ${p.ignoreIndex}`);
-    }
-  }
-}
 
 /** loss[r] = lse[r] − logits[r, target[r]], or 0 when target[r] = ignoreIndex. */
 function crossEntropy(
@@ -33,7 +23,7 @@ function crossEntropy(
   const lseOut = (lse as CpuBuffer).data as Float32Array;
   const xb = logits as CpuBuffer;
   const ts = (targets as CpuBuffer).data as Int32Array;
-  checkTargets('crossEntropy', ts, p);
+  checkTargetsInRange('crossEntropy', ts, p); // a value check needs the data
   for (let r = 0; r < rows; r++) {
     const base = r * classes;
     const xs = readF32(xb, base, classes, 0);
@@ -73,7 +63,7 @@ function crossEntropyBackward(
   const xb = logits as CpuBuffer;
   const ts = (targets as CpuBuffer).data as Int32Array;
   const ls = (lse as CpuBuffer).data as Float32Array;
-  checkTargets('crossEntropyBackward', ts, p);
+  checkTargetsInRange('crossEntropyBackward', ts, p);
   const g = readF32(gb, 0, rows, 1);
   const g0 = at(gb, 0);
   // In place over logits is safe: each element is read once, then written.

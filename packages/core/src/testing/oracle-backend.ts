@@ -6,6 +6,7 @@
 import type { Backend, BackendMemory, DeviceBuffer, View } from '../backend.js';
 import { composeBackend, type KernelImpls, type MemoryParts } from '../compose.js';
 import { bytesPerElement, type DType, decode, encode, type RawArray } from '../dtype.js';
+import { checkIdsInRange } from '../kernel-checks.js';
 import * as ref from './reference.js';
 
 class OracleBuffer implements DeviceBuffer {
@@ -88,11 +89,7 @@ const oracleKernels: KernelImpls<null> = {
   },
   embedding(_, out, weight, ids, n, dim) {
     const idv = val(ids);
-    const rows = dim === 0 ? 0 : weight.size / dim;
-    for (let i = 0; i < n; i++) {
-      if (idv[i]! < 0 || idv[i]! >= rows)
-        throw new Error(`embedding: ids[${i}] = ${idv[i]} is outside the weight's rows: valid ids are 0..${rows - 1}`);
-    }
+    checkIdsInRange('embedding', idv, n, dim === 0 ? 0 : weight.size / dim);
     store(out, ref.embedding(val(weight), idv, n, dim));
   },
   embeddingBackward(_, dWeight, dOut, ids, n, dim) {
