@@ -88,13 +88,33 @@ export interface BackendParts<B extends OwnedBuffer, C, E extends object> {
 
 const noop = (_what: string): void => {};
 
+type DataKernel =
+  | 'fill'
+  | 'copy'
+  | 'addInto'
+  | 'unary'
+  | 'affine'
+  | 'binary'
+  | 'reduce'
+  | 'argmax'
+  | 'matmul'
+  | 'embedding'
+  | 'embeddingBackward';
+
 /** The `Backend` made of `parts`, with every argument checked before a part is called (see the top of this file). */
 export function composeBackend<B extends OwnedBuffer, C, E extends object = Record<never, never>>(
   parts: BackendParts<B, C, E>,
 ): Backend & E {
   const c: CheckContext = { name: parts.name, dtypes: parts.dtypes, bufferClass: parts.bufferClass, owner: parts.owner };
   const to = { context: parts.context as C };
-  const backend = { ...(parts.extras as E), name: parts.name, dtypes: parts.dtypes, ...memoryOf(c, parts), ...kernelsOf(c, parts, to) };
+  const backend = {
+    ...(parts.extras as E),
+    name: parts.name,
+    dtypes: parts.dtypes,
+    ...memoryOf(c, parts),
+    ...dataKernelsOf(c, parts, to),
+    ...layerKernelsOf(c, parts, to),
+  };
   if (parts.context === undefined) to.context = backend as C;
   return backend as Backend & E;
 }
@@ -160,12 +180,15 @@ function memoryOf<B extends OwnedBuffer, C, E extends object>(c: CheckContext, p
   };
 }
 
-/** Each kernel: `alive`, its check, its implementation. Written out one by one: no rest arguments, no per-call allocation. */
-function kernelsOf<B extends OwnedBuffer, C, E extends object>(
+/**
+ * Each kernel of data movement, elementwise, matmul and gather: `alive`, its check, its
+ * implementation. Written out one by one: no rest arguments, no per-call allocation.
+ */
+function dataKernelsOf<B extends OwnedBuffer, C, E extends object>(
   c: CheckContext,
   parts: BackendParts<B, C, E>,
   to: { context: C },
-): Omit<Backend, 'name' | 'dtypes' | keyof MemoryParts<B>> {
+): Pick<Backend, DataKernel> {
   const k = parts.kernels;
   const alive = parts.alive ?? noop;
   return {
@@ -224,6 +247,18 @@ function kernelsOf<B extends OwnedBuffer, C, E extends object>(
       checks.embeddingBackward(c, dWeight, dOut, ids, n, dim);
       k.embeddingBackward(to.context, dWeight, dOut, ids, n, dim);
     },
+  };
+}
+
+/** The kernels of norms, rotary, attention, activations, loss, randomness and the optimizer, as `dataKernelsOf`. */
+function layerKernelsOf<B extends OwnedBuffer, C, E extends object>(
+  c: CheckContext,
+  parts: BackendParts<B, C, E>,
+  to: { context: C },
+): Pick<Backend, Exclude<KernelName, DataKernel>> {
+  const k = parts.kernels;
+  const alive = parts.alive ?? noop;
+  return {
     layerNorm(out, mean, rstd, a, weight, bias, p) {
       alive('layerNorm');
       checks.layerNorm(c, out, mean, rstd, a, weight, bias, p);
