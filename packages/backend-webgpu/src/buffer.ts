@@ -1,4 +1,4 @@
-import { type BufferRole, bytesPerElement, checkBufferArg, checkSameSize, type DeviceBuffer, type DType } from '@peft/core';
+import { bytesPerElement, type DeviceBuffer, type DType } from '@peft/core';
 
 /**
  * A tensor's device memory: a GPUBuffer from the pool (STORAGE | COPY_SRC | COPY_DST). float16 and
@@ -9,7 +9,7 @@ export class WebGpuBuffer implements DeviceBuffer {
   freed = false;
 
   constructor(
-    /** The backend that allocated this buffer; kernels refuse buffers of other backends. */
+    /** The context of the backend that allocated this buffer; core's argument checks refuse buffers of other backends. */
     readonly owner: object,
     readonly dtype: DType,
     readonly size: number,
@@ -27,36 +27,3 @@ export class WebGpuBuffer implements DeviceBuffer {
 export function paddedBytes(dtype: DType, size: number): number {
   return Math.ceil((size * bytesPerElement(dtype)) / 4) * 4;
 }
-
-export const bpe = bytesPerElement;
-
-/** What a kernel argument must hold: any dtype, a float storage dtype, exactly float32, or int32. */
-export type Role = BufferRole;
-
-/** Checks that `buf` is a live WebGpuBuffer of `owner` with at least `need` elements of the right kind (see core's checkBufferArg). */
-export function arg(
-  owner: object,
-  kernel: string,
-  name: string,
-  buf: DeviceBuffer | null | undefined,
-  need: number,
-  role: Role,
-): WebGpuBuffer {
-  return checkBufferArg(WebGpuBuffer, 'webgpu', owner, kernel, name, buf, need, role);
-}
-
-/** `arg` for elementwise operands: exactly `size` elements (the size of the output). */
-export function same(
-  owner: object,
-  kernel: string,
-  name: string,
-  buf: DeviceBuffer | null | undefined,
-  size: number,
-  role: Role,
-): WebGpuBuffer {
-  const b = arg(owner, kernel, name, buf, size, role);
-  checkSameSize(kernel, name, b, size);
-  return b;
-}
-
-export { checkCounts as counts, checkFinite as finite } from '@peft/core';

@@ -1,5 +1,5 @@
 /// <reference types="@webgpu/types" />
-export { createWebGpuBackend, isCpuAdapter, WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
+export { createWebGpuBackend, isCpuAdapter, type WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 export { WebGpuBuffer } from './buffer.js';
 export { webGpuAvailable } from './device.js';
 export type { AttentionKind } from './kernels/attention.js';

@@ -6,7 +6,7 @@
  * arena written with a single `writeBuffer` just before the submit; queue order makes the arena
  * reusable at once by the next batch.
  */
-import type { DType, RawArray } from '@peft/core';
+import { type DType, RAW_ARRAY, type RawArray } from '@peft/core';
 import { paddedBytes, WebGpuBuffer } from './buffer.js';
 import { BufferPool } from './pool.js';
 import { type Access, assemble, type BindingDecl, type ParamDecl, type ScalarType, uniformBytes } from './program.js';
@@ -153,8 +153,7 @@ export class GpuRuntime {
   async read(buf: WebGpuBuffer): Promise<RawArray> {
     const bytes = buf.byteLength;
     const n = buf.size;
-    const make = (ab: ArrayBuffer): RawArray =>
-      buf.dtype === 'float32' ? new Float32Array(ab, 0, n) : buf.dtype === 'int32' ? new Int32Array(ab, 0, n) : new Uint16Array(ab, 0, n);
+    const make = (ab: ArrayBuffer): RawArray => new RAW_ARRAY[buf.dtype](ab, 0, n);
     if (bytes === 0) return make(new ArrayBuffer(0));
     const staging = this.staging.acquire(bytes);
     this.endPass();

@@ -18,24 +18,16 @@
  * 64 threads of a `tiled` workgroup one after another at every barrier, and with headDim 16 three
  * quarters of them idle through the value loops; there this form is an order of magnitude faster.
  */
-import type { AttentionParams, DeviceBuffer } from '@peft/core';
-import { arg, counts, finite } from '../buffer.js';
-import type { Ctx } from './common.js';
+import type { AttentionParams, KernelFamily } from '@peft/core';
+import type { WebGpuBuffer } from '../buffer.js';
+import type { LaunchBinding } from '../runtime.js';
+import { type Ctx, wgSum } from './common.js';
 
 export type AttentionKind = 'tiled' | 'rows';
-type AttnCtx = Ctx & { readonly attentionKind: AttentionKind };
 
 const T = 64;
 const DMAX = 256;
 const PER = DMAX / T;
-
-function checkParams(K: string, p: AttentionParams): void {
-  counts(K, { batch: p.batch, seqQ: p.seqQ, seqK: p.seqK, heads: p.heads, kvHeads: p.kvHeads, headDim: p.headDim });
-  finite(K, 'scale', p.scale);
-  if (p.kvHeads === 0 ? p.heads !== 0 : p.heads % p.kvHeads !== 0)
-    throw new Error(`${K}: heads ${p.heads} must be a multiple of kvHeads ${p.kvHeads}`);
-  if (p.headDim > DMAX) throw new Error(`${K}: headDim ${p.headDim} is more than the ${DMAX} this backend's attention kernels support`);
-}
 
 const params = (p: AttentionParams) =>
   [
@@ -60,43 +52,122 @@ fn key_end(i: u32) -> u32 {
 fn key_real(b: u32, j: u32) -> bool { return HAS_MASK == 0u || ld_mask(b * P.seqK + j) != 0; }
 `;
 
-export function attention(
-  ctx: AttnCtx,
-  out: DeviceBuffer,
-  lse: DeviceBuffer,
-  q: DeviceBuffer,
-  k: DeviceBuffer,
-  v: DeviceBuffer,
-  mask: DeviceBuffer | null,
+/** attention and attentionBackward in the form `ctx.attentionKind` names; core checks their arguments, this file only its headDim limit. */
+export const attentionKernels = {
+  attention(ctx, out, lse, q, k, v, mask, p) {
+    checkHeadDim('attention', p);
+    const hasMask = mask !== null;
+    ctx.rt.launch({
+      kernel: 'attention',
+      params: params(p),
+      bindings: [
+        { name: 'out', buf: out as WebGpuBuffer, access: 'write' },
+        { name: 'lse', buf: lse as WebGpuBuffer, access: 'write' },
+        { name: 'q', buf: q as WebGpuBuffer, access: 'read' },
+        { name: 'k', buf: k as WebGpuBuffer, access: 'read' },
+        { name: 'v', buf: v as WebGpuBuffer, access: 'read' },
+        { name: 'mask', buf: mask as WebGpuBuffer | null, access: 'read' },
+      ],
+      workgroupSize: T,
+      code: ctx.attentionKind === 'rows' ? forwardRows(p.headDim, hasMask) : forwardTiled(hasMask),
+      groups: groupsFor(ctx, p.batch * p.heads * p.seqQ),
+    });
+  },
+
+  /** Pass A writes dq and each row's (lse, D_i); pass B reads them back for dk and dv. `out` is not read: D_i comes from P and dP. */
+  attentionBackward(ctx, dq, dk, dv, dOut, q, k, v, _out, lse, mask, p) {
+    const K = 'attentionBackward';
+    checkHeadDim(K, p);
+    const inputs = { g: dOut, q, k, v, mask } as BackwardInputs;
+    // stats[2·row] = lse, stats[2·row + 1] = D_i, for pass B.
+    const stats = ctx.rt.temp(ctx, 'float32', Math.max(1, 2 * p.batch * p.heads * p.seqQ), K);
+    dqPass(ctx, p, inputs, dq as WebGpuBuffer, lse as WebGpuBuffer, stats);
+    dkvPass(ctx, p, inputs, dk as WebGpuBuffer, dv as WebGpuBuffer, stats);
+    ctx.rt.done(stats);
+  },
+} satisfies KernelFamily<Ctx>;
+
+/** The one limit of this backend's attention kernels: a head of at most DMAX features (core checks the rest). */
+function checkHeadDim(K: string, p: AttentionParams): void {
+  if (p.headDim > DMAX) throw new Error(`${K}: headDim ${p.headDim} is more than the ${DMAX} this backend's attention kernels support`);
+}
+
+/** Workgroups for `rows` rows: one per row in the `tiled` form, one per T rows in the `rows` form. */
+function groupsFor(ctx: Ctx, rows: number): number {
+  return ctx.attentionKind === 'rows' ? Math.ceil(rows / T) : rows;
+}
+
+/** What both backward passes read: dOut (bound as g), q, k, v and the optional mask. */
+interface BackwardInputs {
+  readonly g: WebGpuBuffer;
+  readonly q: WebGpuBuffer;
+  readonly k: WebGpuBuffer;
+  readonly v: WebGpuBuffer;
+  readonly mask: WebGpuBuffer | null;
+}
+
+/** A backward pass: its outputs, the shared inputs, then `extra` (the row statistics it reads) and the mask. */
+function backwardLaunch(
+  ctx: Ctx,
+  kernel: string,
   p: AttentionParams,
+  outputs: readonly LaunchBinding[],
+  a: BackwardInputs,
+  extra: LaunchBinding,
+  code: string,
+  rows: number,
 ): void {
-  const K = 'attention';
-  checkParams(K, p);
-  const nq = p.batch * p.seqQ * p.heads * p.headDim;
-  const nk = p.batch * p.seqK * p.kvHeads * p.headDim;
-  const o = arg(ctx.owner, K, 'out', out, nq, 'float');
-  const qb = arg(ctx.owner, K, 'q', q, nq, 'float');
-  const kb = arg(ctx.owner, K, 'k', k, nk, 'float');
-  const vb = arg(ctx.owner, K, 'v', v, nk, 'float');
-  if (o === qb || o === kb || o === vb) throw new Error('attention: out must not be the same buffer as q, k or v');
-  const mb = mask === null ? null : arg(ctx.owner, K, 'mask', mask, p.batch * p.seqK, 'int32');
-  const rows = ctx.attentionKind === 'rows';
   ctx.rt.launch({
-    kernel: K,
+    kernel,
     params: params(p),
     bindings: [
-      { name: 'out', buf: o, access: 'write' },
-      { name: 'lse', buf: arg(ctx.owner, K, 'lse', lse, p.batch * p.heads * p.seqQ, 'float32'), access: 'write' },
-      { name: 'q', buf: qb, access: 'read' },
-      { name: 'k', buf: kb, access: 'read' },
-      { name: 'v', buf: vb, access: 'read' },
-      { name: 'mask', buf: mb, access: 'read' },
+      ...outputs,
+      { name: 'g', buf: a.g, access: 'read' },
+      { name: 'q', buf: a.q, access: 'read' },
+      { name: 'k', buf: a.k, access: 'read' },
+      { name: 'v', buf: a.v, access: 'read' },
+      extra,
+      { name: 'mask', buf: a.mask, access: 'read' },
     ],
     workgroupSize: T,
-    code: rows
-      ? forwardRows(p.headDim, mb !== null)
-      : `const HAS_MASK = ${mb ? 1 : 0}u;
-${VISIBILITY}
+    code,
+    groups: groupsFor(ctx, rows),
+  });
+}
+
+/** Pass A, one query row at a time: D_i = Σ_j P_ij·dP_ij, dq, and (lse, D_i) into `stats`. */
+function dqPass(ctx: Ctx, p: AttentionParams, a: BackwardInputs, dq: WebGpuBuffer, lse: WebGpuBuffer, stats: WebGpuBuffer): void {
+  const hasMask = a.mask !== null;
+  const outputs = [
+    { name: 'dq', buf: dq, access: 'write' },
+    { name: 'stats', buf: stats, access: 'write' },
+  ] as const;
+  const code = ctx.attentionKind === 'rows' ? dqRows(p.headDim, hasMask) : dqTiled(hasMask);
+  backwardLaunch(ctx, 'attentionBackward (dq)', p, outputs, a, { name: 'lse', buf: lse, access: 'read' }, code, p.batch * p.heads * p.seqQ);
+}
+
+/** Pass B, one key row and kv head at a time: dk and dv summed over the queries and query heads that see it. */
+function dkvPass(ctx: Ctx, p: AttentionParams, a: BackwardInputs, dk: WebGpuBuffer, dv: WebGpuBuffer, stats: WebGpuBuffer): void {
+  const hasMask = a.mask !== null;
+  const outputs = [
+    { name: 'dk', buf: dk, access: 'write' },
+    { name: 'dv', buf: dv, access: 'write' },
+  ] as const;
+  const code = ctx.attentionKind === 'rows' ? dkvRows(p.headDim, hasMask) : dkvTiled(hasMask);
+  const statsIn = { name: 'stats', buf: stats, access: 'read' } as const;
+  backwardLaunch(ctx, 'attentionBackward (dk, dv)', p, outputs, a, statsIn, code, p.batch * p.kvHeads * p.seqK);
+}
+
+// --- the `tiled` form -----------------------------------------------------------------------
+
+/** WGSL that every attention kernel starts with: whether there is a mask, and the visibility helpers. */
+function maskHead(hasMask: boolean): string {
+  return `const HAS_MASK = ${hasMask ? 1 : 0}u;
+${VISIBILITY}`;
+}
+
+function forwardTiled(hasMask: boolean): string {
+  return `${maskHead(hasMask)}
 var<workgroup> qs: array<f32, ${DMAX}>;
 var<workgroup> ps: array<f32, ${T}>;
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
@@ -153,82 +224,12 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
     if (d < P.D) { st_out(qo + d, select(0.0, acc[u] / l, seen)); }
   }
   if (lid == 0u) { st_lse((b * P.heads + h) * P.seqQ + i, select(neg_inf(), m + log(l), seen)); }
-}`,
-    groups: rows ? Math.ceil((p.batch * p.heads * p.seqQ) / T) : p.batch * p.heads * p.seqQ,
-  });
+}`;
 }
 
-export function attentionBackward(
-  ctx: AttnCtx,
-  dq: DeviceBuffer,
-  dk: DeviceBuffer,
-  dv: DeviceBuffer,
-  dOut: DeviceBuffer,
-  q: DeviceBuffer,
-  k: DeviceBuffer,
-  v: DeviceBuffer,
-  out: DeviceBuffer,
-  lse: DeviceBuffer,
-  mask: DeviceBuffer | null,
-  p: AttentionParams,
-): void {
-  const K = 'attentionBackward';
-  checkParams(K, p);
-  const nq = p.batch * p.seqQ * p.heads * p.headDim;
-  const nk = p.batch * p.seqK * p.kvHeads * p.headDim;
-  const rows = p.batch * p.heads * p.seqQ;
-  const dqb = arg(ctx.owner, K, 'dq', dq, nq, 'float');
-  const dkb = arg(ctx.owner, K, 'dk', dk, nk, 'float');
-  const dvb = arg(ctx.owner, K, 'dv', dv, nk, 'float');
-  const g = arg(ctx.owner, K, 'dOut', dOut, nq, 'float');
-  const qb = arg(ctx.owner, K, 'q', q, nq, 'float');
-  const kb = arg(ctx.owner, K, 'k', k, nk, 'float');
-  const vb = arg(ctx.owner, K, 'v', v, nk, 'float');
-  const ob = arg(ctx.owner, K, 'out', out, nq, 'float'); // validated only: D_i comes from P and dP
-  const lb = arg(ctx.owner, K, 'lse', lse, rows, 'float32');
-  const mb = mask === null ? null : arg(ctx.owner, K, 'mask', mask, p.batch * p.seqK, 'int32');
-  for (const [name, buf] of [
-    ['dq', dqb],
-    ['dk', dkb],
-    ['dv', dvb],
-  ] as const) {
-    if (buf === g || buf === qb || buf === kb || buf === vb || buf === ob)
-      throw new Error(`attentionBackward: ${name} must not be the same buffer as an input`);
-  }
-  // stats[2·row] = lse, stats[2·row + 1] = D_i, for pass B.
-  const stats = ctx.rt.temp(ctx.owner, 'float32', Math.max(1, 2 * rows), K);
-  const byRows = ctx.attentionKind === 'rows';
-  const head = `const HAS_MASK = ${mb ? 1 : 0}u;
-${VISIBILITY}
-var<workgroup> red: array<f32, ${T}>;
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}`;
-  ctx.rt.launch({
-    kernel: `${K} (dq)`,
-    params: params(p),
-    bindings: [
-      { name: 'dq', buf: dqb, access: 'write' },
-      { name: 'stats', buf: stats, access: 'write' },
-      { name: 'g', buf: g, access: 'read' },
-      { name: 'q', buf: qb, access: 'read' },
-      { name: 'k', buf: kb, access: 'read' },
-      { name: 'v', buf: vb, access: 'read' },
-      { name: 'lse', buf: lb, access: 'read' },
-      { name: 'mask', buf: mb, access: 'read' },
-    ],
-    workgroupSize: T,
-    code: byRows
-      ? dqRows(p.headDim, mb !== null)
-      : `${head}
+function dqTiled(hasMask: boolean): string {
+  return `${maskHead(hasMask)}
+${wgSum(T)}
 var<workgroup> qs: array<f32, ${DMAX}>;
 var<workgroup> gs: array<f32, ${DMAX}>;
 var<workgroup> ds: array<f32, ${T}>;
@@ -286,26 +287,11 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
     if (d < P.D) { st_dq(qo + d, acc[u]); }
   }
   if (lid == 0u) { st_stats(2u * row, l); st_stats(2u * row + 1u, di); }
-}`,
-    groups: byRows ? Math.ceil(rows / T) : rows,
-  });
-  ctx.rt.launch({
-    kernel: `${K} (dk, dv)`,
-    params: params(p),
-    bindings: [
-      { name: 'dk', buf: dkb, access: 'write' },
-      { name: 'dv', buf: dvb, access: 'write' },
-      { name: 'g', buf: g, access: 'read' },
-      { name: 'q', buf: qb, access: 'read' },
-      { name: 'k', buf: kb, access: 'read' },
-      { name: 'v', buf: vb, access: 'read' },
-      { name: 'stats', buf: stats, access: 'read' },
-      { name: 'mask', buf: mb, access: 'read' },
-    ],
-    workgroupSize: T,
-    code: byRows
-      ? dkvRows(p.headDim, mb !== null)
-      : `${head}
+}`;
+}
+
+function dkvTiled(hasMask: boolean): string {
+  return `${maskHead(hasMask)}
 var<workgroup> ks: array<f32, ${DMAX}>;
 var<workgroup> vs: array<f32, ${DMAX}>;
 var<workgroup> pw: array<f32, ${T}>;
@@ -374,19 +360,15 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
     let d = lid + u * ${T}u;
     if (d < P.D) { st_dk(ko + d, accK[u]); st_dv(ko + d, accV[u]); }
   }
-}`,
-    groups: byRows ? Math.ceil((p.batch * p.kvHeads * p.seqK) / T) : p.batch * p.kvHeads * p.seqK,
-  });
-  ctx.rt.done(stats);
+}`;
 }
 
 // --- the `rows` form ------------------------------------------------------------------------
 
-/** WGSL shared by the `rows` kernels: headDim as a constant, the visibility helpers and a row loader. */
+/** WGSL shared by the `rows` kernels: the mask and visibility helpers, and headDim as a constant. */
 function rowsHead(headDim: number, hasMask: boolean): string {
-  return `const HAS_MASK = ${hasMask ? 1 : 0}u;
-const D = ${headDim}u;
-${VISIBILITY}`;
+  return `${maskHead(hasMask)}
+const D = ${headDim}u;`;
 }
 
 /** A register array of headDim floats (length at least 1: WGSL has no empty arrays). */

@@ -1,11 +1,14 @@
-/** What kernels need from the backend, and helpers shared by the kernel families. */
+/** What kernels share, and helpers used by several kernel families. */
 import type { View } from '@peft/core';
-import type { WebGpuBuffer } from '../buffer.js';
 import type { GpuRuntime, Launch, LaunchBinding } from '../runtime.js';
+import type { AttentionKind } from './attention.js';
+import type { GemmKind } from './matmul.js';
 
+/**
+ * What every kernel receives first: the runtime and the kernel forms this backend picked. It is
+ * also the `owner` of every buffer the backend allocates, so it identifies the backend instance.
+ */
 export interface Ctx {
-  /** The backend: owner of every buffer it allocated. */
-  readonly owner: object;
   readonly rt: GpuRuntime;
   /**
    * Threads of the one-row-per-workgroup reductions (norms, cross-entropy, reduce, argmax): 256 on
@@ -13,6 +16,10 @@ export interface Ctx {
    * costs a switch between all of its emulated threads.
    */
   readonly rowThreads: number;
+  /** Which GEMM kernel runs (see kernels/matmul.ts). */
+  readonly gemm: GemmKind;
+  /** Which attention kernels run (see kernels/attention.ts). */
+  readonly attentionKind: AttentionKind;
 }
 
 export const WG = 256;
@@ -41,9 +48,52 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   });
 }
 
-export const MAX_DIMS = 8;
+/** WGSL: `wg_sum(v, lid)`, the sum of `v` over a workgroup of `t` threads (a tree in workgroup memory `red`), seen by every thread. */
+export const wgSum = (t: number): string => /* wgsl */ `var<workgroup> red: array<f32, ${t}>;
+fn wg_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = ${t / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
 
-export interface StridedPlan {
+/**
+ * One thread per element of `shape`, which `views` (checked by core) map into their buffers:
+ * `body` runs with `i` (the element) and `idx<v>` (where view v puts it) in scope.
+ */
+export function mapStrided(
+  ctx: Ctx,
+  kernel: string,
+  shape: readonly number[],
+  views: readonly View[],
+  bindings: readonly LaunchBinding[],
+  body: string,
+): void {
+  const plan = planStrided(kernel, shape, views);
+  const ix = stridedIndex(plan);
+  ctx.rt.launch({
+    kernel,
+    params: [['n', 'u32', plan.count], ...ix.params],
+    array: ix.array,
+    bindings,
+    code: `fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
+  let i = group * ${WG}u + lid;
+  if (i >= P.n) { return; }
+  ${ix.code}
+  ${body}
+}`,
+    groups: Math.ceil(plan.count / WG),
+  });
+}
+
+const MAX_DIMS = 8;
+
+interface StridedPlan {
   count: number;
   /** Outermost first, size-1 dims dropped and dims contiguous in every view merged. */
   shape: number[];
@@ -51,43 +101,13 @@ export interface StridedPlan {
   offsets: number[];
 }
 
-/** Validates views of `shape` over buffers of `sizes` elements and merges their dimensions. */
-export function planStrided(
-  kernel: string,
-  shape: readonly number[],
-  views: readonly View[],
-  names: readonly string[],
-  sizes: readonly number[],
-): StridedPlan {
+/**
+ * Merges the dimensions of views of `shape` (already checked against their buffers by core) so
+ * that the kernel walks as few as possible; more than MAX_DIMS after merging is refused.
+ */
+function planStrided(kernel: string, shape: readonly number[], views: readonly View[]): StridedPlan {
   let count = 1;
-  for (const d of shape) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new Error(`${kernel}: view shape [${shape.join(',')}] has a bad dimension ${d}`);
-    count *= d;
-  }
-  views.forEach((view, v) => {
-    const name = names[v];
-    if (view.shape.length !== shape.length || view.shape.some((d, i) => d !== shape[i])) {
-      throw new Error(`${kernel}: ${name} view has shape [${view.shape.join(',')}] but the op needs [${shape.join(',')}]`);
-    }
-    if (view.strides.length !== shape.length)
-      throw new Error(`${kernel}: ${name} view has ${view.strides.length} strides for ${shape.length} dimensions`);
-    if (!Number.isSafeInteger(view.offset) || view.offset < 0)
-      throw new Error(`${kernel}: ${name} view offset must be a non-negative integer, got ${view.offset}`);
-    let min = view.offset;
-    let max = view.offset;
-    for (let d = 0; d < shape.length; d++) {
-      const s = view.strides[d]!;
-      if (!Number.isSafeInteger(s)) throw new Error(`${kernel}: ${name} view stride ${s} is not an integer`);
-      const reach = (shape[d]! - 1) * s;
-      if (reach < 0) min += reach;
-      else max += reach;
-    }
-    if (count > 0 && (min < 0 || max >= sizes[v]!)) {
-      throw new Error(
-        `${kernel}: ${name} view (shape [${shape.join(',')}], strides [${view.strides.join(',')}], offset ${view.offset}) reaches elements ${min}..${max} of a buffer of ${sizes[v]}`,
-      );
-    }
-  });
+  for (const d of shape) count *= d;
   // Innermost first while merging, then reversed.
   const dims: number[] = [];
   const strides: number[][] = views.map(() => []);
@@ -110,7 +130,7 @@ export function planStrided(
  * The uniform array of a strided plan ([shape…8, strides of view 0…8, strides of view 1…8]) and
  * WGSL computing `idx<v>` (the element of view v) from the linear index `i`.
  */
-export function stridedIndex(plan: StridedPlan): { array: Launch['array']; code: string; params: [string, 'u32', number][] } {
+function stridedIndex(plan: StridedPlan): { array: Launch['array']; code: string; params: [string, 'u32', number][] } {
   const nd = plan.shape.length;
   const values = new Array<number>(MAX_DIMS * (1 + plan.strides.length)).fill(0);
   plan.shape.forEach((s, d) => {
@@ -137,5 +157,3 @@ export function stridedIndex(plan: StridedPlan): { array: Launch['array']; code:
     params: plan.offsets.map((o, v) => [`off${v}`, 'u32', o] as [string, 'u32', number]),
   };
 }
-
-export type { WebGpuBuffer };

@@ -3,35 +3,70 @@
  * workgroup per row (max, then Σ exp, as trees). A target that is neither ignoreIndex nor a class
  * gives a NaN loss and NaN gradients (a GPU kernel cannot throw).
  */
-import type { CrossEntropyParams, DeviceBuffer } from '@peft/core';
-import { arg, counts } from '../buffer.js';
+import type { CrossEntropyParams, KernelFamily } from '@peft/core';
+import type { WebGpuBuffer } from '../buffer.js';
 import { type Ctx, map } from './common.js';
 
-export function crossEntropy(
+/** crossEntropy and crossEntropyBackward; their arguments are checked in core (kernelChecks). */
+export const lossKernels = {
+  crossEntropy(ctx, loss, lse, logits, targets, p) {
+    crossEntropyForward(ctx, loss as WebGpuBuffer, lse as WebGpuBuffer, logits as WebGpuBuffer, targets as WebGpuBuffer, p);
+  },
+
+  /** dLogits[r] = (softmax(logits[r]) − onehot(target[r])) · dLoss[r], softmax = exp(logits − lse); 0 for ignored rows. */
+  crossEntropyBackward(ctx, dLogits, dLoss, logits, targets, lse, p) {
+    const bindings = [
+      { name: 'd', buf: dLogits as WebGpuBuffer, access: 'write' },
+      { name: 'g', buf: dLoss as WebGpuBuffer, access: 'read' },
+      { name: 'x', buf: logits as WebGpuBuffer, access: 'read' },
+      { name: 't', buf: targets as WebGpuBuffer, access: 'read' },
+      { name: 'lse', buf: lse as WebGpuBuffer, access: 'read' },
+    ] as const;
+    map(
+      ctx,
+      'crossEntropyBackward',
+      p.rows * p.classes,
+      bindings,
+      `let r = i / P.classes;
+  let c = i % P.classes;
+  let t = ld_t(r);
+  if (t == P.ignore) { st_d(i, 0.0); return; }
+  if (t < 0 || u32(t) >= P.classes) { st_d(i, nan_f()); return; }
+  let g = ld_g(r);
+  var v = exp(ld_x(i) - ld_lse(r)) * g;
+  if (u32(t) == c) { v = v - g; }
+  st_d(i, v);`,
+      [
+        ['classes', 'u32', p.classes],
+        ['ignore', 'i32', p.ignoreIndex | 0],
+      ],
+    );
+  },
+} satisfies KernelFamily<Ctx>;
+
+/** One workgroup per row: the row's max and Σ exp as trees, then lse and the loss of its target. */
+function crossEntropyForward(
   ctx: Ctx,
-  loss: DeviceBuffer,
-  lse: DeviceBuffer,
-  logits: DeviceBuffer,
-  targets: DeviceBuffer,
+  loss: WebGpuBuffer,
+  lse: WebGpuBuffer,
+  logits: WebGpuBuffer,
+  targets: WebGpuBuffer,
   p: CrossEntropyParams,
 ): void {
-  const K = 'crossEntropy';
   const { rows, classes } = p;
-  counts(K, { rows, classes });
-  if (!Number.isSafeInteger(p.ignoreIndex)) throw new Error(`${K}: ignoreIndex must be an integer, got ${p.ignoreIndex}`);
   const t = ctx.rowThreads;
   ctx.rt.launch({
-    kernel: K,
+    kernel: 'crossEntropy',
     params: [
       ['rows', 'u32', rows],
       ['classes', 'u32', classes],
       ['ignore', 'i32', p.ignoreIndex | 0],
     ],
     bindings: [
-      { name: 'loss', buf: arg(ctx.owner, K, 'loss', loss, rows, 'float32'), access: 'write' },
-      { name: 'lse', buf: arg(ctx.owner, K, 'lse', lse, rows, 'float32'), access: 'write' },
-      { name: 'x', buf: arg(ctx.owner, K, 'logits', logits, rows * classes, 'float'), access: 'read' },
-      { name: 't', buf: arg(ctx.owner, K, 'targets', targets, rows, 'int32'), access: 'read' },
+      { name: 'loss', buf: loss, access: 'write' },
+      { name: 'lse', buf: lse, access: 'write' },
+      { name: 'x', buf: logits, access: 'read' },
+      { name: 't', buf: targets, access: 'read' },
     ],
     code: `var<workgroup> red: array<f32, ${t}>;
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
@@ -76,44 +111,4 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
     workgroupSize: t,
     groups: rows,
   });
-}
-
-/** dLogits[r] = (softmax(logits[r]) − onehot(target[r])) · dLoss[r], softmax = exp(logits − lse); 0 for ignored rows. */
-export function crossEntropyBackward(
-  ctx: Ctx,
-  dLogits: DeviceBuffer,
-  dLoss: DeviceBuffer,
-  logits: DeviceBuffer,
-  targets: DeviceBuffer,
-  lse: DeviceBuffer,
-  p: CrossEntropyParams,
-): void {
-  const K = 'crossEntropyBackward';
-  const { rows, classes } = p;
-  counts(K, { rows, classes });
-  map(
-    ctx,
-    K,
-    rows * classes,
-    [
-      { name: 'd', buf: arg(ctx.owner, K, 'dLogits', dLogits, rows * classes, 'float'), access: 'write' },
-      { name: 'g', buf: arg(ctx.owner, K, 'dLoss', dLoss, rows, 'float'), access: 'read' },
-      { name: 'x', buf: arg(ctx.owner, K, 'logits', logits, rows * classes, 'float'), access: 'read' },
-      { name: 't', buf: arg(ctx.owner, K, 'targets', targets, rows, 'int32'), access: 'read' },
-      { name: 'lse', buf: arg(ctx.owner, K, 'lse', lse, rows, 'float32'), access: 'read' },
-    ],
-    `let r = i / P.classes;
-  let c = i % P.classes;
-  let t = ld_t(r);
-  if (t == P.ignore) { st_d(i, 0.0); return; }
-  if (t < 0 || u32(t) >= P.classes) { st_d(i, nan_f()); return; }
-  let g = ld_g(r);
-  var v = exp(ld_x(i) - ld_lse(r)) * g;
-  if (u32(t) == c) { v = v - g; }
-  st_d(i, v);`,
-    [
-      ['classes', 'u32', classes],
-      ['ignore', 'i32', p.ignoreIndex | 0],
-    ],
-  );
 }

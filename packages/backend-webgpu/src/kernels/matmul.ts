@@ -15,8 +15,8 @@
  * strideOut = 0 with batch > 1 sums the batch's products into one matrix (the backward of a
  * broadcast operand): one workgroup then loops over the batch.
  */
-import type { DeviceBuffer, MatmulParams } from '@peft/core';
-import { arg, counts, finite } from '../buffer.js';
+import type { KernelFamily } from '@peft/core';
+import type { WebGpuBuffer } from '../buffer.js';
 import type { Ctx } from './common.js';
 
 export type GemmKind = 'tiled' | 'registers';
@@ -27,40 +27,36 @@ const TK = 16;
 const RB = 8;
 const RT = TM / RB;
 
-export function matmul(ctx: Ctx & { readonly gemm: GemmKind }, out: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, p: MatmulParams): void {
-  const { batch, m, n, k, strideA, strideB, strideOut, alpha, accumulate, transA, transB } = p;
-  counts('matmul', { batch, m, n, k, strideA, strideB, strideOut });
-  finite('matmul', 'alpha', alpha);
-  const span = (stride: number, size: number) => (batch === 0 || size === 0 ? 0 : (batch - 1) * stride + size);
-  const ab = arg(ctx.owner, 'matmul', 'a', a, span(strideA, m * k), 'float');
-  const bb = arg(ctx.owner, 'matmul', 'b', b, span(strideB, k * n), 'float');
-  const ob = arg(ctx.owner, 'matmul', 'out', out, span(strideOut, m * n), 'float');
-  if (ob === ab || ob === bb) throw new Error('matmul: out must not be the same buffer as a or b');
-  if (batch === 0 || m === 0 || n === 0) return;
-  const sum = strideOut === 0 && batch > 1;
-  const code = ctx.gemm === 'registers' ? registersCode(transA, transB, sum, accumulate) : tiledCode(transA, transB, sum, accumulate);
-  ctx.rt.launch({
-    kernel: 'matmul',
-    params: [
-      ['batch', 'u32', batch],
-      ['m', 'u32', m],
-      ['n', 'u32', n],
-      ['k', 'u32', k],
-      ['strideA', 'u32', strideA],
-      ['strideB', 'u32', strideB],
-      ['strideOut', 'u32', strideOut],
-      ['alpha', 'f32', alpha],
-    ],
-    bindings: [
-      { name: 'out', buf: ob, access: accumulate ? 'readwrite' : 'write' },
-      { name: 'a', buf: ab, access: 'read' },
-      { name: 'b', buf: bb, access: 'read' },
-    ],
-    code,
-    workgroupSize: ctx.gemm === 'registers' ? RT * RT : 256,
-    groups: [Math.ceil(n / TM), Math.ceil(m / TM), sum ? 1 : batch],
-  });
-}
+/** matmul in the form `ctx.gemm` names; its arguments are checked in core (kernelChecks). */
+export const matmulKernels = {
+  matmul(ctx, out, a, b, p) {
+    const { batch, m, n, k, strideA, strideB, strideOut, alpha, accumulate, transA, transB } = p;
+    if (batch === 0 || m === 0 || n === 0) return;
+    const sum = strideOut === 0 && batch > 1;
+    const code = ctx.gemm === 'registers' ? registersCode(transA, transB, sum, accumulate) : tiledCode(transA, transB, sum, accumulate);
+    ctx.rt.launch({
+      kernel: 'matmul',
+      params: [
+        ['batch', 'u32', batch],
+        ['m', 'u32', m],
+        ['n', 'u32', n],
+        ['k', 'u32', k],
+        ['strideA', 'u32', strideA],
+        ['strideB', 'u32', strideB],
+        ['strideOut', 'u32', strideOut],
+        ['alpha', 'f32', alpha],
+      ],
+      bindings: [
+        { name: 'out', buf: out as WebGpuBuffer, access: accumulate ? 'readwrite' : 'write' },
+        { name: 'a', buf: a as WebGpuBuffer, access: 'read' },
+        { name: 'b', buf: b as WebGpuBuffer, access: 'read' },
+      ],
+      code,
+      workgroupSize: ctx.gemm === 'registers' ? RT * RT : 256,
+      groups: [Math.ceil(n / TM), Math.ceil(m / TM), sum ? 1 : batch],
+    });
+  },
+} satisfies KernelFamily<Ctx>;
 
 /** Stores the 4×4 block acc0…acc3 (rows r0…r0+3, columns c0…c0+3), skipping what lies outside m × n. */
 function storeBlock(sum: boolean, accumulate: boolean): string {

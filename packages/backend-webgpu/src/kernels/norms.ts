@@ -4,62 +4,54 @@
  * saved float32 mean and rstd; weight and bias gradients (float32) are summed over rows by one
  * thread per column.
  */
-import type { DeviceBuffer, NormParams } from '@peft/core';
-import { arg, counts, finite } from '../buffer.js';
-import { type Ctx, WG } from './common.js';
+import type { KernelFamily, NormParams } from '@peft/core';
+import type { WebGpuBuffer } from '../buffer.js';
+import { type Ctx, WG, wgSum } from './common.js';
 
-function checkParams(kernel: string, p: NormParams): void {
-  counts(kernel, { rows: p.rows, dim: p.dim });
-  finite(kernel, 'eps', p.eps);
-  if (p.eps < 0) throw new Error(`${kernel}: eps must be non-negative, got ${p.eps}`);
-}
+type Buf = WebGpuBuffer;
+type OptBuf = WebGpuBuffer | null;
 
-const wgSum = (t: number) => /* wgsl */ `var<workgroup> red: array<f32, ${t}>;
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = ${t / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}`;
+/** layerNorm, rmsNorm and their backward passes; their arguments are checked in core (kernelChecks). */
+export const normKernels = {
+  layerNorm(ctx, out, mean, rstd, x, weight, bias, p) {
+    layerNormForward(ctx, out as Buf, mean as Buf, rstd as Buf, x as Buf, weight as OptBuf, bias as OptBuf, p);
+  },
+
+  /** With x̂ = (x − mean)·rstd and g = dy·weight: dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)), dWeight = Σ dy·x̂, dBias = Σ dy. */
+  layerNormBackward(ctx, dx, dWeight, dBias, dy, x, weight, mean, rstd, p) {
+    const K = 'layerNormBackward';
+    normBackward(ctx, K, dx as Buf, dy as Buf, x as Buf, weight as OptBuf, mean as Buf, rstd as Buf, p);
+    paramGrads(ctx, K, dWeight as OptBuf, dBias as OptBuf, dy as Buf, x as Buf, mean as Buf, rstd as Buf, p);
+  },
+
+  rmsNorm(ctx, out, rstd, x, weight, p) {
+    rmsNormForward(ctx, out as Buf, rstd as Buf, x as Buf, weight as OptBuf, p);
+  },
+
+  /** With x̂ = x·rstd and g = dy·weight: dx = rstd · (g − x̂ · mean(g·x̂)), dWeight = Σ_rows dy·x̂ (float32). */
+  rmsNormBackward(ctx, dx, dWeight, dy, x, weight, rstd, p) {
+    const K = 'rmsNormBackward';
+    normBackward(ctx, K, dx as Buf, dy as Buf, x as Buf, weight as OptBuf, null, rstd as Buf, p);
+    paramGrads(ctx, K, dWeight as OptBuf, null, dy as Buf, x as Buf, null, rstd as Buf, p);
+  },
+} satisfies KernelFamily<Ctx>;
 
 /** y = (x − mean) · rstd · weight + bias, rstd = 1/√(var + eps). */
-export function layerNorm(
-  ctx: Ctx,
-  out: DeviceBuffer,
-  mean: DeviceBuffer,
-  rstd: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  bias: DeviceBuffer | null,
-  p: NormParams,
-): void {
-  const K = 'layerNorm';
-  checkParams(K, p);
+function layerNormForward(ctx: Ctx, out: Buf, mean: Buf, rstd: Buf, x: Buf, w: OptBuf, b: OptBuf, p: NormParams): void {
   const { rows, dim } = p;
-  const o = arg(ctx.owner, K, 'out', out, rows * dim, 'float');
-  const mb = arg(ctx.owner, K, 'mean', mean, rows, 'float32');
-  const rb = arg(ctx.owner, K, 'rstd', rstd, rows, 'float32');
-  const xb = arg(ctx.owner, K, 'x', x, rows * dim, 'float');
-  const w = weight === null ? null : arg(ctx.owner, K, 'weight', weight, dim, 'float');
-  const b = bias === null ? null : arg(ctx.owner, K, 'bias', bias, dim, 'float');
   const t = ctx.rowThreads;
   ctx.rt.launch({
-    kernel: K,
+    kernel: 'layerNorm',
     params: [
       ['rows', 'u32', rows],
       ['dim', 'u32', dim],
       ['eps', 'f32', p.eps],
     ],
     bindings: [
-      { name: 'out', buf: o, access: 'write' },
-      { name: 'mean', buf: mb, access: 'write' },
-      { name: 'rstd', buf: rb, access: 'write' },
-      { name: 'x', buf: xb, access: 'read' },
+      { name: 'out', buf: out, access: 'write' },
+      { name: 'mean', buf: mean, access: 'write' },
+      { name: 'rstd', buf: rstd, access: 'write' },
+      { name: 'x', buf: x, access: 'read' },
       { name: 'w', buf: w, access: 'read' },
       { name: 'b', buf: b, access: 'read' },
     ],
@@ -87,21 +79,9 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
 }
 
 /** Σ over rows of dy·x̂ (and of dy): one thread per column. x̂ = (x − mean)·rstd, or x·rstd without mean. */
-function paramGrads(
-  ctx: Ctx,
-  K: string,
-  dWeight: DeviceBuffer | null,
-  dBias: DeviceBuffer | null,
-  dy: DeviceBuffer,
-  x: DeviceBuffer,
-  mean: DeviceBuffer | null,
-  rstd: DeviceBuffer,
-  p: NormParams,
-): void {
-  if (dWeight === null && dBias === null) return;
+function paramGrads(ctx: Ctx, K: string, dw: OptBuf, db: OptBuf, dy: Buf, x: Buf, mean: OptBuf, rstd: Buf, p: NormParams): void {
+  if (dw === null && db === null) return;
   const { rows, dim } = p;
-  const dw = dWeight === null ? null : arg(ctx.owner, K, 'dWeight', dWeight, dim, 'float32');
-  const db = dBias === null ? null : arg(ctx.owner, K, 'dBias', dBias, dim, 'float32');
   ctx.rt.launch({
     kernel: K,
     params: [
@@ -111,10 +91,10 @@ function paramGrads(
     bindings: [
       { name: 'dw', buf: dw, access: dw ? 'write' : 'read' },
       { name: 'db', buf: db, access: db ? 'write' : 'read' },
-      { name: 'dy', buf: arg(ctx.owner, K, 'dy', dy, rows * dim, 'float'), access: 'read' },
-      { name: 'x', buf: arg(ctx.owner, K, 'x', x, rows * dim, 'float'), access: 'read' },
-      { name: 'mean', buf: mean === null ? null : arg(ctx.owner, K, 'mean', mean, rows, 'float32'), access: 'read' },
-      { name: 'rstd', buf: arg(ctx.owner, K, 'rstd', rstd, rows, 'float32'), access: 'read' },
+      { name: 'dy', buf: dy, access: 'read' },
+      { name: 'x', buf: x, access: 'read' },
+      { name: 'mean', buf: mean, access: 'read' },
+      { name: 'rstd', buf: rstd, access: 'read' },
     ],
     code: `fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   let j = group * ${WG}u + lid;
@@ -134,38 +114,9 @@ function paramGrads(
   });
 }
 
-/** With x̂ = (x − mean)·rstd and g = dy·weight: dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)), dWeight = Σ dy·x̂, dBias = Σ dy. */
-export function layerNormBackward(
-  ctx: Ctx,
-  dx: DeviceBuffer,
-  dWeight: DeviceBuffer | null,
-  dBias: DeviceBuffer | null,
-  dy: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  mean: DeviceBuffer,
-  rstd: DeviceBuffer,
-  p: NormParams,
-): void {
-  normBackward(ctx, 'layerNormBackward', dx, dy, x, weight, mean, rstd, p);
-  paramGrads(ctx, 'layerNormBackward', dWeight, dBias, dy, x, mean, rstd, p);
-}
-
-function normBackward(
-  ctx: Ctx,
-  K: string,
-  dx: DeviceBuffer,
-  dy: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  mean: DeviceBuffer | null,
-  rstd: DeviceBuffer,
-  p: NormParams,
-): void {
-  checkParams(K, p);
+/** dx of either norm, one workgroup per row; without mean (RMSNorm) x̂ = x·rstd and mean(g) is not subtracted. */
+function normBackward(ctx: Ctx, K: string, dx: Buf, dy: Buf, x: Buf, w: OptBuf, mean: OptBuf, rstd: Buf, p: NormParams): void {
   const { rows, dim } = p;
-  const o = arg(ctx.owner, K, 'dx', dx, rows * dim, 'float');
-  const w = weight === null ? null : arg(ctx.owner, K, 'weight', weight, dim, 'float');
   const layer = mean !== null;
   const t = ctx.rowThreads;
   ctx.rt.launch({
@@ -175,12 +126,12 @@ function normBackward(
       ['dim', 'u32', dim],
     ],
     bindings: [
-      { name: 'dx', buf: o, access: 'write' },
-      { name: 'dy', buf: arg(ctx.owner, K, 'dy', dy, rows * dim, 'float'), access: 'read' },
-      { name: 'x', buf: arg(ctx.owner, K, 'x', x, rows * dim, 'float'), access: 'read' },
+      { name: 'dx', buf: dx, access: 'write' },
+      { name: 'dy', buf: dy, access: 'read' },
+      { name: 'x', buf: x, access: 'read' },
       { name: 'w', buf: w, access: 'read' },
-      { name: 'mean', buf: mean === null ? null : arg(ctx.owner, K, 'mean', mean, rows, 'float32'), access: 'read' },
-      { name: 'rstd', buf: arg(ctx.owner, K, 'rstd', rstd, rows, 'float32'), access: 'read' },
+      { name: 'mean', buf: mean, access: 'read' },
+      { name: 'rstd', buf: rstd, access: 'read' },
     ],
     code: `${wgSum(t)}
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
@@ -210,33 +161,20 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
 }
 
 /** y = x · rstd · weight, rstd = 1/√(mean(x²) + eps). */
-export function rmsNorm(
-  ctx: Ctx,
-  out: DeviceBuffer,
-  rstd: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  p: NormParams,
-): void {
-  const K = 'rmsNorm';
-  checkParams(K, p);
+function rmsNormForward(ctx: Ctx, out: Buf, rstd: Buf, x: Buf, w: OptBuf, p: NormParams): void {
   const { rows, dim } = p;
-  const o = arg(ctx.owner, K, 'out', out, rows * dim, 'float');
-  const rb = arg(ctx.owner, K, 'rstd', rstd, rows, 'float32');
-  const xb = arg(ctx.owner, K, 'x', x, rows * dim, 'float');
-  const w = weight === null ? null : arg(ctx.owner, K, 'weight', weight, dim, 'float');
   const t = ctx.rowThreads;
   ctx.rt.launch({
-    kernel: K,
+    kernel: 'rmsNorm',
     params: [
       ['rows', 'u32', rows],
       ['dim', 'u32', dim],
       ['eps', 'f32', p.eps],
     ],
     bindings: [
-      { name: 'out', buf: o, access: 'write' },
-      { name: 'rstd', buf: rb, access: 'write' },
-      { name: 'x', buf: xb, access: 'read' },
+      { name: 'out', buf: out, access: 'write' },
+      { name: 'rstd', buf: rstd, access: 'write' },
+      { name: 'x', buf: x, access: 'read' },
       { name: 'w', buf: w, access: 'read' },
     ],
     code: `${wgSum(t)}
@@ -252,19 +190,4 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
     workgroupSize: t,
     groups: rows,
   });
-}
-
-/** With x̂ = x·rstd and g = dy·weight: dx = rstd · (g − x̂ · mean(g·x̂)), dWeight = Σ_rows dy·x̂ (float32). */
-export function rmsNormBackward(
-  ctx: Ctx,
-  dx: DeviceBuffer,
-  dWeight: DeviceBuffer | null,
-  dy: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  rstd: DeviceBuffer,
-  p: NormParams,
-): void {
-  normBackward(ctx, 'rmsNormBackward', dx, dy, x, weight, null, rstd, p);
-  paramGrads(ctx, 'rmsNormBackward', dWeight, null, dy, x, null, rstd, p);
 }

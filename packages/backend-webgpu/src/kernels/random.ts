@@ -3,8 +3,8 @@
  * u = (word >>> 8)·2⁻²⁴ is exact in float32, so dropout masks match every other backend); normal
  * numbers are Box–Muller on lane pairs in float32.
  */
-import type { DeviceBuffer, DropoutParams, RandomParams } from '@peft/core';
-import { arg, finite, same } from '../buffer.js';
+import type { DropoutParams, KernelFamily } from '@peft/core';
+import type { WebGpuBuffer } from '../buffer.js';
 import { type Ctx, map } from './common.js';
 import { SINCOS } from './math.js';
 
@@ -34,10 +34,8 @@ fn philox_block(blk: u32) -> vec4<u32> {
 fn uniform01(w: u32) -> f32 { return f32(w >> 8u) * 5.9604644775390625e-8; }
 `;
 
-function streamParams(K: string, seed: number, offset: number): [string, 'u32', number][] {
-  if (!Number.isSafeInteger(offset) || offset < 0)
-    throw new Error(`${K}: random offset must be a non-negative safe integer, got ${offset}`);
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`${K}: random seed must be a non-negative safe integer, got ${seed}`);
+/** The key (seed) and the block counter (offset) as pairs of 32-bit words. */
+function streamParams(seed: number, offset: number): [string, 'u32', number][] {
   const k0 = seed % 2 ** 32;
   const k1 = Math.floor(seed / 2 ** 32);
   return [
@@ -48,17 +46,13 @@ function streamParams(K: string, seed: number, offset: number): [string, 'u32', 
   ];
 }
 
-export function random(ctx: Ctx, out: DeviceBuffer, p: RandomParams): void {
-  const o = arg(ctx.owner, 'random', 'out', out, 0, 'float');
-  finite('random', 'low', p.low);
-  finite('random', 'high', p.high);
-  if (p.distribution !== 'uniform' && p.distribution !== 'normal') {
-    throw new Error(`random: distribution ${JSON.stringify(p.distribution)} is not supported: use uniform or normal`);
-  }
-  const body =
-    p.distribution === 'uniform'
-      ? 'let w = philox_block(i / 4u)[i % 4u]; st_out(i, P.low + P.scale * uniform01(w));'
-      : `let words = philox_block(i / 4u);
+/** random, dropout and dropoutBackward; their arguments are checked in core (kernelChecks). */
+export const randomKernels = {
+  random(ctx, out, p) {
+    const body =
+      p.distribution === 'uniform'
+        ? 'let w = philox_block(i / 4u)[i % 4u]; st_out(i, P.low + P.scale * uniform01(w));'
+        : `let words = philox_block(i / 4u);
   let lane = i % 4u;
   let pair = lane & 2u;
   let w1 = words[pair];
@@ -72,46 +66,40 @@ export function random(ctx: Ctx, out: DeviceBuffer, p: RandomParams): void {
   let sc = sincos(6.283185307179586 * (uniform01(w2) - 0.5));
   let z = select(-rad * sc.y, -rad * sc.x, (lane & 1u) == 1u);
   st_out(i, P.low + P.scale * z);`;
-  map(
-    ctx,
-    'random',
-    o.size,
-    [{ name: 'out', buf: o, access: 'write' }],
-    body,
-    [
-      ...streamParams('random', p.seed, p.offset),
-      ['low', 'f32', p.low],
-      ['scale', 'f32', p.distribution === 'uniform' ? p.high - p.low : p.high],
-    ],
-    PHILOX + SINCOS,
-  );
-}
+    map(
+      ctx,
+      'random',
+      out.size,
+      [{ name: 'out', buf: out as WebGpuBuffer, access: 'write' }],
+      body,
+      [...streamParams(p.seed, p.offset), ['low', 'f32', p.low], ['scale', 'f32', p.distribution === 'uniform' ? p.high - p.low : p.high]],
+      PHILOX + SINCOS,
+    );
+  },
 
-/** out = x · mask / (1 − p), mask[i] = uniform(seed, offset)[i] ≥ p (p compared in float32). */
-export function dropout(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
-  applyMask(ctx, 'dropout', ['out', 'x'], out, x, p);
-}
+  /** out = x · mask / (1 − p), mask[i] = uniform(seed, offset)[i] ≥ p (p compared in float32). */
+  dropout(ctx, out, x, p) {
+    applyMask(ctx, 'dropout', out as WebGpuBuffer, x as WebGpuBuffer, p);
+  },
 
-/** dx = dy · mask / (1 − p), the mask regenerated from (seed, offset). */
-export function dropoutBackward(ctx: Ctx, dx: DeviceBuffer, dy: DeviceBuffer, p: DropoutParams): void {
-  applyMask(ctx, 'dropoutBackward', ['dx', 'dy'], dx, dy, p);
-}
+  /** dx = dy · mask / (1 − p), the mask regenerated from (seed, offset). */
+  dropoutBackward(ctx, dx, dy, p) {
+    applyMask(ctx, 'dropoutBackward', dx as WebGpuBuffer, dy as WebGpuBuffer, p);
+  },
+} satisfies KernelFamily<Ctx>;
 
-function applyMask(ctx: Ctx, K: string, names: [string, string], out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void {
-  finite(K, 'p', p.p);
-  if (p.p < 0 || p.p > 1) throw new Error(`${K}: p must be in [0, 1], got ${p.p}`);
-  const o = arg(ctx.owner, K, names[0], out, 0, 'float');
-  const xb = same(ctx.owner, K, names[1], x, o.size, 'float');
+function applyMask(ctx: Ctx, K: string, out: WebGpuBuffer, x: WebGpuBuffer, p: DropoutParams): void {
+  const bindings = [
+    { name: 'out', buf: out, access: 'write' },
+    { name: 'x', buf: x, access: 'read' },
+  ] as const;
   map(
     ctx,
     K,
-    o.size,
-    [
-      { name: 'out', buf: o, access: 'write' },
-      { name: 'x', buf: xb, access: 'read' },
-    ],
+    out.size,
+    bindings,
     'let u = uniform01(philox_block(i / 4u)[i % 4u]); st_out(i, select(0.0, ld_x(i) * P.scale, u >= P.p));',
-    [...streamParams(K, p.seed, p.offset), ['p', 'f32', p.p], ['scale', 'f32', p.p < 1 ? 1 / (1 - p.p) : 0]],
+    [...streamParams(p.seed, p.offset), ['p', 'f32', p.p], ['scale', 'f32', p.p < 1 ? 1 / (1 - p.p) : 0]],
     PHILOX,
   );
 }

@@ -1,15 +1,21 @@
 /** Reductions over the middle axis of [outer, reduce, inner] and row argmax: one workgroup per output, a tree in workgroup memory. */
-import type { DeviceBuffer, ReduceOp } from '@peft/core';
-import { arg, counts } from '../buffer.js';
+import type { KernelFamily, ReduceOp } from '@peft/core';
+import type { WebGpuBuffer } from '../buffer.js';
 import type { Ctx } from './common.js';
 
+/** reduce and argmax; their arguments are checked in core (kernelChecks). */
+export const reduceKernels = {
+  reduce(ctx, op, out, x, outer, len, inner) {
+    reduceMiddle(ctx, op, out as WebGpuBuffer, x as WebGpuBuffer, outer, len, inner);
+  },
+  argmax(ctx, out, x, rows, cols) {
+    argmaxRows(ctx, out as WebGpuBuffer, x as WebGpuBuffer, rows, cols);
+  },
+} satisfies KernelFamily<Ctx>;
+
 /** out[o, i] = sum or max over r of x[o, r, i], in float32; max propagates NaN; an empty reduction gives 0 or −Infinity. */
-export function reduce(ctx: Ctx, op: ReduceOp, out: DeviceBuffer, x: DeviceBuffer, outer: number, len: number, inner: number): void {
+function reduceMiddle(ctx: Ctx, op: ReduceOp, out: WebGpuBuffer, x: WebGpuBuffer, outer: number, len: number, inner: number): void {
   const K = `reduce(${op})`;
-  counts(K, { outer, reduce: len, inner });
-  if (op !== 'sum' && op !== 'max') throw new Error(`reduce: unknown op ${JSON.stringify(op)}`);
-  const o = arg(ctx.owner, K, 'out', out, outer * inner, 'float');
-  const xb = arg(ctx.owner, K, 'x', x, outer * len * inner, 'float');
   const combine = op === 'sum' ? 'a + b' : 'select(max(a, b), a + b, is_nan(a) || is_nan(b))';
   const t = ctx.rowThreads;
   ctx.rt.launch({
@@ -20,8 +26,8 @@ export function reduce(ctx: Ctx, op: ReduceOp, out: DeviceBuffer, x: DeviceBuffe
       ['inner', 'u32', inner],
     ],
     bindings: [
-      { name: 'out', buf: o, access: 'write' },
-      { name: 'x', buf: xb, access: 'read' },
+      { name: 'out', buf: out, access: 'write' },
+      { name: 'x', buf: x, access: 'read' },
     ],
     code: `var<workgroup> sh: array<f32, ${t}>;
 fn combine(a: f32, b: f32) -> f32 { return ${combine}; }
@@ -44,11 +50,7 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
 }
 
 /** out int32 [rows] = index of the largest value of each row; the first one on ties; a NaN counts as the largest (first NaN wins). */
-export function argmax(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, rows: number, cols: number): void {
-  counts('argmax', { rows, cols });
-  if (cols === 0 && rows > 0) throw new Error('argmax: cols is 0, so the rows have no largest element');
-  const o = arg(ctx.owner, 'argmax', 'out', out, rows, 'int32');
-  const xb = arg(ctx.owner, 'argmax', 'x', x, rows * cols, 'float');
+function argmaxRows(ctx: Ctx, out: WebGpuBuffer, x: WebGpuBuffer, rows: number, cols: number): void {
   const t = ctx.rowThreads;
   ctx.rt.launch({
     kernel: 'argmax',
@@ -57,8 +59,8 @@ export function argmax(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, rows: numbe
       ['cols', 'u32', cols],
     ],
     bindings: [
-      { name: 'out', buf: o, access: 'write' },
-      { name: 'x', buf: xb, access: 'read' },
+      { name: 'out', buf: out, access: 'write' },
+      { name: 'x', buf: x, access: 'read' },
     ],
     code: `var<workgroup> sv: array<f32, ${t}>;
 var<workgroup> si: array<u32, ${t}>;

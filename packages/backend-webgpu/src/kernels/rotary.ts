@@ -5,40 +5,24 @@
  * The frequencies are computed in float64 on the host; the angle is a float32 product; sin and
  * cos are our own (see math.ts). The backward rotates by −θ.
  */
-import type { DeviceBuffer, RotaryParams } from '@peft/core';
-import { arg, counts, finite } from '../buffer.js';
+import type { KernelFamily, RotaryParams } from '@peft/core';
+import type { WebGpuBuffer } from '../buffer.js';
 import type { Ctx } from './common.js';
 import { SINCOS } from './math.js';
 
-export function rotary(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, positions: DeviceBuffer, p: RotaryParams): void {
-  rotate(ctx, 'rotary', ['out', 'x'], out, x, positions, p, 1);
-}
+/** rotary and rotaryBackward; their arguments are checked in core (kernelChecks). */
+export const rotaryKernels = {
+  rotary(ctx, out, x, positions, p) {
+    rotate(ctx, 'rotary', out as WebGpuBuffer, x as WebGpuBuffer, positions as WebGpuBuffer, p, 1);
+  },
+  rotaryBackward(ctx, dx, dy, positions, p) {
+    rotate(ctx, 'rotaryBackward', dx as WebGpuBuffer, dy as WebGpuBuffer, positions as WebGpuBuffer, p, -1);
+  },
+} satisfies KernelFamily<Ctx>;
 
-export function rotaryBackward(ctx: Ctx, dx: DeviceBuffer, dy: DeviceBuffer, positions: DeviceBuffer, p: RotaryParams): void {
-  rotate(ctx, 'rotaryBackward', ['dx', 'dy'], dx, dy, positions, p, -1);
-}
-
-function rotate(
-  ctx: Ctx,
-  K: string,
-  names: [string, string],
-  out: DeviceBuffer,
-  x: DeviceBuffer,
-  positions: DeviceBuffer,
-  p: RotaryParams,
-  sign: 1 | -1,
-): void {
+function rotate(ctx: Ctx, K: string, out: WebGpuBuffer, x: WebGpuBuffer, pos: WebGpuBuffer, p: RotaryParams, sign: 1 | -1): void {
   const { batch, seq, heads, headDim, rotaryDim, base, positionScale } = p;
-  counts(K, { batch, seq, heads, headDim, rotaryDim });
-  finite(K, 'base', base);
-  finite(K, 'positionScale', positionScale);
-  if (rotaryDim % 2 !== 0 || rotaryDim > headDim)
-    throw new Error(`${K}: rotaryDim ${rotaryDim} must be even and at most headDim ${headDim}`);
-  if (!(base > 0) || !(positionScale > 0)) throw new Error(`${K}: base (${base}) and positionScale (${positionScale}) must be positive`);
   const n = batch * seq * heads * headDim;
-  const o = arg(ctx.owner, K, names[0], out, n, 'float');
-  const xb = arg(ctx.owner, K, names[1], x, n, 'float');
-  const pos = arg(ctx.owner, K, 'positions', positions, batch * seq, 'int32');
   const half = rotaryDim / 2;
   const freq = Array.from({ length: Math.max(1, half) }, (_, i) => 1 / base ** ((2 * i) / rotaryDim) / positionScale);
   ctx.rt.launch({
@@ -52,8 +36,8 @@ function rotate(
     ],
     array: { name: 'freq', type: 'f32', values: freq },
     bindings: [
-      { name: 'out', buf: o, access: 'write' },
-      { name: 'x', buf: xb, access: 'read' },
+      { name: 'out', buf: out, access: 'write' },
+      { name: 'x', buf: x, access: 'read' },
       { name: 'pos', buf: pos, access: 'read' },
     ],
     code: `${SINCOS}
