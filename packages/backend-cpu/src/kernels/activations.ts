@@ -12,7 +12,7 @@
  * two float64 lanes at a time, chunk by chunk in the module's memory), with the same float32
  * results bit for bit; the loops below are its meaning and run without it.
  */
-import type { DeviceBuffer, KernelFamily } from '@peft/core';
+import type { DeviceBuffer, KernelFamily, KernelImpl } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, chunkOf, flushF32, readF32, writeF32 } from '../storage.js';
 import { elementwiseWasm, runChunks, runParallel } from './elementwise-wasm.js';
@@ -192,14 +192,7 @@ function siluMul(ctx: CpuContext, out: DeviceBuffer, gate: DeviceBuffer, up: Dev
 }
 
 /** dUp = dy · silu(gate); dGate = dy · up · s·(1 + gate·(1 − s)) with s = sigmoid(gate). */
-function siluMulBackward(
-  ctx: CpuContext,
-  dGate: DeviceBuffer,
-  dUp: DeviceBuffer,
-  dy: DeviceBuffer,
-  gate: DeviceBuffer,
-  up: DeviceBuffer,
-): void {
+const siluMulBackward: KernelImpl<CpuContext, 'siluMulBackward'> = (ctx, dGate, dUp, dy, gate, up) => {
   const dgb = dGate as CpuBuffer;
   const n = dgb.size;
   const dub = dUp as CpuBuffer;
@@ -239,7 +232,7 @@ function siluMulBackward(
     flushF32(dgb, s, len, dG);
     flushF32(dub, s, len, dU);
   }
-}
+};
 
 /** The activation kernels; their arguments are checked in core (kernelChecks). */
 export const activationKernels = { gelu, geluBackward, siluMul, siluMulBackward } satisfies KernelFamily<CpuContext>;

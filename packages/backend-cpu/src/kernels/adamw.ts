@@ -1,5 +1,5 @@
 /** AdamW, PyTorch semantics (decoupled weight decay, bias-corrected moments), in place. */
-import type { AdamWParams, DeviceBuffer, KernelFamily } from '@peft/core';
+import type { KernelFamily, KernelImpl } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, chunkOf, flushF32, readF32 } from '../storage.js';
 
@@ -9,15 +9,7 @@ import { at, chunkOf, flushF32, readF32 } from '../storage.js';
  *   p ← p − lr · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + eps)
  * m and v are float32; the parameter may be stored as float16/bfloat16 (rounded on store).
  */
-function adamw(
-  _ctx: CpuContext,
-  param: DeviceBuffer,
-  grad: DeviceBuffer,
-  m: DeviceBuffer,
-  v: DeviceBuffer,
-  p: AdamWParams,
-  scalars?: DeviceBuffer | null,
-): void {
+const adamw: KernelImpl<CpuContext, 'adamw'> = (_ctx, param, grad, m, v, p, scalars) => {
   const pb = param as CpuBuffer;
   const n = pb.size;
   const gb = grad as CpuBuffer;
@@ -55,7 +47,7 @@ function adamw(
     }
     flushF32(pb, start, len, ps);
   }
-}
+};
 
 /** The optimizer kernel; its arguments are checked in core (kernelChecks). */
 export const adamwKernels = { adamw } satisfies KernelFamily<CpuContext>;

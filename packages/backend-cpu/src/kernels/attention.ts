@@ -14,7 +14,7 @@
  * padding inside that span gets a −∞ bias. Scores and products are float32, row sums float64;
  * the row math is in attention-rows.ts.
  */
-import type { AttentionParams, DeviceBuffer, KernelFamily } from '@peft/core';
+import type { AttentionParams, KernelFamily, KernelImpl } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { loadF32, outF32, storeF32 } from '../storage.js';
 import { type AttentionRows, createAttentionRows } from './attention-rows.js';
@@ -83,16 +83,7 @@ function fillBias(mk: Int32Array | null, b: number, seqK: number, lo: number, hi
   return any;
 }
 
-function attention(
-  ctx: CpuContext,
-  out: DeviceBuffer,
-  lse: DeviceBuffer,
-  q: DeviceBuffer,
-  k: DeviceBuffer,
-  v: DeviceBuffer,
-  mask: DeviceBuffer | null,
-  p: AttentionParams,
-): void {
+const attention: KernelImpl<CpuContext, 'attention'> = (ctx, out, lse, q, k, v, mask, p) => {
   const { batch, seqQ, seqK, heads, kvHeads, headDim: D, scale } = p;
   const nq = batch * seqQ * heads * D;
   const nk = batch * seqK * kvHeads * D;
@@ -183,7 +174,7 @@ function attention(
     }
   }
   storeF32(o, ys);
-}
+};
 
 /**
  * Flash-attention style backward from the saved lse: P = exp(S − lse), dP = dO·Vᵀ,
@@ -194,20 +185,7 @@ function attention(
  * Blocks and key spans are the forward's; dk and dv accumulate in float32 [seqK, headDim]
  * scratch per (batch, kv head).
  */
-function attentionBackward(
-  ctx: CpuContext,
-  dq: DeviceBuffer,
-  dk: DeviceBuffer,
-  dv: DeviceBuffer,
-  dOut: DeviceBuffer,
-  q: DeviceBuffer,
-  k: DeviceBuffer,
-  v: DeviceBuffer,
-  _out: DeviceBuffer,
-  lse: DeviceBuffer,
-  mask: DeviceBuffer | null,
-  p: AttentionParams,
-): void {
+const attentionBackward: KernelImpl<CpuContext, 'attentionBackward'> = (ctx, dq, dk, dv, dOut, q, k, v, _out, lse, mask, p) => {
   const { batch, seqQ, seqK, heads, kvHeads, headDim: D } = p;
   const nq = batch * seqQ * heads * D;
   const nk = batch * seqK * kvHeads * D;
@@ -247,7 +225,7 @@ function attentionBackward(
   storeF32(dq as CpuBuffer, call.dqs);
   storeF32(dk as CpuBuffer, call.dks);
   storeF32(dv as CpuBuffer, call.dvs);
-}
+};
 
 /** What every query block of one attentionBackward call reads and writes (float32 copies of the buffers). */
 interface BackwardCall {

@@ -1,5 +1,5 @@
 /** Embedding lookup and its scatter-add backward. An id outside [0, rows) is an error. */
-import { checkIdsInRange, type DeviceBuffer, type KernelFamily } from '@peft/core';
+import { checkIdsInRange, type DeviceBuffer, type KernelFamily, type KernelImpl } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, flushF32, readF32, scratch, writeF32 } from '../storage.js';
 
@@ -28,7 +28,7 @@ function embedding(_ctx: CpuContext, out: DeviceBuffer, weight: DeviceBuffer, id
 }
 
 /** dWeight [rows, dim] = 0, then dWeight[ids[i]] += dOut[i] (accumulated in float32). */
-function embeddingBackward(_ctx: CpuContext, dWeight: DeviceBuffer, dOut: DeviceBuffer, ids: DeviceBuffer, n: number, dim: number): void {
+const embeddingBackward: KernelImpl<CpuContext, 'embeddingBackward'> = (_ctx, dWeight, dOut, ids, n, dim) => {
   const dw = dWeight as CpuBuffer;
   const rows = rowsOf(dw, dim);
   const gb = dOut as CpuBuffer;
@@ -64,7 +64,7 @@ function embeddingBackward(_ctx: CpuContext, dWeight: DeviceBuffer, dOut: Device
     for (let j = 0; j < dim; j++) acc[a + j] += g[gi + j];
   }
   for (let k = 0; k < touched.length; k++) flushF32(dw, touched[k] * dim, dim, acc, k * dim);
-}
+};
 
 /** Rows of the table (core checked that its size is a multiple of dim). */
 function rowsOf(w: CpuBuffer, dim: number): number {

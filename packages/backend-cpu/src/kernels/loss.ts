@@ -4,20 +4,13 @@
  * softmax: the running sum is rescaled whenever the running max grows); a target that is
  * neither ignoreIndex nor in [0, classes) is an error.
  */
-import { type CrossEntropyParams, checkTargetsInRange, type DeviceBuffer, type KernelFamily } from '@peft/core';
+import { checkTargetsInRange, type KernelFamily, type KernelImpl } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, flushF32, readF32, writeF32 } from '../storage.js';
 import { fastExp } from './math.js';
 
 /** loss[r] = lse[r] − logits[r, target[r]], or 0 when target[r] = ignoreIndex. */
-function crossEntropy(
-  _ctx: CpuContext,
-  loss: DeviceBuffer,
-  lse: DeviceBuffer,
-  logits: DeviceBuffer,
-  targets: DeviceBuffer,
-  p: CrossEntropyParams,
-): void {
+const crossEntropy: KernelImpl<CpuContext, 'crossEntropy'> = (_ctx, loss, lse, logits, targets, p) => {
   const { rows, classes } = p;
   const lossOut = (loss as CpuBuffer).data as Float32Array;
   const lseOut = (lse as CpuBuffer).data as Float32Array;
@@ -45,18 +38,10 @@ function crossEntropy(
     const t = ts[r];
     lossOut[r] = t === p.ignoreIndex ? 0 : l - xs[xi + t];
   }
-}
+};
 
 /** dLogits[r] = (softmax(logits[r]) − onehot(target[r])) · dLoss[r], softmax = exp(logits − lse); 0 for ignored rows. */
-function crossEntropyBackward(
-  _ctx: CpuContext,
-  dLogits: DeviceBuffer,
-  dLoss: DeviceBuffer,
-  logits: DeviceBuffer,
-  targets: DeviceBuffer,
-  lse: DeviceBuffer,
-  p: CrossEntropyParams,
-): void {
+const crossEntropyBackward: KernelImpl<CpuContext, 'crossEntropyBackward'> = (_ctx, dLogits, dLoss, logits, targets, lse, p) => {
   const { rows, classes } = p;
   const o = dLogits as CpuBuffer;
   const gb = dLoss as CpuBuffer;
@@ -84,7 +69,7 @@ function crossEntropyBackward(
     }
     flushF32(o, base, classes, ds);
   }
-}
+};
 
 /** The loss kernels; their arguments are checked in core (kernelChecks), the targets' range here. */
 export const lossKernels = { crossEntropy, crossEntropyBackward } satisfies KernelFamily<CpuContext>;

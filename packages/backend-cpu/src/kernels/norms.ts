@@ -5,7 +5,7 @@
  * backward differentiates exactly the function the forward computed. Each row takes two passes:
  * statistics (sums in double precision), then the output.
  */
-import type { DeviceBuffer, KernelFamily, NormParams } from '@peft/core';
+import type { DeviceBuffer, KernelFamily, KernelImpl } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, flushF32, readF32, scratch, writeF32 } from '../storage.js';
 
@@ -18,16 +18,7 @@ function weightOrOnes(weight: DeviceBuffer | null, dim: number, slot: number): F
 }
 
 /** y = (x − mean) · rstd · weight + bias, rstd = 1/√(var + eps). */
-function layerNorm(
-  _ctx: CpuContext,
-  out: DeviceBuffer,
-  mean: DeviceBuffer,
-  rstd: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  bias: DeviceBuffer | null,
-  p: NormParams,
-): void {
+const layerNorm: KernelImpl<CpuContext, 'layerNorm'> = (_ctx, out, mean, rstd, x, weight, bias, p) => {
   const { rows, dim, eps } = p;
   const o = out as CpuBuffer;
   const meanOut = (mean as CpuBuffer).data as Float32Array;
@@ -59,24 +50,13 @@ function layerNorm(
     else for (let j = 0; j < dim; j++) ys[yi + j] = (xs[xi + j] - m) * s * w[j] + b[j];
     flushF32(o, base, dim, ys);
   }
-}
+};
 
 /**
  * With x̂ = (x − mean)·rstd and g = dy·weight: dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)),
  * dWeight = Σ_rows dy·x̂, dBias = Σ_rows dy.
  */
-function layerNormBackward(
-  _ctx: CpuContext,
-  dx: DeviceBuffer,
-  dWeight: DeviceBuffer | null,
-  dBias: DeviceBuffer | null,
-  dy: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  mean: DeviceBuffer,
-  rstd: DeviceBuffer,
-  p: NormParams,
-): void {
+const layerNormBackward: KernelImpl<CpuContext, 'layerNormBackward'> = (_ctx, dx, dWeight, dBias, dy, x, weight, mean, rstd, p) => {
   const { rows, dim } = p;
   const o = dx as CpuBuffer;
   const dwOut = dWeight as CpuBuffer | null;
@@ -128,17 +108,10 @@ function layerNormBackward(
   }
   if (dwOut !== null) (dwOut.data as Float32Array).set(dw);
   if (dbOut !== null) (dbOut.data as Float32Array).set(db);
-}
+};
 
 /** y = x · rstd · weight, rstd = 1/√(mean(x²) + eps). */
-function rmsNorm(
-  _ctx: CpuContext,
-  out: DeviceBuffer,
-  rstd: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  p: NormParams,
-): void {
+const rmsNorm: KernelImpl<CpuContext, 'rmsNorm'> = (_ctx, out, rstd, x, weight, p) => {
   const { rows, dim, eps } = p;
   const o = out as CpuBuffer;
   const rstdOut = (rstd as CpuBuffer).data as Float32Array;
@@ -160,19 +133,10 @@ function rmsNorm(
     for (let j = 0; j < dim; j++) ys[yi + j] = xs[xi + j] * s * w[j];
     flushF32(o, base, dim, ys);
   }
-}
+};
 
 /** With x̂ = x·rstd and g = dy·weight: dx = rstd · (g − x̂ · mean(g·x̂)), dWeight = Σ_rows dy·x̂. */
-function rmsNormBackward(
-  _ctx: CpuContext,
-  dx: DeviceBuffer,
-  dWeight: DeviceBuffer | null,
-  dy: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  rstd: DeviceBuffer,
-  p: NormParams,
-): void {
+const rmsNormBackward: KernelImpl<CpuContext, 'rmsNormBackward'> = (_ctx, dx, dWeight, dy, x, weight, rstd, p) => {
   const { rows, dim } = p;
   const o = dx as CpuBuffer;
   const dwOut = dWeight as CpuBuffer | null;
@@ -206,7 +170,7 @@ function rmsNormBackward(
     flushF32(o, base, dim, ds);
   }
   if (dwOut !== null) (dwOut.data as Float32Array).set(dw);
-}
+};
 
 /** The norm kernels; their arguments are checked in core (kernelChecks). */
 export const normKernels = { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } satisfies KernelFamily<CpuContext>;

@@ -1,5 +1,5 @@
 /** Reductions over the middle axis of [outer, reduce, inner], and row argmax. */
-import type { DeviceBuffer, KernelFamily, ReduceOp } from '@peft/core';
+import type { DeviceBuffer, KernelFamily, KernelImpl } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, flushF32, readF32, scratch, writeF32 } from '../storage.js';
 
@@ -7,7 +7,7 @@ import { at, flushF32, readF32, scratch, writeF32 } from '../storage.js';
  * out[o, i] = sum or max over r of x[o, r, i]. Sums accumulate in double precision; max
  * propagates NaN (like torch.amax). An empty reduction gives 0 (sum) or −Infinity (max).
  */
-function reduce(_ctx: CpuContext, op: ReduceOp, out: DeviceBuffer, x: DeviceBuffer, outer: number, reduce: number, inner: number): void {
+const reduce: KernelImpl<CpuContext, 'reduce'> = (_ctx, op, out, x, outer, reduce, inner) => {
   const o = out as CpuBuffer;
   const xb = x as CpuBuffer;
   const sum = op === 'sum';
@@ -49,7 +49,7 @@ function reduce(_ctx: CpuContext, op: ReduceOp, out: DeviceBuffer, x: DeviceBuff
   }
   if (o === xb && o.dtype === 'float32') (o.data as Float32Array).set(ys.subarray(0, outer * inner));
   else flushF32(o, 0, outer * inner, ys);
-}
+};
 
 /** out int32 [rows] = index of the largest value of each row; the first one on ties; a NaN counts as the largest (first NaN wins, like torch.argmax). */
 function argmax(_ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, rows: number, cols: number): void {
