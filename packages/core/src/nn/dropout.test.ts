@@ -40,18 +40,44 @@ async function rows(t: Tensor, real = 3): Promise<number[][]> {
 }
 
 describe('per-example dropout masks', () => {
-  it('draws row key k from counter k·2^26 of the (seed, step, stream) key: element (s, f) as the Philox reference says', async () => {
+  it('draws position s of example k from counter k·2^26 + s·⌈F/4⌉ of the (seed, step, stream) key, as the Philox reference says', async () => {
     const keys = [5, 0, 11];
-    const x = tensor(new Array(3 * 2 * F).fill(1), [3, 2, F], { backend });
-    const y = exampleDropout(x, 0.25, { seed: 42, step: 7, stream: 2, keys });
-    const k = exampleStreamSeed(42, 7, 2);
-    const got = await rows(y, 2);
-    for (const [b, key] of keys.entries()) {
-      const u = philoxUniform(k, key * EXAMPLE_ROW_COUNTERS, 2 * F);
-      expect(got[b]).toEqual(Array.from(u, (r) => (r >= 0.25 ? 1 / 0.75 : 0)).map(Math.fround));
+    for (const f of [6, 8]) {
+      const x = tensor(new Array(3 * 2 * f).fill(1), [3, 2, f], { backend });
+      const y = exampleDropout(x, 0.25, { seed: 42, step: 7, stream: 2, keys });
+      const k = exampleStreamSeed(42, 7, 2);
+      const got = Array.from(await y.data());
+      const expected = keys.flatMap((key) =>
+        [0, 1].flatMap((s) =>
+          Array.from(philoxUniform(k, key * EXAMPLE_ROW_COUNTERS + s * Math.ceil(f / 4), f), (r) => (r >= 0.25 ? 1 / 0.75 : 0)),
+        ),
+      );
+      expect(got).toEqual(expected.map(Math.fround));
+      expect(new Set(got)).toEqual(new Set([0, Math.fround(1 / 0.75)]));
+      for (const t of [x, y]) t.dispose();
     }
-    expect(new Set(got.flat())).toEqual(new Set([0, Math.fround(1 / 0.75)]));
-    for (const t of [x, y]) t.dispose();
+  });
+
+  it('rows gathered from several examples (a key and a position each) get the masks of those positions in the whole batch', async () => {
+    for (const f of [6, 8]) {
+      const drop = new Dropout(0.5, new Generator(3));
+      const values = uniform(3 * 4 * f);
+      const x = tensor(values, [3, 4, f], { backend });
+      drop.setExamples({ step: 1, keys: [7, 2, 9], stream: 4 });
+      const whole = Array.from(await drop.forward(x).data());
+      // Rows 1, 2 of example 0, row 3 of example 1 and row 0 of example 2, as a head gathers them.
+      const rows = [1, 2, 7, 8];
+      const input = tensor(
+        rows.flatMap((r) => values.slice(r * f, (r + 1) * f)),
+        [4, f],
+        { backend },
+      );
+      drop.setExamples({ step: 1, keys: [7, 2, 9], stream: 4, gathered: { length: 4, rows } });
+      const gathered = Array.from(await drop.forward(input).data());
+      expect(gathered).toEqual(rows.flatMap((r) => whole.slice(r * f, (r + 1) * f)));
+      // The same batch without the gathered rows: even split, as before.
+      expect(Array.from(await drop.forward(x).data())).toEqual(whole);
+    }
   });
 
   it('the stream key depends on seed, step and stream, each', () => {
@@ -145,13 +171,19 @@ describe('per-example dropout masks', () => {
   it('errors name the op, the tensor and the keys', () => {
     const x = batch([1, 2, 3], 2);
     const masks = { seed: 0, step: 0, stream: 0 };
-    expect(() => exampleDropout(x, 0.1, { ...masks, keys: [1, 2] })).toThrow(
-      /exampleDropout: tensor #\d+ \[3, 2, 6\] float32 cannot be split into 2 example rows along axis 0/,
+    expect(() => exampleDropout(x, 0.1, { ...masks, keys: [1, 2, 3, 4] })).toThrow(
+      /exampleDropout: tensor #\d+ \[3, 2, 6\] float32 has 6 rows of 6 features, which 4 example keys do not fit: give one key per example/,
+    );
+    expect(() => exampleDropout(x, 0.1, { ...masks, keys: [1, 2, 3], positions: [0, 1, 0] })).toThrow(
+      'which 3 keys and 3 positions do not fit',
+    );
+    expect(() => exampleDropout(x, 0.1, { ...masks, keys: [1, 1, 1, 1, 1, 1], positions: [0, 1, 2, 3, 4, 2 ** 27] })).toThrow(
+      'exampleDropout: position 134217728 (row 5) of 6 features is outside the 2^28 elements',
     );
     expect(() => exampleDropout(x, 0.1, { ...masks, keys: [1, -2, 3] })).toThrow(
-      'exampleDropout: example key -2 (row 1) must be an integer in [0, 2^27)',
+      'exampleDropout: example key -2 (example 1) must be an integer in [0, 2^27)',
     );
-    expect(() => exampleDropout(x, 0.1, { ...masks, keys: [1, 2, 2 ** 27] })).toThrow('example key 134217728 (row 2)');
+    expect(() => exampleDropout(x, 0.1, { ...masks, keys: [1, 2, 2 ** 27] })).toThrow('example key 134217728 (example 2)');
     expect(() => exampleDropout(x, 0.1, { ...masks, step: -1, keys: [1, 2, 3] })).toThrow('exampleDropout: step -1');
     x.dispose();
   });

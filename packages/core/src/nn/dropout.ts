@@ -10,6 +10,13 @@ export interface DropoutExamples {
   step: number;
   /** Each row's example key, e.g. its index in the training set; one per example of the batch. */
   keys: readonly number[];
+  /**
+   * For a forward that gathers some positions of the batch [keys.length, length] into one tensor
+   * (a causal LM's head gets only the positions that have a target): the flat index
+   * (example · length + position) of each gathered row. An input with exactly rows.length rows is
+   * taken as those rows; any other splits evenly over the examples.
+   */
+  gathered?: { length: number; rows: readonly number[] };
 }
 
 /**
@@ -33,7 +40,17 @@ export class Dropout extends Module {
 
   /** The example keys, step and stream the next forward passes use; null returns to whole-tensor masks. */
   setExamples(examples: (DropoutExamples & { stream: number }) | null): void {
-    this.#examples = examples ? { step: examples.step, keys: [...examples.keys], stream: examples.stream } : null;
+    if (!examples) {
+      this.#examples = null;
+      return;
+    }
+    const { step, keys, stream, gathered } = examples;
+    this.#examples = {
+      step,
+      keys: [...keys],
+      stream,
+      ...(gathered ? { gathered: { length: gathered.length, rows: [...gathered.rows] } } : {}),
+    };
   }
 
   /** The keys set by `setExamples`, or null. */
@@ -44,9 +61,23 @@ export class Dropout extends Module {
   forward(x: Tensor): Tensor {
     if (!this.training || this.p === 0) return reshape(x, x.shape);
     const e = this.#examples;
-    if (e) return exampleDropout(x, this.p, { seed: this.generator.seed, step: e.step, stream: e.stream, keys: e.keys });
+    if (e) return exampleDropout(x, this.p, { seed: this.generator.seed, step: e.step, stream: e.stream, ...rowsOf(x, e) });
     return dropout(x, this.p, this.generator);
   }
+}
+
+/** The examples' keys, or for an input of the gathered rows each row's key and position. */
+function rowsOf(x: Tensor, e: DropoutExamples): { keys: readonly number[]; positions?: readonly number[] } {
+  const g = e.gathered;
+  const rows = x.rank === 0 || x.shape[x.rank - 1] === 0 ? 0 : x.size / x.shape[x.rank - 1]!;
+  if (!g || rows !== g.rows.length) return { keys: e.keys };
+  const keys = g.rows.map((r, i) => {
+    const key = e.keys[Math.floor(r / g.length)];
+    if (key === undefined || !Number.isInteger(r) || r < 0)
+      throw new Error(`Dropout: gathered row ${i} is ${r}, outside the batch [${e.keys.length}, ${g.length}]`);
+    return key;
+  });
+  return { keys, positions: g.rows.map((r) => r % g.length) };
 }
 
 /**

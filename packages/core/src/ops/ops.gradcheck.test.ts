@@ -197,6 +197,9 @@ describe('gradients agree with finite differences', () => {
   it('per-example dropout (each row its own mask, regenerated in backward)', async () => {
     await gradcheck([{ shape: [3, 2, 4] }], (x) => exampleDropout(x, 0.4, { seed: 3, step: 2, stream: 1, keys: [6, 0, 9] }));
     await gradcheck([{ shape: [1, 5] }], (x) => exampleDropout(x, 0.4, { seed: 3, step: 0, stream: 0, keys: [2] }));
+    await gradcheck([{ shape: [3, 4] }], (x) =>
+      exampleDropout(x, 0.4, { seed: 3, step: 1, stream: 2, keys: [4, 4, 1], positions: [2, 3, 0] }),
+    );
   });
 });
 

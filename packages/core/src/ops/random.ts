@@ -52,9 +52,9 @@ export function dropout(x: Tensor, p: number, generator: Generator = defaultGene
 }
 
 /**
- * Philox counters each example's row owns in `exampleDropout`: row `key` starts at counter
- * key · 2²⁶, so rows of up to 2²⁸ elements never share one, and keys below 2²⁷ keep every counter
- * under 2⁵³ (the largest offset a Generator or kernel takes).
+ * Philox counters each example owns in `exampleDropout`: example `key` starts at counter
+ * key · 2²⁶, so examples of up to 2²⁸ elements never share one, and keys below 2²⁷ keep every
+ * counter under 2⁵³ (the largest offset a Generator or kernel takes).
  */
 export const EXAMPLE_ROW_COUNTERS = 2 ** 26;
 /** One more than the largest example key `exampleDropout` takes. */
@@ -68,8 +68,14 @@ export interface ExampleMasks {
   step: number;
   /** Which dropout call of the forward pass (its module's index in the model). */
   stream: number;
-  /** Each row's example key (its dataset index), one per slice along axis 0. */
+  /**
+   * The example key (e.g. dataset index) of each example, in order: the tensor's rows (its
+   * vectors along the last axis) split evenly over them, at positions 0, 1, … With `positions`:
+   * the key of each row.
+   */
   keys: readonly number[];
+  /** Each row's position in its example, for rows gathered from several examples (one key per row then). */
+  positions?: readonly number[];
 }
 
 const TWO32 = 2 ** 32;
@@ -90,70 +96,108 @@ export function exampleStreamSeed(seed: number, step: number, stream: number): n
   return out[0]! + (out[1]! & 0x1fffff) * TWO32;
 }
 
+/** Consecutive rows that one kernel call covers: rows [row, row + count) of example `key` from position `position`. */
+interface Run {
+  row: number;
+  count: number;
+  key: number;
+  position: number;
+}
+
 /**
- * Dropout whose mask does not depend on how examples are batched: row b (the b-th slice along
- * axis 0, or the b-th group of x.shape[0] / keys.length slices when positions are flattened into
- * axis 0) draws from the stream (exampleStreamSeed(seed, step, stream), keys[b] · 2²⁶), so element
- * (position s, feature f) of an example gets the same mask in any batch, any micro-batch, on any
- * rank, and whatever the padded length (right padding keeps positions in place). Each row runs the
- * dropout kernel on its own; the mask is regenerated in backward.
+ * Dropout whose mask does not depend on how examples are batched. The vector at position s of
+ * example `key` (a row: the last axis, F features) draws from the Philox stream
+ * (exampleStreamSeed(seed, step, stream), key · 2²⁶ + s · ⌈F/4⌉), so an example's mask is the same
+ * in any batch, micro-batch or process, whatever the padded length (right padding keeps positions
+ * in place) and whether positions are flattened into the batch axis or gathered (`positions`).
+ * Rows of one example at consecutive positions share a kernel call when F is a multiple of 4; the
+ * mask is regenerated in backward.
  */
 export function exampleDropout(x: Tensor, p: number, masks: ExampleMasks): Tensor {
   const op = 'exampleDropout';
   const backend = backendOf(op, [x]);
   requireFloat(op, x);
   if (!(p >= 0 && p <= 1)) throw new Error(`${op}: probability ${p} must be in [0, 1]`);
-  const rows = masks.keys.length;
-  if (rows === 0 || x.rank === 0 || x.shape[0]! % rows !== 0) {
-    throw new Error(`${op}: ${x.describe()} cannot be split into ${rows} example rows along axis 0: give one key per example of the batch`);
-  }
-  for (const [b, key] of masks.keys.entries()) {
-    if (!Number.isInteger(key) || key < 0 || key >= EXAMPLE_KEY_LIMIT)
-      throw new Error(`${op}: example key ${key} (row ${b}) must be an integer in [0, 2^27)`);
-  }
-  const rowSize = x.size / rows;
-  if (philoxBlocks(rowSize) > EXAMPLE_ROW_COUNTERS)
-    throw new Error(`${op}: a row of ${rowSize} elements (${x.describe()}) is more than the 2^28 one example's stream holds`);
+  const runs = rowRuns(x, masks);
   const seed = exampleStreamSeed(masks.seed, masks.step, masks.stream);
-  const params = masks.keys.map((key) => ({ p, seed, offset: key * EXAMPLE_ROW_COUNTERS }));
+  const features = x.shape[x.rank - 1]!;
+  const params = runs.map((r) => ({ p, seed, offset: r.key * EXAMPLE_ROW_COUNTERS + r.position * philoxBlocks(features) }));
   const y = alloc(backend, x.shape, x.dtype, op);
-  if (y.size > 0) byRows(backend, y, x, params, (out, input, q) => backend.dropout(out, input, q));
+  if (y.size > 0) byRuns(backend, y, x, runs, features, params, (out, input, q) => backend.dropout(out, input, q));
   if (needsGrad([x])) {
     record(op, [x], [y], [], ([g]) => {
       const dx = alloc(backend, x.shape, g!.dtype, op);
-      if (dx.size > 0) byRows(backend, dx, g!, params, (out, input, q) => backend.dropoutBackward(out, input, q));
+      if (dx.size > 0) byRuns(backend, dx, g!, runs, features, params, (out, input, q) => backend.dropoutBackward(out, input, q));
       return [dx];
     });
   }
   return y;
 }
 
-/** Runs a dropout kernel on each row of `input` into the same row of `out`, each with its own params. */
-function byRows(
+/** Each row's example and position from `masks`, merged into runs of consecutive positions (checked against x). */
+function rowRuns(x: Tensor, masks: ExampleMasks): Run[] {
+  const op = 'exampleDropout';
+  const features = x.rank === 0 ? 0 : x.shape[x.rank - 1]!;
+  const rows = features === 0 ? 0 : x.size / features;
+  const { keys, positions } = masks;
+  const perRow = positions !== undefined;
+  if (keys.length === 0 || (perRow ? keys.length !== rows || positions.length !== rows : rows % keys.length !== 0)) {
+    const given = perRow ? `${keys.length} keys and ${positions.length} positions` : `${keys.length} example keys`;
+    throw new Error(
+      `${op}: ${x.describe()} has ${rows} rows of ${features} features, which ${given} do not fit: give one key per example (rows split evenly), or a key and a position per row`,
+    );
+  }
+  const length = perRow ? 0 : rows / keys.length;
+  const blocks = philoxBlocks(features);
+  const contiguous = features % 4 === 0;
+  const runs: Run[] = [];
+  for (let row = 0; row < rows; row++) {
+    const b = perRow ? row : Math.floor(row / length);
+    const key = keys[b]!;
+    const position = perRow ? positions[row]! : row % length;
+    if (row === 0 || b !== (perRow ? row - 1 : Math.floor((row - 1) / length))) {
+      if (!Number.isInteger(key) || key < 0 || key >= EXAMPLE_KEY_LIMIT)
+        throw new Error(`${op}: example key ${key} (${perRow ? 'row' : 'example'} ${b}) must be an integer in [0, 2^27)`);
+    }
+    if (!Number.isInteger(position) || position < 0 || (position + 1) * blocks > EXAMPLE_ROW_COUNTERS)
+      throw new Error(
+        `${op}: position ${position} (row ${row}) of ${features} features is outside the 2^28 elements one example's stream holds`,
+      );
+    const last = runs.at(-1);
+    if (contiguous && last && last.key === key && last.position + last.count === position) last.count++;
+    else runs.push({ row, count: 1, key, position });
+  }
+  return runs;
+}
+
+/** Runs a dropout kernel on each run of rows of `input` into the same rows of `out`, each with its own params. */
+function byRuns(
   backend: Backend,
   out: Tensor,
   input: Tensor,
+  runs: readonly Run[],
+  features: number,
   params: readonly DropoutParams[],
   kernel: (out: DeviceBuffer, input: DeviceBuffer, params: DropoutParams) => void,
 ): void {
   const op = 'exampleDropout';
-  if (params.length === 1) {
+  if (runs.length === 1) {
     kernel(out.buffer(), input.buffer(op), params[0]!);
     return;
   }
-  const n = out.size / params.length;
-  const rowIn = alloc(backend, [n], input.dtype, op);
-  const rowOut = alloc(backend, [n], out.dtype, op);
-  try {
-    backend.fill(out.buffer(), 0);
-    params.forEach((q, b) => {
-      const view = { shape: [n], strides: [1], offset: b * n };
+  backend.fill(out.buffer(), 0);
+  runs.forEach((r, i) => {
+    const n = r.count * features;
+    const view = { shape: [n], strides: [1], offset: r.row * features };
+    const rowIn = alloc(backend, [n], input.dtype, op);
+    const rowOut = alloc(backend, [n], out.dtype, op);
+    try {
       backend.copy(rowIn.buffer(), input.buffer(op), view);
-      kernel(rowOut.buffer(), rowIn.buffer(), q);
+      kernel(rowOut.buffer(), rowIn.buffer(), params[i]!);
       backend.addInto(out.buffer(), rowOut.buffer(), view);
-    });
-  } finally {
-    rowIn.dispose();
-    rowOut.dispose();
-  }
+    } finally {
+      rowIn.dispose();
+      rowOut.dispose();
+    }
+  });
 }
