@@ -206,7 +206,7 @@ describe('GenerativeNerTask on the tiny Llama', () => {
 
   it('draws LoRA dropout per example: one batch of 4 answers as two batches of 2 padded otherwise', async () => {
     const generator = new Generator(7);
-    const peft = getPeftModel(model, loraConfig({ r: 4, loraAlpha: 8, loraDropout: 0.3, targetModules: ['q_proj', 'v_proj'] }), {
+    const peft = getPeftModel(model, loraConfig({ r: 4, loraAlpha: 8, loraDropout: 0.3, targetModules: ['q_proj', 'v_proj', 'lm_head'] }), {
       generator,
     });
     try {

@@ -238,6 +238,19 @@ interface Query {
 }
 
 /**
+ * The flat positions (row · length + position) whose hidden states `CausalLMHead.loss` passes to
+ * the LM head: each position before a label other than −100 (position 0 when there is none), so
+ * that a LoRA on lm_head draws the dropout masks of those positions.
+ */
+function targetRows(labels: readonly (readonly number[])[]): number[] {
+  const rows: number[] = [];
+  labels.forEach((row, i) => {
+    for (let j = 1; j < row.length; j++) if (row[j] !== -100) rows.push(i * row.length + j - 1);
+  });
+  return rows.length > 0 ? rows : [0];
+}
+
+/**
  * Study B's task: NER by generation with a LoRA-tuned causal LM. Each example is
  * `[instruction\n]Input: {sentence}\nAnswer: {output}` with the loss on the answer only (and its
  * EOS); evaluation generates greedily (left padding, stopping at EOS or a newline), parses the
@@ -353,7 +366,8 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
    * keys stay set until the next call, for the forward that gradient checkpointing recomputes.
    */
   loss(batch: NerBatch, ctx?: LossContext): Tensor {
-    setDropoutExamples(this.peft, { step: ctx?.step ?? 0, keys: batch.examples });
+    const gathered = { length: batch.inputIds[0]?.length ?? 0, rows: targetRows(batch.labels) };
+    setDropoutExamples(this.peft, { step: ctx?.step ?? 0, keys: batch.examples, gathered });
     return this.head.loss(batch);
   }
 
