@@ -10,7 +10,6 @@
  * of every message is the reference backend's: `<kernel>: <argument> <what was wrong>`.
  */
 import type {
-  AdamWParams,
   AttentionParams,
   Backend,
   BinaryOp,
@@ -221,16 +220,7 @@ function normParams(kernel: string, p: NormParams): void {
   if (p.eps < 0) throw new Error(`${kernel}: eps must be non-negative, got ${p.eps}`);
 }
 
-function layerNorm(
-  c: CheckContext,
-  out: DeviceBuffer,
-  mean: DeviceBuffer,
-  rstd: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  bias: DeviceBuffer | null,
-  p: NormParams,
-): void {
+const layerNorm: KernelChecks['layerNorm'] = (c, out, mean, rstd, x, weight, bias, p) => {
   const K = 'layerNorm';
   normParams(K, p);
   const { rows, dim } = p;
@@ -240,20 +230,9 @@ function layerNorm(
   buf(c, K, 'x', x, rows * dim, 'float');
   opt(c, K, 'weight', weight, dim, 'float');
   opt(c, K, 'bias', bias, dim, 'float');
-}
+};
 
-function layerNormBackward(
-  c: CheckContext,
-  dx: DeviceBuffer,
-  dWeight: DeviceBuffer | null,
-  dBias: DeviceBuffer | null,
-  dy: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  mean: DeviceBuffer,
-  rstd: DeviceBuffer,
-  p: NormParams,
-): void {
+const layerNormBackward: KernelChecks['layerNormBackward'] = (c, dx, dWeight, dBias, dy, x, weight, mean, rstd, p) => {
   const K = 'layerNormBackward';
   normParams(K, p);
   const { rows, dim } = p;
@@ -265,16 +244,9 @@ function layerNormBackward(
   opt(c, K, 'weight', weight, dim, 'float');
   buf(c, K, 'mean', mean, rows, 'float32');
   buf(c, K, 'rstd', rstd, rows, 'float32');
-}
+};
 
-function rmsNorm(
-  c: CheckContext,
-  out: DeviceBuffer,
-  rstd: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  p: NormParams,
-): void {
+const rmsNorm: KernelChecks['rmsNorm'] = (c, out, rstd, x, weight, p) => {
   const K = 'rmsNorm';
   normParams(K, p);
   const { rows, dim } = p;
@@ -282,18 +254,9 @@ function rmsNorm(
   buf(c, K, 'rstd', rstd, rows, 'float32');
   buf(c, K, 'x', x, rows * dim, 'float');
   opt(c, K, 'weight', weight, dim, 'float');
-}
+};
 
-function rmsNormBackward(
-  c: CheckContext,
-  dx: DeviceBuffer,
-  dWeight: DeviceBuffer | null,
-  dy: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  rstd: DeviceBuffer,
-  p: NormParams,
-): void {
+const rmsNormBackward: KernelChecks['rmsNormBackward'] = (c, dx, dWeight, dy, x, weight, rstd, p) => {
   const K = 'rmsNormBackward';
   normParams(K, p);
   const { rows, dim } = p;
@@ -303,7 +266,7 @@ function rmsNormBackward(
   buf(c, K, 'x', x, rows * dim, 'float');
   opt(c, K, 'weight', weight, dim, 'float');
   buf(c, K, 'rstd', rstd, rows, 'float32');
-}
+};
 
 function rotation(
   c: CheckContext,
@@ -355,16 +318,7 @@ function attentionParams(K: string, p: AttentionParams): void {
   }
 }
 
-function attention(
-  c: CheckContext,
-  out: DeviceBuffer,
-  lse: DeviceBuffer,
-  q: DeviceBuffer,
-  k: DeviceBuffer,
-  v: DeviceBuffer,
-  mask: DeviceBuffer | null,
-  p: AttentionParams,
-): void {
+const attention: KernelChecks['attention'] = (c, out, lse, q, k, v, mask, p) => {
   const K = 'attention';
   attentionParams(K, p);
   const nq = p.batch * p.seqQ * p.heads * p.headDim;
@@ -376,22 +330,9 @@ function attention(
   buf(c, K, 'v', v, nk, 'float');
   opt(c, K, 'mask', mask, p.batch * p.seqK, 'int32');
   if (out === q || out === k || out === v) throw new Error('attention: out must not be the same buffer as q, k or v');
-}
+};
 
-function attentionBackward(
-  c: CheckContext,
-  dq: DeviceBuffer,
-  dk: DeviceBuffer,
-  dv: DeviceBuffer,
-  dOut: DeviceBuffer,
-  q: DeviceBuffer,
-  k: DeviceBuffer,
-  v: DeviceBuffer,
-  out: DeviceBuffer,
-  lse: DeviceBuffer,
-  mask: DeviceBuffer | null,
-  p: AttentionParams,
-): void {
+const attentionBackward: KernelChecks['attentionBackward'] = (c, dq, dk, dv, dOut, q, k, v, out, lse, mask, p) => {
   const K = 'attentionBackward';
   attentionParams(K, p);
   const nq = p.batch * p.seqQ * p.heads * p.headDim;
@@ -409,7 +350,7 @@ function attentionBackward(
   notAnInput('dq', dq, dOut, q, k, v, out);
   notAnInput('dk', dk, dOut, q, k, v, out);
   notAnInput('dv', dv, dOut, q, k, v, out);
-}
+};
 
 function notAnInput(
   name: string,
@@ -444,14 +385,7 @@ function siluMul(c: CheckContext, out: DeviceBuffer, gate: DeviceBuffer, up: Dev
   same(c, 'siluMul', 'up', up, out.size, 'float');
 }
 
-function siluMulBackward(
-  c: CheckContext,
-  dGate: DeviceBuffer,
-  dUp: DeviceBuffer,
-  dy: DeviceBuffer,
-  gate: DeviceBuffer,
-  up: DeviceBuffer,
-): void {
+const siluMulBackward: KernelChecks['siluMulBackward'] = (c, dGate, dUp, dy, gate, up) => {
   const K = 'siluMulBackward';
   buf(c, K, 'dGate', dGate, 0, 'float');
   const n = dGate.size;
@@ -460,7 +394,7 @@ function siluMulBackward(
   same(c, K, 'dy', dy, n, 'float');
   same(c, K, 'gate', gate, n, 'float');
   same(c, K, 'up', up, n, 'float');
-}
+};
 
 function lossParams(K: string, p: CrossEntropyParams): void {
   checkCount(K, 'rows', p.rows);
@@ -468,31 +402,16 @@ function lossParams(K: string, p: CrossEntropyParams): void {
   if (!Number.isSafeInteger(p.ignoreIndex)) throw new Error(`${K}: ignoreIndex must be an integer, got ${p.ignoreIndex}`);
 }
 
-function crossEntropy(
-  c: CheckContext,
-  loss: DeviceBuffer,
-  lse: DeviceBuffer,
-  logits: DeviceBuffer,
-  targets: DeviceBuffer,
-  p: CrossEntropyParams,
-): void {
+const crossEntropy: KernelChecks['crossEntropy'] = (c, loss, lse, logits, targets, p) => {
   const K = 'crossEntropy';
   lossParams(K, p);
   buf(c, K, 'loss', loss, p.rows, 'float32');
   buf(c, K, 'lse', lse, p.rows, 'float32');
   buf(c, K, 'logits', logits, p.rows * p.classes, 'float');
   buf(c, K, 'targets', targets, p.rows, 'int32');
-}
+};
 
-function crossEntropyBackward(
-  c: CheckContext,
-  dLogits: DeviceBuffer,
-  dLoss: DeviceBuffer,
-  logits: DeviceBuffer,
-  targets: DeviceBuffer,
-  lse: DeviceBuffer,
-  p: CrossEntropyParams,
-): void {
+const crossEntropyBackward: KernelChecks['crossEntropyBackward'] = (c, dLogits, dLoss, logits, targets, lse, p) => {
   const K = 'crossEntropyBackward';
   lossParams(K, p);
   buf(c, K, 'dLogits', dLogits, p.rows * p.classes, 'float');
@@ -500,7 +419,7 @@ function crossEntropyBackward(
   buf(c, K, 'logits', logits, p.rows * p.classes, 'float');
   buf(c, K, 'targets', targets, p.rows, 'int32');
   buf(c, K, 'lse', lse, p.rows, 'float32');
-}
+};
 
 function random(c: CheckContext, out: DeviceBuffer, p: RandomParams): void {
   buf(c, 'random', 'out', out, 0, 'float');
@@ -527,15 +446,7 @@ function dropoutBackward(c: CheckContext, dx: DeviceBuffer, dy: DeviceBuffer, p:
   masked(c, 'dropoutBackward', 'dx', 'dy', dx, dy, p);
 }
 
-function adamw(
-  c: CheckContext,
-  param: DeviceBuffer,
-  grad: DeviceBuffer,
-  m: DeviceBuffer,
-  v: DeviceBuffer,
-  p: AdamWParams,
-  scalars?: DeviceBuffer | null,
-): void {
+const adamw: KernelChecks['adamw'] = (c, param, grad, m, v, p, scalars) => {
   const K = 'adamw';
   for (const key of ADAMW_FINITE) checkFinite(K, key, p[key]);
   if (!Number.isSafeInteger(p.step) || p.step < 1) throw new Error(`${K}: step must be an integer ≥ 1 (it is 1-based), got ${p.step}`);
@@ -546,7 +457,7 @@ function adamw(
   same(c, K, 'v', v, n, 'float32');
   if (param === grad || param === m || param === v || m === v) throw new Error(`${K}: param, m and v must be distinct buffers`);
   if (scalars !== null && scalars !== undefined) same(c, K, 'scalars', scalars, 4, 'float32');
-}
+};
 const ADAMW_FINITE = ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'gradScale'] as const;
 
 /** Every kernel's argument check (see the top of this file). */
