@@ -26,9 +26,12 @@ function projectKind(cwd: string): 'workspace' | 'pnpm' | 'npm' {
   }
 }
 
-/** What to run so that `@peft/backend-<name>` can be imported, for the kind of project the command runs in. */
+/**
+ * What to run so that `@peft/backend-<name>` (or the package `name` when it is a scoped package name,
+ * e.g. `@peft/distributed`) can be imported, for the kind of project the command runs in.
+ */
 export function installAdvice(name: string, cwd: string = process.cwd()): string {
-  const pkg = `@peft/backend-${name}`;
+  const pkg = name.startsWith('@') ? name : `@peft/backend-${name}`;
   switch (projectKind(cwd)) {
     case 'workspace':
       return `in this pnpm workspace it is a dependency of @peft/cli: run \`npx -y pnpm@10.34.9 install\` at the repository root (or \`pnpm add ${pkg} --filter <your package>\`)`;

@@ -52,6 +52,7 @@ Data and model
   --backend <name>         cpu (default), webgpu or cuda (when its package is installed)
   --dtype <dtype>          base weights' storage dtype (default bfloat16 for a 16-bit checkpoint)
   --threads <n>            CPU backend worker threads (default: every core)
+  --device <n>             GPU index for cuda (default: the local rank under mpirun, else 0)
 
 The study's switches
   --preset <tiny|study>    default settings: tiny for a model of hidden size ≤ ${TINY_HIDDEN_SIZE} (the bundled tiny
@@ -72,7 +73,8 @@ The study's switches
 Training
   --lr <x>                 peak learning rate, linear decay (default 1e-4)
   --epochs <n>             default 3
-  --batch-size <n>         examples per update (default 8)
+  --batch-size <n>         examples per update and process (default 8);
+${study.HELP_BATCH_PER_RANK}
   --micro-batch-size <n>   examples per forward pass (gradient accumulation)
   --max-length <n>         tokens per training example (default 256)
   --eval-batch-size <n>    sentences per generation batch (default 16)
@@ -136,6 +138,7 @@ export function parseBc5cdrCommandLine(argv: readonly string[], defaults: Bc5cdr
     backend: values.backend ?? 'cpu',
     dtype: study.oneOf(values.dtype, 'dtype', ['float32', 'bfloat16', 'float16'] as DType[]),
     threads: study.number(values.threads, 'threads'),
+    device: study.number(values.device, 'device'),
     method: study.oneOf(values.method, 'method', ['tagging', 'extraction'] as const),
     labels: study.oneOf(values.labels, 'labels', ['per-label', 'all'] as const),
     types: values.types

@@ -53,6 +53,7 @@ Data and model
   --backend <name>         cpu (default), webgpu or cuda (when its package is installed)
   --dtype <dtype>          backbone storage dtype (default bfloat16 for a 16-bit checkpoint, as the study)
   --threads <n>            CPU backend worker threads (default: every core)
+  --device <n>             GPU index for cuda (default: the local rank under mpirun, else 0)
 
 Training (the study's values unless noted)
   --preset <tiny|study>    default settings: tiny for a model of hidden size ≤ ${TINY_HIDDEN_SIZE} (the bundled tiny
@@ -60,7 +61,8 @@ Training (the study's values unless noted)
   --template <0|1|2>       input template (default 2: "{title}\\n{body}")
   --lr <x>                 peak learning rate (default 5e-4; tiny preset ${LIVEDOOR_TINY_DEFAULTS.lr})
   --epochs <n>             default 10
-  --batch-size <n>         examples per update (default 32; tiny preset ${LIVEDOOR_TINY_DEFAULTS.batchSize})
+  --batch-size <n>         examples per update and process (default 32; tiny preset ${LIVEDOOR_TINY_DEFAULTS.batchSize});
+${study.HELP_BATCH_PER_RANK}
   --micro-batch-size <n>   examples per forward pass (gradient accumulation; default the batch size)
   --max-length <n>         tokens per article, longer ones truncated (default 512; tiny preset ${LIVEDOOR_TINY_DEFAULTS.maxLength})
   --seed <n>               split, initial weights, dropout and data order (default 42)
@@ -105,6 +107,7 @@ export function parseLivedoorCommandLine(argv: readonly string[], defaults: Live
     backend: values.backend ?? 'cpu',
     dtype,
     threads: study.number(values.threads, 'threads'),
+    device: study.number(values.device, 'device'),
     template,
     lr: study.number(values.lr, 'lr') ?? d.lr,
     epochs: study.number(values.epochs, 'epochs') ?? d.epochs,

@@ -3,6 +3,7 @@
 // line, the preset line, and the run around the recipe (run folder named, locked and released).
 import type { ProgressOptions } from '@peft/trainer';
 import { UsageError } from '../args.js';
+import { batchLine, deviceOptions, type ProcessGroup, processGroup, rankLine } from '../distributed.js';
 import { choosePreset, defaultRunFolder, type Preset } from '../presets.js';
 import { fromUser } from '../recipes/paths.js';
 import { openRunFolder, runCommandLine } from '../runfolder.js';
@@ -15,6 +16,7 @@ export const OPTIONS = {
   backend: { type: 'string' },
   dtype: { type: 'string' },
   threads: { type: 'string' },
+  device: { type: 'string' },
   lr: { type: 'string' },
   epochs: { type: 'string' },
   'batch-size': { type: 'string' },
@@ -32,6 +34,10 @@ export const OPTIONS = {
 /** The help lines of --overwrite, which every study takes. */
 export const HELP_OVERWRITE = `  --overwrite              replace a previous run in --out (without it, or --resume, a folder that
                            holds one is an error and is left as it is)`;
+
+/** The help lines after --batch-size: what it means under mpirun (as transformers' per_device_train_batch_size). */
+export const HELP_BATCH_PER_RANK = `                           under mpirun -np N each of the N processes takes this many, so an
+                           update sees N × this (as transformers' per_device_train_batch_size)`;
 
 /** The help's closing paragraph. */
 export const HELP_CTRL_C = `Ctrl-C stops after the current step, writing a checkpoint (a second Ctrl-C quits at once, keeping
@@ -118,7 +124,7 @@ export interface StudyMainOptions {
   signal?: AbortSignal;
 }
 
-type RecipeOptions = { modelDir: string; backend?: unknown; resume?: boolean };
+type RecipeOptions = { modelDir: string; backend?: unknown; resume?: boolean; batchSize?: number; device?: number };
 
 /** How one study runs from its command line. */
 export interface Study<O extends RecipeOptions, R> {
@@ -155,6 +161,12 @@ export async function run<O extends RecipeOptions, R>(
     return null;
   }
   const options = rest as unknown as O;
+  const group = await processGroup();
+  if (group.launched && group.size !== 1) {
+    throw new Error(
+      `this process is ${rankLine(group)}: training across processes is not wired into the trainer yet, so each one would train alone into the same run folder; run peft train as one process (without mpirun, or mpirun -np 1)`,
+    );
+  }
   const resume = options.resume ?? false;
   const tiny = options.modelDir === defaults.tinyModel;
   // The examples' no-argument run keeps its fixed folder (and replaces its previous run there).
@@ -165,6 +177,7 @@ export async function run<O extends RecipeOptions, R>(
   try {
     if (tiny) log(study.tinyNote(options));
     log(study.presetLine(preset, options));
+    for (const line of processLines(group, options)) log(line);
     log(`run folder: ${out}`);
     const started = performance.now();
     const result = await study.recipe({ ...options, out, log, progress: opts.progress, signal: opts.signal });
@@ -180,4 +193,17 @@ export function main<O extends RecipeOptions, R>(
   study: Study<O, R>,
 ): (argv: readonly string[], defaults: StudyCommandDefaults, opts?: StudyMainOptions) => Promise<R | null> {
   return (argv, defaults, opts = {}) => run(study, argv, defaults, opts);
+}
+
+/** Under an MPI launcher: which rank, the per-rank and global batch, and the device note; nothing otherwise. */
+export function processLines(group: ProcessGroup, o: { backend?: unknown; batchSize?: number; device?: number }): string[] {
+  if (!group.launched) return [];
+  const lines = [rankLine(group)!];
+  if (o.batchSize !== undefined) lines.push(batchLine(o.batchSize, group));
+  if (typeof o.backend === 'string') {
+    const { device, note } = deviceOptions(o.backend, group, o.device);
+    if (device !== null) lines.push(`${o.backend} device ${device}${o.device === undefined ? ' (the local rank)' : ''}`);
+    if (note) lines.push(note);
+  }
+  return lines;
 }

@@ -46,6 +46,8 @@ export interface Bc5cdrOptions {
   backend?: string | Backend;
   /** GEMM worker threads of the CPU backend made for 'cpu' (default: every core). */
   threads?: number;
+  /** The GPU a 'cuda' backend made from a name uses (default: the local rank under an MPI launcher, else 0). */
+  device?: number;
   /** Storage dtype of the base weights. Default: bfloat16 for a 16-bit checkpoint (Llama-2's float16) when the backend stores it, float32 for a float32 one. LoRA weights are float32. */
   dtype?: DType;
   /** Finding 2: `tagging` (default) or `extraction`. */

@@ -11,6 +11,7 @@ import { loadConfig } from '@peft/models/node';
 import type { ProgressOptions, RunStore } from '@peft/trainer';
 import { nodeRunStore } from '@peft/trainer/node';
 import { createBackend } from '../backends.js';
+import { deviceOptions, processGroup, SINGLE_PROCESS } from '../distributed.js';
 import { CURVES_FILE, type CurvesOptions, writeCurves } from './curves.js';
 
 /** Option checks whose errors start with the study's name (`livedoor: lr must be a number > 0, got -1`). */
@@ -84,13 +85,22 @@ export interface BackendChoice {
   backend?: string | Backend;
   /** GEMM worker threads of the CPU backend made for 'cpu' (default: every core). */
   threads?: number;
+  /** The GPU a 'cuda' backend made here uses (default: the local rank under an MPI launcher, else 0). */
+  device?: number;
 }
 
-/** Runs `use` on the chosen backend; one made here from a name is destroyed afterwards, a given instance is left to its owner. */
+/**
+ * Runs `use` on the chosen backend; one made here from a name is destroyed afterwards, a given
+ * instance is left to its owner. A GPU backend made here takes its device from `device` or, under
+ * an MPI launcher, from the process's local rank.
+ */
 export async function withBackend<T>(choice: BackendChoice, use: (backend: Backend) => Promise<T>): Promise<T> {
   const b = choice.backend ?? 'cpu';
   if (typeof b !== 'string') return use(b);
-  const backend = b === 'cpu' ? createCpuBackend(choice.threads === undefined ? {} : { threads: choice.threads }) : await createBackend(b);
+  const group = b === 'cpu' ? SINGLE_PROCESS : await processGroup();
+  const { options } = deviceOptions(b, group, choice.device);
+  const backend =
+    b === 'cpu' ? createCpuBackend(choice.threads === undefined ? {} : { threads: choice.threads }) : await createBackend(b, options);
   try {
     return await use(backend);
   } finally {

@@ -69,6 +69,8 @@ export interface LivedoorOptions {
   backend?: string | Backend;
   /** GEMM worker threads of the CPU backend made for 'cpu' (default: every core). */
   threads?: number;
+  /** The GPU a 'cuda' backend made from a name uses (default: the local rank under an MPI launcher, else 0). */
+  device?: number;
   /**
    * Storage dtype of the backbone. Default: bfloat16 as the study, when the backend stores it and the
    * checkpoint is a 16-bit one; a float32 checkpoint (the tiny test model) stays float32. The CPU

@@ -1,0 +1,115 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { processLines } from './commands/study-command.js';
+import { batchLine, deviceOptions, globalBatch, type ProcessGroup, processGroup, rankLine, SINGLE_PROCESS } from './distributed.js';
+import { main } from './main.js';
+
+const ROOT = join(import.meta.dirname, '..', '..', '..');
+const LLAMA_7B = join(ROOT, 'fixtures', 'configs', 'llama-2-7b');
+const OPEN_MPI_RANK_1 = {
+  OMPI_COMM_WORLD_SIZE: '2',
+  OMPI_COMM_WORLD_RANK: '1',
+  OMPI_COMM_WORLD_LOCAL_RANK: '1',
+  OMPI_COMM_WORLD_LOCAL_SIZE: '2',
+};
+const tmp = mkdtempSync(join(tmpdir(), 'peft-mpi-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterEach(() => vi.unstubAllEnvs());
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const lines: string[] = [];
+  const errors: string[] = [];
+  const write = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+    errors.push(String(s));
+    return true;
+  });
+  try {
+    const code = await main(argv, (s) => lines.push(s));
+    return { code, out: lines.join('\n'), err: errors.join('') };
+  } finally {
+    write.mockRestore();
+  }
+}
+
+describe('the MPI job this process belongs to', () => {
+  it("reads Open MPI's, MPICH's and PMIx's variables through @peft/distributed", async () => {
+    expect(await processGroup({})).toEqual(SINGLE_PROCESS);
+    expect(await processGroup(OPEN_MPI_RANK_1)).toEqual({ launched: true, launcher: 'openmpi', rank: 1, size: 2, localRank: 1 });
+    expect(await processGroup({ PMI_SIZE: '4', PMI_RANK: '3', MPI_LOCALRANKID: '1', MPI_LOCALNRANKS: '2' })).toEqual({
+      launched: true,
+      launcher: 'mpich',
+      rank: 3,
+      size: 4,
+      localRank: 1,
+    });
+    // A PMIx launcher that gives no size or local rank: rank 0 of a job of unknown size on its first device.
+    expect(await processGroup({ PMIX_RANK: '0' })).toEqual({ launched: true, launcher: 'pmix', rank: 0, size: null, localRank: 0 });
+    await expect(processGroup({ OMPI_COMM_WORLD_SIZE: 'two' })).rejects.toThrow('OMPI_COMM_WORLD_SIZE is "two"');
+  });
+
+  it('without @peft/distributed: a launched process is an error saying how to install it, any other a job of one', async () => {
+    expect(await processGroup({ PATH: '/bin' }, null)).toEqual(SINGLE_PROCESS);
+    await expect(processGroup({ PMI_SIZE: '2' }, null)).rejects.toThrow(
+      /an MPI launcher started this process \(PMI_SIZE=2\), but @peft\/distributed is not installed where @peft\/cli can import it; .*@peft\/distributed/,
+    );
+  });
+
+  it('picks the GPU of the local rank unless --device says, and says that WebGPU cannot pick one', () => {
+    const rank1: ProcessGroup = { launched: true, launcher: 'openmpi', rank: 1, size: 2, localRank: 1 };
+    expect(deviceOptions('cuda', rank1)).toEqual({ options: { deviceIndex: 1 }, device: 1, note: null });
+    expect(deviceOptions('cuda', rank1, 3).options).toEqual({ deviceIndex: 3 });
+    expect(deviceOptions('cuda', SINGLE_PROCESS).options).toEqual({ deviceIndex: 0 });
+    expect(deviceOptions('webgpu', SINGLE_PROCESS)).toEqual({ options: {}, device: null, note: null });
+    expect(deviceOptions('webgpu', rank1).note).toMatch(/^webgpu: every process uses the default adapter/);
+    expect(deviceOptions('cpu', rank1)).toEqual({ options: {}, device: null, note: null });
+    expect(() => deviceOptions('cpu', SINGLE_PROCESS, 1)).toThrow('--device 1: the cpu backend has no devices to choose from (cuda has)');
+    expect(() => deviceOptions('cuda', SINGLE_PROCESS, -1)).toThrow('--device -1 is not a device index: expected an integer ≥ 0');
+  });
+
+  it('--batch-size is per rank: the global batch is size × ranks', () => {
+    const two: ProcessGroup = { launched: true, launcher: 'openmpi', rank: 0, size: 2, localRank: 0 };
+    expect(globalBatch(8, two)).toBe(16);
+    expect(batchLine(8, two)).toBe('batch size 8 per rank × 2 ranks = 16 per update');
+    expect(batchLine(8, SINGLE_PROCESS)).toBe('batch size 8');
+    expect(batchLine(8, { ...two, size: null })).toMatch(/^batch size 8 per rank × the job's ranks/);
+    expect(rankLine(two)).toBe('rank 0 of 2 (openmpi), local rank 0');
+    expect(rankLine(SINGLE_PROCESS)).toBeNull();
+    expect(processLines(SINGLE_PROCESS, { backend: 'cuda', batchSize: 8 })).toEqual([]);
+    expect(processLines({ ...two, size: 1 }, { backend: 'cuda', batchSize: 8 })).toEqual([
+      'rank 0 of 1 (openmpi), local rank 0',
+      'batch size 8 per rank × 1 rank = 8 per update',
+      'cuda device 0 (the local rank)',
+    ]);
+  });
+});
+
+describe('peft info and peft train under mpirun', () => {
+  it('peft info prints the batch per process and the global batch under a launcher or with --ranks, the plain batch otherwise', async () => {
+    const plain = await run(['info', LLAMA_7B, '--batch', '4']);
+    expect(plain.code).toBe(0);
+    expect(plain.out).toMatch(/\n {2}batch 4$/);
+    expect(plain.out).not.toContain('per process');
+    const planned = await run(['info', LLAMA_7B, '--batch', '4', '--ranks', '3', '--lora-dropout', '0.05']);
+    expect(planned.out).toContain('  batch 4 per process × 3 processes = 12 global');
+    expect(planned.out).toMatch(/GiB per process\n/);
+    expect(planned.out).toContain('LoRA r=8 alpha=8 dropout=0.05 on');
+    for (const [name, value] of Object.entries(OPEN_MPI_RANK_1)) vi.stubEnv(name, value);
+    expect((await run(['info', LLAMA_7B])).out).toContain('  batch 8 per process × 2 processes = 16 global');
+    vi.unstubAllEnvs();
+    expect((await run(['info', LLAMA_7B, '--ranks', '0'])).code).toBe(2);
+    expect((await run(['info', LLAMA_7B, '--lora-dropout', '1'])).err).toContain('--lora-dropout 1 must be in [0, 1)');
+  });
+
+  it('peft train refuses a job of several processes until the trainer trains across them, writing nothing', async () => {
+    for (const [name, value] of Object.entries(OPEN_MPI_RANK_1)) vi.stubEnv(name, value);
+    const out = join(tmp, 'two-ranks');
+    const r = await run(['train', 'livedoor', '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      'this process is rank 1 of 2 (openmpi), local rank 1: training across processes is not wired into the trainer yet',
+    );
+    expect(readdirSync(tmp)).not.toContain('two-ranks');
+  });
+});
