@@ -14,7 +14,7 @@ type OptBuf = WebGpuBuffer | null;
 /** layerNorm, rmsNorm and their backward passes; their arguments are checked in core (kernelChecks). */
 export const normKernels = {
   layerNorm(ctx, out, mean, rstd, x, weight, bias, p) {
-    layerNormForward(ctx, out as Buf, mean as Buf, rstd as Buf, x as Buf, weight as OptBuf, bias as OptBuf, p);
+    normForward(ctx, 'layerNorm', out as Buf, mean as Buf, rstd as Buf, x as Buf, weight as OptBuf, bias as OptBuf, p);
   },
 
   /** With x̂ = (x − mean)·rstd and g = dy·weight: dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)), dWeight = Σ dy·x̂, dBias = Σ dy. */
@@ -25,7 +25,7 @@ export const normKernels = {
   },
 
   rmsNorm(ctx, out, rstd, x, weight, p) {
-    rmsNormForward(ctx, out as Buf, rstd as Buf, x as Buf, weight as OptBuf, p);
+    normForward(ctx, 'rmsNorm', out as Buf, null, rstd as Buf, x as Buf, weight as OptBuf, null, p);
   },
 
   /** With x̂ = x·rstd and g = dy·weight: dx = rstd · (g − x̂ · mean(g·x̂)), dWeight = Σ_rows dy·x̂ (float32). */
@@ -36,12 +36,21 @@ export const normKernels = {
   },
 } satisfies KernelFamily<Ctx>;
 
-/** y = (x − mean) · rstd · weight + bias, rstd = 1/√(var + eps). */
-function layerNormForward(ctx: Ctx, out: Buf, mean: Buf, rstd: Buf, x: Buf, w: OptBuf, b: OptBuf, p: NormParams): void {
+/**
+ * The forward of either norm, one workgroup per row: LayerNorm y = (x − mean)·rstd·weight + bias,
+ * rstd = 1/√(var + eps); without mean (RMSNorm) y = x·rstd·weight, rstd = 1/√(mean(x²) + eps).
+ */
+function normForward(ctx: Ctx, K: string, out: Buf, mean: OptBuf, rstd: Buf, x: Buf, w: OptBuf, b: OptBuf, p: NormParams): void {
   const { rows, dim } = p;
+  const layer = mean !== null;
   const t = ctx.rowThreads;
+  const mu = layer
+    ? `var s = 0.0;
+  for (var j = lid; j < P.dim; j = j + ${t}u) { s = s + ld_x(base + j); }
+  let mu = wg_sum(s, lid) / f32(P.dim);`
+    : 'let mu = 0.0;';
   ctx.rt.launch({
-    kernel: 'layerNorm',
+    kernel: K,
     params: [
       ['rows', 'u32', rows],
       ['dim', 'u32', dim],
@@ -49,7 +58,7 @@ function layerNormForward(ctx: Ctx, out: Buf, mean: Buf, rstd: Buf, x: Buf, w: O
     ],
     bindings: [
       { name: 'out', buf: out, access: 'write' },
-      { name: 'mean', buf: mean, access: 'write' },
+      { name: 'mean', buf: mean, access: layer ? 'write' : 'read' },
       { name: 'rstd', buf: rstd, access: 'write' },
       { name: 'x', buf: x, access: 'read' },
       { name: 'w', buf: w, access: 'read' },
@@ -59,13 +68,11 @@ function layerNormForward(ctx: Ctx, out: Buf, mean: Buf, rstd: Buf, x: Buf, w: O
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   if (group >= P.rows) { return; }
   let base = group * P.dim;
-  var s = 0.0;
-  for (var j = lid; j < P.dim; j = j + ${t}u) { s = s + ld_x(base + j); }
-  let mu = wg_sum(s, lid) / f32(P.dim);
+  ${mu}
   var q = 0.0;
   for (var j = lid; j < P.dim; j = j + ${t}u) { let d = ld_x(base + j) - mu; q = q + d * d; }
   let rs = 1.0 / sqrt(wg_sum(q, lid) / f32(P.dim) + P.eps);
-  if (lid == 0u) { st_mean(group, mu); st_rstd(group, rs); }
+  if (lid == 0u) { ${layer ? 'st_mean(group, mu); ' : ''}st_rstd(group, rs); }
   for (var j = lid; j < P.dim; j = j + ${t}u) {
     var y = (ld_x(base + j) - mu) * rs;
     ${w ? 'y = y * ld_w(j);' : ''}
@@ -154,38 +161,6 @@ fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
     let g = ld_dy(base + j)${w ? ' * ld_w(j)' : ''};
     st_dx(base + j, rs * (g - meanG - xh * meanGX));
   }
-}`,
-    workgroupSize: t,
-    groups: rows,
-  });
-}
-
-/** y = x · rstd · weight, rstd = 1/√(mean(x²) + eps). */
-function rmsNormForward(ctx: Ctx, out: Buf, rstd: Buf, x: Buf, w: OptBuf, p: NormParams): void {
-  const { rows, dim } = p;
-  const t = ctx.rowThreads;
-  ctx.rt.launch({
-    kernel: 'rmsNorm',
-    params: [
-      ['rows', 'u32', rows],
-      ['dim', 'u32', dim],
-      ['eps', 'f32', p.eps],
-    ],
-    bindings: [
-      { name: 'out', buf: out, access: 'write' },
-      { name: 'rstd', buf: rstd, access: 'write' },
-      { name: 'x', buf: x, access: 'read' },
-      { name: 'w', buf: w, access: 'read' },
-    ],
-    code: `${wgSum(t)}
-fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
-  if (group >= P.rows) { return; }
-  let base = group * P.dim;
-  var q = 0.0;
-  for (var j = lid; j < P.dim; j = j + ${t}u) { let v = ld_x(base + j); q = q + v * v; }
-  let rs = 1.0 / sqrt(wg_sum(q, lid) / f32(P.dim) + P.eps);
-  if (lid == 0u) { st_rstd(group, rs); }
-  for (var j = lid; j < P.dim; j = j + ${t}u) { st_out(base + j, ld_x(base + j) * rs${w ? ' * ld_w(j)' : ''}); }
 }`,
     workgroupSize: t,
     groups: rows,
