@@ -52,6 +52,19 @@ fn key_end(i: u32) -> u32 {
 fn key_real(b: u32, j: u32) -> bool { return HAS_MASK == 0u || ld_mask(b * P.seqK + j) != 0; }
 `;
 
+/** WGSL: query row `r` (an index over [batch, heads, seqQ]) as query i, head h, batch b, kv head kh and q's offset qo; `dim` is headDim. */
+const queryRow = (r: string, dim: string): string => `let i = ${r} % P.seqQ;
+  let h = (${r} / P.seqQ) % P.heads;
+  let b = ${r} / (P.seqQ * P.heads);
+  let kh = h / P.group;
+  let qo = ((b * P.seqQ + i) * P.heads + h) * ${dim};`;
+
+/** WGSL: key row `r` (an index over [batch, kvHeads, seqK]) as key j, kv head kh, batch b and k's offset ko; `dim` is headDim. */
+const keyRow = (r: string, dim: string): string => `let j = ${r} % P.seqK;
+  let kh = (${r} / P.seqK) % P.kvHeads;
+  let b = ${r} / (P.seqK * P.kvHeads);
+  let ko = ((b * P.seqK + j) * P.kvHeads + kh) * ${dim};`;
+
 /** attention and attentionBackward in the form `ctx.attentionKind` names; core checks their arguments, this file only its headDim limit. */
 export const attentionKernels = {
   attention(ctx, out, lse, q, k, v, mask, p) {
@@ -172,11 +185,7 @@ var<workgroup> qs: array<f32, ${DMAX}>;
 var<workgroup> ps: array<f32, ${T}>;
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   if (group >= P.batch * P.heads * P.seqQ) { return; }
-  let i = group % P.seqQ;
-  let h = (group / P.seqQ) % P.heads;
-  let b = group / (P.seqQ * P.heads);
-  let kh = h / P.group;
-  let qo = ((b * P.seqQ + i) * P.heads + h) * P.D;
+  ${queryRow('group', 'P.D')}
   for (var d = lid; d < P.D; d = d + ${T}u) { qs[d] = ld_q(qo + d); }
   workgroupBarrier();
   let last = key_end(i);
@@ -247,11 +256,7 @@ fn p_dp(b: u32, kh: u32, j: u32, last: u32, l: f32) -> vec2<f32> {
 }
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   if (group >= P.batch * P.heads * P.seqQ) { return; }
-  let i = group % P.seqQ;
-  let h = (group / P.seqQ) % P.heads;
-  let b = group / (P.seqQ * P.heads);
-  let kh = h / P.group;
-  let qo = ((b * P.seqQ + i) * P.heads + h) * P.D;
+  ${queryRow('group', 'P.D')}
   let row = (b * P.heads + h) * P.seqQ + i;
   for (var d = lid; d < P.D; d = d + ${T}u) { qs[d] = ld_q(qo + d); gs[d] = ld_g(qo + d); }
   workgroupBarrier();
@@ -298,10 +303,7 @@ var<workgroup> pw: array<f32, ${T}>;
 var<workgroup> dw: array<f32, ${T}>;
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   if (group >= P.batch * P.kvHeads * P.seqK) { return; }
-  let j = group % P.seqK;
-  let kh = (group / P.seqK) % P.kvHeads;
-  let b = group / (P.seqK * P.kvHeads);
-  let ko = ((b * P.seqK + j) * P.kvHeads + kh) * P.D;
+  ${keyRow('group', 'P.D')}
   for (var d = lid; d < P.D; d = d + ${T}u) { ks[d] = ld_k(ko + d); vs[d] = ld_v(ko + d); }
   workgroupBarrier();
   // Queries that see key j: i ≥ j − (seqK − seqQ) when causal.
@@ -380,11 +382,7 @@ function forwardRows(headDim: number, hasMask: boolean): string {
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   let r = group * ${T}u + lid;
   if (r >= P.batch * P.heads * P.seqQ) { return; }
-  let i = r % P.seqQ;
-  let h = (r / P.seqQ) % P.heads;
-  let b = r / (P.seqQ * P.heads);
-  let kh = h / P.group;
-  let qo = ((b * P.seqQ + i) * P.heads + h) * D;
+  ${queryRow('r', 'D')}
   var qv: ${V};
   var acc: ${V};
   for (var d = 0u; d < D; d++) { qv[d] = ld_q(qo + d); acc[d] = 0.0; }
@@ -422,11 +420,7 @@ function dqRows(headDim: number, hasMask: boolean): string {
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   let r = group * ${T}u + lid;
   if (r >= P.batch * P.heads * P.seqQ) { return; }
-  let i = r % P.seqQ;
-  let h = (r / P.seqQ) % P.heads;
-  let b = r / (P.seqQ * P.heads);
-  let kh = h / P.group;
-  let qo = ((b * P.seqQ + i) * P.heads + h) * D;
+  ${queryRow('r', 'D')}
   let row = (b * P.heads + h) * P.seqQ + i;
   var qv: ${V};
   var gv: ${V};
@@ -470,10 +464,7 @@ function dkvRows(headDim: number, hasMask: boolean): string {
 fn kernel(group: u32, lid: u32, wid: vec3<u32>) {
   let r = group * ${T}u + lid;
   if (r >= P.batch * P.kvHeads * P.seqK) { return; }
-  let j = r % P.seqK;
-  let kh = (r / P.seqK) % P.kvHeads;
-  let b = r / (P.seqK * P.kvHeads);
-  let ko = ((b * P.seqK + j) * P.kvHeads + kh) * D;
+  ${keyRow('r', 'D')}
   var kv: ${V};
   var vv: ${V};
   var accK: ${V};
