@@ -1,4 +1,5 @@
-import { add, backward, cast, concat, noGrad, reshape, scale, type Tensor, tidy } from '@peft/core';
+import { add, backward, cast, concat, noGrad, reshape, scale, type Tensor, tensor, tidy, zeros } from '@peft/core';
+import { allReduceGradients, anyStops, peers, rankShare, type StepTotals, stepTotals } from './data-parallel.js';
 import { elapsed, isFloat, now, type Run, yieldToEventLoop } from './run.js';
 import { checkpoint } from './run-folder.js';
 import { learningRate } from './schedule.js';
@@ -13,11 +14,11 @@ import { applyUpdateAt, type GradientScale, gradientScale } from './update.js';
 export interface Accumulated {
   /** The step's mean loss, Σ (wᵢ / weight) · lossᵢ, float32 [1] on the device. */
   loss: Tensor;
-  /** The step's weight: Σ wᵢ over its micro-batches (their examples, or `TrainTask.weight`). */
+  /** The step's weight: Σ wᵢ over its micro-batches (their examples, or `TrainTask.weight`), on every rank. */
   weight: number;
-  /** Examples in the step. */
+  /** Examples in the step, on every rank. */
   examples: number;
-  /** Tokens in the step, for tokens/s. */
+  /** Tokens in the step on every rank, for tokens/s. */
   tokens: number;
 }
 
@@ -41,19 +42,33 @@ function microBatches(indices: readonly number[], size: number): number[][] {
 /** Forward and backward over the step's micro-batches, each loss scaled by its share of the step's weight. */
 async function accumulate<B>(run: Run<B>, epoch: number, indices: readonly number[]): Promise<Accumulated> {
   const { task } = run;
-  const chunks = microBatches(indices, run.o.microBatchSize);
+  const comm = peers(run);
+  // Over several processes this rank takes its part of the global batch, and the shares are of the global weight.
+  const mine = comm ? rankShare(indices, comm.size, comm.rank) : indices;
+  const chunks = microBatches(mine, run.o.microBatchSize);
   const batches: B[] = [];
   for (const c of chunks) batches.push(await task.batch(c));
   const weights = batches.map((b, i) => (task.weight ? task.weight(b) : chunks[i]!.length));
-  const weight = weights.reduce((a, b) => a + b, 0);
-  if (!weights.every((w) => Number.isFinite(w) && w >= 0) || !(weight > 0)) {
+  const tokens = batches.map((b, i) => (task.tokens ? task.tokens(b) : chunks[i]!.length));
+  const local: StepTotals = {
+    weight: weights.reduce((a, b) => a + b, 0),
+    examples: mine.length,
+    tokens: tokens.reduce((a, b) => a + b, 0),
+  };
+  const valid = weights.every((w) => Number.isFinite(w) && w >= 0);
+  if (!comm && (!valid || !(local.weight > 0))) {
     throw new Error(`train: micro-batch weights must be finite, >= 0 and not all 0, got [${weights.join(', ')}]`);
   }
-  let tokens = 0;
+  if (!valid) throw new Error(`train: rank ${comm!.rank}: micro-batch weights must be finite and >= 0, got [${weights.join(', ')}]`);
+  const totals = comm ? await stepTotals(comm, local) : local;
+  if (!(totals.weight > 0))
+    throw new Error(
+      `train: the micro-batch weights of every rank sum to ${totals.weight}: they must not all be 0 (this rank's: [${weights.join(', ')}])`,
+    );
   let lossSum: Tensor | null = null;
   try {
     for (const [i, b] of batches.entries()) {
-      const share = weights[i]! / weight;
+      const share = weights[i]! / totals.weight;
       const prev: Tensor | null = lossSum;
       lossSum = tidy(() => {
         const loss = task.loss(b, { epoch, step: run.state.step, microStep: i });
@@ -69,9 +84,10 @@ async function accumulate<B>(run: Run<B>, epoch: number, indices: readonly numbe
         return noGrad(() => (prev ? add(prev, reshape(scaled, [1])) : reshape(scaled, [1])));
       });
       prev?.dispose();
-      tokens += task.tokens ? task.tokens(b) : chunks[i]!.length;
     }
-    return { loss: lossSum!, weight, examples: indices.length, tokens };
+    // A rank whose share of the last batch is empty adds nothing.
+    const loss = lossSum ?? zeros([1], { backend: run.named[0]![1].backend, dtype: 'float32' });
+    return { loss, weight: totals.weight, examples: totals.examples, tokens: totals.tokens };
   } catch (error) {
     run.optimizer.zeroGrad();
     (lossSum as Tensor | null)?.dispose();
@@ -81,12 +97,25 @@ async function accumulate<B>(run: Run<B>, epoch: number, indices: readonly numbe
 
 /**
  * The one place between "gradients accumulated" and "norm, clip, update". A single process has
- * nothing to do. A data-parallel run would all-reduce here the gradient of every trainable tensor
- * (each multiplied by weight / the weight summed over processes, so that the sum is the mean over
- * the global batch), the loss the same way, and sum weight, examples and tokens over processes.
+ * nothing to do. Over several processes the gradient of every trainable tensor and the loss (each
+ * micro-batch's already divided by the weight summed over the processes) are summed over them, so
+ * that every rank holds the gradients and loss of the global batch: the norm, the clipping and
+ * the check for a non-finite loss or norm then see the same values on every rank, and every rank
+ * applies the same update.
  */
-function synchronize(acc: Accumulated): Accumulated {
-  return acc;
+async function synchronize(run: Run<unknown>, acc: Accumulated): Promise<Accumulated> {
+  const comm = peers(run);
+  if (!comm) return acc;
+  try {
+    const [local] = await acc.loss.data();
+    const loss = await allReduceGradients(comm, run.named, local!);
+    return { ...acc, loss: tensor([loss], [1], { backend: acc.loss.backend, dtype: 'float32' }) };
+  } catch (error) {
+    run.optimizer.zeroGrad();
+    throw error;
+  } finally {
+    acc.loss.dispose();
+  }
 }
 
 /**
@@ -97,7 +126,7 @@ function synchronize(acc: Accumulated): Accumulated {
 async function trainStep<B>(run: Run<B>, epoch: number, indices: readonly number[]): Promise<StepOutcome> {
   const { optimizer, named, o } = run;
   const t0 = now();
-  const acc = synchronize(await accumulate(run, epoch, indices));
+  const acc = await synchronize(run, await accumulate(run, epoch, indices));
   let scaleBy: GradientScale | null = null;
   try {
     const grads = named.map(([, t]) => t.grad).filter((g): g is Tensor => g !== null);
@@ -176,7 +205,7 @@ async function recordStep(run: Run<unknown>, epoch: number, r: StepOutcome): Pro
 
 /**
  * The rest of epoch `epoch`'s updates (all of them, or those after a mid-epoch checkpoint), in the
- * epoch's seeded order, `batchSize` examples each (the last may be smaller); resolves to the
+ * epoch's seeded order, `batchSize × ranks` examples each (the last may be smaller); resolves to the
  * epoch's mean training loss (null when it had no update in this run).
  */
 export async function runEpoch<B>(run: Run<B>, epoch: number): Promise<number | null> {
@@ -184,11 +213,15 @@ export async function runEpoch<B>(run: Run<B>, epoch: number): Promise<number | 
   const signal = run.options.signal;
   run.dataRng.setState(s.epochStartRng);
   const order = shuffledIndices(o.trainSize, run.dataRng);
+  const comm = peers(run);
   run.task.setTraining?.(true);
   while (s.stepInEpoch < o.stepsPerEpoch) {
     await yieldToEventLoop();
-    if (signal?.aborted) await aborted(run, null, epoch, signal.reason);
-    const indices = order.slice(s.stepInEpoch * o.batchSize, (s.stepInEpoch + 1) * o.batchSize);
+    // Over several processes every rank stops at the same boundary when any one was asked to.
+    const stop = comm ? await anyStops(comm, signal?.aborted === true) : signal?.aborted === true;
+    if (stop) await aborted(run, null, epoch, signal?.aborted ? signal.reason : new Error('another rank was interrupted'));
+    const g = o.globalBatchSize;
+    const indices = order.slice(s.stepInEpoch * g, (s.stepInEpoch + 1) * g);
     await recordStep(run, epoch, await trainStep(run, epoch, indices));
   }
   run.progress?.done();

@@ -1,3 +1,4 @@
+import { peers } from './data-parallel.js';
 import { better, elapsed, type Run } from './run.js';
 import { snapshot } from './state.js';
 import { aborted } from './stop.js';
@@ -6,16 +7,18 @@ import type { Evaluation, Split, ValidationRecord } from './types.js';
 /**
  * `TrainTask.evaluate` as the trainer calls it: in evaluation mode, with the run's signal (a task
  * that evaluates in batches can stop between them, by throwing, when the run is aborted), and the
- * result checked. This is the one place a split is scored: a data-parallel run would gather each
- * process's share of the split here and score the union.
+ * result checked. This is the one place a split is scored: over several processes the task gets
+ * the communicator, scores its share of the split and gathers the others' (every rank gets the
+ * same Evaluation).
  */
 export async function evaluate(run: Run<unknown>, split: Split, epoch: number): Promise<Evaluation> {
   run.task.setTraining?.(false);
   const signal = run.options.signal;
+  const communicator = peers(run) ?? undefined;
   let r: Evaluation;
   try {
     // A task that evaluates in batches may take the signal and stop between them (throwing); one that does not ignores it.
-    r = await run.task.evaluate(split, signal ? { signal } : undefined);
+    r = await run.task.evaluate(split, signal || communicator ? { signal, communicator } : undefined);
   } catch (error) {
     if (signal?.aborted) return aborted(run, split, epoch, signal.reason);
     throw error;

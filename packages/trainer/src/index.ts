@@ -37,4 +37,4 @@ export {
   sweepSvg,
 } from './sweep.js';
 export { train } from './trainer.js';
-export type { Evaluation, LossContext, Split, TrainTask, ValidationRecord } from './types.js';
+export type { EvaluateOptions, Evaluation, LossContext, Split, TrainCommunicator, TrainTask, ValidationRecord } from './types.js';

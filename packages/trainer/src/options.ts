@@ -2,12 +2,15 @@ import type { NoDecayRule } from './adamw.js';
 import type { ProgressOptions } from './progress.js';
 import { SCHEDULE_KINDS, type ScheduleKind } from './schedule.js';
 import type { RunStore } from './store.js';
-import type { Evaluation, ValidationRecord } from './types.js';
+import type { Evaluation, TrainCommunicator, ValidationRecord } from './types.js';
 
 export interface TrainOptions {
   /** Passes over the training set. */
   epochs: number;
-  /** Examples per optimizer update (Study A: 32). The last batch of an epoch may be smaller. */
+  /**
+   * Examples per optimizer update (Study A: 32) and process: with a `communicator` of N processes
+   * an update sees N × batchSize. The last batch of an epoch may be smaller.
+   */
   batchSize: number;
   /** Examples per forward/backward pass; gradients of ⌈batchSize / microBatchSize⌉ passes are accumulated. Default batchSize. */
   microBatchSize?: number;
@@ -60,6 +63,21 @@ export interface TrainOptions {
   onEpoch?: (info: EpochInfo) => void | Promise<void>;
   /** Extra settings recorded in config.json and checked on resume (a sweep's grid values). */
   config?: Record<string, unknown>;
+  /**
+   * Data-parallel training over several processes (`@peft/distributed`'s communicator; size 1 or
+   * none: one process). Every process runs `train` with the same task, data and options. Each
+   * update takes the next `batchSize × size` examples of the seeded order a single process would
+   * use, rank r the r-th contiguous part (the last batch of an epoch split as evenly); the
+   * gradients are summed over the processes with each micro-batch weighted by its share of the
+   * global batch, so every rank applies the update one process with that batch would, clips by the
+   * global norm and logs the global loss. Evaluation is split: the task gets the communicator
+   * (`EvaluateOptions`). Only rank 0 writes `out` and shows progress; the others write nothing
+   * (give them no `out`, or the same; it is not used). `onStep` and `onEpoch` are called on every
+   * rank with the same values; a hook that throws must do so on every rank, or the others wait
+   * until the communicator's time-out. On resume rank 0 reads its newest checkpoint and sends its
+   * files to the others. A Ctrl-C on any rank stops every rank at the same step boundary.
+   */
+  communicator?: TrainCommunicator;
 }
 
 export interface StepInfo {
@@ -111,7 +129,12 @@ export interface TrainResult {
 /** The options with their defaults filled in and checked, and the run's length in steps. */
 export interface Resolved {
   epochs: number;
+  /** Per process. */
   batchSize: number;
+  /** Processes (the communicator's size; 1 without one). */
+  ranks: number;
+  /** Examples per update over every process: batchSize × ranks. */
+  globalBatchSize: number;
   microBatchSize: number;
   lr: number;
   weightDecay: number;
@@ -156,7 +179,9 @@ export function resolve(o: TrainOptions, trainSize: number): Resolved {
     throw new Error(`train: schedule "${schedule}" is unknown: use one of ${SCHEDULE_KINDS.join(', ')}`);
   if (!Number.isSafeInteger(trainSize) || trainSize < 1)
     throw new Error(`train: the task's trainSize must be a positive integer, got ${trainSize}`);
-  const stepsPerEpoch = Math.ceil(trainSize / batchSize);
+  const ranks = o.communicator?.size ?? 1;
+  const globalBatchSize = batchSize * ranks;
+  const stepsPerEpoch = Math.ceil(trainSize / globalBatchSize);
   const totalSteps = epochs * stepsPerEpoch;
   const given = (['warmupSteps', 'warmupRatio', 'warmupEpochs'] as const).filter((k) => o[k] !== undefined);
   if (given.length > 1) throw new Error(`train: give one of warmupSteps, warmupRatio, warmupEpochs, not ${given.join(' and ')}`);
@@ -179,6 +204,8 @@ export function resolve(o: TrainOptions, trainSize: number): Resolved {
   return {
     epochs,
     batchSize,
+    ranks,
+    globalBatchSize,
     microBatchSize,
     lr,
     weightDecay: nonNegative('weightDecay', o.weightDecay ?? 0.01),

@@ -1,13 +1,12 @@
+import { shortValue } from '@peft/core';
 import { CHECKPOINT_DIR, type CheckpointState, readLatestCheckpoint } from './checkpoint.js';
+import { checkpointSource, peers } from './data-parallel.js';
 import { CheckpointError } from './errors.js';
 import type { Run, RunState } from './run.js';
 import { restore } from './state.js';
 
-/** A value for a message, cut short when long (the list of trainable tensors). */
-function shown(v: unknown): string {
-  const text = JSON.stringify(v) ?? 'nothing';
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
+/** A value for a message, cut short when long (the list of trainable tensors); a setting a checkpoint lacks is "nothing". */
+const shown = (v: unknown): string => (v === undefined ? 'nothing' : shortValue(v, { max: 77, ellipsis: '...' }));
 
 /**
  * The refusal to resume from a checkpoint whose state.json records settings that differ from this
@@ -35,11 +34,15 @@ function settingsRefusal(
 /**
  * With `resume`, loads the newest complete checkpoint of the run folder into the run (tensors,
  * optimizer, generators, position, history), after checking that it was made with this run's
- * settings. Without one the run starts afresh.
+ * settings. Without one the run starts afresh. Over several processes rank 0 reads it from its
+ * run folder and sends its files to the other ranks, which read them from memory.
  */
 export async function resumeRun(run: Run<unknown>): Promise<void> {
-  const { out, o, fingerprint, progress, state, marks } = run;
-  if (!out || !run.options.resume) return;
+  const { o, fingerprint, progress, state, marks } = run;
+  if (!run.options.resume) return;
+  const comm = peers(run);
+  const out = comm ? await checkpointSource(comm, run.out) : run.out;
+  if (!out) return;
   const ckpt = await readLatestCheckpoint(out, {
     epochs: o.epochs,
     stepsPerEpoch: o.stepsPerEpoch,

@@ -1,6 +1,7 @@
 import { Generator, type GeneratorState, type Tensor } from '@peft/core';
 import { AdamW } from './adamw.js';
 import type { RunCounters } from './checkpoint.js';
+import { checkCommunicator } from './data-parallel.js';
 import type { LogRow } from './log.js';
 import { type Resolved, resolve, type TrainOptions } from './options.js';
 import { Progress } from './progress.js';
@@ -107,7 +108,10 @@ function trainables<B>(task: TrainTask<B>): [string, Tensor][] {
 
 /** A fresh run at step 0: options checked, trainables checked, the optimizer made (its moments come with the first update). */
 export function openRun<B>(task: TrainTask<B>, options: TrainOptions): Run<B> {
+  checkCommunicator(options.communicator);
   const o = resolve(options, task.trainSize);
+  // Rank 0 writes the run folder and shows progress; the other ranks of a data-parallel run neither.
+  const root = (options.communicator?.rank ?? 0) === 0;
   const named = trainables(task);
   const optimizer = new AdamW(named, { betas: o.betas, eps: o.eps, weightDecay: o.weightDecay, noDecay: options.noDecay });
   const generators = task.generators?.() ?? {};
@@ -129,6 +133,8 @@ export function openRun<B>(task: TrainTask<B>, options: TrainOptions): Run<B> {
     trainable: named.map(([n, t]) => `${n} ${t.dtype} [${t.shape.join(', ')}]`),
     generators: Object.keys(generators),
     config: options.config ?? {},
+    // A run over several processes: resuming needs as many (the global batch is batchSize × ranks).
+    ...(o.ranks > 1 ? { ranks: o.ranks } : {}),
   };
   const counters: RunCounters = {
     epochLossSum: 0,
@@ -147,8 +153,8 @@ export function openRun<B>(task: TrainTask<B>, options: TrainOptions): Run<B> {
     named,
     optimizer,
     sched: { kind: o.schedule, warmupSteps: o.warmupSteps, totalSteps: o.totalSteps },
-    out: options.out,
-    progress: options.progress === false ? null : new Progress(options.progress ?? {}),
+    out: root ? options.out : undefined,
+    progress: options.progress === false || !root ? null : new Progress(options.progress ?? {}),
     generators,
     dataRng,
     fingerprint,

@@ -2,6 +2,41 @@ import type { FileSink, Generator, Tensor } from '@peft/core';
 
 export type Split = 'validation' | 'test';
 
+/**
+ * What a data-parallel run needs from its peers (the trainer's view of a communicator; the
+ * `MpiCommunicator` and `LocalCommunicator` of `@peft/distributed` have this shape). Every rank
+ * must call the same collectives in the same order; a collective that gets no answer rejects
+ * (a rank died or stopped) and the run stops with that error.
+ */
+export interface TrainCommunicator {
+  /** This process's rank, 0..size-1; rank 0 writes the run folder. */
+  readonly rank: number;
+  /** Processes in the job. */
+  readonly size: number;
+  /** Combines `data` of every rank elementwise, in place (same length on every rank). */
+  allReduce(data: Float32Array, op?: 'sum' | 'mean'): Promise<Float32Array>;
+  /** Copies root's `data` into every other rank's `data` (same length on every rank). */
+  broadcast<T extends Uint8Array | Float32Array>(data: T, root?: number): Promise<T>;
+  /** Resolves once every rank has called it. */
+  barrier(): Promise<void>;
+  /** Every rank's JSON value, in rank order, on every rank. */
+  allGatherObjects<T>(value: T): Promise<T[]>;
+}
+
+/** What the trainer passes to `TrainTask.evaluate`. */
+export interface EvaluateOptions {
+  /** Check it between batches (`signal.throwIfAborted()`), so that Ctrl-C stops a long evaluation within one batch. */
+  signal?: AbortSignal;
+  /**
+   * Given when the run is data-parallel over several processes (size > 1): evaluate this rank's
+   * share of the split only (examples i with i % size === rank, or a contiguous part), gather the
+   * per-example predictions of every rank with `allGatherObjects` and compute the metrics from
+   * all of them, so that every rank returns the same Evaluation (the one a single process
+   * would). Every rank calls `evaluate` at the same point of the run.
+   */
+  communicator?: TrainCommunicator;
+}
+
 /** What `evaluate` reports: the score the trainer selects by, and whatever else is worth keeping. */
 export interface Evaluation {
   /** Selection score (macro-F1 for classification, entity F1 for NER). Higher is better unless `greaterIsBetter: false`. */
@@ -57,9 +92,10 @@ export interface TrainTask<B = unknown> {
   /**
    * Scores a split with the current values of the trainable tensors. Run the work under `noGrad` and
    * `tidy`. When `options.signal` is given, check it between batches (`signal.throwIfAborted()`), so
-   * that Ctrl-C during a long evaluation stops within one batch.
+   * that Ctrl-C during a long evaluation stops within one batch. When `options.communicator` is
+   * given, score this rank's share and gather the rest (see `EvaluateOptions`).
    */
-  evaluate(split: Split, options?: { signal?: AbortSignal }): Promise<Evaluation>;
+  evaluate(split: Split, options?: EvaluateOptions): Promise<Evaluation>;
   /** Training mode (dropout) on before each epoch's steps, off before each evaluation. */
   setTraining?(training: boolean): void;
   /** Generators whose state a resume must restore (dropout masks), by name. */
