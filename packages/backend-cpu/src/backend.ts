@@ -13,26 +13,16 @@ import {
   composeBackend,
   DTYPES,
   type DType,
+  kernelTable,
   type MemoryParts,
   type RawArray,
 } from '@peft/core';
 import { CpuBuffer, type CpuContext, HostPool } from './buffer.js';
 import { createSgemm, type GemmChoice, type GemmEngineInfo, type SgemmEngine } from './gemm/index.js';
 import { envVar } from './gemm/platform.js';
-import { activationKernels } from './kernels/activations.js';
-import { adamwKernels } from './kernels/adamw.js';
-import { attentionKernels } from './kernels/attention.js';
-import { copyKernels } from './kernels/copy.js';
-import { elementwiseKernels } from './kernels/elementwise.js';
 import { CHUNK, CHUNK_SLOTS, elementwiseModule } from './kernels/elementwise-wasm.js';
-import { embeddingKernels } from './kernels/embedding.js';
-import { lossKernels } from './kernels/loss.js';
+import * as families from './kernels/index.js';
 import { EXP_FRAC } from './kernels/math.js';
-import { matmulKernels } from './kernels/matmul.js';
-import { normKernels } from './kernels/norms.js';
-import { randomKernels } from './kernels/random.js';
-import { reduceKernels } from './kernels/reduce.js';
-import { rotaryKernels } from './kernels/rotary.js';
 import { KernelPool, SHARED_MIN_BYTES } from './parallel.js';
 
 export interface CpuBackendOptions {
@@ -147,20 +137,7 @@ export function createCpuBackend(opts: CpuBackendOptions = {}): CpuBackend {
     bufferClass: CpuBuffer,
     owner,
     memory: new CpuMemory(owner, { sgemm, pool }),
-    kernels: {
-      ...copyKernels,
-      ...elementwiseKernels,
-      ...reduceKernels,
-      ...matmulKernels,
-      ...embeddingKernels,
-      ...normKernels,
-      ...rotaryKernels,
-      ...attentionKernels,
-      ...activationKernels,
-      ...lossKernels,
-      ...randomKernels,
-      ...adamwKernels,
-    },
+    kernels: kernelTable('cpu', families),
     extras: { sgemm, gemmEngine: sgemm.info, pool },
   });
   return backend as CpuBackend;

@@ -21,6 +21,7 @@ import {
   composeBackend,
   DTYPES,
   type DType,
+  kernelTable,
   type MemoryParts,
   RAW_ARRAY,
   type RawArray,
@@ -28,19 +29,8 @@ import {
 import type { AllocatorStats } from './allocator.js';
 import { CudaBuffer } from './buffer.js';
 import { CublasLt } from './cublaslt.js';
-import { activationKernels } from './kernels/activations.js';
-import { adamwKernels } from './kernels/adamw.js';
-import { attentionKernels } from './kernels/attention.js';
 import type { Ctx } from './kernels/common.js';
-import { copyKernels } from './kernels/copy.js';
-import { elementwiseKernels } from './kernels/elementwise.js';
-import { embeddingKernels } from './kernels/embedding.js';
-import { lossKernels } from './kernels/loss.js';
-import { matmulKernels } from './kernels/matmul.js';
-import { normKernels } from './kernels/norms.js';
-import { randomKernels } from './kernels/random.js';
-import { reduceKernels } from './kernels/reduce.js';
-import { rotaryKernels } from './kernels/rotary.js';
+import * as families from './kernels/index.js';
 import { CudaRuntime, type DeviceInfo } from './runtime.js';
 
 export interface CudaBackendOptions {
@@ -212,20 +202,7 @@ export function createCudaBackend(opts: CudaBackendOptions = {}): CudaBackend {
     context: ctx,
     alive,
     memory,
-    kernels: {
-      ...copyKernels,
-      ...elementwiseKernels,
-      ...reduceKernels,
-      ...matmulKernels,
-      ...embeddingKernels,
-      ...normKernels,
-      ...rotaryKernels,
-      ...attentionKernels,
-      ...activationKernels,
-      ...lossKernels,
-      ...randomKernels,
-      ...adamwKernels,
-    },
+    kernels: kernelTable('cuda', families),
     extras: {
       rt,
       lt,

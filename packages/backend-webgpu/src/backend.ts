@@ -8,22 +8,22 @@
  * families of src/kernels/ (one object per family) or the memory management below. What stays
  * here is what only WebGPU has: the device, its pooled buffers, device loss and the kernel forms.
  */
-import { type Backend, type BackendMemory, composeBackend, DTYPES, type DType, type MemoryParts, type RawArray } from '@peft/core';
+import {
+  type Backend,
+  type BackendMemory,
+  composeBackend,
+  DTYPES,
+  type DType,
+  kernelTable,
+  type MemoryParts,
+  type RawArray,
+} from '@peft/core';
 import { paddedBytes, WebGpuBuffer } from './buffer.js';
 import { type DeviceRequest, requestDevice } from './device.js';
-import { activationKernels } from './kernels/activations.js';
-import { adamwKernels } from './kernels/adamw.js';
-import { type AttentionKind, attentionKernels } from './kernels/attention.js';
+import type { AttentionKind } from './kernels/attention.js';
 import type { Ctx } from './kernels/common.js';
-import { copyKernels } from './kernels/copy.js';
-import { elementwiseKernels } from './kernels/elementwise.js';
-import { embeddingKernels } from './kernels/embedding.js';
-import { lossKernels } from './kernels/loss.js';
-import { type GemmKind, matmulKernels } from './kernels/matmul.js';
-import { normKernels } from './kernels/norms.js';
-import { randomKernels } from './kernels/random.js';
-import { reduceKernels } from './kernels/reduce.js';
-import { rotaryKernels } from './kernels/rotary.js';
+import * as families from './kernels/index.js';
+import type { GemmKind } from './kernels/matmul.js';
 import { GpuRuntime } from './runtime.js';
 
 export interface WebGpuBackendOptions extends DeviceRequest {
@@ -157,20 +157,7 @@ export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Prom
     context: ctx,
     alive: (what) => memory.alive(what),
     memory,
-    kernels: {
-      ...copyKernels,
-      ...elementwiseKernels,
-      ...reduceKernels,
-      ...matmulKernels,
-      ...embeddingKernels,
-      ...normKernels,
-      ...rotaryKernels,
-      ...attentionKernels,
-      ...activationKernels,
-      ...lossKernels,
-      ...randomKernels,
-      ...adamwKernels,
-    },
+    kernels: kernelTable('webgpu', families),
     extras: { ...ctx, device, owner: ctx, trimPool: () => ctx.rt.storage.trim() },
   });
   return backend as WebGpuBackend;

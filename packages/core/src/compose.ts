@@ -23,7 +23,7 @@
  *     owner: ctx,                            // … and point to this object through `owner`
  *     context: ctx,                          // (omitted: kernels get the composed backend itself)
  *     memory: { alloc, write, read, free, memory, resetPeak, sync, destroy },
- *     kernels: { ...copyKernels, ...elementwiseKernels, ...rotaryKernels, … },  // all of KernelName
+ *     kernels: kernelTable('mine', families), // import * as families from './kernels/index.js'
  *     extras: { engineInfo },                // extra members of the returned object
  *   });
  * }
@@ -100,6 +100,35 @@ type DataKernel =
   | 'matmul'
   | 'embedding'
   | 'embeddingBackward';
+
+/**
+ * The kernel table of a backend from its families: `families` is the namespace of the backend's
+ * `kernels/index.ts` (`import * as families from './kernels/index.js'`), each export one
+ * `KernelFamily`. Every kernel of `Backend` must be implemented by exactly one family; an error
+ * names the kernels missing or implemented twice.
+ */
+export function kernelTable<C>(backendName: string, families: Readonly<Record<string, KernelFamily<C>>>): KernelImpls<C> {
+  const table: Record<string, unknown> = {};
+  const from = new Map<string, string>();
+  const twice: string[] = [];
+  for (const [family, impls] of Object.entries(families)) {
+    for (const [kernel, impl] of Object.entries(impls)) {
+      if (typeof impl !== 'function') continue;
+      const first = from.get(kernel);
+      if (first !== undefined) twice.push(`${kernel} (${first} and ${family})`);
+      from.set(kernel, family);
+      table[kernel] = impl;
+    }
+  }
+  const missing = (Object.keys(checks) as KernelName[]).filter((k) => !from.has(k));
+  if (missing.length > 0 || twice.length > 0) {
+    throw new Error(
+      `${backendName} backend: ${missing.length > 0 ? `no family implements ${missing.join(', ')}` : ''}` +
+        `${missing.length > 0 && twice.length > 0 ? '; ' : ''}${twice.length > 0 ? `implemented twice: ${twice.join(', ')}` : ''}`,
+    );
+  }
+  return table as KernelImpls<C>;
+}
 
 /** The `Backend` made of `parts`, with every argument checked before a part is called (see the top of this file). */
 export function composeBackend<B extends OwnedBuffer, C, E extends object = Record<never, never>>(

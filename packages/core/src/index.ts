@@ -18,7 +18,15 @@ export {
   type OwnedBuffer,
   RAW_ARRAY,
 } from './backend-args.js';
-export { type BackendParts, composeBackend, type KernelFamily, type KernelImpl, type KernelImpls, type MemoryParts } from './compose.js';
+export {
+  type BackendParts,
+  composeBackend,
+  type KernelFamily,
+  type KernelImpl,
+  type KernelImpls,
+  kernelTable,
+  type MemoryParts,
+} from './compose.js';
 export * from './dtype.js';
 export {
   BINARY_OPS,

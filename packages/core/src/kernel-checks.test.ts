@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AttentionParams, Backend, DeviceBuffer, MatmulParams, NormParams, RotaryParams, View } from './backend.js';
-import { composeBackend, type KernelImpls } from './compose.js';
+import { composeBackend, type KernelImpls, kernelTable } from './compose.js';
 import { DTYPES, type DType, type RawArray } from './dtype.js';
 import { checkIdsInRange, checkTargetsInRange, type KernelName, kernelChecks } from './kernel-checks.js';
 
@@ -124,6 +124,22 @@ describe('composeBackend', () => {
     expect(() => be.alloc('float32', 1)).toThrow(/alloc: the device was lost/);
     await expect(be.read(a)).rejects.toThrow(/read: the device was lost/);
     await expect(be.sync()).rejects.toThrow(/sync: the device was lost/);
+  });
+});
+
+describe('kernelTable', () => {
+  const impl = () => {};
+  const all = Object.fromEntries(Object.keys(kernelChecks).map((name) => [name, impl]));
+  it('merges the families of a backend into one table', () => {
+    const { fill, copy, ...rest } = all;
+    const table = kernelTable('test', { copyKernels: { fill, copy }, otherKernels: rest });
+    expect(Object.keys(table).sort()).toEqual(Object.keys(kernelChecks).sort());
+  });
+  it('names the kernels no family implements and those implemented twice', () => {
+    const { fill, copy, attention, ...rest } = all;
+    expect(() => kernelTable('test', { copyKernels: { fill, copy }, otherKernels: { ...rest, copy } })).toThrow(
+      'test backend: no family implements attention; implemented twice: copy (copyKernels and otherKernels)',
+    );
   });
 });
 
