@@ -6,17 +6,8 @@
  * It is composed by core's `composeBackend`: core checks every argument, then calls the kernel
  * families of src/kernels/ (one object per family) or the memory management below.
  */
-import {
-  type Backend,
-  type BackendMemory,
-  bytesPerElement,
-  composeBackend,
-  DTYPES,
-  type DType,
-  kernelTable,
-  type MemoryParts,
-  type RawArray,
-} from '@peft/core';
+import type { Backend, BackendMemory, DType, MemoryParts, RawArray } from '@peft/core';
+import { bytesPerElement, composeBackend, DTYPES, kernelTable } from '@peft/core';
 import { CpuBuffer, type CpuContext, HostPool } from './buffer.js';
 import { createSgemm, type GemmChoice, type GemmEngineInfo, type SgemmEngine } from './gemm/index.js';
 import { envVar } from './gemm/platform.js';

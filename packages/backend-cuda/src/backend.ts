@@ -14,18 +14,8 @@
  * dropped), a cross-entropy target that is neither a class nor ignoreIndex gives NaN, float →
  * int32 copies truncate and saturate (NaN → 0).
  */
-import {
-  type Backend,
-  type BackendMemory,
-  bytesPerElement,
-  composeBackend,
-  DTYPES,
-  type DType,
-  kernelTable,
-  type MemoryParts,
-  RAW_ARRAY,
-  type RawArray,
-} from '@peft/core';
+import type { Backend, BackendMemory, DType, MemoryParts, RawArray } from '@peft/core';
+import { bytesPerElement, composeBackend, DTYPES, kernelTable, RAW_ARRAY } from '@peft/core';
 import type { AllocatorStats } from './allocator.js';
 import { CudaBuffer } from './buffer.js';
 import { CublasLt } from './cublaslt.js';

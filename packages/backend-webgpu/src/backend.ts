@@ -8,16 +8,8 @@
  * families of src/kernels/ (one object per family) or the memory management below. What stays
  * here is what only WebGPU has: the device, its pooled buffers, device loss and the kernel forms.
  */
-import {
-  type Backend,
-  type BackendMemory,
-  composeBackend,
-  DTYPES,
-  type DType,
-  kernelTable,
-  type MemoryParts,
-  type RawArray,
-} from '@peft/core';
+import type { Backend, BackendMemory, DType, MemoryParts, RawArray } from '@peft/core';
+import { composeBackend, DTYPES, kernelTable } from '@peft/core';
 import { paddedBytes, WebGpuBuffer } from './buffer.js';
 import { type DeviceRequest, requestDevice } from './device.js';
 import type { AttentionKind } from './kernels/attention.js';
