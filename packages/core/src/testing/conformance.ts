@@ -416,6 +416,14 @@ function unaryInput(op: UnaryOp, rng: TestRng, n: number): Float64Array {
 }
 
 function elementwiseCases(add: Add, D: DType, mixed: DType[]): void {
+  unaryCases(add, D);
+  affineCases(add, D);
+  binaryCases(add, D, mixed);
+  reduceCases(add, D);
+}
+
+/** unary and unaryBackward of every op, on each of SIZES. */
+function unaryCases(add: Add, D: DType): void {
   for (const op of UNARY_OPS) {
     add(`unary ${op} ${D}`, [D], async ({ check, rng }) => {
       for (const n of SIZES) {
@@ -442,7 +450,9 @@ function elementwiseCases(add: Add, D: DType, mixed: DType[]): void {
       }
     });
   }
+}
 
+function affineCases(add: Add, D: DType): void {
   add(`affine ${D}`, [D], async ({ check, rng }) => {
     for (const [n, alpha, beta] of [
       [1, 2, 0.5],
@@ -459,37 +469,42 @@ function elementwiseCases(add: Add, D: DType, mixed: DType[]): void {
       });
     }
   });
+}
 
-  const binaryViews = (): { label: string; shape: number[]; a: ViewCase; b: ViewCase }[] => {
-    const c = ref.contiguousView;
-    return [
-      {
-        label: 'same shape [3,1027]',
-        shape: [3, 1027],
-        a: { label: '', source: 3081, view: c([3, 1027]) },
-        b: { label: '', source: 3081, view: c([3, 1027]) },
-      },
-      { label: 'size 1', shape: [1], a: { label: '', source: 1, view: c([1]) }, b: { label: '', source: 1, view: c([1]) } },
-      {
-        label: 'b a row broadcast over [4,7]',
-        shape: [4, 7],
-        a: { label: '', source: 28, view: c([4, 7]) },
-        b: { label: '', source: 7, view: { shape: [4, 7], strides: [0, 1], offset: 0 } },
-      },
-      {
-        label: 'a a column broadcast over [4,7], b transposed from [7,4]',
-        shape: [4, 7],
-        a: { label: '', source: 4, view: { shape: [4, 7], strides: [1, 0], offset: 0 } },
-        b: { label: '', source: 28, view: { shape: [4, 7], strides: [1, 4], offset: 0 } },
-      },
-      {
-        label: 'a a slice at offset 5, b a scalar broadcast',
-        shape: [3, 5],
-        a: { label: '', source: 40, view: { shape: [3, 5], strides: [8, 1], offset: 5 } },
-        b: { label: '', source: 2, view: { shape: [3, 5], strides: [0, 0], offset: 1 } },
-      },
-    ];
-  };
+/** Operand views of the binary cases: same shape, broadcasts, a transpose, an offset slice. */
+function binaryViews(): { label: string; shape: number[]; a: ViewCase; b: ViewCase }[] {
+  const c = ref.contiguousView;
+  return [
+    {
+      label: 'same shape [3,1027]',
+      shape: [3, 1027],
+      a: { label: '', source: 3081, view: c([3, 1027]) },
+      b: { label: '', source: 3081, view: c([3, 1027]) },
+    },
+    { label: 'size 1', shape: [1], a: { label: '', source: 1, view: c([1]) }, b: { label: '', source: 1, view: c([1]) } },
+    {
+      label: 'b a row broadcast over [4,7]',
+      shape: [4, 7],
+      a: { label: '', source: 28, view: c([4, 7]) },
+      b: { label: '', source: 7, view: { shape: [4, 7], strides: [0, 1], offset: 0 } },
+    },
+    {
+      label: 'a a column broadcast over [4,7], b transposed from [7,4]',
+      shape: [4, 7],
+      a: { label: '', source: 4, view: { shape: [4, 7], strides: [1, 0], offset: 0 } },
+      b: { label: '', source: 28, view: { shape: [4, 7], strides: [1, 4], offset: 0 } },
+    },
+    {
+      label: 'a a slice at offset 5, b a scalar broadcast',
+      shape: [3, 5],
+      a: { label: '', source: 40, view: { shape: [3, 5], strides: [8, 1], offset: 5 } },
+      b: { label: '', source: 2, view: { shape: [3, 5], strides: [0, 0], offset: 1 } },
+    },
+  ];
+}
+
+/** binary of every op over binaryViews, and with a float32 b and out beside a 16-bit a. */
+function binaryCases(add: Add, D: DType, mixed: DType[]): void {
   const binaryCase =
     (op: BinaryOp, bDtype: DType, outDtype: DType) =>
     async ({ check, rng }: Ctx) => {
@@ -516,7 +531,10 @@ function elementwiseCases(add: Add, D: DType, mixed: DType[]): void {
     add(`binary ${op} ${D}`, [D], binaryCase(op, D, D));
     for (const M of mixed) add(`binary ${op} ${D} with ${M} b and ${M} out`, [D], binaryCase(op, M, M), [M]);
   }
+}
 
+/** reduce (sum, max) over the middle of [outer, len, inner], and argmax of rows, ties included. */
+function reduceCases(add: Add, D: DType): void {
   for (const op of ['sum', 'max'] as const) {
     add(`reduce ${op} ${D}`, [D], async ({ check, rng }) => {
       for (const [outer, len, inner] of [
