@@ -1,9 +1,21 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import type { Communicator, LocalCommunicator as LocalCommunicatorClass, MpiCommunicator } from '@peft/distributed';
+import { LocalCommunicator } from '@peft/distributed';
+import type { TrainCommunicator } from '@peft/trainer';
+import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { processLines } from './commands/study-command.js';
-import { batchLine, deviceOptions, globalBatch, type ProcessGroup, processGroup, rankLine, SINGLE_PROCESS } from './distributed.js';
+import {
+  batchLine,
+  deviceOptions,
+  fromRoot,
+  globalBatch,
+  type JobCommunicator,
+  type ProcessGroup,
+  processGroup,
+  RootFailedError,
+  rankLine,
+  SINGLE_PROCESS,
+} from './distributed.js';
 import { main } from './main.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -14,8 +26,6 @@ const OPEN_MPI_RANK_1 = {
   OMPI_COMM_WORLD_LOCAL_RANK: '1',
   OMPI_COMM_WORLD_LOCAL_SIZE: '2',
 };
-const tmp = mkdtempSync(join(tmpdir(), 'peft-mpi-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 afterEach(() => vi.unstubAllEnvs());
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -101,15 +111,63 @@ describe('peft info and peft train under mpirun', () => {
     expect((await run(['info', LLAMA_7B, '--ranks', '0'])).code).toBe(2);
     expect((await run(['info', LLAMA_7B, '--lora-dropout', '1'])).err).toContain('--lora-dropout 1 must be in [0, 1)');
   });
+});
 
-  it('peft train refuses a job of several processes until the trainer trains across them, writing nothing', async () => {
-    for (const [name, value] of Object.entries(OPEN_MPI_RANK_1)) vi.stubEnv(name, value);
-    const out = join(tmp, 'two-ranks');
-    const r = await run(['train', 'livedoor', '--out', out]);
-    expect(r.code).toBe(1);
-    expect(r.err).toContain(
-      'this process is rank 1 of 2 (openmpi), local rank 1: training across processes is not wired into the trainer yet',
+describe('the communicator the CLI hands the trainer', () => {
+  it("@peft/distributed's communicators have the shape the trainer and the CLI use", () => {
+    expectTypeOf<MpiCommunicator>().toMatchTypeOf<JobCommunicator>();
+    expectTypeOf<LocalCommunicatorClass>().toMatchTypeOf<JobCommunicator>();
+    expectTypeOf<Communicator>().toMatchTypeOf<TrainCommunicator>();
+    const local: TrainCommunicator = new LocalCommunicator();
+    expect([local.rank, local.size]).toEqual([0, 1]);
+  });
+
+  it('fromRoot runs on rank 0 only and gives its value, or its error, to every rank', async () => {
+    const ranks = twoRanks();
+    const calls: number[] = [];
+    const values = await Promise.all(
+      ranks.map((c) =>
+        fromRoot(c, async () => {
+          calls.push(c.rank);
+          return 'runs/tiny-livedoor-20261207T180000Z';
+        }),
+      ),
     );
-    expect(readdirSync(tmp)).not.toContain('two-ranks');
+    expect(values).toEqual(['runs/tiny-livedoor-20261207T180000Z', 'runs/tiny-livedoor-20261207T180000Z']);
+    expect(calls).toEqual([0]);
+    const failed = await Promise.allSettled(
+      twoRanks().map((c) =>
+        fromRoot(c, async () => {
+          throw new Error('runs/x holds a run (its log.csv)');
+        }),
+      ),
+    );
+    expect((failed[0] as PromiseRejectedResult).reason.message).toBe('runs/x holds a run (its log.csv)');
+    const other = (failed[1] as PromiseRejectedResult).reason;
+    expect(other).toBeInstanceOf(RootFailedError);
+    expect(other.message).toBe('rank 1 of 2 stopped: rank 0 failed: runs/x holds a run (its log.csv)');
+    expect(await fromRoot(undefined, async () => 3)).toBe(3);
   });
 });
+
+/** Two communicators whose allGatherObjects meet in memory (all fromRoot uses). */
+function twoRanks(): TrainCommunicator[] {
+  const parts: unknown[] = [];
+  const waiting: (() => void)[] = [];
+  const unused = () => Promise.reject(new Error('not used by fromRoot'));
+  return [0, 1].map((rank) => ({
+    rank,
+    size: 2,
+    allReduce: unused,
+    broadcast: unused,
+    barrier: unused,
+    async allGatherObjects<T>(value: T): Promise<T[]> {
+      parts[rank] = value;
+      await new Promise<void>((resolve) => {
+        waiting.push(resolve);
+        if (waiting.length === 2) for (const w of waiting) w();
+      });
+      return parts as T[];
+    },
+  }));
+}

@@ -2,6 +2,7 @@
 // device it uses, and what the batch size means. @peft/distributed is an optional peer dependency,
 // imported only here and only when needed; without it, a process that no launcher started is a
 // job of one.
+import type { TrainCommunicator } from '@peft/trainer';
 import { installAdvice } from './backends.js';
 
 /** The launcher's view of this process, as @peft/distributed's `detectMpiEnvironment` gives it. */
@@ -109,4 +110,65 @@ export function batchLine(perRank: number, group: ProcessGroup): string {
 export function rankLine(group: ProcessGroup): string | null {
   if (!group.launched) return null;
   return `rank ${group.rank} of ${group.size ?? '?'} (${group.launcher}), local rank ${group.localRank}`;
+}
+
+/** The communicator of an MPI job as the CLI uses it: the trainer's view, and what ends the job. */
+export interface JobCommunicator extends TrainCommunicator {
+  readonly localRank: number;
+  readonly description: string;
+  /** Waits for every rank, then shuts MPI down: once, at the end of a run that succeeded on every rank. */
+  finalize(): Promise<void>;
+}
+
+/**
+ * Starts MPI in a process a launcher started (`group.launched`) and returns its communicator
+ * (@peft/distributed's `createCommunicator`, imported here). Errors say what is missing: the
+ * package (with the install command) or the MPI library (@peft/distributed's MpiUnavailable names
+ * every place it looked).
+ */
+export async function openCommunicator(group: ProcessGroup): Promise<JobCommunicator> {
+  let create: () => Promise<JobCommunicator>;
+  try {
+    create = (await import('@peft/distributed')).createCommunicator;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ERR_MODULE_NOT_FOUND' || !String((error as Error).message).includes("'@peft/distributed'")) throw error;
+    throw new Error(
+      `this process is ${rankLine(group)}, but @peft/distributed, which trains across processes, is not installed where @peft/cli can import it; ${installAdvice('@peft/distributed')}`,
+    );
+  }
+  try {
+    return await create();
+  } catch (error) {
+    throw new Error(`this process is ${rankLine(group)}, but MPI cannot start: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** The error of a rank other than 0 when rank 0 failed at something all of them wait for (rank 0 prints its own). */
+export class RootFailedError extends Error {
+  override name = 'RootFailedError';
+}
+
+/**
+ * Runs `compute` on rank 0 only and returns its JSON result on every rank (the run folder's name,
+ * a decision read from rank 0's disk). When it throws on rank 0 the others throw RootFailedError
+ * with its message. Without a communicator, or with one process, it just runs `compute`.
+ */
+export async function fromRoot<T>(comm: TrainCommunicator | null | undefined, compute: () => Promise<T>): Promise<T> {
+  if (!comm || comm.size === 1) return compute();
+  type Outcome = { value?: T; error?: string } | null;
+  if (comm.rank === 0) {
+    let value: T;
+    try {
+      value = await compute();
+    } catch (error) {
+      await comm.allGatherObjects<Outcome>({ error: (error as Error).message });
+      throw error;
+    }
+    await comm.allGatherObjects<Outcome>({ value });
+    return value;
+  }
+  const [root] = await comm.allGatherObjects<Outcome>(null);
+  if (root?.error !== undefined) throw new RootFailedError(`rank ${comm.rank} of ${comm.size} stopped: rank 0 failed: ${root.error}`);
+  return root?.value as T;
 }

@@ -81,6 +81,7 @@ ${study.HELP_BATCH_PER_RANK}
   --seed <n>               default 42
   --limit <n>              first n sentences of each split (a quick check)
   --no-gradient-checkpointing   keep activations (faster, more memory)
+${study.HELP_LOG_EVERY}
   --evaluate-untrained     also score the adapter before training (epoch 0)
   --resume                 continue an interrupted run in --out
 ${study.HELP_OVERWRITE}
@@ -158,6 +159,7 @@ export function parseBc5cdrCommandLine(argv: readonly string[], defaults: Bc5cdr
     evalBatchSize: study.number(values['eval-batch-size'], 'eval-batch-size'),
     seed: study.number(values.seed, 'seed'),
     limit: study.number(values.limit, 'limit'),
+    logEverySteps: study.number(values['log-every'], 'log-every'),
     gradientCheckpointing: gc ?? (tiny ? BC5CDR_TINY_DEFAULTS.gradientCheckpointing : undefined),
     evaluateUntrained: values['evaluate-untrained'] ?? false,
     resume: values.resume ?? false,

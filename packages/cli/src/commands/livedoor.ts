@@ -69,6 +69,7 @@ ${study.HELP_BATCH_PER_RANK}
   --lora-dropout <p>       lora_dropout, in [0, 1) (default 0.1); masks are drawn per example, so they do
                            not depend on the batch size, micro-batches or processes
   --no-gradient-checkpointing   keep activations (faster, more memory)
+${study.HELP_LOG_EVERY}
   --sweep                  the study's grid: lr ∈ {1e-4, 3e-4, 5e-4, 1e-3} × template ∈ {0, 1, 2},
                            selected by validation macro-F1
   --resume                 continue an interrupted run (or sweep) in --out
@@ -117,6 +118,7 @@ export function parseLivedoorCommandLine(argv: readonly string[], defaults: Live
     seed: study.number(values.seed, 'seed'),
     lora: loraDropout === undefined ? undefined : { dropout: loraDropout },
     gradientCheckpointing: values['no-gradient-checkpointing'] ? false : undefined,
+    logEverySteps: study.number(values['log-every'], 'log-every'),
     sweep: values.sweep ?? false,
     resume: values.resume ?? false,
     overwrite: values.overwrite ?? false,

@@ -1,12 +1,21 @@
 // What the two study commands (`peft train livedoor`, `peft train bc5cdr`, and the examples that
 // share them) have in common: the options both take, reading numbers and choices from the command
 // line, the preset line, and the run around the recipe (run folder named, locked and released).
-import type { ProgressOptions } from '@peft/trainer';
+import type { ProgressOptions, TrainCommunicator } from '@peft/trainer';
 import { UsageError } from '../args.js';
-import { batchLine, deviceOptions, type ProcessGroup, processGroup, rankLine } from '../distributed.js';
+import {
+  batchLine,
+  deviceOptions,
+  fromRoot,
+  type JobCommunicator,
+  openCommunicator,
+  type ProcessGroup,
+  processGroup,
+  rankLine,
+} from '../distributed.js';
 import { choosePreset, defaultRunFolder, type Preset } from '../presets.js';
 import { fromUser } from '../recipes/paths.js';
-import { openRunFolder, runCommandLine } from '../runfolder.js';
+import { openRunFolder, type RunLock, runCommandLine } from '../runfolder.js';
 
 /** The options both studies take (each adds its own). */
 export const OPTIONS = {
@@ -24,6 +33,7 @@ export const OPTIONS = {
   'max-length': { type: 'string' },
   seed: { type: 'string' },
   'lora-dropout': { type: 'string' },
+  'log-every': { type: 'string' },
   'no-gradient-checkpointing': { type: 'boolean' },
   resume: { type: 'boolean' },
   overwrite: { type: 'boolean' },
@@ -38,6 +48,9 @@ export const HELP_OVERWRITE = `  --overwrite              replace a previous run
 /** The help lines after --batch-size: what it means under mpirun (as transformers' per_device_train_batch_size). */
 export const HELP_BATCH_PER_RANK = `                           under mpirun -np N each of the N processes takes this many, so an
                            update sees N × this (as transformers' per_device_train_batch_size)`;
+
+/** The help line of --log-every, which every study takes. */
+export const HELP_LOG_EVERY = `  --log-every <n>          a training row in log.csv every n updates (default 10)`;
 
 /** The help's closing paragraph. */
 export const HELP_CTRL_C = `Ctrl-C stops after the current step, writing a checkpoint (a second Ctrl-C quits at once, keeping
@@ -126,6 +139,9 @@ export interface StudyMainOptions {
 
 type RecipeOptions = { modelDir: string; backend?: unknown; resume?: boolean; batchSize?: number; device?: number };
 
+/** What the recipe gets besides its options: the run folder, where lines go, and the job's communicator when it has several processes. */
+type RecipeRun = StudyMainOptions & { out: string; communicator?: TrainCommunicator };
+
 /** How one study runs from its command line. */
 export interface Study<O extends RecipeOptions, R> {
   parse: (argv: readonly string[], defaults: StudyCommandDefaults) => CommandLine<O>;
@@ -137,7 +153,7 @@ export interface Study<O extends RecipeOptions, R> {
   /** Printed when the bundled tiny model runs (no --model). */
   tinyNote: (options: O) => string;
   presetLine: (preset: Preset, options: O) => string;
-  recipe: (options: O & { out: string } & StudyMainOptions) => Promise<R>;
+  recipe: (options: O & RecipeRun) => Promise<R>;
   /** Lines printed after the run. */
   report: (result: R, seconds: number) => string[];
 }
@@ -147,6 +163,10 @@ export interface Study<O extends RecipeOptions, R> {
  * without --model; else a new runs/<settings>-<UTC time>, with --resume the newest such), locked
  * for the run and released after it, between the preset line and the report. Returns the recipe's
  * result (null for --help). Errors propagate.
+ *
+ * Under an MPI launcher (mpirun -np N) every process runs this: MPI starts here, rank 0 names and
+ * locks the run folder and tells the others its name, the recipe trains data-parallel over the
+ * communicator, and only rank 0 writes files and prints; the others print only errors.
  */
 export async function run<O extends RecipeOptions, R>(
   study: Study<O, R>,
@@ -154,38 +174,51 @@ export async function run<O extends RecipeOptions, R>(
   defaults: StudyCommandDefaults,
   opts: StudyMainOptions = {},
 ): Promise<R | null> {
-  const log = opts.log ?? ((line: string) => console.log(line));
   const { help, overwrite, preset, out: given, ...rest } = study.parse(argv, defaults);
+  const group = await processGroup();
+  const comm = group.launched ? await openCommunicator(group) : null;
+  const root = !comm || comm.rank === 0;
+  const log = root ? (opts.log ?? ((line: string) => console.log(line))) : () => {};
   if (help) {
     log(study.help(defaults));
     return null;
   }
   const options = rest as unknown as O;
-  const group = await processGroup();
-  if (group.launched && group.size !== 1) {
-    throw new Error(
-      `this process is ${rankLine(group)}: training across processes is not wired into the trainer yet, so each one would train alone into the same run folder; run peft train as one process (without mpirun, or mpirun -np 1)`,
-    );
-  }
+  if (comm && comm.size > 1 && (options as { sweep?: unknown }).sweep)
+    throw new UsageError(`--sweep runs one process: under mpirun -np ${comm.size}, train one configuration (drop --sweep)`);
   const resume = options.resume ?? false;
   const tiny = options.modelDir === defaults.tinyModel;
   // The examples' no-argument run keeps its fixed folder (and replaces its previous run there).
   const fixed = tiny && given === undefined && defaults.replaceDefaultTinyRun === true;
-  const out = given ?? (fixed ? study.defaultOut(options) : defaultRunFolder(study.runName(options), resume));
   const replace = overwrite || (fixed && !resume);
-  const lock = await openRunFolder(out, { resume, overwrite: replace, command: runCommandLine(), log });
+  let lock: RunLock | null = null;
+  // Rank 0 picks the folder (default names hold the time) and locks it; the others get its name.
+  const out = await fromRoot(comm, async () => {
+    const folder = given ?? (fixed ? study.defaultOut(options) : defaultRunFolder(study.runName(options), resume));
+    lock = await openRunFolder(folder, { resume, overwrite: replace, command: runCommandLine(), log });
+    return folder;
+  });
   try {
     if (tiny) log(study.tinyNote(options));
     log(study.presetLine(preset, options));
-    for (const line of processLines(group, options)) log(line);
+    for (const line of processLines(processGroupOf(group, comm), options)) log(line);
     log(`run folder: ${out}`);
     const started = performance.now();
-    const result = await study.recipe({ ...options, out, log, progress: opts.progress, signal: opts.signal });
+    const communicator = comm && comm.size > 1 ? comm : undefined;
+    const progress = root ? opts.progress : false;
+    const result = await study.recipe({ ...options, out, log, progress, signal: opts.signal, communicator });
     for (const line of study.report(result, (performance.now() - started) / 1000)) log(line);
+    // MPI ends only when every rank got here; after a failure the process just exits (mpirun ends the job).
+    await comm?.finalize();
     return result;
   } finally {
-    lock.release();
+    (lock as RunLock | null)?.release();
   }
+}
+
+/** The job as MPI reports it once started (the launcher may not say its size). */
+function processGroupOf(group: ProcessGroup, comm: JobCommunicator | null): ProcessGroup {
+  return comm ? { ...group, rank: comm.rank, size: comm.size, localRank: comm.localRank } : group;
 }
 
 /** A study's command as a function of its arguments (what the examples and `peft train` call). */

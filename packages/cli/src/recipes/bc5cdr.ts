@@ -7,9 +7,9 @@ import { type Backend, type DType, Generator, getPeftModel, loraConfig, type Pef
 import { BC5CDR_LABELS, corpusStatistics, formatStatisticsTable, type NerMethod, type Sentence } from '@peft/datasets';
 import type { CausalLM, ModelConfig, Tokenizer } from '@peft/models';
 import { loadModel, loadTokenizer } from '@peft/models/node';
-import { type ProgressOptions, type RunStore, readJson, type TrainResult, train } from '@peft/trainer';
-import { nodeRunStore } from '@peft/trainer/node';
+import { type ProgressOptions, type RunStore, readJson, type TrainCommunicator, type TrainResult, train } from '@peft/trainer';
 import { gemmNote } from '../backends.js';
+import { fromRoot } from '../distributed.js';
 import {
   BC5CDR_PRIORITY,
   GenerativeNerTask,
@@ -22,7 +22,7 @@ import {
 import { type Bc5cdrCorpus, readBc5cdrCorpus } from './bc5cdr-corpus.js';
 import { BC5CDR_LAYER_SETS, type Bc5cdrLayers, bc5cdrTargetModules } from './bc5cdr-layers.js';
 import { type Bc5cdrPublishedNumber, bc5cdrPublished, bc5cdrResultsTable } from './bc5cdr-published.js';
-import { curvesIn, drawCurves, recipeLog, StudyChecks, saveBesideAdapter, withBackend, writeResults } from './common.js';
+import { curvesIn, drawCurves, recipeLog, runStoreOf, StudyChecks, saveBesideAdapter, withBackend, writeResults } from './common.js';
 import { RUN_SETTINGS_FILE, runSettingsText } from './run-settings.js';
 
 export {
@@ -42,6 +42,13 @@ export interface Bc5cdrOptions {
   data: string;
   /** The run folder: one trainer run folder per adapter (`Disease/`, `Chemical/` or `all/`), results.json, results.md. */
   out: string;
+  /**
+   * Data-parallel training over the processes of an MPI job (`peft train` under mpirun passes it):
+   * `batchSize` is per process, only rank 0 writes `out`, generation on dev and test is split over the ranks.
+   */
+  communicator?: TrainCommunicator;
+  /** A training row in log.csv every this many updates (default 10). */
+  logEverySteps?: number;
   /** A backend name ('cpu', the default; 'webgpu', 'cuda' when their package is installed) or a Backend instance (yours to destroy). */
   backend?: string | Backend;
   /** GEMM worker threads of the CPU backend made for 'cpu' (default: every core). */
@@ -301,7 +308,7 @@ export async function runBc5cdr(options: Bc5cdrOptions): Promise<Bc5cdrResult> {
         table,
         seconds: (performance.now() - started) / 1000,
       };
-      await report(result, p.s, log);
+      await report(result, p.s, log, options.communicator);
       return result;
     } finally {
       model.dispose();
@@ -310,7 +317,12 @@ export async function runBc5cdr(options: Bc5cdrOptions): Promise<Bc5cdrResult> {
 }
 
 /** Prints the scores beside the study's and writes results.json and results.md to the run folder. */
-async function report(result: Bc5cdrResult, s: Settings, log: (line: string) => void): Promise<void> {
+async function report(
+  result: Bc5cdrResult,
+  s: Settings,
+  log: (line: string) => void,
+  communicator: TrainCommunicator | undefined,
+): Promise<void> {
   const { validation, test, table, runs } = result;
   const what = `${s.method} · ${s.labels} · ${s.prompt ? 'instruction prompt' : 'input only'} · LoRA ${typeof s.layers === 'string' ? s.layers : s.layers.join(',')} r=${s.r} α=${s.alpha}`;
   log('');
@@ -322,7 +334,7 @@ async function report(result: Bc5cdrResult, s: Settings, log: (line: string) => 
     `unaligned outputs: ${validation.unaligned} entities on dev, ${test.unaligned} on test (named by the model, not found in the sentence)`,
   );
   await writeResults(
-    nodeRunStore(result.out),
+    runStoreOf(result.out, communicator).store!,
     { title: `BC5CDR, ${what}`, table },
     {
       settings: result.settings,
@@ -366,7 +378,8 @@ async function trainAdapter(
   const { s, data } = p;
   const { name, dir, log } = a;
   const runLabels = name === 'all' ? s.types : [name];
-  const store = nodeRunStore(dir);
+  const { store: runStore } = runStoreOf(dir, options.communicator);
+  const store = runStore!;
   const runConfig = { ...p.settings, run: name };
   const lora = loraConfig({
     r: s.r,
@@ -427,11 +440,17 @@ async function trainAdapter(
     let test: NerPrediction[] | null = null;
     let result: TrainResult | null = null;
     let curves: string | null = null;
-    if (options.resume && (await store.readFile('test-metrics.json')) && (await store.readFile('adapter/adapter_config.json'))) {
-      validation = await readPredictions(store, 'validation', data.validation, runLabels);
-      test = await readPredictions(store, 'test', data.test, runLabels);
-      if (validation && test) log(`[${name}] finished earlier: reusing ${dir}`);
-      curves = await curvesIn(dir);
+    // Over several processes rank 0 reads them and sends them, so that every rank reuses or trains alike.
+    const reused = await fromRoot(options.communicator, async () => {
+      if (!options.resume || !(await store.readFile('test-metrics.json')) || !(await store.readFile('adapter/adapter_config.json')))
+        return null;
+      const v = await readPredictions(store, 'validation', data.validation, runLabels);
+      const t = await readPredictions(store, 'test', data.test, runLabels);
+      return v && t ? { validation: v, test: t, curves: await curvesIn(dir) } : null;
+    });
+    if (reused) {
+      ({ validation, test, curves } = reused);
+      log(`[${name}] finished earlier: reusing ${dir}`);
     }
     if (!validation || !test) {
       const byEpoch = new Map<number, NerPrediction[]>();
@@ -447,6 +466,8 @@ async function trainAdapter(
         resume: options.resume,
         signal: options.signal,
         progress: options.progress,
+        logEverySteps: options.logEverySteps,
+        communicator: options.communicator,
         config: runConfig,
         onEpoch: ({ epoch }) => {
           const v = task.lastPredictions.get('validation');

@@ -8,7 +8,7 @@ import { createCpuBackend } from '@peft/backend-cpu';
 import type { Backend, DType, FileSink } from '@peft/core';
 import type { ModelConfig } from '@peft/models';
 import { loadConfig } from '@peft/models/node';
-import type { ProgressOptions, RunStore } from '@peft/trainer';
+import type { ProgressOptions, RunStore, TrainCommunicator } from '@peft/trainer';
 import { nodeRunStore } from '@peft/trainer/node';
 import { createBackend } from '../backends.js';
 import { deviceOptions, processGroup, SINGLE_PROCESS } from '../distributed.js';
@@ -108,9 +108,33 @@ export async function withBackend<T>(choice: BackendChoice, use: (backend: Backe
   }
 }
 
-/** The run store of an `out` option and its folder (null for a store given as an object, or no `out`). */
-export function runStoreOf(out: string | RunStore | undefined): { store: RunStore | undefined; dir: string | null } {
+/**
+ * A run folder that keeps nothing: what the ranks other than 0 of a data-parallel run write to
+ * (rank 0 writes the real one), so that the recipes run the same code on every rank.
+ */
+export function discardingStore(name: string): RunStore {
+  return {
+    name,
+    async writeFile() {},
+    async readFile() {
+      return null;
+    },
+    async list() {
+      return [];
+    },
+    async rename() {},
+    async remove() {},
+  };
+}
+
+/** The run store of an `out` option and its folder (null for a store given as an object, or no `out`); on a rank other than 0 one that keeps nothing. */
+export function runStoreOf(
+  out: string | RunStore | undefined,
+  communicator?: TrainCommunicator,
+): { store: RunStore | undefined; dir: string | null } {
   if (out === undefined) return { store: undefined, dir: null };
+  if (communicator && communicator.rank !== 0)
+    return { store: discardingStore(typeof out === 'string' ? resolve(out) : out.name), dir: null };
   if (typeof out === 'string') return { store: nodeRunStore(resolve(out)), dir: resolve(out) };
   return { store: out, dir: null };
 }

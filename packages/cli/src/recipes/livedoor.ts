@@ -15,6 +15,7 @@ import {
   runSweep,
   type StepInfo,
   type SweepResult,
+  type TrainCommunicator,
   type TrainResult,
   train,
   type ValidationRecord,
@@ -117,6 +118,13 @@ export interface LivedoorOptions {
   onEpoch?: (info: EpochInfo) => void | Promise<void>;
   /** Name in the results table; default the model folder's name. */
   modelName?: string;
+  /** A training row in log.csv every this many updates (default 10). */
+  logEverySteps?: number;
+  /**
+   * Data-parallel training over the processes of an MPI job (`peft train` under mpirun passes it):
+   * `batchSize` is per process, only rank 0 writes `out`, evaluation is split over the ranks.
+   */
+  communicator?: TrainCommunicator;
 }
 
 /** One training run's outcome (the selected configuration's, for a sweep). */
@@ -187,6 +195,8 @@ function resolveOptions(o: LivedoorOptions): Resolved {
   if (!Number.isSafeInteger(seed) || seed < 0) livedoor.fail(`seed must be a non-negative integer, got ${seed}`);
   const dropout = livedoor.dropout('lora.dropout', o.lora?.dropout ?? 0.1);
   let grid: Resolved['grid'] = null;
+  if (o.sweep && (o.communicator?.size ?? 1) > 1)
+    livedoor.fail(`sweep runs in one process: over ${o.communicator!.size} processes, train one configuration`);
   if (o.sweep) {
     const g = o.sweep === true ? {} : o.sweep;
     const lrs = [...(g.lr ?? LIVEDOOR_GRID.lr)];
@@ -266,7 +276,7 @@ export async function runLivedoor(options: LivedoorOptions): Promise<LivedoorRes
   const r = resolveOptions(options);
   const log = recipeLog(options);
   const modelConfig = await checkInputs(options);
-  const { store, dir } = runStoreOf(options.out);
+  const { store, dir } = runStoreOf(options.out, options.communicator);
   const modelName = options.modelName ?? basename(resolve(options.modelDir));
   return withBackend(options, async (backend) => {
     const corpus = await readLivedoor(options.data);
@@ -453,6 +463,8 @@ async function trainOne(options: LivedoorOptions, r: Resolved, p: Prepared, one:
       resume: one.resume,
       signal: options.signal,
       progress: options.progress,
+      logEverySteps: options.logEverySteps,
+      communicator: options.communicator,
       onStep: options.onStep,
       onEpoch: options.onEpoch,
       config: {

@@ -4,7 +4,7 @@ import { type FileSink, type Generator, type PeftModel, saveAdapterTo, setDropou
 import { type ClassificationBatch, collate, type TextTokenizer } from '@peft/datasets';
 import type { SequenceClassifier } from '@peft/heads';
 import { accuracyScore, classificationReport, confusionMatrix, precisionRecallFscoreSupport } from '@peft/metrics';
-import type { Evaluation, LossContext, Split, TrainTask } from '@peft/trainer';
+import type { EvaluateOptions, Evaluation, LossContext, Split, TrainTask } from '@peft/trainer';
 
 /** One example: the model input (a formatted template) and its class id. */
 export interface LabelledText {
@@ -186,10 +186,30 @@ export class ClassificationTask implements TrainTask<ClassificationTrainBatch> {
     );
   }
 
-  /** Scores a split; the trainer passes its signal, so that a Ctrl-C stops the evaluation between batches. */
-  async evaluate(split: Split, options: { signal?: AbortSignal } = {}): Promise<Evaluation> {
-    const yTrue = this.#data[split].map((e) => e.label);
-    const yPred = await this.predict(split, options);
+  /**
+   * Scores a split; the trainer passes its signal, so that a Ctrl-C stops the evaluation between
+   * batches. With a communicator (a data-parallel run) this rank predicts examples i with
+   * i % size === rank, every rank's predictions are gathered, and the metrics are those of the whole split.
+   */
+  async evaluate(split: Split, options: EvaluateOptions = {}): Promise<Evaluation> {
+    const rows = this.#data[split];
+    const yTrue = rows.map((e) => e.label);
+    const comm = options.communicator;
+    let yPred: number[];
+    if (!comm || comm.size === 1) yPred = await this.predict(split, options);
+    else {
+      const mine = rows.map((_, i) => i).filter((i) => i % comm.size === comm.rank);
+      const pred = await this.predictTexts(
+        mine.map((i) => rows[i]!.text),
+        options,
+      );
+      yPred = new Array<number>(rows.length);
+      for (const [r, part] of (await comm.allGatherObjects(pred)).entries()) {
+        part.forEach((p, k) => {
+          yPred[r + k * comm.size] = p;
+        });
+      }
+    }
     this.lastPredictions.set(split, yPred);
     const metrics = classificationMetrics(yTrue, yPred, this.labels);
     return { score: metrics.f1, metrics };

@@ -11,7 +11,7 @@ import {
 import { CausalLMHead, type CausalLMBatch as HeadCausalLMBatch } from '@peft/heads';
 import { mergeByPriority, type ParseResult, parseExtraction, parseTagged, type Span, spanScores } from '@peft/metrics';
 import type { CausalLM, Tokenizer } from '@peft/models';
-import type { Evaluation, LossContext, Split, TrainTask } from '@peft/trainer';
+import type { EvaluateOptions, Evaluation, LossContext, Split, TrainTask } from '@peft/trainer';
 
 /** Study B's priority when per-label runs disagree on a token: Disease first, then Chemical. */
 export const BC5CDR_PRIORITY: readonly string[] = ['Disease', 'Chemical'];
@@ -371,6 +371,20 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
     return this.head.loss(batch);
   }
 
+  /**
+   * The answer tokens the loss averages over (labels other than −100 after the first position), so
+   * that micro-batches, and the processes of a data-parallel run, combine into the per-token mean
+   * of the whole batch: the loss and gradients one forward over all of it would give. A
+   * micro-batch whose answers were all cut off by maxLength has a loss of 0 and no gradient; its
+   * weight is a negligible 1e-30 instead of 0, which changes no sum, so that a step made only of
+   * such batches is still a (zero-gradient) update.
+   */
+  weight(batch: NerBatch): number {
+    let n = 0;
+    for (const row of batch.labels) for (let j = 1; j < row.length; j++) if (row[j] !== -100) n++;
+    return n > 0 ? n : 1e-30;
+  }
+
   tokens(batch: NerBatch): number {
     return batch.tokens;
   }
@@ -420,8 +434,11 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
   }
 
   /** Generates for every sentence of a split (per label when per-label), parses and merges. */
-  async predict(split: Split | 'train', options: { signal?: AbortSignal } = {}): Promise<NerPrediction[]> {
-    const sentences = split === 'train' ? this.#data.train : this.#data[split];
+  predict(split: Split | 'train', options: { signal?: AbortSignal } = {}): Promise<NerPrediction[]> {
+    return this.#predictSentences(split === 'train' ? this.#data.train : this.#data[split], options);
+  }
+
+  async #predictSentences(sentences: readonly Sentence[], options: { signal?: AbortSignal }): Promise<NerPrediction[]> {
     const queries = this.#queries(sentences);
     if (queries.length === 0) return [];
     const texts = await this.generate(
@@ -453,9 +470,28 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
     });
   }
 
-  /** Scores a split; the trainer passes its signal, so that a Ctrl-C stops the generation between batches. */
-  async evaluate(split: Split, options: { signal?: AbortSignal } = {}): Promise<Evaluation> {
-    const predictions = await this.predict(split, options);
+  /**
+   * Scores a split; the trainer passes its signal, so that a Ctrl-C stops the generation between
+   * batches. With a communicator (a data-parallel run) this rank generates for sentences i with
+   * i % size === rank, every rank's predictions are gathered, and the scores are those of the whole split.
+   */
+  async evaluate(split: Split, options: EvaluateOptions = {}): Promise<Evaluation> {
+    const comm = options.communicator;
+    let predictions: NerPrediction[];
+    if (!comm || comm.size === 1) predictions = await this.predict(split, options);
+    else {
+      const sentences = this.#data[split];
+      const mine = await this.#predictSentences(
+        sentences.filter((_, i) => i % comm.size === comm.rank),
+        options,
+      );
+      predictions = new Array<NerPrediction>(sentences.length);
+      for (const [r, part] of (await comm.allGatherObjects(mine)).entries()) {
+        part.forEach((p, k) => {
+          predictions[r + k * comm.size] = p;
+        });
+      }
+    }
     this.lastPredictions.set(split, predictions);
     const scores = scoreNer(predictions, this.labels);
     return { score: scores.f1, metrics: evaluationMetrics(scores, predictions) };
