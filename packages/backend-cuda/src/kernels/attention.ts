@@ -4,7 +4,7 @@
  * variant runs, its grid and shared memory. Arguments are checked in core (kernelChecks); the
  * kernels' largest headDim is checked here.
  */
-import type { AttentionParams, DeviceBuffer, KernelFamily } from '@peft/core';
+import type { AttentionParams, KernelFamily, KernelImpl } from '@peft/core';
 import type { CudaBuffer } from '../buffer.js';
 import { DTYPE_CODE, type KernelName } from '../kernels.js';
 import { type Ctx, temp } from './common.js';
@@ -21,16 +21,7 @@ function attnShape(p: AttentionParams) {
   return { batch: p.batch, seqQ: p.seqQ, seqK: p.seqK, heads: p.heads, kvHeads: p.kvHeads, D: p.headDim, scale: p.scale, causal: p.causal };
 }
 
-function attention(
-  ctx: Ctx,
-  out: DeviceBuffer,
-  lse: DeviceBuffer,
-  q: DeviceBuffer,
-  k: DeviceBuffer,
-  v: DeviceBuffer,
-  mask: DeviceBuffer | null,
-  p: AttentionParams,
-): void {
+const attention: KernelImpl<Ctx, 'attention'> = (ctx, out, lse, q, k, v, mask, p) => {
   const { nv } = checkAttention('attention', p);
   const o = out as CudaBuffer;
   const l = lse as CudaBuffer;
@@ -68,7 +59,7 @@ function attention(
     mb?.ptr ?? 0,
     attnShape(p),
   ]);
-}
+};
 
 /** The tensor-core attention kernels' dtype name, when they apply: q, k and v of one 16-bit dtype, D = 64 or 128, sm_80+. */
 function tcDtype(ctx: Ctx, q: CudaBuffer, k: CudaBuffer, v: CudaBuffer, D: number): 'bf16' | 'f16' | null {
@@ -76,20 +67,7 @@ function tcDtype(ctx: Ctx, q: CudaBuffer, k: CudaBuffer, v: CudaBuffer, D: numbe
   return q.dtype === 'bfloat16' ? 'bf16' : q.dtype === 'float16' ? 'f16' : null;
 }
 
-function attentionBackward(
-  ctx: Ctx,
-  dq: DeviceBuffer,
-  dk: DeviceBuffer,
-  dv: DeviceBuffer,
-  dOut: DeviceBuffer,
-  q: DeviceBuffer,
-  k: DeviceBuffer,
-  v: DeviceBuffer,
-  _out: DeviceBuffer,
-  lse: DeviceBuffer,
-  mask: DeviceBuffer | null,
-  p: AttentionParams,
-): void {
+const attentionBackward: KernelImpl<Ctx, 'attentionBackward'> = (ctx, dq, dk, dv, dOut, q, k, v, _out, lse, mask, p) => {
   // out is not read: delta_i comes from P and dP (see attention_tc.cu).
   const { nk, nv } = checkAttention('attentionBackward', p);
   const dqb = dq as CudaBuffer;
@@ -170,7 +148,7 @@ function attentionBackward(
     ]);
   }
   ctx.rt.release(delta);
-}
+};
 
 /** The attention kernels; their arguments are checked in core (kernelChecks), headDim's limit here. */
 export const attentionKernels = { attention, attentionBackward } satisfies KernelFamily<Ctx>;

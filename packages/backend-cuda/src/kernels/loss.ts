@@ -2,7 +2,7 @@
  * Host side of kernels/loss.cu: cross-entropy over rows of logits (saving log-sum-exp) and its
  * gradient. A target that is neither a class nor ignoreIndex gives NaN.
  */
-import type { CrossEntropyParams, DeviceBuffer, KernelFamily } from '@peft/core';
+import type { KernelFamily, KernelImpl } from '@peft/core';
 import type { CudaBuffer } from '../buffer.js';
 import { DTYPE_CODE } from '../kernels.js';
 import { type Ctx, THREADS } from './common.js';
@@ -14,14 +14,7 @@ function checkIgnore(kernel: string, ignoreIndex: number): void {
   }
 }
 
-function crossEntropy(
-  ctx: Ctx,
-  loss: DeviceBuffer,
-  lse: DeviceBuffer,
-  logits: DeviceBuffer,
-  targets: DeviceBuffer,
-  p: CrossEntropyParams,
-): void {
+const crossEntropy: KernelImpl<Ctx, 'crossEntropy'> = (ctx, loss, lse, logits, targets, p) => {
   const { rows, classes } = p;
   checkIgnore('crossEntropy', p.ignoreIndex);
   const lo = loss as CudaBuffer;
@@ -31,17 +24,9 @@ function crossEntropy(
   if (rows === 0) return;
   const threads = Math.min(THREADS * 2, Math.max(32, Math.ceil(classes / 32) * 32));
   ctx.rt.launch('cross_entropy', [rows], [threads], 0, [lo.ptr, ls.ptr, x.ptr, DTYPE_CODE[x.dtype], t.ptr, classes, p.ignoreIndex]);
-}
+};
 
-function crossEntropyBackward(
-  ctx: Ctx,
-  dLogits: DeviceBuffer,
-  dLoss: DeviceBuffer,
-  logits: DeviceBuffer,
-  targets: DeviceBuffer,
-  lse: DeviceBuffer,
-  p: CrossEntropyParams,
-): void {
+const crossEntropyBackward: KernelImpl<Ctx, 'crossEntropyBackward'> = (ctx, dLogits, dLoss, logits, targets, lse, p) => {
   const { rows, classes } = p;
   checkIgnore('crossEntropyBackward', p.ignoreIndex);
   const o = dLogits as CudaBuffer;
@@ -63,7 +48,7 @@ function crossEntropyBackward(
     classes,
     p.ignoreIndex,
   ]);
-}
+};
 
 /** The loss kernels; their arguments are checked in core (kernelChecks), ignoreIndex's 32-bit range here. */
 export const lossKernels = { crossEntropy, crossEntropyBackward } satisfies KernelFamily<Ctx>;

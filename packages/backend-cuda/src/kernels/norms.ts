@@ -2,7 +2,7 @@
  * Host side of kernels/norms.cu: LayerNorm and RMSNorm (one kernel, without the mean for RMSNorm)
  * over rows, their backward, and the weight/bias gradients summed over chunks of rows.
  */
-import type { DeviceBuffer, KernelFamily, NormParams } from '@peft/core';
+import type { DeviceBuffer, KernelFamily, KernelImpl, NormParams } from '@peft/core';
 import type { CudaBuffer } from '../buffer.js';
 import { DTYPE_CODE } from '../kernels.js';
 import { type Ctx, THREADS } from './common.js';
@@ -11,22 +11,13 @@ function rowThreads(dim: number): number {
   return Math.min(1024, Math.max(32, Math.ceil(Math.min(dim, THREADS * 4) / 4 / 32) * 32));
 }
 
-function layerNorm(
-  ctx: Ctx,
-  out: DeviceBuffer,
-  mean: DeviceBuffer,
-  rstd: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  bias: DeviceBuffer | null,
-  p: NormParams,
-): void {
+const layerNorm: KernelImpl<Ctx, 'layerNorm'> = (ctx, out, mean, rstd, x, weight, bias, p) => {
   normForward(ctx, out, mean, rstd, x, weight, bias, p);
-}
+};
 
-function rmsNorm(ctx: Ctx, out: DeviceBuffer, rstd: DeviceBuffer, x: DeviceBuffer, weight: DeviceBuffer | null, p: NormParams): void {
+const rmsNorm: KernelImpl<Ctx, 'rmsNorm'> = (ctx, out, rstd, x, weight, p) => {
   normForward(ctx, out, null, rstd, x, weight, null, p);
-}
+};
 
 function normForward(
   ctx: Ctx,
@@ -63,33 +54,13 @@ function normForward(
   ]);
 }
 
-function layerNormBackward(
-  ctx: Ctx,
-  dx: DeviceBuffer,
-  dWeight: DeviceBuffer | null,
-  dBias: DeviceBuffer | null,
-  dy: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  mean: DeviceBuffer,
-  rstd: DeviceBuffer,
-  p: NormParams,
-): void {
+const layerNormBackward: KernelImpl<Ctx, 'layerNormBackward'> = (ctx, dx, dWeight, dBias, dy, x, weight, mean, rstd, p) => {
   normBackward(ctx, dx, dWeight, dBias, dy, x, weight, mean, rstd, p);
-}
+};
 
-function rmsNormBackward(
-  ctx: Ctx,
-  dx: DeviceBuffer,
-  dWeight: DeviceBuffer | null,
-  dy: DeviceBuffer,
-  x: DeviceBuffer,
-  weight: DeviceBuffer | null,
-  rstd: DeviceBuffer,
-  p: NormParams,
-): void {
+const rmsNormBackward: KernelImpl<Ctx, 'rmsNormBackward'> = (ctx, dx, dWeight, dy, x, weight, rstd, p) => {
   normBackward(ctx, dx, dWeight, null, dy, x, weight, null, rstd, p);
-}
+};
 
 function normBackward(
   ctx: Ctx,
