@@ -144,6 +144,21 @@ export async function openCommunicator(group: ProcessGroup): Promise<JobCommunic
   }
 }
 
+/**
+ * How a rank other than 0 ends when the run stopped on every rank in a way rank 0 reports (an
+ * interrupted run: rank 0 says where its checkpoint is and how to resume): exit with `exitCode`,
+ * printing nothing.
+ */
+export class ReportedByRankZero extends Error {
+  override name = 'ReportedByRankZero';
+  constructor(
+    readonly exitCode: number,
+    options?: { cause?: unknown },
+  ) {
+    super('rank 0 reports how the run ended', options);
+  }
+}
+
 /** The error of a rank other than 0 when rank 0 failed at something all of them wait for (rank 0 prints its own). */
 export class RootFailedError extends Error {
   override name = 'RootFailedError';

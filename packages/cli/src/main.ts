@@ -6,6 +6,7 @@ import { INFO_HELP, infoCommand } from './commands/info.js';
 import { MERGE_HELP, mergeCommand } from './commands/merge.js';
 import { PREDICT_HELP, predictCommand } from './commands/predict.js';
 import { TRAIN_HELP, trainCommand } from './commands/train.js';
+import { ReportedByRankZero } from './distributed.js';
 import { cliVersion, unknownMessage } from './suggest.js';
 
 type Command = { help: string; run: (argv: string[], out: (s: string) => void, signal?: AbortSignal) => Promise<void> };
@@ -60,6 +61,7 @@ export async function main(
     await command.run(rest, out, signal);
     return 0;
   } catch (error) {
+    if (error instanceof ReportedByRankZero) return error.exitCode;
     process.stderr.write(`peft ${name}: ${(error as Error).message}\n`);
     if (error instanceof TrainingAbortedError) {
       process.stderr.write('Run the same command with --resume (and the same --out) to continue.\n');

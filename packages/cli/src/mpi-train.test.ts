@@ -211,6 +211,28 @@ describe.skipIf(!ready)(`peft train under mpirun -np 2 (${mpirun?.version ?? 'no
   }, 120_000);
 });
 
+describe.skipIf(!ready)('stopping peft train under mpirun -np 2', () => {
+  it('SIGTERM to rank 1 stops both ranks at the same step; rank 0 writes the checkpoint and says how to resume; exit 130', async () => {
+    const dir = join(tmp, 'sigterm');
+    const r = await peft([...LIVEDOOR, '--epochs', '20', '--batch-size', '4', '--out', dir], 2, (child) => {
+      const poll = setInterval(() => {
+        if (!existsSync(join(dir, 'checkpoints', 'step-00000014'))) return;
+        clearInterval(poll);
+        const lock = JSON.parse(readFileSync(join(dir, 'run.lock'), 'utf8')) as { pid: number };
+        process.kill(ranksOf(child.pid!).find((p) => p !== lock.pid)!, 'SIGTERM');
+      }, 10);
+      child.on('close', () => clearInterval(poll));
+    });
+    expect(r.code, r.err).toBe(130);
+    const said = r.err.match(/training aborted at epoch \d+, step \d+\/14 \((\d+)\/280\); continue it with resume: true from (\S+)/);
+    expect(said, r.err).not.toBeNull();
+    expect(said![2]).toBe(join(dir, 'checkpoints', `step-${said![1]!.padStart(8, '0')}`));
+    expect((await readLatestCheckpoint(nodeRunStore(dir)))!.state.step).toBe(Number(said![1]));
+    // Rank 1 prints only its SIGTERM line; the abort is reported once.
+    expect(r.err.match(/training aborted/g)).toHaveLength(1);
+  }, 120_000);
+});
+
 describe.skipIf(ready)('peft train under mpirun', () => {
   it.skip(`needs mpirun and an MPI library (${mpirun ? mpiAvailability().reason : 'mpirun is not on PATH'}): apt install openmpi-bin`, () => {});
 });

@@ -1,15 +1,22 @@
+import { peers } from './data-parallel.js';
 import { TrainingAbortedError, TrainingDivergedError } from './errors.js';
 import type { Run } from './run.js';
 import { checkpoint, writeLogs } from './run-folder.js';
 import type { Split } from './types.js';
 
 /**
- * Stops the run after a Ctrl-C. Between steps the state is checkpointed first. During an
+ * Stops the run after a Ctrl-C. Between steps the state is checkpointed first (over several
+ * processes every rank stops at the same step, and the others wait for rank 0's checkpoint). During an
  * evaluation it is not (a checkpoint holds no state between an epoch's last step and its
  * evaluation): the newest checkpoint stays, and a resume redoes the steps after it and the evaluation.
  */
 export async function aborted(run: Run<unknown>, during: Split | null, epoch: number, cause: unknown): Promise<never> {
-  if (during === null) await checkpoint(run);
+  if (during === null) {
+    await checkpoint(run);
+    // Every rank agreed to stop at this step: the others wait for rank 0's checkpoint before they
+    // exit (a launcher ends the whole job when one process exits with an error).
+    await peers(run)?.barrier();
+  }
   run.progress?.done();
   const { step, stepInEpoch } = run.state;
   const { lastCheckpoint, lastCheckpointStep } = run.marks;

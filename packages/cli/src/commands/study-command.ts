@@ -1,7 +1,7 @@
 // What the two study commands (`peft train livedoor`, `peft train bc5cdr`, and the examples that
 // share them) have in common: the options both take, reading numbers and choices from the command
 // line, the preset line, and the run around the recipe (run folder named, locked and released).
-import type { ProgressOptions, TrainCommunicator } from '@peft/trainer';
+import { type ProgressOptions, type TrainCommunicator, TrainingAbortedError } from '@peft/trainer';
 import { UsageError } from '../args.js';
 import {
   batchLine,
@@ -11,6 +11,7 @@ import {
   openCommunicator,
   type ProcessGroup,
   processGroup,
+  ReportedByRankZero,
   rankLine,
 } from '../distributed.js';
 import { choosePreset, defaultRunFolder, type Preset } from '../presets.js';
@@ -206,7 +207,11 @@ export async function run<O extends RecipeOptions, R>(
     const started = performance.now();
     const communicator = comm && comm.size > 1 ? comm : undefined;
     const progress = root ? opts.progress : false;
-    const result = await study.recipe({ ...options, out, log, progress, signal: opts.signal, communicator });
+    const result = await study.recipe({ ...options, out, log, progress, signal: opts.signal, communicator }).catch((error: unknown) => {
+      // Every rank stopped at the same step; rank 0 says where its checkpoint is.
+      if (!root && error instanceof TrainingAbortedError) throw new ReportedByRankZero(130, { cause: error });
+      throw error;
+    });
     for (const line of study.report(result, (performance.now() - started) / 1000)) log(line);
     // MPI ends only when every rank got here; after a failure the process just exits (mpirun ends the job).
     await comm?.finalize();
