@@ -5,6 +5,7 @@
 // one stays intact, and the run folder's lock is removed by its 'exit' handler.
 import { TrainingAbortedError } from '@peft/trainer';
 import { UsageError } from './args.js';
+import { ReportedByRankZero } from './distributed.js';
 
 /** Installs the SIGINT / SIGTERM handlers and returns the signal they abort. */
 export function stopOnSignals(write: (text: string) => void = (t) => process.stderr.write(t)): AbortSignal {
@@ -25,6 +26,7 @@ export function stopOnSignals(write: (text: string) => void = (t) => process.std
 /** The exit code for how a run ended: 0, 2 for a usage error, 130 when interrupted, else 1. */
 export function exitCodeOf(error: unknown): number {
   if (error === undefined) return 0;
+  if (error instanceof ReportedByRankZero) return error.exitCode;
   return error instanceof UsageError ? 2 : error instanceof TrainingAbortedError ? 130 : 1;
 }
 
@@ -39,9 +41,11 @@ export function runInterruptible(name: string, run: (signal: AbortSignal) => Pro
       process.exitCode = 0;
     },
     (error: unknown) => {
+      process.exitCode = exitCodeOf(error);
+      // A rank other than 0 of an MPI job that stopped with the others: rank 0 says how to resume.
+      if (error instanceof ReportedByRankZero) return;
       process.stderr.write(`${name}: ${error instanceof Error ? error.message : String(error)}\n`);
       if (error instanceof TrainingAbortedError) process.stderr.write(`${resumeHint}\n`);
-      process.exitCode = exitCodeOf(error);
     },
   );
 }
