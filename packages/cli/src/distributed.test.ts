@@ -6,6 +6,7 @@ import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { processLines } from './commands/study-command.js';
 import {
   batchLine,
+  cpuThreadsPerProcess,
   deviceOptions,
   fromRoot,
   globalBatch,
@@ -76,6 +77,18 @@ describe('the MPI job this process belongs to', () => {
     expect(deviceOptions('cpu', rank1)).toEqual({ options: {}, device: null, note: null });
     expect(() => deviceOptions('cpu', SINGLE_PROCESS, 1)).toThrow('--device 1: the cpu backend has no devices to choose from (cuda has)');
     expect(() => deviceOptions('cuda', SINGLE_PROCESS, -1)).toThrow('--device -1 is not a device index: expected an integer ≥ 0');
+  });
+
+  it("shares the machine's cores among the job's processes on it for the CPU backend's default threads", async () => {
+    expect(await cpuThreadsPerProcess(2, OPEN_MPI_RANK_1)).toBe(1);
+    expect(await cpuThreadsPerProcess(16, { ...OPEN_MPI_RANK_1, OMPI_COMM_WORLD_LOCAL_SIZE: '4', OMPI_COMM_WORLD_SIZE: '8' })).toBe(4);
+    expect(await cpuThreadsPerProcess(2, { ...OPEN_MPI_RANK_1, OMPI_COMM_WORLD_LOCAL_SIZE: '3', OMPI_COMM_WORLD_SIZE: '3' })).toBe(1);
+    // One process on the machine, no launcher, or no package: the backend's own default.
+    expect(
+      await cpuThreadsPerProcess(8, { OMPI_COMM_WORLD_SIZE: '2', OMPI_COMM_WORLD_RANK: '0', OMPI_COMM_WORLD_LOCAL_SIZE: '1' }),
+    ).toBeNull();
+    expect(await cpuThreadsPerProcess(8, {})).toBeNull();
+    expect(await cpuThreadsPerProcess(8, OPEN_MPI_RANK_1, null)).toBeNull();
   });
 
   it('--batch-size is per rank: the global batch is size × ranks', () => {

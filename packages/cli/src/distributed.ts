@@ -14,7 +14,7 @@ export interface MpiEnvironmentLike {
   localRank: number | null;
 }
 
-export type DetectMpi = (env: NodeJS.ProcessEnv) => MpiEnvironmentLike;
+export type DetectMpi = (env: NodeJS.ProcessEnv) => MpiEnvironmentLike & { localSize?: number | null };
 
 /** This process's place in its job. */
 export interface ProcessGroup {
@@ -91,6 +91,23 @@ export function deviceOptions(
   }
   if (given !== undefined) throw new Error(`--device ${given}: the ${backend} backend has no devices to choose from (cuda has)`);
   return { options: {}, device: null, note: null };
+}
+
+/**
+ * The CPU backend's default threads for a process of an MPI job: the machine's cores shared
+ * among the job's processes on it (each process would otherwise start a GEMM thread per core,
+ * and N processes on one machine would run N threads per core). Null for a process no launcher
+ * started, or when the launcher does not say how many processes share the machine.
+ */
+export async function cpuThreadsPerProcess(
+  cores: number,
+  env: NodeJS.ProcessEnv = process.env,
+  detect?: DetectMpi | null,
+): Promise<number | null> {
+  const find = detect === undefined ? await importDetect() : detect;
+  const e = find?.(env);
+  if (!e?.launched || !e.localSize || e.localSize < 2) return null;
+  return Math.max(1, Math.floor(cores / e.localSize));
 }
 
 /** Global batch: `--batch-size` is per process (as transformers' per_device_train_batch_size). */

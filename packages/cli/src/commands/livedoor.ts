@@ -52,7 +52,8 @@ Data and model
                            with --resume and no --out, the newest run of those settings)
   --backend <name>         cpu (default), webgpu or cuda (when its package is installed)
   --dtype <dtype>          backbone storage dtype (default bfloat16 for a 16-bit checkpoint, as the study)
-  --threads <n>            CPU backend worker threads (default: every core)
+  --threads <n>            CPU backend worker threads (default: every core; under mpirun, the cores
+                           divided among the processes on the machine)
   --device <n>             GPU index for cuda (default: the local rank under mpirun, else 0)
 
 Training (the study's values unless noted)

@@ -3,6 +3,7 @@
 // destroy), the run store, the stream their messages go to, and the files written beside an
 // adapter and at the end of a run.
 import { stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
 import type { Backend, DType, FileSink } from '@peft/core';
@@ -11,7 +12,7 @@ import { loadConfig } from '@peft/models/node';
 import type { ProgressOptions, RunStore, TrainCommunicator } from '@peft/trainer';
 import { nodeRunStore } from '@peft/trainer/node';
 import { createBackend } from '../backends.js';
-import { deviceOptions, processGroup, SINGLE_PROCESS } from '../distributed.js';
+import { cpuThreadsPerProcess, deviceOptions, processGroup, SINGLE_PROCESS } from '../distributed.js';
 import { CURVES_FILE, type CurvesOptions, writeCurves } from './curves.js';
 
 /** Option checks whose errors start with the study's name (`livedoor: lr must be a number > 0, got -1`). */
@@ -83,7 +84,7 @@ export async function pathKind(path: string): Promise<'dir' | 'file' | null> {
 export interface BackendChoice {
   /** A backend name ('cpu', the default; 'webgpu', 'cuda' when their package is installed) or a Backend instance (yours to destroy). */
   backend?: string | Backend;
-  /** GEMM worker threads of the CPU backend made for 'cpu' (default: every core). */
+  /** GEMM worker threads of the CPU backend made for 'cpu' (default: every core; under mpirun the cores divided among the machine's processes). */
   threads?: number;
   /** The GPU a 'cuda' backend made here uses (default: the local rank under an MPI launcher, else 0). */
   device?: number;
@@ -99,8 +100,8 @@ export async function withBackend<T>(choice: BackendChoice, use: (backend: Backe
   if (typeof b !== 'string') return use(b);
   const group = b === 'cpu' ? SINGLE_PROCESS : await processGroup();
   const { options } = deviceOptions(b, group, choice.device);
-  const backend =
-    b === 'cpu' ? createCpuBackend(choice.threads === undefined ? {} : { threads: choice.threads }) : await createBackend(b, options);
+  const threads = b === 'cpu' ? (choice.threads ?? (await cpuThreadsPerProcess(availableParallelism()))) : null;
+  const backend = b === 'cpu' ? createCpuBackend(threads === null ? {} : { threads }) : await createBackend(b, options);
   try {
     return await use(backend);
   } finally {
