@@ -29,12 +29,12 @@ interface Ended {
 }
 
 /** `peft …` as one process, or under mpirun -np `np`; `during` sees the child while it runs. */
-function peft(args: string[], np: number | null, during?: (child: ChildProcess) => void): Promise<Ended> {
+function peft(args: string[], np: number | null, during?: (child: ChildProcess) => void, env: NodeJS.ProcessEnv = {}): Promise<Ended> {
   const [cmd, ...rest] = np === null ? NODE : ['mpirun', ...mpirunArgs({ np }), ...NODE];
   const started = performance.now();
   const child = spawn(cmd!, [...rest, ...args], {
     cwd: ROOT,
-    env: { ...process.env, PEFT_MPI_TIMEOUT: String(TIMEOUT) },
+    env: { ...process.env, PEFT_MPI_TIMEOUT: String(TIMEOUT), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -212,6 +212,16 @@ describe.skipIf(!ready)(`peft train under mpirun -np 2 (${mpirun?.version ?? 'no
 });
 
 describe.skipIf(!ready)('stopping peft train under mpirun -np 2', () => {
+  it('without an MPI library a launched peft train stops before writing anything, saying what it looked for', async () => {
+    const dir = join(tmp, 'no-library');
+    const r = await peft([...LIVEDOOR, '--out', dir], 2, undefined, { PEFT_MPI_LIBRARY: '/nowhere/libmpi.so.40' });
+    expect(r.code).not.toBe(0);
+    expect(r.err).toContain(
+      'peft train: this process is rank 0 of 2 (openmpi), local rank 0, but MPI cannot start: no MPI library: PEFT_MPI_LIBRARY names /nowhere/libmpi.so.40',
+    );
+    expect(existsSync(dir)).toBe(false);
+  }, 60_000);
+
   it('SIGTERM to rank 1 stops both ranks at the same step; rank 0 writes the checkpoint and says how to resume; exit 130', async () => {
     const dir = join(tmp, 'sigterm');
     const r = await peft([...LIVEDOOR, '--epochs', '20', '--batch-size', '4', '--out', dir], 2, (child) => {
