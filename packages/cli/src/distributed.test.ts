@@ -18,6 +18,7 @@ import {
   SINGLE_PROCESS,
 } from './distributed.js';
 import { main } from './main.js';
+import { inProcessRanks } from './ranks.testkit.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const LLAMA_7B = join(ROOT, 'fixtures', 'configs', 'llama-2-7b');
@@ -136,7 +137,7 @@ describe('the communicator the CLI hands the trainer', () => {
   });
 
   it('fromRoot runs on rank 0 only and gives its value, or its error, to every rank', async () => {
-    const ranks = twoRanks();
+    const ranks = inProcessRanks(2);
     const calls: number[] = [];
     const values = await Promise.all(
       ranks.map((c) =>
@@ -149,7 +150,7 @@ describe('the communicator the CLI hands the trainer', () => {
     expect(values).toEqual(['runs/tiny-livedoor-20261207T180000Z', 'runs/tiny-livedoor-20261207T180000Z']);
     expect(calls).toEqual([0]);
     const failed = await Promise.allSettled(
-      twoRanks().map((c) =>
+      inProcessRanks(2).map((c) =>
         fromRoot(c, async () => {
           throw new Error('runs/x holds a run (its log.csv)');
         }),
@@ -162,25 +163,3 @@ describe('the communicator the CLI hands the trainer', () => {
     expect(await fromRoot(undefined, async () => 3)).toBe(3);
   });
 });
-
-/** Two communicators whose allGatherObjects meet in memory (all fromRoot uses). */
-function twoRanks(): TrainCommunicator[] {
-  const parts: unknown[] = [];
-  const waiting: (() => void)[] = [];
-  const unused = () => Promise.reject(new Error('not used by fromRoot'));
-  return [0, 1].map((rank) => ({
-    rank,
-    size: 2,
-    allReduce: unused,
-    broadcast: unused,
-    barrier: unused,
-    async allGatherObjects<T>(value: T): Promise<T[]> {
-      parts[rank] = value;
-      await new Promise<void>((resolve) => {
-        waiting.push(resolve);
-        if (waiting.length === 2) for (const w of waiting) w();
-      });
-      return parts as T[];
-    },
-  }));
-}

@@ -14,6 +14,7 @@ import {
 import { SequenceClassifier } from '@peft/heads';
 import { loadModel, loadTokenizer } from '@peft/models/node';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { inProcessRanks } from '../ranks.testkit.js';
 import { ClassificationTask, classificationMetrics, type LabelledText } from './classification.js';
 
 const TINY = join(import.meta.dirname, '..', '..', '..', '..', 'fixtures', 'models', 'tiny-gpt-neox');
@@ -160,6 +161,20 @@ describe('ClassificationTask (Study A as a TrainTask)', () => {
     expect(await again.predict('test')).toEqual(predicted);
     expect(await again.predict('validation')).toEqual(await task.predict('validation'));
     loaded.dispose();
+    peft.dispose();
+  });
+
+  it('over 2 ranks each predicts every other example and both return the evaluation of the whole split', async () => {
+    const peft = await studyA();
+    const tokenizer = await loadTokenizer(TINY);
+    const task = new ClassificationTask({ peft, tokenizer, data: DATA, labels: LABELS, maxLength: 32, evalBatchSize: 2 });
+    const whole = await task.evaluate('test');
+    const predicted = vi.spyOn(task, 'predictTexts');
+    const [r0, r1] = await Promise.all(inProcessRanks(2).map((communicator) => task.evaluate('test', { communicator })));
+    expect(r0).toEqual(whole);
+    expect(r1).toEqual(whole);
+    // Rank 0 the test split's examples 0 and 2, rank 1 example 1.
+    expect(predicted.mock.calls.map((c) => c[0])).toEqual([[DATA.test[0]!.text, DATA.test[2]!.text], [DATA.test[1]!.text]]);
     peft.dispose();
   });
 

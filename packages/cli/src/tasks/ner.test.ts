@@ -7,6 +7,7 @@ import type { CausalLM, Tokenizer } from '@peft/models';
 import { loadModel, loadTokenizer } from '@peft/models/node';
 import { train } from '@peft/trainer';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { inProcessRanks } from '../ranks.testkit.js';
 import {
   GenerativeNerTask,
   type GenerativeNerTaskOptions,
@@ -293,6 +294,30 @@ describe('GenerativeNerTask on the tiny Llama', () => {
         expect(r.metrics).toMatchObject({ f1: 1, precision: 1, recall: 1, unaligned: 0, sentences: 5 });
       });
     }
+  });
+
+  it('over 2 ranks each generates for every other sentence and both return the scores of the whole split', async () => {
+    await withTask({ method: 'extraction', perLabel: false, labels: LABELS }, async (task) => {
+      // Right for sentences 0, 2 and 4, "None" for the others: a score that needs every sentence.
+      const answers = new Map<string, string>();
+      data.validation.forEach((s, i) => {
+        answers.set(s.tokens.join(' '), i % 2 === 0 ? ` ${nerOutput(s, { method: 'extraction' })}` : ' Disease: None; Chemical: None');
+      });
+      const asked: string[][] = [];
+      task.generate = async (prompts) => {
+        asked.push(prompts.map((p) => /Input: (.*)\nAnswer:$/s.exec(p)![1]!));
+        return prompts.map((p) => answers.get(/Input: (.*)\nAnswer:$/s.exec(p)![1]!)!);
+      };
+      const whole = await task.evaluate('validation');
+      asked.length = 0;
+      const [r0, r1] = await Promise.all(inProcessRanks(2).map((communicator) => task.evaluate('validation', { communicator })));
+      expect(r0).toEqual(whole);
+      expect(r1).toEqual(whole);
+      expect((whole.metrics as { sentences: number }).sentences).toBe(5);
+      const sentence = (i: number) => data.validation[i]!.tokens.join(' ');
+      expect(asked).toEqual([[0, 2, 4].map(sentence), [1, 3].map(sentence)]);
+      expect(task.lastPredictions.get('validation')!.map((p) => p.id)).toEqual(data.validation.map((s) => s.id));
+    });
   });
 
   it('trains (the loss falls), generates bounded outputs and saves an adapter that loads back to the same generations', async () => {
