@@ -8,7 +8,7 @@ import { TrainingAbortedError } from './errors.js';
 import { memoryRunStore } from './store.js';
 import { BlobTask } from './test-helpers.js';
 import { type TrainOptions, type TrainResult, train } from './trainer.js';
-import type { TrainCommunicator } from './types.js';
+import type { TrainCommunicator, TrainTask } from './types.js';
 
 const backend = createCpuBackend({ threads: 1 });
 afterAll(() => backend.destroy());
@@ -107,7 +107,22 @@ describe('train over an in-process group of 2 ranks', () => {
     const one = await train(single, { ...base, onStep: (s) => void singleLosses.push(s.loss) });
 
     const stores = [memoryRunStore('rank0'), memoryRunStore('rank1')];
-    const { tasks, results, losses } = await trainTogether(2, (r) => ({ ...base, batchSize: 8, out: stores[r] }));
+    // Each rank's task is asked to evaluate with the communicator (the blob task scores the whole split alone).
+    const evaluatedBy: (number | undefined)[][] = [[], []];
+    const twoTasks = [newTask(), newTask()];
+    for (const [r, t] of twoTasks.entries()) {
+      const evaluate = t.evaluate.bind(t);
+      (t as TrainTask).evaluate = (split, options) => {
+        evaluatedBy[r]!.push(options?.communicator?.rank);
+        return evaluate(split);
+      };
+    }
+    const { tasks, results, losses } = await trainTogether(2, (r) => ({ ...base, batchSize: 8, out: stores[r] }), twoTasks);
+    // Epoch 0, 1, 2 and the test split.
+    expect(evaluatedBy).toEqual([
+      [0, 0, 0, 0],
+      [1, 1, 1, 1],
+    ]);
     const [r0, r1] = results.map((r) => (r.status === 'fulfilled' ? r.value : Promise.reject(r.reason))) as TrainResult[];
 
     // 7 updates per epoch: 6 of 8 + 8 examples and one of a single example (rank 0 has none).
