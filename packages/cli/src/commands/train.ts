@@ -19,6 +19,9 @@ Inside the repository, --model and --data may be left out: the bundled tiny mode
 corpus are used (seconds on a CPU). A model of hidden size ≤ 256 gets the tiny preset's settings,
 any other the study's (one line says which; --preset tiny|study chooses).
 
+Under \`mpirun -np N\` it trains data-parallel over the N processes (--batch-size is per process,
+rank 0 writes the run folder); the CLI README's "Several processes (MPI)" has the commands.
+
 \`peft train livedoor --help\` and \`peft train bc5cdr --help\` list every option.
 Ctrl-C stops after the current step, writing a checkpoint (a second Ctrl-C quits at once);
 --resume continues the run. One run at a time per run folder (run.lock names the process).
