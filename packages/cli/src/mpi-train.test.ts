@@ -221,6 +221,17 @@ describe.skipIf(!ready)(`peft train under mpirun -np 2 (${mpirun?.version ?? 'no
 });
 
 describe.skipIf(!ready)('stopping peft train under mpirun -np 2', () => {
+  it('--help prints once and exits 0 without starting MPI; --sweep over 2 processes is a usage error', async () => {
+    const help = await peft(['train', 'livedoor', '--help'], 2);
+    expect(help.code, help.err).toBe(0);
+    expect(help.out.match(/^Study A: livedoor news classification/gm)).toHaveLength(1);
+    expect(help.err).toBe('');
+    const sweep = await peft(['train', 'livedoor', '--sweep', '--out', join(tmp, 'sweep')], 2);
+    expect(sweep.code).toBe(2);
+    expect(sweep.err).toContain('peft train: --sweep runs one process: under mpirun -np 2, train one configuration (drop --sweep)');
+    expect(existsSync(join(tmp, 'sweep'))).toBe(false);
+  }, 60_000);
+
   it('without an MPI library a launched peft train stops before writing anything, saying what it looked for', async () => {
     const dir = join(tmp, 'no-library');
     const r = await peft([...LIVEDOOR, '--out', dir], 2, undefined, { PEFT_MPI_LIBRARY: '/nowhere/libmpi.so.40' });

@@ -177,16 +177,17 @@ export async function run<O extends RecipeOptions, R>(
 ): Promise<R | null> {
   const { help, overwrite, preset, out: given, ...rest } = study.parse(argv, defaults);
   const group = await processGroup();
+  const options = rest as unknown as O;
+  // What needs no MPI is answered before it starts (a process that starts MPI must end it).
+  if (help) {
+    if (group.rank === 0) (opts.log ?? ((line: string) => console.log(line)))(study.help(defaults));
+    return null;
+  }
+  if (group.launched && group.size !== 1 && (options as { sweep?: unknown }).sweep)
+    throw new UsageError(`--sweep runs one process: under mpirun -np ${group.size ?? 'N'}, train one configuration (drop --sweep)`);
   const comm = group.launched ? await openCommunicator(group) : null;
   const root = !comm || comm.rank === 0;
   const log = root ? (opts.log ?? ((line: string) => console.log(line))) : () => {};
-  if (help) {
-    log(study.help(defaults));
-    return null;
-  }
-  const options = rest as unknown as O;
-  if (comm && comm.size > 1 && (options as { sweep?: unknown }).sweep)
-    throw new UsageError(`--sweep runs one process: under mpirun -np ${comm.size}, train one configuration (drop --sweep)`);
   const resume = options.resume ?? false;
   const tiny = options.modelDir === defaults.tinyModel;
   // The examples' no-argument run keeps its fixed folder (and replaces its previous run there).
