@@ -263,6 +263,8 @@ describe.skipIf(!ready)('stopping peft train under mpirun -np 2', () => {
   }, 120_000);
 });
 
-describe.skipIf(ready)('peft train under mpirun', () => {
-  it.skip(`needs mpirun and an MPI library (${mpirun ? mpiAvailability().reason : 'mpirun is not on PATH'}): apt install openmpi-bin`, () => {});
-});
+if (!ready) {
+  describe('peft train under mpirun', () => {
+    it.skip(`needs mpirun and an MPI library (${mpirun ? mpiAvailability().reason : 'mpirun is not on PATH'}): apt install openmpi-bin`, () => {});
+  });
+}
