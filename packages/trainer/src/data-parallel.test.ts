@@ -101,6 +101,17 @@ describe('rankShare', () => {
 });
 
 describe('train over an in-process group of 2 ranks', () => {
+  it('stops every rank at the first update when one rank has a bad micro-batch weight', async () => {
+    const tasks = [newTask(), newTask()];
+    (tasks[1] as TrainTask<{ y: number[] }>).weight = (b) => (b.y.length > 0 ? Number.NaN : 0);
+    const { results } = await trainTogether(2, () => ({ ...base, batchSize: 8 }), tasks);
+    expect(results.map((r) => (r as PromiseRejectedResult).reason?.message)).toEqual([
+      "train: the micro-batch weights of every rank sum to NaN: each must be finite and >= 0, and not all 0 (this rank's: [8])",
+      'train: rank 1: micro-batch weights must be finite and >= 0, got [NaN]',
+    ]);
+    for (const t of tasks) t.dispose();
+  });
+
   it('sees step by step the examples of one process with twice the batch, and ends with its losses and tensors', async () => {
     const single = newTask();
     const singleLosses: number[] = [];

@@ -59,11 +59,12 @@ async function accumulate<B>(run: Run<B>, epoch: number, indices: readonly numbe
   if (!comm && (!valid || !(local.weight > 0))) {
     throw new Error(`train: micro-batch weights must be finite, >= 0 and not all 0, got [${weights.join(', ')}]`);
   }
+  // A rank with a bad weight sends NaN, so that every rank stops here rather than wait for it.
+  const totals = comm ? await stepTotals(comm, valid ? local : { ...local, weight: Number.NaN }) : local;
   if (!valid) throw new Error(`train: rank ${comm!.rank}: micro-batch weights must be finite and >= 0, got [${weights.join(', ')}]`);
-  const totals = comm ? await stepTotals(comm, local) : local;
   if (!(totals.weight > 0))
     throw new Error(
-      `train: the micro-batch weights of every rank sum to ${totals.weight}: they must not all be 0 (this rank's: [${weights.join(', ')}])`,
+      `train: the micro-batch weights of every rank sum to ${totals.weight}: each must be finite and >= 0, and not all 0 (this rank's: [${weights.join(', ')}])`,
     );
   let lossSum: Tensor | null = null;
   try {
