@@ -1,17 +1,15 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
 import { afterAll, describe, expect, it } from 'vitest';
+import { FIXTURES, removeScratch, scratchDir } from './fixture-folders.testkit.js';
 import { loadModel, loadTokenizer } from './node/index.js';
 
-const FIXTURES = join(import.meta.dirname, '..', '..', '..', 'fixtures', 'models');
 const backend = createCpuBackend();
-const temps: string[] = [];
 afterAll(() => {
   backend.destroy();
-  for (const t of temps) rmSync(t, { recursive: true, force: true });
+  removeScratch();
 });
 
 /**
@@ -20,8 +18,7 @@ afterAll(() => {
  * symbolic link to its blob, refs/main names the revision.
  */
 function hubCacheOf(name: string): string {
-  const root = mkdtempSync(join(tmpdir(), 'peft-hub-'));
-  temps.push(root);
+  const root = scratchDir('peft-hub-');
   const repo = join(root, `models--peft-test--${name}`);
   const revision = 'a'.repeat(40);
   const snapshot = join(repo, 'snapshots', revision);

@@ -1,5 +1,4 @@
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
 import { openSafetensors, serializeSafetensors } from '@peft/core';
@@ -7,32 +6,17 @@ import { fileSource } from '@peft/core/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CausalLM, causalLMParameterShapes } from './causal-lm.js';
 import { parseConfig } from './config.js';
+import { copyOf, editConfig, FIXTURES, removeScratch, scratchDir } from './fixture-folders.testkit.js';
 import { loadModel } from './node/index.js';
 
 // Hostile model folders: each must be refused with an error naming the file, quickly, and before
 // the model's memory is allocated.
 
-const FIXTURES = join(import.meta.dirname, '..', '..', '..', 'fixtures', 'models');
 const backend = createCpuBackend();
-const temps: string[] = [];
 afterAll(() => {
   backend.destroy();
-  for (const t of temps) rmSync(t, { recursive: true, force: true });
+  removeScratch();
 });
-
-function copyOf(name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'peft-hostile-'));
-  temps.push(dir);
-  cpSync(join(FIXTURES, name), dir, { recursive: true });
-  return dir;
-}
-
-function editConfig(dir: string, edit: (c: Record<string, unknown>) => void): void {
-  const file = join(dir, 'config.json');
-  const c = JSON.parse(readFileSync(file, 'utf8'));
-  edit(c);
-  writeFileSync(file, JSON.stringify(c));
-}
 
 /** Runs `load`, expecting a rejection; returns its message, the time taken and the new array-buffer memory. */
 async function refused(load: () => Promise<unknown>): Promise<{ message: string; ms: number; bytes: number }> {
@@ -156,8 +140,7 @@ describe('loading a hostile model folder', () => {
 
   it('a model.safetensors linked to a text file: its bytes never reach the message', async () => {
     const dir = copyOf('tiny-llama');
-    const secret = join(dir, '..', `${dir.split('/').pop()}-secret.txt`);
-    temps.push(secret);
+    const secret = join(scratchDir('peft-secret-'), 'secret.txt');
     writeFileSync(secret, SECRET);
     rmSync(join(dir, 'model.safetensors'));
     symlinkSync(secret, join(dir, 'model.safetensors'));
@@ -170,8 +153,7 @@ describe('loading a hostile model folder', () => {
 
   it('200 failed loads leave no file descriptor open (was 200 more, closed only by the garbage collector)', async () => {
     const linked = copyOf('tiny-llama');
-    const secret = join(linked, '..', `${linked.split('/').pop()}-secret.txt`);
-    temps.push(secret);
+    const secret = join(scratchDir('peft-secret-'), 'secret.txt');
     writeFileSync(secret, SECRET);
     rmSync(join(linked, 'model.safetensors'));
     symlinkSync(secret, join(linked, 'model.safetensors'));

@@ -1,33 +1,16 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
 import { backward, crossEntropy, reshape, serializeSafetensors, tidy } from '@peft/core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { copyOf, editConfig, FIXTURES, removeScratch, scratchDir } from './fixture-folders.testkit.js';
 import { loadConfig, loadModel } from './node/index.js';
 
-const FIXTURES = join(import.meta.dirname, '..', '..', '..', 'fixtures', 'models');
 const backend = createCpuBackend();
-const temps: string[] = [];
 afterAll(() => {
   backend.destroy();
-  for (const t of temps) rmSync(t, { recursive: true, force: true });
+  removeScratch();
 });
-
-/** A copy of a fixture model folder that a test may damage. */
-function copyOf(name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'peft-models-'));
-  temps.push(dir);
-  cpSync(join(FIXTURES, name), dir, { recursive: true });
-  return dir;
-}
-
-function editConfig(dir: string, edit: (c: Record<string, unknown>) => void): void {
-  const file = join(dir, 'config.json');
-  const c = JSON.parse(readFileSync(file, 'utf8'));
-  edit(c);
-  writeFileSync(file, JSON.stringify(c));
-}
 
 /** Rewrites model.safetensors with `edit` applied to its tensors (raw bytes, shapes, dtypes). */
 async function editWeights(dir: string, edit: (t: Map<string, { dtype: 'F32'; shape: number[]; data: Uint8Array }>) => void) {
@@ -94,8 +77,7 @@ describe('loadModel reads a Hugging Face folder', () => {
 
 describe('loadModel names the file, the tensor and the value when input is bad', () => {
   it('a folder without config.json', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'peft-empty-'));
-    temps.push(dir);
+    const dir = scratchDir('peft-empty-');
     await expect(loadModel(dir, { backend })).rejects.toThrow(`${dir}: config.json not found`);
   });
 
