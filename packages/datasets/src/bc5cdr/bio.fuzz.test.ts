@@ -3,24 +3,14 @@ import { join } from 'node:path';
 import { describeFailures, runFuzz, TEXT_MUTATORS } from '@peft/core/testing';
 import { describe, expect, it } from 'vitest';
 import { parseBioSentences } from './bio.js';
+import { FIXTURES, named } from './fuzz.testkit.js';
 
 // Each mutated BIO file is read as readBio reads it (text, then parseBio, errors prefixed with the
 // file name): accepted, or refused with an error naming the file, within 2 s and 256 MiB. With
 // malformed: 'warn' every case must be accepted.
 
-const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'bc5cdr');
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** As the node reader does: the file name before the message; engine errors stay as they are, so the harness sees them. */
-function named<T>(file: string, read: () => T): T {
-  try {
-    return read();
-  } catch (e) {
-    if (e instanceof Error && e.constructor === Error) throw new Error(`${file}: ${e.message}`);
-    throw e;
-  }
-}
 
 const SMALL =
   '-DOCSTART-\tO\n\nNaloxone\tNN\tB-Chemical\nreverses\tVBZ\tO\nblood pressure\tNN\tI-Disease\n\nA B\nb I-Disease\nc\tE-Disease\nd\tS-Chemical\n';

@@ -3,23 +3,13 @@ import { join } from 'node:path';
 import { describeFailures, runFuzz, TEXT_MUTATORS } from '@peft/core/testing';
 import { describe, expect, it } from 'vitest';
 import { parseBioC } from './bioc.js';
+import { FIXTURES, named } from './fuzz.testkit.js';
 
 // Each mutated BioC XML file is read as readBioC reads it (text, then parseBioC, errors prefixed with
 // the file name): accepted, or refused with an error naming the file, within 2 s and 256 MiB.
 
-const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'bc5cdr');
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** As the node reader does: the file name before the message; engine errors stay as they are, so the harness sees them. */
-function named<T>(file: string, read: () => T): T {
-  try {
-    return read();
-  } catch (e) {
-    if (e instanceof Error && e.constructor === Error) throw new Error(`${file}: ${e.message}`);
-    throw e;
-  }
-}
 
 const SMALL = `<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE collection SYSTEM "BioC.dtd" [ <!ENTITY x "y"> ]>

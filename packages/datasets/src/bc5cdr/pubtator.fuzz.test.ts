@@ -2,25 +2,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeFailures, runFuzz, TEXT_MUTATORS } from '@peft/core/testing';
 import { describe, expect, it } from 'vitest';
+import { FIXTURES, named } from './fuzz.testkit.js';
 import { parsePubTator } from './pubtator.js';
 
 // Each mutated PubTator file is read as readPubTator reads it (text, then parsePubTator, errors
 // prefixed with the file name): accepted, or refused with an error naming the file, within 2 s and
 // 256 MiB. With malformed and mismatch set to 'warn' every case must be accepted.
 
-const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'bc5cdr');
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** As the node reader does: the file name before the message; engine errors stay as they are, so the harness sees them. */
-function named<T>(file: string, read: () => T): T {
-  try {
-    return read();
-  } catch (e) {
-    if (e instanceof Error && e.constructor === Error) throw new Error(`${file}: ${e.message}`);
-    throw e;
-  }
-}
 
 const SMALL = [
   '100|t|Drug X causes rash.',
