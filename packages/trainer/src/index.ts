@@ -37,4 +37,14 @@ export {
   sweepSvg,
 } from './sweep.js';
 export { train } from './trainer.js';
-export type { EvaluateOptions, Evaluation, LossContext, Split, TrainCommunicator, TrainTask, ValidationRecord } from './types.js';
+export type {
+  EvaluateOptions,
+  Evaluation,
+  LossContext,
+  Split,
+  StepInput,
+  StepShapes,
+  TrainCommunicator,
+  TrainTask,
+  ValidationRecord,
+} from './types.js';

@@ -1,4 +1,4 @@
-import type { FileSink, Generator, Tensor } from '@peft/core';
+import type { DType, FileSink, Generator, Tensor } from '@peft/core';
 
 export type Split = 'validation' | 'test';
 
@@ -63,6 +63,27 @@ export interface LossContext {
   microStep: number;
 }
 
+/** One fixed-shape input of a micro-batch (`TrainTask.stepInputs`): host values for a device tensor of this shape. */
+export interface StepInput {
+  shape: readonly number[];
+  dtype: DType;
+  /** The shape's element count, row-major. */
+  data: ArrayLike<number>;
+}
+
+/** How `TrainTask.stepInputs` should shape a micro-batch. */
+export interface StepShapes {
+  /**
+   * True when the backend captures graphs (the CUDA backend): every distinct set of shapes is
+   * captured once and replayed, so use few of them (buckets: pad the sequence axis up to one of a
+   * few lengths, the batch axis up to `microBatchSize` with rows that count for nothing). False:
+   * the batch's own shapes, with no padding beyond it.
+   */
+  fixed: boolean;
+  /** The run's micro-batch size. */
+  microBatchSize: number;
+}
+
 /**
  * What the trainer needs from a task; it knows nothing else about it (classification, NER by
  * generation, anything with a scalar loss and a validation score).
@@ -87,6 +108,21 @@ export interface TrainTask<B = unknown> {
    * accumulated micro-batches give the mean over the whole batch. Give the token count for a per-token mean.
    */
   weight?(batch: B): number;
+  /**
+   * Optional, with `stepLoss`: the micro-batch as fixed-shape host arrays, by input name. When a
+   * task has both, the trainer writes these into device tensors and calls `stepLoss` instead of
+   * `loss` (on every backend), and on a backend that captures graphs it records each micro-batch
+   * shape's forward and backward once and replays it. Null: this micro-batch goes through `loss`.
+   */
+  stepInputs?(batch: B, shapes: StepShapes): Record<string, StepInput> | null;
+  /**
+   * The value `loss(batch, ctx)` gives (the same mean, so the same gradients), computed from the
+   * tensors of `stepInputs(batch)` alone: a replayed graph repeats everything else its capture saw.
+   * Work that cannot be replayed (random numbers drawn on the host's counter: dropout in training
+   * mode) makes the capture fail; the trainer then runs every step eagerly and says why
+   * (`TrainResult.graphs`).
+   */
+  stepLoss?(inputs: Readonly<Record<string, Tensor>>, ctx: LossContext): Tensor;
   /** Tokens in the micro-batch, for tokens/s. Default: its number of examples. */
   tokens?(batch: B): number;
   /**
