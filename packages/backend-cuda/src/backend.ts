@@ -18,7 +18,7 @@ import type { Backend, BackendMemory, DType, MemoryParts, RawArray } from '@peft
 import { bytesPerElement, composeBackend, DTYPES, kernelTable, RAW_ARRAY } from '@peft/core';
 import type { AllocatorStats } from './allocator.js';
 import { CudaBuffer } from './buffer.js';
-import { CublasLt } from './cublaslt.js';
+import { CublasLt, formatLtVersion, type GemmFallback } from './cublaslt.js';
 import type { Ctx } from './kernels/common.js';
 import * as families from './kernels/index.js';
 import { CudaRuntime, type DeviceInfo } from './runtime.js';
@@ -69,6 +69,13 @@ export interface CudaBackend extends Backend {
   readonly lt: CublasLt | null;
   /** Which GEMM runs: the cuBLASLt path, or why the tiled kernel is used. */
   readonly gemmLibrary: string;
+  /**
+   * GEMM shapes that cuBLASLt did not take, each decided once and then run on the tiled kernel:
+   * the heuristic offered no algorithm, or cublasLtMatmul refused every algorithm it offered
+   * (CUBLAS_STATUS_NOT_SUPPORTED / INVALID_VALUE). `shape` is like "bf16 m=128 n=4096 k=4096
+   * batch=1 transA=0 transB=1"; empty when none (and always without cuBLASLt).
+   */
+  readonly gemmFallbacks: readonly GemmFallback[];
   /** Matmul calls per path since creation (tests and benchmarks read them). */
   readonly gemmCounts: { cublasLt: number; tiled: number; skinny: number };
   /** Whether attention uses the tensor-core kernels where they apply (see CudaBackendOptions.tensorCores). */
@@ -157,17 +164,33 @@ class CudaMemory implements MemoryParts<CudaBuffer> {
   }
 }
 
-/** cuBLASLt with its workspace (a block of the allocator, released by the runtime's destroy), or why there is none. */
+/**
+ * cuBLASLt with its workspace (a block of the allocator, released by the runtime's destroy), or
+ * why there is none. `gemmLibrary` names the file loaded (full path and version), or every place
+ * searched when none loaded.
+ */
 function loadCublas(rt: CudaRuntime, opts: CudaBackendOptions): { lt: CublasLt | null; gemmLibrary: string } {
   if (opts.cublas === false) return { lt: null, gemmLibrary: 'tiled kernel (cublas: false)' };
   const bytes = opts.workspaceBytes ?? 32 * 2 ** 20;
   const workspace = rt.alloc(bytes);
   const found = CublasLt.load(rt.d.koffi, rt.info.driverVersion, rt.stream, { ptr: workspace.ptr, bytes }, opts.allowTf32 ?? false);
-  if (found.lt) return { lt: found.lt, gemmLibrary: `cuBLASLt ${found.lt.version} (${found.lt.path})` };
+  if (found.lt) {
+    const { version, path } = found.lt;
+    return { lt: found.lt, gemmLibrary: `cuBLASLt ${formatLtVersion(version)} (cublasLtGetVersion ${version}) from ${path}` };
+  }
   rt.release(workspace);
+  const { python } = found;
+  const pythonText = python.python
+    ? `the site-packages of ${python.python}: ${python.dirs.join(', ') || 'none'}`
+    : `no Python answered (${python.errors.join('; ')})`;
   return {
     lt: null,
-    gemmLibrary: `tiled kernel: no cuBLASLt found (tried ${found.tried.join(', ')}; set LD_LIBRARY_PATH or CUDA_HOME, or pip install nvidia-cublas-cu12)`,
+    gemmLibrary: [
+      `tiled kernel: no cuBLASLt found. Looked for ${found.names.join(', ')} in ${found.searched.join(', ')}`,
+      `(folders from LD_LIBRARY_PATH, CUDA_HOME/CUDA_PATH, ${pythonText}, and fixed prefixes), then in the loader's default search`,
+      ...(found.errors.length ? [`; could not load: ${found.errors.join('; ')}`] : []),
+      ". Set LD_LIBRARY_PATH or CUDA_HOME to a folder with libcublasLt, point PEFT_BENCH_PYTHON at a Python with PyTorch's CUDA wheels, or pip install nvidia-cublas-cu12",
+    ].join(' '),
   };
 }
 
@@ -197,6 +220,7 @@ export function createCudaBackend(opts: CudaBackendOptions = {}): CudaBackend {
       rt,
       lt,
       gemmLibrary,
+      gemmFallbacks: lt?.fallbacks ?? [],
       gemmCounts,
       tensorCores,
       mixedKernels,

@@ -1,19 +1,23 @@
 /**
- * cuBLASLt, loaded at run time (never linked): libcublasLt.so.13 or .12, searched in
- * LD_LIBRARY_PATH, CUDA_HOME / CUDA_PATH (lib64, lib), the nvidia/cublas/lib folders of Python
- * installs (PyTorch's pip wheels bring one), then the loader's default search. The declarations
- * and enum values below are written from cublasLt.h (stable across CUDA 11.4–13).
+ * cuBLASLt, loaded at run time (never linked): libcublasLt.so.13 or .12, searched as
+ * cublaslt-search.ts says (LD_LIBRARY_PATH, CUDA_HOME / CUDA_PATH, the nvidia/cu13, cu12 and
+ * cublas lib folders of Python's site-packages, then the loader's default search). The
+ * declarations and enum values below are written from cublasLt.h (stable across CUDA 11.4–13).
  *
  * GEMMs are row-major here and column-major in cuBLAS: out[M,N] = op(A)·op(B) is computed as
  * outᵀ[N,M] = op(B)ᵀ·op(A)ᵀ, i.e. cuBLAS's first operand is our B. float32 operands compute in
  * float32 (CUBLAS_COMPUTE_32F; TF32 only when asked), float16/bfloat16 operands on tensor cores
  * with float32 accumulation.
+ *
+ * The heuristic is asked for up to ALGOS algorithms per shape; cublasLtMatmul answering
+ * CUBLAS_STATUS_NOT_SUPPORTED or INVALID_VALUE for one moves on to the next, and when none
+ * runs (or the heuristic offers none) the shape is left to the tiled kernel. The plan cache keeps
+ * the algorithm that ran, or the refusal, so each shape is decided once; refusals are listed in
+ * `fallbacks`.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { DType } from '@peft/core';
+import { cublasLtCandidates, type PythonSites, pythonSitePackages, realSearch } from './cublaslt-search.js';
 import type { Koffi, Ptr } from './driver.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: C functions declared from strings at run time.
@@ -56,75 +60,6 @@ const DECLS = {
 
 type Lt = { [K in keyof typeof DECLS]: Fn };
 
-export interface CublasLtSearch {
-  env: Record<string, string | undefined>;
-  exists: (path: string) => boolean;
-  /** Lists a directory (for the python3.X folders); [] when it cannot be read. */
-  list: (dir: string) => string[];
-  home: string;
-}
-
-const NAMES_NEW_FIRST = ['libcublasLt.so.13', 'libcublasLt.so.12'];
-
-/**
- * The paths to try, in order: LD_LIBRARY_PATH, CUDA_HOME/CUDA_PATH, Python's nvidia/cublas/lib,
- * then the bare names (the dynamic loader's own search). The .13 library needs a CUDA 13 driver:
- * with an older driver (driverVersion < 13000) only .12 is tried.
- */
-export function cublasLtCandidates(search: CublasLtSearch, driverVersion: number): string[] {
-  const names = driverVersion >= 13000 ? NAMES_NEW_FIRST : NAMES_NEW_FIRST.filter((n) => !n.endsWith('.13'));
-  const dirs: string[] = [];
-  for (const d of (search.env.LD_LIBRARY_PATH ?? '').split(':')) if (d) dirs.push(d);
-  for (const key of ['CUDA_HOME', 'CUDA_PATH']) {
-    const root = search.env[key];
-    if (root) dirs.push(join(root, 'lib64'), join(root, 'lib'), join(root, 'targets', 'x86_64-linux', 'lib'));
-  }
-  const prefixes = [search.env.VIRTUAL_ENV, search.env.CONDA_PREFIX, join(search.home, '.local'), '/usr/local', '/usr', '/opt/conda'];
-  for (const prefix of prefixes) {
-    if (!prefix) continue;
-    for (const lib of ['lib', 'lib64']) {
-      const base = join(prefix, lib);
-      for (const py of search.list(base).filter((n) => /^python3(\.\d+)?$/.test(n))) {
-        for (const site of ['site-packages', 'dist-packages']) dirs.push(join(base, py, site, 'nvidia', 'cublas', 'lib'));
-      }
-    }
-  }
-  dirs.push('/usr/local/cuda/lib64');
-  const out: string[] = [];
-  for (const name of names) for (const dir of dirs) if (search.exists(join(dir, name))) out.push(join(dir, name));
-  for (const name of names) out.push(name);
-  return [...new Set(out)];
-}
-
-/** The real file system and environment, plus the folder a `python3` on PATH reports, last. */
-function realSearch(): CublasLtSearch {
-  return {
-    env: process.env,
-    exists: existsSync,
-    list: (dir) => {
-      try {
-        return readdirSync(dir);
-      } catch {
-        return [];
-      }
-    },
-    home: homedir(),
-  };
-}
-
-function pythonCublasDir(): string | null {
-  try {
-    const out = execFileSync('python3', ['-c', 'import nvidia.cublas as m; print(list(m.__path__)[0])'], {
-      encoding: 'utf8',
-      timeout: 10_000,
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-    return out ? join(out, 'lib') : null;
-  } catch {
-    return null;
-  }
-}
-
 export interface GemmCall {
   m: number;
   n: number;
@@ -149,21 +84,86 @@ export interface GemmCall {
 interface Plan {
   desc: Ptr;
   layouts: [Ptr, Ptr, Ptr]; // cuBLAS A (= our b), cuBLAS B (= our a), C = D
-  algo: Ptr; // pointer into `heuristics` native memory
-  workspace: number;
+  /** Native memory with `count` heuristic results, HEURISTIC_BYTES each, best first. */
+  results: Ptr;
+  resultsAddr: bigint;
+  count: number;
+  /** Workspace bytes each result needs. */
+  workspaces: number[];
+  /** The result that runs: the first one cublasLtMatmul took. */
+  chosen: number;
+  /** Algorithms cublasLtMatmul refused so far, with its status. */
+  refused: string[];
+}
+
+/** A shape left to the tiled kernel, and why. */
+interface Refusal {
+  reason: string;
+}
+
+/** Algorithms asked of the heuristic per shape: the next one runs when cublasLtMatmul refuses one. */
+export const ALGOS = 8;
+const STATUS_INVALID_VALUE = 7;
+const STATUS_NOT_SUPPORTED = 15;
+
+/** One GEMM shape that cuBLASLt did not take and the tiled kernel runs instead. */
+export interface GemmFallback {
+  /** dtypes, sizes, batch and transposes, e.g. "bf16 m=128 n=4096 k=4096 batch=1 transA=0 transB=1". */
+  shape: string;
+  /** Why: the heuristic offered nothing, or cublasLtMatmul refused every algorithm (with its statuses). */
+  reason: string;
+}
+
+/** What load() looked at when no library loaded: the folders, the names, the Python asked, and the load errors. */
+export interface CublasLtSearchReport {
+  searched: string[];
+  names: string[];
+  python: PythonSites;
+  errors: string[];
+}
+
+const SHORT: Partial<Record<DType, string>> = { float32: 'f32', float16: 'f16', bfloat16: 'bf16' };
+
+/** "bf16 m=… n=… k=… batch=… transA=0 transB=1", with " align=a/b/out" when a pointer is less than 256-byte aligned. */
+export function gemmShape(c: GemmCall, [alA, alB, alO]: readonly number[]): string {
+  const [a, b, o] = [SHORT[c.dtA], SHORT[c.dtB], SHORT[c.dtOut]];
+  const dt = a === b ? (o === a ? a : `${a}→${o}`) : `${a}·${b}→${o}`;
+  const align = alA === 256 && alB === 256 && alO === 256 ? '' : ` align=${alA}/${alB}/${alO}`;
+  return `${dt} m=${c.m} n=${c.n} k=${c.k} batch=${c.batch} transA=${c.transA ? 1 : 0} transB=${c.transB ? 1 : 0}${align}`;
+}
+
+/** "13.1.0" from cublasLtGetVersion's 130100. */
+export function formatLtVersion(v: number): string {
+  return `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`;
+}
+
+/** The libcublasLt files mapped into this process (Linux: /proc/self/maps); [] elsewhere. */
+function mappedCublasLt(): string[] {
+  try {
+    const paths = readFileSync('/proc/self/maps', 'utf8')
+      .split('\n')
+      .map((l) => l.slice(l.indexOf('/')))
+      .filter((p) => p.startsWith('/') && /\/libcublasLt\.so[^/]*$/.test(p));
+    return [...new Set(paths)];
+  } catch {
+    return [];
+  }
 }
 
 /** cuBLASLt for one stream: a handle, a workspace, and a plan cache keyed by shape, dtypes and alignment. */
 export class CublasLt {
-  private readonly plans = new Map<string, Plan | null>();
+  private readonly plans = new Map<string, Plan | Refusal>();
   private readonly scratch: Ptr; // native memory for attribute values
   private readonly scratchView: DataView;
   private readonly alphaBeta = new Float32Array(2);
   private handle: Ptr;
+  /** The shapes left to the tiled kernel (see GemmFallback); the backend's `gemmFallbacks`. */
+  readonly fallbacks: GemmFallback[] = [];
 
   private constructor(
     private readonly koffi: Koffi,
     private readonly lt: Lt,
+    /** The file loaded: its full path (for a bare name, the one the loader mapped, where /proc/self/maps tells). */
     readonly path: string,
     readonly version: number,
     private readonly stream: Ptr,
@@ -178,8 +178,8 @@ export class CublasLt {
   }
 
   /**
-   * Loads cuBLASLt (search order above). Returns null with the paths tried when no library loads;
-   * the backend then uses its own tiled GEMM kernel.
+   * Loads cuBLASLt (search order in cublaslt-search.ts). Returns null with what was searched when
+   * no library loads; the backend then uses its own tiled GEMM kernel.
    */
   static load(
     koffi: Koffi,
@@ -187,23 +187,25 @@ export class CublasLt {
     stream: Ptr,
     workspace: { ptr: number; bytes: number },
     allowTf32: boolean,
-  ): { lt: CublasLt } | { lt: null; tried: string[]; errors: string[] } {
-    const candidates = cublasLtCandidates(realSearch(), driverVersion);
-    const py = pythonCublasDir();
-    if (py) for (const name of NAMES_NEW_FIRST) if (existsSync(join(py, name))) candidates.splice(candidates.length - 2, 0, join(py, name));
+  ): { lt: CublasLt } | ({ lt: null } & CublasLtSearchReport) {
+    const python = pythonSitePackages();
+    const { paths, searched, names } = cublasLtCandidates(realSearch(python.dirs), driverVersion);
     const errors: string[] = [];
-    for (const path of candidates) {
+    for (const path of paths) {
+      const before = path.includes('/') ? [] : mappedCublasLt();
       try {
         const lib = koffi.load(path);
         const lt = {} as Lt;
         for (const [key, decl] of Object.entries(DECLS)) (lt as Record<string, Fn>)[key] = lib.func(decl);
         const version = Number(lt.cublasLtGetVersion());
-        return { lt: new CublasLt(koffi, lt, path, version, stream, workspace, allowTf32) };
+        const mapped = path.includes('/') ? [] : mappedCublasLt();
+        const full = path.includes('/') ? path : (mapped.find((p) => !before.includes(p)) ?? mapped[0] ?? path);
+        return { lt: new CublasLt(koffi, lt, full, version, stream, workspace, allowTf32) };
       } catch (err) {
         errors.push(`${path}: ${(err as Error).message.split('\n')[0]}`);
       }
     }
-    return { lt: null, tried: candidates, errors };
+    return { lt: null, searched, names, python, errors };
   }
 
   /**
@@ -218,7 +220,12 @@ export class CublasLt {
     return (c.dtA === 'float16' || c.dtA === 'bfloat16') && (c.dtOut === c.dtA || c.dtOut === 'float32');
   }
 
-  /** Enqueues the GEMM; returns false when no algorithm fits (the caller falls back). */
+  /**
+   * Enqueues the GEMM; returns false when cuBLASLt does not take this shape (the caller runs the
+   * tiled kernel): the heuristic offered no algorithm, or cublasLtMatmul refused every one it
+   * offered (NOT_SUPPORTED or INVALID_VALUE). Either is decided once per shape and listed in
+   * `fallbacks`; any other status throws.
+   */
   matmul(c: GemmCall): boolean {
     const bytes = (dt: DType) => (dt === 'float32' ? 4 : 2);
     const align = (ptr: number, strideBytes: number) => {
@@ -226,46 +233,65 @@ export class CublasLt {
       while (a > 1 && (ptr % a !== 0 || strideBytes % a !== 0)) a /= 2;
       return a;
     };
-    const alA = align(c.a, c.batch > 1 ? c.strideA * bytes(c.dtA) : 0);
-    const alB = align(c.b, c.batch > 1 ? c.strideB * bytes(c.dtB) : 0);
-    const alO = align(c.out, c.batch > 1 ? c.strideOut * bytes(c.dtOut) : 0);
-    const key = [c.m, c.n, c.k, c.transA, c.transB, c.batch, c.strideA, c.strideB, c.strideOut, c.dtA, c.dtB, c.dtOut, alA, alB, alO].join(
+    const alignment = [
+      align(c.a, c.batch > 1 ? c.strideA * bytes(c.dtA) : 0),
+      align(c.b, c.batch > 1 ? c.strideB * bytes(c.dtB) : 0),
+      align(c.out, c.batch > 1 ? c.strideOut * bytes(c.dtOut) : 0),
+    ];
+    const key = [c.m, c.n, c.k, c.transA, c.transB, c.batch, c.strideA, c.strideB, c.strideOut, c.dtA, c.dtB, c.dtOut, ...alignment].join(
       ',',
     );
     let plan = this.plans.get(key);
     if (plan === undefined) {
-      plan = this.plan(c, [alA, alB, alO]);
+      plan = this.plan(c, alignment);
       this.plans.set(key, plan);
+      if ('reason' in plan) this.fallbacks.push({ shape: gemmShape(c, alignment), reason: plan.reason });
     }
-    if (plan === null) return false;
+    if ('reason' in plan) return false;
     this.alphaBeta[0] = c.alpha;
     this.alphaBeta[1] = c.accumulate ? 1 : 0;
-    const [la, lb, lc] = plan.layouts;
-    this.check(
-      this.lt.cublasLtMatmul(
-        this.handle,
-        plan.desc,
-        this.alphaBeta.subarray(0, 1),
-        c.b,
-        la,
-        c.a,
-        lb,
-        this.alphaBeta.subarray(1, 2),
-        c.out,
-        lc,
-        c.out,
-        lc,
-        plan.algo,
-        this.workspace.ptr,
-        plan.workspace,
-        this.stream,
-      ),
-      'cublasLtMatmul',
-    );
-    return true;
+    for (;;) {
+      const rc = this.run(plan, c);
+      if (rc === 0) return true;
+      if (rc !== STATUS_NOT_SUPPORTED && rc !== STATUS_INVALID_VALUE) this.check(rc, `cublasLtMatmul (${gemmShape(c, alignment)})`);
+      plan.refused.push(`algorithm ${plan.chosen + 1}: ${STATUS[rc]}`);
+      if (plan.chosen + 1 < plan.count) {
+        plan.chosen++;
+        continue;
+      }
+      const reason = `cublasLtMatmul refused all ${plan.count} algorithms the heuristic offered (${plan.refused.join(', ')})`;
+      this.freePlan(plan);
+      this.plans.set(key, { reason });
+      this.fallbacks.push({ shape: gemmShape(c, alignment), reason });
+      return false;
+    }
   }
 
-  private plan(c: GemmCall, [alA, alB, alO]: number[]): Plan | null {
+  /** cublasLtMatmul with the plan's chosen algorithm; its status. */
+  private run(plan: Plan, c: GemmCall): number {
+    const [la, lb, lc] = plan.layouts;
+    return this.lt.cublasLtMatmul(
+      this.handle,
+      plan.desc,
+      this.alphaBeta.subarray(0, 1),
+      c.b,
+      la,
+      c.a,
+      lb,
+      this.alphaBeta.subarray(1, 2),
+      c.out,
+      lc,
+      c.out,
+      lc,
+      plan.resultsAddr + BigInt(plan.chosen * HEURISTIC_BYTES),
+      this.workspace.ptr,
+      plan.workspaces[plan.chosen],
+      this.stream,
+    );
+  }
+
+  /** Descriptors, layouts and up to ALGOS heuristic results for a shape, or why cuBLASLt does not take it. */
+  private plan(c: GemmCall, [alA, alB, alO]: number[]): Plan | Refusal {
     const lt = this.lt;
     const compute = c.dtA === 'float32' && this.allowTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     const out: Ptr[] = [null];
@@ -302,19 +328,40 @@ export class CublasLt {
     ] as const) {
       this.setI32(lt.cublasLtMatmulPreferenceSetAttribute, pref[0], attr, value);
     }
-    const results = this.koffi.alloc('uint8_t', HEURISTIC_BYTES);
+    const results = this.koffi.alloc('uint8_t', ALGOS * HEURISTIC_BYTES);
     const returned = [0];
-    const rc = lt.cublasLtMatmulAlgoGetHeuristic(this.handle, desc, la, lb, lc, lc, pref[0], 1, results, returned);
+    const rc = lt.cublasLtMatmulAlgoGetHeuristic(this.handle, desc, la, lb, lc, lc, pref[0], ALGOS, results, returned);
     lt.cublasLtMatmulPreferenceDestroy(pref[0]);
-    if (rc !== 0 || returned[0] < 1) {
-      lt.cublasLtMatmulDescDestroy(desc);
-      for (const l of [la, lb, lc]) lt.cublasLtMatrixLayoutDestroy(l);
-      this.koffi.free(results);
-      return null;
+    const plan: Plan = {
+      desc,
+      layouts: [la, lb, lc],
+      results,
+      resultsAddr: BigInt(this.koffi.address(results)),
+      count: Math.min(returned[0], ALGOS),
+      workspaces: [],
+      chosen: 0,
+      refused: [],
+    };
+    if (rc !== 0 || plan.count < 1) {
+      this.freePlan(plan);
+      return {
+        reason: `cublasLtMatmulAlgoGetHeuristic offered no algorithm (${rc === 0 ? 'none returned' : `status ${rc} ${STATUS[rc] ?? ''}`.trim()})`,
+      };
     }
-    const view = new DataView(this.koffi.view(results, HEURISTIC_BYTES));
-    const workspace = Number(view.getBigUint64(64, true));
-    return { desc, layouts: [la, lb, lc], algo: results, workspace };
+    const view = new DataView(this.koffi.view(results, plan.count * HEURISTIC_BYTES));
+    for (let i = 0; i < plan.count; i++) plan.workspaces.push(Number(view.getBigUint64(i * HEURISTIC_BYTES + 64, true)));
+    return plan;
+  }
+
+  private freePlan(plan: Plan): string[] {
+    const failed: string[] = [];
+    const step = (what: string, status: number) => {
+      if (status !== 0) failed.push(`${what}: status ${status} (${STATUS[status] ?? 'unknown'})`);
+    };
+    step('cublasLtMatmulDescDestroy', this.lt.cublasLtMatmulDescDestroy(plan.desc));
+    for (const l of plan.layouts) step('cublasLtMatrixLayoutDestroy', this.lt.cublasLtMatrixLayoutDestroy(l));
+    this.koffi.free(plan.results);
+    return failed;
   }
 
   private setI32(fn: Fn, obj: Ptr, attr: number, value: number): void {
@@ -331,21 +378,25 @@ export class CublasLt {
     if (status !== 0) throw new Error(`${call} failed with cublasStatus_t ${status} (${STATUS[status] ?? 'unknown'}) in ${this.path}`);
   }
 
-  destroy(): void {
-    for (const plan of this.plans.values()) {
-      if (!plan) continue;
-      this.lt.cublasLtMatmulDescDestroy(plan.desc);
-      for (const l of plan.layouts) this.lt.cublasLtMatrixLayoutDestroy(l);
-      this.koffi.free(plan.algo);
-    }
+  /**
+   * Releases the plans and the handle, trying every step; returns the steps that failed (after a
+   * GPU fault the library may refuse some), never throws.
+   */
+  destroy(): string[] {
+    if (this.handle === null) return [];
+    const failed: string[] = [];
+    for (const plan of this.plans.values()) if (!('reason' in plan)) failed.push(...this.freePlan(plan));
     this.plans.clear();
-    if (this.handle !== null) this.lt.cublasLtDestroy(this.handle);
+    const rc = this.lt.cublasLtDestroy(this.handle);
+    if (rc !== 0) failed.push(`cublasLtDestroy: status ${rc} (${STATUS[rc] ?? 'unknown'})`);
     this.handle = null;
     this.koffi.free(this.scratch);
+    return failed;
   }
 }
 
 const STATUS: Record<number, string> = {
+  0: 'CUBLAS_STATUS_SUCCESS',
   1: 'CUBLAS_STATUS_NOT_INITIALIZED',
   3: 'CUBLAS_STATUS_ALLOC_FAILED',
   7: 'CUBLAS_STATUS_INVALID_VALUE',

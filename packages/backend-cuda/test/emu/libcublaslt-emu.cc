@@ -6,7 +6,14 @@
 // dimensions, ld < rows, unequal batch counts, unsupported types, and pointers or batch strides
 // less aligned than the algorithm was chosen for are refused with the status cuBLASLt returns.
 // The product is enqueued on the emulated stream, so graph capture records it.
+//
+// The heuristic offers up to ALGOS_OFFERED algorithms (numbered from 0, best first). For the
+// tests of the backend's algorithm fallback, cublasLtMatmul refuses with NOT_SUPPORTED:
+// PEFT_CUDA_EMU_LT_REFUSE=N the algorithms numbered below N, and
+// PEFT_CUDA_EMU_LT_REFUSE_SHAPE=m,n,k (cuBLAS's column-major m, n, k) every algorithm for that shape.
+// Both are read at each call.
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +44,7 @@ struct Pref {
 // Lives in the 64 bytes of cublasLtMatmulAlgo_t.
 struct Algo {
   uint32_t magic;
+  uint32_t index;
   uint32_t align[4];
   uint64_t workspace;
 };
@@ -148,6 +156,17 @@ Status check(const Desc& d, const Layout& a, const Layout& b, const Layout& c, c
 
 size_t type_bytes(int t) { return t == R_32F ? 4 : 2; }
 
+const int ALGOS_OFFERED = 6;
+
+// Whether the test asks cublasLtMatmul to refuse this algorithm or shape (see the top of the file).
+bool refused(uint32_t index, uint64_t m, uint64_t n, uint64_t k) {
+  const char* below = getenv("PEFT_CUDA_EMU_LT_REFUSE");
+  if (below && *below && index < (uint32_t)atoi(below)) return true;
+  const char* shape = getenv("PEFT_CUDA_EMU_LT_REFUSE_SHAPE");
+  unsigned long long sm, sn, sk;
+  return shape && sscanf(shape, "%llu,%llu,%llu", &sm, &sn, &sk) == 3 && sm == m && sn == n && sk == k;
+}
+
 int (*enqueue)(void (*)(const void*), const void*, size_t) = nullptr;
 }  // namespace
 
@@ -234,15 +253,19 @@ Status cublasLtMatmulAlgoGetHeuristic(void*, void* op, void* a, void* b, void* c
   const Status rc = check(*(Desc*)op, *(Layout*)a, *(Layout*)b, *(Layout*)c, *(Layout*)d, m, n, k);
   if (rc) return rc;
   const Pref& p = *(Pref*)pref;
-  uint8_t* r = (uint8_t*)results;  // cublasLtMatmulHeuristicResult_t: algo[64], workspaceSize, state, wavesCount, reserved[4]
-  memset(r, 0, 96);
+  // cublasLtMatmulHeuristicResult_t: algo[64], workspaceSize, state, wavesCount, reserved[4]
+  const int count = requested < ALGOS_OFFERED ? requested : ALGOS_OFFERED;
   const uint64_t workspace = p.maxWorkspace < 4096 ? p.maxWorkspace : 4096;  // ask for some when allowed
-  Algo algo{ALGO_MAGIC, {p.align[0], p.align[1], p.align[2], p.align[3]}, workspace};
-  memcpy(r, &algo, sizeof algo);
-  memcpy(r + 64, &workspace, 8);
-  const float waves = 1.0f;
-  memcpy(r + 76, &waves, 4);
-  *returned = 1;
+  for (int i = 0; i < count; i++) {
+    uint8_t* r = (uint8_t*)results + 96 * i;
+    memset(r, 0, 96);
+    Algo algo{ALGO_MAGIC, (uint32_t)i, {p.align[0], p.align[1], p.align[2], p.align[3]}, workspace};
+    memcpy(r, &algo, sizeof algo);
+    memcpy(r + 64, &workspace, 8);
+    const float waves = 1.0f;
+    memcpy(r + 76, &waves, 4);
+  }
+  *returned = count;
   return OK;
 }
 Status cublasLtMatmul(void*, void* op, const void* alpha, uint64_t A, void* a, uint64_t B, void* b, const void* beta, uint64_t C, void* c,
@@ -257,6 +280,7 @@ Status cublasLtMatmul(void*, void* op, const void* alpha, uint64_t A, void* a, u
   if (rc) return rc;
   const Algo* al = (const Algo*)algo;
   if (!al || al->magic != ALGO_MAGIC) return INVALID_VALUE;
+  if (refused(al->index, x.m, x.n, x.k)) return NOT_SUPPORTED;
   const uint64_t ptrs[4] = {A, B, C, D};
   const Layout* ls[4] = {&x.a, &x.b, &x.c, &x.dl};
   for (int i = 0; i < 4; i++) {
