@@ -2,6 +2,17 @@ import { crossEntropy, gatherRows, type Linear, Module, reshape, type Tensor, te
 import type { BaseModel, CausalLM } from '@peft/models';
 import { baseHidden, batchShape, checkIds, type HeadBatch, type Rows } from './batch.js';
 import { type GenerateOptions, greedyGenerate, type Prompts } from './generate.js';
+import {
+  checkInputs,
+  checkTensorLossSupported,
+  flatHidden,
+  type HostInput,
+  IGNORE_INDEX,
+  type InputPadding,
+  inputGrid,
+  type ModelInputs,
+  meanCrossEntropy,
+} from './tensor-input.js';
 
 export interface CausalLMBatch extends HeadBatch {
   /**
@@ -9,6 +20,20 @@ export interface CausalLMBatch extends HeadBatch {
    * and the padding. The loss shifts them by one, as transformers does.
    */
   labels: Rows;
+}
+
+/** The answer-token loss as input tensors (`tensorLoss`) or their host values (`lossInputs`), all int32. */
+export interface CausalLMTensorInputs<T = Tensor> extends ModelInputs<T> {
+  /** [targets]: the flat positions (row · seq + position) whose logits predict a target. */
+  targetRows: T;
+  /** [targets]: the token each of those positions predicts; the ignore index (−100) on padding. */
+  targets: T;
+}
+
+/** How far `CausalLMHead.lossInputs` pads: the batch and sequence axes, and the number of targets. */
+export interface CausalLMInputPadding extends InputPadding {
+  /** Target rows; the extra ones gather position 0 with the ignore index. Default the batch's own. */
+  targets?: number;
 }
 
 /** What `CausalLMHead.forward` returns. */
@@ -72,6 +97,53 @@ export class CausalLMHead extends Module {
       const index = tensor(picked.rows, [picked.rows.length], { backend: this.model.backend, dtype: 'int32' });
       const logits = this.lmHead.forward(gatherRows(flat, index));
       return crossEntropy(logits, picked.targets, { ignoreIndex: -100 });
+    });
+  }
+
+  /**
+   * The batch as the int32 host arrays `tensorLoss` reads, padded to `pad` (default none): extra
+   * positions are masked padding on the right of every row, extra rows hold one token and no
+   * target, extra target rows are ignored. A batch without any target has one ignored target row
+   * (the zero loss of `loss`).
+   */
+  lossInputs(batch: CausalLMBatch, pad: CausalLMInputPadding = {}): CausalLMTensorInputs<HostInput> {
+    const where = 'CausalLMHead.lossInputs';
+    const [b, t] = batchShape(where, batch);
+    const picked = this.#targets(where, batch.labels, b, t);
+    const { rows: _rows, length: _length, batch: _batch, seq, ...model } = inputGrid(where, batch, this.model.config.vocabSize, pad);
+    const count = pad.targets ?? picked.rows.length;
+    if (!Number.isInteger(count) || count < picked.rows.length) {
+      throw new Error(`${where}: pad.targets is ${count}; it must be an integer >= ${picked.rows.length}, the batch's target rows`);
+    }
+    const targetRows = new Int32Array(count);
+    const targets = new Int32Array(count).fill(IGNORE_INDEX);
+    picked.rows.forEach((flat, k) => {
+      targetRows[k] = Math.floor(flat / t) * seq + (flat % t);
+    });
+    targets.set(picked.targets);
+    return {
+      ...model,
+      targetRows: { shape: [count], dtype: 'int32', data: targetRows },
+      targets: { shape: [count], dtype: 'int32', data: targets },
+    };
+  }
+
+  /**
+   * `loss` computed from input tensors alone (the arrays of `lossInputs` on the device): no value
+   * is read on the host, so a captured graph of it replays for new inputs of the same shapes. The
+   * mean is over the targets that are not −100, and 0 (with zero gradients) when there is none.
+   * Needs a rope that takes position tensors (`supportsTensorLoss`).
+   */
+  tensorLoss(inputs: CausalLMTensorInputs): Tensor {
+    const where = 'CausalLMHead.tensorLoss';
+    checkTensorLossSupported(where, this.model.config);
+    checkInputs(where, inputs, { inputIds: [null, null], targetRows: [null] });
+    const [b, t] = inputs.inputIds.shape as [number, number];
+    const r = inputs.targetRows.size;
+    checkInputs(where, inputs, { attentionMask: [b, t], positionIds: [b, t], targets: [r] });
+    return tidy(() => {
+      const picked = gatherRows(flatHidden(this.base, this.model, inputs), inputs.targetRows);
+      return meanCrossEntropy(this.lmHead.forward(picked), inputs.targets);
     });
   }
 

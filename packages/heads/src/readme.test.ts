@@ -27,3 +27,13 @@ it('runs the README snippet', async () => {
   expect(run.lines[3]).toBe(`generated ${JSON.stringify(generated)} | no tensor left behind: true`);
   expect(run.calls.at(-1)?.at(-1)).toBe(true); // "no tensor left behind: true"
 });
+
+it('runs the README tensor-input snippet', async () => {
+  const run = await runReadmeSnippet(join(import.meta.dirname, '..', 'README.md'), { index: 1 });
+  expect(run.lines).toEqual([
+    'inputIds attentionMask positionIds poolIndex labels | labels 2,0,-100,-100 | pooled at 2,19,32,48',
+    'same loss: true',
+    'target rows 2,3,4,0,0,0,0,0 | targets 20,21,0,-100,-100,-100,-100,-100',
+    'same answer loss: true',
+  ]);
+});

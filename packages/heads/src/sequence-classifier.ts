@@ -15,6 +15,17 @@ import {
 } from '@peft/core';
 import type { BaseModel, CausalLM, ModelConfig } from '@peft/models';
 import { baseHidden, batchShape, checkCount, checkIds, type HeadBatch, inEvalMode, lastTokenIndex } from './batch.js';
+import {
+  checkInputs,
+  checkTensorLossSupported,
+  flatHidden,
+  type HostInput,
+  IGNORE_INDEX,
+  type InputPadding,
+  inputGrid,
+  type ModelInputs,
+  meanCrossEntropy,
+} from './tensor-input.js';
 
 /** A batch for the classifier, with one class id per row when a loss is wanted (transformers' `labels`). */
 export interface SequenceClassifierInput extends HeadBatch {
@@ -27,6 +38,14 @@ export interface SequenceClassifierOutput {
   logits: Tensor;
   /** Mean cross-entropy against `labels` (a scalar that backward can start from). */
   loss?: Tensor;
+}
+
+/** The classifier's loss as input tensors (`tensorLoss`) or their host values (`lossInputs`), all int32. */
+export interface SequenceClassifierTensorInputs<T = Tensor> extends ModelInputs<T> {
+  /** [batch]: each row's pooling position in the flattened batch, row · seq + its last real token. */
+  poolIndex: T;
+  /** [batch]: each row's class id; the ignore index (−100) on padding rows. */
+  labels: T;
 }
 
 export interface SequenceClassifierOptions {
@@ -207,6 +226,45 @@ export class SequenceClassifier extends Module {
     if (!labels) throw new Error('SequenceClassifier.loss: no labels: pass them or give the batch a labels field');
     this.#checkLabels('SequenceClassifier.loss', batch, labels);
     return tidy(() => crossEntropy(this.#logits(batch), labels));
+  }
+
+  /**
+   * The batch and its labels as the int32 host arrays `tensorLoss` reads, padded to `pad` (default
+   * none): extra positions are masked padding on the right of every row, extra rows hold one token
+   * and the ignore index as their label, so the loss is the mean over the real rows only.
+   */
+  lossInputs(batch: HeadBatch, labels: readonly number[], pad: InputPadding = {}): SequenceClassifierTensorInputs<HostInput> {
+    const where = 'SequenceClassifier.lossInputs';
+    this.#checkLabels(where, batch, labels);
+    const { rows, length, batch: b, seq, ...model } = inputGrid(where, batch, this.model.config.vocabSize, pad);
+    const last = lastTokenIndex(batch.attentionMask, rows, length);
+    const poolIndex = new Int32Array(b);
+    const target = new Int32Array(b).fill(IGNORE_INDEX);
+    for (let r = 0; r < b; r++) poolIndex[r] = r * seq + (r < rows ? last[r]! : 0);
+    target.set(labels);
+    return {
+      ...model,
+      poolIndex: { shape: [b], dtype: 'int32', data: poolIndex },
+      labels: { shape: [b], dtype: 'int32', data: target },
+    };
+  }
+
+  /**
+   * `loss` computed from input tensors alone (the arrays of `lossInputs` on the device): no value
+   * is read on the host, so a captured graph of it replays for new inputs of the same shapes. The
+   * mean is over the rows whose label is not −100. Needs a rope that takes position tensors
+   * (`supportsTensorLoss`).
+   */
+  tensorLoss(inputs: SequenceClassifierTensorInputs): Tensor {
+    const where = 'SequenceClassifier.tensorLoss';
+    checkTensorLossSupported(where, this.model.config);
+    checkInputs(where, inputs, { inputIds: [null, null] });
+    const [b, t] = inputs.inputIds.shape as [number, number];
+    checkInputs(where, inputs, { attentionMask: [b, t], positionIds: [b, t], poolIndex: [b], labels: [b] });
+    return tidy(() => {
+      const pooled = gatherRows(flatHidden(this.base, this.model, inputs), inputs.poolIndex);
+      return meanCrossEntropy(this.score.forward(pooled), inputs.labels);
+    });
   }
 
   /** The argmax label of each row, in eval mode and without recording gradients. */
