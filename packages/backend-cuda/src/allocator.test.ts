@@ -100,6 +100,26 @@ describe('CachingAllocator', () => {
     expect(() => a.alloc(512)).toThrow(/OUT_OF_MEMORY/);
   });
 
+  it('during a graph capture, an out-of-memory allocation fails at once: no stream sync, no frees, advice in the error', () => {
+    const dev = fakeDevice(8192);
+    let synced = 0;
+    const a = new CachingAllocator(dev, () => synced++);
+    a.release(a.alloc(4096)); // cached in the shared pool: the eager retry would free it
+    a.activePool = 3;
+    const inGraph = a.alloc(2048);
+    expect(() => a.alloc(8000)).toThrow(
+      /^alloc: out of device memory for 8192 bytes \(0\.0 MiB\) while a CUDA graph is being captured \(graph pool 3; 0\.0 MiB reserved, 0\.0 MiB cached\): CUDA_ERROR_OUT_OF_MEMORY\. Freeing cached blocks would synchronise the stream and invalidate the capture, so the allocation is not retried\. Reserve the memory before capturing: run the step once eagerly as a warm-up/,
+    );
+    expect(synced).toBe(0);
+    expect(dev.used()).toBe(4096 + 2048);
+    expect(a.stats()).toMatchObject({ current: 2048, pooled: 4096, reserved: 6144 });
+    // After the capture the usual retry applies again.
+    a.activePool = 0;
+    a.release(inGraph);
+    expect(() => a.alloc(8000)).toThrow(/OUT_OF_MEMORY/); // the graph's block is not the shared pool's to free
+    expect(synced).toBe(1);
+  });
+
   it('keeps blocks allocated during a graph capture in that graph pool until it is released', () => {
     const dev = fakeDevice();
     const a = new CachingAllocator(dev);

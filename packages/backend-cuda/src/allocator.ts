@@ -14,7 +14,8 @@
  *
  * The allocator never frees device memory by itself except when an allocation fails: then it
  * calls `beforeRelease` (the backend synchronizes its stream), releases the pooled blocks and
- * tries once more.
+ * tries once more. Not during a graph capture (activePool ≠ 0): waiting for the stream would
+ * invalidate the capture, so there an allocation that fails throws at once, with advice.
  */
 
 export interface RawAllocator {
@@ -158,12 +159,26 @@ export class CachingAllocator {
     this.privateHeld.delete(pool);
   }
 
-  /** Releases everything (the backend is being destroyed; the stream must be idle). */
-  releaseAll(): void {
-    for (const [ptr, size] of [...this.sizes]) this.freeDevice(ptr, size);
+  /**
+   * Releases everything (the backend is being destroyed; the stream must be idle), trying every
+   * block even when a free fails; returns what failed (nothing is held afterwards either way).
+   */
+  releaseAll(): string[] {
+    const failed: string[] = [];
+    for (const [ptr, size] of [...this.sizes]) {
+      try {
+        this.raw.free(ptr);
+      } catch (err) {
+        failed.push(`${(err as Error).message.split('\n')[0]}`);
+      }
+      this.sizes.delete(ptr);
+      this.reserved -= size;
+    }
     this.free.clear();
     this.privateHeld.clear();
     this.current = this.pooled = this.blocks = 0;
+    if (failed.length <= 3) return failed;
+    return [...failed.slice(0, 2), `… and ${failed.length - 2} more device frees failed the same way`];
   }
 
   resetPeak(): void {
@@ -188,6 +203,7 @@ export class CachingAllocator {
     try {
       ptr = this.raw.alloc(size);
     } catch (err) {
+      if (this.activePool !== 0) throw this.captureOom(size, err as Error);
       if (this.pooled === 0) throw err;
       this.beforeRelease();
       this.trim();
@@ -198,6 +214,19 @@ export class CachingAllocator {
     this.reserved += size;
     if (this.reserved > this.peakReserved) this.peakReserved = this.reserved;
     return ptr;
+  }
+
+  /**
+   * Out of memory during a graph capture: the usual retry (wait for the stream, free the pooled
+   * blocks) would invalidate the capture, so it fails at once, saying what to do instead.
+   */
+  private captureOom(size: number, err: Error): Error {
+    const MiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    return new Error(
+      `alloc: out of device memory for ${size} bytes (${MiB(size)}) while a CUDA graph is being captured (graph pool ${this.activePool}; ${MiB(this.reserved)} reserved, ${MiB(this.pooled)} cached): ${err.message.split('\n')[0]}. ` +
+        'Freeing cached blocks would synchronise the stream and invalidate the capture, so the allocation is not retried. ' +
+        'Reserve the memory before capturing: run the step once eagerly as a warm-up, free buffers the step does not need, or capture a smaller step',
+    );
   }
 
   private freeDevice(ptr: number, size: number): void {

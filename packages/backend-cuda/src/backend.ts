@@ -151,16 +151,30 @@ class CudaMemory implements MemoryParts<CudaBuffer> {
   }
 
   captureGraph(step: () => void): CudaGraph {
+    // Checked before trim(), whose wait for the stream would invalidate the capture in progress.
+    if (this.ctx.rt.capturing) throw new Error('captureGraph: a capture is already in progress');
     this.ctx.rt.trim();
     return this.ctx.rt.capture(step);
   }
 
+  /**
+   * Releases cuBLASLt, then the runtime (memory, modules, stream, context: see CudaRuntime.destroy,
+   * which tries every step and always releases the context). Throws once, after all of it, with
+   * every failure; after a GPU fault already reported by a read or sync, failed frees are expected
+   * and do not throw.
+   */
   destroy(): void {
     for (const b of this.live) b.freed = true;
     this.live.clear();
-    this.ctx.lt?.destroy();
-    this.ctx.rt.destroy();
     this.destroyed = true;
+    let ltFailed: string[] = [];
+    try {
+      this.ctx.rt.makeCurrent();
+      ltFailed = this.ctx.lt?.destroy() ?? [];
+    } catch (err) {
+      ltFailed = [(err as Error).message.split('\n')[0]!];
+    }
+    this.ctx.rt.destroy(ltFailed.map((f) => `cuBLASLt ${f}`));
   }
 }
 

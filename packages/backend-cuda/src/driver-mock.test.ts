@@ -231,4 +231,119 @@ describe.skipIf(!mock)('the driver plumbing, on a stand-in libcuda', async () =>
     expect(picked.length).toBeGreaterThan(5);
     for (const c of picked) await c.run();
   });
+
+  const ctxRefs = lib.func('int mock_ctx_refs()');
+  const ctxReleases = lib.func('int mock_ctx_releases()');
+  const ctxResets = lib.func('int mock_ctx_resets()');
+  const captureBreaks = lib.func('int mock_capture_breaks()');
+  const injectSticky = lib.func('void mock_inject_sticky(int code)');
+  const mockFail = lib.func('void mock_fail(const char *name, int code)');
+  const CUDA_ERROR_ILLEGAL_ADDRESS = 700;
+
+  /** A new backend that uploads and reads back: the context works. */
+  async function roundTrip(): Promise<void> {
+    const b = createCudaBackend({ cublas: false });
+    const x = b.alloc('float32', 3);
+    b.write(x, new Float32Array([1, 2, 3]));
+    expect([...((await b.read(x)) as Float32Array)]).toEqual([1, 2, 3]);
+    b.destroy();
+  }
+
+  it('after a GPU fault reported by sync(), destroy() releases everything and the context without throwing; a new backend works', async () => {
+    const b = createCudaBackend({ cublas: false });
+    const x = b.alloc('float32', 4);
+    b.write(x, new Float32Array(4));
+    const releases = ctxReleases();
+    injectSticky(CUDA_ERROR_ILLEGAL_ADDRESS);
+    await expect(b.sync()).rejects.toThrow(/the GPU reported an error in earlier work: CUDA_ERROR_ILLEGAL_ADDRESS/);
+    expect(() => b.fill(x, 0)).toThrow(/fill: the CUDA context failed earlier/);
+    // Every free answers the fault; the context release still happens, and frees them all.
+    expect(() => b.destroy()).not.toThrow();
+    expect(ctxReleases()).toBe(releases + 1);
+    expect(ctxRefs()).toBe(0);
+    await roundTrip();
+  });
+
+  it('after a fault, destroy() resets the primary context that another backend still holds, so the next backend gets a fresh one', async () => {
+    const a = createCudaBackend({ cublas: false });
+    const other = createCudaBackend({ cublas: false });
+    const resets = ctxResets();
+    injectSticky(CUDA_ERROR_ILLEGAL_ADDRESS);
+    await expect(a.sync()).rejects.toThrow(/ILLEGAL_ADDRESS/);
+    a.destroy();
+    expect(ctxResets()).toBe(resets + 1);
+    expect(ctxRefs()).toBe(0);
+    await roundTrip();
+    // The other backend's hold went with the reset: its destroy says the release failed.
+    expect(() => other.destroy()).toThrow(/destroy: could not release: cuDevicePrimaryCtxRelease: /);
+  });
+
+  it('a fault first seen by destroy() is thrown by it, after everything and the context are released', async () => {
+    const b = createCudaBackend({ cublas: false });
+    b.alloc('float32', 100);
+    injectSticky(CUDA_ERROR_ILLEGAL_ADDRESS);
+    const releases = ctxReleases();
+    expect(() => b.destroy()).toThrow(
+      /^destroy: the GPU reported an error in earlier work: .*CUDA_ERROR_ILLEGAL_ADDRESS.* \(the context was released: a new backend can be created\)$/,
+    );
+    expect(ctxReleases()).toBe(releases + 1);
+    await roundTrip();
+  });
+
+  it('without a fault, a failed release is thrown once, naming it, after the rest and the context are released', async () => {
+    const b = createCudaBackend({ cublas: false });
+    const releases = ctxReleases();
+    mockFail('cuStreamDestroy_v2', 1);
+    try {
+      expect(() => b.destroy()).toThrow(
+        /^destroy: could not release: cuStreamDestroy: CUDA_ERROR_MOCK \(mock error\) \(the context was released/,
+      );
+    } finally {
+      mockFail('', 0);
+    }
+    expect(ctxReleases()).toBe(releases + 1);
+    expect(() => b.destroy()).not.toThrow(); // once
+    await roundTrip();
+  });
+
+  it('refuses, during a capture, what would wait for the stream (trimPool, graph.destroy, the out-of-memory retry); the capture survives', () => {
+    const b = createCudaBackend({ cublas: false });
+    const x = b.alloc('float32', 4);
+    const first = b.captureGraph(() => b.affine(x, x, 2, 1));
+    const cached = b.alloc('float32', 1024);
+    const breaks = captureBreaks();
+    const g = b.captureGraph(() => {
+      b.free(cached); // a cached block the out-of-memory retry would free
+      expect(() => b.trimPool()).toThrow(
+        /^trimPool: would wait for the stream \(cuStreamSynchronize\) while a CUDA graph is being captured/,
+      );
+      expect(() => first.destroy()).toThrow(/^graph\.destroy: would wait for the stream/);
+      expect(() => b.alloc('float32', 2 ** 30)).toThrow(
+        /^alloc: out of device memory for 4294967296 bytes \(4096\.0 MiB\) while a CUDA graph is being captured .*cuMemAlloc\(4294967296 bytes\) failed: CUDA_ERROR_OUT_OF_MEMORY.*run the step once eagerly as a warm-up/,
+      );
+      expect(() => b.captureGraph(() => {})).toThrow(/captureGraph: a capture is already in progress/);
+      b.affine(x, x, 3, 0);
+    });
+    expect(captureBreaks()).toBe(breaks);
+    g.launch();
+    first.destroy();
+    g.destroy();
+    // A step that throws: its error, and the next capture works.
+    expect(() =>
+      b.captureGraph(() => {
+        throw new Error('the step failed');
+      }),
+    ).toThrow('the step failed');
+    b.captureGraph(() => b.affine(x, x, 1, 0)).destroy();
+    expect(captureBreaks()).toBe(breaks);
+    b.destroy();
+  });
+
+  it('destroy() inside a capture ends it and releases the context; the capture reports it', () => {
+    const b = createCudaBackend({ cublas: false });
+    const releases = ctxReleases();
+    expect(() => b.captureGraph(() => b.destroy())).toThrow(/captureGraph: the backend was destroyed during the capture/);
+    expect(ctxReleases()).toBe(releases + 1);
+    expect(captureBreaks()).toBe(0);
+  });
 });

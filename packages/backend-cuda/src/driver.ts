@@ -19,6 +19,14 @@ type Fn = (...args: any[]) => any;
 
 export const CUDA_SUCCESS = 0;
 export const CUDA_ERROR_NOT_READY = 600;
+/**
+ * Errors that poison the context (cuda.h: "the process must be terminated and relaunched", or the
+ * context destroyed): every later call answers the same error. ECC_UNCORRECTABLE 214,
+ * ILLEGAL_ADDRESS 700, LAUNCH_TIMEOUT 702, ASSERT 710, HARDWARE_STACK_ERROR 714,
+ * ILLEGAL_INSTRUCTION 715, MISALIGNED_ADDRESS 716, INVALID_ADDRESS_SPACE 717, INVALID_PC 718,
+ * LAUNCH_FAILED 719.
+ */
+export const STICKY_ERRORS: ReadonlySet<number> = new Set([214, 700, 702, 710, 714, 715, 716, 717, 718, 719]);
 
 /** Thrown when koffi, libcuda or a device cannot be had; `reason` is a sentence for the user. */
 export class CudaUnavailable extends Error {
@@ -67,6 +75,8 @@ const DRIVER_DECLS = {
   cuDeviceTotalMem: 'int cuDeviceTotalMem_v2(_Out_ size_t *bytes, int dev)',
   cuDevicePrimaryCtxRetain: 'int cuDevicePrimaryCtxRetain(_Out_ void **pctx, int dev)',
   cuDevicePrimaryCtxRelease: 'int cuDevicePrimaryCtxRelease_v2(int dev)',
+  cuDevicePrimaryCtxGetState: 'int cuDevicePrimaryCtxGetState(int dev, _Out_ unsigned int *flags, _Out_ int *active)',
+  cuDevicePrimaryCtxReset: 'int cuDevicePrimaryCtxReset_v2(int dev)',
   cuCtxSetCurrent: 'int cuCtxSetCurrent(void *ctx)',
   cuCtxSynchronize: 'int cuCtxSynchronize()',
   cuMemGetInfo: 'int cuMemGetInfo_v2(_Out_ size_t *free, _Out_ size_t *total)',

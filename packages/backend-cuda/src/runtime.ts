@@ -21,6 +21,7 @@ import {
   FUNC_ATTR_MAX_DYNAMIC_SHARED,
   loadDriver,
   type Ptr,
+  STICKY_ERRORS,
   STREAM_NON_BLOCKING,
 } from './driver.js';
 import { KERNELS, type KernelName, type ParamValue, packArgs } from './kernels.js';
@@ -113,7 +114,11 @@ export class CudaRuntime {
     this.ctx = ctx[0];
     this.makeCurrent();
     const stream: Ptr[] = [null];
-    check(d, d.cuStreamCreate(stream, STREAM_NON_BLOCKING), 'cuStreamCreate');
+    const rc = d.cuStreamCreate(stream, STREAM_NON_BLOCKING);
+    if (rc !== CUDA_SUCCESS) {
+      d.cuDevicePrimaryCtxRelease(dev[0]); // not kept: no backend holds it
+      check(d, rc, 'cuStreamCreate');
+    }
     this.stream = stream[0];
     this.argMem = d.koffi.alloc('uint8_t', ARG_BYTES);
     this.argView = new DataView(d.koffi.view(this.argMem, ARG_BYTES));
@@ -123,18 +128,24 @@ export class CudaRuntime {
         alloc: (bytes) => {
           const p = [0];
           const rc = d.cuMemAlloc(p, bytes);
+          if (rc !== CUDA_SUCCESS && STICKY_ERRORS.has(rc)) this.check(rc, `cuMemAlloc(${bytes} bytes)`);
           if (rc !== CUDA_SUCCESS) throw new CudaError(rc, 'cuMemAlloc', `cuMemAlloc(${bytes} bytes) failed: ${errorText(d, rc)}`);
           return Number(p[0]);
         },
-        free: (ptr) => check(d, d.cuMemFree(ptr), 'cuMemFree'),
+        free: (ptr) => {
+          // cuMemFree waits for the device: during a capture that would invalidate it.
+          if (this.capturingPool)
+            throw new Error(`cuMemFree(0x${ptr.toString(16)}): cannot free device memory while a CUDA graph is being captured`);
+          this.check(d.cuMemFree(ptr), 'cuMemFree');
+        },
       },
-      () => this.syncBlocking(),
+      () => this.syncBlocking('alloc (out-of-memory retry)'),
     );
   }
 
   makeCurrent(): void {
     if (currentCtx !== this.ctx) {
-      check(this.d, this.d.cuCtxSetCurrent(this.ctx), 'cuCtxSetCurrent');
+      this.check(this.d.cuCtxSetCurrent(this.ctx), 'cuCtxSetCurrent');
       currentCtx = this.ctx;
     }
   }
@@ -161,7 +172,7 @@ export class CudaRuntime {
 
   /** Frees the pooled blocks (waits for the stream: they may still be in use by enqueued work). */
   trim(): void {
-    this.syncBlocking();
+    this.syncBlocking('trimPool');
     this.allocator.trim();
   }
 
@@ -182,8 +193,7 @@ export class CudaRuntime {
           );
         }
         const out: Ptr[] = [null];
-        check(
-          this.d,
+        this.check(
           this.d.cuModuleLoadData(out, image),
           `cuModuleLoadData(${family}.fatbin)`,
           `the fatbin has SASS for ${readManifest()?.archs.join(', ') ?? 'sm_80-sm_90'} and PTX for newer GPUs; this GPU is sm_${this.info.computeCapability.join('')}, driver ${this.info.driverVersion} (PTX from CUDA 13 needs a CUDA 13 driver)`,
@@ -192,7 +202,7 @@ export class CudaRuntime {
         this.modules.set(family, mod);
       }
       const fn: Ptr[] = [null];
-      check(this.d, this.d.cuModuleGetFunction(fn, mod, name), `cuModuleGetFunction(${name})`);
+      this.check(this.d.cuModuleGetFunction(fn, mod, name), `cuModuleGetFunction(${name})`);
       entry = { fn: fn[0], smem: 48 * 1024 };
       this.fns.set(name, entry);
     }
@@ -200,7 +210,7 @@ export class CudaRuntime {
       if (smem > this.info.maxSharedOptin) {
         throw new Error(`${name}: needs ${smem} bytes of shared memory, this GPU allows ${this.info.maxSharedOptin} per block`);
       }
-      check(this.d, this.d.cuFuncSetAttribute(entry.fn, FUNC_ATTR_MAX_DYNAMIC_SHARED, smem), `cuFuncSetAttribute(${name})`);
+      this.check(this.d.cuFuncSetAttribute(entry.fn, FUNC_ATTR_MAX_DYNAMIC_SHARED, smem), `cuFuncSetAttribute(${name})`);
       entry.smem = smem;
     }
     return entry.fn;
@@ -231,23 +241,19 @@ export class CudaRuntime {
     v.setBigUint64(3096, 2n, true);
     v.setBigUint64(3104, this.argAddr + 3072n, true);
     v.setBigUint64(3112, 0n, true);
-    check(
-      this.d,
-      this.d.cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, smem, this.stream, null, this.argAddr + 3080n),
-      `cuLaunchKernel(${name})`,
-    );
+    this.check(this.d.cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, smem, this.stream, null, this.argAddr + 3080n), `cuLaunchKernel(${name})`);
   }
 
   memsetD32(ptr: number, value: number, count: number): void {
-    if (count > 0) check(this.d, this.d.cuMemsetD32Async(ptr, value >>> 0, count, this.stream), 'cuMemsetD32Async');
+    if (count > 0) this.check(this.d.cuMemsetD32Async(ptr, value >>> 0, count, this.stream), 'cuMemsetD32Async');
   }
 
   memsetD16(ptr: number, value: number, count: number): void {
-    if (count > 0) check(this.d, this.d.cuMemsetD16Async(ptr, value & 0xffff, count, this.stream), 'cuMemsetD16Async');
+    if (count > 0) this.check(this.d.cuMemsetD16Async(ptr, value & 0xffff, count, this.stream), 'cuMemsetD16Async');
   }
 
   copyDtoD(dst: number, src: number, bytes: number): void {
-    if (bytes > 0) check(this.d, this.d.cuMemcpyDtoDAsync(dst, src, bytes, this.stream), 'cuMemcpyDtoDAsync');
+    if (bytes > 0) this.check(this.d.cuMemcpyDtoDAsync(dst, src, bytes, this.stream), 'cuMemcpyDtoDAsync');
   }
 
   // --- host transfers -----------------------------------------------------------------------------
@@ -260,9 +266,9 @@ export class CudaRuntime {
     if (bytes === 0) return;
     const block = this.pinned(bytes);
     block.view.set(new Uint8Array(data.buffer, data.byteOffset, bytes));
-    check(this.d, this.d.cuMemcpyHtoDAsync(dst, block.ptr, bytes, this.stream), 'cuMemcpyHtoDAsync');
+    this.check(this.d.cuMemcpyHtoDAsync(dst, block.ptr, bytes, this.stream), 'cuMemcpyHtoDAsync');
     const event = this.event();
-    check(this.d, this.d.cuEventRecord(event, this.stream), 'cuEventRecord');
+    this.check(this.d.cuEventRecord(event, this.stream), 'cuEventRecord');
     this.pinnedBusy.push({ block, event });
   }
 
@@ -272,9 +278,9 @@ export class CudaRuntime {
     const out = new Uint8Array(bytes);
     if (bytes === 0) return out;
     const block = this.pinned(bytes);
-    check(this.d, this.d.cuMemcpyDtoHAsync(block.ptr, src, bytes, this.stream), 'cuMemcpyDtoHAsync');
+    this.check(this.d.cuMemcpyDtoHAsync(block.ptr, src, bytes, this.stream), 'cuMemcpyDtoHAsync');
     const event = this.event();
-    check(this.d, this.d.cuEventRecord(event, this.stream), 'cuEventRecord');
+    this.check(this.d.cuEventRecord(event, this.stream), 'cuEventRecord');
     try {
       await this.wait(event, 'read');
       out.set(block.view.subarray(0, bytes));
@@ -289,7 +295,7 @@ export class CudaRuntime {
   async sync(): Promise<void> {
     if (this.capturingPool) throw new Error('sync: cannot wait while a CUDA graph is being captured');
     const event = this.event();
-    check(this.d, this.d.cuEventRecord(event, this.stream), 'cuEventRecord');
+    this.check(this.d.cuEventRecord(event, this.stream), 'cuEventRecord');
     try {
       await this.wait(event, 'sync');
     } finally {
@@ -298,8 +304,17 @@ export class CudaRuntime {
     this.reclaimPinned();
   }
 
-  /** Blocks the thread until the stream is idle (only where waiting is unavoidable: OOM retry, trim, destroy). */
-  syncBlocking(): void {
+  /**
+   * Blocks the thread until the stream is idle (only where waiting is unavoidable: OOM retry,
+   * trim, graph.destroy, pinning more memory). Refused during a graph capture, where waiting for
+   * the stream invalidates the capture: `what` names the caller in the error.
+   */
+  syncBlocking(what: string): void {
+    if (this.capturingPool) {
+      throw new Error(
+        `${what}: would wait for the stream (cuStreamSynchronize) while a CUDA graph is being captured, which invalidates the capture: call it before captureGraph or after the step`,
+      );
+    }
     const rc = this.d.cuStreamSynchronize(this.stream);
     if (rc !== CUDA_SUCCESS) this.fail(new CudaError(rc, 'cuStreamSynchronize', `cuStreamSynchronize failed: ${errorText(this.d, rc)}`));
   }
@@ -318,6 +333,25 @@ export class CudaRuntime {
     }
   }
 
+  /**
+   * Throws a CudaError naming the call unless rc is CUDA_SUCCESS. A fault that poisons the context
+   * (STICKY_ERRORS: any later call answers it) also marks this runtime failed, as an asynchronous
+   * error seen by a read or sync does: every later call throws it, and destroy() knows.
+   */
+  private check(rc: number, call: string, hint = ''): void {
+    if (rc === CUDA_SUCCESS) return;
+    if (STICKY_ERRORS.has(rc)) {
+      const err = new CudaError(
+        rc,
+        call,
+        `${call}: the GPU reported an error in earlier work: ${errorText(this.d, rc)}; the CUDA context cannot be used any more: destroy() this backend and create a new one`,
+      );
+      this.fail(err);
+      throw err;
+    }
+    check(this.d, rc, call, hint);
+  }
+
   private fail(err: Error): void {
     this.sticky ??= err;
   }
@@ -326,7 +360,7 @@ export class CudaRuntime {
     const e = this.events.pop();
     if (e !== undefined) return e;
     const out: Ptr[] = [null];
-    check(this.d, this.d.cuEventCreate(out, EVENT_DISABLE_TIMING), 'cuEventCreate');
+    this.check(this.d.cuEventCreate(out, EVENT_DISABLE_TIMING), 'cuEventCreate');
     return out[0];
   }
 
@@ -351,13 +385,13 @@ export class CudaRuntime {
     if (i >= 0) return this.pinnedFree.splice(i, 1)[0];
     if (this.pinnedBytes + size > 512 * 2 ** 20 && this.pinnedBusy.length > 0) {
       // Far ahead of the GPU: wait for the uploads in flight before pinning more host memory.
-      this.syncBlocking();
+      this.syncBlocking('write');
       this.reclaimPinned();
       const j = this.pinnedFree.findIndex((p) => p.bytes === size);
       if (j >= 0) return this.pinnedFree.splice(j, 1)[0];
     }
     const out: Ptr[] = [null];
-    check(this.d, this.d.cuMemAllocHost(out, size), `cuMemAllocHost(${size})`);
+    this.check(this.d.cuMemAllocHost(out, size), `cuMemAllocHost(${size})`);
     this.pinnedBytes += size;
     return { ptr: out[0], bytes: size, view: new Uint8Array(this.d.koffi.view(out[0], size)) };
   }
@@ -375,39 +409,53 @@ export class CudaRuntime {
    */
   capture(fn: () => void): { launch(): void; destroy(): void } {
     if (this.capturingPool) throw new Error('captureGraph: a capture is already in progress');
-    check(this.d, this.d.cuStreamBeginCapture(this.stream, CAPTURE_MODE_RELAXED), 'cuStreamBeginCapture');
+    this.check(this.d.cuStreamBeginCapture(this.stream, CAPTURE_MODE_RELAXED), 'cuStreamBeginCapture');
     const pool = this.nextPool++;
     this.capturingPool = pool;
     this.allocator.activePool = pool;
-    let graph: Ptr = null;
+    let failure: { error: unknown } | null = null;
     try {
       fn();
-    } finally {
-      this.capturingPool = 0;
-      this.allocator.activePool = 0;
-      const out: Ptr[] = [null];
-      const rc = this.d.cuStreamEndCapture(this.stream, out);
-      graph = out[0];
-      if (rc !== CUDA_SUCCESS) {
-        this.allocator.releasePool(pool);
-        // biome-ignore lint/correctness/noUnsafeFinally: the capture failed; its error is the one to report.
-        throw new CudaError(rc, 'cuStreamEndCapture', `captureGraph: the capture failed: ${errorText(this.d, rc)}`);
-      }
+    } catch (error) {
+      failure = { error };
+    }
+    if (this.destroyed) throw new Error('captureGraph: the backend was destroyed during the capture; the graph was dropped');
+    this.capturingPool = 0;
+    this.allocator.activePool = 0;
+    const out: Ptr[] = [null];
+    const rc = this.d.cuStreamEndCapture(this.stream, out);
+    const graph = out[0];
+    if (failure) {
+      // The step's own error is the one to report; the partial graph never ran. Blocks the step
+      // still holds stay with it (freed by destroy()); the graph goes.
+      if (rc === CUDA_SUCCESS && graph !== null) this.d.cuGraphDestroy(graph);
+      throw failure.error;
+    }
+    if (rc !== CUDA_SUCCESS) {
+      this.allocator.releasePool(pool);
+      throw new CudaError(
+        rc,
+        'cuStreamEndCapture',
+        `captureGraph: the capture failed: ${errorText(this.d, rc)} (something in the step waited for the stream or used another stream)`,
+      );
     }
     const exec: Ptr[] = [null];
-    check(this.d, this.d.cuGraphInstantiate(exec, graph, 0), 'cuGraphInstantiate');
+    this.check(this.d.cuGraphInstantiate(exec, graph, 0), 'cuGraphInstantiate');
     let alive = true;
     return {
       launch: () => {
         if (!alive) throw new Error('graph.launch: this graph was destroyed');
         this.alive('graph.launch');
-        check(this.d, this.d.cuGraphLaunch(exec[0], this.stream), 'cuGraphLaunch');
+        this.check(this.d.cuGraphLaunch(exec[0], this.stream), 'cuGraphLaunch');
       },
       destroy: () => {
         if (!alive) return;
+        if (this.destroyed) {
+          alive = false;
+          return;
+        }
+        this.syncBlocking('graph.destroy');
         alive = false;
-        if (this.destroyed) return;
-        this.syncBlocking();
         this.d.cuGraphExecDestroy(exec[0]);
         this.d.cuGraphDestroy(graph);
         this.allocator.releasePool(pool);
@@ -415,19 +463,91 @@ export class CudaRuntime {
     };
   }
 
-  destroy(): void {
+  /**
+   * Releases everything this runtime holds: the graph being captured (if any), the allocator's
+   * device memory, modules, pinned host memory, events, the stream and the primary context, each
+   * step tried even when an earlier one failed. `earlier` lists failures of the caller's own
+   * releases (cuBLASLt) to report with these.
+   *
+   * After a fault (an asynchronous error such as CUDA_ERROR_ILLEGAL_ADDRESS: the context is
+   * poisoned and the driver answers every later call with it) the frees fail; they are not
+   * reported, since releasing the context frees everything it holds. If other backends of this
+   * process still hold the poisoned primary context, it is reset (cuDevicePrimaryCtxReset), so the
+   * next backend on this device gets a fresh one. Throws one CudaError, after every step, when:
+   * the context could not be released; a release failed without a fault; or the fault was first
+   * seen here (no read or sync reported it before), so that it is not lost.
+   */
+  destroy(earlier: string[] = []): void {
     if (this.destroyed) return;
-    this.makeCurrent();
-    this.syncBlocking();
-    this.allocator.releaseAll();
-    for (const mod of this.modules.values()) this.d.cuModuleUnload(mod);
-    for (const p of [...this.pinnedFree, ...this.pinnedBusy.map((b) => b.block)]) this.d.cuMemFreeHost(p.ptr);
-    for (const e of [...this.events, ...this.pinnedBusy.map((b) => b.event)]) this.d.cuEventDestroy(e);
-    this.d.cuStreamDestroy(this.stream);
-    this.d.koffi.free(this.argMem);
-    this.d.cuDevicePrimaryCtxRelease(this.dev);
-    if (currentCtx === this.ctx) currentCtx = null;
     this.destroyed = true;
+    const faultBefore = this.sticky;
+    const failed: string[] = [...earlier];
+    const step = (what: string, fn: () => unknown): void => {
+      try {
+        const rc = fn();
+        if (typeof rc === 'number' && rc !== CUDA_SUCCESS) failed.push(`${what}: ${errorText(this.d, rc)}`);
+      } catch (err) {
+        failed.push(`${what}: ${(err as Error).message.split('\n')[0]}`);
+      }
+    };
+    const d = this.d;
+    step('cuCtxSetCurrent', () => d.cuCtxSetCurrent(this.ctx));
+    currentCtx = this.ctx;
+    if (this.capturingPool) this.abandonCapture(step);
+    step('cuStreamSynchronize', () => {
+      const rc = d.cuStreamSynchronize(this.stream);
+      if (rc !== CUDA_SUCCESS)
+        this.fail(new CudaError(rc, 'cuStreamSynchronize', `the GPU reported an error in earlier work: ${errorText(d, rc)}`));
+      return rc;
+    });
+    failed.push(...this.allocator.releaseAll());
+    for (const [family, mod] of this.modules) step(`cuModuleUnload(${family})`, () => d.cuModuleUnload(mod));
+    this.modules.clear();
+    this.fns.clear();
+    for (const p of [...this.pinnedFree, ...this.pinnedBusy.map((b) => b.block)]) step('cuMemFreeHost', () => d.cuMemFreeHost(p.ptr));
+    for (const e of [...this.events, ...this.pinnedBusy.map((b) => b.event)]) step('cuEventDestroy', () => d.cuEventDestroy(e));
+    this.pinnedFree.length = this.pinnedBusy.length = this.events.length = 0;
+    step('cuStreamDestroy', () => d.cuStreamDestroy(this.stream));
+    step('the launch-argument memory', () => d.koffi.free(this.argMem));
+    const contextFailed = this.releaseContext();
+    currentCtx = null;
+    const fault = this.sticky;
+    const report = [...(fault ? [] : failed), ...contextFailed];
+    if (report.length > 0 || (fault && !faultBefore)) {
+      const parts = [
+        ...(fault && !faultBefore ? [fault.message] : []),
+        ...(report.length ? [`could not release: ${report.join('; ')}`] : []),
+      ];
+      const contextText = contextFailed.length ? 'the context may still be held' : 'the context was released: a new backend can be created';
+      throw new Error(`destroy: ${parts.join('; ')} (${contextText})`);
+    }
+  }
+
+  /** Releases the primary context; after a fault, resets it if other holders keep it alive. The failures. */
+  private releaseContext(): string[] {
+    const d = this.d;
+    const failed: string[] = [];
+    const rc = d.cuDevicePrimaryCtxRelease(this.dev);
+    if (rc !== CUDA_SUCCESS) failed.push(`cuDevicePrimaryCtxRelease: ${errorText(d, rc)}`);
+    if (this.sticky) {
+      const flags = [0];
+      const active = [0];
+      const state = d.cuDevicePrimaryCtxGetState(this.dev, flags, active);
+      if (state !== CUDA_SUCCESS || active[0] !== 0) {
+        const reset = d.cuDevicePrimaryCtxReset(this.dev);
+        if (reset !== CUDA_SUCCESS) failed.push(`cuDevicePrimaryCtxReset: ${errorText(d, reset)}`);
+      }
+    }
+    return failed;
+  }
+
+  /** Ends a capture in progress (destroy() inside captureGraph's step), dropping its graph. */
+  private abandonCapture(step: (what: string, fn: () => unknown) => void): void {
+    const out: Ptr[] = [null];
+    step('cuStreamEndCapture', () => this.d.cuStreamEndCapture(this.stream, out));
+    if (out[0] !== null) step('cuGraphDestroy', () => this.d.cuGraphDestroy(out[0]));
+    this.capturingPool = 0;
+    this.allocator.activePool = 0;
   }
 }
 

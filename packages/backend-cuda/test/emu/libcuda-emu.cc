@@ -29,7 +29,8 @@ typedef int CUresult;
 typedef int (*Launcher)(const unsigned* dims, unsigned smem, const void* args, size_t size, char* err, size_t errlen);
 
 namespace {
-const CUresult OK = 0, OUT_OF_MEMORY = 2, INVALID_IMAGE = 200, NOT_FOUND = 500, NOT_READY = 600, LAUNCH_FAILED = 719;
+const CUresult OK = 0, OUT_OF_MEMORY = 2, INVALID_IMAGE = 200, NOT_FOUND = 500, NOT_READY = 600, LAUNCH_FAILED = 719,
+               CAPTURE_INVALIDATED = 901;
 std::string last_error;
 size_t device_bytes = 0;
 const bool DRY = getenv("PEFT_CUDA_EMU_DRY") && getenv("PEFT_CUDA_EMU_DRY")[0] == '1';
@@ -115,6 +116,7 @@ CUresult cuGetErrorName(int e, const char** s) {
        : e == NOT_FOUND ? "CUDA_ERROR_NOT_FOUND"
        : e == LAUNCH_FAILED ? "CUDA_ERROR_LAUNCH_FAILED"
        : e == OUT_OF_MEMORY ? "CUDA_ERROR_OUT_OF_MEMORY"
+       : e == CAPTURE_INVALIDATED ? "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED"
                             : "CUDA_ERROR_UNKNOWN";
   return OK;
 }
@@ -148,8 +150,15 @@ CUresult cuDevicePrimaryCtxRetain(void** c, int) {
   return OK;
 }
 CUresult cuDevicePrimaryCtxRelease_v2(int) { return OK; }
+CUresult cuDevicePrimaryCtxGetState(int, unsigned* flags, int* active) {
+  *flags = 0;
+  *active = 1;
+  return OK;
+}
+CUresult cuDevicePrimaryCtxReset_v2(int) { return OK; }
 CUresult cuCtxSetCurrent(void*) { return OK; }
-CUresult cuCtxSynchronize(void) { return OK; }
+// Waiting for the device during a capture invalidates it, as on the GPU.
+CUresult cuCtxSynchronize(void) { return capturing ? CAPTURE_INVALIDATED : OK; }
 CUresult cuMemGetInfo_v2(size_t* f, size_t* t) {
   *t = DEVICE_TOTAL;
   *f = DEVICE_TOTAL - device_bytes;
@@ -170,6 +179,7 @@ CUresult cuMemAlloc_v2(uint64_t* p, size_t n) {
   return OK;
 }
 CUresult cuMemFree_v2(uint64_t p) {
+  if (capturing) return CAPTURE_INVALIDATED;  // cuMemFree waits for the device
   auto it = allocations.find(p);
   if (it == allocations.end()) return 1;
   munmap(it->second.map, it->second.length);
@@ -217,7 +227,7 @@ CUresult cuStreamCreate(void** s, unsigned) {
   return OK;
 }
 CUresult cuStreamDestroy_v2(void*) { return OK; }
-CUresult cuStreamSynchronize(void*) { return OK; }
+CUresult cuStreamSynchronize(void*) { return capturing ? CAPTURE_INVALIDATED : OK; }
 // Work is done by the time it is enqueued; events still answer "not ready" once, so the
 // backend's polling path runs.
 CUresult cuEventCreate(void** e, unsigned) {
