@@ -2,9 +2,10 @@
 // trainer sees it (batches of token ids, the head's cross-entropy, macro-F1 on validation).
 import { type FileSink, type Generator, type PeftModel, saveAdapterTo, setDropoutExamples, type Tensor } from '@peft/core';
 import { type ClassificationBatch, collate, type TextTokenizer } from '@peft/datasets';
-import type { SequenceClassifier } from '@peft/heads';
+import { type SequenceClassifier, type SequenceClassifierTensorInputs, supportsTensorLoss } from '@peft/heads';
 import { accuracyScore, classificationReport, confusionMatrix, precisionRecallFscoreSupport } from '@peft/metrics';
-import type { EvaluateOptions, Evaluation, LossContext, Split, TrainTask } from '@peft/trainer';
+import type { EvaluateOptions, Evaluation, LossContext, Split, StepInput, StepShapes, TrainTask } from '@peft/trainer';
+import { keysFor, paddedKeys, stepPadding } from './step-inputs.js';
 
 /** One example: the model input (a formatted template) and its class id. */
 export interface LabelledText {
@@ -81,6 +82,8 @@ export class ClassificationTask implements TrainTask<ClassificationTrainBatch> {
   readonly #data: ClassificationSplits;
   readonly #tokenizer: TextTokenizer;
   readonly #options: ClassificationTaskOptions;
+  /** The dropout keys of the micro-batch the latest `stepInputs` described. */
+  #stepKeys: number[] | null = null;
 
   constructor(options: ClassificationTaskOptions) {
     const { peft, data, labels, maxLength } = options;
@@ -141,6 +144,31 @@ export class ClassificationTask implements TrainTask<ClassificationTrainBatch> {
   loss(batch: ClassificationTrainBatch, ctx?: LossContext): Tensor {
     setDropoutExamples(this.peft, { step: ctx?.step ?? 0, keys: batch.examples });
     return this.head.loss(batch, batch.labels);
+  }
+
+  /**
+   * The micro-batch as the classifier's tensor-loss inputs (`lossInputs`): ids, mask and positions
+   * [rows, seq], pooling index and labels [rows]. With `shapes.fixed`, padded to
+   * `microBatchSize` rows (label −100) and a bucket of lengths (see `bucket`); otherwise the
+   * batch's own shapes. Null (the trainer uses `loss`) for a model whose rope needs host positions.
+   * Records the rows' dropout keys for the `stepLoss` that follows.
+   */
+  stepInputs(batch: ClassificationTrainBatch, shapes: StepShapes): Record<string, StepInput> | null {
+    if (!supportsTensorLoss(this.head.model.config)) return null;
+    const pad = stepPadding(batch.inputIds.length, batch.inputIds[0]?.length ?? 0, shapes, this.maxLength);
+    const inputs = this.head.lossInputs(batch, batch.labels, { ...pad, padTokenId: this.#tokenizer.padTokenId });
+    this.#stepKeys = paddedKeys(batch.examples, pad.batch);
+    return { ...inputs };
+  }
+
+  /**
+   * `loss` from the tensors of the latest `stepInputs`: the same mean over the real rows, with the
+   * same per-example dropout masks (padding rows draw their own, which reach no real row).
+   */
+  stepLoss(inputs: Readonly<Record<string, Tensor>>, ctx?: LossContext): Tensor {
+    const keys = keysFor('ClassificationTask.stepLoss', this.#stepKeys, inputs.inputIds?.shape[0]);
+    setDropoutExamples(this.peft, { step: ctx?.step ?? 0, keys });
+    return this.head.tensorLoss(inputs as unknown as SequenceClassifierTensorInputs);
   }
 
   tokens(batch: ClassificationBatch): number {

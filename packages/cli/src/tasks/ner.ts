@@ -8,10 +8,11 @@ import {
   type Sentence,
   type TextTokenizer,
 } from '@peft/datasets';
-import { CausalLMHead, type CausalLMBatch as HeadCausalLMBatch } from '@peft/heads';
+import { CausalLMHead, type CausalLMTensorInputs, type CausalLMBatch as HeadCausalLMBatch, supportsTensorLoss } from '@peft/heads';
 import { mergeByPriority, type ParseResult, parseExtraction, parseTagged, type Span, spanScores } from '@peft/metrics';
 import type { CausalLM, Tokenizer } from '@peft/models';
-import type { EvaluateOptions, Evaluation, LossContext, Split, TrainTask } from '@peft/trainer';
+import type { EvaluateOptions, Evaluation, LossContext, Split, StepInput, StepShapes, TrainTask } from '@peft/trainer';
+import { bucket, keysFor, paddedKeys, stepPadding } from './step-inputs.js';
 
 /** Study B's priority when per-label runs disagree on a token: Disease first, then Chemical. */
 export const BC5CDR_PRIORITY: readonly string[] = ['Disease', 'Chemical'];
@@ -250,6 +251,13 @@ function targetRows(labels: readonly (readonly number[])[]): number[] {
   return rows.length > 0 ? rows : [0];
 }
 
+/** The number of answer tokens the loss averages over: labels other than −100 after the first position. */
+function answerTokens(labels: readonly (readonly number[])[]): number {
+  let n = 0;
+  for (const row of labels) for (let j = 1; j < row.length; j++) if (row[j] !== -100) n++;
+  return n;
+}
+
 /**
  * Study B's task: NER by generation with a LoRA-tuned causal LM. Each example is
  * `[instruction\n]Input: {sentence}\nAnswer: {output}` with the loss on the answer only (and its
@@ -276,6 +284,8 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
   readonly #collateTokenizer: TextTokenizer;
   readonly #generator: Generator | undefined;
   readonly #describe: Record<string, unknown>;
+  /** The dropout keys and gathered rows of the micro-batch the latest `stepInputs` described. */
+  #step: { keys: number[]; gathered: { length: number; rows: number[] } } | null = null;
 
   constructor(options: GenerativeNerTaskOptions) {
     const labels = options.labels ?? BC5CDR_LABELS;
@@ -380,9 +390,37 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
    * such batches is still a (zero-gradient) update.
    */
   weight(batch: NerBatch): number {
-    let n = 0;
-    for (const row of batch.labels) for (let j = 1; j < row.length; j++) if (row[j] !== -100) n++;
+    const n = answerTokens(batch.labels);
     return n > 0 ? n : 1e-30;
+  }
+
+  /**
+   * The micro-batch as the LM head's tensor-loss inputs (`lossInputs`): ids, mask and positions
+   * [rows, seq], the positions that predict an answer token and their targets [targets]. With
+   * `shapes.fixed`, padded to `microBatchSize` rows, a bucket of lengths and a bucket of target
+   * rows (see `bucket`; extra targets are −100); otherwise the batch's own shapes. A micro-batch
+   * without any answer token keeps the zero loss of `loss`. Null (the trainer uses `loss`) for a
+   * model whose rope needs host positions. Records the dropout keys for the `stepLoss` that follows.
+   */
+  stepInputs(batch: NerBatch, shapes: StepShapes): Record<string, StepInput> | null {
+    if (!supportsTensorLoss(this.peft.model.config)) return null;
+    const pad = stepPadding(batch.inputIds.length, batch.inputIds[0]?.length ?? 0, shapes, this.#maxLength);
+    // Fewer target rows than the batch has positions: per-example dropout takes an input of exactly
+    // that many rows as the gathered one, so no layer of the base model may have as many.
+    const targets = shapes.fixed ? bucket(Math.max(answerTokens(batch.labels), 1), pad.batch * (pad.seq - 1)) : undefined;
+    const inputs = this.head.lossInputs(batch, { ...pad, targets, padTokenId: this.#collateTokenizer.padTokenId });
+    this.#step = { keys: paddedKeys(batch.examples, pad.batch), gathered: { length: pad.seq, rows: Array.from(inputs.targetRows.data) } };
+    return { ...inputs };
+  }
+
+  /**
+   * `loss` from the tensors of the latest `stepInputs`: the same mean over the answer tokens, with
+   * the same per-example dropout masks (the LM head's input rows keyed by their example and position).
+   */
+  stepLoss(inputs: Readonly<Record<string, Tensor>>, ctx?: LossContext): Tensor {
+    const keys = keysFor('GenerativeNerTask.stepLoss', this.#step?.keys ?? null, inputs.inputIds?.shape[0]);
+    setDropoutExamples(this.peft, { step: ctx?.step ?? 0, keys, gathered: this.#step!.gathered });
+    return this.head.tensorLoss(inputs as unknown as CausalLMTensorInputs);
   }
 
   tokens(batch: NerBatch): number {
