@@ -2,7 +2,7 @@
 // examples of a step this rank takes, the step's totals over every rank, the gradients all-reduced
 // at the seam between "gradients accumulated" and "norm, clip, update", agreeing to stop, and the
 // newest checkpoint sent from rank 0 to the others on resume. A single process calls none of it.
-import { cast, noGrad, type Tensor, tensor } from '@peft/core';
+import { cast, encode, noGrad, type Tensor } from '@peft/core';
 import { CHECKPOINT_DIR, listCheckpoints } from './checkpoint.js';
 import { CheckpointError } from './errors.js';
 import type { Run } from './run.js';
@@ -68,42 +68,40 @@ async function hostFloats(t: Tensor): Promise<Float32Array> {
 }
 
 /**
- * Sums the gradients of every trainable tensor and the step's loss over the ranks, staged through
- * one host buffer: [each gradient…, loss, one "has a gradient" count per tensor]. Each rank's
- * gradients and loss are already divided by the global weight, so the sum is the mean over the
- * global batch. A tensor gets the summed gradient when any rank had one for it (a rank without
- * examples, or a tensor its examples did not reach, adds zeros); one no rank had stays without,
- * as in a single process. Returns the global loss.
+ * Sums the accumulated gradients (one tensor per trainable) and the step's loss over the ranks,
+ * staged through one host buffer: [each gradient…, loss, one "has a gradient" count per tensor].
+ * Each rank's gradients and loss are already divided by the global weight, so the sum is the mean
+ * over the global batch. The sums are written back into the same tensors (their buffers stay put,
+ * so a captured graph keeps reading them). A tensor counts as having a gradient when any rank had
+ * one for it (a rank without examples, or a tensor its examples did not reach, adds zeros); one no
+ * rank had stays without, as in a single process. Returns the global loss and which tensors have one.
  */
 export async function allReduceGradients(
   c: TrainCommunicator,
-  named: readonly (readonly [string, Tensor])[],
+  grads: readonly Tensor[],
+  had: readonly boolean[],
   loss: number,
-): Promise<number> {
-  const total = named.reduce((n, [, t]) => n + t.size, 0);
-  const flat = new Float32Array(total + 1 + named.length);
+): Promise<{ loss: number; touched: boolean[] }> {
+  const total = grads.reduce((n, t) => n + t.size, 0);
+  const flat = new Float32Array(total + 1 + grads.length);
   let at = 0;
-  for (const [k, [, t]] of named.entries()) {
-    if (t.grad) {
-      flat.set(await hostFloats(t.grad), at);
+  for (const [k, g] of grads.entries()) {
+    if (had[k]) {
+      flat.set(await hostFloats(g), at);
       flat[total + 1 + k] = 1;
     }
-    at += t.size;
+    at += g.size;
   }
   flat[total] = loss;
   await c.allReduce(flat, 'sum');
   at = 0;
-  for (const [k, [, t]] of named.entries()) {
-    if (flat[total + 1 + k]! > 0) {
-      const g32 = tensor(flat.subarray(at, at + t.size), t.shape, { backend: t.backend, dtype: 'float32' });
-      const g = t.dtype === 'float32' ? g32 : noGrad(() => cast(g32, t.dtype));
-      if (g !== g32) g32.dispose();
-      t.grad?.dispose();
-      t.grad = g;
-    }
-    at += t.size;
-  }
-  return flat[total]!;
+  const touched = grads.map((g, k) => {
+    const has = flat[total + 1 + k]! > 0;
+    if (has) g.backend.write(g.buffer('allReduceGradients'), encode(flat.subarray(at, at + g.size), g.dtype));
+    at += g.size;
+    return has;
+  });
+  return { loss: flat[total]!, touched };
 }
 
 /** What rank 0 sends on resume: its run folder's name and the newest checkpoint's files, or why it could not read them. */

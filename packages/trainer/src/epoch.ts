@@ -1,19 +1,15 @@
-import { add, backward, cast, concat, noGrad, reshape, scale, type Tensor, tensor, tidy, zeros } from '@peft/core';
-import { allReduceGradients, anyStops, peers, rankShare, type StepTotals, stepTotals } from './data-parallel.js';
-import { elapsed, isFloat, now, type Run, yieldToEventLoop } from './run.js';
+import { anyStops, peers, rankShare, type StepTotals, stepTotals } from './data-parallel.js';
+import { elapsed, now, type Run, yieldToEventLoop } from './run.js';
 import { checkpoint } from './run-folder.js';
 import { learningRate } from './schedule.js';
 import { shuffledIndices } from './shuffle.js';
 import { aborted, diverged } from './stop.js';
-import { applyUpdateAt, type GradientScale, gradientScale } from './update.js';
 
 /**
- * One optimizer step's batch after the backward passes of its micro-batches: the gradients sit
- * on the trainable tensors, each micro-batch's already multiplied by its share wᵢ / weight.
+ * One optimizer step's batch after the backward passes of its micro-batches: the step runner holds
+ * the loss and the gradients, each micro-batch's already multiplied by its share wᵢ / weight.
  */
-export interface Accumulated {
-  /** The step's mean loss, Σ (wᵢ / weight) · lossᵢ, float32 [1] on the device. */
-  loss: Tensor;
+interface Accumulated {
   /** The step's weight: Σ wᵢ over its micro-batches (their examples, or `TrainTask.weight`), on every rank. */
   weight: number;
   /** Examples in the step, on every rank. */
@@ -66,86 +62,58 @@ async function accumulate<B>(run: Run<B>, epoch: number, indices: readonly numbe
     throw new Error(
       `train: the micro-batch weights of every rank sum to ${totals.weight}: each must be finite and >= 0, and not all 0 (this rank's: [${weights.join(', ')}])`,
     );
-  let lossSum: Tensor | null = null;
   try {
-    for (const [i, b] of batches.entries()) {
-      const share = weights[i]! / totals.weight;
-      const prev: Tensor | null = lossSum;
-      lossSum = tidy(() => {
-        const loss = task.loss(b, { epoch, step: run.state.step, microStep: i });
-        if (loss.size !== 1 || !isFloat(loss)) throw new Error(`train: the task's loss must be a float scalar, got ${loss.describe()}`);
-        if (!loss.requiresGrad) {
-          throw new Error(
-            `train: the task's loss ${loss.describe()} does not depend on any trainable tensor: compute it from the tensors trainable() returns (with requiresGrad) and not under noGrad`,
-          );
-        }
-        const l32 = loss.dtype === 'float32' ? loss : cast(loss, 'float32');
-        const scaled = share === 1 ? l32 : scale(l32, share);
-        backward(scaled);
-        return noGrad(() => (prev ? add(prev, reshape(scaled, [1])) : reshape(scaled, [1])));
-      });
-      prev?.dispose();
-    }
     // A rank whose share of the last batch is empty adds nothing.
-    const loss = lossSum ?? zeros([1], { backend: run.named[0]![1].backend, dtype: 'float32' });
-    return { loss, weight: totals.weight, examples: totals.examples, tokens: totals.tokens };
+    for (const [i, b] of batches.entries()) {
+      run.steps.micro(b, weights[i]! / totals.weight, { epoch, step: run.state.step, microStep: i });
+    }
+    return { weight: totals.weight, examples: totals.examples, tokens: totals.tokens };
   } catch (error) {
-    run.optimizer.zeroGrad();
-    (lossSum as Tensor | null)?.dispose();
+    run.steps.clear();
     throw error;
   }
 }
 
 /**
  * The one place between "gradients accumulated" and "norm, clip, update". A single process has
- * nothing to do. Over several processes the gradient of every trainable tensor and the loss (each
- * micro-batch's already divided by the weight summed over the processes) are summed over them, so
- * that every rank holds the gradients and loss of the global batch: the norm, the clipping and
- * the check for a non-finite loss or norm then see the same values on every rank, and every rank
- * applies the same update.
+ * nothing to do. Over several processes the accumulated gradient of every trainable tensor and the
+ * loss (each micro-batch's already divided by the weight summed over the processes) are summed
+ * over them, so that every rank holds the gradients and loss of the global batch: the norm, the
+ * clipping and the check for a non-finite loss or norm then see the same values on every rank,
+ * and every rank applies the same update.
  */
-async function synchronize(run: Run<unknown>, acc: Accumulated): Promise<Accumulated> {
+async function synchronize(run: Run<unknown>): Promise<void> {
   const comm = peers(run);
-  if (!comm) return acc;
+  if (!comm) return;
   try {
-    const [local] = await acc.loss.data();
-    const loss = await allReduceGradients(comm, run.named, local!);
-    return { ...acc, loss: tensor([loss], [1], { backend: acc.loss.backend, dtype: 'float32' }) };
+    await run.steps.allReduce(comm);
   } catch (error) {
-    run.optimizer.zeroGrad();
+    run.steps.clear();
     throw error;
-  } finally {
-    acc.loss.dispose();
   }
 }
 
 /**
- * One optimizer update: accumulate, synchronize, then the shared update (`update.ts`). The loss,
- * gradient norm and clipping factor are read back first: when the loss or the norm is not finite
- * the run stops (`TrainingDivergedError`) before anything is applied.
+ * One optimizer update: accumulate, synchronize, then the shared update (`update.ts`, through the
+ * step runner: captured graphs where the backend has them). The loss, gradient norm and clipping
+ * factor are read back first: when the loss or the norm is not finite the run stops
+ * (`TrainingDivergedError`) before anything is applied.
  */
 async function trainStep<B>(run: Run<B>, epoch: number, indices: readonly number[]): Promise<StepOutcome> {
-  const { optimizer, named, o } = run;
+  const { o, steps } = run;
   const t0 = now();
-  const acc = await synchronize(run, await accumulate(run, epoch, indices));
-  let scaleBy: GradientScale | null = null;
+  const acc = await accumulate(run, epoch, indices);
+  await synchronize(run);
+  let applied = false;
   try {
-    const grads = named.map(([, t]) => t.grad).filter((g): g is Tensor => g !== null);
-    scaleBy = gradientScale(grads, o.maxGradNorm, named[0]![1].backend);
-    const values = noGrad(() => concat([acc.loss, scaleBy!.norm, scaleBy!.coef], 0));
-    const [loss, gradNorm, coef] = await values.data().finally(() => values.dispose());
-    if (!Number.isFinite(loss!) || !Number.isFinite(gradNorm!)) {
-      optimizer.zeroGrad();
-      return await diverged(run, epoch, loss!, gradNorm!);
-    }
+    const [loss, gradNorm, coef] = await steps.summarize();
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) return await diverged(run, epoch, loss, gradNorm);
     const lr = learningRate(o.lr, run.state.step, run.sched);
-    applyUpdateAt(optimizer, lr, scaleBy.coef);
-    return { loss: loss!, gradNorm: gradNorm!, coef: coef!, lr, tokens: acc.tokens, seconds: now() - t0 };
+    steps.update(lr);
+    applied = true;
+    return { loss, gradNorm, coef, lr, tokens: acc.tokens, seconds: now() - t0 };
   } finally {
-    optimizer.zeroGrad();
-    acc.loss.dispose();
-    scaleBy?.norm.dispose();
-    scaleBy?.coef.dispose();
+    if (!applied) steps.clear();
   }
 }
 

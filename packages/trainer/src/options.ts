@@ -1,6 +1,8 @@
 import type { NoDecayRule } from './adamw.js';
+import { checkGraphMode, type GraphMode } from './graphs.js';
 import type { ProgressOptions } from './progress.js';
 import { SCHEDULE_KINDS, type ScheduleKind } from './schedule.js';
+import type { GraphReport } from './step-runner.js';
 import type { RunStore } from './store.js';
 import type { Evaluation, TrainCommunicator, ValidationRecord } from './types.js';
 
@@ -78,6 +80,15 @@ export interface TrainOptions {
    * files to the others. A Ctrl-C on any rank stops every rank at the same step boundary.
    */
   communicator?: TrainCommunicator;
+  /**
+   * CUDA graphs: 'auto' (default) records each micro-batch shape's forward and backward, the
+   * gradient norm and the update as graphs where the backend can capture (`captureGraph`) and the
+   * task gives fixed-shape inputs (`TrainTask.stepInputs`), then replays them; where a capture
+   * fails (dropout draws on the host) every step runs eagerly and `TrainResult.graphs.error` says
+   * why. true: as 'auto', but a backend that cannot capture or a failed capture is an error.
+   * false: always eager. The numbers are the same either way.
+   */
+  graph?: boolean | 'auto';
 }
 
 export interface StepInfo {
@@ -124,6 +135,8 @@ export interface TrainResult {
   /** The checkpoint the run continued from, or null. */
   resumedFrom: string | null;
   elapsedSeconds: number;
+  /** Graphs captured and replayed in this run (0 and 0 on backends without graphs), and why none were, if a capture failed. */
+  graphs: GraphReport;
 }
 
 /** The options with their defaults filled in and checked, and the run's length in steps. */
@@ -153,6 +166,7 @@ export interface Resolved {
   trainSize: number;
   stepsPerEpoch: number;
   totalSteps: number;
+  graph: GraphMode;
 }
 
 function positiveInt(name: string, v: unknown): number {
@@ -224,5 +238,6 @@ export function resolve(o: TrainOptions, trainSize: number): Resolved {
     trainSize,
     stepsPerEpoch,
     totalSteps,
+    graph: checkGraphMode('train', o.graph ?? 'auto'),
   };
 }

@@ -7,6 +7,7 @@ import { type Resolved, resolve, type TrainOptions } from './options.js';
 import { Progress } from './progress.js';
 import type { ScheduleOptions } from './schedule.js';
 import type { HostState } from './state.js';
+import { StepRunner } from './step-runner.js';
 import type { RunStore } from './store.js';
 import type { TrainTask, ValidationRecord } from './types.js';
 
@@ -52,6 +53,8 @@ export interface Run<B> {
   readonly o: Resolved;
   readonly named: readonly [string, Tensor][];
   readonly optimizer: AdamW;
+  /** The device side of the optimizer steps: accumulators, graphs. */
+  readonly steps: StepRunner<B>;
   readonly sched: ScheduleOptions;
   readonly out: RunStore | undefined;
   readonly progress: Progress | null;
@@ -152,6 +155,7 @@ export function openRun<B>(task: TrainTask<B>, options: TrainOptions): Run<B> {
     o,
     named,
     optimizer,
+    steps: new StepRunner(task, named, optimizer, o, generators),
     sched: { kind: o.schedule, warmupSteps: o.warmupSteps, totalSteps: o.totalSteps },
     out: root ? options.out : undefined,
     progress: options.progress === false || !root ? null : new Progress(options.progress ?? {}),

@@ -1,20 +1,9 @@
-import {
-  type Backend,
-  type BackendGraph,
-  backward,
-  cast,
-  concat,
-  type DType,
-  encode,
-  keep,
-  noGrad,
-  reshape,
-  type Tensor,
-  tidy,
-  zeros,
-} from '@peft/core';
+import { type Backend, backward, cast, concat, type DType, encode, keep, noGrad, reshape, type Tensor, tidy, zeros } from '@peft/core';
 import type { AdamW } from './adamw.js';
+import { GraphCache } from './graphs.js';
 import { applyUpdate, gradientScale } from './update.js';
+
+const STEP = 'step';
 
 /** Shape and dtype of one input of a `TrainingStep`. */
 export interface StepInputSpec {
@@ -72,11 +61,10 @@ export interface StepResult {
  * with the masks drawn after those the attempt took from the generator.
  *
  * The update after backward (global norm, clipping factor, AdamW) is `update.ts`'s, the one
- * `train()` applies too. `train()` does not run its steps through this class: its batches are
- * accumulated from micro-batches whose shapes vary (tasks pad to each batch's longest sequence;
- * the last batch of an epoch is smaller), the task's loss sees the epoch and step, and it reads
- * the loss and gradient norm back and refuses a non-finite one before anything is applied, while
- * here the update is part of the captured graph and is applied before the values are read.
+ * `train()` applies too, and the capture and replay are `GraphCache`'s, through which `train()`
+ * runs its steps. The difference: here the whole update is one graph applied before its values
+ * are read, while `train()` accumulates micro-batches, then reads the loss and gradient norm back
+ * and refuses a non-finite one before its update graph is launched.
  */
 export class TrainingStep<K extends string> {
   readonly #o: TrainingStepOptions<K>;
@@ -84,11 +72,7 @@ export class TrainingStep<K extends string> {
   readonly #inputs: Record<K, Tensor>;
   readonly #hyper: Tensor;
   readonly #maxGradNorm: number | null;
-  #calls = 0;
-  #graph: BackendGraph | null = null;
-  #graphOut: Tensor | null = null;
-  #updated: string[] = [];
-  #graphError: string | null = null;
+  readonly #graphs: GraphCache;
   #disposed = false;
 
   constructor(opts: TrainingStepOptions<K>) {
@@ -98,13 +82,7 @@ export class TrainingStep<K extends string> {
       throw new Error(`TrainingStep: maxGradNorm must be a finite number > 0 (or null for no clipping), got ${maxGradNorm}`);
     }
     this.#maxGradNorm = maxGradNorm;
-    const graph = opts.graph ?? 'auto';
-    if (graph !== true && graph !== false && graph !== 'auto') {
-      throw new Error(`TrainingStep: graph must be true, false or 'auto', got ${JSON.stringify(graph)}`);
-    }
-    if (graph === true && typeof opts.backend.captureGraph !== 'function') {
-      throw new Error(`TrainingStep: graph: true, but the ${opts.backend.name} backend cannot capture graphs (use 'auto' or false)`);
-    }
+    this.#graphs = new GraphCache(opts.backend, opts.graph ?? 'auto', 'TrainingStep', 1);
     this.#specs = Object.entries(opts.inputs) as [K, StepInputSpec][];
     if (this.#specs.length === 0) throw new Error('TrainingStep: inputs is empty: the loss needs at least one input tensor');
     const inputs = {} as Record<K, Tensor>;
@@ -120,12 +98,12 @@ export class TrainingStep<K extends string> {
 
   /** Why the step runs eagerly on a backend that can capture graphs (the capture's error), or null. */
   get graphError(): string | null {
-    return this.#graphError;
+    return this.#graphs.error;
   }
 
   /** True once a graph has been captured: later calls replay it. */
   get captured(): boolean {
-    return this.#graph !== null;
+    return this.#graphs.has(STEP);
   }
 
   /**
@@ -153,71 +131,32 @@ export class TrainingStep<K extends string> {
     const step = optimizer.nextStep();
     for (const [name, spec] of this.#specs) backend.write(this.#inputs[name].buffer('TrainingStep'), encode(data[name], spec.dtype));
     backend.write(this.#hyper.buffer('TrainingStep'), optimizer.hyper(lr, step));
-    this.#calls++;
-    let mode: StepResult['mode'] = 'eager';
-    let out: Tensor;
-    if (this.#graph && this.#graphOut) {
-      this.#graph.launch();
-      optimizer.advance(this.#updated);
-      out = this.#graphOut;
-      mode = 'replay';
-    } else if (this.#calls >= 2 && this.#wantsGraph()) {
-      out = this.#capture() ?? this.#eager();
-      if (this.#graph) mode = 'capture';
-    } else {
-      out = this.#eager();
-    }
+    const counts = optimizer.counts();
+    let recorded: { out: Tensor; updated: string[] } | null = null;
+    const { mode, value } = this.#graphs.run(STEP, () => this.#body(), {
+      // Nothing ran: undo what the recording changed on the host.
+      undo: () => {
+        optimizer.zeroGrad();
+        optimizer.restoreCounts(counts);
+      },
+      // A parameter updated for the first time under capture had its moments zeroed inside the
+      // graph: every replay would zero them again.
+      check: ({ updated }) => {
+        const fresh = updated.filter((name) => !counts.has(name));
+        if (fresh.length > 0)
+          throw new Error(`parameter "${fresh[0]}" got its first gradient during the capture, not in the eager first call`);
+      },
+      onDrop: () => recorded?.out.dispose(),
+    });
+    if (mode === 'capture') recorded = value;
+    if (mode === 'replay') optimizer.advance(value.updated);
+    const out = value.out;
     try {
       const [loss, gradNorm, clipCoefficient] = (await out.raw()) as Float32Array;
       return { loss: loss!, gradNorm: gradNorm!, clipCoefficient: clipCoefficient!, step, mode };
     } finally {
-      if (out !== this.#graphOut) out.dispose();
+      if (mode === 'eager') out.dispose();
     }
-  }
-
-  #wantsGraph(): boolean {
-    const g = this.#o.graph ?? 'auto';
-    return g !== false && this.#graphError === null && typeof this.#o.backend.captureGraph === 'function';
-  }
-
-  /** Captures the update and launches it; null (after recording why) when 'auto' and the capture failed. */
-  #capture(): Tensor | null {
-    const { backend, optimizer } = this.#o;
-    const counts = optimizer.counts();
-    let out: Tensor | null = null;
-    let updated: string[] = [];
-    try {
-      const graph = backend.captureGraph!(() => {
-        const r = this.#body();
-        out = r.out;
-        updated = r.updated;
-      });
-      // A parameter updated for the first time under capture had its moments zeroed inside the
-      // graph: every replay would zero them again.
-      const fresh = updated.filter((name) => !counts.has(name));
-      if (fresh.length > 0) {
-        graph.destroy();
-        throw new Error(`parameter "${fresh[0]}" got its first gradient during the capture, not in the eager first call`);
-      }
-      this.#graph = graph;
-      this.#graphOut = out;
-      this.#updated = updated;
-      graph.launch();
-      return out;
-    } catch (e) {
-      // Nothing ran: undo what the recording changed on the host.
-      optimizer.zeroGrad();
-      optimizer.restoreCounts(counts);
-      (out as Tensor | null)?.dispose();
-      const message = e instanceof Error ? e.message : String(e);
-      if (this.#o.graph === true) throw new Error(`TrainingStep: capturing the step failed: ${message}`);
-      this.#graphError = message;
-      return null;
-    }
-  }
-
-  #eager(): Tensor {
-    return this.#body().out;
   }
 
   /** Forward, backward, clipping and AdamW (the update `train()` applies too); returns [loss, gradNorm, clipCoefficient] as one float32 tensor. */
@@ -249,8 +188,7 @@ export class TrainingStep<K extends string> {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#graphOut?.dispose();
-    this.#graph?.destroy();
+    this.#graphs.dispose();
     for (const t of Object.values(this.#inputs) as Tensor[]) t.dispose();
     this.#hyper.dispose();
   }

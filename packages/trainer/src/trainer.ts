@@ -36,6 +36,7 @@ async function finish(run: Run<unknown>): Promise<TrainResult> {
     warmupSteps: o.warmupSteps,
     resumedFrom: run.marks.resumedFrom,
     elapsedSeconds: elapsed(run),
+    graphs: run.steps.report,
   };
 }
 
@@ -46,10 +47,10 @@ async function finish(run: Run<unknown>): Promise<TrainResult> {
  * run folder (logs, metrics, config, artifacts, atomic checkpoints) when `out` is given.
  *
  * Each update is the one `TrainingStep` applies (`update.ts`: norm and clipping factor on the
- * device, AdamW reading its scalars there), run eagerly: its batches are cut into micro-batches of
- * varying shape (the last of an epoch is smaller, tasks pad to each batch's longest sequence), and
- * the loss and gradient norm are read back and checked before the update is applied, which a
- * replayed graph, applying its update inside the graph, cannot do.
+ * device, AdamW reading its scalars there), run by `StepRunner` through the same `GraphCache`:
+ * on a backend that captures graphs each micro-batch shape the task gives as fixed-shape inputs
+ * (`TrainTask.stepInputs`) is recorded once and replayed, and so are the norm and the update, with
+ * the loss and gradient norm read back and checked between them, before anything is applied.
  */
 export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promise<TrainResult> {
   const run = openRun(task, options);
@@ -67,6 +68,7 @@ export async function train<B>(task: TrainTask<B>, options: TrainOptions): Promi
     return await finish(run);
   } finally {
     run.progress?.done();
+    run.steps.dispose();
     run.optimizer.dispose();
   }
 }
