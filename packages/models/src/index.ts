@@ -19,7 +19,7 @@ export {
   type WeightReader,
 } from './load.js';
 export { describeParameters, outputHeadName } from './lora-count.js';
-export { type ForwardInput, KVCache, type LayerContext, prepareInput } from './models/common.js';
+export { type ForwardInput, KVCache, type LayerContext, prepareInput, ropeTables } from './models/common.js';
 export { GPTNeoXAttention, GPTNeoXLayer, GPTNeoXMLP, GPTNeoXModel } from './models/gpt-neox.js';
 export { LlamaAttention, LlamaDecoderLayer, LlamaMLP, LlamaModel } from './models/llama.js';
 export { causalLMFromPretrained, type LoadWeightsOptions, loadWeightsInto } from './pretrained.js';

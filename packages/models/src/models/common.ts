@@ -95,7 +95,22 @@ export function ropeInputs(config: ModelConfig, ctx: LayerContext, backend: Back
       `rope_type "${rope.type}" builds its cos/sin tables on the host: pass positionIds as arrays (or leave them out to derive them from the mask), not as a tensor`,
     );
   }
-  const { invFreq, attentionScaling } = ropeFrequencies(rope, seqLen);
+  const { cos, sin, half } = ropeTables(config, rows, seqLen);
+  const shape = [rows.length, rows[0]?.length ?? 0, 1, half];
+  return { cos: tensor(cos, shape, { backend, dtype }), sin: tensor(sin, shape, { backend, dtype }) };
+}
+
+/**
+ * The float32 cos and sin tables [batch, seq, 1, rotaryDim / 2] of the rope types that are not
+ * fused (llama3, yarn, longrope), for host position rows, multiplied by the attention scaling:
+ * what `ropeInputs` uploads. `seqLen` is the pass's largest position + 1 (longrope reads it).
+ */
+export function ropeTables(
+  config: ModelConfig,
+  rows: readonly (readonly number[])[],
+  seqLen: number,
+): { cos: Float32Array; sin: Float32Array; half: number } {
+  const { invFreq, attentionScaling } = ropeFrequencies(config.rope, seqLen);
   const half = invFreq.length;
   const batch = rows.length;
   const seq = rows[0]?.length ?? 0;
@@ -113,10 +128,7 @@ export function ropeInputs(config: ModelConfig, ctx: LayerContext, backend: Back
       }
     }
   }
-  return {
-    cos: tensor(cos, [batch, seq, 1, half], { backend, dtype }),
-    sin: tensor(sin, [batch, seq, 1, half], { backend, dtype }),
-  };
+  return { cos, sin, half };
 }
 
 /**
