@@ -4,7 +4,7 @@ import { baseHidden, batchShape, checkIds, type HeadBatch, type Rows } from './b
 import { type GenerateOptions, greedyGenerate, type Prompts } from './generate.js';
 import {
   checkInputs,
-  checkTensorLossSupported,
+  checkModelInputs,
   flatHidden,
   type HostInput,
   IGNORE_INDEX,
@@ -110,7 +110,7 @@ export class CausalLMHead extends Module {
     const where = 'CausalLMHead.lossInputs';
     const [b, t] = batchShape(where, batch);
     const picked = this.#targets(where, batch.labels, b, t);
-    const { rows: _rows, length: _length, batch: _batch, seq, ...model } = inputGrid(where, batch, this.model.config.vocabSize, pad);
+    const { rows: _rows, length: _length, batch: _batch, seq, ...model } = inputGrid(where, batch, this.model.config, pad);
     const count = pad.targets ?? picked.rows.length;
     if (!Number.isInteger(count) || count < picked.rows.length) {
       throw new Error(`${where}: pad.targets is ${count}; it must be an integer >= ${picked.rows.length}, the batch's target rows`);
@@ -132,15 +132,13 @@ export class CausalLMHead extends Module {
    * `loss` computed from input tensors alone (the arrays of `lossInputs` on the device): no value
    * is read on the host, so a captured graph of it replays for new inputs of the same shapes. The
    * mean is over the targets that are not −100, and 0 (with zero gradients) when there is none.
-   * Needs a rope that takes position tensors (`supportsTensorLoss`).
+   * Not for rope type dynamic (`supportsTensorLoss`).
    */
   tensorLoss(inputs: CausalLMTensorInputs): Tensor {
     const where = 'CausalLMHead.tensorLoss';
-    checkTensorLossSupported(where, this.model.config);
-    checkInputs(where, inputs, { inputIds: [null, null], targetRows: [null] });
-    const [b, t] = inputs.inputIds.shape as [number, number];
-    const r = inputs.targetRows.size;
-    checkInputs(where, inputs, { attentionMask: [b, t], positionIds: [b, t], targets: [r] });
+    checkModelInputs(where, this.model.config, inputs);
+    checkInputs(where, inputs, { targetRows: [null] });
+    checkInputs(where, inputs, { targets: [inputs.targetRows.size] });
     return tidy(() => {
       const picked = gatherRows(flatHidden(this.base, this.model, inputs), inputs.targetRows);
       return meanCrossEntropy(this.lmHead.forward(picked), inputs.targets);

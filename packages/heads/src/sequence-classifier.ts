@@ -17,7 +17,7 @@ import type { BaseModel, CausalLM, ModelConfig } from '@peft/models';
 import { baseHidden, batchShape, checkCount, checkIds, type HeadBatch, inEvalMode, lastTokenIndex } from './batch.js';
 import {
   checkInputs,
-  checkTensorLossSupported,
+  checkModelInputs,
   flatHidden,
   type HostInput,
   IGNORE_INDEX,
@@ -236,7 +236,7 @@ export class SequenceClassifier extends Module {
   lossInputs(batch: HeadBatch, labels: readonly number[], pad: InputPadding = {}): SequenceClassifierTensorInputs<HostInput> {
     const where = 'SequenceClassifier.lossInputs';
     this.#checkLabels(where, batch, labels);
-    const { rows, length, batch: b, seq, ...model } = inputGrid(where, batch, this.model.config.vocabSize, pad);
+    const { rows, length, batch: b, seq, ...model } = inputGrid(where, batch, this.model.config, pad);
     const last = lastTokenIndex(batch.attentionMask, rows, length);
     const poolIndex = new Int32Array(b);
     const target = new Int32Array(b).fill(IGNORE_INDEX);
@@ -252,15 +252,12 @@ export class SequenceClassifier extends Module {
   /**
    * `loss` computed from input tensors alone (the arrays of `lossInputs` on the device): no value
    * is read on the host, so a captured graph of it replays for new inputs of the same shapes. The
-   * mean is over the rows whose label is not −100. Needs a rope that takes position tensors
-   * (`supportsTensorLoss`).
+   * mean is over the rows whose label is not −100. Not for rope type dynamic (`supportsTensorLoss`).
    */
   tensorLoss(inputs: SequenceClassifierTensorInputs): Tensor {
     const where = 'SequenceClassifier.tensorLoss';
-    checkTensorLossSupported(where, this.model.config);
-    checkInputs(where, inputs, { inputIds: [null, null] });
-    const [b, t] = inputs.inputIds.shape as [number, number];
-    checkInputs(where, inputs, { attentionMask: [b, t], positionIds: [b, t], poolIndex: [b], labels: [b] });
+    const [b] = checkModelInputs(where, this.model.config, inputs);
+    checkInputs(where, inputs, { poolIndex: [b], labels: [b] });
     return tidy(() => {
       const pooled = gatherRows(flatHidden(this.base, this.model, inputs), inputs.poolIndex);
       return meanCrossEntropy(this.score.forward(pooled), inputs.labels);

@@ -5,17 +5,17 @@ import { loadModel } from '@peft/models/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CausalLMHead } from './causal-lm-head.js';
 import { SequenceClassifier } from './sequence-classifier.js';
-import type { HostInput } from './tensor-input.js';
+import { type HostInput, supportsTensorLoss } from './tensor-input.js';
 import { FIXTURES, loadTiny, maxAbsDiff, pad, TINY_MODELS, tokenRows } from './test-models.js';
 
 const backend = createCpuBackend();
 afterAll(() => backend.destroy());
 
 /** The host arrays as device tensors, as a trainer writes them. */
-function upload<K extends string>(inputs: Record<K, HostInput>): Record<K, Tensor> {
-  const out = {} as Record<K, Tensor>;
-  for (const [name, v] of Object.entries(inputs) as [K, HostInput][]) out[name] = tensor(v.data, v.shape, { backend, dtype: v.dtype });
-  return out;
+function upload<T extends object>(inputs: T): { [K in keyof T]: Tensor } {
+  const out: Record<string, Tensor> = {};
+  for (const [name, v] of Object.entries(inputs) as [string, HostInput][]) out[name] = tensor(v.data, v.shape, { backend, dtype: v.dtype });
+  return out as { [K in keyof T]: Tensor };
 }
 
 /** The loss value and every trainable tensor's gradient after backward, gradients cleared after. */
@@ -63,8 +63,8 @@ function expectClose(want: Result, got: Result, exact: boolean): void {
   expect(gradError(want.grads, got.grads)).toBeLessThan(5e-6);
 }
 
-function dispose(inputs: Record<string, Tensor>): void {
-  for (const t of Object.values(inputs)) t.dispose();
+function dispose(inputs: object): void {
+  for (const t of Object.values(inputs) as Tensor[]) t.dispose();
 }
 
 describe('tensor-input losses equal the host-input losses', () => {
@@ -206,15 +206,61 @@ describe('lossInputs: the host arrays', () => {
     model.dispose();
   });
 
-  it('a model whose rope needs host positions (llama3) has no tensor-input loss, and says so', async () => {
-    const model = await loadModel(join(FIXTURES, 'hf-llama-v4'), { backend });
-    expect(model.config.rope.type).toBe('llama3');
+  it('a model with dynamic rope (its base depends on the longest position) has no tensor-input loss, and says so', async () => {
+    const model = await loadModel(join(FIXTURES, 'hf-llama-v5-dynamic'), { backend });
+    expect(supportsTensorLoss(model.config)).toBe(false);
     const head = new SequenceClassifier(model, { numLabels: 2 });
     const inputs = upload(head.lossInputs({ inputIds: [[3, 4]] }, [1]));
     expect(() => head.tensorLoss(inputs)).toThrow(
-      'SequenceClassifier.tensorLoss: rope_type "llama3" computes its rotary inputs from host positions, so this model has no tensor-input loss; use loss() with host inputs',
+      'SequenceClassifier.tensorLoss: rope_type "dynamic" sets its rotary base from the batch\'s longest position on the host, so this model has no tensor-input loss; use loss() with host inputs',
     );
     dispose(inputs);
     model.dispose();
   });
+});
+
+describe('rope types whose tables are computed on the host travel as float32 inputs', () => {
+  const cases = [
+    ['hf-llama-v4', 'llama3'],
+    ['hf-gpt-neox-v5-yarn', 'yarn'],
+    ['hf-llama-v5-longrope', 'longrope'],
+    ['hf-gpt-neox-v4-linear', 'linear'],
+  ] as const;
+  for (const [folder, type] of cases) {
+    it(`${type}: tensorLoss equals loss, unpadded and padded`, async () => {
+      const model = (await loadModel(join(FIXTURES, folder), { backend })).unfreeze();
+      expect(model.config.rope.type).toBe(type);
+      const head = new SequenceClassifier(model, { numLabels: 3, generator: new Generator(5) });
+      // longrope switches to its long factors past 5 positions: one batch below, one above.
+      for (const lengths of [
+        [3, 4],
+        [7, 3],
+      ]) {
+        const batch = pad(tokenRows(lengths, model.config.vocabSize, 17), 'right');
+        const labels = [1, 2];
+        const want = await lossAndGrads(head, () => head.loss(batch, labels));
+        for (const padding of [{}, { batch: 3, seq: 16 }]) {
+          const host = head.lossInputs(batch, labels, padding);
+          const tables = type !== 'linear';
+          expect(host.ropeCos?.shape.slice(0, 3)).toEqual(
+            tables ? [padding.batch ?? 2, padding.seq ?? Math.max(...lengths), 1] : undefined,
+          );
+          expect(host.ropeSin?.dtype).toBe(tables ? 'float32' : undefined);
+          const inputs = upload(host);
+          const got = await lossAndGrads(head, () => head.tensorLoss(inputs));
+          dispose(inputs);
+          expectClose(want, got, Object.keys(padding).length === 0);
+        }
+      }
+      if (type !== 'linear') {
+        const inputs = upload(head.lossInputs(pad([[3, 4]], 'right'), [0]));
+        const { ropeSin: _, ...missing } = inputs;
+        expect(() => head.tensorLoss(missing)).toThrow(
+          /^SequenceClassifier\.tensorLoss: input ropeSin is missing or not a tensor: expected float32 \[1, 2, 1, \d+\]$/,
+        );
+        dispose(inputs);
+      }
+      head.dispose();
+    });
+  }
 });

@@ -3,17 +3,17 @@
 // them, with nothing read on the host. A captured graph (CUDA) repeats everything but the input
 // tensors' contents, so every value that changes between batches is one of these inputs.
 import { affine, cast, crossEntropy, div, reshape, sum, type Tensor, unary } from '@peft/core';
-import { type BaseModel, type CausalLM, type ModelConfig, prepareInput } from '@peft/models';
+import { type BaseModel, type CausalLM, type ModelConfig, prepareInput, ropeTables } from '@peft/models';
 import { batchShape, checkIds, type HeadBatch, isTensor, type Rows } from './batch.js';
 
 /** The label of a row or target that counts for nothing (PyTorch's default ignore index). */
 export const IGNORE_INDEX = -100;
 
-/** One int32 input as host values: its shape and its elements in row-major order. */
+/** One input as host values: its shape and its elements in row-major order. */
 export interface HostInput {
   shape: number[];
-  dtype: 'int32';
-  data: Int32Array;
+  dtype: 'int32' | 'float32';
+  data: Int32Array | Float32Array;
 }
 
 /** The sizes to pad a batch to; each defaults to the batch's own (no padding). */
@@ -26,12 +26,18 @@ export interface InputPadding {
   padTokenId?: number;
 }
 
-/** What the decoder reads: ids, attention mask and position ids, each [batch, seq]. */
+/** What the decoder reads: ids, attention mask and position ids, each int32 [batch, seq]. */
 export interface ModelInputs<T> {
   inputIds: T;
   attentionMask: T;
   /** The host path's positions: the number of real tokens before each real one, 1 on padding. */
   positionIds: T;
+  /**
+   * Only for the rope types whose tables are computed on the host (llama3, yarn, longrope): the
+   * float32 cos and sin [batch, seq, 1, rotaryDim / 2] of the positions, as the host path makes them.
+   */
+  ropeCos?: T;
+  ropeSin?: T;
 }
 
 /** The padded grid of a host batch, as the decoder reads it. */
@@ -45,24 +51,29 @@ export interface InputGrid extends ModelInputs<HostInput> {
 }
 
 /**
- * Whether a model's loss can be computed from input tensors alone: its rotary embedding must not
- * need host positions (rope types default and linear; llama3, yarn, longrope and dynamic build
- * their tables or base from the positions on the host).
+ * Whether a model's loss can be computed from input tensors alone: every rope type but dynamic,
+ * whose base (a kernel parameter, not an input) depends on the batch's longest position.
  */
 export function supportsTensorLoss(config: ModelConfig): boolean {
-  return config.rope.type === 'default' || config.rope.type === 'linear';
+  return config.rope.type !== 'dynamic';
+}
+
+/** Whether the rotary tables travel as inputs (the rope types the rotary kernel does not fuse). */
+function ropeAsTables(config: ModelConfig): boolean {
+  return config.rope.type !== 'default' && config.rope.type !== 'linear' && config.rope.type !== 'dynamic';
 }
 
 export function checkTensorLossSupported(where: string, config: ModelConfig): void {
   if (!supportsTensorLoss(config)) {
     throw new Error(
-      `${where}: rope_type "${config.rope.type}" computes its rotary inputs from host positions, so this model has no tensor-input loss; use loss() with host inputs`,
+      `${where}: rope_type "${config.rope.type}" sets its rotary base from the batch's longest position on the host, so this model has no tensor-input loss; use loss() with host inputs`,
     );
   }
 }
 
-/** Ids, mask and positions of a host batch padded to `pad` (see `InputPadding`). */
-export function inputGrid(where: string, batch: HeadBatch, vocab: number, pad: InputPadding = {}): InputGrid {
+/** Ids, mask and positions (and rotary tables) of a host batch padded to `pad` (see `InputPadding`). */
+export function inputGrid(where: string, batch: HeadBatch, config: ModelConfig, pad: InputPadding = {}): InputGrid {
+  const vocab = config.vocabSize;
   if (isTensor(batch.inputIds)) {
     throw new Error(`${where}: inputIds ${batch.inputIds.describe()} is a tensor; pass the batch as host rows (number[][])`);
   }
@@ -98,26 +109,58 @@ export function inputGrid(where: string, batch: HeadBatch, vocab: number, pad: I
   }
   const shape = [b, seq];
   const int = (data: Int32Array): HostInput => ({ shape: [...shape], dtype: 'int32', data });
-  return { inputIds: int(ids), attentionMask: int(mask), positionIds: int(positions), rows, length, batch: b, seq };
+  const grid: InputGrid = { inputIds: int(ids), attentionMask: int(mask), positionIds: int(positions), rows, length, batch: b, seq };
+  if (!ropeAsTables(config)) return grid;
+  // The host path's largest position + 1 (longrope reads it): over the unpadded batch, where
+  // padding positions hold 1 as here.
+  let largest = 0;
+  for (let r = 0; r < rows; r++) for (let t = 0; t < length; t++) largest = Math.max(largest, positions[r * seq + t]!);
+  const rowsOf = Array.from({ length: b }, (_, r) => Array.from(positions.subarray(r * seq, (r + 1) * seq)));
+  const { cos, sin, half } = ropeTables(config, rowsOf, largest + 1);
+  const table = (data: Float32Array): HostInput => ({ shape: [b, seq, 1, half], dtype: 'float32', data });
+  return { ...grid, ropeCos: table(cos), ropeSin: table(sin) };
 }
 
-/** Checks that each named input is an int32 tensor of the given shape (null: any size there). */
-export function checkInputs(where: string, inputs: object, shapes: Record<string, (number | null)[]>): void {
+/** Checks that each named input is a tensor of the dtype (default int32) and shape (null: any size there). */
+export function checkInputs(
+  where: string,
+  inputs: object,
+  shapes: Record<string, (number | null)[]>,
+  dtype: 'int32' | 'float32' = 'int32',
+): void {
   for (const [name, shape] of Object.entries(shapes)) {
     const t = (inputs as Record<string, unknown>)[name];
-    if (!isTensor(t)) throw new Error(`${where}: input ${name} is missing or not a tensor: expected int32 [${shape.join(', ')}]`);
-    const ok = t.dtype === 'int32' && t.rank === shape.length && shape.every((d, i) => d === null || t.shape[i] === d);
-    if (!ok) {
-      const want = shape.map((d) => (d === null ? '…' : d)).join(', ');
-      throw new Error(`${where}: input ${name} is ${t.describe()}; expected int32 [${want}]`);
-    }
+    const want = `${dtype} [${shape.map((d) => (d === null ? '…' : d)).join(', ')}]`;
+    if (!isTensor(t)) throw new Error(`${where}: input ${name} is missing or not a tensor: expected ${want}`);
+    const ok = t.dtype === dtype && t.rank === shape.length && shape.every((d, i) => d === null || t.shape[i] === d);
+    if (!ok) throw new Error(`${where}: input ${name} is ${t.describe()}; expected ${want}`);
     if (t.size === 0) throw new Error(`${where}: input ${name} ${t.describe()} is empty`);
   }
+}
+
+/**
+ * Checks the decoder's inputs (ids, mask, positions, and the rotary tables where the rope type
+ * needs them) and returns [batch, seq].
+ */
+export function checkModelInputs(where: string, config: ModelConfig, inputs: ModelInputs<Tensor>): [number, number] {
+  checkTensorLossSupported(where, config);
+  checkInputs(where, inputs, { inputIds: [null, null] });
+  const [b, t] = inputs.inputIds.shape as [number, number];
+  checkInputs(where, inputs, { attentionMask: [b, t], positionIds: [b, t] });
+  if (ropeAsTables(config)) {
+    checkInputs(where, inputs, { ropeCos: [b, t, 1, null] }, 'float32');
+    checkInputs(where, inputs, { ropeSin: [...inputs.ropeCos!.shape] }, 'float32');
+  } else if (inputs.ropeCos || inputs.ropeSin) {
+    throw new Error(`${where}: rope_type "${config.rope.type}" takes no ropeCos / ropeSin inputs (the rotary kernel computes them)`);
+  }
+  return [b, t];
 }
 
 /** Final hidden states [batch·seq, hidden] of `base` over tensor inputs. Call inside `tidy`. */
 export function flatHidden(base: BaseModel, model: CausalLM, inputs: ModelInputs<Tensor>): Tensor {
   const p = prepareInput(model.backend, inputs);
+  // The tables in the activations' dtype, rounded once as the host path rounds them.
+  if (inputs.ropeCos && inputs.ropeSin) p.ctx.rope = { cos: cast(inputs.ropeCos, model.dtype), sin: cast(inputs.ropeSin, model.dtype) };
   const hidden = base.forward(p.ids, p.ctx);
   const [b, t, h] = hidden.shape as [number, number, number];
   return reshape(hidden, [b * t, h]);
