@@ -150,7 +150,7 @@ export class ClassificationTask implements TrainTask<ClassificationTrainBatch> {
    * The micro-batch as the classifier's tensor-loss inputs (`lossInputs`): ids, mask and positions
    * [rows, seq], pooling index and labels [rows]. With `shapes.fixed`, padded to
    * `microBatchSize` rows (label −100) and a bucket of lengths (see `bucket`); otherwise the
-   * batch's own shapes. Null (the trainer uses `loss`) for a model whose rope needs host positions.
+   * batch's own shapes. Null (the trainer uses `loss`) for a model with dynamic rope (`supportsTensorLoss`).
    * Records the rows' dropout keys for the `stepLoss` that follows.
    */
   stepInputs(batch: ClassificationTrainBatch, shapes: StepShapes): Record<string, StepInput> | null {

@@ -400,7 +400,7 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
    * `shapes.fixed`, padded to `microBatchSize` rows, a bucket of lengths and a bucket of target
    * rows (see `bucket`; extra targets are −100); otherwise the batch's own shapes. A micro-batch
    * without any answer token keeps the zero loss of `loss`. Null (the trainer uses `loss`) for a
-   * model whose rope needs host positions. Records the dropout keys for the `stepLoss` that follows.
+   * model with dynamic rope (`supportsTensorLoss`). Records the dropout keys for the `stepLoss` that follows.
    */
   stepInputs(batch: NerBatch, shapes: StepShapes): Record<string, StepInput> | null {
     if (!supportsTensorLoss(this.peft.model.config)) return null;

@@ -163,9 +163,9 @@ describe('ClassificationTask.stepInputs / stepLoss', () => {
     fresh.peft.dispose();
   });
 
-  it('gives no step inputs (the trainer uses loss) for a model whose rope needs host positions', async () => {
-    const model = await loadModel(join(MODELS, 'hf-llama-v4'), { backend });
-    expect(model.config.rope.type).toBe('llama3');
+  it('gives no step inputs (the trainer uses loss) for a model with dynamic rope, whose base depends on the batch', async () => {
+    const model = await loadModel(join(MODELS, 'hf-llama-v5-dynamic'), { backend });
+    expect(model.config.rope.type).toBe('dynamic');
     const head = new SequenceClassifier(model, { numLabels: 3 });
     const peft = getPeftModel(head, loraConfig({ r: 2, modulesToSave: ['score'], taskType: 'SEQ_CLS' }), { modelType: 'llama' });
     const tokenizer = { encode: (text: string) => Array.from(text, (_, i) => 3 + (i % 5)), padTokenId: 0 };
