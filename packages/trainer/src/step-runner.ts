@@ -115,7 +115,7 @@ export class StepRunner<B> {
     this.#backend.write(this.#share.buffer('train'), Float32Array.of(share));
     const given =
       task.stepInputs && task.stepLoss
-        ? task.stepInputs(batch, { fixed: this.#graphs.enabled, microBatchSize: this.#microBatchSize })
+        ? task.stepInputs(batch, { fixed: this.#graphs.enabled, microBatchSize: this.#microBatchSize }, ctx)
         : null;
     if (!given) {
       this.#record(this.#body(() => task.loss(batch, ctx)));

@@ -113,8 +113,10 @@ export interface TrainTask<B = unknown> {
    * task has both, the trainer writes these into device tensors and calls `stepLoss` instead of
    * `loss` (on every backend), and on a backend that captures graphs it records each micro-batch
    * shape's forward and backward once and replays it. Null: this micro-batch goes through `loss`.
+   * Whatever else the loss depends on that changes between calls (the step's dropout keys:
+   * `exampleStreamKeys(seed, ctx.step, …)`) belongs here too.
    */
-  stepInputs?(batch: B, shapes: StepShapes): Record<string, StepInput> | null;
+  stepInputs?(batch: B, shapes: StepShapes, ctx: LossContext): Record<string, StepInput> | null;
   /**
    * The value `loss(batch, ctx)` gives (the same mean, so the same gradients), computed from the
    * tensors of `stepInputs(batch)` alone: a replayed graph repeats everything else its capture saw.
