@@ -138,7 +138,7 @@ export class StepRunner<B> {
     const { value } = this.#graphs.run(`micro ${key}`, () => this.#body(() => task.stepLoss!(inputs, ctx)), {
       undo: () => {
         this.#optimizer.zeroGrad();
-        this.#generators.forEach((g, i) => g.setState(states[i]!));
+        for (const [i, g] of this.#generators.entries()) g.setState(states[i]!);
       },
       onDrop: () => this.#dropInputs(key),
     });
