@@ -6,6 +6,7 @@ import type { DType } from '@peft/core';
 import { UsageError } from '../args.js';
 import { folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
 import { BC5CDR_LAYER_SETS, type Bc5cdrLayers, type Bc5cdrOptions, type Bc5cdrResult, runBc5cdr } from '../recipes/bc5cdr.js';
+import { graphLines } from '../recipes/common.js';
 import * as study from './study-command.js';
 
 /** What runs when --model / --data are absent (the example's bundled tiny model and corpus), and the usage line. */
@@ -250,7 +251,7 @@ const BC5CDR: study.Study<Omit<Bc5cdrOptions, 'out'>, Bc5cdrResult> = {
     `No --model: the bundled tiny Llama on the fixture abstracts on the ${o.backend} backend (a smoke run: a random 2-layer model does not learn NER in seconds).`,
   presetLine: bc5cdrPresetLine,
   recipe: runBc5cdr,
-  report: (_, seconds) => [`finished in ${seconds.toFixed(1)} s`],
+  report: (result, seconds) => [...graphLines(result.runs.map((r) => r.train)), `finished in ${seconds.toFixed(1)} s`],
 };
 
 /** Runs the command; returns the recipe's result (null for --help). Errors propagate. */

@@ -6,6 +6,7 @@ import type { DType } from '@peft/core';
 import type { LivedoorTemplate } from '@peft/datasets';
 import { UsageError } from '../args.js';
 import { folderName, lrName, type Preset, TINY_HIDDEN_SIZE } from '../presets.js';
+import { graphLines } from '../recipes/common.js';
 import { type LivedoorOptions, type LivedoorResult, runLivedoor } from '../recipes/livedoor.js';
 import * as study from './study-command.js';
 
@@ -168,6 +169,7 @@ export function livedoorReport(result: LivedoorResult, seconds: number): string[
   if (result.runDir) lines.push(`run folder: ${result.runDir}`);
   if (result.adapterDir) lines.push(`adapter (PEFT format, score head in modules_to_save, labels.json): ${result.adapterDir}`);
   if (result.curves) lines.push(`curves (training loss, validation macro-F1): ${result.curves}`);
+  lines.push(...graphLines([result.train]));
   lines.push(`finished in ${seconds.toFixed(1)} s`);
   return lines;
 }

@@ -9,7 +9,7 @@ import { createCpuBackend } from '@peft/backend-cpu';
 import type { Backend, DType, FileSink } from '@peft/core';
 import type { ModelConfig } from '@peft/models';
 import { loadConfig } from '@peft/models/node';
-import type { ProgressOptions, RunStore, TrainCommunicator } from '@peft/trainer';
+import type { ProgressOptions, RunStore, TrainCommunicator, TrainResult } from '@peft/trainer';
 import { nodeRunStore } from '@peft/trainer/node';
 import { createBackend } from '../backends.js';
 import { cpuThreadsPerProcess, deviceOptions, processGroup, SINGLE_PROCESS } from '../distributed.js';
@@ -170,4 +170,19 @@ export async function curvesIn(runDir: string | null): Promise<string | null> {
 export async function writeResults(store: RunStore, md: { title: string; intro?: string; table: string }, json?: unknown): Promise<void> {
   if (json !== undefined) await store.writeFile('results.json', `${JSON.stringify(json, null, 2)}\n`);
   await store.writeFile('results.md', `# ${md.title}\n\n${md.intro ? `${md.intro}\n\n` : ''}${md.table.trimEnd()}\n`);
+}
+
+/**
+ * One line on the CUDA graphs of the runs (`TrainResult.graphs`), or none where the backend has no
+ * graphs: how many were captured and replayed, or why the steps ran eagerly.
+ */
+export function graphLines(runs: readonly (TrainResult | null | undefined)[]): string[] {
+  const reports = runs.flatMap((r) => (r ? [r.graphs] : []));
+  const captured = reports.reduce((n, g) => n + g.captured, 0);
+  const replays = reports.reduce((n, g) => n + g.replays, 0);
+  const error = reports.find((g) => g.error !== null)?.error ?? null;
+  const lines: string[] = [];
+  if (captured > 0) lines.push(`CUDA graphs: ${captured} captured, ${replays} replays`);
+  if (error !== null) lines.push(`CUDA graphs: a capture failed, so the steps after it ran eagerly: ${error.split('\n')[0]}`);
+  return lines;
 }
