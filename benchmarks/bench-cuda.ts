@@ -1,10 +1,12 @@
 /**
  * The CUDA section of `pnpm bench` as a program of its own: what
- * packages/backend-cuda/scripts/bundle-device.mjs bundles into .device/peft/dist/bench-cuda.mjs for a
- * GPU machine without Node's tooling (see packages/backend-cuda/GPU.md). Run from the repository
- * checkout (or set PEFT_REPO): it reads fixtures/configs and runs benchmarks/python/peft_step.py.
+ * packages/backend-cuda/scripts/bundle-device.mjs bundles into .device/peft.tar.xz
+ * (peft/dist/bench-cuda.mjs) for a GPU machine without Node's tooling, where the GPU window's
+ * llama and neox stages run it (scripts/gpu-window.sh; packages/backend-cuda/GPU.md). Run from the
+ * repository checkout (or set PEFT_REPO): it reads fixtures/configs and runs
+ * benchmarks/python/peft_step.py.
  *
- *   node .device/peft/dist/bench-cuda.mjs [--only llama|neox] [--warmup N] [--steps N] [--batch N]
+ *   node .device/run/peft/dist/bench-cuda.mjs [--only llama|neox] [--warmup N] [--steps N] [--batch N]
  *        [--seq N] [--layers N] [--python PATH] [--no-python] [--no-graph] [--short] [--out NAME]
  *
  * From source: node --conditions=@peft/source --import tsx benchmarks/bench-cuda.ts …

@@ -8,9 +8,23 @@ import type { CudaBenchConfig } from './cuda-suite.js';
 import { fmt, mfu, type PythonResult, peakBf16Flops, type Row, type Side } from './cuda-suite-report.js';
 
 const PYTHON_TIMEOUT_MS = 30 * 60_000;
+/** What is left for the rest of the run after PyTorch is stopped for the stage's deadline. */
+const DEADLINE_MARGIN_MS = 10_000;
+
+/**
+ * How long the Python process may run: 30 minutes, or less when the GPU window gave this process
+ * a deadline ($PEFT_GPU_WINDOW_DEADLINE, epoch milliseconds), so that PyTorch is stopped in time
+ * for our figures and the table to be written.
+ */
+export function pythonTimeoutMs(now = Date.now(), deadline = process.env.PEFT_GPU_WINDOW_DEADLINE): number {
+  const d = Number(deadline);
+  return deadline && Number.isFinite(d) ? Math.min(PYTHON_TIMEOUT_MS, d - now - DEADLINE_MARGIN_MS) : PYTHON_TIMEOUT_MS;
+}
 
 /** Runs `python peft_step.py …`, its stderr passed through; the last JSON line of its stdout. */
 function runPython(python: string, script: string, args: string[]): Promise<Side<PythonResult>> {
+  const limit = pythonTimeoutMs();
+  if (limit <= 0) return Promise.resolve({ ok: false, reason: 'no time left before the GPU window stage ends' });
   return new Promise((resolve) => {
     let stdout = '';
     let tail = '';
@@ -23,7 +37,11 @@ function runPython(python: string, script: string, args: string[]): Promise<Side
       tail = (tail + s).slice(-2000);
     });
     // A 7B build and 13 steps take a few minutes at most; a hung process must not hold the run.
-    const timer = setTimeout(() => child.kill('SIGKILL'), PYTHON_TIMEOUT_MS);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, limit);
     timer.unref();
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -42,7 +60,9 @@ function runPython(python: string, script: string, args: string[]): Promise<Side
       } catch {
         json = undefined;
       }
-      if (json?.skipped) resolve({ ok: false, reason: json.skipped });
+      if (timedOut)
+        resolve({ ok: false, reason: `${python} ${relative(process.cwd(), script)} stopped after ${(limit / 1000).toFixed(0)} s` });
+      else if (json?.skipped) resolve({ ok: false, reason: json.skipped });
       else if (json && code === 0) resolve({ ok: true, result: json });
       else {
         const last = tail.trim().split('\n').slice(-3).join(' | ');

@@ -204,19 +204,35 @@ export function printComparison(
   return ratios;
 }
 
-/** Writes the results to benchmarks/results/cuda-<out or date>[.short].json, and to $OUT/cuda-bench.json when $OUT is set. */
-export function writeResults(root: string, opts: { out?: string; short?: boolean }, json: CudaSuiteReport): void {
+/**
+ * The results file's name: cuda-<out or date>[-<config ids>][.short].json, the ids when `--only`
+ * chose some configs (so that runs of one config each, as the GPU window makes, do not overwrite
+ * each other).
+ */
+export function resultsName(opts: { out?: string; short?: boolean; only?: readonly string[] }): string {
   const date = new Date().toISOString().slice(0, 10);
-  const name = `cuda-${opts.out ?? date}${opts.short ? '.short' : ''}.json`;
+  const ids = opts.only && opts.only.length > 0 ? `-${opts.only.join('-')}` : '';
+  return `cuda-${opts.out ?? date}${ids}${opts.short ? '.short' : ''}.json`;
+}
+
+/**
+ * Writes the results to benchmarks/results/<resultsName> (not in a GPU window stage, whose files
+ * all go to its OUT folder), and to $OUT/cuda-bench[-<config ids>].json when $OUT is set.
+ */
+export function writeResults(root: string, opts: { out?: string; short?: boolean; only?: readonly string[] }, json: CudaSuiteReport): void {
+  const name = resultsName(opts);
   const text = `${JSON.stringify(json, null, 2)}\n`;
-  const dir = join(root, 'benchmarks', 'results');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, name), text);
-  console.log(`\nwrote ${relative(process.cwd(), join(dir, name)) || name}`);
+  if (!process.env.PEFT_GPU_WINDOW_STAGE) {
+    const dir = join(root, 'benchmarks', 'results');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, name), text);
+    console.log(`\nwrote ${relative(process.cwd(), join(dir, name)) || name}`);
+  }
   if (process.env.OUT) {
+    const outName = `cuda-bench${opts.only && opts.only.length > 0 ? `-${opts.only.join('-')}` : ''}.json`;
     mkdirSync(process.env.OUT, { recursive: true });
-    writeFileSync(join(process.env.OUT, 'cuda-bench.json'), text);
-    console.log(`wrote ${join(process.env.OUT, 'cuda-bench.json')}`);
+    writeFileSync(join(process.env.OUT, outName), text);
+    console.log(`wrote ${join(process.env.OUT, outName)}`);
   }
 }
 

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type CudaSuiteReport, mfu, peakBf16Flops, runCudaSuite } from './cuda-suite.js';
+import { pythonTimeoutMs } from './cuda-suite-python.js';
+import { resultsName } from './cuda-suite-report.js';
 
 const here = import.meta.dirname;
 
@@ -152,5 +154,20 @@ describe('MFU', () => {
     expect(mfu(7e9, 1000, 1e15, true)).toBeCloseTo(0.042, 10);
     expect(mfu(7e9, 1000, 1e15, false)).toBeCloseTo(0.028, 10);
     expect(mfu(7e9, 1000, null, true)).toBeNull();
+  });
+});
+
+describe('results files and the PyTorch time limit in a GPU window', () => {
+  it('names the results file by the configs --only chose, so that one-config runs do not overwrite each other', () => {
+    const date = new Date().toISOString().slice(0, 10);
+    expect(resultsName({})).toBe(`cuda-${date}.json`);
+    expect(resultsName({ only: ['llama'] })).toBe(`cuda-${date}-llama.json`);
+    expect(resultsName({ only: ['neox'], out: 'x', short: true })).toBe('cuda-x-neox.short.json');
+  });
+  it('stops PyTorch 10 s before the stage deadline, else after 30 minutes', () => {
+    expect(pythonTimeoutMs(1_000, '61000')).toBe(50_000);
+    expect(pythonTimeoutMs(1_000, undefined)).toBe(30 * 60_000);
+    expect(pythonTimeoutMs(1_000, String(1_000 + 3 * 3600_000))).toBe(30 * 60_000);
+    expect(pythonTimeoutMs(1_000, '5000')).toBeLessThanOrEqual(0);
   });
 });

@@ -4,7 +4,9 @@
  * @peft/backend-cuda, beside the same step in PyTorch + transformers + peft
  * (benchmarks/python/peft_step.py) on the same GPU in the same run: tokens/s, median step time,
  * peak memory, MFU, first losses. Without a usable GPU it prints one line saying why and returns.
- * Results go to benchmarks/results/cuda-<date>.json (and $OUT/cuda-bench.json when $OUT is set).
+ * Results go to benchmarks/results/cuda-<date>[-<configs>].json (and $OUT/cuda-bench[-<configs>].json
+ * when $OUT is set; the config ids when --only chose them); each run's figures also go to the GPU
+ * window's figures file ($PEFT_GPU_WINDOW_FIGURES) as soon as the run ends.
  *
  * Our model is built, timed and freed (pool trimmed, backend destroyed) before the Python process
  * starts, so the two never hold GPU memory at the same time.
@@ -14,6 +16,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type CudaAvailability, createCudaBackend, isAvailable } from '@peft/backend-cuda';
 import type { Backend } from '@peft/core';
+import { hangIfAsked, recordFigures } from '../../packages/backend-cuda/scripts/window/figures.js';
 import { runPytorch } from './cuda-suite-python.js';
 import {
   type CudaSuiteReport,
@@ -227,7 +230,9 @@ async function runOurs(
 /** Runs the suite; returns what it wrote to the results file, or null when CUDA is unavailable (one line printed). */
 export async function runCudaSuite(opts: CudaSuiteOptions = {}, deps: CudaSuiteDeps = CUDA_DEPS): Promise<CudaSuiteReport | null> {
   const configs = parseOnly(opts.only);
+  await hangIfAsked();
   const availability = deps.isAvailable();
+  recordFigures({ availability });
   if (!availability.available) {
     console.log(`cuda: skipped — ${availability.reason}`);
     return null;
@@ -254,17 +259,31 @@ export async function runCudaSuite(opts: CudaSuiteOptions = {}, deps: CudaSuiteD
     console.log(
       `\n${c.title} (fixtures/configs/${c.dir}, ${layers} layers), batch ${batch} × ${seq}, LoRA r ${c.r} α ${c.alpha} on ${c.targets.join(', ')}`,
     );
-    const ours = await runOurs(deps, base, warmup, false, found);
-    const oursGraph: Side<OursResult> = opts.noGraph ? { ok: false, reason: '--no-graph' } : await runOurs(deps, base, warmup, true, found);
+    // Each side's figures are kept as soon as it ends: a run stopped later still leaves them.
+    const figures: Record<string, unknown> = { config: cfg };
+    const keep = <T>(key: string, side: Side<T>): Side<T> => {
+      figures[key] = side.ok ? side.result : { skipped: side.reason };
+      recordFigures({ [c.id]: figures, gemmLibrary: found.gemmLibrary, gpu: found.gpu });
+      return side;
+    };
+    const ours = keep('ours', await runOurs(deps, base, warmup, false, found));
+    const oursGraph = keep<OursResult>(
+      'oursGraph',
+      opts.noGraph ? { ok: false, reason: '--no-graph' } : await runOurs(deps, base, warmup, true, found),
+    );
     // PyTorch + PEFT, same GPU, after ours was freed.
-    const pytorch: Row['pytorch'] = opts.noPython
-      ? { ok: false, reason: '--no-python' }
-      : await runPytorch({ python, script, root, batch, seq, warmup, steps, layers: opts.layers }, c);
+    const pytorch: Row['pytorch'] = keep(
+      'pytorch',
+      opts.noPython
+        ? { ok: false, reason: '--no-python' }
+        : await runPytorch({ python, script, root, batch, seq, warmup, steps, layers: opts.layers }, c),
+    );
     rows.push({ config: cfg, ours, oursGraph, pytorch });
   }
 
   const ratios = printComparison(rows, found.gpu, found.gemmLibrary, opts.noGraph ?? false);
   const json = reportJson({ availability: availability.reason, smi, warmup, steps }, found.gpu, found.gemmLibrary, rows, ratios);
-  writeResults(root, opts, json);
+  recordFigures({ ratios });
+  writeResults(root, { ...opts, only: opts.only?.length ? configs.map((c) => c.id) : undefined }, json);
   return json;
 }
