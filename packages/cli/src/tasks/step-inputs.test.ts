@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ClassificationTask, type LabelledText } from './classification.js';
 import { GenerativeNerTask } from './ner.js';
 import { bucket } from './step-inputs.js';
+import { classification, ner, run } from './step-inputs.testkit.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 const MODELS = join(ROOT, 'fixtures', 'models');
@@ -244,4 +245,22 @@ describe('GenerativeNerTask.stepInputs / stepLoss', () => {
     }
     t.peft.unload();
   });
+});
+
+describe('train() on the CPU backend goes through the step hooks', () => {
+  for (const [name, make] of [
+    ['ClassificationTask', classification],
+    ['GenerativeNerTask', ner],
+  ] as const) {
+    it(`${name}: stepLoss for every micro-batch, and the losses and adapter of loss bit for bit, LoRA dropout on`, async () => {
+      const viaSteps = await run((b) => make(b, 0.1), backend);
+      const viaLoss = await run((b) => make(b, 0.1), backend, { hooks: false });
+      expect(viaSteps.counts).toEqual({ stepLoss: 8, loss: 0 });
+      expect(viaLoss.counts).toEqual({ stepLoss: 0, loss: 8 });
+      expect(viaSteps.losses).toHaveLength(4);
+      expect(viaSteps.losses).toEqual(viaLoss.losses);
+      expect(viaSteps.weights).toEqual(viaLoss.weights);
+      expect(viaSteps.result.graphs).toEqual({ captured: 0, replays: 0, error: null });
+    }, 120_000);
+  }
 });
