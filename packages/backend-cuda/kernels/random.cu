@@ -39,3 +39,25 @@ extern "C" __global__ void dropout(void* out, int dtOut, const void* x, int dtX,
     }
   }
 }
+
+// Per-example dropout keyed by device data (rowDropout and its backward): block b of row r (4
+// elements) draws counter rowKeys[2r] · 2²⁶ + rowKeys[2r+1] · nb + b (nb = ⌈features/4⌉) under the
+// key pair `stream` of streamKeys; key and position are read as uint32 and the counter wraps past
+// 2⁶⁴, so any key values draw some mask and only those two words of the row are read. Nothing on
+// the host depends on the keys: a CUDA graph replays it with whatever keys were written since.
+extern "C" __global__ void row_dropout(void* out, int dtOut, const void* x, int dtX, const int* streamKeys, int stream, const int* rowKeys,
+                                       float p, float scale, i64 rows, i64 features) {
+  const i64 nb = (features + 3) / 4;
+  const uint32_t k0 = (uint32_t)streamKeys[2 * stream], k1 = (uint32_t)streamKeys[2 * stream + 1];
+  GRID_STRIDE(blk, rows * nb) {
+    const i64 r = blk / nb;
+    const i64 b = blk - r * nb;
+    const unsigned long long key = (uint32_t)rowKeys[2 * r], pos = (uint32_t)rowKeys[2 * r + 1];
+    const u4 w = philox((key << 26) + pos * (unsigned long long)nb + (unsigned long long)b, k0, k1);
+    const i64 i0 = r * features + b * 4;
+    for (int l = 0; l < 4 && b * 4 + l < features; l++) {
+      const float keep = u01(lane_of(w, l)) >= p ? scale : 0.0f;
+      st(out, dtOut, i0 + l, ld(x, dtX, i0 + l) * keep);
+    }
+  }
+}

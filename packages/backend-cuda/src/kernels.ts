@@ -131,6 +131,7 @@ export const KERNELS = {
   // random.cu
   random_fill: { family: 'random', params: [d, t, 'u32', 'u32', 'u64', 'i32', 'f32', 'f32', 'i64'] },
   dropout: { family: 'random', params: [d, t, d, t, 'u32', 'u32', 'u64', 'f32', 'f32', 'i64'] },
+  row_dropout: { family: 'random', params: [d, t, d, t, d, t, d, 'f32', 'f32', 'i64', 'i64'] },
   // matmul_skinny.cu: a 16-bit operand against a float32 one with a small side (LoRA's rank)
   gemm_skinny_n_16: { family: 'matmul_skinny', params: [d, d, t, d, t, t, t, t, 'f32', t] },
   gemm_skinny_n_32: { family: 'matmul_skinny', params: [d, d, t, d, t, t, t, t, 'f32', t] },

@@ -120,6 +120,16 @@ export interface DropoutParams {
   offset: number;
 }
 
+/** Parameters of `rowDropout` / `rowDropoutBackward`: the keys themselves are device data. */
+export interface RowDropoutParams {
+  p: number;
+  /** x has rows · features elements (the last axis is `features`). */
+  rows: number;
+  features: number;
+  /** Which Philox key of `streamKeys` this call uses. */
+  stream: number;
+}
+
 /**
  * What a backend must do. Output buffers are allocated by the caller (core) and passed first;
  * every kernel overwrites its outputs, no kernel accumulates unless a flag says so. Kernels read
@@ -298,6 +308,19 @@ export interface Backend {
   dropout(out: DeviceBuffer, x: DeviceBuffer, p: DropoutParams): void;
   /** dx = dy · mask / (1 − p), the same mask regenerated from (seed, offset). */
   dropoutBackward(dx: DeviceBuffer, dy: DeviceBuffer, p: DropoutParams): void;
+  /**
+   * Per-example dropout with its keys on the device (int32 buffers holding uint32 bits): row r
+   * uses the Philox key (streamKeys[2·stream], streamKeys[2·stream+1]) and the first counter
+   * rowKeys[2r] · 2²⁶ + rowKeys[2r+1] · ⌈features/4⌉ (example key, position; 64-bit); element j of
+   * the row uses counter + ⌊j/4⌋ (as (lo, hi, 0, 0)), lane j mod 4; out = x · (uniform ≥ p) / (1 − p):
+   * `exampleDropout`'s masks bit for bit. Keys must be in [0, 2²⁷) and positions such that
+   * (position + 1) · ⌈features/4⌉ ≤ 2²⁶: the CPU throws naming the row otherwise; a GPU reads
+   * both as uint32 and draws some mask from the wrapped counter, never reading out of bounds.
+   * Nothing on the host depends on the keys, so a captured graph replays with new keys.
+   */
+  rowDropout(out: DeviceBuffer, x: DeviceBuffer, streamKeys: DeviceBuffer, rowKeys: DeviceBuffer, p: RowDropoutParams): void;
+  /** dx = dy · mask / (1 − p), `rowDropout`'s mask regenerated from the same keys. */
+  rowDropoutBackward(dx: DeviceBuffer, dy: DeviceBuffer, streamKeys: DeviceBuffer, rowKeys: DeviceBuffer, p: RowDropoutParams): void;
 
   // --- optimizer -----------------------------------------------------------------------------
   /**

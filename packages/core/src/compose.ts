@@ -378,6 +378,16 @@ function layerKernelsOf<B extends OwnedBuffer, C, E extends object>(
       checks.dropoutBackward(c, dx, dy, p);
       k.dropoutBackward(to.context, dx, dy, p);
     },
+    rowDropout(out, a, streamKeys, rowKeys, p) {
+      alive('rowDropout');
+      checks.rowDropout(c, out, a, streamKeys, rowKeys, p);
+      k.rowDropout(to.context, out, a, streamKeys, rowKeys, p);
+    },
+    rowDropoutBackward(dx, dy, streamKeys, rowKeys, p) {
+      alive('rowDropoutBackward');
+      checks.rowDropoutBackward(c, dx, dy, streamKeys, rowKeys, p);
+      k.rowDropoutBackward(to.context, dx, dy, streamKeys, rowKeys, p);
+    },
     adamw(param, grad, m, v, p, scalars) {
       alive('adamw');
       checks.adamw(c, param, grad, m, v, p, scalars);

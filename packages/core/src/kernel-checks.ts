@@ -21,6 +21,7 @@ import type {
   RandomParams,
   ReduceOp,
   RotaryParams,
+  RowDropoutParams,
   UnaryOp,
   View,
 } from './backend.js';
@@ -446,6 +447,54 @@ function dropoutBackward(c: CheckContext, dx: DeviceBuffer, dy: DeviceBuffer, p:
   masked(c, 'dropoutBackward', 'dx', 'dy', dx, dy, p);
 }
 
+/**
+ * rowDropout(±Backward): p in [0, 1]; rows · features = out's size; x (dy) the same size; streamKeys
+ * int32 holding key pair `stream`; rowKeys int32 with a (key, position) pair per row. The keys'
+ * values are data, checked by the backends that read them (see `Backend.rowDropout`).
+ */
+function rowMasked(
+  c: CheckContext,
+  K: string,
+  outName: string,
+  xName: string,
+  out: DeviceBuffer,
+  x: DeviceBuffer,
+  streamKeys: DeviceBuffer,
+  rowKeys: DeviceBuffer,
+  p: RowDropoutParams,
+): void {
+  checkFinite(K, 'p', p.p);
+  if (p.p < 0 || p.p > 1) throw new Error(`${K}: p must be in [0, 1], got ${p.p}`);
+  checkCount(K, 'rows', p.rows);
+  checkCount(K, 'features', p.features);
+  checkCount(K, 'stream', p.stream);
+  buf(c, K, outName, out, 0, 'float');
+  if (p.rows * p.features !== out.size)
+    throw new Error(`${K}: ${outName} has ${out.size} elements but rows · features is ${p.rows} · ${p.features} = ${p.rows * p.features}`);
+  same(c, K, xName, x, out.size, 'float');
+  buf(c, K, 'streamKeys', streamKeys, 0, 'int32');
+  if (2 * p.stream + 2 > streamKeys.size)
+    throw new Error(
+      `${K}: stream ${p.stream} needs streamKeys[${2 * p.stream}..${2 * p.stream + 1}], but streamKeys holds ${streamKeys.size / 2} key pairs (${streamKeys.size} elements)`,
+    );
+  buf(c, K, 'rowKeys', rowKeys, 2 * p.rows, 'int32');
+}
+
+function rowDropout(c: CheckContext, out: DeviceBuffer, x: DeviceBuffer, sk: DeviceBuffer, rk: DeviceBuffer, p: RowDropoutParams): void {
+  rowMasked(c, 'rowDropout', 'out', 'x', out, x, sk, rk, p);
+}
+
+function rowDropoutBackward(
+  c: CheckContext,
+  dx: DeviceBuffer,
+  dy: DeviceBuffer,
+  sk: DeviceBuffer,
+  rk: DeviceBuffer,
+  p: RowDropoutParams,
+): void {
+  rowMasked(c, 'rowDropoutBackward', 'dx', 'dy', dx, dy, sk, rk, p);
+}
+
 const adamw: KernelChecks['adamw'] = (c, param, grad, m, v, p, scalars) => {
   const K = 'adamw';
   for (const key of ADAMW_FINITE) checkFinite(K, key, p[key]);
@@ -491,5 +540,7 @@ export const kernelChecks: KernelChecks = {
   random,
   dropout,
   dropoutBackward,
+  rowDropout,
+  rowDropoutBackward,
   adamw,
 };

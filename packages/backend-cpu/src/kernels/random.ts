@@ -11,9 +11,11 @@ import {
   type DeviceBuffer,
   type DropoutParams,
   type KernelFamily,
+  philox4x32,
   philoxNormal,
   philoxUniform,
   type RandomParams,
+  type RowDropoutParams,
   splitKey,
 } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
@@ -204,8 +206,36 @@ function dropoutBackward(_ctx: CpuContext, dx: DeviceBuffer, dy: DeviceBuffer, p
   applyMask(dx as CpuBuffer, dy as CpuBuffer, p);
 }
 
-/** The randomness kernels; their arguments are checked in core (kernelChecks). */
-export const randomKernels = { random, dropout, dropoutBackward } satisfies KernelFamily<CpuContext>;
+/**
+ * Per-example dropout keyed on the device (here: in host memory): row r draws from the key pair
+ * `stream` of streamKeys at counter rowKeys[2r] · 2²⁶ + rowKeys[2r+1] · ⌈features/4⌉. A key outside
+ * [0, 2²⁷) or a position past the example's 2²⁶ counters throws, naming the row.
+ */
+function rowDropout(
+  _ctx: CpuContext,
+  out: DeviceBuffer,
+  x: DeviceBuffer,
+  streamKeys: DeviceBuffer,
+  rowKeys: DeviceBuffer,
+  p: RowDropoutParams,
+): void {
+  applyRowMask('rowDropout', out as CpuBuffer, x as CpuBuffer, streamKeys as CpuBuffer, rowKeys as CpuBuffer, p);
+}
+
+/** dx = dy · mask / (1 − p), rowDropout's mask regenerated from the same keys. */
+function rowDropoutBackward(
+  _ctx: CpuContext,
+  dx: DeviceBuffer,
+  dy: DeviceBuffer,
+  streamKeys: DeviceBuffer,
+  rowKeys: DeviceBuffer,
+  p: RowDropoutParams,
+): void {
+  applyRowMask('rowDropoutBackward', dx as CpuBuffer, dy as CpuBuffer, streamKeys as CpuBuffer, rowKeys as CpuBuffer, p);
+}
+
+/** The randomness kernels; their arguments are checked in core (kernelChecks), the row keys' values here. */
+export const randomKernels = { random, dropout, dropoutBackward, rowDropout, rowDropoutBackward } satisfies KernelFamily<CpuContext>;
 
 function applyMask(o: CpuBuffer, xb: CpuBuffer, p: DropoutParams): void {
   const n = o.size;
@@ -238,4 +268,94 @@ function applyMask(o: CpuBuffer, xb: CpuBuffer, p: DropoutParams): void {
       storeChunk(w, o, start, m);
     }
   }
+}
+
+const EXAMPLE_KEYS = 2 ** 27;
+const EXAMPLE_COUNTERS = 2 ** 26;
+
+/** Each row's first Philox counter from its (example key, position) pair; out-of-range pairs throw naming the row. */
+function rowCounters(K: string, rowKeys: Int32Array, rows: number, features: number): Float64Array {
+  const blocks = Math.ceil(features / 4);
+  const first = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const key = rowKeys[2 * r]!;
+    const position = rowKeys[2 * r + 1]!;
+    if (key < 0 || key >= EXAMPLE_KEYS) throw new Error(`${K}: row ${r} has example key ${key} (rowKeys[${2 * r}]), outside [0, 2^27)`);
+    if (position < 0 || (position + 1) * blocks > EXAMPLE_COUNTERS)
+      throw new Error(
+        `${K}: row ${r} has position ${position} (rowKeys[${2 * r + 1}]), outside the 2^26 counters of one example for rows of ${features} features`,
+      );
+    first[r] = key * EXAMPLE_COUNTERS + position * blocks;
+  }
+  return first;
+}
+
+function applyRowMask(K: string, o: CpuBuffer, xb: CpuBuffer, sk: CpuBuffer, rk: CpuBuffer, p: RowDropoutParams): void {
+  const { rows, features } = p;
+  const streamKeys = sk.data as Int32Array;
+  const k0 = streamKeys[2 * p.stream]! >>> 0;
+  const k1 = streamKeys[2 * p.stream + 1]! >>> 0;
+  const first = rowCounters(K, rk.data as Int32Array, rows, features);
+  if (o.size === 0) return;
+  const w = randomWasm();
+  if (w === null) {
+    rowMaskJs(o, xb, k0, k1, first, p);
+    return;
+  }
+  const scale = p.p < 1 ? 1 / (1 - p.p) : 0;
+  const keepFrom = Math.ceil(Math.fround(p.p) * 16777216);
+  const raw16 = o.dtype === 'bfloat16' && xb.dtype === 'bfloat16';
+  // A chunk holds whole rows (a row longer than a chunk is cut at multiples of CHUNK, so at whole
+  // counters). Each row's words go right after the previous row's: philox writes whole blocks of
+  // 8 counters, and the next row (or the dropout's output) overwrites what runs past.
+  const words = (at: number, counter: number, m: number) =>
+    w.exports.philox(w.words + at * 4, k0, k1, counter % TWO32, Math.floor(counter / TWO32), Math.ceil(m / 4), w.consts, w.frame);
+  const apply = (start: number, m: number) => {
+    if (raw16) {
+      w.x16View.set((xb.data as Uint16Array).subarray(start, start + m));
+      w.exports.dropout(w.words, w.x, w.out, m, keepFrom, scale, 1, w.consts, w.frame);
+      (o.data as Uint16Array).set(w.out16View.subarray(0, m), start);
+    } else {
+      w.xView.set(loadF32(xb, start, m));
+      w.exports.dropout(w.words, w.x, w.out, m, keepFrom, scale, 0, w.consts, w.frame);
+      storeChunk(w, o, start, m);
+    }
+  };
+  for (let r = 0; r < rows; ) {
+    if (features > CHUNK) {
+      for (let j = 0; j < features; j += CHUNK) {
+        const m = Math.min(CHUNK, features - j);
+        words(0, first[r]! + j / 4, m);
+        apply(r * features + j, m);
+      }
+      r++;
+      continue;
+    }
+    const count = Math.min(rows - r, Math.floor(CHUNK / features));
+    for (let q = 0; q < count; q++) words(q * features, first[r + q]!, features);
+    apply(r * features, count * features);
+    r += count;
+  }
+}
+
+/** rowDropout without WebAssembly SIMD: Philox block by block, as core's reference. */
+function rowMaskJs(o: CpuBuffer, xb: CpuBuffer, k0: number, k1: number, first: Float64Array, p: RowDropoutParams): void {
+  const { rows, features } = p;
+  const n = rows * features;
+  const scale = p.p < 1 ? 1 / (1 - p.p) : 0;
+  const threshold = Math.fround(p.p);
+  const xs = loadF32(xb, 0, n);
+  const ys = outF32(o, n);
+  const block = new Uint32Array(4);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < features; j += 4) {
+      const c = first[r]! + j / 4;
+      philox4x32(c % TWO32, Math.floor(c / TWO32), 0, 0, k0, k1, block);
+      for (let l = 0; l < 4 && j + l < features; l++) {
+        const i = r * features + j + l;
+        ys[i] = (block[l]! >>> 8) * 2 ** -24 >= threshold ? xs[i]! * scale : 0;
+      }
+    }
+  }
+  storeF32(o, ys);
 }

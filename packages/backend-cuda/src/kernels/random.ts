@@ -1,8 +1,10 @@
 /**
  * Host side of kernels/random.cu: Philox uniform/normal fills and dropout, keyed by (seed,
  * offset). Neither can be captured in a CUDA graph (a replay would draw the same numbers).
+ * rowDropout reads its keys from device buffers, so it may be captured: each replay draws the
+ * masks of whatever keys were written into them.
  */
-import type { DeviceBuffer, DropoutParams, KernelFamily, RandomParams } from '@peft/core';
+import type { DeviceBuffer, DropoutParams, KernelFamily, RandomParams, RowDropoutParams } from '@peft/core';
 import { splitKey } from '@peft/core';
 import type { CudaBuffer } from '../buffer.js';
 import { DTYPE_CODE } from '../kernels.js';
@@ -65,5 +67,48 @@ function mask(ctx: Ctx, K: string, out: DeviceBuffer, x: DeviceBuffer, p: Dropou
   ]);
 }
 
-/** The randomness kernels; their arguments are checked in core (kernelChecks), graph capture here. */
-export const randomKernels = { random, dropout, dropoutBackward } satisfies KernelFamily<Ctx>;
+function rowDropout(
+  ctx: Ctx,
+  out: DeviceBuffer,
+  x: DeviceBuffer,
+  streamKeys: DeviceBuffer,
+  rowKeys: DeviceBuffer,
+  p: RowDropoutParams,
+): void {
+  rowMask(ctx, out, x, streamKeys, rowKeys, p);
+}
+
+function rowDropoutBackward(
+  ctx: Ctx,
+  dx: DeviceBuffer,
+  dy: DeviceBuffer,
+  streamKeys: DeviceBuffer,
+  rowKeys: DeviceBuffer,
+  p: RowDropoutParams,
+): void {
+  rowMask(ctx, dx, dy, streamKeys, rowKeys, p);
+}
+
+/** One launch over every row: one thread per 4 elements of a row (see row_dropout in random.cu). */
+function rowMask(ctx: Ctx, out: DeviceBuffer, x: DeviceBuffer, streamKeys: DeviceBuffer, rowKeys: DeviceBuffer, p: RowDropoutParams): void {
+  const o = out as CudaBuffer;
+  const xb = x as CudaBuffer;
+  if (o.size === 0) return;
+  const blocks = p.rows * Math.ceil(p.features / 4);
+  ctx.rt.launch('row_dropout', [grid(ctx, blocks)], [THREADS], 0, [
+    o.ptr,
+    DTYPE_CODE[o.dtype],
+    xb.ptr,
+    DTYPE_CODE[xb.dtype],
+    (streamKeys as CudaBuffer).ptr,
+    p.stream,
+    (rowKeys as CudaBuffer).ptr,
+    Math.fround(p.p),
+    p.p < 1 ? 1 / (1 - p.p) : 0,
+    p.rows,
+    p.features,
+  ]);
+}
+
+/** The randomness kernels; their arguments are checked in core (kernelChecks), graph capture here (rowDropout may be captured). */
+export const randomKernels = { random, dropout, dropoutBackward, rowDropout, rowDropoutBackward } satisfies KernelFamily<Ctx>;

@@ -25,6 +25,7 @@ import type { AttentionParams, Backend, BinaryOp, DeviceBuffer, MatmulParams, Ro
 import { bytesPerElement, type DType, decode, encode, isFloatDType, type RawArray } from '../dtype.js';
 import { philoxWords } from '../random/philox.js';
 import { assertEqual, type Tolerance } from './assert.js';
+import { rowDropoutCases } from './conformance-row-dropout.js';
 import { checkKernel, hostTensor, type KernelSpec, type ToleranceTable } from './harness.js';
 import * as ref from './reference.js';
 import { hashSeed, TestRng } from './rng.js';
@@ -72,7 +73,7 @@ export class SharedBackend {
   }
 }
 
-interface Ctx {
+export interface Ctx {
   name: string;
   backend: Backend;
   rng: TestRng;
@@ -125,6 +126,7 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
     activationCases(add, D);
     lossCases(add, D);
     randomCases(add, D);
+    rowDropoutCases(add, D);
     adamwCases(add, D);
   }
   cases.push({
@@ -137,7 +139,7 @@ export function conformanceCases(options: ConformanceOptions): ConformanceCase[]
   return cases;
 }
 
-type Add = (name: string, needs: DType[], body: (ctx: Ctx) => Promise<void>, optional?: DType[]) => void;
+export type Add = (name: string, needs: DType[], body: (ctx: Ctx) => Promise<void>, optional?: DType[]) => void;
 
 // --- memory and errors ---------------------------------------------------------------------------
 

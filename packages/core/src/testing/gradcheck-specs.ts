@@ -243,6 +243,23 @@ function dropoutSpecs(rng: TestRng): GradSpec[] {
   ];
 }
 
+/** Rows of 5 features (not a multiple of 4) keyed by device data. */
+function rowDropoutSpecs(rng: TestRng): GradSpec[] {
+  const n = normal(rng);
+  const p = { p: 0.3, rows: 4, features: 5, stream: 1 };
+  return [
+    {
+      inputs: { x: n(20), streamKeys: hostTensor('int32', [3, 9, -7, 12]), rowKeys: hostTensor('int32', [4, 0, 4, 1, 70, 0, 2, 9]) },
+      wrt: { x: 'dx' },
+      outputs: { out: { dtype: 'float32', size: 20 } },
+      loss: ['out'],
+      forward: (b, t) => b.rowDropout(t.out, t.x, t.streamKeys, t.rowKeys, p),
+      backward: (b, t) => b.rowDropoutBackward(t.dx, t.dOut, t.streamKeys, t.rowKeys, p),
+      eps: 1e-2,
+    },
+  ];
+}
+
 /** unaryBackward of one op, on inputs away from its kinks and inside its domain. */
 function unarySpecs(rng: TestRng, op: UnaryOp): GradSpec[] {
   // Inputs away from the kinks (abs, relu) and inside the domains (log, sqrt, rsqrt), by more than eps.
@@ -282,6 +299,7 @@ const SPECS = new Map<string, (rng: TestRng) => GradSpec[]>([
   ['siluMulBackward', siluMulSpecs],
   ['crossEntropyBackward', crossEntropySpecs],
   ['dropoutBackward', dropoutSpecs],
+  ['rowDropoutBackward', rowDropoutSpecs],
 ]);
 
 export const GRADCHECK_KERNELS: readonly string[] = [...SPECS.keys(), ...UNARY_OPS.map((op) => `unaryBackward ${op}`)];

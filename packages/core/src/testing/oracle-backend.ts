@@ -156,6 +156,8 @@ const oracleKernels: KernelImpls<null> = {
   random: (_, out, p) => store(out, ref.random(out.size, p)),
   dropout: (_, out, x, p) => store(out, ref.dropout(val(x), p)),
   dropoutBackward: (_, dx, dy, p) => store(dx, ref.dropoutBackward(val(dy), p)),
+  rowDropout: (_, out, x, sk, rk, p) => store(out, ref.rowDropout(val(x), val(sk), val(rk), p)),
+  rowDropoutBackward: (_, dx, dy, sk, rk, p) => store(dx, ref.rowDropoutBackward(val(dy), val(sk), val(rk), p)),
   adamw(_, param, grad, m, v, p, scalars) {
     const r = ref.adamw(val(param), val(grad), val(m), val(v), p, scalars ? val(scalars) : null);
     store(param, r.param);
