@@ -41,11 +41,20 @@ export {
   unaryBackwardReadsY,
 } from './kernel-checks.js';
 export { dispose, keep, type MemoryInfo, memoryInfo, tidy } from './memory.js';
-export { type DropoutExamples, setDropoutExamples } from './nn/dropout.js';
+export { type DeviceDropoutExamples, type DropoutExamples, setDropoutExamples } from './nn/dropout.js';
 export * from './nn/index.js';
 export * as ops from './ops/index.js';
 export * from './ops/index.js';
-export { EXAMPLE_KEY_LIMIT, EXAMPLE_ROW_COUNTERS, type ExampleMasks, exampleDropout, exampleStreamSeed } from './ops/random.js';
+export {
+  type DeviceExampleMasks,
+  EXAMPLE_KEY_LIMIT,
+  EXAMPLE_ROW_COUNTERS,
+  type ExampleMasks,
+  exampleDropout,
+  exampleRowKeys,
+  exampleStreamKeys,
+  exampleStreamSeed,
+} from './ops/random.js';
 export { defaultGenerator, Generator, type GeneratorState, manualSeed } from './random/generator.js';
 export { philox4x32, philoxBlocks, philoxNormal, philoxUniform, philoxWords, splitKey } from './random/philox.js';
 export {

@@ -1,10 +1,10 @@
-import { needsGrad, record } from '../autograd/tape.js';
-import type { Backend, DeviceBuffer, DropoutParams } from '../backend.js';
+import { needsGrad, own, record, save } from '../autograd/tape.js';
+import type { Backend } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { defaultGenerator, type Generator } from '../random/generator.js';
 import { philox4x32, philoxBlocks, splitKey } from '../random/philox.js';
-import type { Tensor } from '../tensor.js';
-import { alloc, backendOf, requireFloat } from './util.js';
+import { fromRaw, type Tensor } from '../tensor.js';
+import { alloc, backendOf, requireFloat, requireInt } from './util.js';
 
 export interface RandomOptions {
   backend: Backend;
@@ -78,6 +78,19 @@ export interface ExampleMasks {
   positions?: readonly number[];
 }
 
+/**
+ * `ExampleMasks` with the keys already on the device (int32 tensors on x's backend): no host value
+ * enters the kernel, so a captured graph replays with whatever keys were written into them since.
+ */
+export interface DeviceExampleMasks {
+  /** Each stream's Philox key as two uint32 words (int32 bits), 2 elements per stream: `exampleStreamKeys`. */
+  streamKeys: Tensor;
+  /** Which key pair of `streamKeys` (the dropout module's index). */
+  stream: number;
+  /** Each row's (example key, position), 2 elements per row: `exampleRowKeys`. */
+  rowKeys: Tensor;
+}
+
 const TWO32 = 2 ** 32;
 /** Lane 3 of the counter that derives a step's key ("drop"): never 0, so never a counter of a Generator's own stream. */
 const STREAM_DOMAIN = 0x64726f70;
@@ -96,12 +109,59 @@ export function exampleStreamSeed(seed: number, step: number, stream: number): n
   return out[0]! + (out[1]! & 0x1fffff) * TWO32;
 }
 
-/** Consecutive rows that one kernel call covers: rows [row, row + count) of example `key` from position `position`. */
-interface Run {
-  row: number;
-  count: number;
-  key: number;
-  position: number;
+/**
+ * The Philox keys of streams 0 … streams − 1 at (seed, step), as `DeviceExampleMasks.streamKeys`
+ * holds them: stream s at [2s, 2s + 1] (low word, high word of exampleStreamSeed(seed, step, s)).
+ */
+export function exampleStreamKeys(seed: number, step: number, streams: number): Int32Array {
+  if (!Number.isSafeInteger(streams) || streams < 0)
+    throw new Error(`exampleStreamKeys: streams ${streams} must be a non-negative integer`);
+  const out = new Int32Array(2 * streams);
+  for (let s = 0; s < streams; s++) {
+    const [k0, k1] = splitKey(exampleStreamSeed(seed, step, s));
+    out[2 * s] = k0 | 0;
+    out[2 * s + 1] = k1 | 0;
+  }
+  return out;
+}
+
+/**
+ * Each row's (example key, position) as `DeviceExampleMasks.rowKeys` holds them: with a length,
+ * `keys` are the examples of a batch [keys.length, length] (row e · length + s is position s of
+ * example keys[e]); with positions, one key and one position per row.
+ */
+export function exampleRowKeys(keys: readonly number[], positionsOrLength: readonly number[] | number): Int32Array {
+  return rowKeysOf('exampleRowKeys', keys, positionsOrLength, 0);
+}
+
+/**
+ * The (key, position) pairs of every row, checked: keys integers in [0, 2²⁷), positions integers
+ * whose row fits the example's 2²⁶ counters (rows of `features` features; 0: of at most 4).
+ */
+function rowKeysOf(op: string, keys: readonly number[], positionsOrLength: readonly number[] | number, features: number): Int32Array {
+  const perRow = typeof positionsOrLength !== 'number';
+  if (perRow && positionsOrLength.length !== keys.length)
+    throw new Error(`${op}: ${keys.length} keys and ${positionsOrLength.length} positions: give one key and one position per row`);
+  if (!perRow && (!Number.isSafeInteger(positionsOrLength) || positionsOrLength < 0))
+    throw new Error(`${op}: length ${positionsOrLength} must be a non-negative integer`);
+  const length = perRow ? 1 : positionsOrLength;
+  const rows = perRow ? keys.length : keys.length * length;
+  const blocks = Math.max(1, philoxBlocks(features));
+  const out = new Int32Array(2 * rows);
+  for (let row = 0; row < rows; row++) {
+    const b = Math.floor(row / length);
+    const key = keys[b]!;
+    const position = perRow ? positionsOrLength[row]! : row % length;
+    if (row % length === 0 && (!Number.isInteger(key) || key < 0 || key >= EXAMPLE_KEY_LIMIT))
+      throw new Error(`${op}: example key ${key} (${perRow ? 'row' : 'example'} ${b}) must be an integer in [0, 2^27)`);
+    if (!Number.isInteger(position) || position < 0 || (position + 1) * blocks > EXAMPLE_ROW_COUNTERS)
+      throw new Error(
+        `${op}: position ${position} (row ${row}) of ${features || 'up to 4'} features is outside the 2^28 elements one example's stream holds`,
+      );
+    out[2 * row] = key;
+    out[2 * row + 1] = position;
+  }
+  return out;
 }
 
 /**
@@ -110,35 +170,21 @@ interface Run {
  * (exampleStreamSeed(seed, step, stream), key · 2²⁶ + s · ⌈F/4⌉), so an example's mask is the same
  * in any batch, micro-batch or process, whatever the padded length (right padding keeps positions
  * in place) and whether positions are flattened into the batch axis or gathered (`positions`).
- * Rows of one example at consecutive positions share a kernel call when F is a multiple of 4; the
- * mask is regenerated in backward.
+ * One `rowDropout` kernel draws every row, from keys uploaded here (`ExampleMasks`) or already
+ * on the device (`DeviceExampleMasks`, which a captured graph can replay with new keys); the mask
+ * is regenerated in backward.
  */
-export function exampleDropout(x: Tensor, p: number, masks: ExampleMasks): Tensor {
+export function exampleDropout(x: Tensor, p: number, masks: ExampleMasks | DeviceExampleMasks): Tensor {
   const op = 'exampleDropout';
-  const backend = backendOf(op, [x]);
+  const backend = backendOf(op, 'rowKeys' in masks ? [x, masks.streamKeys, masks.rowKeys] : [x]);
   requireFloat(op, x);
   if (!(p >= 0 && p <= 1)) throw new Error(`${op}: probability ${p} must be in [0, 1]`);
-  const runs = rowRuns(x, masks);
-  const seed = exampleStreamSeed(masks.seed, masks.step, masks.stream);
-  const features = x.shape[x.rank - 1]!;
-  const params = runs.map((r) => ({ p, seed, offset: r.key * EXAMPLE_ROW_COUNTERS + r.position * philoxBlocks(features) }));
-  const y = alloc(backend, x.shape, x.dtype, op);
-  if (y.size > 0) byRuns(backend, y, x, runs, features, params, (out, input, q) => backend.dropout(out, input, q));
-  if (needsGrad([x])) {
-    record(op, [x], [y], [], ([g]) => {
-      const dx = alloc(backend, x.shape, g!.dtype, op);
-      if (dx.size > 0) byRuns(backend, dx, g!, runs, features, params, (out, input, q) => backend.dropoutBackward(out, input, q));
-      return [dx];
-    });
-  }
-  return y;
-}
-
-/** Each row's example and position from `masks`, merged into runs of consecutive positions (checked against x). */
-function rowRuns(x: Tensor, masks: ExampleMasks): Run[] {
-  const op = 'exampleDropout';
   const features = x.rank === 0 ? 0 : x.shape[x.rank - 1]!;
   const rows = features === 0 ? 0 : x.size / features;
+  if ('rowKeys' in masks) {
+    checkDeviceKeys(x, rows, features, masks);
+    return rowDropoutOp(backend, x, p, masks.streamKeys, masks.rowKeys, masks.stream, false);
+  }
   const { keys, positions } = masks;
   const perRow = positions !== undefined;
   if (keys.length === 0 || (perRow ? keys.length !== rows || positions.length !== rows : rows % keys.length !== 0)) {
@@ -147,57 +193,51 @@ function rowRuns(x: Tensor, masks: ExampleMasks): Run[] {
       `${op}: ${x.describe()} has ${rows} rows of ${features} features, which ${given} do not fit: give one key per example (rows split evenly), or a key and a position per row`,
     );
   }
-  const length = perRow ? 0 : rows / keys.length;
-  const blocks = philoxBlocks(features);
-  const contiguous = features % 4 === 0;
-  const runs: Run[] = [];
-  for (let row = 0; row < rows; row++) {
-    const b = perRow ? row : Math.floor(row / length);
-    const key = keys[b]!;
-    const position = perRow ? positions[row]! : row % length;
-    if (row === 0 || b !== (perRow ? row - 1 : Math.floor((row - 1) / length))) {
-      if (!Number.isInteger(key) || key < 0 || key >= EXAMPLE_KEY_LIMIT)
-        throw new Error(`${op}: example key ${key} (${perRow ? 'row' : 'example'} ${b}) must be an integer in [0, 2^27)`);
-    }
-    if (!Number.isInteger(position) || position < 0 || (position + 1) * blocks > EXAMPLE_ROW_COUNTERS)
-      throw new Error(
-        `${op}: position ${position} (row ${row}) of ${features} features is outside the 2^28 elements one example's stream holds`,
-      );
-    const last = runs.at(-1);
-    if (contiguous && last && last.key === key && last.position + last.count === position) last.count++;
-    else runs.push({ row, count: 1, key, position });
-  }
-  return runs;
+  const rowKeys = rowKeysOf(op, keys, perRow ? positions : rows / keys.length, features);
+  const streamKeys = splitKey(exampleStreamSeed(masks.seed, masks.step, masks.stream)).map((k) => k | 0);
+  const sk = fromRaw(Int32Array.from(streamKeys), [2], { backend, dtype: 'int32' });
+  const rk = fromRaw(rowKeys, [rows, 2], { backend, dtype: 'int32' });
+  return rowDropoutOp(backend, x, p, sk, rk, 0, true);
 }
 
-/** Runs a dropout kernel on each run of rows of `input` into the same rows of `out`, each with its own params. */
-function byRuns(
-  backend: Backend,
-  out: Tensor,
-  input: Tensor,
-  runs: readonly Run[],
-  features: number,
-  params: readonly DropoutParams[],
-  kernel: (out: DeviceBuffer, input: DeviceBuffer, params: DropoutParams) => void,
-): void {
+/** The device keys fit x: int32, a (key, position) pair per row, key pair `stream` present. */
+function checkDeviceKeys(x: Tensor, rows: number, features: number, masks: DeviceExampleMasks): void {
   const op = 'exampleDropout';
-  if (runs.length === 1) {
-    kernel(out.buffer(), input.buffer(op), params[0]!);
-    return;
+  const { streamKeys, rowKeys, stream } = masks;
+  requireInt(op, streamKeys, 'streamKeys');
+  requireInt(op, rowKeys, 'rowKeys');
+  if (rowKeys.size !== 2 * rows)
+    throw new Error(
+      `${op}: ${x.describe()} has ${rows} rows of ${features} features, but rowKeys ${rowKeys.describe()} holds ${rowKeys.size / 2} (example key, position) pairs: give one pair per row`,
+    );
+  if (!Number.isSafeInteger(stream) || stream < 0 || 2 * stream + 2 > streamKeys.size)
+    throw new Error(
+      `${op}: stream ${stream} is not a key pair of streamKeys ${streamKeys.describe()} (${Math.floor(streamKeys.size / 2)} streams): build it with exampleStreamKeys(seed, step, streams)`,
+    );
+}
+
+/** One rowDropout over x's rows (and one rowDropoutBackward in backward). `owned`: the key tensors are the op's own, freed with it. */
+function rowDropoutOp(backend: Backend, x: Tensor, p: number, streamKeys: Tensor, rowKeys: Tensor, stream: number, owned: boolean): Tensor {
+  const op = 'exampleDropout';
+  const features = x.rank === 0 ? 0 : x.shape[x.rank - 1]!;
+  const params = { p, rows: features === 0 ? 0 : x.size / features, features, stream };
+  const y = alloc(backend, x.shape, x.dtype, op);
+  try {
+    if (y.size > 0) backend.rowDropout(y.buffer(), x.buffer(op), streamKeys.buffer(op), rowKeys.buffer(op), params);
+  } catch (e) {
+    y.dispose();
+    if (owned) for (const t of [streamKeys, rowKeys]) t.dispose();
+    throw e;
   }
-  backend.fill(out.buffer(), 0);
-  runs.forEach((r, i) => {
-    const n = r.count * features;
-    const view = { shape: [n], strides: [1], offset: r.row * features };
-    const rowIn = alloc(backend, [n], input.dtype, op);
-    const rowOut = alloc(backend, [n], out.dtype, op);
-    try {
-      backend.copy(rowIn.buffer(), input.buffer(op), view);
-      kernel(rowOut.buffer(), rowIn.buffer(), params[i]!);
-      backend.addInto(out.buffer(), rowOut.buffer(), view);
-    } finally {
-      rowIn.dispose();
-      rowOut.dispose();
-    }
+  if (!needsGrad([x])) {
+    if (owned) for (const t of [streamKeys, rowKeys]) t.dispose();
+    return y;
+  }
+  const [sk, rk] = owned ? [own(streamKeys), own(rowKeys)] : [save(streamKeys), save(rowKeys)];
+  record(op, [x], [y], [sk, rk], ([g]) => {
+    const dx = alloc(backend, x.shape, g!.dtype, op);
+    if (dx.size > 0) backend.rowDropoutBackward(dx.buffer(), g!.buffer(op), sk.buffer(op), rk.buffer(op), params);
+    return [dx];
   });
+  return y;
 }
