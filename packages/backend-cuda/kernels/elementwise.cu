@@ -33,38 +33,61 @@ __device__ __forceinline__ float unary_f(int op, float x) {
 }
 
 extern "C" __global__ void unary(int op, void* out, int dtOut, const void* x, int dtX, i64 n) {
-  GRID_STRIDE(i, n) st(out, dtOut, i, unary_f(op, ld(x, dtX, i)));
+  GRID_STRIDE_VEC(i, n) {
+    float v[VEC];
+    ld_vec(x, dtX, i, v);
+#pragma unroll
+    for (int k = 0; k < VEC; k++) v[k] = unary_f(op, v[k]);
+    st_vec(out, dtOut, i, v);
+  }
+  GRID_STRIDE_TAIL(i, n) st(out, dtOut, i, unary_f(op, ld(x, dtX, i)));
 }
 
 // dx = dy · f'(·); v is x, or y = f(x) for exp, sqrt, rsqrt, sigmoid, tanh. abs'(0) = relu'(0) = 0.
-extern "C" __global__ void unary_backward(int op, void* dx, int dtDx, const void* dy, int dtDy, const void* v, int dtV, i64 n) {
-  GRID_STRIDE(i, n) {
-    const float g = ld(dy, dtDy, i), a = ld(v, dtV, i);
-    float d;
-    switch (op) {
-      case U_NEG: d = -g; break;
-      case U_EXP: d = g * a; break;
-      case U_LOG: d = g / a; break;
-      case U_SQRT: d = 0.5f * g / a; break;
-      case U_RSQRT: d = -0.5f * g * a * a * a; break;
-      case U_SQUARE: d = 2.0f * a * g; break;
-      case U_ABS: d = a > 0.0f ? g : a < 0.0f ? -g : a == 0.0f ? 0.0f : a; break;
-      case U_SILU: {
-        const float s = 1.0f / (1.0f + expf(-a));
-        d = g * s * (1.0f + a * (1.0f - s));
-        break;
-      }
-      case U_SIGMOID: d = g * a * (1.0f - a); break;
-      case U_TANH: d = g * (1.0f - a * a); break;
-      case U_RELU: d = a > 0.0f ? g : 0.0f; break;
-      default: d = __int_as_float(0x7fc00000);
+__device__ __forceinline__ float unary_backward_f(int op, float g, float a) {
+  float d;
+  switch (op) {
+    case U_NEG: d = -g; break;
+    case U_EXP: d = g * a; break;
+    case U_LOG: d = g / a; break;
+    case U_SQRT: d = 0.5f * g / a; break;
+    case U_RSQRT: d = -0.5f * g * a * a * a; break;
+    case U_SQUARE: d = 2.0f * a * g; break;
+    case U_ABS: d = a > 0.0f ? g : a < 0.0f ? -g : a == 0.0f ? 0.0f : a; break;
+    case U_SILU: {
+      const float s = 1.0f / (1.0f + expf(-a));
+      d = g * s * (1.0f + a * (1.0f - s));
+      break;
     }
-    st(dx, dtDx, i, d);
+    case U_SIGMOID: d = g * a * (1.0f - a); break;
+    case U_TANH: d = g * (1.0f - a * a); break;
+    case U_RELU: d = a > 0.0f ? g : 0.0f; break;
+    default: d = __int_as_float(0x7fc00000);
   }
+  return d;
+}
+
+extern "C" __global__ void unary_backward(int op, void* dx, int dtDx, const void* dy, int dtDy, const void* v, int dtV, i64 n) {
+  GRID_STRIDE_VEC(i, n) {
+    float g[VEC], a[VEC];
+    ld_vec(dy, dtDy, i, g);
+    ld_vec(v, dtV, i, a);
+#pragma unroll
+    for (int k = 0; k < VEC; k++) g[k] = unary_backward_f(op, g[k], a[k]);
+    st_vec(dx, dtDx, i, g);
+  }
+  GRID_STRIDE_TAIL(i, n) st(dx, dtDx, i, unary_backward_f(op, ld(dy, dtDy, i), ld(v, dtV, i)));
 }
 
 extern "C" __global__ void affine(void* out, int dtOut, const void* x, int dtX, float alpha, float beta, i64 n) {
-  GRID_STRIDE(i, n) st(out, dtOut, i, fmaf(ld(x, dtX, i), alpha, beta));
+  GRID_STRIDE_VEC(i, n) {
+    float v[VEC];
+    ld_vec(x, dtX, i, v);
+#pragma unroll
+    for (int k = 0; k < VEC; k++) v[k] = fmaf(v[k], alpha, beta);
+    st_vec(out, dtOut, i, v);
+  }
+  GRID_STRIDE_TAIL(i, n) st(out, dtOut, i, fmaf(ld(x, dtX, i), alpha, beta));
 }
 
 // Keep equal to BINARY_CODE in src/kernels.ts.
@@ -75,20 +98,34 @@ extern "C" __global__ void affine(void* out, int dtOut, const void* x, int dtX, 
 #define B_MAX 4
 #define B_MIN 5
 
-// out[i] = a[av(i)] op b[bv(i)]; av and bv have the same shape. out may alias a or b only when
-// the alias reads element i exactly where it writes it (the host checks).
-extern "C" __global__ void binary(int op, void* out, int dtOut, const void* a, int dtA, View av, const void* b, int dtB, View bv, i64 n) {
-  GRID_STRIDE(i, n) {
-    const float x = ld(a, dtA, view_at(av, i)), y = ld(b, dtB, view_at(bv, i));
-    float r;
-    switch (op) {
-      case B_ADD: r = x + y; break;
-      case B_SUB: r = x - y; break;
-      case B_MUL: r = x * y; break;
-      case B_DIV: r = x / y; break;
-      case B_MAX: r = nan_max(x, y); break;
-      default: r = nan_min(x, y);
-    }
-    st(out, dtOut, i, r);
+__device__ __forceinline__ float binary_f(int op, float x, float y) {
+  switch (op) {
+    case B_ADD: return x + y;
+    case B_SUB: return x - y;
+    case B_MUL: return x * y;
+    case B_DIV: return x / y;
+    case B_MAX: return nan_max(x, y);
+    default: return nan_min(x, y);
   }
+}
+
+// out[i] = a[av(i)] op b[bv(i)]; av and bv have the same shape. out may alias a or b only when
+// the alias reads element i exactly where it writes it (the host checks). Both views contiguous
+// (the common case): the vectorised fast path from each view's offset.
+extern "C" __global__ void binary(int op, void* out, int dtOut, const void* a, int dtA, View av, const void* b, int dtB, View bv, i64 n) {
+  if (view_flat(av) && view_flat(bv)) {
+    const void* pa = elem_ptr(a, dtA, av.offset);
+    const void* pb = elem_ptr(b, dtB, bv.offset);
+    GRID_STRIDE_VEC(i, n) {
+      float x[VEC], y[VEC];
+      ld_vec(pa, dtA, i, x);
+      ld_vec(pb, dtB, i, y);
+#pragma unroll
+      for (int k = 0; k < VEC; k++) x[k] = binary_f(op, x[k], y[k]);
+      st_vec(out, dtOut, i, x);
+    }
+    GRID_STRIDE_TAIL(i, n) st(out, dtOut, i, binary_f(op, ld(pa, dtA, i), ld(pb, dtB, i)));
+    return;
+  }
+  GRID_STRIDE(i, n) st(out, dtOut, i, binary_f(op, ld(a, dtA, view_at(av, i)), ld(b, dtB, view_at(bv, i))));
 }

@@ -23,7 +23,7 @@ describe.skipIf(!emu)('the host emulator itself', () => {
       lines.filter((l) => l.startsWith('FAIL')),
       output,
     ).toEqual([]);
-    expect(lines.filter((l) => l.startsWith('ok ')).length).toBe(12);
+    expect(lines.filter((l) => l.startsWith('ok ')).length).toBe(13);
     expect(status).toBe(0);
   });
 });
