@@ -1,271 +1,230 @@
 /**
- * The GPU machine's test run, bundled into one file with its dependencies (but koffi) by
- * scripts/bundle-device.mjs, because that machine has Node (packed) but no package registry:
- * the conformance suite and the gradient checks of @peft/core/testing against the CPU backend,
- * 20 LoRA training steps of the tiny models against the CPU backend's losses
- * (packages/integration/src/training-check.ts; run from the repository checkout, which has
- * fixtures/), then kernel timings. Prints one line per failure and a summary; writes JSON to $OUT if set.
+ * The GPU machine's test run (the `conformance` stage of scripts/gpu-window.sh), bundled into one
+ * file with its dependencies (but koffi) by scripts/bundle-device.mjs, because that machine has
+ * Node (packed) but no package registry: the conformance suite and the gradient checks of
+ * @peft/core/testing against the CPU backend, 20 LoRA training steps of the tiny models against
+ * the CPU backend's losses (packages/integration/src/training-check.ts; run from the repository
+ * checkout, which has fixtures/), a LoRA step replayed as a CUDA graph, then kernel timings
+ * (window/suites.ts, window/timings.ts).
  *
- *   node device-check.mjs [--only NAME] [--no-bench]
+ * Each suite runs in a child process of its own. A child reports every case as it ends; after a
+ * failed case it checks that the CUDA context still works and exits when it does not, and the
+ * parent starts a new child at the next case: a GPU fault fails one case, not all after it. A
+ * child that dies inside a case (a crash in the driver) is handled the same way. Prints one line
+ * per failure and a summary; the suites' counts, failures, loss traces and timings go to the
+ * figures file ($PEFT_GPU_WINDOW_FIGURES) as each suite ends, and to $OUT/device-check.json at
+ * the end when $OUT is set.
+ *
+ *   node device-check.mjs [--only NAME[,NAME…]] [--no-bench]
+ *
+ * Exit status 0 = all passed, 1 = failures, 2 = CUDA unavailable (the reason is printed).
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createCpuBackend } from '@peft/backend-cpu';
-import type { MatmulParams } from '@peft/core';
-import { conformanceCases, gradcheckCases } from '@peft/core/testing';
-import { compareTraining, graphTrainer, type TrainingKind } from '../../integration/src/training-check.js';
-import { type CudaBackend, createCudaBackend, isAvailable } from '../src/index.js';
+import { parseArgs } from 'node:util';
+import { createCudaBackend, isAvailable } from '../src/index.js';
+import { hangIfAsked, recordFigures } from './window/figures.js';
+import { type CheckCase, SUITES, type Suite, selectCases } from './window/suites.js';
 
-const args = process.argv.slice(2);
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+/** What a child tells the parent, through the IPC channel. */
+type Report =
+  | { type: 'begin'; total: number }
+  | { type: 'start'; index: number; name: string }
+  | { type: 'case'; index: number; name: string; ok: boolean; error?: string; seconds: number; figures?: Record<string, unknown> }
+  | { type: 'end' };
 
-async function runCases(title: string, cases: { name: string; run: () => Promise<void> }[]) {
-  let passed = 0;
-  const failures: { name: string; error: string }[] = [];
-  const started = Date.now();
-  for (const c of cases) {
-    if (only && !c.name.includes(only) && !c.name.startsWith('destroy')) continue;
+/** Exit status of a child whose CUDA context stopped working after a failed case. */
+const CONTEXT_LOST = 3;
+/** New children per suite at most: a GPU that faults on every case should not hold the window. */
+const MAX_RESTARTS = 8;
+
+export interface SuiteResult {
+  title: string;
+  passed: number;
+  failures: { name: string; error: string }[];
+  seconds: number;
+  restarts: number;
+  figures: Record<string, Record<string, unknown>>;
+}
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    'no-bench': { type: 'boolean' },
+    suite: { type: 'string' },
+    from: { type: 'string' },
+  },
+});
+const only = args.only ? args.only.split(',').filter(Boolean) : [];
+
+/** Whether a fresh backend can still allocate, fill and read back: false after a sticky GPU fault. */
+async function contextWorks(): Promise<boolean> {
+  try {
+    const b = createCudaBackend();
+    const t = b.alloc('float32', 4);
+    b.fill(t, 1);
+    const v = await b.read(t);
+    b.destroy();
+    return v[0] === 1;
+  } catch {
+    return false;
+  }
+}
+
+/** The child: runs the cases of `suite` from index `from`, reporting each. */
+async function child(suite: Suite, from: number): Promise<never> {
+  // Awaited: a message still queued when the process exits is lost.
+  const send = (r: Report) => new Promise<void>((resolve) => (process.send ? process.send(r, undefined, {}, () => resolve()) : resolve()));
+  const cases: CheckCase[] = selectCases(suite, only);
+  await send({ type: 'begin', total: cases.length });
+  for (let i = from; i < cases.length; i++) {
+    const c = cases[i]!;
+    await send({ type: 'start', index: i, name: c.name });
+    // PEFT_DEVICE_CHECK_CRASH=<part of a case name>: the process dies in that case, as in a crash of the driver (tests the restart).
+    const crash = process.env.PEFT_DEVICE_CHECK_CRASH;
+    if (crash && c.name.includes(crash)) process.kill(process.pid, 'SIGKILL');
+    const t0 = performance.now();
     try {
-      await c.run();
-      passed++;
+      const r = await c.run();
+      const figures = r && typeof r === 'object' ? (r as Record<string, unknown>) : undefined;
+      await send({ type: 'case', index: i, name: c.name, ok: true, seconds: (performance.now() - t0) / 1000, figures });
     } catch (err) {
-      failures.push({ name: c.name, error: (err as Error).message });
-      console.log(`FAIL ${title} › ${c.name}\n  ${(err as Error).message.split('\n').join('\n  ')}`);
+      const e = err as Error & { figures?: Record<string, unknown> };
+      await send({
+        type: 'case',
+        index: i,
+        name: c.name,
+        ok: false,
+        error: e.message,
+        seconds: (performance.now() - t0) / 1000,
+        figures: e.figures,
+      });
+      if (!(await contextWorks())) process.exit(CONTEXT_LOST);
     }
   }
-  console.log(`${title}: ${passed} passed, ${failures.length} failed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return { title, passed, failures };
+  await send({ type: 'end' });
+  process.exit(0);
 }
 
-async function timeIt(backend: CudaBackend, fn: () => void, reps = 20): Promise<number> {
-  fn();
-  await backend.sync();
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) fn();
-  await backend.sync();
-  return (performance.now() - t0) / reps;
+/** One child process for `suite` from case `from`; resolves with its reports and how it ended. */
+function runChild(suite: Suite, from: number, onReport: (r: Report) => void): Promise<{ ended: boolean; how: string }> {
+  const extra = [...(args.only ? ['--only', args.only] : []), '--suite', suite.name, '--from', String(from)];
+  // On the emulator the timings run dry (kernels skipped): their figures are the host's, not a GPU's.
+  const dry = suite.name === 'timings' && process.env.PEFT_GPU_WINDOW_EMULATE === '1' ? { PEFT_CUDA_EMU_DRY: '1' } : {};
+  const proc = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...extra], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...dry },
+  });
+  let ended = false;
+  proc.on('message', (m: Report) => {
+    if (m.type === 'end') ended = true;
+    onReport(m);
+  });
+  return new Promise((resolve) => {
+    proc.on('error', (err) => resolve({ ended: false, how: `could not start: ${err.message}` }));
+    proc.on('close', (code, signal) => {
+      const how = code === CONTEXT_LOST ? 'the CUDA context stopped working' : `the process ended (${signal ?? `exit code ${code}`})`;
+      resolve({ ended, how });
+    });
+  });
 }
 
-async function bench(): Promise<Record<string, number>> {
-  const b = createCudaBackend();
-  const out: Record<string, number> = {};
-  const mm = (m: number, n: number, k: number, dt: 'bfloat16' | 'float32') => {
-    const a = b.alloc(dt, m * k);
-    const w = b.alloc(dt, n * k);
-    const o = b.alloc(dt, m * n);
-    b.fill(a, 0.01);
-    b.fill(w, 0.01);
-    const p: MatmulParams = {
-      batch: 1,
-      m,
-      n,
-      k,
-      transA: false,
-      transB: true,
-      strideA: 0,
-      strideB: 0,
-      strideOut: 0,
-      alpha: 1,
-      accumulate: false,
-    };
-    return {
-      run: () => b.matmul(o, a, w, p),
-      free: () => {
-        for (const x of [a, w, o]) b.free(x);
-      },
-    };
-  };
-  for (const [m, n, k] of [
-    [4096, 4096, 4096],
-    [8192, 4096, 11008],
-  ]) {
-    const g = mm(m, n, k, 'bfloat16');
-    const ms = await timeIt(b, g.run);
-    out[`gemm bf16 ${m}x${n}x${k} TFLOP/s`] = (2 * m * n * k) / ms / 1e9;
-    g.free();
+/** Runs `suite` in child processes, a new one after each fault, until every case has run. */
+async function runSuite(suite: Suite): Promise<SuiteResult> {
+  const result: SuiteResult = { title: suite.title, passed: 0, failures: [], seconds: 0, restarts: 0, figures: {} };
+  const started = performance.now();
+  let from = 0;
+  let total = Number.POSITIVE_INFINITY;
+  for (;;) {
+    let running: { index: number; name: string } | null = null;
+    let next = from;
+    const { ended, how } = await runChild(suite, from, (r) => {
+      if (r.type === 'begin') total = r.total;
+      else if (r.type === 'start') running = r;
+      else if (r.type === 'case') {
+        running = null;
+        next = r.index + 1;
+        if (r.figures) result.figures[r.name] = r.figures;
+        if (r.ok) result.passed++;
+        else {
+          result.failures.push({ name: r.name, error: r.error ?? '' });
+          console.log(`FAIL ${suite.title} › ${r.name}\n  ${(r.error ?? '').split('\n').join('\n  ')}`);
+        }
+      }
+    });
+    if (ended) break;
+    const lost = running as { index: number; name: string } | null;
+    if (lost) {
+      result.failures.push({ name: lost.name, error: `${how} during this case` });
+      console.log(`FAIL ${suite.title} › ${lost.name}\n  ${how} during this case`);
+      next = lost.index + 1;
+    } else if (next === from && total === Number.POSITIVE_INFINITY) {
+      result.failures.push({ name: suite.title, error: `${how} before its first case` });
+      console.log(`FAIL ${suite.title}: ${how} before its first case`);
+      break;
+    }
+    if (next >= total) break;
+    if (result.restarts === MAX_RESTARTS) {
+      result.failures.push({ name: suite.title, error: `gave up after ${MAX_RESTARTS} new processes; cases ${next + 1}–${total} not run` });
+      break;
+    }
+    result.restarts++;
+    console.log(`${suite.title}: ${how}; continuing in a new process at case ${next + 1} of ${total}`);
+    from = next;
   }
-  const [B, S, H, D] = [4, 1024, 32, 128];
-  const q = b.alloc('bfloat16', B * S * H * D);
-  const o = b.alloc('bfloat16', B * S * H * D);
-  const lse = b.alloc('float32', B * H * S);
-  const dq = b.alloc('bfloat16', B * S * H * D);
-  const dk = b.alloc('bfloat16', B * S * H * D);
-  const dv = b.alloc('bfloat16', B * S * H * D);
-  b.random(q, { seed: 1, offset: 0, distribution: 'normal', low: 0, high: 1 });
-  const ap = { batch: B, seqQ: S, seqK: S, heads: H, kvHeads: H, headDim: D, scale: 1 / Math.sqrt(D), causal: true };
-  const fwd = await timeIt(b, () => b.attention(o, lse, q, q, q, null, ap), 5);
-  const bwd = await timeIt(b, () => b.attentionBackward(dq, dk, dv, o, q, q, q, o, lse, null, ap), 5);
-  const flops = (4 * B * H * S * S * D) / 2; // causal
-  out[`attention fwd causal ${B}x${S}x${H}x${D} ms`] = fwd;
-  out['attention fwd TFLOP/s'] = flops / fwd / 1e9;
-  out[`attention bwd ms`] = bwd;
-  out['attention bwd TFLOP/s'] = (2.5 * flops) / bwd / 1e9;
-  // The same forward on the float32 CUDA-core kernel (tensorCores: false), for the ratio.
-  const f32 = createCudaBackend({ tensorCores: false });
-  const [q2, o2, lse2] = [f32.alloc('bfloat16', B * S * H * D), f32.alloc('bfloat16', B * S * H * D), f32.alloc('float32', B * H * S)];
-  f32.random(q2, { seed: 1, offset: 0, distribution: 'normal', low: 0, high: 1 });
-  const fwd32 = await timeIt(f32, () => f32.attention(o2, lse2, q2, q2, q2, null, ap), 5);
-  const [dq2, dk2, dv2] = [0, 1, 2].map(() => f32.alloc('bfloat16', B * S * H * D));
-  const bwd32 = await timeIt(f32, () => f32.attentionBackward(dq2!, dk2!, dv2!, o2, q2, q2, q2, o2, lse2, null, ap), 3);
-  out['attention fwd, float32 kernel, ms'] = fwd32;
-  out['attention fwd tensor-core speedup'] = fwd32 / fwd;
-  out['attention bwd, float32 kernel, ms'] = bwd32;
-  out['attention bwd tensor-core speedup'] = bwd32 / bwd;
-  f32.destroy();
-  const logits = b.alloc('bfloat16', 8192 * 32000);
-  const targets = b.alloc('int32', 8192);
-  b.fill(logits, 0.5);
-  b.fill(targets, 3);
-  const loss = b.alloc('float32', 8192);
-  const l2 = b.alloc('float32', 8192);
-  out['crossEntropy 8192x32000 bf16 ms'] = await timeIt(b, () =>
-    b.crossEntropy(loss, l2, logits, targets, { rows: 8192, classes: 32000, ignoreIndex: -100 }),
+  result.seconds = (performance.now() - started) / 1000;
+  console.log(
+    `${suite.title}: ${result.passed} passed, ${result.failures.length} failed in ${result.seconds.toFixed(1)} s` +
+      (result.restarts ? ` (${result.restarts} new processes after faults)` : ''),
   );
-  out['crossEntropy GB/s'] = (8192 * 32000 * 2) / out['crossEntropy 8192x32000 bf16 ms'] / 1e6;
-  console.log(JSON.stringify({ gemm: b.gemmLibrary, memory: b.memoryStats() }));
-  b.destroy();
-  Object.assign(out, await loraGemms());
-  return out;
+  return result;
 }
 
-/**
- * LoRA's mixed-dtype products at the Llama-2-7B bench shape (4096 tokens, r 16; in 4096 and
- * 11008), on the skinny kernels (mixedKernels, the default) and widened for cuBLASLt: which path
- * should be the default is this ratio. x · Aᵀ reads 2 bytes per element of x; dA = dhᵀ · x too.
- */
-async function loraGemms(): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  const T = 4096;
-  const r = 16;
-  for (const hidden of [4096, 11008]) {
-    const ms: Record<string, number> = {};
-    for (const mixedKernels of [true, false]) {
-      const b = createCudaBackend({ mixedKernels });
-      const x = b.alloc('bfloat16', T * hidden);
-      const A = b.alloc('float32', r * hidden);
-      const dh = b.alloc('float32', T * r);
-      const h = b.alloc('float32', T * r);
-      const dA = b.alloc('float32', r * hidden);
-      for (const t of [x, A, dh]) b.fill(t, 0.01);
-      const common = { batch: 1, strideA: 0, strideB: 0, strideOut: 0, alpha: 1, accumulate: false };
-      const key = mixedKernels ? 'skinny' : 'widened';
-      ms[`xA ${key}`] = await timeIt(b, () => b.matmul(h, x, A, { ...common, m: T, n: r, k: hidden, transA: false, transB: true }));
-      ms[`dA ${key}`] = await timeIt(b, () => b.matmul(dA, dh, x, { ...common, m: r, n: hidden, k: T, transA: true, transB: false }));
-      b.destroy();
-    }
-    const gbps = (key: string) => (T * hidden * 2) / ms[key]! / 1e6;
-    for (const op of ['xA', 'dA']) {
-      out[`LoRA ${op} ${T}x${hidden} r${r} skinny ms`] = ms[`${op} skinny`]!;
-      out[`LoRA ${op} ${T}x${hidden} r${r} skinny GB/s of x`] = gbps(`${op} skinny`);
-      out[`LoRA ${op} ${T}x${hidden} r${r} widened ms`] = ms[`${op} widened`]!;
-      out[`LoRA ${op} ${T}x${hidden} r${r} skinny speedup`] = ms[`${op} widened`]! / ms[`${op} skinny`]!;
-    }
+/** Timings of every timing case in one object, with the ratios that compare them. */
+function timingFigures(r: SuiteResult | undefined): Record<string, unknown> {
+  const t: Record<string, unknown> = Object.assign({}, ...Object.values(r?.figures ?? {}));
+  const n = (k: string) => (typeof t[k] === 'number' ? (t[k] as number) : null);
+  for (const dir of ['fwd', 'bwd']) {
+    const tc = n(`attention tensor cores ${dir} ms`);
+    const f32 = n(`attention float32 kernels ${dir} ms`);
+    if (tc && f32) t[`attention ${dir} tensor-core speedup`] = f32 / tc;
   }
-  return out;
+  return t;
 }
 
-async function main() {
+async function parent(): Promise<void> {
+  await hangIfAsked();
   const a = isAvailable();
   console.log(`isAvailable: ${JSON.stringify(a)}`);
+  recordFigures({ availability: a });
   if (!a.available) process.exit(2);
-  const results = [];
-  results.push(
-    await runCases(
-      'conformance',
-      conformanceCases({
-        create: () => createCudaBackend(),
-        dtypes: ['float32', 'float16', 'bfloat16'],
-        reference: () => createCpuBackend(),
-      }),
-    ),
-  );
-  results.push(
-    await runCases(
-      'conformance (tiled GEMM)',
-      conformanceCases({ create: () => createCudaBackend({ cublas: false }), dtypes: ['float32', 'bfloat16'] }).filter(
-        (c) => c.name.startsWith('matmul') || c.name.startsWith('destroy'),
-      ),
-    ),
-  );
-  results.push(
-    await runCases(
-      'conformance (attention on the float32 kernels)',
-      conformanceCases({ create: () => createCudaBackend({ tensorCores: false }), dtypes: ['float16', 'bfloat16'] }).filter(
-        (c) => c.name.startsWith('attention') || c.name.startsWith('destroy'),
-      ),
-    ),
-  );
-  results.push(await runCases('gradcheck', gradcheckCases({ create: () => createCudaBackend() })));
-  const trainingCases = (
-    [
-      ['neox-classifier', 'float32'],
-      ['llama-causal-lm', 'float32'],
-      ['llama-causal-lm', 'bfloat16'],
-      ['llama-head-dim-64', 'bfloat16'],
-    ] as [TrainingKind, 'float32' | 'bfloat16'][]
-  ).map(([kind, dtype]) => ({
-    name: `training ${kind} ${dtype}: 20 LoRA steps vs the CPU backend`,
-    run: async () => {
-      const cpu = createCpuBackend();
-      const cuda = createCudaBackend();
-      try {
-        const r = await compareTraining(cuda, cpu, kind, dtype);
-        const worst = Math.max(...r.relative);
-        console.log(
-          `${r.kind} ${r.dtype}: losses cpu ${r.cpuLosses[0]!.toFixed(6)} → ${r.cpuLosses.at(-1)!.toFixed(6)}, cuda ${r.otherLosses[0]!.toFixed(6)} → ` +
-            `${r.otherLosses.at(-1)!.toFixed(6)}; worst relative difference ${worst.toExponential(2)} (step ${r.relative.indexOf(worst) + 1}); ` +
-            `GEMMs ${JSON.stringify(cuda.gemmCounts)}`,
-        );
-        if (!r.ok)
-          throw new Error(
-            `outside the tolerance (${r.tolerance}): cpu ${JSON.stringify(r.cpuLosses)}, cuda ${JSON.stringify(r.otherLosses)}`,
-          );
-      } finally {
-        cpu.destroy();
-        cuda.destroy();
-      }
-    },
-  }));
-  trainingCases.push({
-    name: 'training llama-causal-lm float32: a LoRA step captured as a CUDA graph replays to the eager steps',
-    run: async () => {
-      const cuda = createCudaBackend();
-      const eager = await graphTrainer(cuda, { graph: false });
-      const graphed = await graphTrainer(cuda, { graph: true });
-      try {
-        const modes: string[] = [];
-        for (let i = 0; i < 8; i++) {
-          const e = await eager.run();
-          const g = await graphed.run();
-          modes.push(g.mode);
-          // The same kernels on the same GPU in the same order (cuBLASLt's plans cached per shape):
-          // equal on the emulator; 1e-6 leaves room for a GEMM algorithm that is not bitwise
-          // reproducible, far below what a stale learning rate or step count moves (1e-4 and up).
-          const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
-          if (rel(g.loss, e.loss) > 1e-6 || rel(g.gradNorm, e.gradNorm) > 1e-6) {
-            throw new Error(`step ${i + 1} (${g.mode}): loss ${g.loss} / norm ${g.gradNorm}, eager ${e.loss} / ${e.gradNorm}`);
-          }
-        }
-        console.log(`captured LoRA step: ${modes.join(', ')}; losses equal to the eager run's`);
-        if (modes.at(-1) !== 'replay') throw new Error(`the step was not replayed: ${modes.join(', ')}`);
-      } finally {
-        eager.dispose();
-        graphed.dispose();
-        cuda.destroy();
-      }
-    },
-  });
-  results.push(await runCases('training', trainingCases));
-  const timings = args.includes('--no-bench') ? {} : await bench();
-  for (const [k, v] of Object.entries(timings)) console.log(`${k}: ${v.toFixed(2)}`);
-  const failed = results.reduce((s, r) => s + r.failures.length, 0);
-  if (process.env.OUT)
-    writeFileSync(join(process.env.OUT, 'device-check.json'), JSON.stringify({ availability: a, results, timings }, null, 2));
-  console.log(`device-check: ${results.reduce((s, r) => s + r.passed, 0)} passed, ${failed} failed`);
+  const results: Record<string, SuiteResult> = {};
+  for (const suite of SUITES) {
+    if (suite.name === 'timings' && args['no-bench']) continue;
+    results[suite.name] = await runSuite(suite);
+    recordFigures({ suites: results });
+  }
+  const timings = timingFigures(results.timings);
+  for (const [k, v] of Object.entries(timings)) if (typeof v === 'number') console.log(`${k}: ${v.toFixed(2)}`);
+  if (process.env.PEFT_GPU_WINDOW_EMULATE === '1' && results.timings)
+    console.log('timings: dry run on the emulator (kernels skipped): host figures only');
+  const passed = Object.values(results).reduce((s, r) => s + r.passed, 0);
+  const failed = Object.values(results).reduce((s, r) => s + r.failures.length, 0);
+  recordFigures({ suites: results, timings, passed, failed });
+  if (process.env.OUT) {
+    writeFileSync(join(process.env.OUT, 'device-check.json'), JSON.stringify({ availability: a, suites: results, timings }, null, 2));
+  }
+  console.log(`device-check: ${passed} passed, ${failed} failed`);
   process.exit(failed > 0 ? 1 : 0);
 }
 
-main().catch((err) => {
+const suite = args.suite ? SUITES.find((s) => s.name === args.suite) : undefined;
+if (args.suite && !suite) {
+  console.error(`device-check: --suite ${args.suite}: choose from ${SUITES.map((s) => s.name).join(', ')}`);
+  process.exit(1);
+}
+(suite ? child(suite, Number(args.from ?? 0)) : parent()).catch((err) => {
   console.error(err);
   process.exit(1);
 });
