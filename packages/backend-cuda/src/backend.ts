@@ -197,14 +197,13 @@ function loadCublas(rt: CudaRuntime, opts: CudaBackendOptions): { lt: CublasLt |
   const pythonText = python.python
     ? `the site-packages of ${python.python}: ${python.dirs.join(', ') || 'none'}`
     : `no Python answered (${python.errors.join('; ')})`;
+  const couldNotLoad = found.errors.length ? `; could not load: ${found.errors.join('; ')}` : '';
   return {
     lt: null,
-    gemmLibrary: [
-      `tiled kernel: no cuBLASLt found. Looked for ${found.names.join(', ')} in ${found.searched.join(', ')}`,
-      `(folders from LD_LIBRARY_PATH, CUDA_HOME/CUDA_PATH, ${pythonText}, and fixed prefixes), then in the loader's default search`,
-      ...(found.errors.length ? [`; could not load: ${found.errors.join('; ')}`] : []),
-      ". Set LD_LIBRARY_PATH or CUDA_HOME to a folder with libcublasLt, point PEFT_BENCH_PYTHON at a Python with PyTorch's CUDA wheels, or pip install nvidia-cublas-cu12",
-    ].join(' '),
+    gemmLibrary:
+      `tiled kernel: no cuBLASLt found. Looked for ${found.names.join(', ')} in ${found.searched.join(', ')} ` +
+      `(folders from LD_LIBRARY_PATH, CUDA_HOME/CUDA_PATH, ${pythonText}, and fixed prefixes), then in the loader's default search${couldNotLoad}. ` +
+      "Set LD_LIBRARY_PATH or CUDA_HOME to a folder with libcublasLt, point PEFT_BENCH_PYTHON at a Python with PyTorch's CUDA wheels, or pip install nvidia-cublas-cu12",
   };
 }
 

@@ -473,7 +473,7 @@ export class CudaRuntime {
    * poisoned and the driver answers every later call with it) the frees fail; they are not
    * reported, since releasing the context frees everything it holds. If other backends of this
    * process still hold the poisoned primary context, it is reset (cuDevicePrimaryCtxReset), so the
-   * next backend on this device gets a fresh one. Throws one CudaError, after every step, when:
+   * next backend on this device gets a fresh one. Throws one Error, after every step, when:
    * the context could not be released; a release failed without a fault; or the fault was first
    * seen here (no read or sync reported it before), so that it is not lost.
    */
@@ -496,7 +496,7 @@ export class CudaRuntime {
     if (this.capturingPool) this.abandonCapture(step);
     step('cuStreamSynchronize', () => {
       const rc = d.cuStreamSynchronize(this.stream);
-      if (rc !== CUDA_SUCCESS)
+      if (STICKY_ERRORS.has(rc))
         this.fail(new CudaError(rc, 'cuStreamSynchronize', `the GPU reported an error in earlier work: ${errorText(d, rc)}`));
       return rc;
     });
