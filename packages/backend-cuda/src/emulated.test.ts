@@ -86,6 +86,25 @@ describe.skipIf(!emu)('the CUDA kernels on the host emulator: conformance (@peft
     b.destroy();
   });
 
+  it('an allocation the device cannot hold during a capture fails at once (no sync, which the emulated driver would answer with CAPTURE_INVALIDATED), and the capture still replays', async () => {
+    const b = createCudaBackend();
+    const x = b.alloc('float32', 4);
+    b.write(x, new Float32Array([1, 2, 3, 4]));
+    const cached = b.alloc('float32', 1 << 20);
+    const g = b.captureGraph(() => {
+      b.free(cached); // a cached block: outside a capture the retry would sync and free it
+      // 12 GiB on the 8 GiB emulated device.
+      expect(() => b.alloc('float32', 3 * 2 ** 30)).toThrow(
+        /^alloc: out of device memory for 12884901888 bytes .*while a CUDA graph is being captured/,
+      );
+      b.affine(x, x, 2, 1);
+    });
+    g.launch();
+    expect([...((await b.read(x)) as Float32Array)]).toEqual([3, 5, 7, 9]);
+    g.destroy();
+    b.destroy();
+  });
+
   for (const c of conformanceCases({
     create: () => createCudaBackend(),
     dtypes: ['float32', 'float16', 'bfloat16'],
