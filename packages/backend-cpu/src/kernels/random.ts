@@ -306,10 +306,9 @@ function applyRowMask(K: string, o: CpuBuffer, xb: CpuBuffer, sk: CpuBuffer, rk:
   const keepFrom = Math.ceil(Math.fround(p.p) * 16777216);
   const raw16 = o.dtype === 'bfloat16' && xb.dtype === 'bfloat16';
   // A chunk holds whole rows (a row longer than a chunk is cut at multiples of CHUNK, so at whole
-  // counters). Each row's words go right after the previous row's: philox writes whole blocks of
-  // 8 counters, and the next row (or the dropout's output) overwrites what runs past.
+  // counters), row q's words at q · features.
   const words = (at: number, counter: number, m: number) =>
-    w.exports.philox(w.words + at * 4, k0, k1, counter % TWO32, Math.floor(counter / TWO32), Math.ceil(m / 4), w.consts, w.frame);
+    w.exports.philox(at, k0, k1, counter % TWO32, Math.floor(counter / TWO32), Math.ceil(m / 4), w.consts, w.frame);
   const apply = (start: number, m: number) => {
     if (raw16) {
       w.x16View.set((xb.data as Uint16Array).subarray(start, start + m));
@@ -325,16 +324,51 @@ function applyRowMask(K: string, o: CpuBuffer, xb: CpuBuffer, sk: CpuBuffer, rk:
     if (features > CHUNK) {
       for (let j = 0; j < features; j += CHUNK) {
         const m = Math.min(CHUNK, features - j);
-        words(0, first[r]! + j / 4, m);
+        words(w.words, first[r]! + j / 4, m);
         apply(r * features + j, m);
       }
       r++;
       continue;
     }
     const count = Math.min(rows - r, Math.floor(CHUNK / features));
-    for (let q = 0; q < count; q++) words(q * features, first[r + q]!, features);
+    chunkRowWords(w, first, r, count, features, words);
     apply(r * features, count * features);
     r += count;
+  }
+}
+
+/**
+ * The words of rows [r, r + count) into the chunk, row q at q · features. Rows whose counters run
+ * on (consecutive positions of one example) share one philox call: written in place when a row
+ * is whole blocks, else into the output area and moved row by row. philox writes whole groups of
+ * 8 blocks; what runs past a row is overwritten by the next one (or by the dropout's output).
+ */
+function chunkRowWords(
+  w: RandomWasm,
+  first: Float64Array,
+  r: number,
+  count: number,
+  features: number,
+  words: (at: number, counter: number, m: number) => void,
+): void {
+  const blocks = Math.ceil(features / 4);
+  const aligned = features % 4 === 0;
+  const mem = new Uint32Array(w.exports.memory.buffer);
+  const scratchRows = Math.max(1, Math.floor((CHUNK - 32) / (blocks * 4)));
+  for (let q = 0; q < count; ) {
+    const limit = Math.min(count - q, aligned ? count : scratchRows);
+    let len = 1;
+    while (len < limit && first[r + q + len] === first[r + q]! + len * blocks) len++;
+    if (aligned || len === 1) {
+      words(w.words + q * features * 4, first[r + q]!, len * blocks * 4);
+    } else {
+      words(w.out, first[r + q]!, len * blocks * 4);
+      for (let k = 0; k < len; k++) {
+        const from = w.out / 4 + k * blocks * 4;
+        mem.copyWithin(w.words / 4 + (q + k) * features, from, from + features);
+      }
+    }
+    q += len;
   }
 }
 

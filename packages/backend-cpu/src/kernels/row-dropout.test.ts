@@ -32,36 +32,41 @@ describe('rowDropout on the CPU', () => {
       [1, 1],
     ] as const) {
       const n = rows * features;
-      const rowKeys = Int32Array.from({ length: 2 * rows }, (_, i) =>
+      // Scattered keys and positions (a row per philox call), then examples of consecutive
+      // positions (rows sharing a call: runs longer than a chunk's scratch for 5000 × 7).
+      const scattered = Int32Array.from({ length: 2 * rows }, (_, i) =>
         i % 2 === 0 ? (i * 7919) % 2 ** 27 : Math.floor(2 ** 26 / Math.ceil(features / 4)) - 1 - ((i >> 1) % 5),
       );
-      const rk = upload(be, rowKeys, 'int32');
-      const xs = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 3);
-      for (const [xd, od] of [
-        ['float32', 'float32'],
-        ['bfloat16', 'bfloat16'],
-        ['float16', 'float16'],
-        ['float32', 'bfloat16'],
-      ] as const) {
-        const x = upload(be, xs, xd);
-        const xr = decode(encode(xs, xd), xd) as Float32Array;
-        const out = be.alloc(od, n);
-        for (const p of [0, 0.1, 0.5]) {
-          const want = bits(encode(expected(xr, rows, features, k0 + k1 * 2 ** 32, rowKeys, p), od));
-          for (const backward of [false, true]) {
-            const params = { p, rows, features, stream: 1 };
-            if (backward) be.rowDropoutBackward(out, x, streamKeys, rk, params);
-            else be.rowDropout(out, x, streamKeys, rk, params);
-            const got = bits(await be.read(out));
-            for (let i = 0; i < n; i++)
-              if (got[i] !== want[i])
-                throw new Error(`${rows}×${features} ${xd} → ${od} p=${p} backward=${backward}: element ${i} differs`);
+      const runs = Int32Array.from({ length: 2 * rows }, (_, i) => (i % 2 === 0 ? 64 + Math.floor(i / 2 / 3000) : 5 + ((i >> 1) % 3000)));
+      for (const rowKeys of [scattered, runs]) {
+        const rk = upload(be, rowKeys, 'int32');
+        const xs = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 3);
+        for (const [xd, od] of [
+          ['float32', 'float32'],
+          ['bfloat16', 'bfloat16'],
+          ['float16', 'float16'],
+          ['float32', 'bfloat16'],
+        ] as const) {
+          const x = upload(be, xs, xd);
+          const xr = decode(encode(xs, xd), xd) as Float32Array;
+          const out = be.alloc(od, n);
+          for (const p of [0, 0.1, 0.5]) {
+            const want = bits(encode(expected(xr, rows, features, k0 + k1 * 2 ** 32, rowKeys, p), od));
+            for (const backward of [false, true]) {
+              const params = { p, rows, features, stream: 1 };
+              if (backward) be.rowDropoutBackward(out, x, streamKeys, rk, params);
+              else be.rowDropout(out, x, streamKeys, rk, params);
+              const got = bits(await be.read(out));
+              for (let i = 0; i < n; i++)
+                if (got[i] !== want[i])
+                  throw new Error(`${rows}×${features} ${xd} → ${od} p=${p} backward=${backward}: element ${i} differs`);
+            }
           }
+          be.free(x);
+          be.free(out);
         }
-        be.free(x);
-        be.free(out);
+        be.free(rk);
       }
-      be.free(rk);
     }
     be.destroy();
   });
