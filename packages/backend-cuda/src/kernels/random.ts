@@ -41,7 +41,7 @@ function dropoutBackward(ctx: Ctx, dx: DeviceBuffer, dy: DeviceBuffer, p: Dropou
 function notCapturing(ctx: Ctx, K: string): void {
   if (ctx.rt.capturing) {
     throw new Error(
-      `${K}: random numbers cannot be captured in a CUDA graph (every replay would draw the same ones): turn dropout off (p = 0) in a captured step, or run it eagerly`,
+      `${K}: random numbers cannot be captured in a CUDA graph (every replay would draw the same ones): key dropout per example on the device (setDropoutExamples(model, { device: { streamKeys, rowKeys } }): its rowDropout can be captured), turn it off (p = 0) in a captured step, or run it eagerly`,
     );
   }
 }
