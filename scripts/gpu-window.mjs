@@ -212,7 +212,7 @@ export function judge(stage, ended, figures, timeoutS) {
 }
 
 /** Why `stage` does not run, from the stages before it, or null. */
-function skipReason(stage, w, results) {
+export function skipReason(stage, w, results) {
   if (w.selected && !w.selected.includes(stage.name)) return `not selected (PEFT_GPU_WINDOW_STAGES=${w.selected.join(',')})`;
   if (w.emulatorReason && stage.cuda) return `emulator: ${w.emulatorReason}`;
   const smoke = results.smoke?.figures ?? {};

@@ -223,3 +223,48 @@ describe('the transfer size (bundle-device.mjs refuses 50 MiB and more)', () => 
     if (existsSync(join(root, '.device', 'peft.tar.xz'))) expect(s.ok).toBe(true);
   });
 });
+
+describe('scripts/gpu-window.mjs: time-outs, skips and statuses', async () => {
+  // Plain JavaScript without declarations: imported through a path held in a variable.
+  const path = join(root, 'scripts', 'gpu-window.mjs');
+  const m = (await import(/* @vite-ignore */ path)) as {
+    STAGES: { name: string; seconds: number; cuda: boolean; bench?: boolean }[];
+    plannedTimeouts(budget: number, overrides?: string): Record<string, number>;
+    skipReason(stage: unknown, w: unknown, results: Record<string, { figures: Record<string, unknown> }>): string | null;
+    judge(stage: unknown, ended: unknown, figures: Record<string, unknown>, timeoutS: number): { status: string; reason: string };
+  };
+  const stage = (name: string) => m.STAGES.find((s) => s.name === name)!;
+
+  it('sizes the time-outs for 660 s and scales them with the budget (15 s at least); overrides in seconds', () => {
+    expect(m.plannedTimeouts(660)).toEqual({ smoke: 60, llama: 210, conformance: 150, neox: 150, webgpu: 60 });
+    expect(m.plannedTimeouts(330)).toEqual({ smoke: 30, llama: 105, conformance: 75, neox: 75, webgpu: 30 });
+    expect(m.plannedTimeouts(60).smoke).toBe(15);
+    expect(m.plannedTimeouts(660, 'llama=300,neox=20')).toMatchObject({ llama: 300, neox: 20, smoke: 60 });
+    expect(() => m.plannedTimeouts(660, 'lama=3')).toThrow(/PEFT_GPU_WINDOW_TIMEOUTS: "lama=3" is not <stage>=<seconds>/);
+  });
+
+  it('skips the benchmark stages when smoke found no cuBLASLt, and every CUDA stage without CUDA', () => {
+    const w = { selected: null, emulatorReason: null };
+    const tiled = { smoke: { figures: { gemmPath: 'tiled', gemmLibrary: 'tiled kernel: no cuBLASLt found (tried …)' } } };
+    expect(m.skipReason(stage('llama'), w, tiled)).toBe('the GEMM path is not cuBLASLt (smoke): tiled kernel: no cuBLASLt found (tried …)');
+    expect(m.skipReason(stage('neox'), w, tiled)).toMatch(/^the GEMM path is not cuBLASLt/);
+    expect(m.skipReason(stage('conformance'), w, tiled)).toBeNull();
+    const none = { smoke: { figures: { availability: { available: false, reason: 'no libcuda.so.1' } } } };
+    expect(m.skipReason(stage('conformance'), w, none)).toBe('CUDA unavailable (smoke): no libcuda.so.1');
+    expect(m.skipReason(stage('webgpu'), w, none)).toBeNull();
+    expect(m.skipReason(stage('webgpu'), { ...w, selected: ['smoke'] }, {})).toBe('not selected (PEFT_GPU_WINDOW_STAGES=smoke)');
+  });
+
+  it('judges a stage by how its process ended', () => {
+    const ended = (code: number | null, seconds: number) => ({ code, signal: null, seconds, tail: 'first\nlast line\n' });
+    expect(m.judge(stage('llama'), ended(0, 100), {}, 210).status).toBe('passed');
+    expect(m.judge(stage('llama'), ended(124, 210), {}, 210)).toEqual({ status: 'timeout', reason: 'killed at its 210-s time-out' });
+    expect(m.judge(stage('llama'), ended(137, 220), {}, 210).status).toBe('timeout');
+    // Killed by something else before its time-out (the kernel's OOM killer): a failure.
+    expect(m.judge(stage('llama'), ended(137, 50), {}, 210)).toEqual({ status: 'failed', reason: 'exit 137: last line' });
+    expect(m.judge(stage('smoke'), ended(2, 1), { availability: { available: false, reason: 'no GPU' } }, 60)).toEqual({
+      status: 'failed',
+      reason: 'CUDA unavailable: no GPU',
+    });
+  });
+});
