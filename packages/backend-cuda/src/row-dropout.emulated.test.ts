@@ -88,6 +88,10 @@ describe.skipIf(!emu)('exampleDropout with device keys in a captured CUDA graph 
     // Each replay drew other masks (another step, other examples).
     expect(new Set(seen.map((s) => s.join())).size).toBe(3);
     graph.destroy();
+    // Host keys cannot be uploaded inside a capture: the error names the device form.
+    expect(() => b.captureGraph(() => exampleDropout(x, 0.3, { seed: 5, step: 0, stream: 1, keys: [1, 2, 3] }))).toThrow(
+      /exampleDropout: uploading the host keys failed \(write: cannot upload while a CUDA graph is being captured.*\); in a captured graph give the keys as device tensors/,
+    );
     for (const t of [x, w, streamKeys, rowKeys]) t.dispose();
     b.free(y);
     b.free(dx);

@@ -3,7 +3,7 @@ import type { Backend } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { defaultGenerator, type Generator } from '../random/generator.js';
 import { philox4x32, philoxBlocks, splitKey } from '../random/philox.js';
-import { fromRaw, type Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 import { alloc, backendOf, requireFloat, requireInt } from './util.js';
 
 export interface RandomOptions {
@@ -195,9 +195,26 @@ export function exampleDropout(x: Tensor, p: number, masks: ExampleMasks | Devic
   }
   const rowKeys = rowKeysOf(op, keys, perRow ? positions : rows / keys.length, features);
   const streamKeys = splitKey(exampleStreamSeed(masks.seed, masks.step, masks.stream)).map((k) => k | 0);
-  const sk = fromRaw(Int32Array.from(streamKeys), [2], { backend, dtype: 'int32' });
-  const rk = fromRaw(rowKeys, [rows, 2], { backend, dtype: 'int32' });
+  const [sk, rk] = uploadKeys(backend, Int32Array.from(streamKeys), rowKeys);
   return rowDropoutOp(backend, x, p, sk, rk, 0, true);
+}
+
+/** The host form's keys as int32 tensors; a backend that cannot upload now (a graph capture) gets the device form named. */
+function uploadKeys(backend: Backend, streamKeys: Int32Array, rowKeys: Int32Array): [Tensor, Tensor] {
+  const op = 'exampleDropout';
+  const sk = alloc(backend, [2], 'int32', op);
+  const rk = alloc(backend, [rowKeys.length / 2, 2], 'int32', op);
+  try {
+    backend.write(sk.buffer(), streamKeys);
+    if (rowKeys.length > 0) backend.write(rk.buffer(), rowKeys);
+  } catch (e) {
+    sk.dispose();
+    rk.dispose();
+    throw new Error(
+      `${op}: uploading the host keys failed (${(e as Error).message}); in a captured graph give the keys as device tensors ({ streamKeys, stream, rowKeys }: exampleStreamKeys, exampleRowKeys)`,
+    );
+  }
+  return [sk, rk];
 }
 
 /** The device keys fit x: int32, a (key, position) pair per row, key pair `stream` present. */
