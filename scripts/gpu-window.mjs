@@ -127,6 +127,13 @@ function stageCommand(stage, w) {
       if (dist && !existsSync(join(dist, '..', '..', 'node_modules', 'webgpu')))
         return { skip: 'the webgpu package (dawn.node) was not packed' };
       notes.push(`Vulkan ICD ${icd.path}`);
+      if (!systemVulkanLoader()) {
+        const packed = dist ? join(dist, '..', '..', 'lib') : '';
+        if (!packed || !existsSync(join(packed, 'libvulkan.so.1')))
+          return { skip: 'no Vulkan loader (libvulkan.so.1) on this machine, and none was packed' };
+        env.LD_LIBRARY_PATH = [packed, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
+        notes.push(`Vulkan loader: the packed ${join(packed, 'libvulkan.so.1')} (none on this machine)`);
+      }
       return { args: program('window-webgpu.mjs', 'benchmarks/src/cuda-suite-webgpu.ts'), env, notes };
     }
     default:
@@ -151,6 +158,13 @@ export function vulkanIcd(dirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d'
     }
   }
   return { reason: `no Vulkan driver for the GPU: no NVIDIA ICD json in ${dirs.join(' or ')}` };
+}
+
+/** Whether the dynamic linker finds a Vulkan loader (libvulkan.so.1) on this machine. */
+function systemVulkanLoader() {
+  const r = spawnSync('ldconfig', ['-p'], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status === 0) return /\blibvulkan\.so\.1\b/.test(r.stdout);
+  return ['/usr/lib/x86_64-linux-gnu/libvulkan.so.1', '/usr/lib64/libvulkan.so.1', '/usr/lib/libvulkan.so.1'].some((p) => existsSync(p));
 }
 
 function writeJson(path, value) {

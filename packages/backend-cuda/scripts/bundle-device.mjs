@@ -6,6 +6,7 @@
 //                                         kept between packings of the same Node version (~80 s)
 //   .device/runtime-<versions>.tar.xz     node_modules/: koffi with its linux-x64 native package,
 //                                         the webgpu package's index.js with dist/linux-x64/dawn.node;
+//                                         lib/libvulkan.so.1 (this machine's Vulkan loader, if any);
 //                                         kept between packings of the same versions
 //   .device/peft.tar.xz                   peft/dist/*.mjs: the stages' programs bundled with
 //                                         @peft/* from source (device-check, bench-cuda,
@@ -88,13 +89,18 @@ async function bundles() {
   tarXz(stage, ['peft'], join(dest, 'peft.tar.xz'), '-9');
 }
 
+/** Where this machine's Vulkan loader may be (Debian/Ubuntu, Fedora). */
+const VULKAN_LOADERS = ['/usr/lib/x86_64-linux-gnu/libvulkan.so.1', '/usr/lib64/libvulkan.so.1', '/usr/lib/libvulkan.so.1'];
+
 /** koffi + @koromix/koffi-linux-x64 + webgpu (index.js, package.json, linux-x64 dawn.node), cached by their versions. */
 function runtime() {
   const koffi = packageDir('koffi', pkg);
   const native = packageDir('@koromix/koffi-linux-x64', koffi);
   const webgpu = packageDir('webgpu', join(root, 'benchmarks'));
   const version = (d) => JSON.parse(readFileSync(join(d, 'package.json'), 'utf8')).version;
-  const name = `runtime-koffi${version(koffi)}-webgpu${version(webgpu)}.tar.xz`;
+  // The Vulkan loader Dawn opens, for a GPU machine whose image has the NVIDIA ICD but not the loader.
+  const loader = VULKAN_LOADERS.find((p) => existsSync(p));
+  const name = `runtime-koffi${version(koffi)}-webgpu${version(webgpu)}${loader ? '-vulkan' : ''}.tar.xz`;
   if (existsSync(join(dest, name))) {
     console.log(`bundle-device: ${name} is packed already`);
     return name;
@@ -107,8 +113,9 @@ function runtime() {
   for (const f of ['package.json', 'index.js', join('dist', 'linux-x64', 'dawn.node')]) {
     cpSync(join(webgpu, f), join(nm, 'webgpu', f), { dereference: true });
   }
+  if (loader) cpSync(loader, join(stage, 'lib', 'libvulkan.so.1'), { dereference: true });
   console.log(`bundle-device: compressing koffi and dawn.node (${name}, ~30 s once per version)`);
-  tarXz(stage, ['node_modules'], join(dest, name), '-9');
+  tarXz(stage, loader ? ['node_modules', 'lib'] : ['node_modules'], join(dest, name), '-9');
   return name;
 }
 
