@@ -6,7 +6,7 @@
  * repository checkout (or set PEFT_REPO): it reads fixtures/configs and runs
  * benchmarks/python/peft_step.py.
  *
- *   node .device/run/peft/dist/bench-cuda.mjs [--only llama|neox] [--warmup N] [--steps N] [--batch N]
+ *   node /tmp/peft-gpu-window/peft/dist/bench-cuda.mjs [--only llama|neox] [--warmup N] [--steps N] [--batch N]
  *        [--seq N] [--layers N] [--python PATH] [--no-python] [--no-graph] [--short] [--out NAME]
  *
  * From source: node --conditions=@peft/source --import tsx benchmarks/bench-cuda.ts …

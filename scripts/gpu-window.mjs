@@ -334,6 +334,12 @@ async function main() {
     console.error('usage: node scripts/gpu-window.mjs OUT SECONDS  (see packages/backend-cuda/GPU.md)');
     process.exit(64);
   }
+  if (process.env.PEFT_GPU_WINDOW_EMULATE !== '1' && !process.env.PEFT_GPU_WINDOW_DIST) {
+    console.error(
+      'gpu-window: PEFT_GPU_WINDOW_DIST is not set: run bash scripts/gpu-window.sh OUT SECONDS, which unpacks .device/ and sets it',
+    );
+    process.exit(64);
+  }
   const out = resolve(outArg);
   mkdirSync(out, { recursive: true });
   const started = Number(process.env.PEFT_GPU_WINDOW_STARTED) || Date.now() / 1000;
@@ -343,7 +349,7 @@ async function main() {
     budget,
     deadline: started + budget,
     emulate,
-    dist: process.env.PEFT_GPU_WINDOW_DIST || (emulate ? '' : join(ROOT, '.device', 'run', 'peft', 'dist')),
+    dist: process.env.PEFT_GPU_WINDOW_DIST || '',
     selected: process.env.PEFT_GPU_WINDOW_STAGES ? process.env.PEFT_GPU_WINDOW_STAGES.split(',') : null,
     timeouts: plannedTimeouts(budget, process.env.PEFT_GPU_WINDOW_TIMEOUTS),
     saved: 0,

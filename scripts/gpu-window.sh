@@ -5,8 +5,9 @@
 #
 #   bash scripts/gpu-window.sh OUT SECONDS
 #
-# Unpacks Node, the bundles, the fatbins, koffi and Dawn from .device/ into .device/run/ (xz, or
-# Python's lzma module where xz is missing), then runs scripts/gpu-window.mjs: the stages smoke,
+# Unpacks Node, the bundles, the fatbins, koffi and Dawn from .device/ into
+# $PEFT_GPU_WINDOW_RUN_DIR (default $TMPDIR/peft-gpu-window; xz, or Python's lzma module where xz
+# is missing), then runs scripts/gpu-window.mjs: the stages smoke,
 # llama, conformance, neox and webgpu, each under its time-out, each leaving OUT/<n>-<stage>.json,
 # all within SECONDS counted from now.
 #
@@ -84,10 +85,12 @@ fi
 if [ "${PEFT_GPU_WINDOW_EMULATE:-}" = "1" ]; then
   node=$(command -v node) || { echo "gpu-window: emulator mode needs node on PATH" >&2; exit 1; }
 else
-  unpack "$root/.device/run"
-  node="$root/.device/run/node"
-  export PEFT_GPU_WINDOW_DIST="$root/.device/run/peft/dist"
-  export NODE_PATH="$root/.device/run/node_modules"
+  # Outside .device/, so that .device/ stays what was packed (and what the transfer size counted).
+  run="${PEFT_GPU_WINDOW_RUN_DIR:-${TMPDIR:-/tmp}/peft-gpu-window}"
+  unpack "$run"
+  node="$run/node"
+  export PEFT_GPU_WINDOW_DIST="$run/peft/dist"
+  export NODE_PATH="$run/node_modules"
 fi
 export PEFT_GPU_WINDOW_STARTED=$started
 exec "$node" scripts/gpu-window.mjs "$1" "$2"

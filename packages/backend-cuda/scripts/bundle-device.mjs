@@ -75,7 +75,7 @@ async function bundles() {
     target: 'node20',
     bundle: true,
     noExternal: [/^@peft\//],
-    // Loaded at run time from .device/run/node_modules (koffi, webgpu) or absent there (the JavaScript peers of `pnpm bench`).
+    // Loaded at run time from node_modules beside the unpacked peft/ (koffi, webgpu) or absent there (the JavaScript peers of `pnpm bench`).
     external: ['koffi', 'webgpu', /^@tensorflow\//, 'gpu.js'],
     splitting: false,
     outExtension: () => ({ js: '.mjs' }),
