@@ -5,7 +5,7 @@ import { type ClassificationBatch, collate, type TextTokenizer } from '@peft/dat
 import { type SequenceClassifier, type SequenceClassifierTensorInputs, supportsTensorLoss } from '@peft/heads';
 import { accuracyScore, classificationReport, confusionMatrix, precisionRecallFscoreSupport } from '@peft/metrics';
 import type { EvaluateOptions, Evaluation, LossContext, Split, StepInput, StepShapes, TrainTask } from '@peft/trainer';
-import { keysFor, paddedKeys, stepPadding } from './step-inputs.js';
+import { StepDropoutKeys, stepPadding } from './step-inputs.js';
 
 /** One example: the model input (a formatted template) and its class id. */
 export interface LabelledText {
@@ -83,7 +83,7 @@ export class ClassificationTask implements TrainTask<ClassificationTrainBatch> {
   readonly #tokenizer: TextTokenizer;
   readonly #options: ClassificationTaskOptions;
   /** The dropout keys of the micro-batch the latest `stepInputs` described. */
-  #stepKeys: number[] | null = null;
+  readonly #dropoutKeys: StepDropoutKeys;
 
   constructor(options: ClassificationTaskOptions) {
     const { peft, data, labels, maxLength } = options;
@@ -117,6 +117,7 @@ export class ClassificationTask implements TrainTask<ClassificationTrainBatch> {
     this.#data = data;
     this.#options = options;
     this.#tokenizer = cachingTokenizer(options.tokenizer);
+    this.#dropoutKeys = new StepDropoutKeys('ClassificationTask.stepLoss', peft);
   }
 
   get head(): SequenceClassifier {
@@ -148,26 +149,21 @@ export class ClassificationTask implements TrainTask<ClassificationTrainBatch> {
 
   /**
    * The micro-batch as the classifier's tensor-loss inputs (`lossInputs`): ids, mask and positions
-   * [rows, seq], pooling index and labels [rows]. With `shapes.fixed`, padded to
-   * `microBatchSize` rows (label −100) and a bucket of lengths (see `bucket`); otherwise the
-   * batch's own shapes. Null (the trainer uses `loss`) for a model with dynamic rope (`supportsTensorLoss`).
-   * Records the rows' dropout keys for the `stepLoss` that follows.
+   * [rows, seq], pooling index and labels [rows], and while LoRA dropout is on its per-example keys
+   * (see `StepDropoutKeys`). With `shapes.fixed`, padded to `microBatchSize` rows (label −100) and
+   * a bucket of lengths (see `bucket`); otherwise the batch's own shapes. Null (the trainer uses
+   * `loss`) for a model with dynamic rope (`supportsTensorLoss`).
    */
-  stepInputs(batch: ClassificationTrainBatch, shapes: StepShapes): Record<string, StepInput> | null {
+  stepInputs(batch: ClassificationTrainBatch, shapes: StepShapes, ctx?: LossContext): Record<string, StepInput> | null {
     if (!supportsTensorLoss(this.head.model.config)) return null;
     const pad = stepPadding(batch.inputIds.length, batch.inputIds[0]?.length ?? 0, shapes, this.maxLength);
     const inputs = this.head.lossInputs(batch, batch.labels, { ...pad, padTokenId: this.#tokenizer.padTokenId });
-    this.#stepKeys = paddedKeys(batch.examples, pad.batch);
-    return { ...inputs };
+    return { ...inputs, ...this.#dropoutKeys.inputs(batch.examples, pad, ctx) };
   }
 
-  /**
-   * `loss` from the tensors of the latest `stepInputs`: the same mean over the real rows, with the
-   * same per-example dropout masks (padding rows draw their own, which reach no real row).
-   */
+  /** `loss` from the tensors of the latest `stepInputs`: the same mean over the real rows, the same dropout masks. */
   stepLoss(inputs: Readonly<Record<string, Tensor>>, ctx?: LossContext): Tensor {
-    const keys = keysFor('ClassificationTask.stepLoss', this.#stepKeys, inputs.inputIds?.shape[0]);
-    setDropoutExamples(this.peft, { step: ctx?.step ?? 0, keys });
+    this.#dropoutKeys.apply(inputs, ctx);
     return this.head.tensorLoss(inputs as unknown as SequenceClassifierTensorInputs);
   }
 

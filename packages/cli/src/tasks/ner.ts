@@ -12,7 +12,7 @@ import { CausalLMHead, type CausalLMTensorInputs, type CausalLMBatch as HeadCaus
 import { mergeByPriority, type ParseResult, parseExtraction, parseTagged, type Span, spanScores } from '@peft/metrics';
 import type { CausalLM, Tokenizer } from '@peft/models';
 import type { EvaluateOptions, Evaluation, LossContext, Split, StepInput, StepShapes, TrainTask } from '@peft/trainer';
-import { bucket, keysFor, paddedKeys, stepPadding } from './step-inputs.js';
+import { bucket, StepDropoutKeys, stepPadding } from './step-inputs.js';
 
 /** Study B's priority when per-label runs disagree on a token: Disease first, then Chemical. */
 export const BC5CDR_PRIORITY: readonly string[] = ['Disease', 'Chemical'];
@@ -285,7 +285,7 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
   readonly #generator: Generator | undefined;
   readonly #describe: Record<string, unknown>;
   /** The dropout keys and gathered rows of the micro-batch the latest `stepInputs` described. */
-  #step: { keys: number[]; gathered: { length: number; rows: number[] } } | null = null;
+  readonly #dropoutKeys: StepDropoutKeys;
 
   constructor(options: GenerativeNerTaskOptions) {
     const labels = options.labels ?? BC5CDR_LABELS;
@@ -326,6 +326,7 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
       ...(tok.eosTokenId === null ? {} : { eosTokenId: tok.eosTokenId }),
     };
     this.#train = this.#queries(options.data.train).map((q) => q.example);
+    this.#dropoutKeys = new StepDropoutKeys('GenerativeNerTask.stepLoss', options.peft);
   }
 
   /** The labels asked one at a time (per-label), or [undefined] for one all-labels output. */
@@ -396,30 +397,27 @@ export class GenerativeNerTask implements TrainTask<NerBatch> {
 
   /**
    * The micro-batch as the LM head's tensor-loss inputs (`lossInputs`): ids, mask and positions
-   * [rows, seq], the positions that predict an answer token and their targets [targets]. With
-   * `shapes.fixed`, padded to `microBatchSize` rows, a bucket of lengths and a bucket of target
-   * rows (see `bucket`; extra targets are −100); otherwise the batch's own shapes. A micro-batch
-   * without any answer token keeps the zero loss of `loss`. Null (the trainer uses `loss`) for a
-   * model with dynamic rope (`supportsTensorLoss`). Records the dropout keys for the `stepLoss` that follows.
+   * [rows, seq], the positions that predict an answer token and their targets [targets], and while
+   * LoRA dropout is on its per-example keys (see `StepDropoutKeys`; the LM head's gathered rows
+   * keyed by their example and position). With `shapes.fixed`, padded to `microBatchSize` rows, a
+   * bucket of lengths and a bucket of target rows (see `bucket`; extra targets are −100);
+   * otherwise the batch's own shapes. A micro-batch without any answer token keeps the zero loss
+   * of `loss`. Null (the trainer uses `loss`) for a model with dynamic rope (`supportsTensorLoss`).
    */
-  stepInputs(batch: NerBatch, shapes: StepShapes): Record<string, StepInput> | null {
+  stepInputs(batch: NerBatch, shapes: StepShapes, ctx?: LossContext): Record<string, StepInput> | null {
     if (!supportsTensorLoss(this.peft.model.config)) return null;
     const pad = stepPadding(batch.inputIds.length, batch.inputIds[0]?.length ?? 0, shapes, this.#maxLength);
     // Fewer target rows than the batch has positions: per-example dropout takes an input of exactly
     // that many rows as the gathered one, so no layer of the base model may have as many.
     const targets = shapes.fixed ? bucket(Math.max(answerTokens(batch.labels), 1), pad.batch * (pad.seq - 1)) : undefined;
     const inputs = this.head.lossInputs(batch, { ...pad, targets, padTokenId: this.#collateTokenizer.padTokenId });
-    this.#step = { keys: paddedKeys(batch.examples, pad.batch), gathered: { length: pad.seq, rows: Array.from(inputs.targetRows.data) } };
-    return { ...inputs };
+    const gathered = { length: pad.seq, rows: Array.from(inputs.targetRows.data) };
+    return { ...inputs, ...this.#dropoutKeys.inputs(batch.examples, pad, ctx, gathered) };
   }
 
-  /**
-   * `loss` from the tensors of the latest `stepInputs`: the same mean over the answer tokens, with
-   * the same per-example dropout masks (the LM head's input rows keyed by their example and position).
-   */
+  /** `loss` from the tensors of the latest `stepInputs`: the same mean over the answer tokens, the same dropout masks. */
   stepLoss(inputs: Readonly<Record<string, Tensor>>, ctx?: LossContext): Tensor {
-    const keys = keysFor('GenerativeNerTask.stepLoss', this.#step?.keys ?? null, inputs.inputIds?.shape[0]);
-    setDropoutExamples(this.peft, { step: ctx?.step ?? 0, keys, gathered: this.#step!.gathered });
+    this.#dropoutKeys.apply(inputs, ctx);
     return this.head.tensorLoss(inputs as unknown as CausalLMTensorInputs);
   }
 

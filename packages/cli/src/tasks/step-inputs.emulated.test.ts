@@ -1,8 +1,9 @@
 // The studies' tasks under train() with CUDA graphs, on the CUDA kernels run by the host emulator:
 // each bucketed micro-batch shape is captured once and replayed with other batches' values in
-// its input tensors, and the run gives the numbers of the same padded steps run eagerly, so the
-// loss depends on nothing but those inputs.
+// its input tensors (LoRA dropout on: its per-example keys are inputs too), and the run gives the
+// numbers of the same padded steps run eagerly, so the loss depends on nothing but those inputs.
 import { createCpuBackend } from '@peft/backend-cpu';
+import type { Backend } from '@peft/core';
 import { describe, expect, it } from 'vitest';
 import { useEmulator } from '../../../backend-cuda/src/emulator.testkit.js';
 import { classification, ner, run } from './step-inputs.testkit.js';
@@ -16,10 +17,11 @@ describe.skipIf(!emu)('the studies’ tasks under train() with CUDA graphs on th
     ['ClassificationTask', classification],
     ['GenerativeNerTask', ner],
   ] as const) {
-    it(`${name}: replayed bucketed steps give the eager padded steps' losses and adapter exactly`, async () => {
+    it(`${name}: replayed bucketed steps give the eager padded steps' losses and adapter exactly, LoRA dropout on`, async () => {
       const cuda = createCudaBackend();
-      const graphed = await run(make, cuda, { graph: true });
-      const eager = await run(make, cuda, { pad: true });
+      const withDropout = (backend: Backend) => make(backend, 0.1);
+      const graphed = await run(withDropout, cuda, { graph: true });
+      const eager = await run(withDropout, cuda, { pad: true });
       expect(graphed.result.graphs.error).toBeNull();
       expect(graphed.result.graphs.captured).toBeGreaterThan(2);
       expect(graphed.result.graphs.replays).toBeGreaterThan(0);
@@ -29,7 +31,7 @@ describe.skipIf(!emu)('the studies’ tasks under train() with CUDA graphs on th
       expect(graphed.weights).toEqual(eager.weights);
       // Against the CPU backend's unpadded steps: the kernels' float32 rounding only.
       const cpu = createCpuBackend();
-      const onCpu = await run(make, cpu);
+      const onCpu = await run(withDropout, cpu);
       const rel = graphed.losses.map((l, i) => Math.abs(l - onCpu.losses[i]!) / onCpu.losses[i]!);
       expect(Math.max(...rel)).toBeLessThan(1e-4);
       cuda.destroy();

@@ -2,7 +2,7 @@
 // and gradients, unpadded (the same bits) and padded to buckets (float32 rounding), dropout on.
 import { join } from 'node:path';
 import { createCpuBackend } from '@peft/backend-cpu';
-import { backward, Generator, getPeftModel, loraConfig, type Tensor, tensor } from '@peft/core';
+import { backward, Dropout, exampleStreamKeys, Generator, getPeftModel, loraConfig, type Tensor, tensor } from '@peft/core';
 import { documentsToSentences } from '@peft/datasets';
 import { readPubTator } from '@peft/datasets/node';
 import { SequenceClassifier } from '@peft/heads';
@@ -28,21 +28,28 @@ interface Task {
   stepLoss(inputs: Readonly<Record<string, Tensor>>, ctx?: LossContext): Tensor;
 }
 
-/** The loss value and each trainable tensor's gradient (zeros where none), gradients cleared after. */
+/** Input tensors viaStep uploaded: the trainer frees them after backward, which may read them. */
+const uploaded: Tensor[] = [];
+
+/** The loss value and each trainable tensor's gradient (zeros where none), gradients and inputs freed after. */
 async function lossAndGrads(task: Task, lossOf: () => Tensor): Promise<{ loss: number; grads: Float32Array[] }> {
-  const loss = lossOf();
-  expect(loss.requiresGrad).toBe(true);
-  // Backward recomputes each checkpointed layer's forward: the dropout keys must still be in place.
-  backward(loss);
-  const value = await loss.item();
-  loss.dispose();
-  const grads: Float32Array[] = [];
-  for (const [, t] of task.trainable()) {
-    grads.push(t.grad ? Float32Array.from(await t.grad.data()) : new Float32Array(t.size));
-    t.grad?.dispose();
-    t.grad = null;
+  try {
+    const loss = lossOf();
+    expect(loss.requiresGrad).toBe(true);
+    // Backward recomputes each checkpointed layer's forward: the dropout keys must still be in place.
+    backward(loss);
+    const value = await loss.item();
+    loss.dispose();
+    const grads: Float32Array[] = [];
+    for (const [, t] of task.trainable()) {
+      grads.push(t.grad ? Float32Array.from(await t.grad.data()) : new Float32Array(t.size));
+      t.grad?.dispose();
+      t.grad = null;
+    }
+    return { loss: value, grads };
+  } finally {
+    for (const t of uploaded.splice(0)) t.dispose();
   }
-  return { loss: value, grads };
 }
 
 /** stepLoss over the inputs uploaded as the trainer does (one tensor per input). */
@@ -50,10 +57,12 @@ function viaStep(task: Task, given: Record<string, StepInput>): () => Tensor {
   return () => {
     const inputs: Record<string, Tensor> = {};
     for (const [name, s] of Object.entries(given)) inputs[name] = tensor(s.data, s.shape, { backend, dtype: s.dtype });
+    uploaded.push(...Object.values(inputs));
     try {
       return task.stepLoss(inputs, CTX);
-    } finally {
-      for (const t of Object.values(inputs)) t.dispose();
+    } catch (e) {
+      for (const t of uploaded.splice(0)) t.dispose();
+      throw e;
     }
   };
 }
@@ -130,19 +139,27 @@ describe('ClassificationTask.stepInputs / stepLoss', () => {
     const dropout = t.generators().dropout!;
     const offset = dropout.offset;
 
-    const eager = t.stepInputs(batch, EAGER)!;
+    const eager = t.stepInputs(batch, EAGER, CTX)!;
     expect(eager.inputIds!.shape).toEqual([3, length]);
     expectSame(want, await lossAndGrads(t, viaStep(t, eager)), true);
 
-    const fixed = t.stepInputs(batch, FIXED)!;
+    const fixed = t.stepInputs(batch, FIXED, CTX)!;
     expect(bucket(length, 32)).toBeGreaterThan(length);
-    expect(fixed.inputIds!.shape).toEqual([4, bucket(length, 32)]);
+    const seq = bucket(length, 32);
+    expect(fixed.inputIds!.shape).toEqual([4, seq]);
     expect(Array.from(fixed.labels!.data)).toEqual([...batch.labels, -100]);
+    // Dropout on: the keys as inputs, a key pair per Dropout (the model's own, p = 0, included: the
+    // streams are numbered over all) from the LoRA generator's seed, and each row's (example, position).
+    const streams = [...t.peft.namedModules()].filter(([, m]) => m instanceof Dropout).length;
+    expect(Array.from(fixed.dropoutStreamKeys!.data)).toEqual(Array.from(exampleStreamKeys(2, CTX.step, streams)));
+    expect(fixed.dropoutRowKeys!.shape).toEqual([2 * 4 * seq]);
+    expect(Array.from(fixed.dropoutRowKeys!.data).slice(2 * seq - 2, 2 * seq + 2)).toEqual([2, seq - 1, 0, 0]);
+    expect(Array.from(fixed.dropoutRowKeys!.data).slice(2 * 3 * seq, 2 * 3 * seq + 4)).toEqual([0, 0, 0, 1]);
     expectSame(want, await lossAndGrads(t, viaStep(t, fixed)), false);
     // The masks are per example (no generator draws) and they matter: eval mode gives another loss.
     expect(dropout.offset).toBe(offset);
     t.setTraining(false);
-    t.stepInputs(batch, FIXED);
+    expect(Object.keys(t.stepInputs(batch, FIXED, CTX)!).filter((k) => k.startsWith('dropout'))).toEqual([]);
     const off = await lossAndGrads(t, viaStep(t, fixed));
     expect(Math.abs(off.loss - want.loss)).toBeGreaterThan(1e-4);
     t.peft.dispose();
@@ -151,14 +168,18 @@ describe('ClassificationTask.stepInputs / stepLoss', () => {
   it('refuses a stepLoss without its stepInputs, or on inputs of another batch size', async () => {
     const t = await task();
     const batch = t.batch([0, 1]);
-    const given = t.stepInputs(batch, EAGER)!;
+    const given = t.stepInputs(batch, EAGER, CTX)!;
     const fresh = await task();
     expect(viaStep(fresh, given)).toThrow(
       'ClassificationTask.stepLoss: no micro-batch described: call stepInputs(batch) before stepLoss on its tensors',
     );
-    t.stepInputs(t.batch([0, 1, 2]), EAGER);
+    t.stepInputs(t.batch([0, 1, 2]), EAGER, CTX);
     expect(viaStep(t, given)).toThrow(
       'ClassificationTask.stepLoss: inputIds has 2 rows but the latest stepInputs described 3: call stepInputs for each micro-batch right before its stepLoss',
+    );
+    t.stepInputs(batch, EAGER, { ...CTX, step: 4 });
+    expect(viaStep(t, given)).toThrow(
+      'ClassificationTask.stepLoss: step 5, but stepInputs was given step 4: pass both the same LossContext',
     );
     t.peft.dispose();
     fresh.peft.dispose();
@@ -171,7 +192,7 @@ describe('ClassificationTask.stepInputs / stepLoss', () => {
     const peft = getPeftModel(head, loraConfig({ r: 2, modulesToSave: ['score'], taskType: 'SEQ_CLS' }), { modelType: 'llama' });
     const tokenizer = { encode: (text: string) => Array.from(text, (_, i) => 3 + (i % 5)), padTokenId: 0 };
     const t = new ClassificationTask({ peft, tokenizer, data, labels: ['a', 'b', 'c'], maxLength: 8 });
-    expect(t.stepInputs(t.batch([0, 1]), FIXED)).toBeNull();
+    expect(t.stepInputs(t.batch([0, 1]), FIXED, CTX)).toBeNull();
     peft.dispose();
   });
 });
@@ -211,19 +232,26 @@ describe('GenerativeNerTask.stepInputs / stepLoss', () => {
     const length = batch.inputIds[0]!.length;
     const want = await lossAndGrads(t, () => t.loss(batch, CTX));
 
-    const eager = t.stepInputs(batch, EAGER)!;
+    const eager = t.stepInputs(batch, EAGER, CTX)!;
     expect(eager.inputIds!.shape).toEqual([3, length]);
     expect(eager.targets!.shape).toEqual([answers]);
     expectSame(want, await lossAndGrads(t, viaStep(t, eager)), true);
 
-    const fixed = t.stepInputs(batch, FIXED)!;
+    const fixed = t.stepInputs(batch, FIXED, CTX)!;
     expect(fixed.inputIds!.shape).toEqual([4, bucket(length, 160)]);
     expect(fixed.targets!.shape).toEqual([bucket(answers, 1e9)]);
     expect(bucket(answers, 1e9)).toBeGreaterThan(answers);
+    // The LM head's gathered rows keyed by their example and position (padding targets: row 0, position 0).
+    const rows = Array.from(fixed.targetRows!.data);
+    const seq = fixed.inputIds!.shape[1]!;
+    const gathered = Array.from(fixed.dropoutGatheredRowKeys!.data);
+    expect(gathered).toHaveLength(2 * rows.length);
+    expect(gathered.slice(0, 2)).toEqual([batch.examples[Math.floor(rows[0]! / seq)], rows[0]! % seq]);
+    expect(gathered.slice(-2)).toEqual([3, 0]);
     expectSame(want, await lossAndGrads(t, viaStep(t, fixed)), false);
     // Dropout matters here: eval mode gives another loss.
     t.setTraining(false);
-    t.stepInputs(batch, FIXED);
+    t.stepInputs(batch, FIXED, CTX);
     expect(Math.abs((await lossAndGrads(t, viaStep(t, fixed))).loss - want.loss)).toBeGreaterThan(1e-4);
     t.peft.unload();
   });
@@ -237,7 +265,7 @@ describe('GenerativeNerTask.stepInputs / stepLoss', () => {
     const want = await lossAndGrads(t, () => t.loss(batch, CTX));
     expect(want.loss).toBe(0);
     for (const shapes of [EAGER, FIXED]) {
-      const given = t.stepInputs(batch, shapes)!;
+      const given = t.stepInputs(batch, shapes, CTX)!;
       expect(given.targets!.shape).toEqual([shapes.fixed ? 16 : 1]);
       const got = await lossAndGrads(t, viaStep(t, given));
       expect(got.loss).toBe(0);
