@@ -17,7 +17,7 @@
 //
 // Then prints the transfer size (git-tracked files + .device/) and exits 1 at or above 50 MiB.
 //
-//   node packages/backend-cuda/scripts/bundle-device.mjs
+//   node packages/backend-cuda/scripts/bundle-device.mjs [--bundles-only DIR]
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -65,11 +65,12 @@ function packageDir(name, from) {
   return dir;
 }
 
-async function bundles() {
+/** The stages' programs, bundled into `outDir`. */
+async function bundle(outDir) {
   const { build } = await import('tsup');
   await build({
     entry: Object.fromEntries(Object.entries(ENTRIES).map(([k, v]) => [k, join(root, v)])),
-    outDir: join(stage, 'peft', 'dist'),
+    outDir,
     format: ['esm'],
     platform: 'node',
     target: 'node20',
@@ -85,6 +86,11 @@ async function bundles() {
       options.conditions = ['@peft/source'];
     },
   });
+}
+
+/** peft.tar.xz: the bundles and the fatbins. */
+async function bundles() {
+  await bundle(join(stage, 'peft', 'dist'));
   cpSync(join(pkg, 'fatbin'), join(stage, 'peft', 'fatbin'), { recursive: true });
   tarXz(stage, ['peft'], join(dest, 'peft.tar.xz'), '-9');
 }
@@ -150,6 +156,15 @@ function writeManifest() {
 }
 
 async function main() {
+  // --bundles-only DIR: the bundles alone into DIR (no kernels, no archives): the test of the bundles.
+  const only = process.argv.indexOf('--bundles-only');
+  if (only > 0) {
+    const dir = process.argv[only + 1];
+    if (!dir) throw new Error('--bundles-only needs a folder');
+    await bundle(dir);
+    console.log(`bundle-device: ${Object.keys(ENTRIES).join(', ')} bundled into ${dir}`);
+    return;
+  }
   execFileSync(process.execPath, [join(pkg, 'scripts', 'build-kernels.mjs')], { stdio: 'inherit' });
   mkdirSync(dest, { recursive: true });
   rmSync(stage, { recursive: true, force: true });

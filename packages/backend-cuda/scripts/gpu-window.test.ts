@@ -122,6 +122,22 @@ describe.skipIf(!cxx)('scripts/gpu-window.sh on the host emulator', () => {
     expect(w.results[1]!.reason).toMatch(/^budget: \d+ s left of 27 s/);
   }, 120_000);
 
+  it('the stages bundled as bundle-device.mjs packs them run on their own (smoke on the emulator)', async () => {
+    const { useEmulator } = await import('../src/emulator.testkit.js');
+    await useEmulator();
+    const dir = join(scratch, 'bundles');
+    await run(process.execPath, [join(import.meta.dirname, 'bundle-device.mjs'), '--bundles-only', dir], { cwd: root });
+    expect(readdirSync(dir).sort()).toEqual(['bench-cuda.mjs', 'device-check.mjs', 'window-smoke.mjs', 'window-webgpu.mjs']);
+    const figures = join(scratch, 'bundled-smoke.json');
+    // koffi from the package's node_modules (NODE_PATH), as the GPU machine has it from the packed node_modules.
+    const r = await run(process.execPath, [join(dir, 'window-smoke.mjs')], {
+      cwd: root,
+      env: { ...process.env, NODE_PATH: join(import.meta.dirname, '..', 'node_modules'), PEFT_GPU_WINDOW_FIGURES: figures },
+    });
+    expect(r.stdout).toMatch(/smoke: 11 passed, 0 failed/);
+    expect(JSON.parse(readFileSync(figures, 'utf8'))).toMatchObject({ gemmPath: 'cublasLt', passed: 11 });
+  }, 120_000);
+
   it('device-check carries on in a new process after one dies inside a case', async () => {
     const { useEmulator } = await import('../src/emulator.testkit.js');
     await useEmulator();
