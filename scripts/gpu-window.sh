@@ -66,7 +66,10 @@ unpack() {
   fi
   rm -rf "$dir" && mkdir -p "$dir"
   decompress "$node_xz" "$dir/node.tmp" && chmod +x "$dir/node.tmp" && mv "$dir/node.tmp" "$dir/node"
-  for archive in .device/*.tar.xz; do untar "$archive" "$dir"; done
+  for archive in .device/*.tar.xz; do
+    [ -e "$archive" ] || { echo "gpu-window: no .device/*.tar.xz: pack again (bundle-device.mjs) and carry all of .device/" >&2; return 1; }
+    untar "$archive" "$dir"
+  done
   echo "$stamp" >"$dir/.stamp"
   echo "gpu-window: unpacked .device into $dir in $(($(date +%s) - started)) s"
 }
