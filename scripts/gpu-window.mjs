@@ -276,12 +276,16 @@ async function runStage(stage, index, w, results) {
   const cmd = skip ? null : stageCommand(stage, w);
   if (cmd?.skip) skip = cmd.skip;
   if (skip) {
+    // A stage that does not run leaves its time to the ones after it.
+    w.saved += w.timeouts[stage.name];
     const r = { ...base, status: 'skipped', exitCode: null, seconds: 0, reason: skip, figures: {} };
     writeJson(`${file}.json`, r);
     console.log(`\n=== ${index}-${stage.name}: skipped — ${skip}`);
     return r;
   }
-  const timeoutS = Math.max(1, Math.floor(Math.min(remaining, w.timeouts[stage.name] + w.saved)));
+  // Time-outs set by PEFT_GPU_WINDOW_TIMEOUTS are kept as they are; the others get the time saved before them.
+  const extra = w.fixed.includes(stage.name) ? 0 : w.saved;
+  const timeoutS = Math.max(1, Math.floor(Math.min(remaining, w.timeouts[stage.name] + extra)));
   const figuresFile = `${file}.figures.json`;
   rmSync(figuresFile, { force: true });
   const startedAt = new Date().toISOString();
@@ -306,7 +310,7 @@ async function runStage(stage, index, w, results) {
   const ended = await runTimed(command, env, timeoutS, `${file}.log`);
   const figures = readJson(figuresFile);
   const { status, reason } = judge(stage, ended, figures, timeoutS);
-  w.saved = Math.max(0, w.timeouts[stage.name] + w.saved - ended.seconds);
+  w.saved = Math.max(0, w.saved + w.timeouts[stage.name] - ended.seconds);
   const r = {
     ...base,
     status,
@@ -353,6 +357,10 @@ async function main() {
     selected: process.env.PEFT_GPU_WINDOW_STAGES ? process.env.PEFT_GPU_WINDOW_STAGES.split(',') : null,
     timeouts: plannedTimeouts(budget, process.env.PEFT_GPU_WINDOW_TIMEOUTS),
     saved: 0,
+    fixed: (process.env.PEFT_GPU_WINDOW_TIMEOUTS ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => kv.split('=')[0]),
     emulatorEnv: {},
     emulatorReason: null,
   };
