@@ -17,6 +17,7 @@
 set -euo pipefail
 started=$(date +%s)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+caller=$PWD
 cd "$root"
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -64,6 +65,11 @@ unpack() {
     echo "gpu-window: $dir is unpacked already"
     return 0
   fi
+  # Only a folder this script made (it has .stamp) or an empty one is replaced.
+  if [ -n "$(ls -A "$dir" 2>/dev/null)" ] && [ ! -e "$dir/.stamp" ]; then
+    echo "gpu-window: $dir is not empty and was not unpacked here: name another folder" >&2
+    return 1
+  fi
   rm -rf "$dir" && mkdir -p "$dir"
   decompress "$node_xz" "$dir/node.tmp" && chmod +x "$dir/node.tmp" && mv "$dir/node.tmp" "$dir/node"
   for archive in .device/*.tar.xz; do
@@ -76,14 +82,16 @@ unpack() {
 
 if [ "${1:-}" = "--unpack" ]; then
   [ $# -eq 2 ] || { echo "usage: bash scripts/gpu-window.sh --unpack DIR" >&2; exit 64; }
-  unpack "$2"
-  echo "gpu-window: node $("$2/node" --version)"
+  dir=$(cd "$caller" && mkdir -p "$2" && cd "$2" && pwd)
+  unpack "$dir"
+  echo "gpu-window: node $("$dir/node" --version)"
   exit 0
 fi
 if [ $# -ne 2 ]; then
   echo "usage: bash scripts/gpu-window.sh OUT SECONDS  (see packages/backend-cuda/GPU.md)" >&2
   exit 64
 fi
+out=$(cd "$caller" && mkdir -p "$1" && cd "$1" && pwd)
 
 if [ "${PEFT_GPU_WINDOW_EMULATE:-}" = "1" ]; then
   node=$(command -v node) || { echo "gpu-window: emulator mode needs node on PATH" >&2; exit 1; }
@@ -96,4 +104,4 @@ else
   export NODE_PATH="$run/node_modules"
 fi
 export PEFT_GPU_WINDOW_STARTED=$started
-exec "$node" scripts/gpu-window.mjs "$1" "$2"
+exec "$node" scripts/gpu-window.mjs "$out" "$2"
