@@ -131,8 +131,9 @@ function runChild(suite: Suite, from: number, onReport: (r: Report) => void): Pr
 }
 
 /** Runs `suite` in child processes, a new one after each fault, until every case has run. */
-async function runSuite(suite: Suite): Promise<SuiteResult> {
+async function runSuite(suite: Suite, progress: (r: SuiteResult) => void): Promise<SuiteResult> {
   const result: SuiteResult = { title: suite.title, passed: 0, failures: [], seconds: 0, restarts: 0, figures: {} };
+  let saved = 0;
   const started = performance.now();
   let from = 0;
   let total = Number.POSITIVE_INFINITY;
@@ -150,6 +151,12 @@ async function runSuite(suite: Suite): Promise<SuiteResult> {
         else {
           result.failures.push({ name: r.name, error: r.error ?? '' });
           console.log(`FAIL ${suite.title} › ${r.name}\n  ${(r.error ?? '').split('\n').join('\n  ')}`);
+        }
+        // The counts so far, at most once a second (and at every failure): a stage stopped at its time-out keeps them.
+        if (!r.ok || r.figures || performance.now() - saved > 1000) {
+          result.seconds = (performance.now() - started) / 1000;
+          progress(result);
+          saved = performance.now();
         }
       }
     });
@@ -202,7 +209,7 @@ async function parent(): Promise<void> {
   const results: Record<string, SuiteResult> = {};
   for (const suite of SUITES) {
     if (suite.name === 'timings' && args['no-bench']) continue;
-    results[suite.name] = await runSuite(suite);
+    results[suite.name] = await runSuite(suite, (partial) => recordFigures({ suites: { ...results, [suite.name]: partial } }));
     recordFigures({ suites: results });
   }
   const timings = timingFigures(results.timings);
