@@ -56,9 +56,11 @@ export interface StepResult {
  * their inputs and the learning rate into device tensors and launch the graph alone, with no
  * model code on the host. The values a replay needs that change per update (learning rate, bias
  * corrections, clipping factor) are read on the device (`AdamW.stepWithScalars`), so a replayed
- * update equals an eager one. Random numbers (dropout) cannot be captured: use dropout 0, or
- * `graph: false`; with 'auto' the capture stops at the first dropout and that call runs eagerly,
- * with the masks drawn after those the attempt took from the generator.
+ * update equals an eager one. Random numbers drawn on the host's counter (`dropout` with a
+ * Generator) cannot be captured: with 'auto' the capture stops at the first one and that call
+ * runs eagerly, with the masks drawn after those the attempt took from the generator. Per-example
+ * dropout in its device form (`setDropoutExamples(model, { device: … })` with the keys among the
+ * inputs) is captured and replays each call's masks.
  *
  * The update after backward (global norm, clipping factor, AdamW) is `update.ts`'s, the one
  * `train()` applies too, and the capture and replay are `GraphCache`'s, through which `train()`
