@@ -189,6 +189,7 @@ async function runOurs(
   warmup: number,
   graph: boolean,
   found: Found,
+  progress: (p: { run: string; stepsDone: number; seconds: number }) => void = () => {},
 ): Promise<Side<OursResult>> {
   const label = graph ? 'ours (graph):  ' : 'ours:          ';
   let backend: SuiteBackend | null = null;
@@ -204,7 +205,12 @@ async function runOurs(
       };
     }
     found.gemmLibrary ??= backend.gemmLibrary ?? null;
-    const r = await runLoraStep(backend, { ...base, warmup: graph ? Math.max(warmup, 2) : warmup, graph });
+    const t0 = performance.now();
+    const onStep = (step: number) => {
+      base.onStep?.(step);
+      progress({ run: graph ? 'oursGraph' : 'ours', stepsDone: step + 1, seconds: (performance.now() - t0) / 1000 });
+    };
+    const r = await runLoraStep(backend, { ...base, warmup: graph ? Math.max(warmup, 2) : warmup, graph, onStep });
     const peak = d ? peakBf16Flops(d.name) : null;
     const gemms = backend.gemmCounts ? { ...backend.gemmCounts } : undefined;
     console.log(
@@ -266,10 +272,12 @@ export async function runCudaSuite(opts: CudaSuiteOptions = {}, deps: CudaSuiteD
       recordFigures({ [c.id]: figures, gemmLibrary: found.gemmLibrary, gpu: found.gpu });
       return side;
     };
-    const ours = keep('ours', await runOurs(deps, base, warmup, false, found));
+    // How far the run in progress got (steps done, seconds since its build began), for a stage stopped mid-run.
+    const progress = (p: { run: string; stepsDone: number; seconds: number }) => recordFigures({ [`${c.id}Progress`]: p });
+    const ours = keep('ours', await runOurs(deps, base, warmup, false, found, progress));
     const oursGraph = keep<OursResult>(
       'oursGraph',
-      opts.noGraph ? { ok: false, reason: '--no-graph' } : await runOurs(deps, base, warmup, true, found),
+      opts.noGraph ? { ok: false, reason: '--no-graph' } : await runOurs(deps, base, warmup, true, found, progress),
     );
     // PyTorch + PEFT, same GPU, after ours was freed.
     const pytorch: Row['pytorch'] = keep(
