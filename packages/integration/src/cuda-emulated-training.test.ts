@@ -74,7 +74,8 @@ describe.skipIf(!emu)('LoRA training with the CUDA kernels on the host emulator'
           `${cudaLosses[19]!.toFixed(5)}; worst relative difference ${worst.toExponential(2)} (step ${rel.indexOf(worst) + 1})`,
       );
       // bfloat16 keeps 8 bits: an f32 sum in another order rounds to a neighbouring bfloat16 now and
-      // then (0.4% steps), and the runs drift apart by that much as the loss falls (seen: ≤ 0.12% + 1.1e-3).
+      // then (0.4% steps), and the runs drift apart by that much as the loss falls; training-check's
+      // tolerance grows with the unit roundoff and the step (the emulated runs use 5–16% of it).
       expect(r.ok, `${r.tolerance}: ${JSON.stringify({ cpuLosses, cudaLosses })}`).toBe(true);
       expect(cudaLosses[19]!).toBeLessThan(cudaLosses[0]!);
       console.log(`GEMMs: ${JSON.stringify(cuda.gemmCounts)}`);
