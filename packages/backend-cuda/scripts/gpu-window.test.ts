@@ -185,6 +185,8 @@ describe('scripts/gpu-window.sh --unpack', () => {
   /** A PATH of links to every program on this PATH but xz and its aliases. */
   function pathWithoutXz(): string {
     const bin = mkdtempSync(join(scratch, 'bin-'));
+    // By name, not existsSync: a link to a missing file (a dangling .bin entry) must not be made twice.
+    const linked = new Set<string>();
     for (const d of (process.env.PATH ?? '').split(delimiter)) {
       let names: string[] = [];
       try {
@@ -193,7 +195,8 @@ describe('scripts/gpu-window.sh --unpack', () => {
         continue;
       }
       for (const n of names) {
-        if (/^(xz|unxz|xzcat|lzma|unlzma|lzcat)$/.test(n) || existsSync(join(bin, n))) continue;
+        if (/^(xz|unxz|xzcat|lzma|unlzma|lzcat)$/.test(n) || linked.has(n)) continue;
+        linked.add(n);
         symlinkSync(join(d, n), join(bin, n));
       }
     }
