@@ -67,6 +67,8 @@ export class CachingAllocator {
   private deviceAllocs = 0;
   /** The pool new blocks go to (a graph being captured), 0 = the shared pool. */
   activePool = 0;
+  /** True while capturing into a pool earlier graphs share: any free block of it that fits is used. */
+  reuseAnyFree = false;
 
   constructor(
     private readonly raw: RawAllocator,
@@ -87,6 +89,16 @@ export class CachingAllocator {
     const pool = this.activePool;
     const classes = this.free.get(pool);
     let ptr = classes?.get(size)?.pop();
+    if (ptr === undefined && this.reuseAnyFree && classes) {
+      // A pool that graphs share (captureGraph's shareMemoryWith): its free blocks are reserved
+      // already, so the smallest one that fits serves the request rather than new device memory.
+      let best = 0;
+      for (const [s, list] of classes) if (s > size && list.length > 0 && (best === 0 || s < best)) best = s;
+      if (best) {
+        size = best;
+        ptr = classes.get(best)!.pop();
+      }
+    }
     if (ptr === undefined && size > LARGE && classes) {
       // The smallest free large block that wastes at most max(2 MiB, size/8).
       const limit = size + Math.max(LARGE_STEP, size / 8);

@@ -14,7 +14,7 @@
  * dropped), a cross-entropy target that is neither a class nor ignoreIndex gives NaN, float →
  * int32 copies truncate and saturate (NaN → 0).
  */
-import type { Backend, BackendMemory, DType, MemoryParts, RawArray } from '@peft/core';
+import type { Backend, BackendMemory, CaptureOptions, DType, MemoryParts, RawArray } from '@peft/core';
 import { bytesPerElement, composeBackend, DTYPES, kernelTable, RAW_ARRAY } from '@peft/core';
 import type { AllocatorStats } from './allocator.js';
 import { CudaBuffer } from './buffer.js';
@@ -97,9 +97,12 @@ export interface CudaBackend extends Backend {
    * no read, write or sync inside. Buffers it allocates belong to the graph until `destroy()`.
    * The shared pool's free blocks are given back to the driver first (waiting for the stream), so
    * that the graph's own pool takes their place instead of adding to them: an eager warm-up step
-   * followed by a capture then reserves about what one step needs, not twice that.
+   * followed by a capture then reserves about what one step needs, not twice that. With
+   * `shareMemoryWith` (a live graph of this backend) the capture allocates from that graph's pool,
+   * reusing the blocks its capture freed: graphs launched one after another need the memory of
+   * the largest, not the sum; the pool is released with the last graph that uses it.
    */
-  captureGraph(step: () => void): CudaGraph;
+  captureGraph(step: () => void, options?: CaptureOptions): CudaGraph;
 }
 
 /** Device memory through the caching allocator, the stream's reads and waits, graph capture (arguments checked by core). */
@@ -150,11 +153,11 @@ class CudaMemory implements MemoryParts<CudaBuffer> {
     await this.ctx.rt.sync();
   }
 
-  captureGraph(step: () => void): CudaGraph {
+  captureGraph(step: () => void, options: CaptureOptions = {}): CudaGraph {
     // Checked before trim(), whose wait for the stream would invalidate the capture in progress.
     if (this.ctx.rt.capturing) throw new Error('captureGraph: a capture is already in progress');
     this.ctx.rt.trim();
-    return this.ctx.rt.capture(step);
+    return this.ctx.rt.capture(step, options.shareMemoryWith);
   }
 
   /**

@@ -90,6 +90,10 @@ export class CudaRuntime {
   private pinnedBytes = 0;
   private capturingPool = 0;
   private nextPool = 1;
+  /** The private pool of each live graph (several graphs may share one: captureGraph's shareMemoryWith). */
+  private readonly graphPools = new WeakMap<object, number>();
+  /** Live graphs per private pool. */
+  private readonly poolRefs = new Map<number, number>();
   private destroyed = false;
   /** An asynchronous error seen by an event query: every later call throws it. */
   private sticky: Error | null = null;
@@ -407,12 +411,17 @@ export class CudaRuntime {
    * Captures the kernels `fn` enqueues into a CUDA graph. Buffers allocated during capture
    * belong to the graph (see allocator.ts) until `destroy`.
    */
-  capture(fn: () => void): { launch(): void; destroy(): void } {
+  capture(fn: () => void, shareMemoryWith?: object): { launch(): void; destroy(): void } {
     if (this.capturingPool) throw new Error('captureGraph: a capture is already in progress');
+    const shared = shareMemoryWith === undefined ? undefined : this.graphPools.get(shareMemoryWith);
+    if (shareMemoryWith !== undefined && shared === undefined) {
+      throw new Error('captureGraph: shareMemoryWith is not a live graph of this backend (destroyed, or captured by another one)');
+    }
     this.check(this.d.cuStreamBeginCapture(this.stream, CAPTURE_MODE_RELAXED), 'cuStreamBeginCapture');
-    const pool = this.nextPool++;
+    const pool = shared ?? this.nextPool++;
     this.capturingPool = pool;
     this.allocator.activePool = pool;
+    this.allocator.reuseAnyFree = shared !== undefined;
     let failure: { error: unknown } | null = null;
     try {
       fn();
@@ -422,6 +431,7 @@ export class CudaRuntime {
     if (this.destroyed) throw new Error('captureGraph: the backend was destroyed during the capture; the graph was dropped');
     this.capturingPool = 0;
     this.allocator.activePool = 0;
+    this.allocator.reuseAnyFree = false;
     const out: Ptr[] = [null];
     const rc = this.d.cuStreamEndCapture(this.stream, out);
     const graph = out[0];
@@ -432,7 +442,8 @@ export class CudaRuntime {
       throw failure.error;
     }
     if (rc !== CUDA_SUCCESS) {
-      this.allocator.releasePool(pool);
+      // A pool other graphs share stays theirs.
+      if (shared === undefined) this.allocator.releasePool(pool);
       throw new CudaError(
         rc,
         'cuStreamEndCapture',
@@ -442,7 +453,8 @@ export class CudaRuntime {
     const exec: Ptr[] = [null];
     this.check(this.d.cuGraphInstantiate(exec, graph, 0), 'cuGraphInstantiate');
     let alive = true;
-    return {
+    this.poolRefs.set(pool, (this.poolRefs.get(pool) ?? 0) + 1);
+    const handle = {
       launch: () => {
         if (!alive) throw new Error('graph.launch: this graph was destroyed');
         this.alive('graph.launch');
@@ -458,9 +470,18 @@ export class CudaRuntime {
         alive = false;
         this.d.cuGraphExecDestroy(exec[0]);
         this.d.cuGraphDestroy(graph);
-        this.allocator.releasePool(pool);
+        this.graphPools.delete(handle);
+        // The memory goes with the last graph that shares it.
+        const refs = (this.poolRefs.get(pool) ?? 1) - 1;
+        if (refs > 0) this.poolRefs.set(pool, refs);
+        else {
+          this.poolRefs.delete(pool);
+          this.allocator.releasePool(pool);
+        }
       },
     };
+    this.graphPools.set(handle, pool);
+    return handle;
   }
 
   /**
@@ -548,6 +569,7 @@ export class CudaRuntime {
     if (out[0] !== null) step('cuGraphDestroy', () => this.d.cuGraphDestroy(out[0]));
     this.capturingPool = 0;
     this.allocator.activePool = 0;
+    this.allocator.reuseAnyFree = false;
   }
 }
 

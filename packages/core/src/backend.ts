@@ -136,6 +136,19 @@ export interface RowDropoutParams {
  * inputs of any float storage dtype they claim and accumulate in float32; they round to the
  * output's dtype on store. All calls enqueue work and return at once; only `read` waits.
  */
+/** Options of `Backend.captureGraph`. */
+export interface CaptureOptions {
+  /**
+   * Record into the memory of this earlier, live graph of the same backend: buffers the new graph
+   * allocates may be ones the earlier capture freed, so graphs that are only ever launched one
+   * after another on the backend's stream (never concurrently), none reading another's
+   * temporaries, need the memory of the largest of them rather than their sum. Buffers a capture
+   * keeps (still held when it ends) are never handed to another graph. The memory is released
+   * when the last graph sharing it is destroyed.
+   */
+  shareMemoryWith?: BackendGraph;
+}
+
 /** A captured sequence of kernels (see `Backend.captureGraph`). */
 export interface BackendGraph {
   /** Enqueues the captured work again, reading whatever the captured buffers hold now. */
@@ -169,9 +182,10 @@ export interface Backend {
   /**
    * Optional: records the work `fn` enqueues, without running it, as a graph to replay with
    * `launch()` (a CUDA graph). Nothing may be written or read during capture; buffers allocated
-   * during capture belong to the graph until `destroy()`. Backends without it run eagerly.
+   * during capture belong to the graph until `destroy()` (or, with `shareMemoryWith`, to the
+   * graphs sharing that memory until the last is destroyed). Backends without it run eagerly.
    */
-  captureGraph?(fn: () => void): BackendGraph;
+  captureGraph?(fn: () => void, options?: CaptureOptions): BackendGraph;
 
   // --- data movement -------------------------------------------------------------------------
   fill(out: DeviceBuffer, value: number): void;

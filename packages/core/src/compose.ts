@@ -43,7 +43,7 @@
  * A check that needs a buffer's contents (ids or targets in range) stays in the backend that can
  * read them. The wrappers allocate nothing per call: the training step makes thousands of calls.
  */
-import type { Backend, BackendGraph, BackendMemory } from './backend.js';
+import type { Backend, BackendGraph, BackendMemory, CaptureOptions } from './backend.js';
 import { type BufferClass, type CheckContext, checkAlloc, checkBuffer, checkWrite, type OwnedBuffer } from './backend-args.js';
 import type { DType, RawArray } from './dtype.js';
 import { kernelChecks as checks, type KernelName } from './kernel-checks.js';
@@ -66,7 +66,7 @@ export interface MemoryParts<B extends OwnedBuffer> {
   sync(): Promise<void>;
   /** Frees everything the backend holds; called once. */
   destroy(): void;
-  captureGraph?(fn: () => void): BackendGraph;
+  captureGraph?(fn: () => void, options?: CaptureOptions): BackendGraph;
 }
 
 export interface BackendParts<B extends OwnedBuffer, C, E extends object> {
@@ -201,9 +201,9 @@ function memoryOf<B extends OwnedBuffer, C, E extends object>(c: CheckContext, p
     ...(capture === undefined
       ? {}
       : {
-          captureGraph(fn: () => void): BackendGraph {
+          captureGraph(fn: () => void, options?: CaptureOptions): BackendGraph {
             alive('captureGraph');
-            return capture(fn);
+            return capture(fn, options);
           },
         }),
   };

@@ -38,8 +38,10 @@ export function checkGraphMode(where: string, mode: unknown): GraphMode {
  * their steps through this.
  *
  * With 'auto' a capture that fails (e.g. dropout drawing on the host's counter) is recorded in
- * `error` and every later call runs eagerly; with true it throws. At most `limit` graphs are
- * kept (each holds the memory its capture allocated): the least recently used one is dropped.
+ * `error` and every later call runs eagerly; with true it throws. The graphs share one memory
+ * pool (`CaptureOptions.shareMemoryWith`): they run one after another, so together they hold
+ * about what the largest one needs, not the sum. At most `limit` graphs are kept: the least
+ * recently used one is dropped.
  */
 export class GraphCache {
   readonly #backend: Backend;
@@ -110,9 +112,15 @@ export class GraphCache {
     let value: T | undefined;
     let graph: BackendGraph | null = null;
     try {
-      graph = this.#backend.captureGraph!(() => {
-        value = body();
-      });
+      // Every graph of this cache records into one memory pool: they are launched one after
+      // another and keep their results in buffers allocated outside the capture.
+      const live = this.#graphs.values().next().value?.graph;
+      graph = this.#backend.captureGraph!(
+        () => {
+          value = body();
+        },
+        live ? { shareMemoryWith: live } : undefined,
+      );
       hooks.check?.(value as T);
     } catch (e) {
       graph?.destroy();
