@@ -84,6 +84,7 @@ ${study.HELP_BATCH_PER_RANK}
   --limit <n>              first n sentences of each split (a quick check)
   --no-gradient-checkpointing   keep activations (faster, more memory)
 ${study.HELP_LOG_EVERY}
+${study.HELP_GRAPH}
   --evaluate-untrained     also score the adapter before training (epoch 0)
   --resume                 continue an interrupted run in --out
 ${study.HELP_OVERWRITE}
@@ -162,6 +163,7 @@ export function parseBc5cdrCommandLine(argv: readonly string[], defaults: Bc5cdr
     seed: study.number(values.seed, 'seed'),
     limit: study.number(values.limit, 'limit'),
     logEverySteps: study.number(values['log-every'], 'log-every'),
+    graph: study.graphMode(values.graph, values.backend ?? 'cpu'),
     gradientCheckpointing: gc ?? (tiny ? BC5CDR_TINY_DEFAULTS.gradientCheckpointing : undefined),
     evaluateUntrained: values['evaluate-untrained'] ?? false,
     resume: values.resume ?? false,

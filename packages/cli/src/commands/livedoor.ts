@@ -72,6 +72,7 @@ ${study.HELP_BATCH_PER_RANK}
                            not depend on the batch size, micro-batches or processes
   --no-gradient-checkpointing   keep activations (faster, more memory)
 ${study.HELP_LOG_EVERY}
+${study.HELP_GRAPH}
   --sweep                  the study's grid: lr ∈ {1e-4, 3e-4, 5e-4, 1e-3} × template ∈ {0, 1, 2},
                            selected by validation macro-F1
   --resume                 continue an interrupted run (or sweep) in --out
@@ -121,6 +122,7 @@ export function parseLivedoorCommandLine(argv: readonly string[], defaults: Live
     lora: loraDropout === undefined ? undefined : { dropout: loraDropout },
     gradientCheckpointing: values['no-gradient-checkpointing'] ? false : undefined,
     logEverySteps: study.number(values['log-every'], 'log-every'),
+    graph: study.graphMode(values.graph, values.backend ?? 'cpu'),
     sweep: values.sweep ?? false,
     resume: values.resume ?? false,
     overwrite: values.overwrite ?? false,

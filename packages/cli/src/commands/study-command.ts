@@ -35,6 +35,7 @@ export const OPTIONS = {
   seed: { type: 'string' },
   'lora-dropout': { type: 'string' },
   'log-every': { type: 'string' },
+  graph: { type: 'string' },
   'no-gradient-checkpointing': { type: 'boolean' },
   resume: { type: 'boolean' },
   overwrite: { type: 'boolean' },
@@ -52,6 +53,20 @@ export const HELP_BATCH_PER_RANK = `                           under mpirun -np 
 
 /** The help line of --log-every, which every study takes. */
 export const HELP_LOG_EVERY = `  --log-every <n>          a training row in log.csv every n updates (default 10)`;
+
+/** The help lines of --graph, which every study takes. */
+export const HELP_GRAPH = `  --graph <auto|on|off>    CUDA graphs: each micro-batch shape, the gradient norm and the update
+                           captured once and replayed (default auto: where the backend can, eager
+                           after a failed capture; on: a failed capture is an error; off: eager)`;
+
+/** --graph's value as TrainOptions.graph (undefined when absent); `on` needs the cuda backend, the one that captures graphs. */
+export function graphMode(v: string | undefined, backend: string): boolean | 'auto' | undefined {
+  const mode = oneOf(v, 'graph', ['auto', 'on', 'off'] as const);
+  if (mode === 'on' && backend !== 'cuda') {
+    throw new UsageError(`--graph on: the ${backend} backend cannot capture graphs (only --backend cuda can); use --graph auto or off`);
+  }
+  return mode === undefined ? undefined : mode === 'auto' ? 'auto' : mode === 'on';
+}
 
 /** The help's closing paragraph. */
 export const HELP_CTRL_C = `Ctrl-C stops after the current step, writing a checkpoint (a second Ctrl-C quits at once, keeping

@@ -49,6 +49,8 @@ export interface Bc5cdrOptions {
   communicator?: TrainCommunicator;
   /** A training row in log.csv every this many updates (default 10). */
   logEverySteps?: number;
+  /** CUDA graphs (`TrainOptions.graph`): 'auto' (default), true or false. */
+  graph?: boolean | 'auto';
   /** A backend name ('cpu', the default; 'webgpu', 'cuda' when their package is installed) or a Backend instance (yours to destroy). */
   backend?: string | Backend;
   /** GEMM worker threads of the CPU backend made for 'cpu' (default: every core). */
@@ -467,6 +469,7 @@ async function trainAdapter(
         signal: options.signal,
         progress: options.progress,
         logEverySteps: options.logEverySteps,
+        graph: options.graph,
         communicator: options.communicator,
         config: runConfig,
         onEpoch: ({ epoch }) => {

@@ -120,6 +120,8 @@ export interface LivedoorOptions {
   modelName?: string;
   /** A training row in log.csv every this many updates (default 10). */
   logEverySteps?: number;
+  /** CUDA graphs (`TrainOptions.graph`): 'auto' (default), true or false. */
+  graph?: boolean | 'auto';
   /**
    * Data-parallel training over the processes of an MPI job (`peft train` under mpirun passes it):
    * `batchSize` is per process, only rank 0 writes `out`, evaluation is split over the ranks.
@@ -464,6 +466,7 @@ async function trainOne(options: LivedoorOptions, r: Resolved, p: Prepared, one:
       signal: options.signal,
       progress: options.progress,
       logEverySteps: options.logEverySteps,
+      graph: options.graph,
       communicator: options.communicator,
       onStep: options.onStep,
       onEpoch: options.onEpoch,
