@@ -22,6 +22,12 @@ export const PARALLEL_MIN = 64 * 1024;
 /** Elements per task (a multiple of the module's chunk). */
 const TASK = 32 * 1024;
 
+/** An argument of a row kernel: a typed array (shared when a task writes it), a number, a flag or null. */
+export type RowArg = Float32Array | Float64Array | Int32Array | Uint16Array | number | boolean | null;
+/** A row kernel: `(...args, r0, r1)` computes rows [r0, r1). */
+// biome-ignore lint/suspicious/noExplicitAny: row kernels take their own typed argument lists.
+export type RowFn = (...args: any[]) => void;
+
 /** One argument of the kernel call: an operand's address, the chunk's first / end element, or a number. */
 export type CallArg = { in: number } | { out: number } | 'start' | 'end' | number | boolean;
 
@@ -116,6 +122,41 @@ function prepare(st, job) {
 }
 `;
 
+/**
+ * The row-job loop (source shared with the workers): `fn(...args, r0, r1)` for the tasks' row
+ * ranges. `fns` holds the row kernels compiled from their source, by id.
+ */
+const ROW_LOOP = `
+function runRowJob(st, job, c, gen) {
+  const g = gen & 0x7ff;
+  const fn = st.rowFns[job.id];
+  const args = job.args.slice();
+  const na = args.length;
+  args.push(0, 0);
+  for (;;) {
+    const w = Atomics.load(c, ${CNT});
+    if ((w >>> 20) !== g || (w & 0xfffff) === 0) return;
+    if (Atomics.compareExchange(c, ${CNT}, w, w - 1) !== w) continue;
+    const n = c[${NTASKS}];
+    const task = n - (w & 0xfffff);
+    try {
+      args[na] = task * job.per;
+      args[na + 1] = Math.min(job.rows, args[na] + job.per);
+      fn.apply(null, args);
+    } catch (e) {
+      Atomics.store(c, ${FAIL}, 1);
+      if (st.report) st.report(String(e && e.stack || e));
+    }
+    if (st.worker) Atomics.add(c, ${WTASKS}, 1);
+    if (Atomics.add(c, ${DONE}, 1) + 1 === n) Atomics.notify(c, ${DONE});
+  }
+}
+function compileRowFn(src) {
+  // A transpiler may wrap nested functions in __name(f, "name") (keep-names); it is harmless here.
+  return new Function('__name', '"use strict"; return (' + src + ');')((f) => f);
+}
+`;
+
 /** Participant state over one instance: the module's memory laid out as ElementwiseWasm does. */
 const STATE = `
 function makeState(module, expFrac, slotCount, chunk) {
@@ -127,7 +168,7 @@ function makeState(module, expFrac, slotCount, chunk) {
   const inst = new WebAssembly.Instance(module, imports);
   const fns = inst.exports;
   const base = Math.ceil(fns.RESERVED_BYTES.value / 64) * 16;
-  const st = { fns, heap: null, slots: [], resident: [0, 0], residentLen: 0, at: [], report: null, worker: false };
+  const st = { fns, heap: null, slots: [], resident: [0, 0], residentLen: 0, at: [], report: null, worker: false, rowFns: [] };
   for (let i = 0; i < slotCount; i++) st.slots.push(base + i * chunk);
   st.resident[0] = st.resident[1] = base + slotCount * chunk;
   st.reserve = (n) => {
@@ -155,18 +196,31 @@ parentPort.on('message', (m) => {
     c = new Int32Array(m.ctl);
     return;
   }
-  runJob(st, m.job, c, m.gen);
+  if (m.define !== undefined) {
+    st.rowFns[m.define] = compileRowFn(m.src);
+    return;
+  }
+  if (m.rowJob) runRowJob(st, m.rowJob, c, m.gen);
+  else runJob(st, m.job, c, m.gen);
 });
 `;
 
 function source(chunk: number): { loop: string; state: string } {
-  return { loop: TASK_LOOP.replaceAll('__CHUNK__', String(chunk)), state: STATE };
+  return { loop: TASK_LOOP.replaceAll('__CHUNK__', String(chunk)) + ROW_LOOP, state: STATE };
 }
 
 interface State {
   report: ((msg: string) => void) | null;
+  rowFns: RowFn[];
 }
 type RunJob = (st: State, job: Job, c: Int32Array, gen: number) => void;
+interface RowJob {
+  id: number;
+  rows: number;
+  per: number;
+  args: readonly RowArg[];
+}
+type RunRowJob = (st: State, job: RowJob, c: Int32Array, gen: number) => void;
 type MakeState = (module: WebAssembly.Module, expFrac: Float64Array, slotCount: number, chunk: number) => State;
 
 interface NodeWorker {
@@ -185,6 +239,10 @@ export class KernelPool {
   private gen = 0;
   private main: State | null = null;
   private runJob: RunJob | null = null;
+  private runRowJob: RunRowJob | null = null;
+  private compileRowFn: ((src: string) => RowFn) | null = null;
+  /** Row kernels sent to the workers, by function, with their id. */
+  private readonly rowIds = new Map<RowFn, number>();
   private destroyed = false;
   private lastError: string | null = null;
 
@@ -223,8 +281,15 @@ export class KernelPool {
     const wt = nodeBuiltin<{ Worker: new (src: string, o: object) => NodeWorker }>('node:worker_threads')!;
     const { loop, state } = source(this.chunk);
     // eslint-disable-next-line no-new-func -- the same source runs on this thread and in the workers
-    const factory = new Function(`${state}\n${loop}\nreturn { makeState, runJob };`) as () => { makeState: MakeState; runJob: RunJob };
-    const { makeState, runJob } = factory();
+    const factory = new Function(`${state}\n${loop}\nreturn { makeState, runJob, runRowJob, compileRowFn };`) as () => {
+      makeState: MakeState;
+      runJob: RunJob;
+      runRowJob: RunRowJob;
+      compileRowFn: (src: string) => RowFn;
+    };
+    const { makeState, runJob, runRowJob, compileRowFn } = factory();
+    this.runRowJob = runRowJob;
+    this.compileRowFn = compileRowFn;
     this.main = makeState(this.module, this.expFrac, this.slotCount, this.chunk);
     this.main.report = (msg) => {
       this.lastError = msg;
@@ -257,28 +322,67 @@ export class KernelPool {
   run(job: Job): void {
     if (this.destroyed) throw new Error('parallel kernels: the pool was destroyed');
     if (this.main === null) this.start();
-    const c = this.ctl;
     const tasks = Math.ceil(job.n / TASK);
-    this.gen = (this.gen + 1) & 0x7ff;
-    const gen = this.gen;
-    Atomics.store(c, DONE, 0);
-    Atomics.store(c, FAIL, 0);
-    Atomics.store(c, NTASKS, tasks);
-    Atomics.store(c, CNT, (gen << 20) | tasks);
+    const gen = this.begin(tasks);
     // Only as many workers as there are tasks beyond the calling thread's first.
     const helpers = Math.min(this.workers.length, tasks - 1);
     for (let i = 0; i < helpers; i++) this.workers[i]!.postMessage({ job, gen });
-    this.runJob!(this.main!, job, c, gen);
+    this.runJob!(this.main!, job, this.ctl, gen);
+    this.finish(tasks, job.fn);
+  }
+
+  /** Opens a job of `tasks` tasks under a new generation; returns the generation. */
+  private begin(tasks: number): number {
+    if (tasks > 0xfffff) throw new Error(`parallel kernels: ${tasks} tasks in one job (at most ${0xfffff})`);
+    const c = this.ctl;
+    this.gen = (this.gen + 1) & 0x7ff;
+    Atomics.store(c, DONE, 0);
+    Atomics.store(c, FAIL, 0);
+    Atomics.store(c, NTASKS, tasks);
+    Atomics.store(c, CNT, (this.gen << 20) | tasks);
+    return this.gen;
+  }
+
+  /** Waits until every task of the job is done; throws when one failed. */
+  private finish(tasks: number, what: string): void {
+    const c = this.ctl;
     for (;;) {
       const done = Atomics.load(c, DONE);
       if (done >= tasks) break;
       if (Atomics.wait(c, DONE, done, 60_000) === 'timed-out' && Atomics.load(c, DONE) === done) {
         throw new Error(
-          `parallel kernels: ${job.fn}: no progress in 60 s (${done} of ${tasks} tasks done)${this.lastError ? `: ${this.lastError}` : ''}`,
+          `parallel kernels: ${what}: no progress in 60 s (${done} of ${tasks} tasks done)${this.lastError ? `: ${this.lastError}` : ''}`,
         );
       }
     }
-    if (Atomics.load(c, FAIL) !== 0) throw new Error(`parallel kernels: ${job.fn} failed${this.lastError ? `: ${this.lastError}` : ''}`);
+    if (Atomics.load(c, FAIL) !== 0) throw new Error(`parallel kernels: ${what} failed${this.lastError ? `: ${this.lastError}` : ''}`);
+  }
+
+  /**
+   * Runs `fn(...args, r0, r1)` over row ranges covering [0, rows), `per` rows a task, on every
+   * thread; throws when a task failed. `fn` must be self-contained (it runs from its source in
+   * the workers: no free variables but globals), and must give each row the same result whatever
+   * the range it is in. Typed arrays in `args` that a task writes must live in SharedArrayBuffers
+   * (others are copied to the workers); `rowJobArgsShareable` tells.
+   */
+  runRows(fn: RowFn, rows: number, per: number, args: readonly RowArg[]): void {
+    if (this.destroyed) throw new Error('parallel kernels: the pool was destroyed');
+    if (this.main === null) this.start();
+    let id = this.rowIds.get(fn);
+    if (id === undefined) {
+      id = this.rowIds.size;
+      this.rowIds.set(fn, id);
+      const src = fn.toString();
+      this.main!.rowFns[id] = this.compileRowFn!(src);
+      for (const w of this.workers) w.postMessage({ define: id, src });
+    }
+    const tasks = Math.ceil(rows / per);
+    const job: RowJob = { id, rows, per, args };
+    const gen = this.begin(tasks);
+    const helpers = Math.min(this.workers.length, tasks - 1);
+    for (let i = 0; i < helpers; i++) this.workers[i]!.postMessage({ rowJob: job, gen });
+    this.runRowJob!(this.main!, job, this.ctl, gen);
+    this.finish(tasks, fn.name || 'row kernel');
   }
 
   /** Tasks the worker threads have run since the pool started. */
