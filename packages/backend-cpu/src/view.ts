@@ -5,16 +5,66 @@ import type { View } from '@peft/core';
  * the shape is split into `rows` rows of `rowLen` elements; row r of view v starts at
  * `rowStart[v][r]` and steps by `step[v]`. Size-1 dimensions are dropped and dimensions that are
  * contiguous in every view are merged, so the inner loop is as long as possible.
+ *
+ * The rows themselves walk the `outer` dimensions (innermost first, their product is `rows`) with
+ * `outerStrides[v]`, from `offset[v]`: a kernel can follow that odometer from any row instead of
+ * reading `rowStart`, which is built only when first read (a pass over every row per view).
  */
 export interface ViewPlan {
-  count: number;
-  rows: number;
-  rowLen: number;
-  rowStart: Float64Array[];
-  step: number[];
+  readonly count: number;
+  readonly rows: number;
+  readonly rowLen: number;
+  readonly rowStart: Float64Array[];
+  readonly step: number[];
+  /** Sizes of the dimensions the rows walk, innermost first (empty for a single row). */
+  readonly outer: number[];
+  /** Per view, the stride of each `outer` dimension. */
+  readonly outerStrides: number[][];
+  /** Per view, the element index of row 0. */
+  readonly offset: number[];
   /** Smallest and largest element index each view touches (0 and -1 when count is 0). */
-  lo: number[];
-  hi: number[];
+  readonly lo: number[];
+  readonly hi: number[];
+}
+
+class Plan implements ViewPlan {
+  private starts: Float64Array[] | null = null;
+
+  constructor(
+    readonly count: number,
+    readonly rows: number,
+    readonly rowLen: number,
+    readonly step: number[],
+    readonly outer: number[],
+    readonly outerStrides: number[][],
+    readonly offset: number[],
+    readonly lo: number[],
+    readonly hi: number[],
+  ) {}
+
+  get rowStart(): Float64Array[] {
+    if (this.starts === null) this.starts = this.offset.map((_, v) => this.startsOf(v));
+    return this.starts;
+  }
+
+  /** Row starts of view v: the odometer over `outer`. */
+  private startsOf(v: number): Float64Array {
+    const { rows, outer } = this;
+    const strides = this.outerStrides[v];
+    const starts = new Float64Array(rows);
+    const idx = new Float64Array(outer.length);
+    let pos = this.offset[v];
+    for (let r = 0; r < rows; r++) {
+      starts[r] = pos;
+      for (let d = 0; d < outer.length; d++) {
+        pos += strides[d];
+        if (++idx[d] < outer[d]) break;
+        pos -= strides[d] * outer[d];
+        idx[d] = 0;
+      }
+    }
+    return starts;
+  }
 }
 
 /** Plans the iteration of views of `shape` (checked in core by checkView: in bounds, integer strides). */
@@ -51,24 +101,10 @@ export function planViews(shape: readonly number[], views: readonly View[]): Vie
   const rowLen = count === 0 ? 0 : dims.length > 0 ? dims[0] : 1;
   const rows = count === 0 ? 0 : count / rowLen;
   const step = views.map((_, v) => (dims.length > 0 ? strides[v][0] : 0));
-  const rowStart = views.map((view, v) => {
-    const starts = new Float64Array(rows);
-    const idx = new Array<number>(dims.length).fill(0);
-    let pos = view.offset;
-    for (let r = 0; r < rows; r++) {
-      starts[r] = pos;
-      // odometer over dims[1..]
-      for (let d = 1; d < dims.length; d++) {
-        idx[d]++;
-        pos += strides[v][d];
-        if (idx[d] < dims[d]) break;
-        pos -= strides[v][d] * dims[d];
-        idx[d] = 0;
-      }
-    }
-    return starts;
-  });
-  return { count, rows, rowLen, rowStart, step, lo, hi };
+  const outer = count === 0 ? [] : dims.slice(1);
+  const outerStrides = strides.map((s) => (count === 0 ? [] : s.slice(1)));
+  const offset = views.map((view) => view.offset);
+  return new Plan(count, rows, rowLen, step, outer, outerStrides, offset, lo, hi);
 }
 
 /** The view in the contiguous layout of `shape` (row-major), at offset 0. */

@@ -1,5 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import type { DType, View } from '@peft/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createCpuBackend } from '../backend.js';
+import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { backend, download, upload } from '../test-helpers.js';
+import { addRows32, gatherRows16, gatherRows32, gatherRows64 } from './copy.js';
 
 describe('fill', () => {
   it('fills every dtype, rounding floats to storage', async () => {
@@ -120,5 +124,171 @@ describe('addInto', () => {
     // 1 + 1/3 → bf16 1.3359375 (0x3fab); 1 + 2^-9 rounds back to 1.
     expect(await be.read(dst)).toEqual(new Uint16Array([0x3fab, 0x7fc1, 0x3f80]));
     be.destroy();
+  });
+});
+
+// --- row kernels: the same bits on one and two threads -------------------------------------------
+
+const one = createCpuBackend({ threads: 1 });
+const two = createCpuBackend({ threads: 2 });
+afterAll(() => {
+  one.destroy();
+  two.destroy();
+});
+const workerTasks = (): number => (two as unknown as CpuContext).pool!.workerTasks;
+
+/** Raw storage of `n` elements of `dtype` with pseudo-random bits (float32: every class of NaN included). */
+function rawBits(dtype: DType, n: number, seed: number): Int32Array | Uint16Array {
+  let s = seed;
+  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+  if (dtype === 'float16' || dtype === 'bfloat16') return Uint16Array.from({ length: n }, () => next() >>> 16);
+  const bits = Int32Array.from({ length: n }, () => next() | 0);
+  if (dtype === 'float32') for (let i = 0; i < n; i += 7) bits[i] = (bits[i] | 0x7f800000) & (i % 14 === 0 ? ~0x400000 : -1); // NaNs, signalling ones too
+  return bits;
+}
+
+const rawOf = (b: CpuBuffer): Int32Array | Uint16Array =>
+  b.data instanceof Float32Array ? new Int32Array(b.data.buffer, b.data.byteOffset, b.data.length) : (b.data as Int32Array | Uint16Array);
+
+/** The element index of x that view element i reads, for every i (index by index: the meaning of a copy). */
+function viewIndices(view: View): Float64Array {
+  const count = view.shape.reduce((a, b) => a * b, 1);
+  const at = new Float64Array(count);
+  const idx = view.shape.map(() => 0);
+  for (let i = 0; i < count; i++) {
+    let p = view.offset;
+    for (let d = 0; d < idx.length; d++) p += idx[d] * view.strides[d];
+    at[i] = p;
+    for (let d = view.shape.length - 1; d >= 0 && ++idx[d] === view.shape[d]; d--) idx[d] = 0;
+  }
+  return at;
+}
+
+/** The first index where two arrays differ (as bits for float32), or -1; vitest's deep equality is slow on 10⁵ elements. */
+function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const bits = (x: ArrayLike<number>) => (x instanceof Float32Array ? new Int32Array(x.buffer, x.byteOffset, x.length) : x);
+  const [p, q] = [bits(a), bits(b)];
+  if (p.length !== q.length) return Math.min(p.length, q.length);
+  for (let i = 0; i < p.length; i++) if (p[i] !== q[i]) return i;
+  return -1;
+}
+
+function copyOn(be: typeof one, dtype: DType, size: number, view: View): Int32Array | Uint16Array {
+  const x = be.alloc(dtype, size) as CpuBuffer;
+  rawOf(x).set(rawBits(dtype, size, 11));
+  const count = view.shape.reduce((a, b) => a * b, 1);
+  const out = be.alloc(dtype, count) as CpuBuffer;
+  be.copy(out, x, view);
+  const bits = rawOf(out).slice();
+  be.free(x);
+  be.free(out);
+  return bits;
+}
+
+const [B, S, H, D] = [8, 64, 6, 64];
+/** Views of every fast path, each over 128 Ki elements (so that 16-bit outputs are shared memory too). */
+const views: [string, number, View][] = [
+  [
+    'one part of a fused q/k/v (aligned short rows: float64 words)',
+    B * S * H * 3 * D,
+    { shape: [B, S, H, 1, D], strides: [S * H * 3 * D, H * 3 * D, 3 * D, D, 1], offset: D },
+  ],
+  ['rows at an odd offset (element loop)', B * S * H * 3 * D, { shape: [B * S * H, D], strides: [3 * D, 1], offset: 1 }],
+  ['odd row length 63 (loop tail)', B * S * H * 3 * D, { shape: [B * S * H, 63], strides: [3 * D, 1], offset: 2 }],
+  ['bias row broadcast (stride 0, long rows)', 771, { shape: [200, 771], strides: [0, 1], offset: 0 }],
+  ['long rows at an odd offset (set)', 300 * 700, { shape: [299, 513], strides: [700, 1], offset: 3 }],
+  ['a transpose (strided rows)', 513 * 257, { shape: [257, 513], strides: [1, 257], offset: 0 }],
+  ['heads to the front (two levels of rows)', B * S * H * D, { shape: [B, H, S, D], strides: [S * H * D, D, H * D, 1], offset: 0 }],
+  ['one long row, reversed with an odd step (cut into pieces)', 3 * 140_001, { shape: [140_001], strides: [-3], offset: 3 * 140_000 + 1 }],
+  ['one long contiguous row at an offset (cut into pieces)', 140_006, { shape: [140_002], strides: [1], offset: 4 }],
+  ['an inner broadcast (step 0 rows)', 70_001, { shape: [70_001, 2], strides: [1, 0], offset: 0 }],
+];
+
+describe('copy on worker threads', () => {
+  for (const dtype of ['float32', 'int32', 'bfloat16', 'float16'] as const) {
+    it(`moves ${dtype} bits exactly, the same on one and two threads, the workers taking tasks`, () => {
+      const before = workerTasks();
+      for (const [name, size, view] of views) {
+        const single = copyOn(one, dtype, size, view);
+        const split = copyOn(two, dtype, size, view);
+        const x = rawBits(dtype, size, 11);
+        expect(
+          firstDifference(
+            single,
+            Array.from(viewIndices(view), (p) => x[p]),
+          ),
+          name,
+        ).toBe(-1);
+        expect(firstDifference(split, single), name).toBe(-1);
+      }
+      expect(workerTasks()).toBeGreaterThan(before);
+    });
+  }
+
+  it('row kernels give the same rows from any starting row (the walk over several levels)', () => {
+    const src = Int32Array.from({ length: 6000 }, (_, i) => i * 7 + 1);
+    // rows of 4 over outer dims [3, 5, 7] with strides [10, 40, 300], from offset 2; float64 words: half of it
+    const walk = new Float64Array([2, 3, 10, 5, 40, 7, 300]);
+    const rows = 3 * 5 * 7;
+    const whole = new Int32Array(rows * 4);
+    gatherRows32(src, whole, 4, 1, walk, 0, rows);
+    const wide = new Float64Array(rows * 2);
+    const s64 = new Float64Array(src.buffer);
+    const walk64 = walk.map((v, i) => (i % 2 === 1 ? v : v / 2));
+    gatherRows64(s64, wide, 2, walk64, 0, rows);
+    expect(new Int32Array(wide.buffer)).toEqual(whole);
+    const src16 = Uint16Array.from(src, (v) => v & 0xffff);
+    const whole16 = new Uint16Array(rows * 4);
+    gatherRows16(src16, whole16, 4, 1, walk, 0, rows);
+    expect(Array.from(whole16)).toEqual(Array.from(whole, (v) => v & 0xffff));
+    for (const cut of [1, 14, 15, 34, 35, 36, 104]) {
+      const parts = new Int32Array(rows * 4);
+      gatherRows32(src, parts, 4, 1, walk, 0, cut);
+      gatherRows32(src, parts, 4, 1, walk, cut, rows);
+      expect(parts, `cut at row ${cut}`).toEqual(whole);
+      const sums = new Float32Array(6000);
+      addRows32(sums, new Float32Array(whole.length).fill(1), 4, 1, walk, 0, cut);
+      addRows32(sums, new Float32Array(whole.length).fill(1), 4, 1, walk, cut, rows);
+      expect(sums.reduce((a, b) => a + b, 0)).toBe(rows * 4);
+      expect(Array.from(whole, (v) => sums[(v - 1) / 7])).toEqual(new Array(rows * 4).fill(1));
+    }
+  });
+});
+
+describe('addInto on worker threads', () => {
+  /** dst[view(i)] += src[i] on `be`, dst and src of pseudo-random values. */
+  function addOn(be: typeof one, size: number, view: View): Float32Array {
+    const count = view.shape.reduce((a, b) => a * b, 1);
+    const dst = be.alloc('float32', size) as CpuBuffer;
+    const src = be.alloc('float32', count) as CpuBuffer;
+    const d = dst.data as Float32Array;
+    const s = src.data as Float32Array;
+    for (let i = 0; i < size; i++) d[i] = Math.sin(i * 0.731) * 3;
+    for (let i = 0; i < count; i++) s[i] = Math.cos(i * 0.377) / 7;
+    be.addInto(dst, src, view);
+    const out = d.slice();
+    // the meaning: one float32 sum per element of the view, everything else untouched
+    const expected = new Float32Array(size);
+    for (let i = 0; i < size; i++) expected[i] = Math.sin(i * 0.731) * 3;
+    viewIndices(view).forEach((p, i) => {
+      expected[p] = expected[p] + Math.fround(Math.cos(i * 0.377) / 7);
+    });
+    expect(firstDifference(out, expected)).toBe(-1);
+    be.free(dst);
+    be.free(src);
+    return out;
+  }
+
+  it('adds in float32, the same bits on one and two threads, over short, odd and strided rows', () => {
+    const before = workerTasks();
+    for (const [name, size, view] of [views[0], views[1], views[2], views[5], views[6], views[7]]) {
+      expect(firstDifference(addOn(two, size, view), addOn(one, size, view)), name).toBe(-1);
+    }
+    expect(workerTasks()).toBeGreaterThan(before);
+  });
+
+  it('long contiguous rows (added in WebAssembly on the calling thread) give the same bits', () => {
+    const view: View = { shape: [299, 513], strides: [700, 1], offset: 3 };
+    expect(firstDifference(addOn(two, 300 * 700, view), addOn(one, 300 * 700, view))).toBe(-1);
   });
 });
