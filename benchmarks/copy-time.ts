@@ -5,7 +5,7 @@
 //
 // With BASE=<another checkout> it times that checkout's backend alternately with this one, 3
 // rounds (ROUNDS=n for more), and prints base / this ratios per round and their median (above 1:
-// this one is faster):
+// this one is faster); ONLY=<text> times only the cases whose name contains it:
 //   git worktree add --detach /tmp/copy-base HEAD   (then symlink node_modules into it)
 //   BASE=/tmp/copy-base node --conditions=@peft/source --import tsx benchmarks/copy-time.ts
 import { createCpuBackend } from '@peft/backend-cpu';
@@ -100,7 +100,7 @@ const rounds = Number(process.env.ROUNDS ?? (base === undefined ? 1 : 3));
 const ms: Record<string, number[]> = {};
 for (const threads of [1, 2]) {
   const backends = impls.map(([label, make]) => [label, make({ threads })] as const);
-  for (const c of cases) {
+  for (const c of cases.filter((c) => c.name.includes(process.env.ONLY ?? ''))) {
     const calls = new Map(backends.map(([label, be]) => [label, c.setup(be)]));
     // Each round times every implementation back to back on the same case, the order alternating.
     for (let round = 0; round < rounds; round++) {
@@ -113,7 +113,7 @@ for (const threads of [1, 2]) {
 }
 const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 const report: Record<string, unknown> = {};
-for (const c of cases) {
+for (const c of cases.filter((c) => `${c.name} t1 this` in ms)) {
   for (const threads of [1, 2]) {
     const mine = ms[`${c.name} t${threads} this`];
     const row: Record<string, unknown> = { ms: +mean(mine).toFixed(3) };
