@@ -3,6 +3,8 @@
  * pool runs, over sizes that cross task and chunk boundaries, broadcasts and in-place calls; the
  * workers really take tasks; shared memory only where a pool runs; failures surface.
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { DeviceBuffer, View } from '@peft/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type CpuBackend, createCpuBackend } from './backend.js';
@@ -130,5 +132,13 @@ describe('elementwise kernels on worker threads', () => {
     be.gelu(o, x, false);
     be.destroy();
     expect(() => be.pool!.run({ fn: 'gelu', n: N, rowLen: 0, inputs: [], outputs: [], args: [] })).toThrow('the pool was destroyed');
+  });
+
+  it('a pool the caller never destroys does not keep the process alive', () => {
+    const child = fileURLToPath(new URL('./exit.child.ts', import.meta.url));
+    const r = spawnSync(process.execPath, ['--conditions=@peft/source', '--import', 'tsx', child], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.stdout).toContain('ran');
+    expect(r.signal, 'the child was killed at the time-out: something kept it alive').toBeNull();
+    expect(r.status).toBe(0);
   });
 });

@@ -298,7 +298,6 @@ export class KernelPool {
     for (let i = 1; i < this.threads; i++) {
       // execArgv []: the worker is plain JS and needs none of the parent's loaders (e.g. tsx).
       const w = new wt.Worker(`'use strict';\n${state}\n${loop}\n${WORKER_MAIN}`, { eval: true, execArgv: [] });
-      w.unref();
       w.on('error', (e) => {
         this.lastError = String(e);
       });
@@ -314,6 +313,9 @@ export class KernelPool {
         chunk: this.chunk,
         ctl: this.ctl.buffer,
       });
+      // After the listeners: attaching a 'message' listener refs the worker again, and a pool the
+      // caller never destroys must not keep the process alive.
+      w.unref();
       this.workers.push(w);
     }
   }
