@@ -5,6 +5,10 @@
 // alternately with this tree's, 3 rounds (or as many as the second argument says), and the ratios
 // (other / this) are printed per round and as their median:
 //   node --conditions=@peft/source --import tsx benchmarks/norm-time.ts [/tmp/norm-base [rounds]]
+// With `wasm` in place of the other root, this tree's JavaScript rows ('js': the WebAssembly
+// kernels turned off, so at threads=2 the rows split across the two threads) run alternately with
+// its float32 WebAssembly kernels ('wasm', on the calling thread), and the ratios are js / wasm:
+//   node --conditions=@peft/source --import tsx benchmarks/norm-time.ts wasm [rounds]
 // Both trees' kernels get the same backend and buffers (the backend is their context), so only
 // the kernel code differs. Backward calls without dWeight / dBias are what a LoRA step runs
 // (frozen norm weights); the "+dW" rows request them.
@@ -17,8 +21,20 @@ const load = async (root: string): Promise<Norms> =>
 
 const here = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 const baseRoot = process.argv[2];
-const trees: [string, Norms][] = [['this', await load(here)]];
-if (baseRoot !== undefined) trees.unshift(['base', await load(baseRoot)]);
+const wasmMode = baseRoot === 'wasm';
+const { setNormsWasm } = (await import(`${here}/packages/backend-cpu/src/kernels/norms-wasm.ts`)) as {
+  setNormsWasm: (on: boolean) => boolean;
+};
+const own = await load(here);
+/** [name, kernels, whether the WebAssembly kernels are on for them]; the first is the base of the ratios. */
+const trees: [string, Norms, boolean][] = wasmMode
+  ? [
+      ['js', own, false],
+      ['wasm', own, true],
+    ]
+  : [['this', own, true]];
+if (baseRoot !== undefined && !wasmMode) trees.unshift(['base', await load(baseRoot), true]);
+const [baseName, thisName] = [trees[0]![0], trees.at(-1)![0]];
 
 const rows = 1024;
 const dim = 768;
@@ -63,9 +79,10 @@ for (const threads of [1, 2]) {
   ];
   for (let round = 0; round < rounds; round++) {
     for (const [name, call] of cases) {
-      for (const [tree, kernels] of trees) {
+      for (const [tree, kernels, wasm] of trees) {
         const key = `${name} threads=${threads}`;
         results[key] ??= {};
+        setNormsWasm(wasm);
         (results[key][tree] ??= []).push(time(() => call(kernels)));
       }
     }
@@ -79,12 +96,14 @@ const median = (v: number[]) => {
   return (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2;
 };
 for (const [key, byTree] of Object.entries(results)) {
-  const line = [`${key.padEnd(36)} this ms ${fmt(byTree.this!)}`];
-  if (byTree.base !== undefined) {
-    const ratios = byTree.base.map((b, i) => b / byTree.this![i]!);
+  const mine = byTree[thisName]!;
+  const line = [`${key.padEnd(32)} ${thisName} ms ${fmt(mine)}`];
+  const base = byTree[baseName]!;
+  if (trees.length > 1) {
+    const ratios = base.map((b, i) => b / mine[i]!);
     line.push(
-      `base ms ${fmt(byTree.base)}`,
-      `base/this ${ratios.map((r) => r.toFixed(2)).join(' ')} (median ${median(ratios).toFixed(2)})`,
+      `${baseName} ms ${fmt(base)}`,
+      `${baseName}/${thisName} ${ratios.map((r) => r.toFixed(2)).join(' ')} (median ${median(ratios).toFixed(2)})`,
     );
   }
   console.log(line.join(' | '));

@@ -81,6 +81,18 @@ export const MODULES = [
       },
     ],
   },
+  {
+    name: 'norms',
+    source: 'src/kernels/wasm/norms.as.ts',
+    output: 'src/kernels/norms.wasm.ts',
+    variants: [
+      {
+        constant: 'NORMS_WASM_BASE64',
+        args: OWN_MEMORY,
+        doc: 'LayerNorm and RMSNorm row kernels, forward and backward; exports its own memory (1 page, grown by the host).',
+      },
+    ],
+  },
 ];
 
 /** The module's bytes for one variant. */

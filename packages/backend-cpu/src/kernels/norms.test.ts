@@ -1,7 +1,8 @@
 import { type DeviceBuffer, type DType, decode, encode } from '@peft/core';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CpuBackend, createCpuBackend } from '../backend.js';
 import { backend, dot, download, expectClose, expectGradClose, numericGrad, randomValues, upload } from '../test-helpers.js';
+import { setNormsWasm } from './norms-wasm.js';
 
 const rows = 3;
 const dim = 5;
@@ -228,10 +229,17 @@ function reference(o: Outs, c: NormCase): Record<string, number[]> {
   return ref;
 }
 
+// The JavaScript rows, on one thread and split across two (float32 calls would run the
+// WebAssembly kernels on the calling thread: norms-wasm.test.ts checks they give these bits).
 describe('norm row kernels', () => {
   const one = createCpuBackend({ threads: 1 });
   const two = createCpuBackend({ threads: 2 });
+  let wasWasm = true;
+  beforeAll(() => {
+    wasWasm = setNormsWasm(false);
+  });
   afterAll(() => {
+    setNormsWasm(wasWasm);
     one.destroy();
     two.destroy();
   });

@@ -21,12 +21,16 @@
  *
  * Loops are unrolled (by 4 for the sums, by 8 for the outputs) because V8 spends about as long
  * on a loop iteration's own bookkeeping as on one element; unrolling changes no result.
+ *
+ * Float32 calls run the rows' WebAssembly SIMD twins (norms-wasm.ts, the same bits) on the calling
+ * thread where the engine has them (and the backend few threads: see norms-wasm.ts `wasmFor`).
  */
 import type { DeviceBuffer, KernelFamily, KernelImpl } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { KernelPool } from '../parallel.js';
 import { forRows } from '../rows.js';
 import { decodeInto, roundInto, scratch } from '../storage.js';
+import { wasmFor } from './norms-wasm.js';
 
 /** Rows per block of the dWeight / dBias column sums (the float64 partial sums of one take 2/BLOCK of x's bytes). */
 const BLOCK = 32;
@@ -501,6 +505,8 @@ const layerNorm: KernelImpl<CpuContext, 'layerNorm'> = (ctx, out, mean, rstd, x,
   const [meanData, rstdData] = [f32(mean), f32(rstd)];
   const w = weightRow(weight, dim);
   const b = paramRow(bias, dim);
+  const k = allF32(o, xb) ? wasmFor(ctx, dim) : null;
+  if (k !== null) return k.layerNorm(f32(o), meanData, rstdData, f32(xb), w, b, rows, dim, eps);
   if (allF32(o, xb)) {
     const m = statsOut(ctx, meanData, 0, rows);
     const s = statsOut(ctx, rstdData, 1, rows);
@@ -521,6 +527,9 @@ const layerNormBackward: KernelImpl<CpuContext, 'layerNormBackward'> = (ctx, dx,
   const w = weightRow(weight, dim);
   const [mu, rs] = [f32(mean), f32(rstd)];
   const params = dWeight !== null || dBias !== null;
+  const k = allF32(o, gb, xb) ? wasmFor(ctx, dim) : null;
+  if (k !== null)
+    return k.backward(false, f32(o), dWeight && f32(dWeight), dBias && f32(dBias), f32(gb), f32(xb), w, mu, rs, rows, dim, BLOCK);
   const block = params ? BLOCK : 1;
   const units = Math.ceil(rows / block);
   const part = params ? partials(ctx, 2 * units * dim) : null;
@@ -546,6 +555,8 @@ const rmsNorm: KernelImpl<CpuContext, 'rmsNorm'> = (ctx, out, rstd, x, weight, p
   const [o, xb] = [out as CpuBuffer, x as CpuBuffer];
   const rstdData = f32(rstd);
   const w = weightRow(weight, dim);
+  const k = allF32(o, xb) ? wasmFor(ctx, dim) : null;
+  if (k !== null) return k.rmsNorm(f32(o), rstdData, f32(xb), w, rows, dim, eps);
   if (allF32(o, xb)) {
     const s = statsOut(ctx, rstdData, 1, rows);
     forRows(ctx, rmsNormRows, rows, rows * dim, [f32(o), s, f32(xb), w, dim, eps], [0, 1]);
@@ -561,6 +572,8 @@ const rmsNormBackward: KernelImpl<CpuContext, 'rmsNormBackward'> = (ctx, dx, dWe
   const [o, gb, xb] = [dx as CpuBuffer, dy as CpuBuffer, x as CpuBuffer];
   const w = weightRow(weight, dim);
   const rs = f32(rstd);
+  const k = allF32(o, gb, xb) ? wasmFor(ctx, dim) : null;
+  if (k !== null) return k.backward(true, f32(o), dWeight && f32(dWeight), null, f32(gb), f32(xb), w, null, rs, rows, dim, BLOCK);
   const block = dWeight !== null ? BLOCK : 1;
   const units = Math.ceil(rows / block);
   const dwPart = dWeight !== null ? partials(ctx, units * dim) : null;
