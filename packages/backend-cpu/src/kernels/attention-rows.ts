@@ -8,9 +8,9 @@ import { ATTENTION_ROWS_WASM_BASE64 } from './attention-rows.wasm.js';
 
 export interface AttentionRows {
   readonly kind: 'wasm' | 'js';
-  /** Scores [rows, n]; softmax: probabilities after; grad: P after. Re-read after `reserve`. */
+  /** Scores [rows, ld]; softmax: probabilities after; grad: P after. Re-read after `reserve`. */
   s: Float32Array;
-  /** grad: dP [rows, n] before, dS after. */
+  /** grad: dP [rows, ld] before, dS after. */
   ds: Float32Array;
   /** Per key of the block: 0 (real) or −Infinity (padding), read where `biased`. */
   bias: Float32Array;
@@ -20,16 +20,49 @@ export interface AttentionRows {
   sum: Float64Array;
   /** grad: each row's log-sum-exp. */
   lse: Float32Array;
-  /** Makes room for blocks of `block` values, `keys` bias entries and `rows` rows; the arrays may move. */
+  /**
+   * Makes room for blocks of `block` values, `keys` bias entries and `rows` rows; the arrays may
+   * move. A block's rows are `ld` apart, ld a multiple of 4 (rowStride); bias needs ld entries.
+   */
   reserve(block: number, keys: number, rows: number): void;
-  /** Rows see the first clamp(seen0 + r·step, 0, n) keys. */
-  softmax(rows: number, n: number, seen0: number, step: number, biased: boolean): void;
-  grad(rows: number, n: number, seen0: number, step: number, biased: boolean): void;
+  /**
+   * Softmax of each row over the first clamp(seen0 + r·step, 0, n) keys, normalized (the row
+   * sums to 1; 0 where unseen, up to ld); max and sum as before normalizing.
+   */
+  softmax(rows: number, n: number, ld: number, seen0: number, step: number, biased: boolean): void;
+  /** P and dS in place of S and dP (rows see as in softmax; 0 where unseen, up to ld). */
+  grad(rows: number, n: number, ld: number, seen0: number, step: number, biased: boolean): void;
 }
 
+/** The row stride of a block of n keys: n rounded up to a multiple of 4 (whole vectors per row). */
+export const rowStride = (n: number) => (n + 3) & ~3;
+
 interface RowExports {
-  softmaxRows(s: number, rows: number, n: number, seen0: number, step: number, bias: number, maxOut: number, sumOut: number): void;
-  gradRows(p: number, ds: number, rows: number, n: number, seen0: number, step: number, bias: number, lse: number): void;
+  init(k: number): void;
+  softmaxRows(
+    s: number,
+    rows: number,
+    n: number,
+    ld: number,
+    seen0: number,
+    step: number,
+    bias: number,
+    maxOut: number,
+    sumOut: number,
+    k: number,
+  ): void;
+  gradRows(
+    p: number,
+    ds: number,
+    rows: number,
+    n: number,
+    ld: number,
+    seen0: number,
+    step: number,
+    bias: number,
+    lse: number,
+    k: number,
+  ): void;
 }
 
 let rowModule: WebAssembly.Module | null | undefined;
@@ -50,6 +83,8 @@ function loadRowModule(): WebAssembly.Module | null {
 }
 
 const PAGE = 65536;
+/** Byte offset of the row module's constants (52 bytes, stored by its init); the blocks start at 64. */
+const CONSTANTS = 0;
 /** The module's declared maximum memory, in pages (4 GiB); nothing is reserved up front. */
 const MAX_PAGES = 65536;
 const align16 = (bytes: number) => Math.ceil(bytes / 16) * 16;
@@ -70,6 +105,7 @@ class WasmRows implements AttentionRows {
 
   constructor(module: WebAssembly.Module) {
     this.fns = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as unknown as RowExports;
+    this.fns.init(CONSTANTS);
   }
 
   reserve(block: number, keys: number, rows: number): void {
@@ -98,14 +134,14 @@ class WasmRows implements AttentionRows {
     this.capacity = { block, keys, rows };
   }
 
-  softmax(rows: number, n: number, seen0: number, step: number, biased: boolean): void {
+  softmax(rows: number, n: number, ld: number, seen0: number, step: number, biased: boolean): void {
     const a = this.at;
-    this.fns.softmaxRows(a.s, rows, n, seen0, step, biased ? a.bias : 0, a.max, a.sum);
+    this.fns.softmaxRows(a.s, rows, n, ld, seen0, step, biased ? a.bias : 0, a.max, a.sum, CONSTANTS);
   }
 
-  grad(rows: number, n: number, seen0: number, step: number, biased: boolean): void {
+  grad(rows: number, n: number, ld: number, seen0: number, step: number, biased: boolean): void {
     const a = this.at;
-    this.fns.gradRows(a.s, a.ds, rows, n, seen0, step, biased ? a.bias : 0, a.lse);
+    this.fns.gradRows(a.s, a.ds, rows, n, ld, seen0, step, biased ? a.bias : 0, a.lse, CONSTANTS);
   }
 }
 
@@ -132,41 +168,43 @@ class JsRows implements AttentionRows {
     }
   }
 
-  softmax(rows: number, n: number, seen0: number, step: number, biased: boolean): void {
+  softmax(rows: number, n: number, ld: number, seen0: number, step: number, biased: boolean): void {
     const { s, bias } = this;
     for (let r = 0; r < rows; r++) {
-      const row = r * n;
+      const row = r * ld;
       const seen = seenOf(r, n, seen0, step);
       let max = Number.NEGATIVE_INFINITY;
       for (let c = 0; c < seen; c++) {
         const x = biased ? s[row + c] + bias[c] : s[row + c];
-        if (x > max) max = x;
+        if (x > max || Number.isNaN(x)) max = x;
       }
       this.max[r] = max;
       if (max === Number.NEGATIVE_INFINITY) {
-        s.fill(0, row, row + n);
+        s.fill(0, row, row + ld);
         this.sum[r] = 0;
         continue;
       }
       let sum = 0;
       for (let c = 0; c < seen; c++) {
-        const e = Math.exp((biased ? s[row + c] + bias[c] : s[row + c]) - max);
+        const e = Math.fround(Math.exp((biased ? s[row + c] + bias[c] : s[row + c]) - max));
         s[row + c] = e;
         sum += e;
       }
-      s.fill(0, row + seen, row + n);
       this.sum[r] = sum;
+      const inv = Math.fround(1 / sum);
+      for (let c = 0; c < seen; c++) s[row + c] *= inv;
+      s.fill(0, row + seen, row + ld);
     }
   }
 
-  grad(rows: number, n: number, seen0: number, step: number, biased: boolean): void {
+  grad(rows: number, n: number, ld: number, seen0: number, step: number, biased: boolean): void {
     const { s: P, ds: dS, bias } = this;
     for (let r = 0; r < rows; r++) {
-      const row = r * n;
+      const row = r * ld;
       const l = this.lse[r];
       if (l === Number.NEGATIVE_INFINITY) {
-        P.fill(0, row, row + n);
-        dS.fill(0, row, row + n);
+        P.fill(0, row, row + ld);
+        dS.fill(0, row, row + ld);
         continue;
       }
       const seen = seenOf(r, n, seen0, step);
@@ -174,11 +212,12 @@ class JsRows implements AttentionRows {
       for (let c = 0; c < seen; c++) {
         const e = Math.exp((biased ? P[row + c] + bias[c] : P[row + c]) - l);
         P[row + c] = e;
-        di += e * dS[row + c];
+        di += P[row + c] * dS[row + c];
       }
-      for (let c = 0; c < seen; c++) dS[row + c] = P[row + c] * (dS[row + c] - di);
-      P.fill(0, row + seen, row + n);
-      dS.fill(0, row + seen, row + n);
+      const d = Math.fround(di);
+      for (let c = 0; c < seen; c++) dS[row + c] = P[row + c] * (dS[row + c] - d);
+      P.fill(0, row + seen, row + ld);
+      dS.fill(0, row + seen, row + ld);
     }
   }
 }

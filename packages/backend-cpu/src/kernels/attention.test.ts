@@ -1,9 +1,9 @@
 import { type AttentionParams, type DType, decode, encode } from '@peft/core';
 import { assertClose, reference } from '@peft/core/testing';
 import { describe, expect, it } from 'vitest';
-import type { CpuBackend } from '../backend.js';
+import { type CpuBackend, createCpuBackend } from '../backend.js';
 import { backend, dot, download, expectClose, expectGradClose, numericGrad, randomValues, upload } from '../test-helpers.js';
-import { createAttentionRows } from './attention-rows.js';
+import { createAttentionRows, rowStride } from './attention-rows.js';
 import { ATTENTION_ROWS_WASM_BASE64 } from './attention-rows.wasm.js';
 
 /** Naive attention with an explicit visibility matrix, in double precision. */
@@ -191,6 +191,26 @@ describe('attention in query blocks against the float64 oracle', () => {
     ],
     ['causal seqQ > seqK: the first blocks see no key', P({ seqQ: 75, seqK: 10, heads: 1, kvHeads: 1, headDim: 4 }), () => null],
     ['large scores (scale 1)', P({ seqQ: 40, seqK: 40, heads: 2, kvHeads: 2, headDim: 64, scale: 1 }), () => null],
+    // Query blocks are 32 rows: one row short of, at and past a block boundary, and several blocks and a row.
+    ['causal, 31 queries and keys (one block)', P({ seqQ: 31, seqK: 31, heads: 2, kvHeads: 1, headDim: 8 }), () => null],
+    ['causal, 32 queries and keys (one full block)', P({ seqQ: 32, seqK: 32, heads: 2, kvHeads: 1, headDim: 8 }), () => null],
+    ['causal, 33 queries and keys (a block of one row)', P({ seqQ: 33, seqK: 33, heads: 2, kvHeads: 1, headDim: 8 }), () => null],
+    ['causal, 129 queries and keys, GQA 3:1', P({ seqQ: 129, seqK: 129, heads: 3, kvHeads: 1, headDim: 8 }), () => null],
+    [
+      'causal over a KV cache across blocks (70 queries, 150 keys), GQA 2:1',
+      P({ batch: 2, seqQ: 70, seqK: 150, heads: 4, kvHeads: 2, headDim: 8 }),
+      () => null,
+    ],
+    [
+      'causal, padding on both sides and inside, across blocks',
+      P({ batch: 2, seqQ: 130, seqK: 130, heads: 2, kvHeads: 2, headDim: 8 }),
+      (p) => [...pad(p.seqK, (j) => j < 9 || j >= 113 || j === 64 || j === 70), ...pad(p.seqK, (j) => j >= 66)],
+    ],
+    [
+      'not causal, 65 queries over 40 keys padded on both sides',
+      P({ batch: 2, seqQ: 65, seqK: 40, heads: 2, kvHeads: 1, headDim: 8, causal: false }),
+      (p) => [...pad(p.seqK, (j) => j < 3 || j >= 37), ...pad(p.seqK, (j) => j >= 1)],
+    ],
   ];
 
   function inputs(p: AttentionParams, dtype: DType, seed: number) {
@@ -205,7 +225,7 @@ describe('attention in query blocks against the float64 oracle', () => {
   }
 
   for (const [name, p, maskOf] of cases) {
-    for (const dtype of ['float32', 'bfloat16'] as const) {
+    for (const dtype of ['float32', 'bfloat16', 'float16'] as const) {
       it(`${dtype}: ${name}`, async () => {
         const be = backend();
         const mask = maskOf(p);
@@ -222,7 +242,7 @@ describe('attention in query blocks against the float64 oracle', () => {
         const out = be.alloc(dtype, q.length);
         const lse = be.alloc('float32', p.batch * p.heads * p.seqQ);
         be.attention(out, lse, bufs.q, bufs.k, bufs.v, bufs.mask, p);
-        // float32: float32 scores and products; bfloat16: one rounding of the output (2⁻⁸).
+        // float32: float32 scores and products; bfloat16 / float16: one rounding of the output (2⁻⁸ or less).
         const rtol = dtype === 'float32' ? 2e-5 : 2 ** -8;
         const atol = dtype === 'float32' ? 2e-5 : 4e-3;
         const qShape = [p.batch, p.seqQ, p.heads, p.headDim];
@@ -264,35 +284,105 @@ describe('attention in query blocks against the float64 oracle', () => {
   }
 });
 
+describe('attention on each GEMM engine, at 1 and 2 threads', () => {
+  // The GPT-NeoX training shape's sequence and head sizes. (OpenBLAS computes a product it splits
+  // across threads, those of more than 2¹⁸ multiply-adds, to other bits than one thread does;
+  // these blocks' products stay at most 2¹⁸.)
+  const p: AttentionParams = { batch: 2, seqQ: 128, seqK: 128, heads: 4, kvHeads: 2, headDim: 64, scale: 0.125, causal: true };
+  const mask = [...pad(p.seqK, (j) => j < 5 || j >= 120 || j === 77), ...pad(p.seqK, () => false)];
+  const nq = p.batch * p.seqQ * p.heads * p.headDim;
+  const nk = p.batch * p.seqK * p.kvHeads * p.headDim;
+  const q = randomValues(nq, 300, 2);
+  const k = randomValues(nk, 301, 2);
+  const v = randomValues(nk, 302, 2);
+  const g = randomValues(nq, 303, 1);
+  const want = reference.attention(q, k, v, mask, p);
+  const wantGrad = reference.attentionBackward(g, q, k, v, mask, p);
+
+  async function run(gemm: 'blas' | 'wasm' | 'js', threads: number) {
+    const be = createCpuBackend({ gemm, threads, workers: false });
+    const out = be.alloc('float32', nq);
+    const lse = be.alloc('float32', p.batch * p.heads * p.seqQ);
+    const [qb, kb, vb, gb, mb] = [upload(be, q), upload(be, k), upload(be, v), upload(be, g), upload(be, mask, 'int32')];
+    be.attention(out, lse, qb, kb, vb, mb, p);
+    const [dq, dk, dv] = [be.alloc('float32', nq), be.alloc('float32', nk), be.alloc('float32', nk)];
+    be.attentionBackward(dq, dk, dv, gb, qb, kb, vb, out, lse, mb, p);
+    const got = {
+      out: await download(be, out),
+      lse: await download(be, lse),
+      dq: await download(be, dq),
+      dk: await download(be, dk),
+      dv: await download(be, dv),
+    };
+    be.destroy();
+    return got;
+  }
+
+  const engines = (['blas', 'wasm', 'js'] as const).filter((gemm) => {
+    try {
+      createCpuBackend({ gemm, threads: 1, workers: false }).destroy();
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  for (const gemm of engines) {
+    it(`${gemm}: matches the oracle, with the same bits at 1 and 2 threads`, async () => {
+      const one = await run(gemm, 1);
+      const two = await run(gemm, 2);
+      const tol = { atol: 1e-4, rtol: 1e-4 };
+      assertClose(one.out, want.out, { what: `${gemm} out`, ...tol });
+      assertClose(one.lse, want.lse, { what: `${gemm} lse`, ...tol });
+      assertClose(one.dq, wantGrad.dq, { what: `${gemm} dq`, ...tol });
+      assertClose(one.dk, wantGrad.dk, { what: `${gemm} dk`, ...tol });
+      assertClose(one.dv, wantGrad.dv, { what: `${gemm} dv`, ...tol });
+      for (const name of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
+        expect(Float32Array.from(two[name]), `${gemm} ${name}: 2 threads vs 1`).toEqual(Float32Array.from(one[name]));
+      }
+    });
+  }
+});
+
 describe('attention row kernels', () => {
   const kinds = (['wasm', 'js'] as const).filter((kind) => kind === 'js' || createAttentionRows().kind === 'wasm');
 
-  /** A block with rows that see nothing, all-padding views, short and odd lengths; scores up to ±40. */
-  function block(n: number, rows: number, seed: number) {
+  /**
+   * A block of rows ld apart with rows that see nothing, all-padding views, short and odd lengths;
+   * scores up to ±40. What lies past n in a row (and in dP past what a row sees, and in bias past
+   * n) is NaN: the kernels must neither read it into a result nor leave it behind.
+   */
+  function block(n: number, ld: number, rows: number, seed: number) {
     const s = randomValues(rows * n, seed, 40).map(Math.fround);
     const dP = randomValues(rows * n, seed + 1, 3).map(Math.fround);
     const bias = randomValues(n, seed + 2).map((u) => (u < -0.5 ? Number.NEGATIVE_INFINITY : 0));
-    return { s, dP, bias };
+    const strided = (values: number[]) => {
+      const out = new Array<number>(rows * ld).fill(Number.NaN);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < n; c++) out[r * ld + c] = values[r * n + c]!;
+      return out;
+    };
+    return { s, dP, bias, sLd: strided(s), dPLd: strided(dP), biasLd: [...bias, ...new Array(ld - n).fill(Number.NaN)] };
   }
 
-  const shapes: [n: number, rows: number, seen0: number, step: number, biased: boolean][] = [
-    [1, 3, 0, 1, false],
-    [3, 5, -1, 1, true],
-    [13, 9, 2, 1, true],
-    [13, 4, 13, 0, false],
-    [64, 7, 60, 1, true],
-    [130, 6, 130, 0, true],
+  const shapes: [n: number, rows: number, seen0: number, step: number, biased: boolean, extra: number][] = [
+    [1, 3, 0, 1, false, 0],
+    [3, 5, -1, 1, true, 0],
+    [13, 9, 2, 1, true, 0],
+    [13, 4, 13, 0, false, 4],
+    [64, 7, 60, 1, true, 0],
+    [66, 11, 58, 1, false, 8],
+    [130, 6, 130, 0, true, 0],
   ];
 
   for (const kind of kinds) {
-    for (const [n, rows, seen0, step, biased] of shapes) {
-      it(`${kind}: softmax and grad of ${rows} rows of ${n} (seen from ${seen0}, step ${step}${biased ? ', padding' : ''}) match float64`, () => {
+    for (const [n, rows, seen0, step, biased, extra] of shapes) {
+      const ld = rowStride(n) + extra;
+      it(`${kind}: softmax and grad of ${rows} rows of ${n}, ${ld} apart (seen from ${seen0}, step ${step}${biased ? ', padding' : ''}) match float64`, () => {
         const rk = createAttentionRows(kind);
-        const { s, dP, bias } = block(n, rows, 11 * n + rows);
-        rk.reserve(rows * n, n, rows);
-        rk.s.set(s);
-        rk.bias.set(bias);
-        rk.softmax(rows, n, seen0, step, biased);
+        const { s, dP, bias, sLd, dPLd, biasLd } = block(n, ld, rows, 11 * n + rows);
+        rk.reserve(rows * ld, ld, rows);
+        rk.s.set(sLd);
+        rk.bias.set(biasLd);
+        rk.softmax(rows, n, ld, seen0, step, biased);
         const lse: number[] = [];
         for (let r = 0; r < rows; r++) {
           const seen = Math.min(Math.max(seen0 + r * step, 0), n);
@@ -304,31 +394,29 @@ describe('attention row kernels', () => {
           const what = `${kind} softmax row ${r}`;
           expect(rk.max[r], what).toBe(max === Number.NEGATIVE_INFINITY ? max : Math.fround(max));
           assertClose(rk.sum[r], sum, { what: `${what} sum`, atol: 0, rtol: 1e-6 });
-          // Probabilities are at most 1; x − max in float32 costs tiny ones a few 1e-6 of their size.
-          assertClose(Array.from(rk.s.subarray(r * n, (r + 1) * n)), [...e, ...new Array(n - seen).fill(0)], {
-            what,
-            atol: 1e-7,
-            rtol: 1e-6,
-          });
-          // Unseen and padding entries are exactly 0.
-          for (let c = 0; c < n; c++) if (c >= seen || (bias[c] === Number.NEGATIVE_INFINITY && biased)) expect(rk.s[r * n + c]).toBe(0);
+          // Normalized probabilities (at most 1): x − max in float32 costs tiny ones a few 1e-6 of their size.
+          const want = [...e.map((v) => (sum === 0 ? 0 : v / sum)), ...new Array(ld - seen).fill(0)];
+          assertClose(Array.from(rk.s.subarray(r * ld, (r + 1) * ld)), want, { what, atol: 1e-7, rtol: 2e-6 });
+          // Unseen and padding entries are exactly 0, up to ld.
+          for (let c = 0; c < ld; c++) if (c >= seen || (bias[c] === Number.NEGATIVE_INFINITY && biased)) expect(rk.s[r * ld + c]).toBe(0);
         }
 
-        rk.s.set(s);
-        rk.ds.set(dP);
+        rk.s.set(sLd);
+        rk.ds.set(dPLd);
         rk.lse.set(lse);
-        rk.grad(rows, n, seen0, step, biased);
+        rk.grad(rows, n, ld, seen0, step, biased);
         for (let r = 0; r < rows; r++) {
           const seen = Math.min(Math.max(seen0 + r * step, 0), n);
-          const p = new Array<number>(n).fill(0);
+          const p = new Array<number>(ld).fill(0);
           if (lse[r] !== Number.NEGATIVE_INFINITY) {
             for (let c = 0; c < seen; c++) p[c] = Math.exp(s[r * n + c] + (biased ? bias[c] : 0) - Math.fround(lse[r]));
           }
-          const di = p.reduce((a, pc, c) => a + pc * dP[r * n + c], 0);
-          const dS = p.map((pc, c) => pc * (dP[r * n + c] - di));
+          const di = p.reduce((a, pc, c) => a + (c < seen ? pc * dP[r * n + c] : 0), 0);
+          const dS = p.map((pc, c) => (c < seen ? pc * (dP[r * n + c] - di) : 0));
           const what = `${kind} grad row ${r}`;
-          assertClose(Array.from(rk.s.subarray(r * n, (r + 1) * n)), p, { what: `${what} P`, atol: 1e-7, rtol: 1e-5 });
-          assertClose(Array.from(rk.ds.subarray(r * n, (r + 1) * n)), dS, { what: `${what} dS`, atol: 1e-6, rtol: 1e-5 });
+          assertClose(Array.from(rk.s.subarray(r * ld, (r + 1) * ld)), p, { what: `${what} P`, atol: 1e-7, rtol: 1e-5 });
+          assertClose(Array.from(rk.ds.subarray(r * ld, (r + 1) * ld)), dS, { what: `${what} dS`, atol: 1e-6, rtol: 1e-5 });
+          for (let c = seen; c < ld; c++) expect([rk.s[r * ld + c], rk.ds[r * ld + c]], `${what} entry ${c}`).toEqual([0, 0]);
         }
       });
     }
@@ -337,14 +425,25 @@ describe('attention row kernels', () => {
   it('wasm and js agree to float32 rounding on the same block', () => {
     if (kinds.length < 2) return;
     const [w, j] = [createAttentionRows('wasm'), createAttentionRows('js')];
-    const { s, bias } = block(77, 40, 5);
+    const { sLd, biasLd } = block(77, 80, 40, 5);
     for (const rk of [w, j]) {
-      rk.reserve(40 * 77, 77, 40);
-      rk.s.set(s);
-      rk.bias.set(bias);
-      rk.softmax(40, 77, -3, 2, true);
+      rk.reserve(40 * 80, 80, 40);
+      rk.s.set(sLd);
+      rk.bias.set(biasLd);
+      rk.softmax(40, 77, 80, -3, 2, true);
     }
-    assertClose(Array.from(w.s.subarray(0, 40 * 77)), Array.from(j.s.subarray(0, 40 * 77)), { what: 'wasm vs js', atol: 1e-7, rtol: 1e-6 });
+    assertClose(Array.from(w.s.subarray(0, 40 * 80)), Array.from(j.s.subarray(0, 40 * 80)), { what: 'wasm vs js', atol: 1e-7, rtol: 2e-6 });
+  });
+
+  it('a row whose seen scores are all NaN gives NaN, not a row that sees nothing', () => {
+    for (const kind of kinds) {
+      const rk = createAttentionRows(kind);
+      rk.reserve(2 * 8, 8, 2);
+      rk.s.set([Number.NaN, Number.NaN, 1, 1, 1, 1, 1, 1, /**/ 0, 1, 2, 3, 4, 5, 6, 7]);
+      rk.softmax(2, 8, 8, 2, 0, false);
+      expect([Number.isNaN(rk.max[0]), Number.isNaN(rk.sum[0]), Number.isNaN(rk.s[0])], kind).toEqual([true, true, true]);
+      expect(rk.max[1], kind).toBe(1);
+    }
   });
 });
 

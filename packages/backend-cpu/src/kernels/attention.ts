@@ -5,38 +5,44 @@
  * j ≤ i + (seqK − seqQ). A row that sees no key gets out = 0 and lse = −Infinity, and passes no
  * gradient.
  *
- * The GEMMs read each head's rows in place (a leading dimension of heads·headDim) and the backward
- * writes dq, dk and dv in place, so nothing is gathered or scattered. Queries go in blocks of
+ * The GEMMs read each head's rows in place (a leading dimension of heads·headDim) and write out,
+ * dq, dk and dv in place, so nothing is gathered or scattered. Queries go in blocks of
  * QUERY_BLOCK rows whose whole score block [rows, keys] is one GEMM, so the softmax needs no
- * running rescale; scratch beyond the inputs and outputs is one score block and its product,
- * reused across calls. A block spans the keys
- * from the batch's first to its last real key, cut at the causal diagonal of its last row;
- * padding inside that span gets a −∞ bias. Scores and products are float32, row sums float64;
- * the row math is in attention-rows.ts.
+ * running rescale; the softmax normalizes the probabilities, so that the second GEMM (P·V) is the
+ * output itself. Scratch beyond the inputs and outputs is one score block (two in the backward),
+ * in the row module's memory, reused across calls. A block spans the keys from the batch's first
+ * to its last real key, cut at the causal diagonal of its last row; padding inside that span gets
+ * a −∞ bias. Scores and products are float32, row sums float64; the row math is in
+ * attention-rows.ts. The blocks do not depend on the thread count, nor does any sum's order.
  */
 import type { AttentionParams, KernelFamily, KernelImpl } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { loadF32, outF32, storeF32 } from '../storage.js';
-import { type AttentionRows, createAttentionRows } from './attention-rows.js';
+import { type AttentionRows, createAttentionRows, rowStride } from './attention-rows.js';
 
-/** Query rows per score block: few enough that causal blocks skip most of the masked triangle. */
+/**
+ * Query rows per score block: few enough that causal blocks skip most of the masked triangle.
+ * On the GPT-NeoX shape (seq 128, headDim 64) 48, 64 and 128 rows were no faster at 1 thread
+ * (fewer, larger GEMM calls, but more of the masked triangle computed); and every product stays
+ * at most 2¹⁸ multiply-adds there, the size below which OpenBLAS does not split a product across
+ * threads (a split product has other bits than one computed by one thread).
+ */
 const QUERY_BLOCK = 32;
 
-/** Float32 scratch reused across calls, per backend, grown on demand (never shrunk). */
-const scratchByContext = new WeakMap<object, Map<string, Float32Array>>();
+/** Zeros copied by zeroFill into shared arrays. */
+const ZEROS = new Float32Array(16384);
 
-function scratch(ctx: CpuContext, name: string, n: number): Float32Array {
-  let pool = scratchByContext.get(ctx);
-  if (pool === undefined) {
-    pool = new Map();
-    scratchByContext.set(ctx, pool);
+/**
+ * a.fill(0), but for an array on a SharedArrayBuffer (the backend's large buffers when it has
+ * worker threads) by copies of a block of zeros: V8 fills shared memory element by element, at
+ * about a fifth of the speed, and copies it twice as fast as it fills it.
+ */
+function zeroFill(a: Float32Array): void {
+  if (typeof SharedArrayBuffer === 'undefined' || !(a.buffer instanceof SharedArrayBuffer)) {
+    a.fill(0);
+    return;
   }
-  let a = pool.get(name);
-  if (a === undefined || a.length < n) {
-    a = new Float32Array(Math.max(n, 1));
-    pool.set(name, a);
-  }
-  return a;
+  for (let o = 0; o < a.length; o += ZEROS.length) a.set(a.length - o < ZEROS.length ? ZEROS.subarray(0, a.length - o) : ZEROS, o);
 }
 
 const rowsByContext = new WeakMap<object, AttentionRows>();
@@ -94,12 +100,14 @@ const attention: KernelImpl<CpuContext, 'attention'> = (ctx, out, lse, q, k, v, 
   const vs = loadF32(v as CpuBuffer, 0, nk);
   const mk = mask === null ? null : ((mask as CpuBuffer).data as Int32Array);
   const ys = outF32(o, nq);
+  // The output is zeroed in one pass and the products add to it: OpenBLAS's beta-0 path (C
+  // overwritten: C is zeroed first, a column at a time) costs more than adding to C, up to 3 µs
+  // for a 128 × 64 block at a leading dimension of 768. Rows that see no key stay 0.
+  zeroFill(ys);
   const group = heads / kvHeads;
   const bq = Math.min(QUERY_BLOCK, seqQ);
-  const O = scratch(ctx, 'o', bq * D);
   const rk = rowKernels(ctx);
-  rk.reserve(bq * seqK, seqK, bq);
-  const { s: S, max, sum } = rk;
+  rk.reserve(bq * rowStride(seqK), rowStride(seqK), bq);
   const gemm = ctx.sgemm;
   // Heads are read in place: row i of head h of batch b starts at ((b·seq + i)·nHeads + h)·D.
   const ldq = heads * D;
@@ -116,58 +124,59 @@ const attention: KernelImpl<CpuContext, 'attention'> = (ctx, out, lse, q, k, v, 
           const rows = Math.min(bq, seqQ - i0);
           const { end, seen0, step } = blockKeys(p, i0, rows, lo, hi);
           const n = end - lo;
+          const y0 = q0 + i0 * ldq;
           if (n <= 0) {
             lseOut.fill(Number.NEGATIVE_INFINITY, lseRow + i0, lseRow + i0 + rows);
-            for (let r = 0; r < rows; r++) {
-              const yo = ((b * seqQ + i0 + r) * heads + h) * D;
-              ys.fill(0, yo, yo + D);
-            }
             continue;
           }
+          const ld = rowStride(n);
           gemm.sgemm({
             m: rows,
             n,
             k: D,
             a: qs,
-            aOffset: q0 + i0 * ldq,
+            aOffset: y0,
             lda: ldq,
             transA: false,
             b: ks,
             bOffset: k0,
             ldb: ldk,
             transB: true,
-            c: S,
+            c: rk.s,
             cOffset: 0,
+            ldc: ld,
             alpha: scale,
             accumulate: false,
           });
-          rk.softmax(rows, n, seen0, step, biased);
+          rk.softmax(rows, n, ld, seen0, step, biased);
+          // The probabilities are normalized, so the product is the output, written in place.
           gemm.sgemm({
             m: rows,
             n: D,
             k: n,
-            a: S,
+            a: rk.s,
             aOffset: 0,
+            lda: ld,
             transA: false,
             b: vs,
             bOffset: k0,
             ldb: ldk,
             transB: false,
-            c: O,
-            cOffset: 0,
+            c: ys,
+            cOffset: y0,
+            ldc: ldq,
             alpha: 1,
-            accumulate: false,
+            accumulate: true,
           });
+          const { max, sum } = rk;
           for (let r = 0; r < rows; r++) {
-            const yo = ((b * seqQ + i0 + r) * heads + h) * D;
             if (max[r] === Number.NEGATIVE_INFINITY) {
+              // Sees no key: its probabilities are 0, but 0·v is not 0 where v is not finite.
               lseOut[lseRow + i0 + r] = Number.NEGATIVE_INFINITY;
-              ys.fill(0, yo, yo + D);
-              continue;
+              ys.fill(0, y0 + r * ldq, y0 + r * ldq + D);
+            } else {
+              lseOut[lseRow + i0 + r] = max[r] + Math.log(sum[r]);
             }
-            lseOut[lseRow + i0 + r] = max[r] + Math.log(sum[r]);
-            const f = 1 / sum[r];
-            for (let d = 0; d < D; d++) ys[yo + d] = O[r * D + d] * f;
           }
         }
       }
@@ -182,8 +191,8 @@ const attention: KernelImpl<CpuContext, 'attention'> = (ctx, out, lse, q, k, v, 
  * and dv summed over the query heads that share a kv head. D_i equals Σ dO_i·O_i in exact
  * arithmetic; it is computed from P and dP so that the rounding of a float16/bfloat16 `out`
  * does not leak into the gradients (amplified by large scores), so `out` is not read (core checks it).
- * Blocks and key spans are the forward's; dk and dv accumulate in float32 [seqK, headDim]
- * scratch per (batch, kv head).
+ * Blocks and key spans are the forward's. dq, dk and dv are zeroed first, then every product adds
+ * to them in place (dk and dv sum over the query blocks and the heads of a kv head).
  */
 const attentionBackward: KernelImpl<CpuContext, 'attentionBackward'> = (ctx, dq, dk, dv, dOut, q, k, v, _out, lse, mask, p) => {
   const { batch, seqQ, seqK, heads, kvHeads, headDim: D } = p;
@@ -191,7 +200,7 @@ const attentionBackward: KernelImpl<CpuContext, 'attentionBackward'> = (ctx, dq,
   const nk = batch * seqK * kvHeads * D;
   const rk = rowKernels(ctx);
   const bq = Math.min(QUERY_BLOCK, seqQ);
-  rk.reserve(bq * seqK, seqK, bq);
+  rk.reserve(bq * rowStride(seqK), rowStride(seqK), bq);
   const call: BackwardCall = {
     ctx,
     p,
@@ -207,16 +216,14 @@ const attentionBackward: KernelImpl<CpuContext, 'attentionBackward'> = (ctx, dq,
   };
   const mk = mask === null ? null : ((mask as CpuBuffer).data as Int32Array);
   const group = heads / kvHeads;
+  // Zeroed in one pass each, then added to (see attention: OpenBLAS's beta 0 costs more).
+  zeroFill(call.dqs);
+  zeroFill(call.dks);
+  zeroFill(call.dvs);
   for (let b = 0; b < batch; b++) {
     const { lo, hi } = keySpan(mk, b, seqK);
     const biased = fillBias(mk, b, seqK, lo, hi, rk.bias);
     for (let kv = 0; kv < kvHeads; kv++) {
-      // dk and dv of a kv head accumulate straight into their rows, zeroed first.
-      for (let j = 0; j < seqK; j++) {
-        const ko = ((b * seqK + j) * kvHeads + kv) * D;
-        call.dks.fill(0, ko, ko + D);
-        call.dvs.fill(0, ko, ko + D);
-      }
       for (let h = kv * group; h < (kv + 1) * group; h++) {
         for (let i0 = 0; i0 < seqQ; i0 += bq) backwardBlock(call, b, kv, h, i0, Math.min(bq, seqQ - i0), lo, hi, biased);
       }
@@ -243,9 +250,9 @@ interface BackwardCall {
 }
 
 /**
- * The gradients of query rows [i0, i0 + rows) of head h (kv head kv) of batch b: dq of those rows,
- * added into dk and dv of the block's keys [lo, end). Heads are read and written in place (see
- * attention).
+ * The gradients of query rows [i0, i0 + rows) of head h (kv head kv) of batch b, added to dq of
+ * those rows and to dk and dv of the block's keys [lo, end) (nothing where the block sees no key).
+ * Heads are read and written in place (see attention).
  */
 function backwardBlock(
   call: BackwardCall,
@@ -261,20 +268,15 @@ function backwardBlock(
   const { p, rk, g, qs, ks, vs, dqs, dks, dvs } = call;
   const { seqQ, seqK, heads, kvHeads, headDim: D, scale } = p;
   const gemm = call.ctx.sgemm;
-  const { s: P, ds: dS } = rk;
   const ldq = heads * D;
   const ldk = kvHeads * D;
   const q0 = (b * seqQ * heads + h) * D + i0 * ldq;
   const k0 = ((b * seqK + lo) * kvHeads + kv) * D;
   const { end, seen0, step } = blockKeys(p, i0, rows, lo, hi);
   const n = end - lo;
-  if (n <= 0) {
-    for (let r = 0; r < rows; r++) {
-      const qo = ((b * seqQ + i0 + r) * heads + h) * D;
-      dqs.fill(0, qo, qo + D);
-    }
-    return;
-  }
+  if (n <= 0) return;
+  const ld = rowStride(n);
+  const { s: P, ds: dS } = rk;
   gemm.sgemm({
     m: rows,
     n,
@@ -289,6 +291,7 @@ function backwardBlock(
     transB: true,
     c: P,
     cOffset: 0,
+    ldc: ld,
     alpha: scale,
     accumulate: false,
   });
@@ -306,18 +309,20 @@ function backwardBlock(
     transB: true,
     c: dS,
     cOffset: 0,
+    ldc: ld,
     alpha: 1,
     accumulate: false,
   });
   const lseRow = (b * heads + h) * seqQ + i0;
   for (let r = 0; r < rows; r++) rk.lse[r] = call.ls[lseRow + r];
-  rk.grad(rows, n, seen0, step, biased);
+  rk.grad(rows, n, ld, seen0, step, biased);
   gemm.sgemm({
     m: rows,
     n: D,
     k: n,
     a: dS,
     aOffset: 0,
+    lda: ld,
     transA: false,
     b: ks,
     bOffset: k0,
@@ -327,7 +332,7 @@ function backwardBlock(
     cOffset: q0,
     ldc: ldq,
     alpha: scale,
-    accumulate: false,
+    accumulate: true,
   });
   gemm.sgemm({
     m: n,
@@ -335,6 +340,7 @@ function backwardBlock(
     k: rows,
     a: dS,
     aOffset: 0,
+    lda: ld,
     transA: true,
     b: qs,
     bOffset: q0,
@@ -352,6 +358,7 @@ function backwardBlock(
     k: rows,
     a: P,
     aOffset: 0,
+    lda: ld,
     transA: true,
     b: g,
     bOffset: q0,
