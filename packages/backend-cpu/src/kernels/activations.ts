@@ -1,22 +1,32 @@
 /**
  * GELU (exact and tanh approximation) and SwiGLU's silu(gate)·up, with their backward passes.
- * Computed in double precision per element and rounded once to the output dtype, with the fast
- * functions of ./math.ts. Exact GELU: for |x| < 2.2·√2, Φ(x) = (1 + erf(x/√2))/2 with `erfPoly`
- * (absolute error below 2e-11, so below 1e-8 relative to Φ ≥ 9.6e-4); beyond, Φ(x) = erfc(−x/√2)/2
- * or 1 − erfc(x/√2)/2 with erfc from `erfcScaled`·`fastExp` (relative error below 1.7e-9, so x·Φ(x)
- * keeps its relative accuracy far into the negative tail). The tanh form and SiLU take e^x from
- * `fastExp` (relative error below 2e-12). Every result is within about 1e-8 (relative) of the
- * double-precision formula, below half a float32 ulp (6e-8).
  *
- * Where the engine has WebAssembly SIMD the same arithmetic runs there (wasm/elementwise.as.ts,
- * two float64 lanes at a time, chunk by chunk in the module's memory), with the same float32
- * results bit for bit; the loops below are its meaning and run without it.
+ * GELU and geluBackward of x in (−4, 4) come from tables of cubics in float32 arithmetic (math.ts:
+ * `geluTables`, `geluTableValue`): a cell per 1/128 of a binade of |x|, c0 + u·(c1 + u·(c2 +
+ * u·c3)) with u = x − xc exact, the cubic within 1e-8 of the function (built from its Taylor series
+ * in double precision), so a result is within 1.5 float32 ulp of the exact value (geluBackward
+ * within 2e-10 absolute around its zero at x ≈ −0.75). Elsewhere (|x| ≥ 4, NaN) they are computed
+ * in double precision per element and rounded once to float32, with the fast functions of
+ * ./math.ts: exact GELU, for |x| < 2.2·√2, Φ(x) = (1 + erf(x/√2))/2 with `erfPoly`; beyond, Φ(x) =
+ * erfc(−x/√2)/2 or 1 − erfc(x/√2)/2 with erfc from `erfcScaled`·`fastExp` (relative error below
+ * 1.7e-9, so x·Φ(x) keeps its relative accuracy far into the negative tail); the tanh form takes e^x
+ * from `fastExp` (relative error below 2e-12); x is clamped to −64 (and to 64 for the backward
+ * passes), where the results are their limits (−0, or dy·0 and dy), so that ±∞ give them too.
+ * SiLU is computed the same way in double precision, within about 1e-8 (relative) of the exact
+ * value, below half a float32 ulp (6e-8).
+ *
+ * Where the engine has WebAssembly SIMD the same arithmetic runs there (wasm/elementwise.as.ts:
+ * GELU four float32 lanes at a time from the same tables, which the module builds itself; SiLU two
+ * float64 lanes at a time; chunk by chunk in the module's memory), with the same float32 results
+ * bit for bit; the loops below are its meaning and run without it.
  */
 import type { DeviceBuffer, KernelFamily, KernelImpl } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { at, chunkOf, flushF32, readF32, writeF32 } from '../storage.js';
 import { elementwiseWasm, runChunks, runParallel } from './elementwise-wasm.js';
-import { ERF_POLY_MAX, erfcScaled, erfPoly, fastExp } from './math.js';
+import { ERF_POLY_MAX, erfcScaled, erfPoly, fastExp, GELU_ROWS, GELU_X_MAX, GELU_X_MIN, geluTableAt, geluTables } from './math.js';
+
+export { erf } from './math.js';
 
 const SQRT1_2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
@@ -24,50 +34,6 @@ const TANH_C = Math.sqrt(2 / Math.PI);
 const TANH_A = 0.044715;
 /** |x| below which GELU takes erf(x/√2) from `erfPoly`. */
 const POLY_X = ERF_POLY_MAX * Math.SQRT2;
-
-/**
- * Error function in double precision (about 1e-15), the reference for the fast erfc that the
- * kernels use. |x| < 3: erf(x) = 2/√π · e^(−x²) · Σ_n 2ⁿ x^(2n+1) / (1·3·…·(2n+1)), whose terms
- * are all positive (no cancellation). |x| ≥ 3: erf = 1 − erfc with erfc from its continued fraction.
- */
-export function erf(x: number): number {
-  if (Number.isNaN(x)) return x;
-  const ax = Math.abs(x);
-  if (ax >= 3) {
-    const r = 1 - erfcLarge(ax);
-    return x < 0 ? -r : r;
-  }
-  const x2 = x * x;
-  let term = x;
-  let sum = x;
-  for (let n = 1; n < 200; n++) {
-    term *= (2 * x2) / (2 * n + 1);
-    sum += term;
-    if (Math.abs(term) < 1e-17 * Math.abs(sum)) break;
-  }
-  return (2 / Math.sqrt(Math.PI)) * Math.exp(-x2) * sum;
-}
-
-/** erfc(x) for x ≥ 3: e^(−x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …)))), by modified Lentz. */
-function erfcLarge(x: number): number {
-  if (x > 27) return 0;
-  const tiny = 1e-300;
-  let f = x;
-  let c = x;
-  let d = 0;
-  for (let n = 1; n < 500; n++) {
-    const a = n / 2;
-    d = x + a * d;
-    d = d === 0 ? tiny : d;
-    c = x + a / c;
-    c = c === 0 ? tiny : c;
-    d = 1 / d;
-    const delta = c * d;
-    f *= delta;
-    if (Math.abs(delta - 1) < 1e-16) break;
-  }
-  return Math.exp(-x * x) / (Math.sqrt(Math.PI) * f);
-}
 
 /** Runs `f` over elements [0, n) of one output and up to two inputs, chunk by chunk for 16-bit storage. */
 function map(
@@ -95,20 +61,36 @@ function geluTail(v: number): number {
   return v >= 0 ? v * (1 - 0.5 * c) : 0.5 * v * c;
 }
 
-function geluExact(len: number, out: Float32Array, oi: number, xs: Float32Array, xi: number): void {
-  for (let i = 0; i < len; i++) {
-    const v = xs[xi + i];
-    out[oi + i] = v > -POLY_X && v < POLY_X ? 0.5 * v * (1 + erfPoly(v * SQRT1_2)) : geluTail(v);
-  }
+/** x·Φ(x) in double precision (the module's geluExact2). */
+function geluExactF64(v: number): number {
+  return v > -POLY_X && v < POLY_X ? 0.5 * v * (1 + erfPoly(v * SQRT1_2)) : geluTail(v);
 }
 
-// tanh(u) = 2·sigmoid(2u) − 1, so 0.5·x·(1 + tanh(u)) = x / (1 + e^(−2u)).
-function geluTanh(len: number, out: Float32Array, oi: number, xs: Float32Array, xi: number): void {
-  for (let i = 0; i < len; i++) {
-    const v = xs[xi + i];
-    out[oi + i] = v / (1 + fastExp(-2 * TANH_C * (v + TANH_A * v * v * v)));
-  }
+// tanh(u) = 2·sigmoid(2u) − 1, so 0.5·x·(1 + tanh(u)) = x / (1 + e^(−2u)) (the module's geluTanh2).
+function geluTanhF64(v: number): number {
+  return v / (1 + fastExp(-2 * TANH_C * (v + TANH_A * v * v * v)));
 }
+
+/** gelu of x outside the tables (the module's geluSlow): x ≤ −64 and −∞ as −64, whose gelu rounds to −0. */
+function geluSlow(v: number, tanh: number): number {
+  const w = Math.max(v, -64);
+  return tanh ? geluTanhF64(w) : geluExactF64(w);
+}
+
+function geluLoop(tanh: number): (len: number, out: Float32Array, oi: number, xs: Float32Array, xi: number) => void {
+  return (len, out, oi, xs, xi) => {
+    const t = geluTables();
+    const base = 4 * tanh * GELU_ROWS;
+    const bits = new Uint32Array(xs.buffer, xs.byteOffset + 4 * xi, len);
+    for (let i = 0; i < len; i++) {
+      const v = xs[xi + i];
+      out[oi + i] = v > GELU_X_MIN && v < GELU_X_MAX ? geluTableAt(t, base, true, bits[i], v) : geluSlow(v, tanh);
+    }
+  };
+}
+
+const geluExact = geluLoop(0);
+const geluTanh = geluLoop(1);
 
 /** exact: y = x·Φ(x) = 0.5·x·(1 + erf(x/√2)); approximate: y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 function gelu(ctx: CpuContext, out: DeviceBuffer, x: DeviceBuffer, approximate: boolean): void {
@@ -131,26 +113,45 @@ function cdfTail(v: number, e: number): number {
   return v >= 0 ? 1 - 0.5 * c : 0.5 * c;
 }
 
-function geluExactBackward(len: number, out: Float32Array, oi: number, g: Float32Array, gi: number, xs: Float32Array, xi: number): void {
-  for (let i = 0; i < len; i++) {
-    const v = xs[xi + i];
-    const e = fastExp(-0.5 * v * v); // √(2π)·φ(x)
-    const cdf = v > -POLY_X && v < POLY_X ? 0.5 * (1 + erfPoly(v * SQRT1_2)) : cdfTail(v, e);
-    out[oi + i] = g[gi + i] * (cdf + v * INV_SQRT_2PI * e);
-  }
+/** dy·(Φ(x) + x·φ(x)) in double precision (the module's geluExactBackward2). */
+function geluExactBackwardF64(g: number, v: number): number {
+  const e = fastExp(-0.5 * v * v); // √(2π)·φ(x)
+  const cdf = v > -POLY_X && v < POLY_X ? 0.5 * (1 + erfPoly(v * SQRT1_2)) : cdfTail(v, e);
+  return g * (cdf + v * INV_SQRT_2PI * e);
 }
 
-// With s = sigmoid(2u) = 1/(1 + e), e = e^(−2u): 0.5·(1 + t) = s and 1 − t² = 4·s·(e·s).
-function geluTanhBackward(len: number, out: Float32Array, oi: number, g: Float32Array, gi: number, xs: Float32Array, xi: number): void {
-  for (let i = 0; i < len; i++) {
-    const v = xs[xi + i];
-    const v2 = v * v;
-    const e = fastExp(-2 * TANH_C * (v + TANH_A * v2 * v));
-    const s = 1 / (1 + e);
-    const es = e === Number.POSITIVE_INFINITY ? 1 : e * s; // 1 − s without cancellation
-    out[oi + i] = g[gi + i] * (s + 2 * v * s * es * TANH_C * (1 + 3 * TANH_A * v2));
-  }
+// With s = sigmoid(2u) = 1/(1 + e), e = e^(−2u): 0.5·(1 + t) = s and 1 − t² = 4·s·(e·s) (the module's geluTanhBackward2).
+function geluTanhBackwardF64(g: number, v: number): number {
+  const v2 = v * v;
+  const e = fastExp(-2 * TANH_C * (v + TANH_A * v2 * v));
+  const s = 1 / (1 + e);
+  const es = e === Number.POSITIVE_INFINITY ? 1 : e * s; // 1 − s without cancellation
+  return g * (s + 2 * v * s * es * TANH_C * (1 + 3 * TANH_A * v2));
 }
+
+/** dy·gelu'(x) for x outside the tables (the module's geluBackwardSlow): x clamped to [−64, 64], where gelu' is 0 or 1. */
+function geluBackwardSlow(g: number, v: number, tanh: number): number {
+  const w = Math.min(Math.max(v, -64), 64);
+  return tanh ? geluTanhBackwardF64(g, w) : geluExactBackwardF64(g, w);
+}
+
+function geluBackwardLoop(
+  tanh: number,
+): (len: number, out: Float32Array, oi: number, g: Float32Array, gi: number, xs: Float32Array, xi: number) => void {
+  return (len, out, oi, g, gi, xs, xi) => {
+    const t = geluTables();
+    const base = 4 * (2 + tanh) * GELU_ROWS;
+    const bits = new Uint32Array(xs.buffer, xs.byteOffset + 4 * xi, len);
+    for (let i = 0; i < len; i++) {
+      const v = xs[xi + i];
+      const dy = g[gi + i];
+      out[oi + i] = v > GELU_X_MIN && v < GELU_X_MAX ? dy * geluTableAt(t, base, false, bits[i], v) : geluBackwardSlow(dy, v, tanh);
+    }
+  };
+}
+
+const geluExactBackward = geluBackwardLoop(0);
+const geluTanhBackward = geluBackwardLoop(1);
 
 /** exact: y' = Φ(x) + x·φ(x); approximate: y' = 0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²). */
 function geluBackward(ctx: CpuContext, dx: DeviceBuffer, dy: DeviceBuffer, x: DeviceBuffer, approximate: boolean): void {

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CpuBackend } from '../backend.js';
 import { backend, randomValues, upload } from '../test-helpers.js';
 import { CHUNK, elementwiseWasm, MIN_ROW, setElementwiseWasm } from './elementwise-wasm.js';
+import { GELU_ROWS, GELU_TABLE_COUNT, geluTables } from './math.js';
 
 afterEach(() => {
   setElementwiseWasm(true);
@@ -195,6 +196,53 @@ describe('activations: wasm and TypeScript give the same bits', () => {
       be.destroy();
     });
   }
+
+  it('gelu and geluBackward on a dense sweep of float32: every 4099th bit pattern (NaNs, ±∞, subnormals included) and every table cell', async () => {
+    const be = backend();
+    const f = new Float32Array(1);
+    const bits = new Uint32Array(f.buffer);
+    const xs: number[] = [];
+    for (let b = 0; b < 2 ** 32; b += 4099) {
+      bits[0] = b;
+      xs.push(f[0]);
+    }
+    for (const sign of [0, 0x80000000])
+      for (let e = -10; e <= 2; e++)
+        for (let c = 0; c < 128; c++)
+          for (const low of [0, 1, 0x7fff, 0x8000, 0xfffe, 0xffff]) {
+            bits[0] = (sign | ((127 + e) << 23) | (c << 16) | low) >>> 0;
+            xs.push(f[0]);
+          }
+    const n = xs.length;
+    const x = upload(be, xs);
+    const dy = upload(be, randomValues(n, 21, 3));
+    for (const [name, call] of kernels.slice(0, 4)) {
+      const [js, wasm] = await both(
+        be,
+        () => [be.alloc('float32', n)],
+        ([o]) => call(be, o, x, dy),
+      );
+      expectSameBits(js[0], wasm[0], 'float32', `${name}, dense sweep`);
+    }
+    be.destroy();
+  });
+
+  it('the module builds the same GELU tables as math.ts, bit for bit', () => {
+    const w = elementwiseWasm();
+    expect(w).not.toBeNull();
+    const mem = new Uint32Array(w!.fns.memory.buffer);
+    const want = new Uint32Array(geluTables().buffer);
+    for (let t = 0; t < GELU_TABLE_COUNT; t++) {
+      for (let row = 0; row < GELU_ROWS; row++) {
+        const at = w!.fns.geluRowAddress(t, row) / 4;
+        for (let j = 0; j < 4; j++) {
+          const i = 4 * (t * GELU_ROWS + row) + j;
+          if (mem[at + j] !== want[i])
+            throw new Error(`table ${t}, row ${row}, c${j}: module 0x${mem[at + j].toString(16)}, math.ts 0x${want[i].toString(16)}`);
+        }
+      }
+    }
+  });
 
   it('in place: the output is an input', async () => {
     const be = backend();

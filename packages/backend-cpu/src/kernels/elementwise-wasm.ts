@@ -20,7 +20,10 @@ import type { ViewPlan } from '../view.js';
 import { ELEMENTWISE_WASM_BASE64 } from './elementwise.wasm.js';
 import { EXP_FRAC } from './math.js';
 
-/** Elements per chunk: five float32 chunks (the most a kernel uses) fit in L2. */
+/**
+ * Elements per chunk: five float32 chunks (the most a kernel uses) fit in L2. A multiple of 8:
+ * gelu and geluBackward go eight elements a step and may read and write past a chunk's end, in its slot.
+ */
 export const CHUNK = 8192;
 /** Chunk slots (float32 arrays of CHUNK) in the module's memory. */
 const SLOTS = 5;
@@ -36,8 +39,11 @@ export const MIN_ROW = 128;
 interface Exports {
   memory: WebAssembly.Memory;
   RESERVED_BYTES: WebAssembly.Global;
+  /** gelu / geluBackward: eight elements a step, so up to seven past `end` are read and written (in their slots). */
   gelu(out: number, x: number, start: number, end: number, tanh: boolean): void;
   geluBackward(dx: number, dy: number, x: number, start: number, end: number, tanh: boolean): void;
+  /** Byte address in memory of row `row` of GELU table `t` (math.ts: geluTables), for tests. */
+  geluRowAddress(t: number, row: number): number;
   siluMul(out: number, gate: number, up: number, start: number, end: number): void;
   siluMulBackward(dGate: number, dUp: number, dy: number, gate: number, up: number, start: number, end: number): void;
   affine(out: number, x: number, alpha: number, beta: number, start: number, end: number): void;

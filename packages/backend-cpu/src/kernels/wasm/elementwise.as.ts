@@ -6,20 +6,29 @@
 //
 // Every kernel is a pure function of an element range [start, end) of the op: its float32 arrays
 // (byte pointers into the module's own memory) hold the range's elements from their first byte,
-// it reads the inputs of the range and writes its outputs, nothing else. A call can be split into
+// it reads the inputs of the range and writes its outputs, nothing else (gelu and geluBackward go
+// eight elements a step and may also read and write up to seven past the range's end, which the
+// host's chunk slots have room for and does not copy out). A call can be split into
 // ranges run in any order by any number of instances (each with its own memory and copy of the
 // range); only a binary ROW operand depends on where the range starts. No allocation, no
 // runtime, no data segments.
 //
-// The activations and affine compute in float64, two lanes at a time, with exactly the operations
-// of kernels/activations.ts and kernels/math.ts (fastExp, erfPoly, erfcScaled) in the same order,
-// then round once to float32. WebAssembly has no fused multiply-add outside relaxed SIMD (not
-// enabled), so every double is the one the TypeScript computes and the float32 results are the
-// same bits. fastExp's table 2^(j/32) is written by the host at address 0 from math.ts's own
-// table, and its arguments outside (−708, 708) (or NaN) go to the host's Math.exp, as in
-// fastExp. The binary ops compute in float32: for float32 inputs +, −, ×, ÷ rounded once to
-// float32 equal the double result rounded to float32, and f32x4.max / min propagate NaN and order
-// −0 < +0 like Math.max / Math.min.
+// GELU and its backward (exact and tanh) take x in (−4, 4) from tables of cubics, in float32
+// lanes: each cell (1/128 of a binade of |x|, per sign, and one cell around 0) holds c0…c3 and y =
+// c0 + u·(c1 + u·(c2 + u·c3)), u = x − xc (the cell's center); the module builds the tables when it
+// starts (`buildTables`, double precision, exactly math.ts's `geluTables`) and computes exactly
+// math.ts's `geluTableValue`, eight elements a step. A step with an element outside the tables'
+// fast range (|x| < 2^−9, |x| ≥ 4, NaN) takes those from the cell around 0 or from the float64
+// formulas below (`geluSlow`), as activations.ts does. The other activations and affine compute in
+// float64, two lanes at a time, with exactly the operations of kernels/activations.ts and
+// kernels/math.ts (fastExp, erfPoly, erfcScaled) in the same order, then round once to float32. WebAssembly has no fused multiply-add outside
+// relaxed SIMD (not enabled), so every double (and every float32 of the table path) is the one the
+// TypeScript computes and the float32 results are the same bits. fastExp's table 2^(j/32) is
+// written by the host at address 0 from math.ts's own table, and its arguments outside (−708, 708)
+// (or NaN) go to the host's Math.exp, as in fastExp; `buildTables` takes e^x from the host's
+// Math.exp too, as math.ts does. The binary ops compute in float32: for float32 inputs +, −, ×, ÷
+// rounded once to float32 equal the double result rounded to float32, and f32x4.max / min
+// propagate NaN and order −0 < +0 like Math.max / Math.min.
 
 /** Math.exp from the host (imported as "elementwise.as" "exp", the module named after this file). */
 declare function exp(x: f64): f64;
@@ -61,8 +70,78 @@ const K_M_HALF: usize = K_3_TANH_A + 16;
 const K_TWO: usize = K_M_HALF + 16;
 const K_INF: usize = K_TWO + 16;
 const K_ZERO: usize = K_INF + 16;
-/** Bytes the host keeps for the table and the constants at address 0; its arrays start after. */
-export const RESERVED_BYTES: usize = K_ZERO + 16;
+// float32 / int32 lanes of the GELU tables
+const K_F_ABS: usize = K_ZERO + 16; // i32 all bits but the sign
+const K_F_TINY: usize = K_F_ABS + 16; // 2^EXP_LO: below, the cell around 0
+const K_F_XMIN: usize = K_F_TINY + 16; // the tables cover XMIN < x < XMAX
+const K_F_XMAX: usize = K_F_XMIN + 16;
+const K_I_NEG: usize = K_F_XMAX + 16; // row offset of the negative cells
+const K_I_BIAS: usize = K_I_NEG + 16; // row = (bits(|x|) >>> CELL_SHIFT) − ROW_BIAS
+const K_I_TINY: usize = K_I_BIAS + 16; // row of the cell around 0
+const K_I_CELL: usize = K_I_TINY + 16; // the sign, exponent and cell bits of x
+const K_I_MID: usize = K_I_CELL + 16; // the bit below them: cell center = (bits & CELL) | MID
+const K_F_HALF: usize = K_I_MID + 16;
+const K_F_ONE: usize = K_F_HALF + 16;
+const K_I_TINY_BITS: usize = K_F_ONE + 16; // bits(2^EXP_LO) − 1: |x| ≥ 2^EXP_LO as int32 bits
+const K_M64: usize = K_I_TINY_BITS + 16; // f64: the slow path clamps x to [−64, 64]
+const K_P64: usize = K_M64 + 16;
+/** Scratch of `buildTables` (float64 arrays). */
+const SCRATCH: usize = K_P64 + 16;
+
+// The GELU tables (math.ts: GELU_*): rows of four float32 (c0, c1, c2, c3), table t = 2·backward +
+// tanh. A lane's row is at tableBase(t) + 16·(bits(x) >>> 16): 16 bytes per cell, the sign bit
+// included, so that a table's positive cells (x ≥ 2^EXP_LO) are at TPOS + t·NEG_ROWS·16, its negative
+// cells SIGN_GAP bytes further (the addresses between are never read), and its cell around 0 at
+// TTINY + t·16. The pages between the regions are never touched.
+const CELL_BITS: i32 = 7;
+const CELL_SHIFT: i32 = 23 - CELL_BITS;
+const EXP_LO: i32 = -9;
+const BINADES: i32 = 11; // e = −9 … 1: 2^−9 ≤ |x| < 4
+const NEG_ROWS: i32 = BINADES << CELL_BITS; // math.ts's row of the first negative cell
+const ROWS: i32 = 2 * NEG_ROWS + 1;
+const TINY_ROW: i32 = ROWS - 1;
+const ROW_BIAS: i32 = (127 + EXP_LO) << CELL_BITS;
+const ORDER: i32 = 6; // the Taylor series' order, economized to a cubic
+const N: i32 = ORDER + 2;
+const S_E: usize = SCRATCH;
+const S_F: usize = S_E + 8 * <usize>N;
+const S_R: usize = S_F + 8 * <usize>N;
+const S_S: usize = S_R + 8 * <usize>N;
+const S_Y: usize = S_S + 8 * <usize>N;
+const S_A: usize = S_Y + 8 * <usize>N;
+const S_W: usize = S_A + 8 * <usize>N;
+const S_C: usize = S_W + 32;
+const S_CHEB: usize = S_C + 32;
+const TPOS: usize = 256 << 10; // ≥ 16·ROW_BIAS, so tableBase(0) ≥ 0 (and past the scratch)
+const SIGN_GAP: usize = (<usize>1) << (31 - CELL_SHIFT + 4);
+const TTINY: usize = TPOS + SIGN_GAP + 4 * 16 * <usize>NEG_ROWS;
+/**
+ * Bytes the host keeps for fastExp's table, the constants and the GELU tables at address 0; its
+ * arrays start after. 2 KiB past a 4 KiB boundary: the host's chunk slots then start half a page
+ * off the page-aligned chunks of large buffers, which keeps TypedArray.set's copies out of the
+ * module from running at a fifth of their speed (loads 4 KiB apart from the stores just made).
+ */
+export const RESERVED_BYTES: usize = ((TTINY + 4 * 16 + 4095 - 2048) & ~4095) + 2048;
+
+/** Base of table t's row addresses (16·(bits(x) >>> 16) on). */
+function tableBase(t: i32): usize {
+  return TPOS + 16 * <usize>(t * NEG_ROWS) - 16 * <usize>ROW_BIAS;
+}
+
+/** Address of math.ts's row `row` of table t. */
+function rowAddress(t: i32, row: i32): usize {
+  if (row === TINY_ROW) return TTINY + 16 * <usize>t;
+  const r = row < NEG_ROWS ? row : row - NEG_ROWS + (1 << (31 - CELL_SHIFT));
+  return tableBase(t) + 16 * <usize>(r + ROW_BIAS);
+}
+
+/** Address of row `row` of table t (math.ts's numbering), for tests. */
+export function geluRowAddress(t: i32, row: i32): usize {
+  return rowAddress(t, row);
+}
+
+// The tables are past the memory's first page: grow it before anything is stored there.
+if ((<usize>memory.size()) << 16 < RESERVED_BYTES) memory.grow(<i32>((RESERVED_BYTES + 0xffff) >> 16) - memory.size());
 
 function k(at: usize): v128 {
   return v128.load(at);
@@ -122,6 +201,190 @@ set(K_M_HALF, -0.5);
 set(K_TWO, 2);
 set(K_INF, Infinity);
 set(K_ZERO, 0);
+v128.store(K_F_ABS, i32x4.splat(0x7fffffff));
+v128.store(K_F_TINY, f32x4.splat(reinterpret<f32>((127 + EXP_LO) << 23)));
+v128.store(K_F_XMIN, f32x4.splat(-reinterpret<f32>((127 + EXP_LO + BINADES) << 23)));
+v128.store(K_F_XMAX, f32x4.splat(reinterpret<f32>((127 + EXP_LO + BINADES) << 23)));
+v128.store(K_I_NEG, i32x4.splat(NEG_ROWS));
+v128.store(K_I_BIAS, i32x4.splat(ROW_BIAS));
+v128.store(K_I_TINY, i32x4.splat(TINY_ROW));
+v128.store(K_I_CELL, i32x4.splat(-1 << CELL_SHIFT));
+v128.store(K_I_MID, i32x4.splat(1 << (CELL_SHIFT - 1)));
+v128.store(K_F_HALF, f32x4.splat(0.5));
+v128.store(K_F_ONE, f32x4.splat(1));
+v128.store(K_I_TINY_BITS, i32x4.splat(((127 + EXP_LO) << 23) - 1));
+set(K_M64, -64);
+set(K_P64, 64);
+
+// ---- the GELU tables: math.ts's geluTables, operation for operation ----
+
+function ld(p: usize, i: i32): f64 {
+  return load<f64>(p + ((<usize>i) << 3));
+}
+
+function st(p: usize, i: i32, v: f64): void {
+  store<f64>(p + ((<usize>i) << 3), v);
+}
+
+const SQRT_PI: f64 = Math.sqrt(Math.PI);
+const SQRT_2PI: f64 = Math.sqrt(2 * Math.PI);
+const TWO_SQRT_PI: f64 = 2 / Math.sqrt(Math.PI);
+
+/** math.ts: erfcLarge. */
+function erfcLarge(x: f64): f64 {
+  if (x > 27) return 0;
+  const tiny: f64 = 1e-300;
+  let f = x;
+  let c = x;
+  let d: f64 = 0;
+  for (let n = 1; n < 500; n++) {
+    const a = <f64>n / 2;
+    d = x + a * d;
+    d = d === 0 ? tiny : d;
+    c = x + a / c;
+    c = c === 0 ? tiny : c;
+    d = 1 / d;
+    const delta = c * d;
+    f *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  return exp(-x * x) / (SQRT_PI * f);
+}
+
+/** math.ts: erf. */
+function erfSeries(x: f64): f64 {
+  const ax = Math.abs(x);
+  if (ax >= 3) {
+    const r = 1 - erfcLarge(ax);
+    return x < 0 ? -r : r;
+  }
+  const x2 = x * x;
+  let term = x;
+  let sum = x;
+  for (let n = 1; n < 200; n++) {
+    term *= (2 * x2) / <f64>(2 * n + 1);
+    sum += term;
+    if (Math.abs(term) < 1e-17 * Math.abs(sum)) break;
+  }
+  return TWO_SQRT_PI * exp(-x2) * sum;
+}
+
+/** math.ts: normalCdf. */
+function normalCdf(x: f64): f64 {
+  const z = x * SQRT1_2;
+  if (z > -2) return 0.5 * (1 + erfSeries(z));
+  return 0.5 * erfcLarge(-z);
+}
+
+/** math.ts: exactSeries, into S_Y. */
+function exactSeries(xc: f64): void {
+  st(S_E, 0, 1);
+  st(S_E, 1, -xc);
+  for (let k = 1; k + 1 < N; k++) st(S_E, k + 1, (-xc * ld(S_E, k) - ld(S_E, k - 1)) / <f64>(k + 1));
+  const phi = exp(-0.5 * xc * xc) / SQRT_2PI;
+  st(S_S, 0, normalCdf(xc));
+  for (let k = 1; k < N; k++) st(S_S, k, (phi * ld(S_E, k - 1)) / <f64>k);
+  st(S_Y, 0, xc * ld(S_S, 0));
+  for (let k = 1; k < N; k++) st(S_Y, k, xc * ld(S_S, k) + ld(S_S, k - 1));
+}
+
+/** math.ts: expSeries (W at S_W), into f. */
+function expSeries(s: f64, f: usize): void {
+  st(f, 0, exp(s * ld(S_W, 0)));
+  for (let k = 0; k + 1 < N; k++) {
+    let acc: f64 = 0;
+    for (let j = 0; j <= min(k, 2); j++) acc += <f64>(j + 1) * ld(S_W, j + 1) * ld(f, k - j);
+    st(f, k + 1, (s * acc) / <f64>(k + 1));
+  }
+}
+
+/** math.ts: reciprocalOnePlus. */
+function reciprocalOnePlus(f: usize, r: usize): void {
+  st(r, 0, 1 / (1 + ld(f, 0)));
+  for (let k = 1; k < N; k++) {
+    let acc: f64 = 0;
+    for (let j = 1; j <= k; j++) acc += ld(f, j) * ld(r, k - j);
+    st(r, k, -acc * ld(r, 0));
+  }
+}
+
+/** math.ts: tanhSeries, into S_Y. */
+function tanhSeries(xc: f64): void {
+  const c = 2 * TANH_C;
+  st(S_W, 0, c * (xc + TANH_A * xc * xc * xc));
+  st(S_W, 1, c * (1 + 3 * TANH_A * xc * xc));
+  st(S_W, 2, c * 3 * TANH_A * xc);
+  st(S_W, 3, c * TANH_A);
+  if (ld(S_W, 0) >= 0) {
+    expSeries(-1, S_F);
+    reciprocalOnePlus(S_F, S_S);
+  } else {
+    expSeries(1, S_F);
+    reciprocalOnePlus(S_F, S_R);
+    for (let k = 0; k < N; k++) {
+      let acc: f64 = 0;
+      for (let j = 0; j <= k; j++) acc += ld(S_F, j) * ld(S_R, k - j);
+      st(S_S, k, acc);
+    }
+  }
+  st(S_Y, 0, xc * ld(S_S, 0));
+  for (let k = 1; k < N; k++) st(S_Y, k, xc * ld(S_S, k) + ld(S_S, k - 1));
+}
+
+/** math.ts: economize (a at S_A, c at S_C). */
+function economize(h: f64): void {
+  let p: f64 = 1;
+  for (let k = 0; k <= ORDER; k++, p *= h) st(S_A, k, ld(S_A, k) * p);
+  let half: f64 = reinterpret<f64>((<i64>(1023 + 1 - ORDER)) << 52); // 2^(1−k)
+  for (let k = ORDER; k > 3; k--, half *= 2) {
+    const s = ld(S_A, k) * half;
+    st(S_A, k, 0);
+    for (let j = 0; j < k; j++) st(S_A, j, ld(S_A, j) - s * ld(S_CHEB, k * (ORDER + 1) + j));
+  }
+  st(S_C, 0, ld(S_A, 0));
+  st(S_C, 1, ld(S_A, 1) / h);
+  st(S_C, 2, ld(S_A, 2) / (h * h));
+  st(S_C, 3, ld(S_A, 3) / (h * h * h));
+}
+
+/** math.ts: geluTables, at rowAddress. */
+function buildTables(): void {
+  const n = ORDER + 1;
+  for (let i = 0; i < n * n; i++) st(S_CHEB, i, 0);
+  st(S_CHEB, 0, 1);
+  st(S_CHEB, n + 1, 1);
+  for (let k = 2; k <= ORDER; k++) {
+    for (let j = 0; j < k; j++) st(S_CHEB, k * n + j + 1, ld(S_CHEB, k * n + j + 1) + 2 * ld(S_CHEB, (k - 1) * n + j));
+    for (let j = 0; j < k - 1; j++) st(S_CHEB, k * n + j, ld(S_CHEB, k * n + j) - ld(S_CHEB, (k - 2) * n + j));
+  }
+  for (let row = 0; row < ROWS; row++) {
+    // the cell's center xc (a float32) and half-width h (math.ts: cell)
+    let xc: f64 = 0;
+    let h: f64 = <f64>reinterpret<f32>((127 + EXP_LO) << 23);
+    if (row !== TINY_ROW) {
+      const neg = row >= NEG_ROWS ? 1 : 0;
+      const r = row - neg * NEG_ROWS + ROW_BIAS;
+      xc = <f64>reinterpret<f32>((neg << 31) | (r << CELL_SHIFT) | (1 << (CELL_SHIFT - 1)));
+      h = <f64>reinterpret<f32>(((r >> CELL_BITS) - CELL_BITS - 1) << 23);
+    }
+    for (let tanh = 0; tanh < 2; tanh++) {
+      if (tanh) tanhSeries(xc);
+      else exactSeries(xc);
+      for (let backward = 0; backward < 2; backward++) {
+        for (let k = 0; k <= ORDER; k++) st(S_A, k, backward ? <f64>(k + 1) * ld(S_Y, k + 1) : ld(S_Y, k));
+        economize(h);
+        if (row === TINY_ROW && !backward) {
+          st(S_C, 0, 0);
+          st(S_C, 1, ld(S_C, 1) - 0.5);
+        }
+        const at = rowAddress(2 * backward + tanh, row);
+        for (let j = 0; j < 4; j++) store<f32>(at + ((<usize>j) << 2), <f32>ld(S_C, j));
+      }
+    }
+  }
+}
+
+buildTables();
 
 /**
  * fastExp of each lane for |x| < 708 (`fast`; `expOutside` for the others): x = (k/32)·ln 2 + r,
@@ -281,25 +544,201 @@ function store2(p: usize, i: i32, two: bool, y: v128): void {
   else v128.store32_lane(at, f, 0);
 }
 
-/** out = gelu(x) over [start, end): exact (erf) or, with `tanh`, the tanh approximation. */
-export function gelu(out: usize, x: usize, start: i32, end: i32, tanh: bool): void {
-  const n = end - start;
-  for (let i = 0; i < n; i += 2) {
-    const two = i + 1 < n;
-    const v = load2(x, i, two);
-    store2(out, i, two, tanh ? geluTanh2(v) : geluExact2(v));
+// ---- GELU: four float32 elements per step from the tables, the float64 formulas outside them ----
+
+/** Lanes with XMIN < x < XMAX (the tables' range): all ones; the others (NaN included): 0. */
+function inTable(v: v128): v128 {
+  return v128.and(f32x4.gt(v, k(K_F_XMIN)), f32x4.lt(v, k(K_F_XMAX)));
+}
+
+/**
+ * The table value of each lane of v (all in the tables' range, the cell around 0 included), table
+ * t; `forward`: gelu, whose cell around 0 takes c0 = x/2 (math.ts: geluTableValue).
+ */
+function tableEval(v: v128, t: i32, forward: bool): v128 {
+  const tb = tableBase(t);
+  const tiny = f32x4.lt(v128.and(v, k(K_F_ABS)), k(K_F_TINY));
+  const off = v128.bitselect(i32x4.splat(<i32>(TTINY + 16 * <usize>t - tb)), i32x4.shl(i32x4.shr_u(v, CELL_SHIFT), 4), tiny);
+  const r0 = v128.load(tb + <usize>i32x4.extract_lane(off, 0));
+  const r1 = v128.load(tb + <usize>i32x4.extract_lane(off, 1));
+  const r2 = v128.load(tb + <usize>i32x4.extract_lane(off, 2));
+  const r3 = v128.load(tb + <usize>i32x4.extract_lane(off, 3));
+  const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5);
+  const t1 = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
+  const t2 = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
+  const t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  let c0 = i64x2.shuffle(t0, t1, 0, 2);
+  const c1 = i64x2.shuffle(t0, t1, 1, 3);
+  const c2 = i64x2.shuffle(t2, t3, 0, 2);
+  const c3 = i64x2.shuffle(t2, t3, 1, 3);
+  if (forward) c0 = v128.bitselect(f32x4.mul(v, k(K_F_HALF)), c0, tiny);
+  // xc = 0 around 0
+  const u = f32x4.sub(v, v128.andnot(v128.or(v128.and(v, k(K_I_CELL)), k(K_I_MID)), tiny));
+  return f32x4.add(c0, f32x4.mul(u, f32x4.add(c1, f32x4.mul(u, f32x4.add(c2, f32x4.mul(u, c3))))));
+}
+
+/** Lanes 2, 3 of a float32 vector as float64 lanes. */
+function promoteHigh(v: v128): v128 {
+  return f64x2.promote_low_f32x4(i64x2.shuffle(v, v, 1, 1));
+}
+
+/** Two float64 vectors (lanes 0, 1 and 2, 3) rounded to one float32 vector. */
+function demote4(lo: v128, hi: v128): v128 {
+  return i64x2.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 2);
+}
+
+/** gelu of x ≤ −64 (−∞ included) is that of −64, which rounds to −0 like the exact value. */
+function geluSlow2(v: v128, tanh: bool): v128 {
+  const w = f64x2.max(v, k(K_M64));
+  return tanh ? geluTanh2(w) : geluExact2(w);
+}
+
+/**
+ * Four elements of which one is not in the tables' fast range (activations.ts: the gelu loops):
+ * the tables for those in (XMIN, XMAX), the float64 formulas for the others.
+ */
+function geluSlow(v: v128, tanh: bool): v128 {
+  const ok = inTable(v);
+  if (i32x4.all_true(ok)) return tableEval(v, tanh ? 1 : 0, true); // a lane around 0, none outside
+  const t = tableEval(v128.bitselect(v, k(K_F_ONE), ok), tanh ? 1 : 0, true);
+  const y = demote4(geluSlow2(f64x2.promote_low_f32x4(v), tanh), geluSlow2(promoteHigh(v), tanh));
+  return v128.bitselect(t, y, ok);
+}
+
+/** dy·gelu'(x) for x clamped to [−64, 64], where gelu' is 0 or 1 (±∞ included). */
+function geluBackwardSlow2(g: v128, v: v128, tanh: bool): v128 {
+  const w = f64x2.min(f64x2.max(v, k(K_M64)), k(K_P64));
+  return tanh ? geluTanhBackward2(g, w) : geluExactBackward2(g, w);
+}
+
+/** geluSlow's backward (activations.ts: the geluBackward loops). */
+function geluBackwardSlow(g: v128, v: v128, tanh: bool): v128 {
+  const ok = inTable(v);
+  const t = f32x4.mul(g, tableEval(v128.bitselect(v, k(K_F_ONE), ok), tanh ? 3 : 2, false));
+  if (i32x4.all_true(ok)) return t;
+  const lo = geluBackwardSlow2(f64x2.promote_low_f32x4(g), f64x2.promote_low_f32x4(v), tanh);
+  const hi = geluBackwardSlow2(promoteHigh(g), promoteHigh(v), tanh);
+  return v128.bitselect(t, demote4(lo, hi), ok);
+}
+
+// The fast steps, compiled once per table: T is f64 for the tanh form, f32 for the exact one; B is
+// i64 for geluBackward, i32 for gelu. Each instance has one caller, so it is inlined into its loop.
+
+/** Base of the rows of the table of <T, B> (tableBase(2·backward + tanh)), a compile-time constant. */
+const TB0: usize = TPOS - 16 * <usize>ROW_BIAS;
+const TB1: usize = TB0 + 16 * <usize>NEG_ROWS;
+const TB2: usize = TB1 + 16 * <usize>NEG_ROWS;
+const TB3: usize = TB2 + 16 * <usize>NEG_ROWS;
+
+/**
+ * Whether the eight elements v, w are all in the tables but for the cell around 0 (2^EXP_LO ≤ |x|
+ * < XMAX): then `tableStep` stores their results (times dy's for geluBackward).
+ */
+function fastStep(v: v128, w: v128, cabs: v128, ctiny: v128, cmax: v128): bool {
+  // |x| as int32 bits (NaN's above +∞'s): the two vectors' smallest and largest compared at once
+  const a = v128.and(v, cabs);
+  const b = v128.and(w, cabs);
+  return i32x4.all_true(v128.and(i32x4.gt_s(i32x4.min_s(a, b), ctiny), i32x4.lt_s(i32x4.max_s(a, b), cmax)));
+}
+
+/**
+ * The table values of the eight elements v, w at xp (math.ts: geluTableValue), times those at gp
+ * for geluBackward, stored at op. Each lane's row is 16·(the high half of its bits) past the
+ * table's base (CELL_SHIFT is 16), the half read as a scalar (cheaper than extracting lanes) and
+ * the base a constant offset of the loads; the rows (c0, c1, c2, c3) of four lanes are transposed
+ * into c_j = (r0[j], r1[j], r2[j], r3[j]); then c0 + u·(c1 + u·(c2 + u·c3)), u = x − xc exact (xc:
+ * x's sign, exponent and cell bits, then 1000…). Two independent steps of four, written out (no
+ * inlining outside single callers).
+ */
+function tableStep<T, B>(op: usize, xp: usize, gp: usize, v: v128, w: v128, ccell: v128, cmid: v128): void {
+  const tb: usize = sizeof<B>() === 8 ? (sizeof<T>() === 8 ? TB3 : TB2) : sizeof<T>() === 8 ? TB1 : TB0;
+  const a0 = v128.load((<usize>load<u16>(xp, 2)) << 4, tb);
+  const a1 = v128.load((<usize>load<u16>(xp, 6)) << 4, tb);
+  const a2 = v128.load((<usize>load<u16>(xp, 10)) << 4, tb);
+  const a3 = v128.load((<usize>load<u16>(xp, 14)) << 4, tb);
+  const b0 = v128.load((<usize>load<u16>(xp, 18)) << 4, tb);
+  const b1 = v128.load((<usize>load<u16>(xp, 22)) << 4, tb);
+  const b2 = v128.load((<usize>load<u16>(xp, 26)) << 4, tb);
+  const b3 = v128.load((<usize>load<u16>(xp, 30)) << 4, tb);
+  const s0 = i32x4.shuffle(a0, a1, 0, 4, 1, 5);
+  const s1 = i32x4.shuffle(a2, a3, 0, 4, 1, 5);
+  const s2 = i32x4.shuffle(a0, a1, 2, 6, 3, 7);
+  const s3 = i32x4.shuffle(a2, a3, 2, 6, 3, 7);
+  const u = f32x4.sub(v, v128.or(v128.and(v, ccell), cmid));
+  let y = f32x4.mul(u, f32x4.add(i64x2.shuffle(s2, s3, 0, 2), f32x4.mul(u, i64x2.shuffle(s2, s3, 1, 3))));
+  y = f32x4.add(i64x2.shuffle(s0, s1, 0, 2), f32x4.mul(u, f32x4.add(i64x2.shuffle(s0, s1, 1, 3), y)));
+  const q0 = i32x4.shuffle(b0, b1, 0, 4, 1, 5);
+  const q1 = i32x4.shuffle(b2, b3, 0, 4, 1, 5);
+  const q2 = i32x4.shuffle(b0, b1, 2, 6, 3, 7);
+  const q3 = i32x4.shuffle(b2, b3, 2, 6, 3, 7);
+  const t = f32x4.sub(w, v128.or(v128.and(w, ccell), cmid));
+  let z = f32x4.mul(t, f32x4.add(i64x2.shuffle(q2, q3, 0, 2), f32x4.mul(t, i64x2.shuffle(q2, q3, 1, 3))));
+  z = f32x4.add(i64x2.shuffle(q0, q1, 0, 2), f32x4.mul(t, f32x4.add(i64x2.shuffle(q0, q1, 1, 3), z)));
+  if (sizeof<B>() === 8) {
+    y = f32x4.mul(v128.load(gp), y);
+    z = f32x4.mul(v128.load(gp, 16), z);
+  }
+  v128.store(op, y);
+  v128.store(op, z, 16);
+}
+
+/** gelu over `bytes` of x (T: see tableStep). */
+function geluSteps<T>(out: usize, x: usize, bytes: usize): void {
+  const tanh = sizeof<T>() === 8;
+  const cabs = k(K_F_ABS);
+  const ctiny = k(K_I_TINY_BITS);
+  const cmax = k(K_F_XMAX);
+  const ccell = k(K_I_CELL);
+  const cmid = k(K_I_MID);
+  for (let p: usize = 0; p < bytes; p += 32) {
+    const v = v128.load(x + p);
+    const w = v128.load(x + p, 16);
+    if (fastStep(v, w, cabs, ctiny, cmax)) {
+      tableStep<T, i32>(out + p, x + p, 0, v, w, ccell, cmid);
+    } else {
+      v128.store(out + p, geluSlow(v, tanh));
+      v128.store(out + p, geluSlow(w, tanh), 16);
+    }
   }
 }
 
-/** dx = dy·gelu'(x) over [start, end). */
-export function geluBackward(dx: usize, dy: usize, x: usize, start: i32, end: i32, tanh: bool): void {
-  const n = end - start;
-  for (let i = 0; i < n; i += 2) {
-    const two = i + 1 < n;
-    const g = load2(dy, i, two);
-    const v = load2(x, i, two);
-    store2(dx, i, two, tanh ? geluTanhBackward2(g, v) : geluExactBackward2(g, v));
+/**
+ * out = gelu(x) over [start, end): exact (erf) or, with `tanh`, the tanh approximation. Eight
+ * elements a step: the last step may read and write up to seven elements past `end` (the host's
+ * chunk slots, a multiple of 8 elements, have room; those lanes are not copied out, and no lane's
+ * result depends on another's).
+ */
+export function gelu(out: usize, x: usize, start: i32, end: i32, tanh: bool): void {
+  const bytes = (<usize>(end - start)) << 2;
+  if (tanh) geluSteps<f64>(out, x, bytes);
+  else geluSteps<f32>(out, x, bytes);
+}
+
+/** geluBackward over `bytes` (T: see tableStep). */
+function geluBackwardSteps<T>(dx: usize, dy: usize, x: usize, bytes: usize): void {
+  const tanh = sizeof<T>() === 8;
+  const cabs = k(K_F_ABS);
+  const ctiny = k(K_I_TINY_BITS);
+  const cmax = k(K_F_XMAX);
+  const ccell = k(K_I_CELL);
+  const cmid = k(K_I_MID);
+  for (let p: usize = 0; p < bytes; p += 32) {
+    const v = v128.load(x + p);
+    const w = v128.load(x + p, 16);
+    if (fastStep(v, w, cabs, ctiny, cmax)) {
+      tableStep<T, i64>(dx + p, x + p, dy + p, v, w, ccell, cmid);
+    } else {
+      v128.store(dx + p, geluBackwardSlow(v128.load(dy + p), v, tanh));
+      v128.store(dx + p, geluBackwardSlow(v128.load(dy + p, 16), w, tanh), 16);
+    }
   }
+}
+
+/** dx = dy·gelu'(x) over [start, end), eight elements a step like `gelu`. */
+export function geluBackward(dx: usize, dy: usize, x: usize, start: i32, end: i32, tanh: bool): void {
+  const bytes = (<usize>(end - start)) << 2;
+  if (tanh) geluBackwardSteps<f64>(dx, dy, x, bytes);
+  else geluBackwardSteps<f32>(dx, dy, x, bytes);
 }
 
 /** out = silu(gate)·up over [start, end). */
