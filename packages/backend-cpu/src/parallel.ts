@@ -159,6 +159,15 @@ function compileRowFn(src) {
 
 /** Participant state over one instance: the module's memory laid out as ElementwiseWasm does. */
 const STATE = `
+// The first failure of a job, written where the calling thread reads it before the job returns
+// (a worker's postMessage would only arrive after): Int32 length (−1 while being written), then UTF-8.
+function reportInto(err, msg) {
+  const len = new Int32Array(err, 0, 1);
+  if (Atomics.compareExchange(len, 0, 0, -1) !== 0) return;
+  const bytes = new TextEncoder().encode(msg).subarray(0, err.byteLength - 4);
+  new Uint8Array(err, 4).set(bytes);
+  Atomics.store(len, 0, bytes.length);
+}
 function makeState(module, expFrac, slotCount, chunk) {
   const imports = {};
   for (const imp of WebAssembly.Module.imports(module)) {
@@ -192,7 +201,7 @@ parentPort.on('message', (m) => {
   if (m.init) {
     st = makeState(m.module, m.expFrac, m.slotCount, m.chunk);
     st.worker = true;
-    st.report = (msg) => parentPort.postMessage({ error: msg });
+    st.report = (msg) => reportInto(m.err, msg);
     c = new Int32Array(m.ctl);
     return;
   }
@@ -236,6 +245,8 @@ export class KernelPool {
   readonly threads: number;
   private workers: NodeWorker[] = [];
   private readonly ctl = new Int32Array(new SharedArrayBuffer(64));
+  /** The job's first failure message (see reportInto). */
+  private readonly err = new SharedArrayBuffer(4096);
   private gen = 0;
   private main: State | null = null;
   private runJob: RunJob | null = null;
@@ -281,19 +292,18 @@ export class KernelPool {
     const wt = nodeBuiltin<{ Worker: new (src: string, o: object) => NodeWorker }>('node:worker_threads')!;
     const { loop, state } = source(this.chunk);
     // eslint-disable-next-line no-new-func -- the same source runs on this thread and in the workers
-    const factory = new Function(`${state}\n${loop}\nreturn { makeState, runJob, runRowJob, compileRowFn };`) as () => {
+    const factory = new Function(`${state}\n${loop}\nreturn { makeState, runJob, runRowJob, compileRowFn, reportInto };`) as () => {
+      reportInto: (err: SharedArrayBuffer, msg: string) => void;
       makeState: MakeState;
       runJob: RunJob;
       runRowJob: RunRowJob;
       compileRowFn: (src: string) => RowFn;
     };
-    const { makeState, runJob, runRowJob, compileRowFn } = factory();
+    const { makeState, runJob, runRowJob, compileRowFn, reportInto } = factory();
     this.runRowJob = runRowJob;
     this.compileRowFn = compileRowFn;
     this.main = makeState(this.module, this.expFrac, this.slotCount, this.chunk);
-    this.main.report = (msg) => {
-      this.lastError = msg;
-    };
+    this.main.report = (msg) => reportInto(this.err, msg);
     this.runJob = runJob;
     for (let i = 1; i < this.threads; i++) {
       // execArgv []: the worker is plain JS and needs none of the parent's loaders (e.g. tsx).
@@ -312,6 +322,7 @@ export class KernelPool {
         slotCount: this.slotCount,
         chunk: this.chunk,
         ctl: this.ctl.buffer,
+        err: this.err,
       });
       // After the listeners: attaching a 'message' listener refs the worker again, and a pool the
       // caller never destroys must not keep the process alive.
@@ -340,6 +351,7 @@ export class KernelPool {
     this.gen = (this.gen + 1) & 0x7ff;
     Atomics.store(c, DONE, 0);
     Atomics.store(c, FAIL, 0);
+    Atomics.store(new Int32Array(this.err, 0, 1), 0, 0);
     Atomics.store(c, NTASKS, tasks);
     Atomics.store(c, CNT, (this.gen << 20) | tasks);
     return this.gen;
@@ -357,7 +369,17 @@ export class KernelPool {
         );
       }
     }
-    if (Atomics.load(c, FAIL) !== 0) throw new Error(`parallel kernels: ${what} failed${this.lastError ? `: ${this.lastError}` : ''}`);
+    if (Atomics.load(c, FAIL) !== 0) {
+      const why = this.failure() ?? this.lastError;
+      throw new Error(`parallel kernels: ${what} failed${why ? `: ${why}` : ''}`);
+    }
+  }
+
+  /** The message reportInto left for this job, if any. */
+  private failure(): string | null {
+    const n = Atomics.load(new Int32Array(this.err, 0, 1), 0);
+    if (n <= 0) return null;
+    return new TextDecoder().decode(new Uint8Array(this.err, 4, n).slice());
   }
 
   /**

@@ -29,6 +29,17 @@ function leaky(y: Float32Array, r0: number, r1: number): void {
   for (let r = r0; r < r1; r++) y[r] = OUTSIDE;
 }
 
+/**
+ * Throws on the task that ends at `rows`, naming `tag`. The first task takes 100 ms, so that
+ * the calling thread (which claims it) leaves the last one to a worker.
+ */
+function lastTaskThrows(y: Float32Array, rows: number, tag: string, r0: number, r1: number): void {
+  const t0 = Date.now();
+  while (r0 === 0 && Date.now() - t0 < 100) {}
+  for (let r = r0; r < r1; r++) y[r] = r;
+  if (r1 === rows) throw new Error(`broke at ${tag}`);
+}
+
 function run(be: typeof two, rows: number, dim: number): Float32Array {
   const x = be.alloc('float32', rows * dim) as CpuBuffer;
   const y = be.alloc('float32', rows * dim) as CpuBuffer;
@@ -59,6 +70,17 @@ describe('row kernels', () => {
     expect(() => forRows(ctxOf(two), leaky, 100_000, 100_000, [y.data as Float32Array], [0])).toThrow(/leaky failed.*OUTSIDE/s);
     two.free(y);
     expect(run(two, 1000, 300)).toEqual(run(one, 1000, 300));
+  });
+
+  it("the error names each job's own failure, also one a worker hit", () => {
+    const y = two.alloc('float32', 100_000) as CpuBuffer;
+    for (let i = 0; i < 5; i++) {
+      const tag = `job ${i}`;
+      expect(() => forRows(ctxOf(two), lastTaskThrows, 100_000, 100_000, [y.data as Float32Array, 100_000, tag], [0])).toThrow(
+        new RegExp(`lastTaskThrows failed: .*broke at ${tag}\\b`, 's'),
+      );
+    }
+    two.free(y);
   });
 
   it('an output outside shared memory keeps the call on this thread', () => {
