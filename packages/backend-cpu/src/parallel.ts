@@ -22,8 +22,8 @@ export const PARALLEL_MIN = 64 * 1024;
 /** Elements per task (a multiple of the module's chunk). */
 const TASK = 32 * 1024;
 
-/** An argument of a row kernel: a typed array (shared when a task writes it), a number, a flag or null. */
-export type RowArg = Float32Array | Float64Array | Int32Array | Uint16Array | number | boolean | null;
+/** An argument of a row kernel: a typed array (shared when a task writes it), a number, a flag, a string or null. */
+export type RowArg = Float32Array | Float64Array | Int32Array | Uint16Array | number | boolean | string | null;
 /** A row kernel: `(...args, r0, r1)` computes rows [r0, r1). */
 // biome-ignore lint/suspicious/noExplicitAny: row kernels take their own typed argument lists.
 export type RowFn = (...args: any[]) => void;
