@@ -13,7 +13,10 @@ const rows = B * T;
 
 function buf(be: Backend, n: number, f: (i: number) => number = (i) => Math.sin(i * 0.37)): DeviceBuffer {
   const b = be.alloc('float32', n);
-  be.write(b, Float32Array.from({ length: n }, (_, i) => f(i)));
+  be.write(
+    b,
+    Float32Array.from({ length: n }, (_, i) => f(i)),
+  );
   return b;
 }
 
@@ -40,13 +43,18 @@ for (const threads of threadList.length ? threadList : [1, 2]) {
   r.layerNorm = time(() => be.layerNorm(y, mean, rstd, x, w, bias, p));
   r.layerNormBackward = time(() => be.layerNormBackward(y, null, null, dy, x, w, mean, rstd, p));
   const pos = be.alloc('int32', rows);
-  be.write(pos, Int32Array.from({ length: rows }, (_, i) => i % T));
+  be.write(
+    pos,
+    Int32Array.from({ length: rows }, (_, i) => i % T),
+  );
   const rp = { batch: B, seq: T, heads: H, headDim: D, rotaryDim: 16, base: 10000, positionScale: 1 };
   r.rotary = time(() => be.rotary(y, x, pos, rp));
   r.rotaryBackward = time(() => be.rotaryBackward(y, dy, pos, rp));
   // headPart: part 1 of fused [B, T, H, 3, D]
   const fused = buf(be, rows * 3 * C);
-  r['copy headPart'] = time(() => be.copy(y, fused, { shape: [B, T, H, 1, D], strides: [T * H * 3 * D, H * 3 * D, 3 * D, D, 1], offset: D }));
+  r['copy headPart'] = time(() =>
+    be.copy(y, fused, { shape: [B, T, H, 1, D], strides: [T * H * 3 * D, H * 3 * D, 3 * D, D, 1], offset: D }),
+  );
   const big = be.alloc('float32', rows * 4 * C);
   const b4 = buf(be, 4 * C);
   r['copy bias 1024x3072'] = time(() => be.copy(big, b4, { shape: [rows, 4 * C], strides: [0, 1], offset: 0 }));

@@ -18,22 +18,22 @@
 // No allocation, no runtime, no data segments: the memory is the host's to lay out.
 
 /** Elements 0, 1 (lo) or 2, 3 (hi) of the four float32 at p, as float64 lanes. */
-@inline function lo(p: usize): v128 {
+function lo(p: usize): v128 {
   return f64x2.promote_low_f32x4(v128.load64_zero(p));
 }
-@inline function hi(p: usize): v128 {
+function hi(p: usize): v128 {
   return f64x2.promote_low_f32x4(v128.load64_zero(p, 8));
 }
 /** Two float64 lanes rounded to float32 and stored at p. */
-@inline function put(p: usize, v: v128): void {
+function put(p: usize, v: v128): void {
   v128.store64_lane(p, f32x4.demote_f64x2_zero(v), 0);
 }
 /** The float32 at p, as float64. */
-@inline function f(p: usize): f64 {
+function f(p: usize): f64 {
   return <f64>load<f32>(p);
 }
 /** part[i] += v for the two float64 at p. */
-@inline function addTo(p: usize, v: v128): void {
+function addTo(p: usize, v: v128): void {
   v128.store(p, f64x2.add(v128.load(p), v));
 }
 
