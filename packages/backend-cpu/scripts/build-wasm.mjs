@@ -24,7 +24,8 @@ const OWN_MEMORY = ['--initialMemory', '1'];
 
 /**
  * The modules: `source` (relative to the package) compiles to `output`, one exported base64
- * constant per variant (extra compiler options and a doc comment each), then `footer`.
+ * constant per variant (extra compiler options and a doc comment each), then `footer`. `parts`:
+ * the other AssemblyScript files `source` imports (compiled with it; `--check` names each).
  */
 export const MODULES = [
   {
@@ -72,12 +73,13 @@ export const MODULES = [
   {
     name: 'elementwise',
     source: 'src/kernels/wasm/elementwise.as.ts',
+    parts: ['src/kernels/wasm/gelu-tables.as.ts', 'src/kernels/wasm/binary.as.ts'],
     output: 'src/kernels/elementwise.wasm.ts',
     variants: [
       {
         constant: 'ELEMENTWISE_WASM_BASE64',
         args: OWN_MEMORY,
-        doc: 'GELU, SwiGLU, binary ops and affine; imports Math.exp as "elementwise.as" "exp", exports its own memory (1 page, grown by the host).',
+        doc: 'GELU, SwiGLU, binary ops and affine; imports Math.exp as "elementwise.as" "exp" and "gelu-tables.as" "exp", exports its own memory (1 page, grown by the host).',
       },
     ],
   },
@@ -164,7 +166,9 @@ async function main() {
     if (check) {
       const current = await readFile(out, 'utf8').catch(() => '');
       if (current === text) {
-        console.log(`build-wasm: ${module.output} (from ${module.source}) is up to date`);
+        for (const source of [module.source, ...(module.parts ?? [])]) {
+          console.log(`build-wasm: ${module.output} (from ${source}) is up to date`);
+        }
       } else {
         console.error(`build-wasm: ${module.output} (from ${module.source}) is stale; run pnpm --filter @peft/backend-cpu build:wasm`);
         stale++;

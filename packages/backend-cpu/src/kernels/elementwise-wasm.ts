@@ -65,7 +65,8 @@ export class ElementwiseWasm {
 
   constructor(module: WebAssembly.Module) {
     // fastExp's arguments outside (−708, 708) go to Math.exp, as in math.ts
-    this.fns = new WebAssembly.Instance(module, { 'elementwise.as': { exp: Math.exp } }).exports as unknown as Exports;
+    this.fns = new WebAssembly.Instance(module, { 'elementwise.as': { exp: Math.exp }, 'gelu-tables.as': { exp: Math.exp } })
+      .exports as unknown as Exports;
     const base = Math.ceil((this.fns.RESERVED_BYTES.value as number) / 64) * 16;
     this.slot = Array.from({ length: SLOTS }, (_, i) => base + i * CHUNK);
     this.ptr = this.slot.map((i) => 4 * i);
