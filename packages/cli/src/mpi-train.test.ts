@@ -99,8 +99,11 @@ function close(a: number, b: number, tolerance: number): boolean {
   return Math.abs(a - b) <= tolerance * Math.max(Math.abs(a), Math.abs(b), 1e-6);
 }
 
-/** Two runs' per-step losses (every row of log.csv, relative) and adapter weights (absolute) agree within `tolerance`. */
-function expectSameRun(a: string, b: string, tolerance: number): void {
+/**
+ * Two runs' per-step losses (every row of log.csv, relative) agree within `tolerance`, and their
+ * adapter weights (absolute) within `adapterTolerance` (default: the same).
+ */
+function expectSameRun(a: string, b: string, tolerance: number, adapterTolerance = tolerance): void {
   const [ra, rb] = [logRows(a), logRows(b)];
   expect(rb.length).toBe(ra.length);
   ra.forEach((row, i) => {
@@ -113,7 +116,8 @@ function expectSameRun(a: string, b: string, tolerance: number): void {
   expect([...tb.keys()]).toEqual([...ta.keys()]);
   for (const [name, x] of ta) {
     const y = tb.get(name)!;
-    for (let i = 0; i < x.length; i++) if (!(Math.abs(x[i]! - y[i]!) <= tolerance)) throw new Error(`${name}[${i}]: ${x[i]} vs ${y[i]}`);
+    for (let i = 0; i < x.length; i++)
+      if (!(Math.abs(x[i]! - y[i]!) <= adapterTolerance)) throw new Error(`${name}[${i}]: ${x[i]} vs ${y[i]}`);
   }
 }
 
@@ -151,7 +155,11 @@ describe.skipIf(!ready)(`peft train under mpirun -np 2 (${mpirun?.version ?? 'no
     expect(b.code, b.err).toBe(0);
     const runs = readdirSync(one).filter((f) => existsSync(join(one, f, 'log.csv')));
     expect(runs.length).toBeGreaterThan(0);
-    for (const r of runs) expectSameRun(join(one, r), join(two, r), 1e-5);
+    // Adapters within 2e-5: of the 187,648 adapter weights, two differ by about 1e-5 (9.6e-6 and
+    // 1.08e-5, before and after the CPU kernel changes 32620e9..efde70a), all others by under 3e-6:
+    // Adam's normalisation turns the float32 difference between one batch of 4 and two
+    // ranks' sums of 2 into a sizeable step for weights whose gradient is nearly zero.
+    for (const r of runs) expectSameRun(join(one, r), join(two, r), 1e-5, 2e-5);
   }, 120_000);
 
   it('a stopped rank fails the other with the time-out error; --resume on 2 ranks ends as an uninterrupted 2-rank run', async () => {
