@@ -1,7 +1,20 @@
 import { bf16ToFloat, f16ToFloat, floatToBf16, floatToF16 } from '@peft/core';
 import { describe, expect, it } from 'vitest';
 import { CpuBuffer } from './buffer.js';
-import { at, decodeInto, decodeTable, flushF32, loadF32, readF32, roundInto, scratch, toBf16, toF16, writeF32 } from './storage.js';
+import {
+  at,
+  decodeInto,
+  decodeTable,
+  fillRaw,
+  flushF32,
+  loadF32,
+  readF32,
+  roundInto,
+  scratch,
+  toBf16,
+  toF16,
+  writeF32,
+} from './storage.js';
 
 function roundOne(value: number, dtype: 'float16' | 'bfloat16'): number {
   const out = new Uint16Array(1);
@@ -124,5 +137,35 @@ describe('float32 access to buffers for the kernels', () => {
     const huge = scratch(7, (1 << 20) + 1);
     expect(huge.length).toBe((1 << 20) + 1);
     expect(scratch(7, (1 << 20) + 1) === huge).toBe(false);
+  });
+});
+
+describe('fillRaw', () => {
+  it('fills shared and plain arrays of every raw type exactly as TypedArray.fill, across block boundaries', () => {
+    const shared = (Type: new (b: ArrayBufferLike) => Float32Array | Int32Array | Uint16Array | Float64Array, n: number, bytes: number) =>
+      new Type(new SharedArrayBuffer(n * bytes));
+    const cases: [string, () => Float32Array | Int32Array | Uint16Array | Float64Array, number][] = [
+      ['float32 shared', () => shared(Float32Array, 3 * 16384 + 5, 4), -1.25],
+      ['float32 shared NaN', () => shared(Float32Array, 16385, 4), Number.NaN],
+      ['int32 shared', () => shared(Int32Array, 2 * 16384, 4), -7],
+      ['uint16 shared (bf16 bits)', () => shared(Uint16Array, 40_000, 2), 0x3fc0],
+      ['float64 shared', () => shared(Float64Array, 20_000, 8), 1e-300],
+      ['float32 plain', () => new Float32Array(50_000), 3],
+      ['float32 shared, short', () => shared(Float32Array, 100, 4), 2],
+    ];
+    for (const [name, make, value] of cases) {
+      const a = make();
+      a.fill(9);
+      fillRaw(a, value);
+      const want = make();
+      want.fill(value);
+      expect(Array.from(a), name).toEqual(Array.from(want));
+      // A second value of the same type replaces the cached block.
+      fillRaw(a, 0);
+      expect(
+        a.every((v) => v === 0),
+        name,
+      ).toBe(true);
+    }
   });
 });

@@ -191,3 +191,32 @@ export function chunkOf(n: number, ...bufs: CpuBuffer[]): number {
   for (const b of bufs) if (b.dtype !== 'float32') return CHUNK;
   return Math.max(n, 1);
 }
+
+/** Elements of the block fillRaw copies into shared arrays. */
+const FILL_BLOCK = 16384;
+/** The last block fillRaw made, per array type, with its value. */
+const fillBlocks = new Map<unknown, { block: RawArray; value: number }>();
+type RawArray = Float32Array | Float64Array | Int32Array | Uint16Array;
+
+/**
+ * a.fill(value) (value as a raw element: a float, an int32 or 16-bit bits), but an array on a
+ * SharedArrayBuffer (the backend's large buffers when it has worker threads) is filled by copies
+ * of a filled block: V8 fills shared memory element by element, about five times slower than
+ * plain memory, and copies into it about twice as fast as it fills it.
+ */
+export function fillRaw(a: RawArray, value: number): void {
+  if (typeof SharedArrayBuffer === 'undefined' || !(a.buffer instanceof SharedArrayBuffer) || a.length <= FILL_BLOCK) {
+    a.fill(value);
+    return;
+  }
+  let cached = fillBlocks.get(a.constructor);
+  if (cached === undefined || !Object.is(cached.value, value)) {
+    const Type = a.constructor as new (n: number) => RawArray;
+    cached = { block: new Type(FILL_BLOCK).fill(value), value };
+    fillBlocks.set(a.constructor, cached);
+  }
+  const block = cached.block;
+  for (let o = 0; o < a.length; o += FILL_BLOCK) {
+    (a as Float32Array).set((a.length - o < FILL_BLOCK ? block.subarray(0, a.length - o) : block) as Float32Array, o);
+  }
+}

@@ -17,7 +17,7 @@
  */
 import type { AttentionParams, KernelFamily, KernelImpl } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
-import { loadF32, outF32, storeF32 } from '../storage.js';
+import { fillRaw, loadF32, outF32, storeF32 } from '../storage.js';
 import { type AttentionRows, createAttentionRows, rowStride } from './attention-rows.js';
 
 /**
@@ -28,22 +28,6 @@ import { type AttentionRows, createAttentionRows, rowStride } from './attention-
  * threads (a split product has other bits than one computed by one thread).
  */
 const QUERY_BLOCK = 32;
-
-/** Zeros copied by zeroFill into shared arrays. */
-const ZEROS = new Float32Array(16384);
-
-/**
- * a.fill(0), but for an array on a SharedArrayBuffer (the backend's large buffers when it has
- * worker threads) by copies of a block of zeros: V8 fills shared memory element by element, at
- * about a fifth of the speed, and copies it twice as fast as it fills it.
- */
-function zeroFill(a: Float32Array): void {
-  if (typeof SharedArrayBuffer === 'undefined' || !(a.buffer instanceof SharedArrayBuffer)) {
-    a.fill(0);
-    return;
-  }
-  for (let o = 0; o < a.length; o += ZEROS.length) a.set(a.length - o < ZEROS.length ? ZEROS.subarray(0, a.length - o) : ZEROS, o);
-}
 
 const rowsByContext = new WeakMap<object, AttentionRows>();
 
@@ -103,7 +87,7 @@ const attention: KernelImpl<CpuContext, 'attention'> = (ctx, out, lse, q, k, v, 
   // The output is zeroed in one pass and the products add to it: OpenBLAS's beta-0 path (C
   // overwritten: C is zeroed first, a column at a time) costs more than adding to C, up to 3 µs
   // for a 128 × 64 block at a leading dimension of 768. Rows that see no key stay 0.
-  zeroFill(ys);
+  fillRaw(ys, 0);
   const group = heads / kvHeads;
   const bq = Math.min(QUERY_BLOCK, seqQ);
   const rk = rowKernels(ctx);
@@ -217,9 +201,9 @@ const attentionBackward: KernelImpl<CpuContext, 'attentionBackward'> = (ctx, dq,
   const mk = mask === null ? null : ((mask as CpuBuffer).data as Int32Array);
   const group = heads / kvHeads;
   // Zeroed in one pass each, then added to (see attention: OpenBLAS's beta 0 costs more).
-  zeroFill(call.dqs);
-  zeroFill(call.dks);
-  zeroFill(call.dvs);
+  fillRaw(call.dqs, 0);
+  fillRaw(call.dks, 0);
+  fillRaw(call.dvs, 0);
   for (let b = 0; b < batch; b++) {
     const { lo, hi } = keySpan(mk, b, seqK);
     const biased = fillBias(mk, b, seqK, lo, hi, rk.bias);

@@ -21,7 +21,7 @@
 import type { DeviceBuffer, KernelFamily, View } from '@peft/core';
 import type { CpuBuffer, CpuContext } from '../buffer.js';
 import { forRows } from '../rows.js';
-import { at, decodeInto, decodeTable, readF32, roundInto, toBf16, toF16 } from '../storage.js';
+import { at, decodeInto, decodeTable, fillRaw, readF32, roundInto, toBf16, toF16 } from '../storage.js';
 import { planViews, type ViewPlan } from '../view.js';
 import { addIntoWasm, elementwiseWasm, MIN_ROW } from './elementwise-wasm.js';
 
@@ -29,13 +29,8 @@ type Raw = Float32Array | Uint16Array | Int32Array;
 
 function fill(_ctx: CpuContext, out: DeviceBuffer, value: number): void {
   const o = out as CpuBuffer;
-  if (o.dtype === 'int32') {
-    (o.data as Int32Array).fill(value);
-  } else if (o.dtype === 'float32') {
-    (o.data as Float32Array).fill(value);
-  } else {
-    (o.data as Uint16Array).fill(o.dtype === 'bfloat16' ? toBf16(value) : toF16(value));
-  }
+  if (o.dtype === 'int32' || o.dtype === 'float32') fillRaw(o.data, value);
+  else fillRaw(o.data, o.dtype === 'bfloat16' ? toBf16(value) : toF16(value));
 }
 
 /** out[i] = x[view(i)] (raw bits for equal dtypes; through float32 otherwise). */
