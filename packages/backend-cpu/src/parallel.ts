@@ -66,37 +66,46 @@ const WTASKS = 4;
  */
 const TASK_LOOP = `
 function runJob(st, job, c, gen) {
-  const g = gen & 0x7ff;
   const ni = job.inputs.length;
   let prepared = false;
+  forTasks(st, c, gen, (task) => {
+    if (!prepared) { prepare(st, job); prepared = true; }
+    const from = task * ${TASK};
+    const to = Math.min(job.n, from + ${TASK});
+    const fn = st.fns[job.fn];
+    const heap = st.heap;
+    const args = job.args.slice();
+    for (let s = from; s < to; s += __CHUNK__) {
+      const len = Math.min(__CHUNK__, to - s);
+      for (let k = 0; k < ni; k++) {
+        const op = job.inputs[k];
+        if (op.mode === 'flat') heap.set(op.data.subarray(op.x0 + s, op.x0 + s + len), st.slots[k]);
+      }
+      for (let a = 0; a < args.length; a++) {
+        const t = job.args[a];
+        if (t === 'start') args[a] = s;
+        else if (t === 'end') args[a] = s + len;
+        else if (typeof t === 'object') args[a] = 4 * ('in' in t ? st.at[t.in] : st.slots[ni + t.out]);
+      }
+      fn.apply(null, args);
+      for (let k = 0; k < job.outputs.length; k++) job.outputs[k].set(heap.subarray(st.slots[ni + k], st.slots[ni + k] + len), s);
+    }
+  });
+}
+/**
+ * Claims tasks of generation gen from the shared counter until none is left, running run(task)
+ * for each; a task that throws marks the job failed (its message through st.report), and the last
+ * task to finish wakes the calling thread.
+ */
+function forTasks(st, c, gen, run) {
+  const g = gen & 0x7ff;
   for (;;) {
     const w = Atomics.load(c, ${CNT});
     if ((w >>> 20) !== g || (w & 0xfffff) === 0) return;
     if (Atomics.compareExchange(c, ${CNT}, w, w - 1) !== w) continue;
     const n = c[${NTASKS}];
-    const task = n - (w & 0xfffff);
     try {
-      if (!prepared) { prepare(st, job); prepared = true; }
-      const from = task * ${TASK};
-      const to = Math.min(job.n, from + ${TASK});
-      const fn = st.fns[job.fn];
-      const heap = st.heap;
-      const args = job.args.slice();
-      for (let s = from; s < to; s += __CHUNK__) {
-        const len = Math.min(__CHUNK__, to - s);
-        for (let k = 0; k < ni; k++) {
-          const op = job.inputs[k];
-          if (op.mode === 'flat') heap.set(op.data.subarray(op.x0 + s, op.x0 + s + len), st.slots[k]);
-        }
-        for (let a = 0; a < args.length; a++) {
-          const t = job.args[a];
-          if (t === 'start') args[a] = s;
-          else if (t === 'end') args[a] = s + len;
-          else if (typeof t === 'object') args[a] = 4 * ('in' in t ? st.at[t.in] : st.slots[ni + t.out]);
-        }
-        fn.apply(null, args);
-        for (let k = 0; k < job.outputs.length; k++) job.outputs[k].set(heap.subarray(st.slots[ni + k], st.slots[ni + k] + len), s);
-      }
+      run(n - (w & 0xfffff));
     } catch (e) {
       Atomics.store(c, ${FAIL}, 1);
       if (st.report) st.report(String(e && e.stack || e));
@@ -128,28 +137,15 @@ function prepare(st, job) {
  */
 const ROW_LOOP = `
 function runRowJob(st, job, c, gen) {
-  const g = gen & 0x7ff;
   const fn = st.rowFns[job.id];
   const args = job.args.slice();
   const na = args.length;
   args.push(0, 0);
-  for (;;) {
-    const w = Atomics.load(c, ${CNT});
-    if ((w >>> 20) !== g || (w & 0xfffff) === 0) return;
-    if (Atomics.compareExchange(c, ${CNT}, w, w - 1) !== w) continue;
-    const n = c[${NTASKS}];
-    const task = n - (w & 0xfffff);
-    try {
-      args[na] = task * job.per;
-      args[na + 1] = Math.min(job.rows, args[na] + job.per);
-      fn.apply(null, args);
-    } catch (e) {
-      Atomics.store(c, ${FAIL}, 1);
-      if (st.report) st.report(String(e && e.stack || e));
-    }
-    if (st.worker) Atomics.add(c, ${WTASKS}, 1);
-    if (Atomics.add(c, ${DONE}, 1) + 1 === n) Atomics.notify(c, ${DONE});
-  }
+  forTasks(st, c, gen, (task) => {
+    args[na] = task * job.per;
+    args[na + 1] = Math.min(job.rows, args[na] + job.per);
+    fn.apply(null, args);
+  });
 }
 function compileRowFn(src) {
   // A transpiler may wrap nested functions in __name(f, "name") (keep-names); it is harmless here.
